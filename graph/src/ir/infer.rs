@@ -1,0 +1,322 @@
+//! Shape inference: the output type of every op from its input types, or an error naming the
+//! layer and saying what was expected.
+
+use super::op::*;
+use super::{TensorType, fmt_shape};
+use crate::error::{GraphError, Result};
+
+/// Numpy broadcasting of two shapes (aligned at the last axis), or `None` if they do not fit.
+pub fn broadcast_shapes(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
+    let rank = a.len().max(b.len());
+    let mut out = vec![0; rank];
+    for i in 0..rank {
+        let da = if i + a.len() >= rank { a[i + a.len() - rank] } else { 1 };
+        let db = if i + b.len() >= rank { b[i + b.len() - rank] } else { 1 };
+        out[i] = match (da, db) {
+            (x, y) if x == y => x,
+            (1, y) => y,
+            (x, 1) => x,
+            _ => return None,
+        };
+    }
+    Some(out)
+}
+
+fn arity(op: &Op, inputs: &[&TensorType], want: usize, layer: &str) -> Result<()> {
+    if inputs.len() != want {
+        return Err(GraphError::shape(layer, format!("{} takes {want} inputs, got {}", op.name(), inputs.len())));
+    }
+    Ok(())
+}
+
+fn rank(t: &TensorType, want: usize, what: &str, layer: &str) -> Result<()> {
+    if t.rank() != want {
+        return Err(GraphError::shape(
+            layer,
+            format!("expected a {want}-D {what}, got shape {}", fmt_shape(&t.shape)),
+        ));
+    }
+    Ok(())
+}
+
+fn float(t: &TensorType, layer: &str) -> Result<()> {
+    if t.dtype != DType::F32 {
+        return Err(GraphError::shape(layer, format!("expected an f32 tensor, got {t}")));
+    }
+    Ok(())
+}
+
+/// Infers the output type of `op` applied to `inputs`.
+pub(crate) fn infer(op: &Op, inputs: &[&TensorType], layer: &str) -> Result<TensorType> {
+    for t in inputs {
+        if !matches!(op, Op::Reshape | Op::Concat { .. } | Op::Transpose { .. }) {
+            float(t, layer)?;
+        }
+    }
+    match op {
+        Op::Input { .. } | Op::Param { .. } => {
+            Err(GraphError::shape(layer, "inputs and parameters are added with Graph::input/param"))
+        }
+        Op::Conv2d(g) => {
+            arity(op, inputs, 2, layer)?;
+            let (x, w) = (inputs[0], inputs[1]);
+            rank(x, 4, "NHWC input", layer)?;
+            rank(w, 4, "HWIO kernel", layer)?;
+            let (n, h, wd, c) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]);
+            let (kh, kw, ki, ko) = (w.shape[0], w.shape[1], w.shape[2], w.shape[3]);
+            check_geom(g, layer)?;
+            if c % g.groups != 0 || ko % g.groups != 0 {
+                return Err(GraphError::shape(
+                    layer,
+                    format!(
+                        "groups={} must divide the input channels ({c}) and the filters ({ko})",
+                        g.groups
+                    ),
+                ));
+            }
+            if ki * g.groups != c {
+                return Err(GraphError::shape(
+                    layer,
+                    format!(
+                        "kernel {} expects {} input channels per group, the input {} has {c} channels in {} groups",
+                        fmt_shape(&w.shape),
+                        ki,
+                        fmt_shape(&x.shape),
+                        g.groups
+                    ),
+                ));
+            }
+            let oh = ConvGeometry::out_len(h, g.pad.top + g.pad.bottom, kh, g.stride.0, g.dilation.0);
+            let ow = ConvGeometry::out_len(wd, g.pad.left + g.pad.right, kw, g.stride.1, g.dilation.1);
+            match (oh, ow) {
+                (Some(oh), Some(ow)) => Ok(TensorType::f32(vec![n, oh, ow, ko])),
+                _ => Err(GraphError::shape(
+                    layer,
+                    format!(
+                        "a {kh}x{kw} kernel (dilation {}x{}) does not fit the {h}x{wd} input {} with padding {:?}; \
+                         use padding=\"same\" or a larger input",
+                        g.dilation.0,
+                        g.dilation.1,
+                        fmt_shape(&x.shape),
+                        (g.pad.top, g.pad.bottom, g.pad.left, g.pad.right)
+                    ),
+                )),
+            }
+        }
+        Op::ConvTranspose2d { geom: g, out_pad } => {
+            arity(op, inputs, 2, layer)?;
+            let (x, w) = (inputs[0], inputs[1]);
+            rank(x, 4, "NHWC input", layer)?;
+            rank(w, 4, "(kh, kw, out, in) kernel", layer)?;
+            check_geom(g, layer)?;
+            if g.groups != 1 {
+                return Err(GraphError::arg(layer, "groups", "transposed convolution supports groups=1 only"));
+            }
+            let (n, h, wd, c) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]);
+            let (kh, kw, ko, ki) = (w.shape[0], w.shape[1], w.shape[2], w.shape[3]);
+            if ki != c {
+                return Err(GraphError::shape(
+                    layer,
+                    format!("kernel {} expects {ki} input channels, the input {} has {c}", fmt_shape(&w.shape), fmt_shape(&x.shape)),
+                ));
+            }
+            let full_h = (h - 1) * g.stride.0 + g.dilation.0 * (kh - 1) + 1 + out_pad.0;
+            let full_w = (wd - 1) * g.stride.1 + g.dilation.1 * (kw - 1) + 1 + out_pad.1;
+            let crop_h = g.pad.top + g.pad.bottom;
+            let crop_w = g.pad.left + g.pad.right;
+            if full_h <= crop_h || full_w <= crop_w {
+                return Err(GraphError::shape(layer, "padding crops the whole output"));
+            }
+            Ok(TensorType::f32(vec![n, full_h - crop_h, full_w - crop_w, ko]))
+        }
+        Op::MatMul { trans_a, trans_b } => {
+            arity(op, inputs, 2, layer)?;
+            let (a, b) = (inputs[0], inputs[1]);
+            if a.rank() != 2 {
+                return Err(GraphError::shape(
+                    layer,
+                    format!(
+                        "expected a 2-D input (batch, features), got shape {}; add a Flatten layer before it",
+                        fmt_shape(&a.shape)
+                    ),
+                ));
+            }
+            rank(b, 2, "matrix", layer)?;
+            let (m, ka) = if *trans_a { (a.shape[1], a.shape[0]) } else { (a.shape[0], a.shape[1]) };
+            let (kb, n) = if *trans_b { (b.shape[1], b.shape[0]) } else { (b.shape[0], b.shape[1]) };
+            if ka != kb {
+                return Err(GraphError::shape(
+                    layer,
+                    format!("matmul inner sizes differ: {} x {} ({ka} vs {kb})", fmt_shape(&a.shape), fmt_shape(&b.shape)),
+                ));
+            }
+            Ok(TensorType::f32(vec![m, n]))
+        }
+        Op::Pool2d(p) => {
+            arity(op, inputs, 1, layer)?;
+            let x = inputs[0];
+            rank(x, 4, "NHWC input", layer)?;
+            if p.size.0 == 0 || p.size.1 == 0 || p.stride.0 == 0 || p.stride.1 == 0 {
+                return Err(GraphError::arg(layer, "pool_size", "pool size and strides must be positive"));
+            }
+            let (n, h, w, c) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]);
+            let oh = ConvGeometry::out_len(h, p.pad.top + p.pad.bottom, p.size.0, p.stride.0, 1);
+            let ow = ConvGeometry::out_len(w, p.pad.left + p.pad.right, p.size.1, p.stride.1, 1);
+            match (oh, ow) {
+                (Some(oh), Some(ow)) => Ok(TensorType::f32(vec![n, oh, ow, c])),
+                _ => Err(GraphError::shape(
+                    layer,
+                    format!("a {}x{} pool window does not fit the {h}x{w} input {}", p.size.0, p.size.1, fmt_shape(&x.shape)),
+                )),
+            }
+        }
+        Op::Reduce { axes, keep_dims, .. } => {
+            arity(op, inputs, 1, layer)?;
+            let x = inputs[0];
+            if axes.is_empty() || axes.windows(2).any(|w| w[0] >= w[1]) || axes.iter().any(|&a| a >= x.rank()) {
+                return Err(GraphError::shape(
+                    layer,
+                    format!("reduce axes {axes:?} must be sorted, unique and below the rank of {}", fmt_shape(&x.shape)),
+                ));
+            }
+            let mut shape = Vec::new();
+            for (i, &d) in x.shape.iter().enumerate() {
+                if axes.contains(&i) {
+                    if *keep_dims {
+                        shape.push(1);
+                    }
+                } else {
+                    shape.push(d);
+                }
+            }
+            if shape.is_empty() {
+                shape.push(1);
+            }
+            Ok(TensorType::f32(shape))
+        }
+        Op::Unary(_) | Op::Softmax | Op::LogSoftmax | Op::Dropout { .. } => {
+            arity(op, inputs, 1, layer)?;
+            Ok(inputs[0].clone())
+        }
+        Op::Binary(_) => {
+            arity(op, inputs, 2, layer)?;
+            match broadcast_shapes(&inputs[0].shape, &inputs[1].shape) {
+                Some(s) => Ok(TensorType::f32(s)),
+                None => Err(GraphError::shape(
+                    layer,
+                    format!(
+                        "shapes {} and {} cannot be broadcast together; expected equal shapes (or axes of length 1)",
+                        fmt_shape(&inputs[0].shape),
+                        fmt_shape(&inputs[1].shape)
+                    ),
+                )),
+            }
+        }
+        Op::BatchNormInference { epsilon } => {
+            arity(op, inputs, 5, layer)?;
+            if !(*epsilon >= 0.0) {
+                return Err(GraphError::arg(layer, "epsilon", "must be a non-negative number"));
+            }
+            let x = inputs[0];
+            let c = *x.shape.last().unwrap_or(&0);
+            for (t, name) in inputs[1..].iter().zip(["gamma", "beta", "moving_mean", "moving_variance"]) {
+                if t.shape != [c] {
+                    return Err(GraphError::shape(
+                        layer,
+                        format!("{name} has shape {}, expected ({c},) for the input {}", fmt_shape(&t.shape), fmt_shape(&x.shape)),
+                    ));
+                }
+            }
+            Ok(x.clone())
+        }
+        Op::Resize { height, width, .. } => {
+            arity(op, inputs, 1, layer)?;
+            let x = inputs[0];
+            rank(x, 4, "NHWC input", layer)?;
+            if *height == 0 || *width == 0 {
+                return Err(GraphError::arg(layer, "size", "output size must be positive"));
+            }
+            Ok(TensorType::f32(vec![x.shape[0], *height, *width, x.shape[3]]))
+        }
+        Op::Concat { axis } => {
+            if inputs.is_empty() {
+                return Err(GraphError::shape(layer, "concatenation needs at least one input"));
+            }
+            let first = inputs[0];
+            if *axis >= first.rank() {
+                return Err(GraphError::arg(layer, "axis", format!("axis {axis} is out of range for {}", fmt_shape(&first.shape))));
+            }
+            let mut shape = first.shape.clone();
+            shape[*axis] = 0;
+            for t in inputs {
+                let ok = t.rank() == first.rank()
+                    && t.dtype == first.dtype
+                    && t.shape.iter().zip(&first.shape).enumerate().all(|(i, (a, b))| i == *axis || a == b);
+                if !ok {
+                    return Err(GraphError::shape(
+                        layer,
+                        format!(
+                            "cannot concatenate {} and {} along axis {axis}: all other axes must match",
+                            fmt_shape(&first.shape),
+                            fmt_shape(&t.shape)
+                        ),
+                    ));
+                }
+                shape[*axis] += t.shape[*axis];
+            }
+            Ok(TensorType { shape, dtype: first.dtype })
+        }
+        Op::Pad { pads, .. } => {
+            arity(op, inputs, 1, layer)?;
+            let x = inputs[0];
+            if pads.len() != x.rank() {
+                return Err(GraphError::shape(layer, format!("{} pad pairs given for the rank-{} input", pads.len(), x.rank())));
+            }
+            Ok(TensorType::f32(x.shape.iter().zip(pads).map(|(d, (a, b))| d + a + b).collect::<Vec<_>>()))
+        }
+        Op::Reshape => Err(GraphError::shape(layer, "reshapes are added with Graph::reshape")),
+        Op::Transpose { perm } => {
+            arity(op, inputs, 1, layer)?;
+            let x = inputs[0];
+            let mut seen = vec![false; x.rank()];
+            let ok = perm.len() == x.rank() && perm.iter().all(|&p| p < x.rank() && !std::mem::replace(&mut seen[p], true));
+            if !ok {
+                return Err(GraphError::arg(layer, "perm", format!("{perm:?} is not a permutation of the axes of {}", fmt_shape(&x.shape))));
+            }
+            Ok(TensorType { shape: perm.iter().map(|&p| x.shape[p]).collect(), dtype: x.dtype })
+        }
+    }
+}
+
+fn check_geom(g: &ConvGeometry, layer: &str) -> Result<()> {
+    if g.stride.0 == 0 || g.stride.1 == 0 {
+        return Err(GraphError::arg(layer, "strides", "strides must be positive"));
+    }
+    if g.dilation.0 == 0 || g.dilation.1 == 0 {
+        return Err(GraphError::arg(layer, "dilation_rate", "dilation must be positive"));
+    }
+    if g.groups == 0 {
+        return Err(GraphError::arg(layer, "groups", "groups must be positive"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broadcasting_follows_numpy() {
+        assert_eq!(broadcast_shapes(&[2, 3, 4], &[4]), Some(vec![2, 3, 4]));
+        assert_eq!(broadcast_shapes(&[2, 1, 4], &[3, 1]), Some(vec![2, 3, 4]));
+        assert_eq!(broadcast_shapes(&[2, 3], &[4]), None);
+    }
+
+    #[test]
+    fn conv_output_length() {
+        assert_eq!(ConvGeometry::out_len(32, 0, 3, 1, 1), Some(30));
+        assert_eq!(ConvGeometry::out_len(5, 2, 3, 2, 1), Some(3));
+        assert_eq!(ConvGeometry::out_len(2, 0, 3, 1, 1), None);
+        assert_eq!(ConvGeometry::out_len(7, 0, 3, 1, 3), Some(1));
+    }
+}

@@ -1,0 +1,337 @@
+//! The op set of the IR: what each node computes, with its attributes.
+//!
+//! Coarse ops where a hand-written kernel exists (convolutions, matmul, pooling, softmax,
+//! batch norm, resize), fine ops where generated code is enough (unary, broadcasting binary,
+//! reductions, layout ops). Layouts are Keras's: NHWC activations, HWIO conv kernels,
+//! `(kh, kw, out, in)` transposed-conv kernels and `(in, out)` dense kernels.
+
+/// Element type of a tensor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DType {
+    /// 32-bit float: every op supports it.
+    F32,
+    /// 32-bit signed integer (labels, indices).
+    I32,
+}
+
+impl DType {
+    /// Size of one element in bytes.
+    pub fn size_bytes(self) -> usize {
+        4
+    }
+
+    /// The lower-case name used in dumps (`f32`, `i32`).
+    pub fn name(self) -> &'static str {
+        match self {
+            DType::F32 => "f32",
+            DType::I32 => "i32",
+        }
+    }
+}
+
+/// Elementwise functions of one argument.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum UnaryOp {
+    /// `max(x, 0)`.
+    Relu,
+    /// `min(max(x, 0), 6)`.
+    Relu6,
+    /// `x` if `x >= 0`, else `alpha * x` (Keras's default alpha is 0.2 for the layer, 0.3 for
+    /// the activation string in Keras 2; Fovea uses 0.2 as Keras 3 does).
+    LeakyRelu(f32),
+    /// `1 / (1 + exp(-x))`.
+    Sigmoid,
+    /// Hyperbolic tangent.
+    Tanh,
+    /// `exp(x)`.
+    Exp,
+    /// Natural logarithm.
+    Log,
+    /// `-x`.
+    Neg,
+    /// Square root.
+    Sqrt,
+    /// `x * x`.
+    Square,
+    /// `|x|`.
+    Abs,
+    /// `x * c`.
+    Scale(f32),
+    /// `x + c`.
+    AddScalar(f32),
+}
+
+impl UnaryOp {
+    /// A short lower-case name for dumps and kernel names.
+    pub fn name(&self) -> &'static str {
+        match self {
+            UnaryOp::Relu => "relu",
+            UnaryOp::Relu6 => "relu6",
+            UnaryOp::LeakyRelu(_) => "leaky_relu",
+            UnaryOp::Sigmoid => "sigmoid",
+            UnaryOp::Tanh => "tanh",
+            UnaryOp::Exp => "exp",
+            UnaryOp::Log => "log",
+            UnaryOp::Neg => "neg",
+            UnaryOp::Sqrt => "sqrt",
+            UnaryOp::Square => "square",
+            UnaryOp::Abs => "abs",
+            UnaryOp::Scale(_) => "scale",
+            UnaryOp::AddScalar(_) => "add_scalar",
+        }
+    }
+}
+
+/// Elementwise functions of two arguments, with numpy broadcasting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BinaryOp {
+    /// `a + b`.
+    Add,
+    /// `a - b`.
+    Sub,
+    /// `a * b`.
+    Mul,
+    /// `a / b`.
+    Div,
+    /// `max(a, b)`.
+    Max,
+    /// `min(a, b)`.
+    Min,
+}
+
+impl BinaryOp {
+    /// A short lower-case name for dumps and kernel names.
+    pub fn name(self) -> &'static str {
+        match self {
+            BinaryOp::Add => "add",
+            BinaryOp::Sub => "sub",
+            BinaryOp::Mul => "mul",
+            BinaryOp::Div => "div",
+            BinaryOp::Max => "max",
+            BinaryOp::Min => "min",
+        }
+    }
+}
+
+/// Padding of the two spatial dimensions, in elements, before and after.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Pad2d {
+    /// Rows added above.
+    pub top: usize,
+    /// Rows added below.
+    pub bottom: usize,
+    /// Columns added on the left.
+    pub left: usize,
+    /// Columns added on the right.
+    pub right: usize,
+}
+
+/// Geometry of a 2-D convolution (also used by its transpose and its gradients).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ConvGeometry {
+    /// Vertical and horizontal stride.
+    pub stride: (usize, usize),
+    /// Vertical and horizontal dilation.
+    pub dilation: (usize, usize),
+    /// Zero padding of the input.
+    pub pad: Pad2d,
+    /// Number of groups: input and output channels are split into this many independent parts.
+    pub groups: usize,
+}
+
+impl ConvGeometry {
+    /// Output size along one spatial axis of a forward convolution:
+    /// `floor((in + pads - dilation * (k - 1) - 1) / stride) + 1`, or `None` if the kernel does
+    /// not fit.
+    pub fn out_len(input: usize, pad: usize, k: usize, stride: usize, dilation: usize) -> Option<usize> {
+        let span = dilation * (k - 1) + 1;
+        let padded = input + pad;
+        if padded < span { None } else { Some((padded - span) / stride + 1) }
+    }
+}
+
+/// Max or average pooling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PoolKind {
+    /// Maximum over the window (padding never wins).
+    Max,
+    /// Mean over the window's elements inside the input (padding is not counted, as in Keras).
+    Avg,
+}
+
+/// Geometry of a 2-D pooling window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PoolGeometry {
+    /// Max or average.
+    pub kind: PoolKind,
+    /// Window height and width.
+    pub size: (usize, usize),
+    /// Vertical and horizontal stride.
+    pub stride: (usize, usize),
+    /// Implicit padding (never part of a max or an average).
+    pub pad: Pad2d,
+}
+
+/// Reductions over some axes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ReduceOp {
+    /// Sum.
+    Sum,
+    /// Arithmetic mean.
+    Mean,
+    /// Maximum.
+    Max,
+}
+
+impl ReduceOp {
+    /// A short lower-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            ReduceOp::Sum => "sum",
+            ReduceOp::Mean => "mean",
+            ReduceOp::Max => "max",
+        }
+    }
+}
+
+/// Interpolation of a resize.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ResizeMode {
+    /// Nearest neighbour (`floor(dst * in / out)`).
+    Nearest,
+    /// Bilinear with half-pixel centres (TensorFlow's `resize` and Keras's `UpSampling2D`).
+    Bilinear,
+}
+
+/// What a node computes. Inputs are given by the node, in the order each variant documents.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    /// A model input fed at run time.
+    Input {
+        /// The input's name.
+        name: String,
+    },
+    /// A parameter (weight) held by the runtime, named `<layer>/<variable>` as Keras does.
+    Param {
+        /// `conv2d/kernel`, `batch_normalization/moving_mean`, ...
+        name: String,
+        /// Whether an optimizer updates it.
+        trainable: bool,
+    },
+    /// 2-D convolution. Inputs: `x` NHWC, `w` HWIO with `I = C / groups`.
+    Conv2d(ConvGeometry),
+    /// Transposed 2-D convolution (the gradient of `Conv2d` with respect to its input).
+    /// Inputs: `x` NHWC with `C` channels, `w` `(kh, kw, out, C)`.
+    /// `pad` removes rows/columns from the full output; `out_pad` adds rows/columns at the end.
+    ConvTranspose2d {
+        /// Stride, dilation and cropping of the full output. Groups must be 1.
+        geom: ConvGeometry,
+        /// Extra rows and columns at the bottom and right of the output.
+        out_pad: (usize, usize),
+    },
+    /// Matrix product of two 2-D tensors, `op(a) @ op(b)` with optional transposes.
+    MatMul {
+        /// Use `a` transposed.
+        trans_a: bool,
+        /// Use `b` transposed.
+        trans_b: bool,
+    },
+    /// 2-D max or average pooling of an NHWC tensor.
+    Pool2d(PoolGeometry),
+    /// Reduce over `axes` (sorted, unique); the reduced axes are removed unless `keep_dims`.
+    Reduce {
+        /// Sum, mean or max.
+        op: ReduceOp,
+        /// The axes to reduce.
+        axes: Vec<usize>,
+        /// Keep reduced axes with length 1.
+        keep_dims: bool,
+    },
+    /// Elementwise function of one input.
+    Unary(UnaryOp),
+    /// Elementwise function of two inputs with numpy broadcasting.
+    Binary(BinaryOp),
+    /// Softmax over the last axis.
+    Softmax,
+    /// Log-softmax over the last axis.
+    LogSoftmax,
+    /// Batch normalisation with given statistics (inference mode), over the last axis.
+    /// Inputs: `x`, `gamma`, `beta`, `mean`, `variance`, each of the last four of shape `(C,)`.
+    BatchNormInference {
+        /// Added to the variance.
+        epsilon: f32,
+    },
+    /// Spatial resize of an NHWC tensor to `(height, width)`.
+    Resize {
+        /// Nearest or bilinear.
+        mode: ResizeMode,
+        /// Output height.
+        height: usize,
+        /// Output width.
+        width: usize,
+    },
+    /// Concatenation of all inputs along `axis`.
+    Concat {
+        /// The axis to join along.
+        axis: usize,
+    },
+    /// Constant padding: `pads[i] = (before, after)` for every axis.
+    Pad {
+        /// Elements added before and after, per axis.
+        pads: Vec<(usize, usize)>,
+        /// The fill value.
+        value: f32,
+    },
+    /// Same data, new shape (the node's output type holds the shape).
+    Reshape,
+    /// Axis permutation: output axis `i` is input axis `perm[i]`.
+    Transpose {
+        /// The permutation.
+        perm: Vec<usize>,
+    },
+    /// Dropout. With `training == false` (the only mode the forward engine runs) it is the
+    /// identity; training mode is a masked, rescaled copy.
+    Dropout {
+        /// The fraction of units dropped in training.
+        rate: f32,
+        /// Whether this node drops units.
+        training: bool,
+    },
+}
+
+impl Op {
+    /// The op's short name for dumps and errors (`conv2d`, `matmul`, `relu`, ...).
+    pub fn name(&self) -> String {
+        match self {
+            Op::Input { .. } => "input".into(),
+            Op::Param { .. } => "param".into(),
+            Op::Conv2d(_) => "conv2d".into(),
+            Op::ConvTranspose2d { .. } => "conv_transpose2d".into(),
+            Op::MatMul { .. } => "matmul".into(),
+            Op::Pool2d(g) => match g.kind {
+                PoolKind::Max => "max_pool2d".into(),
+                PoolKind::Avg => "avg_pool2d".into(),
+            },
+            Op::Reduce { op, .. } => format!("reduce_{}", op.name()),
+            Op::Unary(u) => u.name().into(),
+            Op::Binary(b) => b.name().into(),
+            Op::Softmax => "softmax".into(),
+            Op::LogSoftmax => "log_softmax".into(),
+            Op::BatchNormInference { .. } => "batch_norm".into(),
+            Op::Resize { mode, .. } => match mode {
+                ResizeMode::Nearest => "resize_nearest".into(),
+                ResizeMode::Bilinear => "resize_bilinear".into(),
+            },
+            Op::Concat { .. } => "concat".into(),
+            Op::Pad { .. } => "pad".into(),
+            Op::Reshape => "reshape".into(),
+            Op::Transpose { .. } => "transpose".into(),
+            Op::Dropout { .. } => "dropout".into(),
+        }
+    }
+
+    /// Whether the op only reinterprets its input's buffer (no kernel runs for it).
+    pub fn is_view(&self) -> bool {
+        matches!(self, Op::Reshape | Op::Dropout { training: false, .. })
+    }
+}

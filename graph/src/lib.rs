@@ -1,0 +1,15 @@
+//! # fovea-graph
+//!
+//! The device-free half of Fovea: the typed graph IR ([`ir`]), Keras-like layers and models
+//! ([`layers`], [`model`]), seeded initializers ([`init`]) and the CPU reference interpreter
+//! ([`interp`]) that every GPU kernel is checked against.
+
+pub mod error;
+pub mod init;
+pub mod interp;
+pub mod ir;
+pub mod tensor;
+
+pub use error::{GraphError, Result};
+pub use ir::{DType, Graph, Node, NodeId, Op, TensorType};
+pub use tensor::Tensor;
