@@ -47,7 +47,10 @@ pub enum GraphError {
 impl GraphError {
     /// A shape error for `layer`.
     pub fn shape(layer: &str, message: impl Into<String>) -> Self {
-        GraphError::Shape { layer: layer.to_string(), message: message.into() }
+        GraphError::Shape {
+            layer: layer.to_string(),
+            message: message.into(),
+        }
     }
 
     /// A bad-argument error for `argument` of `layer`.

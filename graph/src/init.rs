@@ -96,14 +96,18 @@ impl Initializer {
             Initializer::Ones => t.data.fill(1.0),
             Initializer::GlorotUniform => {
                 let limit = (6.0 / (fan_in + fan_out)).sqrt();
-                t.data.iter_mut().for_each(|v| *v = rng.uniform_in(-limit, limit) as f32);
+                t.data
+                    .iter_mut()
+                    .for_each(|v| *v = rng.uniform_in(-limit, limit) as f32);
             }
             Initializer::HeNormal => {
                 let std = (2.0 / fan_in).sqrt();
                 t.data.iter_mut().for_each(|v| *v = (rng.normal() * std) as f32);
             }
             Initializer::Uniform(lo, hi) => {
-                t.data.iter_mut().for_each(|v| *v = rng.uniform_in(lo as f64, hi as f64) as f32);
+                t.data
+                    .iter_mut()
+                    .for_each(|v| *v = rng.uniform_in(lo as f64, hi as f64) as f32);
             }
         }
         t

@@ -13,3 +13,7 @@ pub mod tensor;
 pub use error::{GraphError, Result};
 pub use ir::{DType, Graph, Node, NodeId, Op, TensorType};
 pub use tensor::Tensor;
+pub mod layers;
+pub mod model;
+
+pub use model::{Functional, Model, Sequential};

@@ -19,7 +19,12 @@ impl Tensor {
         if numel(&shape) != data.len() {
             return Err(GraphError::Value {
                 what: what.to_string(),
-                message: format!("shape {} needs {} elements, got {}", fmt_shape(&shape), numel(&shape), data.len()),
+                message: format!(
+                    "shape {} needs {} elements, got {}",
+                    fmt_shape(&shape),
+                    numel(&shape),
+                    data.len()
+                ),
             });
         }
         Ok(Tensor { shape, data })
@@ -29,14 +34,20 @@ impl Tensor {
     pub fn zeros(shape: impl Into<Vec<usize>>) -> Self {
         let shape = shape.into();
         let n = numel(&shape);
-        Tensor { shape, data: vec![0.0; n] }
+        Tensor {
+            shape,
+            data: vec![0.0; n],
+        }
     }
 
     /// A tensor filled with `value`.
     pub fn full(shape: impl Into<Vec<usize>>, value: f32) -> Self {
         let shape = shape.into();
         let n = numel(&shape);
-        Tensor { shape, data: vec![value; n] }
+        Tensor {
+            shape,
+            data: vec![value; n],
+        }
     }
 
     /// Number of elements.

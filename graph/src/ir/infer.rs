@@ -24,7 +24,10 @@ pub fn broadcast_shapes(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
 
 fn arity(op: &Op, inputs: &[&TensorType], want: usize, layer: &str) -> Result<()> {
     if inputs.len() != want {
-        return Err(GraphError::shape(layer, format!("{} takes {want} inputs, got {}", op.name(), inputs.len())));
+        return Err(GraphError::shape(
+            layer,
+            format!("{} takes {want} inputs, got {}", op.name(), inputs.len()),
+        ));
     }
     Ok(())
 }
@@ -54,9 +57,10 @@ pub(crate) fn infer(op: &Op, inputs: &[&TensorType], layer: &str) -> Result<Tens
         }
     }
     match op {
-        Op::Input { .. } | Op::Param { .. } => {
-            Err(GraphError::shape(layer, "inputs and parameters are added with Graph::input/param"))
-        }
+        Op::Input { .. } | Op::Param { .. } => Err(GraphError::shape(
+            layer,
+            "inputs and parameters are added with Graph::input/param",
+        )),
         Op::Conv2d(g) => {
             arity(op, inputs, 2, layer)?;
             let (x, w) = (inputs[0], inputs[1]);
@@ -110,14 +114,22 @@ pub(crate) fn infer(op: &Op, inputs: &[&TensorType], layer: &str) -> Result<Tens
             rank(w, 4, "(kh, kw, out, in) kernel", layer)?;
             check_geom(g, layer)?;
             if g.groups != 1 {
-                return Err(GraphError::arg(layer, "groups", "transposed convolution supports groups=1 only"));
+                return Err(GraphError::arg(
+                    layer,
+                    "groups",
+                    "transposed convolution supports groups=1 only",
+                ));
             }
             let (n, h, wd, c) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]);
             let (kh, kw, ko, ki) = (w.shape[0], w.shape[1], w.shape[2], w.shape[3]);
             if ki != c {
                 return Err(GraphError::shape(
                     layer,
-                    format!("kernel {} expects {ki} input channels, the input {} has {c}", fmt_shape(&w.shape), fmt_shape(&x.shape)),
+                    format!(
+                        "kernel {} expects {ki} input channels, the input {} has {c}",
+                        fmt_shape(&w.shape),
+                        fmt_shape(&x.shape)
+                    ),
                 ));
             }
             let full_h = (h - 1) * g.stride.0 + g.dilation.0 * (kh - 1) + 1 + out_pad.0;
@@ -142,12 +154,24 @@ pub(crate) fn infer(op: &Op, inputs: &[&TensorType], layer: &str) -> Result<Tens
                 ));
             }
             rank(b, 2, "matrix", layer)?;
-            let (m, ka) = if *trans_a { (a.shape[1], a.shape[0]) } else { (a.shape[0], a.shape[1]) };
-            let (kb, n) = if *trans_b { (b.shape[1], b.shape[0]) } else { (b.shape[0], b.shape[1]) };
+            let (m, ka) = if *trans_a {
+                (a.shape[1], a.shape[0])
+            } else {
+                (a.shape[0], a.shape[1])
+            };
+            let (kb, n) = if *trans_b {
+                (b.shape[1], b.shape[0])
+            } else {
+                (b.shape[0], b.shape[1])
+            };
             if ka != kb {
                 return Err(GraphError::shape(
                     layer,
-                    format!("matmul inner sizes differ: {} x {} ({ka} vs {kb})", fmt_shape(&a.shape), fmt_shape(&b.shape)),
+                    format!(
+                        "matmul inner sizes differ: {} x {} ({ka} vs {kb})",
+                        fmt_shape(&a.shape),
+                        fmt_shape(&b.shape)
+                    ),
                 ));
             }
             Ok(TensorType::f32(vec![m, n]))
@@ -157,7 +181,11 @@ pub(crate) fn infer(op: &Op, inputs: &[&TensorType], layer: &str) -> Result<Tens
             let x = inputs[0];
             rank(x, 4, "NHWC input", layer)?;
             if p.size.0 == 0 || p.size.1 == 0 || p.stride.0 == 0 || p.stride.1 == 0 {
-                return Err(GraphError::arg(layer, "pool_size", "pool size and strides must be positive"));
+                return Err(GraphError::arg(
+                    layer,
+                    "pool_size",
+                    "pool size and strides must be positive",
+                ));
             }
             let (n, h, w, c) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]);
             let oh = ConvGeometry::out_len(h, p.pad.top + p.pad.bottom, p.size.0, p.stride.0, 1);
@@ -166,7 +194,12 @@ pub(crate) fn infer(op: &Op, inputs: &[&TensorType], layer: &str) -> Result<Tens
                 (Some(oh), Some(ow)) => Ok(TensorType::f32(vec![n, oh, ow, c])),
                 _ => Err(GraphError::shape(
                     layer,
-                    format!("a {}x{} pool window does not fit the {h}x{w} input {}", p.size.0, p.size.1, fmt_shape(&x.shape)),
+                    format!(
+                        "a {}x{} pool window does not fit the {h}x{w} input {}",
+                        p.size.0,
+                        p.size.1,
+                        fmt_shape(&x.shape)
+                    ),
                 )),
             }
         }
@@ -176,7 +209,10 @@ pub(crate) fn infer(op: &Op, inputs: &[&TensorType], layer: &str) -> Result<Tens
             if axes.is_empty() || axes.windows(2).any(|w| w[0] >= w[1]) || axes.iter().any(|&a| a >= x.rank()) {
                 return Err(GraphError::shape(
                     layer,
-                    format!("reduce axes {axes:?} must be sorted, unique and below the rank of {}", fmt_shape(&x.shape)),
+                    format!(
+                        "reduce axes {axes:?} must be sorted, unique and below the rank of {}",
+                        fmt_shape(&x.shape)
+                    ),
                 ));
             }
             let mut shape = Vec::new();
@@ -219,11 +255,18 @@ pub(crate) fn infer(op: &Op, inputs: &[&TensorType], layer: &str) -> Result<Tens
             }
             let x = inputs[0];
             let c = *x.shape.last().unwrap_or(&0);
-            for (t, name) in inputs[1..].iter().zip(["gamma", "beta", "moving_mean", "moving_variance"]) {
+            for (t, name) in inputs[1..]
+                .iter()
+                .zip(["gamma", "beta", "moving_mean", "moving_variance"])
+            {
                 if t.shape != [c] {
                     return Err(GraphError::shape(
                         layer,
-                        format!("{name} has shape {}, expected ({c},) for the input {}", fmt_shape(&t.shape), fmt_shape(&x.shape)),
+                        format!(
+                            "{name} has shape {}, expected ({c},) for the input {}",
+                            fmt_shape(&t.shape),
+                            fmt_shape(&x.shape)
+                        ),
                     ));
                 }
             }
@@ -244,14 +287,22 @@ pub(crate) fn infer(op: &Op, inputs: &[&TensorType], layer: &str) -> Result<Tens
             }
             let first = inputs[0];
             if *axis >= first.rank() {
-                return Err(GraphError::arg(layer, "axis", format!("axis {axis} is out of range for {}", fmt_shape(&first.shape))));
+                return Err(GraphError::arg(
+                    layer,
+                    "axis",
+                    format!("axis {axis} is out of range for {}", fmt_shape(&first.shape)),
+                ));
             }
             let mut shape = first.shape.clone();
             shape[*axis] = 0;
             for t in inputs {
                 let ok = t.rank() == first.rank()
                     && t.dtype == first.dtype
-                    && t.shape.iter().zip(&first.shape).enumerate().all(|(i, (a, b))| i == *axis || a == b);
+                    && t.shape
+                        .iter()
+                        .zip(&first.shape)
+                        .enumerate()
+                        .all(|(i, (a, b))| i == *axis || a == b);
                 if !ok {
                     return Err(GraphError::shape(
                         layer,
@@ -264,26 +315,48 @@ pub(crate) fn infer(op: &Op, inputs: &[&TensorType], layer: &str) -> Result<Tens
                 }
                 shape[*axis] += t.shape[*axis];
             }
-            Ok(TensorType { shape, dtype: first.dtype })
+            Ok(TensorType {
+                shape,
+                dtype: first.dtype,
+            })
         }
         Op::Pad { pads, .. } => {
             arity(op, inputs, 1, layer)?;
             let x = inputs[0];
             if pads.len() != x.rank() {
-                return Err(GraphError::shape(layer, format!("{} pad pairs given for the rank-{} input", pads.len(), x.rank())));
+                return Err(GraphError::shape(
+                    layer,
+                    format!("{} pad pairs given for the rank-{} input", pads.len(), x.rank()),
+                ));
             }
-            Ok(TensorType::f32(x.shape.iter().zip(pads).map(|(d, (a, b))| d + a + b).collect::<Vec<_>>()))
+            Ok(TensorType::f32(
+                x.shape
+                    .iter()
+                    .zip(pads)
+                    .map(|(d, (a, b))| d + a + b)
+                    .collect::<Vec<_>>(),
+            ))
         }
         Op::Reshape => Err(GraphError::shape(layer, "reshapes are added with Graph::reshape")),
         Op::Transpose { perm } => {
             arity(op, inputs, 1, layer)?;
             let x = inputs[0];
             let mut seen = vec![false; x.rank()];
-            let ok = perm.len() == x.rank() && perm.iter().all(|&p| p < x.rank() && !std::mem::replace(&mut seen[p], true));
+            let ok = perm.len() == x.rank()
+                && perm
+                    .iter()
+                    .all(|&p| p < x.rank() && !std::mem::replace(&mut seen[p], true));
             if !ok {
-                return Err(GraphError::arg(layer, "perm", format!("{perm:?} is not a permutation of the axes of {}", fmt_shape(&x.shape))));
+                return Err(GraphError::arg(
+                    layer,
+                    "perm",
+                    format!("{perm:?} is not a permutation of the axes of {}", fmt_shape(&x.shape)),
+                ));
             }
-            Ok(TensorType { shape: perm.iter().map(|&p| x.shape[p]).collect(), dtype: x.dtype })
+            Ok(TensorType {
+                shape: perm.iter().map(|&p| x.shape[p]).collect(),
+                dtype: x.dtype,
+            })
         }
     }
 }

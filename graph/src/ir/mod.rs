@@ -21,7 +21,11 @@ pub fn numel(shape: &[usize]) -> usize {
 /// Formats a shape as `(32, 28, 28, 1)`.
 pub fn fmt_shape(shape: &[usize]) -> String {
     let parts: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-    if parts.len() == 1 { format!("({},)", parts[0]) } else { format!("({})", parts.join(", ")) }
+    if parts.len() == 1 {
+        format!("({},)", parts[0])
+    } else {
+        format!("({})", parts.join(", "))
+    }
 }
 
 /// Shape and element type of a tensor.
@@ -36,7 +40,10 @@ pub struct TensorType {
 impl TensorType {
     /// An `f32` tensor type.
     pub fn f32(shape: impl Into<Shape>) -> Self {
-        TensorType { shape: shape.into(), dtype: DType::F32 }
+        TensorType {
+            shape: shape.into(),
+            dtype: DType::F32,
+        }
     }
 
     /// Number of elements.
@@ -134,7 +141,10 @@ impl Graph {
     /// Adds a parameter named `name` (`<layer>/<variable>`), made by `layer`.
     pub fn param(&mut self, name: &str, shape: &[usize], trainable: bool, layer: &str) -> Result<NodeId> {
         check_dims(layer, shape)?;
-        let op = Op::Param { name: name.to_string(), trainable };
+        let op = Op::Param {
+            name: name.to_string(),
+            trainable,
+        };
         Ok(self.push_typed(op, &[], TensorType::f32(shape.to_vec()), layer))
     }
 
@@ -142,7 +152,10 @@ impl Graph {
     pub fn push(&mut self, op: Op, inputs: &[NodeId], layer: &str) -> Result<NodeId> {
         for &i in inputs {
             if i.index() >= self.nodes.len() {
-                return Err(GraphError::shape(layer, format!("input {i} is not a node of this graph")));
+                return Err(GraphError::shape(
+                    layer,
+                    format!("input {i} is not a node of this graph"),
+                ));
             }
         }
         let in_types: Vec<&TensorType> = inputs.iter().map(|&i| self.ty(i)).collect();
@@ -166,12 +179,25 @@ impl Graph {
             ));
         }
         check_dims(layer, shape)?;
-        Ok(self.push_typed(Op::Reshape, &[x], TensorType { shape: shape.to_vec(), dtype: from.dtype }, layer))
+        Ok(self.push_typed(
+            Op::Reshape,
+            &[x],
+            TensorType {
+                shape: shape.to_vec(),
+                dtype: from.dtype,
+            },
+            layer,
+        ))
     }
 
     fn push_typed(&mut self, op: Op, inputs: &[NodeId], ty: TensorType, layer: &str) -> NodeId {
         let id = NodeId(self.nodes.len() as u32);
-        self.nodes.push(Node { op, inputs: inputs.iter().copied().collect(), ty, layer: layer.to_string() });
+        self.nodes.push(Node {
+            op,
+            inputs: inputs.iter().copied().collect(),
+            ty,
+            layer: layer.to_string(),
+        });
         id
     }
 
@@ -186,7 +212,10 @@ impl Graph {
 
 fn check_dims(what: &str, shape: &[usize]) -> Result<()> {
     if shape.contains(&0) {
-        return Err(GraphError::shape(what, format!("shape {} has a zero-length axis", fmt_shape(shape))));
+        return Err(GraphError::shape(
+            what,
+            format!("shape {} has a zero-length axis", fmt_shape(shape)),
+        ));
     }
     Ok(())
 }

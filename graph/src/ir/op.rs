@@ -146,7 +146,11 @@ impl ConvGeometry {
     pub fn out_len(input: usize, pad: usize, k: usize, stride: usize, dilation: usize) -> Option<usize> {
         let span = dilation * (k - 1) + 1;
         let padded = input + pad;
-        if padded < span { None } else { Some((padded - span) / stride + 1) }
+        if padded < span {
+            None
+        } else {
+            Some((padded - span) / stride + 1)
+        }
     }
 }
 

@@ -1,0 +1,129 @@
+//! Spatial layers: `UpSampling2D` and `ZeroPadding2D`.
+
+use super::{Layer, LayerCtx, Size2, positive2};
+use crate::error::{GraphError, Result};
+use crate::ir::{NodeId, Op, ResizeMode};
+
+/// Keras `UpSampling2D(size=2, interpolation="nearest")`; `"bilinear"` uses half-pixel centres
+/// as Keras does.
+#[derive(Debug, Clone)]
+pub struct UpSampling2D {
+    size: Size2,
+    interpolation: String,
+    name: Option<String>,
+}
+
+impl UpSampling2D {
+    /// Upsampling by integer factors `size`.
+    pub fn new(size: impl Into<Size2>) -> Self {
+        UpSampling2D {
+            size: size.into(),
+            interpolation: "nearest".into(),
+            name: None,
+        }
+    }
+    /// Sets `interpolation`: `"nearest"` (default) or `"bilinear"`.
+    pub fn interpolation(mut self, i: &str) -> Self {
+        self.interpolation = i.to_string();
+        self
+    }
+    /// Sets the layer's name.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+}
+
+impl Layer for UpSampling2D {
+    fn class_name(&self) -> &'static str {
+        "UpSampling2D"
+    }
+    fn default_prefix(&self) -> &'static str {
+        "up_sampling2d"
+    }
+    fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+    fn lower(&self, ctx: &mut LayerCtx<'_>, inputs: &[NodeId]) -> Result<NodeId> {
+        positive2(self.size, ctx.name, "size")?;
+        let mode = match self.interpolation.as_str() {
+            "nearest" => ResizeMode::Nearest,
+            "bilinear" => ResizeMode::Bilinear,
+            other => {
+                return Err(GraphError::arg(
+                    ctx.name,
+                    "interpolation",
+                    format!("expected \"nearest\" or \"bilinear\", got \"{other}\""),
+                ));
+            }
+        };
+        ctx.expect_inputs(inputs, 1)?;
+        let [_, h, w, _] = ctx.expect_image(inputs[0])?;
+        ctx.push(
+            Op::Resize {
+                mode,
+                height: h * self.size.0,
+                width: w * self.size.1,
+            },
+            &[inputs[0]],
+        )
+    }
+}
+
+/// Keras `ZeroPadding2D(padding=1)`: zeros around the image; `padding` is one number, a
+/// `(rows, cols)` pair, or `((top, bottom), (left, right))`.
+#[derive(Debug, Clone)]
+pub struct ZeroPadding2D {
+    pad: ((usize, usize), (usize, usize)),
+    name: Option<String>,
+}
+
+impl ZeroPadding2D {
+    /// The same padding on all four sides.
+    pub fn new(padding: usize) -> Self {
+        ZeroPadding2D {
+            pad: ((padding, padding), (padding, padding)),
+            name: None,
+        }
+    }
+    /// `rows` above and below, `cols` left and right.
+    pub fn symmetric(rows: usize, cols: usize) -> Self {
+        ZeroPadding2D {
+            pad: ((rows, rows), (cols, cols)),
+            name: None,
+        }
+    }
+    /// `((top, bottom), (left, right))`.
+    pub fn explicit(pad: ((usize, usize), (usize, usize))) -> Self {
+        ZeroPadding2D { pad, name: None }
+    }
+    /// Sets the layer's name.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+}
+
+impl Layer for ZeroPadding2D {
+    fn class_name(&self) -> &'static str {
+        "ZeroPadding2D"
+    }
+    fn default_prefix(&self) -> &'static str {
+        "zero_padding2d"
+    }
+    fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+    fn lower(&self, ctx: &mut LayerCtx<'_>, inputs: &[NodeId]) -> Result<NodeId> {
+        ctx.expect_inputs(inputs, 1)?;
+        ctx.expect_image(inputs[0])?;
+        let ((t, b), (l, r)) = self.pad;
+        ctx.push(
+            Op::Pad {
+                pads: vec![(0, 0), (t, b), (l, r), (0, 0)],
+                value: 0.0,
+            },
+            &[inputs[0]],
+        )
+    }
+}
