@@ -1,1 +1,15 @@
-//! placeholder
+//! # fovea-engine
+//!
+//! Runs Fovea programs on wgpu: adapter choice ([`Device`]), the pipeline cache, and compiled
+//! [`Program`]s that record every dispatch of a run into one command encoder.
+
+pub mod device;
+pub mod error;
+pub mod pipelines;
+pub mod predict;
+pub mod program;
+
+pub use device::{Device, DeviceInfo};
+pub use error::{EngineError, Result};
+pub use predict::predict;
+pub use program::Program;

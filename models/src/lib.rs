@@ -1,1 +1,9 @@
-//! placeholder
+//! # fovea-models
+//!
+//! Data loaders ([`data`]) and the model zoo ([`zoo`]) for Fovea's vision tasks.
+
+pub mod data;
+pub mod error;
+pub mod zoo;
+
+pub use error::{DataError, Result};

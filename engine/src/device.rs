@@ -1,0 +1,196 @@
+//! The wgpu device: adapter choice (`FOVEA_BACKEND` or the best available), real limits,
+//! error capture, and the facts `fovea info` prints.
+
+use crate::error::{EngineError, Result};
+use crate::pipelines::PipelineCache;
+use fovea_kernels::{AdapterClass, Target};
+use std::sync::{Arc, Mutex};
+
+/// The adapter facts shown by `fovea info` and recorded with every benchmark.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DeviceInfo {
+    /// Adapter name (`llvmpipe (LLVM 19.1.7, 256 bits)`, `NVIDIA H100 ...`).
+    pub name: String,
+    /// `vulkan`, `metal`, `dx12` or `gl`.
+    pub backend: String,
+    /// `Cpu`, `DiscreteGpu`, `IntegratedGpu`, `VirtualGpu` or `Other`.
+    pub device_type: String,
+    /// Driver name and version.
+    pub driver: String,
+    /// Driver details.
+    pub driver_info: String,
+    /// Whether the default search found no Vulkan/Metal/DX12 adapter and fell back to GL.
+    pub fell_back_to_gl: bool,
+    /// Key limits, by wgpu's names.
+    pub limits: Vec<(String, u64)>,
+    /// Enabled optional features, by wgpu's names.
+    pub features: Vec<String>,
+}
+
+/// An open device with its queue, pipeline cache and kernel target.
+pub struct Device {
+    pub(crate) device: wgpu::Device,
+    pub(crate) queue: wgpu::Queue,
+    pub(crate) pipelines: PipelineCache,
+    info: DeviceInfo,
+    target: Target,
+    errors: Arc<Mutex<Vec<String>>>,
+}
+
+impl std::fmt::Debug for Device {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Device").field("info", &self.info).finish()
+    }
+}
+
+fn backend_from_env() -> Result<Option<wgpu::Backends>> {
+    match std::env::var("FOVEA_BACKEND") {
+        Err(_) => Ok(None),
+        Ok(v) => match v.trim().to_ascii_lowercase().as_str() {
+            "" => Ok(None),
+            "vulkan" | "vk" => Ok(Some(wgpu::Backends::VULKAN)),
+            "metal" => Ok(Some(wgpu::Backends::METAL)),
+            "dx12" | "d3d12" => Ok(Some(wgpu::Backends::DX12)),
+            "gl" | "gles" | "opengl" => Ok(Some(wgpu::Backends::GL)),
+            _ => Err(EngineError::BadBackend { value: v }),
+        },
+    }
+}
+
+fn rank(t: wgpu::DeviceType) -> u32 {
+    match t {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Other => 3,
+        wgpu::DeviceType::Cpu => 4,
+    }
+}
+
+fn pick(instance: &wgpu::Instance, backends: wgpu::Backends) -> Option<wgpu::Adapter> {
+    let adapters = pollster::block_on(instance.enumerate_adapters(backends));
+    adapters.into_iter().min_by_key(|a| rank(a.get_info().device_type))
+}
+
+impl Device {
+    /// Opens the adapter named by `FOVEA_BACKEND` (vulkan, metal, dx12, gl), or the best of
+    /// Vulkan/Metal/DX12 (discrete before integrated before software), falling back to GL only
+    /// when none exists (and saying so in [`DeviceInfo::fell_back_to_gl`]).
+    pub fn new() -> Result<Device> {
+        let choice = backend_from_env()?;
+        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+        desc.backends = wgpu::Backends::all();
+        desc.flags = wgpu::InstanceFlags::empty().with_env();
+        let instance = wgpu::Instance::new(desc);
+        let primary = wgpu::Backends::VULKAN | wgpu::Backends::METAL | wgpu::Backends::DX12;
+        let (adapter, fell_back) = match choice {
+            Some(b) => (pick(&instance, b), false),
+            None => match pick(&instance, primary) {
+                Some(a) => (Some(a), false),
+                None => (pick(&instance, wgpu::Backends::GL), true),
+            },
+        };
+        let tried = match choice {
+            Some(b) => format!("{b:?} (from FOVEA_BACKEND)"),
+            None => "Vulkan, Metal, DX12, then GL".to_string(),
+        };
+        let adapter = adapter.ok_or(EngineError::NoAdapter { tried })?;
+        Self::open(adapter, fell_back)
+    }
+
+    fn open(adapter: wgpu::Adapter, fell_back_to_gl: bool) -> Result<Device> {
+        let ainfo = adapter.get_info();
+        let wanted = wgpu::Features::TIMESTAMP_QUERY
+            | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS
+            | wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES
+            | wgpu::Features::PIPELINE_CACHE
+            | wgpu::Features::SHADER_F16
+            | wgpu::Features::SUBGROUP;
+        let features = adapter.features() & wanted;
+        let limits = adapter.limits();
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("fovea"),
+            required_features: features,
+            required_limits: limits.clone(),
+            ..Default::default()
+        }))
+        .map_err(|e| EngineError::RequestDevice { adapter: ainfo.name.clone(), message: e.to_string() })?;
+        let errors = Arc::new(Mutex::new(Vec::new()));
+        let sink = errors.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            if let Ok(mut v) = sink.lock() {
+                v.push(e.to_string());
+            }
+        }));
+        let lost = errors.clone();
+        device.set_device_lost_callback(move |reason, msg| {
+            if let Ok(mut v) = lost.lock() {
+                v.push(format!("device lost ({reason:?}): {msg}"));
+            }
+        });
+        let class = if ainfo.device_type == wgpu::DeviceType::Cpu { AdapterClass::Cpu } else { AdapterClass::Gpu };
+        let mut target = match class {
+            AdapterClass::Cpu => Target::cpu(),
+            AdapterClass::Gpu => Target::gpu(),
+        };
+        target.max_workgroups_per_dim = limits.max_compute_workgroups_per_dimension;
+        target.max_invocations_per_workgroup = limits.max_compute_invocations_per_workgroup;
+        target.max_workgroup_storage_bytes = limits.max_compute_workgroup_storage_size;
+        let info = DeviceInfo {
+            name: ainfo.name.clone(),
+            backend: ainfo.backend.to_str().to_string(),
+            device_type: format!("{:?}", ainfo.device_type),
+            driver: ainfo.driver.clone(),
+            driver_info: ainfo.driver_info.clone(),
+            fell_back_to_gl,
+            limits: vec![
+                ("max_buffer_size".into(), limits.max_buffer_size),
+                ("max_storage_buffer_binding_size".into(), limits.max_storage_buffer_binding_size as u64),
+                ("max_storage_buffers_per_shader_stage".into(), limits.max_storage_buffers_per_shader_stage as u64),
+                ("max_compute_workgroup_storage_size".into(), limits.max_compute_workgroup_storage_size as u64),
+                (
+                    "max_compute_invocations_per_workgroup".into(),
+                    limits.max_compute_invocations_per_workgroup as u64,
+                ),
+                ("max_compute_workgroup_size_x".into(), limits.max_compute_workgroup_size_x as u64),
+                ("max_compute_workgroups_per_dimension".into(), limits.max_compute_workgroups_per_dimension as u64),
+                ("min_storage_buffer_offset_alignment".into(), limits.min_storage_buffer_offset_alignment as u64),
+            ],
+            features: features.iter_names().map(|(n, _)| n.to_string()).collect(),
+        };
+        Ok(Device { pipelines: PipelineCache::new(device.clone()), device, queue, info, target, errors })
+    }
+
+    /// What adapter this is.
+    pub fn info(&self) -> &DeviceInfo {
+        &self.info
+    }
+
+    /// The kernel target (adapter class and limits) lowering uses.
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// Waits for all submitted work and returns the first device error since the last check.
+    pub fn check(&self) -> Result<()> {
+        self.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| EngineError::Device(e.to_string()))?;
+        self.take_error()
+    }
+
+    /// Returns (and clears) any error the device reported asynchronously.
+    pub(crate) fn take_error(&self) -> Result<()> {
+        let mut v = self.errors.lock().map_err(|_| EngineError::Device("error log poisoned".into()))?;
+        if v.is_empty() {
+            Ok(())
+        } else {
+            let msg = v.join("; ");
+            v.clear();
+            Err(EngineError::Device(msg))
+        }
+    }
+
+    /// A one-line description: `llvmpipe (LLVM 19.1.7, 256 bits) [vulkan, Cpu]`.
+    pub fn describe(&self) -> String {
+        format!("{} [{}, {}]", self.info.name, self.info.backend, self.info.device_type)
+    }
+}

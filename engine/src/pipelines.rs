@@ -1,0 +1,105 @@
+//! The pipeline cache: every kernel instance is compiled once per device, keyed by its WGSL
+//! text, inside an error scope so a failing shader names the kernel.
+
+use crate::error::{EngineError, Result};
+use fovea_kernels::KernelInstance;
+use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::{Arc, Mutex};
+
+/// A compiled kernel: its pipeline and the bind-group layout its bindings follow.
+#[derive(Debug)]
+pub struct CompiledKernel {
+    /// The compute pipeline.
+    pub pipeline: wgpu::ComputePipeline,
+    /// The layout of `@group(0)`: one storage buffer per binding, read-only unless written.
+    pub layout: wgpu::BindGroupLayout,
+}
+
+/// Compiled pipelines of one device.
+pub struct PipelineCache {
+    device: wgpu::Device,
+    map: Mutex<HashMap<u64, Arc<CompiledKernel>>>,
+    created: Mutex<usize>,
+}
+
+fn key(k: &KernelInstance) -> u64 {
+    let mut h = DefaultHasher::new();
+    k.source.hash(&mut h);
+    k.entry_point.hash(&mut h);
+    k.bindings.iter().map(|b| b.writable).collect::<Vec<_>>().hash(&mut h);
+    h.finish()
+}
+
+impl PipelineCache {
+    pub(crate) fn new(device: wgpu::Device) -> Self {
+        PipelineCache { device, map: Mutex::new(HashMap::new()), created: Mutex::new(0) }
+    }
+
+    /// How many pipelines this cache has compiled (not counting hits).
+    pub fn created(&self) -> usize {
+        self.created.lock().map(|c| *c).unwrap_or(0)
+    }
+
+    /// The compiled pipeline for `k`, compiling it on first use.
+    pub fn get(&self, k: &KernelInstance) -> Result<Arc<CompiledKernel>> {
+        let key = key(k);
+        if let Some(c) = self.map.lock().map_err(|_| poisoned())?.get(&key) {
+            return Ok(c.clone());
+        }
+        let compiled = Arc::new(self.compile(k)?);
+        self.map.lock().map_err(|_| poisoned())?.insert(key, compiled.clone());
+        if let Ok(mut c) = self.created.lock() {
+            *c += 1;
+        }
+        Ok(compiled)
+    }
+
+    fn compile(&self, k: &KernelInstance) -> Result<CompiledKernel> {
+        // naga first: its message names the line, and no device error is raised.
+        fovea_kernels::validate_wgsl(&k.name, &k.source)?;
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(&k.name),
+            source: wgpu::ShaderSource::Wgsl(k.source.as_str().into()),
+        });
+        let entries: Vec<wgpu::BindGroupLayoutEntry> = k
+            .bindings
+            .iter()
+            .enumerate()
+            .map(|(i, b)| wgpu::BindGroupLayoutEntry {
+                binding: i as u32,
+                visibility: wgpu::ShaderStages::COMPUTE,
+                ty: wgpu::BindingType::Buffer {
+                    ty: wgpu::BufferBindingType::Storage { read_only: !b.writable },
+                    has_dynamic_offset: false,
+                    min_binding_size: None,
+                },
+                count: None,
+            })
+            .collect();
+        let layout =
+            self.device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(&k.name), entries: &entries });
+        let pl = self.device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some(&k.name),
+            bind_group_layouts: &[Some(&layout)],
+            immediate_size: 0,
+        });
+        let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(&k.name),
+            layout: Some(&pl),
+            module: &module,
+            entry_point: Some(k.entry_point),
+            compilation_options: Default::default(),
+            cache: None,
+        });
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(EngineError::ShaderCompile { kernel: k.name.clone(), message: e.to_string() });
+        }
+        Ok(CompiledKernel { pipeline, layout })
+    }
+}
+
+fn poisoned() -> EngineError {
+    EngineError::Device("pipeline cache lock poisoned".into())
+}

@@ -1,0 +1,41 @@
+//! The models crate's error type: every data error names the file.
+
+use std::path::PathBuf;
+use thiserror::Error;
+
+/// An error loading data or building a zoo model.
+#[derive(Debug, Error)]
+pub enum DataError {
+    /// A file could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A file's content is not what its format requires.
+    #[error("{path}: {message}")]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What was wrong and what was expected.
+        message: String,
+    },
+    /// No file of an expected name was found in a directory.
+    #[error("{dir}: none of {names} found{hint}")]
+    Missing {
+        /// The directory searched.
+        dir: PathBuf,
+        /// The names tried.
+        names: String,
+        /// Where such data can be had.
+        hint: String,
+    },
+    /// Building a model failed.
+    #[error(transparent)]
+    Graph(#[from] fovea_graph::GraphError),
+}
+
+/// The models crate's result type.
+pub type Result<T, E = DataError> = std::result::Result<T, E>;
