@@ -1,1 +1,36 @@
-//! Fovea
+//! # Fovea
+//!
+//! Fovea compiles Keras-style convolutional networks into hand-written WGSL compute shaders and
+//! runs them on any GPU wgpu reaches (Vulkan, Metal, DX12) or, with no GPU, on Mesa's software
+//! Vulkan (lavapipe).
+//!
+//! ```no_run
+//! use fovea::prelude::*;
+//! # fn main() -> anyhow::Result<()> {
+//! let model = Sequential::new()
+//!     .add(Input::new(&[28, 28, 1]))
+//!     .add(Conv2D::new(32, 3).activation("relu"))
+//!     .add(MaxPooling2D::new(2))
+//!     .add(Flatten::new())
+//!     .add(Dense::new(10))
+//!     .build(42)?;
+//! println!("{}", model.summary());
+//! let device = Arc::new(Device::new()?);
+//! let x = Tensor::zeros(vec![4, 28, 28, 1]);
+//! let logits = predict(&device, &model, &x, 32)?;
+//! assert_eq!(logits.shape, vec![4, 10]);
+//! # Ok(()) }
+//! ```
+
+pub use fovea_engine as engine;
+pub use fovea_graph as graph;
+pub use fovea_kernels as kernels;
+pub use fovea_models as models;
+
+/// Everything a model script needs, with Keras's names.
+pub mod prelude {
+    pub use fovea_engine::{Device, Program, predict};
+    pub use fovea_graph::layers::*;
+    pub use fovea_graph::{Functional, Model, Sequential, Tensor};
+    pub use std::sync::Arc;
+}

@@ -1,1 +1,44 @@
-//! placeholder
+//! # fovea-kernels
+//!
+//! Fovea's hand-written WGSL kernels (`kernels/wgsl/*.wgsl`, one family per file), their
+//! specialisation by text substitution, and the lowering of graph nodes to [`KernelInstance`]s:
+//! complete WGSL plus bindings and dispatch geometry, ready for the engine to run. No GPU is
+//! needed to build or test this crate: every instance the lowering can produce is validated
+//! with naga ([`validate_wgsl`]) in unit tests.
+//!
+//! One GEMM core ([`gemm`]) serves matmul, implicit-GEMM convolution and transposed
+//! convolution through substituted loader functions; tile shapes come from a small table per
+//! [`AdapterClass`] ([`gemm::GEMM_TILES`]). Elementwise kernels are generated from an
+//! expression tree ([`elementwise::ElemExpr`]), ready for fused chains.
+
+mod batchnorm;
+mod concat;
+mod conv;
+mod conv_transpose;
+mod depthwise;
+pub mod dispatch;
+pub mod elementwise;
+mod error;
+pub mod gemm;
+pub mod index;
+mod instance;
+mod lower;
+mod matmul;
+mod pad;
+mod pool;
+mod reduce;
+mod resize;
+pub mod softmax;
+mod target;
+pub mod template;
+mod transpose;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+pub use error::KernelError;
+pub use instance::{BindingRef, BufferRef, KernelInstance};
+pub use lower::{lower_graph, lower_node, storage_root};
+pub use target::{AdapterClass, Target};
+pub use validate::{validate_wgsl, validate_with_info};

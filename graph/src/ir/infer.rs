@@ -120,6 +120,13 @@ pub(crate) fn infer(op: &Op, inputs: &[&TensorType], layer: &str) -> Result<Tens
                     "transposed convolution supports groups=1 only",
                 ));
             }
+            if out_pad.0 >= g.stride.0.max(g.dilation.0) || out_pad.1 >= g.stride.1.max(g.dilation.1) {
+                return Err(GraphError::arg(
+                    layer,
+                    "output_padding",
+                    format!("{out_pad:?} must be smaller than the strides {:?} (or the dilation)", g.stride),
+                ));
+            }
             let (n, h, wd, c) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]);
             let (kh, kw, ko, ki) = (w.shape[0], w.shape[1], w.shape[2], w.shape[3]);
             if ki != c {
@@ -187,6 +194,9 @@ pub(crate) fn infer(op: &Op, inputs: &[&TensorType], layer: &str) -> Result<Tens
                     "pool size and strides must be positive",
                 ));
             }
+            if p.pad.top.max(p.pad.bottom) >= p.size.0 || p.pad.left.max(p.pad.right) >= p.size.1 {
+                return Err(GraphError::shape(layer, format!("pool padding {:?} must be smaller than the window", p.pad)));
+            }
             let (n, h, w, c) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]);
             let oh = ConvGeometry::out_len(h, p.pad.top + p.pad.bottom, p.size.0, p.stride.0, 1);
             let ow = ConvGeometry::out_len(w, p.pad.left + p.pad.right, p.size.1, p.stride.1, 1);
@@ -250,7 +260,7 @@ pub(crate) fn infer(op: &Op, inputs: &[&TensorType], layer: &str) -> Result<Tens
         }
         Op::BatchNormInference { epsilon } => {
             arity(op, inputs, 5, layer)?;
-            if !(*epsilon >= 0.0) {
+            if epsilon.is_nan() || *epsilon < 0.0 {
                 return Err(GraphError::arg(layer, "epsilon", "must be a non-negative number"));
             }
             let x = inputs[0];

@@ -144,6 +144,9 @@ impl ConvGeometry {
     /// `floor((in + pads - dilation * (k - 1) - 1) / stride) + 1`, or `None` if the kernel does
     /// not fit.
     pub fn out_len(input: usize, pad: usize, k: usize, stride: usize, dilation: usize) -> Option<usize> {
+        if k == 0 || stride == 0 || dilation == 0 {
+            return None;
+        }
         let span = dilation * (k - 1) + 1;
         let padded = input + pad;
         if padded < span {

@@ -140,7 +140,7 @@ impl Layer for Conv2D {
         let (padding, act) = self.args.check(layer)?;
         ctx.expect_inputs(inputs, 1)?;
         let [_, h, w, c] = ctx.expect_image(inputs[0])?;
-        if c % self.groups != 0 || self.filters % self.groups != 0 {
+        if !c.is_multiple_of(self.groups) || !self.filters.is_multiple_of(self.groups) {
             return Err(GraphError::arg(
                 layer,
                 "groups",

@@ -252,7 +252,7 @@ impl Layer for Reshape {
         let mut shape = vec![s[0]];
         for &d in &self.target {
             if d == -1 {
-                if per_sample % known != 0 {
+                if !per_sample.is_multiple_of(known) {
                     return Err(bad(format!(
                         "cannot infer -1 in {:?} for {} elements per sample",
                         self.target, per_sample

@@ -69,7 +69,7 @@ impl Layer for BatchNormalization {
                 format!("must be in [0, 1], got {}", self.momentum),
             ));
         }
-        if !(self.epsilon > 0.0) {
+        if self.epsilon.is_nan() || self.epsilon <= 0.0 {
             return Err(GraphError::arg(
                 ctx.name,
                 "epsilon",

@@ -1,0 +1,173 @@
+//! Elementwise ops: unary functions and broadcasting binary functions.
+
+use super::{Arg, unravel};
+use crate::ir::{BinaryOp, UnaryOp, numel};
+
+/// `Unary`: applies `u` to every element.
+pub(super) fn unary(u: UnaryOp, x: &[f64]) -> Vec<f64> {
+    x.iter().map(|&v| apply_unary(u, v)).collect()
+}
+
+fn apply_unary(u: UnaryOp, x: f64) -> f64 {
+    match u {
+        UnaryOp::Relu => x.max(0.0),
+        UnaryOp::Relu6 => x.clamp(0.0, 6.0),
+        UnaryOp::LeakyRelu(alpha) => {
+            if x >= 0.0 {
+                x
+            } else {
+                f64::from(alpha) * x
+            }
+        }
+        UnaryOp::Sigmoid => 1.0 / (1.0 + (-x).exp()),
+        UnaryOp::Tanh => x.tanh(),
+        UnaryOp::Exp => x.exp(),
+        UnaryOp::Log => x.ln(),
+        UnaryOp::Neg => -x,
+        UnaryOp::Sqrt => x.sqrt(),
+        UnaryOp::Square => x * x,
+        UnaryOp::Abs => x.abs(),
+        UnaryOp::Scale(c) => x * f64::from(c),
+        UnaryOp::AddScalar(c) => x + f64::from(c),
+    }
+}
+
+fn apply_binary(op: BinaryOp, a: f64, b: f64) -> f64 {
+    match op {
+        BinaryOp::Add => a + b,
+        BinaryOp::Sub => a - b,
+        BinaryOp::Mul => a * b,
+        BinaryOp::Div => a / b,
+        BinaryOp::Max => a.max(b),
+        BinaryOp::Min => a.min(b),
+    }
+}
+
+/// `Binary` with numpy broadcasting: shapes are aligned at the last axis, and an axis of length
+/// 1 (or a missing leading axis) repeats along the output's axis.
+pub(super) fn binary(op: BinaryOp, a: Arg, b: Arg, out_shape: &[usize]) -> Vec<f64> {
+    let (a_strides, b_strides) = (broadcast_strides(a.0, out_shape), broadcast_strides(b.0, out_shape));
+    let mut index = vec![0; out_shape.len()];
+    (0..numel(out_shape))
+        .map(|i| {
+            unravel(i, out_shape, &mut index);
+            let ia: usize = index.iter().zip(&a_strides).map(|(i, s)| i * s).sum();
+            let ib: usize = index.iter().zip(&b_strides).map(|(i, s)| i * s).sum();
+            apply_binary(op, a.1[ia], b.1[ib])
+        })
+        .collect()
+}
+
+/// Strides of `shape` read as an array of the (broadcast) `out_shape`: 0 along axes where
+/// `shape` has length 1 or no axis at all, the row-major stride otherwise.
+fn broadcast_strides(shape: &[usize], out_shape: &[usize]) -> Vec<usize> {
+    let offset = out_shape.len() - shape.len();
+    let mut s = vec![0; out_shape.len()];
+    let mut stride = 1;
+    for (axis, &d) in shape.iter().enumerate().rev() {
+        if d != 1 {
+            s[offset + axis] = stride;
+        }
+        stride *= d;
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{assert_close, run_op};
+    use crate::ir::{BinaryOp, Op, UnaryOp};
+
+    fn un(u: UnaryOp, x: &[f64]) -> Vec<f64> {
+        run_op(Op::Unary(u), &[(&[x.len()], x)]).1
+    }
+
+    #[test]
+    fn piecewise_unary_ops_by_hand() {
+        let x = [-2.0, -0.5, 0.0, 0.5, 7.0];
+        assert_eq!(un(UnaryOp::Relu, &x), [0.0, 0.0, 0.0, 0.5, 7.0]);
+        assert_eq!(un(UnaryOp::Relu6, &x), [0.0, 0.0, 0.0, 0.5, 6.0]);
+        assert_eq!(un(UnaryOp::LeakyRelu(0.25), &x), [-0.5, -0.125, 0.0, 0.5, 7.0]);
+        assert_eq!(un(UnaryOp::Neg, &x), [2.0, 0.5, 0.0, -0.5, -7.0]);
+        assert_eq!(un(UnaryOp::Square, &x), [4.0, 0.25, 0.0, 0.25, 49.0]);
+        assert_eq!(un(UnaryOp::Abs, &x), [2.0, 0.5, 0.0, 0.5, 7.0]);
+        assert_eq!(un(UnaryOp::Scale(2.5), &x), [-5.0, -1.25, 0.0, 1.25, 17.5]);
+        assert_eq!(un(UnaryOp::AddScalar(1.5), &x), [-0.5, 1.0, 1.5, 2.0, 8.5]);
+    }
+
+    #[test]
+    fn transcendental_unary_ops_at_known_points() {
+        let (ln2, ln3, ln5) = (2f64.ln(), 3f64.ln(), 5f64.ln());
+        // sigmoid(ln 3) = 1 / (1 + 1/3) = 3/4; sigmoid(-ln 3) = 1/4; sigmoid(0) = 1/2.
+        assert_close(&un(UnaryOp::Sigmoid, &[ln3, -ln3, 0.0]), &[0.75, 0.25, 0.5], 1e-15);
+        // tanh(ln 2) = (2 - 1/2) / (2 + 1/2) = 3/5.
+        assert_close(&un(UnaryOp::Tanh, &[ln2, -ln2, 0.0]), &[0.6, -0.6, 0.0], 1e-15);
+        assert_close(&un(UnaryOp::Exp, &[ln5, 0.0, -ln2]), &[5.0, 1.0, 0.5], 1e-15);
+        assert_close(&un(UnaryOp::Log, &[5.0, 1.0, 0.5]), &[ln5, 0.0, -ln2], 1e-15);
+        assert_eq!(un(UnaryOp::Sqrt, &[4.0, 0.25, 0.0]), [2.0, 0.5, 0.0]);
+    }
+
+    fn bin(op: BinaryOp, a: (&[usize], &[f64]), b: (&[usize], &[f64])) -> (Vec<usize>, Vec<f64>) {
+        run_op(Op::Binary(op), &[a, b])
+    }
+
+    #[test]
+    fn binary_ops_on_equal_shapes_by_hand() {
+        let a: (&[usize], &[f64]) = (&[4], &[1.0, -2.0, 3.0, 8.0]);
+        let b: (&[usize], &[f64]) = (&[4], &[4.0, 2.0, -3.0, 2.0]);
+        assert_eq!(bin(BinaryOp::Add, a, b).1, [5.0, 0.0, 0.0, 10.0]);
+        assert_eq!(bin(BinaryOp::Sub, a, b).1, [-3.0, -4.0, 6.0, 6.0]);
+        assert_eq!(bin(BinaryOp::Mul, a, b).1, [4.0, -4.0, -9.0, 16.0]);
+        assert_eq!(bin(BinaryOp::Div, a, b).1, [0.25, -1.0, -1.0, 4.0]);
+        assert_eq!(bin(BinaryOp::Max, a, b).1, [4.0, 2.0, 3.0, 8.0]);
+        assert_eq!(bin(BinaryOp::Min, a, b).1, [1.0, -2.0, -3.0, 2.0]);
+    }
+
+    #[test]
+    fn broadcasting_by_hand() {
+        // a = [[1,2,3],[4,5,6]].
+        let a: (&[usize], &[f64]) = (&[2, 3], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+        // A row vector repeats down the rows, on either side.
+        let row: (&[usize], &[f64]) = (&[3], &[10.0, 20.0, 30.0]);
+        assert_eq!(
+            bin(BinaryOp::Add, a, row),
+            (vec![2, 3], vec![11.0, 22.0, 33.0, 14.0, 25.0, 36.0])
+        );
+        assert_eq!(
+            bin(BinaryOp::Sub, row, a),
+            (vec![2, 3], vec![9.0, 18.0, 27.0, 6.0, 15.0, 24.0])
+        );
+        // A column repeats along the columns.
+        let col: (&[usize], &[f64]) = (&[2, 1], &[10.0, 100.0]);
+        assert_eq!(
+            bin(BinaryOp::Mul, a, col),
+            (vec![2, 3], vec![10.0, 20.0, 30.0, 400.0, 500.0, 600.0])
+        );
+        // (3,1) against (1,4): the outer product.
+        let (shape, y) = bin(
+            BinaryOp::Mul,
+            (&[3, 1], &[1.0, 2.0, 3.0]),
+            (&[1, 4], &[1.0, 10.0, 100.0, 1000.0]),
+        );
+        assert_eq!(shape, [3, 4]);
+        assert_eq!(
+            y,
+            [
+                1.0, 10.0, 100.0, 1000.0, 2.0, 20.0, 200.0, 2000.0, 3.0, 30.0, 300.0, 3000.0
+            ]
+        );
+        // (2,1,3) against (2,1) gives (2,2,3): out[i,j,k] = a[i,0,k] - c[j,0].
+        let (shape, y) = bin(BinaryOp::Sub, (&[2, 1, 3], a.1), (&[2, 1], &[0.0, 10.0]));
+        assert_eq!(shape, [2, 2, 3]);
+        #[rustfmt::skip]
+        let want = [
+            1.0, 2.0, 3.0, -9.0, -8.0, -7.0,
+            4.0, 5.0, 6.0, -6.0, -5.0, -4.0,
+        ];
+        assert_eq!(y, want);
+        // A one-element tensor against a 4-D one.
+        let (shape, y) = bin(BinaryOp::Div, (&[1, 2, 1, 3], a.1), (&[1], &[2.0]));
+        assert_eq!(shape, [1, 2, 1, 3]);
+        assert_eq!(y, [0.5, 1.0, 1.5, 2.0, 2.5, 3.0]);
+    }
+}

@@ -1,0 +1,60 @@
+//! Forward 2-D convolution: implicit GEMM on the GEMM core (`wgsl/conv.wgsl` loaders), or the
+//! direct depthwise kernel when every group has one input channel.
+
+use crate::gemm::{GemmProblem, gemm_kernel};
+use crate::lower::NodeCx;
+use crate::template::Template;
+use crate::{BindingRef, KernelError, KernelInstance, depthwise};
+use fovea_graph::ir::ConvGeometry;
+
+const CONV_WGSL: &str = include_str!("../wgsl/conv.wgsl");
+
+/// Lowers `Conv2d`: depthwise (`groups == C > 1`) runs the direct kernel, everything else the
+/// implicit GEMM with one GEMM per group.
+pub(crate) fn lower_conv2d(cx: &NodeCx, g: &ConvGeometry) -> Result<KernelInstance, KernelError> {
+    let x = cx.in_shape(0);
+    let w = cx.in_shape(1);
+    let y = cx.out_shape();
+    let (c, co) = (x[3], w[3]);
+    if g.groups > 1 && g.groups == c {
+        return depthwise::lower_depthwise(cx, g);
+    }
+    let cg = c / g.groups;
+    let cog = co / g.groups;
+    let what = if g.groups == 1 {
+        "conv2d".to_string()
+    } else {
+        "conv2d_grouped".to_string()
+    };
+    let loaders = Template::new(CONV_WGSL)
+        .set("H", x[1])
+        .set("W", x[2])
+        .set("C", c)
+        .set("OH", y[1])
+        .set("OW", y[2])
+        .set("CO", co)
+        .set("CG", cg)
+        .set("COG", cog)
+        .set("KW", w[1])
+        .set("SH", g.stride.0)
+        .set("SW", g.stride.1)
+        .set("DH", g.dilation.0)
+        .set("DW", g.dilation.1)
+        .set("PT", g.pad.top)
+        .set("PL", g.pad.left)
+        .render(&what)?;
+    let problem = GemmProblem {
+        m: y[0] * y[1] * y[2],
+        n: cog,
+        k: w[0] * w[1] * cg,
+        groups: g.groups,
+        loaders,
+        bindings: vec![
+            BindingRef::read(cx.input(0)),
+            BindingRef::read(cx.input(1)),
+            BindingRef::write(cx.id),
+        ],
+        bytes: cx.io_bytes(),
+    };
+    gemm_kernel(&what, cx.id, problem, cx.target)?.ok_or_else(|| cx.too_large("convolution"))
+}

@@ -1,0 +1,320 @@
+//! Generated elementwise kernels (`wgsl/elementwise.wgsl` is the shell): an expression tree
+//! over any number of broadcast inputs, evaluated once per output element. A single Unary or
+//! Binary node lowers to a one-op expression; the fusion pass hands over whole chains.
+
+use crate::index::{merge_axes, offset_expr, strides};
+use crate::lower::{NodeCx, storage_root};
+use crate::template::{Template, f32_lit};
+use crate::{BindingRef, KernelError, KernelInstance, Target};
+use fovea_graph::ir::{BinaryOp, UnaryOp};
+use fovea_graph::{Graph, NodeId, Op};
+use std::fmt::Write;
+
+const ELEMENTWISE_WGSL: &str = include_str!("../wgsl/elementwise.wgsl");
+
+/// The most storage buffers one shader stage may bind in WebGPU's default limits
+/// (`maxStorageBuffersPerShaderStage`); an elementwise kernel takes at most one less inputs.
+pub const MAX_STORAGE_BUFFERS: usize = 8;
+
+/// An elementwise expression over a kernel's inputs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ElemExpr {
+    /// The value of input `i` at the current element (broadcast).
+    Input(usize),
+    /// A function of one argument.
+    Unary(UnaryOp, Box<ElemExpr>),
+    /// A function of two arguments.
+    Binary(BinaryOp, Box<ElemExpr>, Box<ElemExpr>),
+}
+
+impl ElemExpr {
+    /// `op(arg)`.
+    pub fn unary(op: UnaryOp, arg: ElemExpr) -> Self {
+        ElemExpr::Unary(op, Box::new(arg))
+    }
+
+    /// `op(a, b)`.
+    pub fn binary(op: BinaryOp, a: ElemExpr, b: ElemExpr) -> Self {
+        ElemExpr::Binary(op, Box::new(a), Box::new(b))
+    }
+
+    /// The number of unary and binary operations (the FLOPs per element).
+    pub fn op_count(&self) -> usize {
+        match self {
+            ElemExpr::Input(_) => 0,
+            ElemExpr::Unary(_, a) => 1 + a.op_count(),
+            ElemExpr::Binary(_, a, b) => 1 + a.op_count() + b.op_count(),
+        }
+    }
+
+    /// The operation names in evaluation order (`add`, `relu`), for kernel names.
+    fn op_names(&self, out: &mut Vec<&'static str>) {
+        match self {
+            ElemExpr::Input(_) => {}
+            ElemExpr::Unary(op, a) => {
+                a.op_names(out);
+                out.push(op.name());
+            }
+            ElemExpr::Binary(op, a, b) => {
+                a.op_names(out);
+                b.op_names(out);
+                out.push(op.name());
+            }
+        }
+    }
+
+    /// Calls `f` on every input index the expression reads.
+    fn visit_inputs(&self, f: &mut impl FnMut(usize)) {
+        match self {
+            ElemExpr::Input(i) => f(*i),
+            ElemExpr::Unary(_, a) => a.visit_inputs(f),
+            ElemExpr::Binary(_, a, b) => {
+                a.visit_inputs(f);
+                b.visit_inputs(f);
+            }
+        }
+    }
+
+    /// The same expression with input `i` renumbered to `map[i]`.
+    fn remap(&self, map: &[usize]) -> ElemExpr {
+        match self {
+            ElemExpr::Input(i) => ElemExpr::Input(map[*i]),
+            ElemExpr::Unary(op, a) => ElemExpr::unary(*op, a.remap(map)),
+            ElemExpr::Binary(op, a, b) => ElemExpr::binary(*op, a.remap(map), b.remap(map)),
+        }
+    }
+
+    /// Emits `let tN = ...;` lines computing the expression; returns the name holding its value.
+    fn emit(&self, code: &mut String, next: &mut usize) -> String {
+        let value = match self {
+            ElemExpr::Input(i) => return format!("x{i}"),
+            ElemExpr::Unary(op, a) => unary_wgsl(*op, &a.emit(code, next)),
+            ElemExpr::Binary(op, a, b) => {
+                let (a, b) = (a.emit(code, next), b.emit(code, next));
+                binary_wgsl(*op, &a, &b)
+            }
+        };
+        let name = format!("t{next}");
+        *next += 1;
+        let _ = writeln!(code, "    let {name} = {value};");
+        name
+    }
+}
+
+/// WGSL for `op(a)`, `a` being a plain identifier.
+fn unary_wgsl(op: UnaryOp, a: &str) -> String {
+    match op {
+        UnaryOp::Relu => format!("max({a}, 0.0)"),
+        UnaryOp::Relu6 => format!("clamp({a}, 0.0, 6.0)"),
+        UnaryOp::LeakyRelu(alpha) => format!("select({a} * ({}), {a}, {a} >= 0.0)", f32_lit(alpha)),
+        // exp(-a) overflows to inf for a < -88, which gives the right limit 0.
+        UnaryOp::Sigmoid => format!("1.0 / (1.0 + exp(-{a}))"),
+        // Clamped: some backends compute tanh from exponentials that overflow to inf/inf; f32
+        // tanh is exactly +-1 beyond |x| = 9.1 anyway.
+        UnaryOp::Tanh => format!("tanh(clamp({a}, -15.0, 15.0))"),
+        UnaryOp::Exp => format!("exp({a})"),
+        UnaryOp::Log => format!("log({a})"),
+        UnaryOp::Neg => format!("-{a}"),
+        UnaryOp::Sqrt => format!("sqrt({a})"),
+        UnaryOp::Square => format!("{a} * {a}"),
+        UnaryOp::Abs => format!("abs({a})"),
+        UnaryOp::Scale(c) => format!("{a} * ({})", f32_lit(c)),
+        UnaryOp::AddScalar(c) => format!("{a} + ({})", f32_lit(c)),
+    }
+}
+
+/// WGSL for `op(a, b)`, both plain identifiers.
+fn binary_wgsl(op: BinaryOp, a: &str, b: &str) -> String {
+    match op {
+        BinaryOp::Add => format!("{a} + {b}"),
+        BinaryOp::Sub => format!("{a} - {b}"),
+        BinaryOp::Mul => format!("{a} * {b}"),
+        BinaryOp::Div => format!("{a} / {b}"),
+        BinaryOp::Max => format!("max({a}, {b})"),
+        BinaryOp::Min => format!("min({a}, {b})"),
+    }
+}
+
+/// The `(output length, input stride)` axes of `input` broadcast to `out` (numpy rules, aligned
+/// at the last axis; stride 0 on broadcast axes), merged; `None` if the shapes do not broadcast.
+pub fn broadcast_axes(input: &[usize], out: &[usize]) -> Option<Vec<(usize, usize)>> {
+    if input.len() > out.len() {
+        return None;
+    }
+    let st = strides(input);
+    let lead = out.len() - input.len();
+    let mut axes = Vec::with_capacity(out.len());
+    for (d, &len) in out.iter().enumerate() {
+        let stride = if d < lead {
+            0
+        } else {
+            let k = d - lead;
+            match input[k] {
+                l if l == len => st[k],
+                1 => 0,
+                _ => return None,
+            }
+        };
+        axes.push((len, stride));
+    }
+    Some(merge_axes(&axes))
+}
+
+/// Builds the kernel computing `expr` for every element of node `node`'s output, where
+/// `ElemExpr::Input(k)` reads `inputs[k]` (any node whose shape broadcasts to the output's; its
+/// storage root is bound). Identical inputs share one binding. Used for single Unary/Binary
+/// nodes and, by the fusion pass, for whole elementwise chains ending at `node`.
+pub fn elementwise_kernel(
+    graph: &Graph,
+    node: NodeId,
+    inputs: &[NodeId],
+    expr: &ElemExpr,
+    target: &Target,
+) -> Result<KernelInstance, KernelError> {
+    let cx = NodeCx {
+        graph,
+        id: node,
+        node: graph.node(node),
+        target,
+    };
+    let out = cx.out_shape();
+    // Deduplicate inputs (same buffer, same shape) and check that every one is read: an unused
+    // binding would vanish from the pipeline's derived layout.
+    let mut unique: Vec<(NodeId, &[usize])> = Vec::new();
+    let mut map = Vec::with_capacity(inputs.len());
+    for &i in inputs {
+        let key = (storage_root(graph, i), graph.shape(i));
+        let k = unique.iter().position(|u| *u == key).unwrap_or_else(|| {
+            unique.push(key);
+            unique.len() - 1
+        });
+        map.push(k);
+    }
+    let mut used = vec![false; inputs.len()];
+    let mut bad = None;
+    expr.visit_inputs(&mut |i| match used.get_mut(i) {
+        Some(u) => *u = true,
+        None => bad = Some(i),
+    });
+    if let Some(i) = bad {
+        return Err(cx.unsupported(format!("elementwise expression reads input {i} of {}", inputs.len())));
+    }
+    if let Some(i) = used.iter().position(|u| !u) {
+        return Err(cx.unsupported(format!("elementwise input {i} is never read by the expression")));
+    }
+    if unique.len() >= MAX_STORAGE_BUFFERS {
+        return Err(cx.unsupported(format!(
+            "{} elementwise inputs exceed the {} storage buffers a kernel may bind",
+            unique.len(),
+            MAX_STORAGE_BUFFERS
+        )));
+    }
+    let expr = expr.remap(&map);
+
+    let mut bindings_code = String::new();
+    let mut body = String::new();
+    let mut bindings = Vec::new();
+    for (k, &(root, shape)) in unique.iter().enumerate() {
+        let axes = broadcast_axes(shape, out).ok_or_else(|| {
+            cx.unsupported(format!(
+                "input shape {shape:?} does not broadcast to the output shape {out:?}"
+            ))
+        })?;
+        let _ = writeln!(
+            bindings_code,
+            "@group(0) @binding({k}) var<storage, read> ew_in{k}: array<f32>;"
+        );
+        let _ = writeln!(body, "    let x{k} = ew_in{k}[{}];", offset_expr("i", &axes));
+        bindings.push(BindingRef::read(root));
+    }
+    let n = unique.len();
+    let _ = writeln!(
+        bindings_code,
+        "@group(0) @binding({n}) var<storage, read_write> ew_out: array<f32>;"
+    );
+    bindings.push(BindingRef::write(node));
+    let mut next = 0;
+    let result = expr.emit(&mut body, &mut next);
+    let _ = write!(body, "    ew_out[i] = {result};");
+
+    let mut ops = Vec::new();
+    expr.op_names(&mut ops);
+    let mut name = format!(
+        "elementwise_{}",
+        if ops.is_empty() {
+            "copy".to_string()
+        } else {
+            ops.join("_")
+        }
+    );
+    if name.len() > 64 {
+        name = format!("elementwise_fused_{}ops", ops.len());
+    }
+    let total = cx.out_numel();
+    let grid = cx.linear_grid(total)?;
+    let source = Template::new(ELEMENTWISE_WGSL)
+        .set("TOTAL", total)
+        .set("BINDINGS", bindings_code)
+        .set("BODY", body)
+        .set("WG", grid.workgroup_size)
+        .set("INDEX", grid.index_expr("gid"))
+        .render(&name)?;
+    let in_bytes: usize = unique.iter().map(|(_, s)| s.iter().product::<usize>() * 4).sum();
+    Ok(KernelInstance {
+        name,
+        family: "elementwise",
+        node,
+        source,
+        entry_point: "main",
+        bindings,
+        workgroups: grid.workgroups,
+        workgroup_size: [grid.workgroup_size, 1, 1],
+        flops: total * expr.op_count() as u64,
+        bytes: in_bytes as u64 + cx.node.ty.size_bytes() as u64,
+    })
+}
+
+/// Lowers a single `Unary` or `Binary` node.
+pub(crate) fn lower_elementwise_node(cx: &NodeCx) -> Result<KernelInstance, KernelError> {
+    let expr = match &cx.node.op {
+        Op::Unary(op) => ElemExpr::unary(*op, ElemExpr::Input(0)),
+        Op::Binary(op) => ElemExpr::binary(*op, ElemExpr::Input(0), ElemExpr::Input(1)),
+        other => return Err(cx.unsupported(format!("{} is not elementwise", other.name()))),
+    };
+    elementwise_kernel(cx.graph, cx.id, &cx.node.inputs, &expr, cx.target)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::offset_of;
+
+    #[test]
+    fn broadcast_offsets_follow_numpy() {
+        let out = [2, 3, 4];
+        let ost = strides(&out);
+        for input in [
+            vec![4],
+            vec![3, 1],
+            vec![2, 1, 4],
+            vec![1],
+            vec![2, 3, 4],
+            vec![1, 3, 1],
+        ] {
+            let axes = broadcast_axes(&input, &out).unwrap();
+            let ist = strides(&input);
+            let lead = out.len() - input.len();
+            for i in 0..24 {
+                let mut expect = 0;
+                for (k, &len) in input.iter().enumerate() {
+                    let c = i / ost[k + lead] % out[k + lead];
+                    expect += if len == 1 { 0 } else { c * ist[k] };
+                }
+                assert_eq!(offset_of(i, &axes), expect, "input {input:?}");
+            }
+        }
+        assert_eq!(broadcast_axes(&[3], &[2, 4]), None);
+        assert_eq!(offset_expr("i", &broadcast_axes(&[4], &[2, 3, 4]).unwrap()), "(i % 4u)");
+        assert_eq!(offset_expr("i", &broadcast_axes(&[2, 3, 4], &[2, 3, 4]).unwrap()), "i");
+    }
+}

@@ -1,0 +1,75 @@
+//! A kernel instance: complete WGSL plus everything needed to dispatch it.
+
+use fovea_graph::NodeId;
+
+/// A buffer a kernel binds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BufferRef {
+    /// The buffer holding a node's value (always a storage root, never a view).
+    Node(NodeId),
+}
+
+/// One binding of a kernel: `@group(0) @binding(i)` is the `i`-th entry of
+/// [`KernelInstance::bindings`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BindingRef {
+    /// What is bound.
+    pub buffer: BufferRef,
+    /// `var<storage, read_write>` (the output) rather than `var<storage, read>`.
+    pub writable: bool,
+}
+
+impl BindingRef {
+    /// A read-only binding of `node`'s buffer.
+    pub fn read(node: NodeId) -> Self {
+        BindingRef {
+            buffer: BufferRef::Node(node),
+            writable: false,
+        }
+    }
+
+    /// A writable binding of `node`'s buffer.
+    pub fn write(node: NodeId) -> Self {
+        BindingRef {
+            buffer: BufferRef::Node(node),
+            writable: true,
+        }
+    }
+}
+
+/// One compute dispatch: specialised WGSL, its bindings and its grid.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KernelInstance {
+    /// The variant, e.g. `gemm_conv2d_cpu_64x64`; used in errors, dumps and pipeline caches.
+    pub name: String,
+    /// The WGSL file the kernel comes from (its stem, e.g. `gemm`).
+    pub family: &'static str,
+    /// The graph node this dispatch computes (or part of it, for concatenations).
+    pub node: NodeId,
+    /// The complete, specialised WGSL module.
+    pub source: String,
+    /// The compute entry point to run.
+    pub entry_point: &'static str,
+    /// Binding `i` of `@group(0)`, in order; all storage buffers of 32-bit elements. The output
+    /// is the last one.
+    pub bindings: Vec<BindingRef>,
+    /// Workgroup counts (x, y, z), each at most the target's `max_workgroups_per_dim`.
+    pub workgroups: [u32; 3],
+    /// The entry point's `@workgroup_size`.
+    pub workgroup_size: [u32; 3],
+    /// Useful floating-point operations (`2*M*N*K` for a GEMM), for throughput reports.
+    pub flops: u64,
+    /// Bytes read and written at minimum (every input and the output once).
+    pub bytes: u64,
+}
+
+impl KernelInstance {
+    /// Total invocations the dispatch launches.
+    pub fn invocations(&self) -> u64 {
+        self.workgroups
+            .iter()
+            .chain(&self.workgroup_size)
+            .map(|&d| d as u64)
+            .product()
+    }
+}

@@ -1,0 +1,142 @@
+//! Lowering of graph nodes to kernel instances: the dispatch over op kinds, and the per-node
+//! context the op modules share.
+
+use crate::dispatch::LinearGrid;
+use crate::{KernelError, KernelInstance, Target};
+use crate::{
+    batchnorm, concat, conv, conv_transpose, elementwise, matmul, pad, pool, reduce, resize, softmax, transpose,
+};
+use fovea_graph::{DType, Graph, Node, NodeId, Op};
+
+/// The node whose buffer holds `id`'s data: follows view ops (Reshape, inference Dropout) back
+/// to their source.
+pub fn storage_root(graph: &Graph, id: NodeId) -> NodeId {
+    let mut id = id;
+    while graph.node(id).op.is_view() {
+        id = graph.node(id).inputs[0];
+    }
+    id
+}
+
+/// Lowers one node to its kernel instances: none for inputs, parameters and views, one per
+/// input for a concatenation, one otherwise.
+pub fn lower_node(graph: &Graph, id: NodeId, target: &Target) -> Result<Vec<KernelInstance>, KernelError> {
+    let cx = NodeCx {
+        graph,
+        id,
+        node: graph.node(id),
+        target,
+    };
+    let node = cx.node;
+    if matches!(node.op, Op::Input { .. } | Op::Param { .. }) || node.op.is_view() {
+        return Ok(Vec::new());
+    }
+    for &i in node.inputs.iter().chain(std::iter::once(&id)) {
+        if graph.ty(i).numel() > u32::MAX as usize {
+            return Err(cx.unsupported(format!(
+                "tensor {i} has {} elements; kernels index with 32 bits",
+                graph.ty(i).numel()
+            )));
+        }
+    }
+    let layout_op = matches!(node.op, Op::Concat { .. } | Op::Transpose { .. });
+    if !layout_op && node.ty.dtype != DType::F32 {
+        return Err(cx.unsupported(format!(
+            "{} has no kernel for {} tensors",
+            node.op.name(),
+            node.ty.dtype.name()
+        )));
+    }
+    let one = |k: KernelInstance| vec![k];
+    Ok(match &node.op {
+        Op::Input { .. } | Op::Param { .. } | Op::Reshape => Vec::new(),
+        Op::Dropout { .. } => {
+            return Err(cx.unsupported("training-mode dropout needs a random mask, which no kernel draws yet"));
+        }
+        Op::Conv2d(g) => one(conv::lower_conv2d(&cx, g)?),
+        Op::ConvTranspose2d { geom, .. } => one(conv_transpose::lower_conv_transpose2d(&cx, geom)?),
+        Op::MatMul { trans_a, trans_b } => one(matmul::lower_matmul(&cx, *trans_a, *trans_b)?),
+        Op::Pool2d(p) => one(pool::lower_pool2d(&cx, p)?),
+        Op::Reduce { op, axes, .. } => one(reduce::lower_reduce(&cx, *op, axes)?),
+        Op::Unary(_) | Op::Binary(_) => one(elementwise::lower_elementwise_node(&cx)?),
+        Op::Softmax => one(softmax::lower_softmax(&cx, false)?),
+        Op::LogSoftmax => one(softmax::lower_softmax(&cx, true)?),
+        Op::BatchNormInference { epsilon } => one(batchnorm::lower_batchnorm(&cx, *epsilon)?),
+        Op::Resize { mode, .. } => one(resize::lower_resize(&cx, *mode)?),
+        Op::Concat { axis } => concat::lower_concat(&cx, *axis)?,
+        Op::Pad { pads, value } => one(pad::lower_pad(&cx, pads, *value)?),
+        Op::Transpose { perm } => one(transpose::lower_transpose(&cx, perm)?),
+    })
+}
+
+/// Lowers every node in graph order.
+pub fn lower_graph(graph: &Graph, target: &Target) -> Result<Vec<KernelInstance>, KernelError> {
+    let mut out = Vec::new();
+    for i in 0..graph.nodes.len() {
+        out.extend(lower_node(graph, NodeId(i as u32), target)?);
+    }
+    Ok(out)
+}
+
+/// What an op's lowering sees: the graph, the node and the target.
+pub(crate) struct NodeCx<'a> {
+    pub graph: &'a Graph,
+    pub id: NodeId,
+    pub node: &'a Node,
+    pub target: &'a Target,
+}
+
+impl NodeCx<'_> {
+    /// An `Unsupported` error about this node.
+    pub fn unsupported(&self, message: impl Into<String>) -> KernelError {
+        KernelError::Unsupported {
+            node: format!("{} ({})", self.id, self.node.op.name()),
+            layer: self.node.layer.clone(),
+            message: message.into(),
+        }
+    }
+
+    /// The buffer holding input `i`.
+    pub fn input(&self, i: usize) -> NodeId {
+        storage_root(self.graph, self.node.inputs[i])
+    }
+
+    /// The shape of input `i`.
+    pub fn in_shape(&self, i: usize) -> &[usize] {
+        self.graph.shape(self.node.inputs[i])
+    }
+
+    /// The output shape.
+    pub fn out_shape(&self) -> &[usize] {
+        &self.node.ty.shape
+    }
+
+    /// The output's element count.
+    pub fn out_numel(&self) -> u64 {
+        self.node.ty.numel() as u64
+    }
+
+    /// Bytes of every input plus the output.
+    pub fn io_bytes(&self) -> u64 {
+        let inputs: usize = self.node.inputs.iter().map(|&i| self.graph.ty(i).size_bytes()).sum();
+        (inputs + self.node.ty.size_bytes()) as u64
+    }
+
+    /// The 2-D grid for `total` invocations, or an error if it exceeds the target's limits.
+    pub fn linear_grid(&self, total: u64) -> Result<LinearGrid, KernelError> {
+        LinearGrid::new(total, self.target.linear_workgroup_size(), self.target).ok_or_else(|| {
+            self.unsupported(format!(
+                "{total} invocations exceed the dispatch limits ({} workgroups per dimension)",
+                self.target.max_workgroups_per_dim
+            ))
+        })
+    }
+
+    /// `Unsupported` for a grid too large for the target.
+    pub fn too_large(&self, what: &str) -> KernelError {
+        self.unsupported(format!(
+            "the {what} grid exceeds the target's {} workgroups per dimension",
+            self.target.max_workgroups_per_dim
+        ))
+    }
+}

@@ -1,0 +1,38 @@
+//! Matmul on the GEMM core: loaders for plain and transposed matrices (`wgsl/matmul.wgsl`).
+
+use crate::gemm::{GemmProblem, gemm_kernel};
+use crate::lower::NodeCx;
+use crate::template::Template;
+use crate::{BindingRef, KernelError, KernelInstance};
+
+const MATMUL_WGSL: &str = include_str!("../wgsl/matmul.wgsl");
+
+/// Lowers `MatMul { trans_a, trans_b }` of two 2-D tensors.
+pub(crate) fn lower_matmul(cx: &NodeCx, trans_a: bool, trans_b: bool) -> Result<KernelInstance, KernelError> {
+    let a = cx.in_shape(0);
+    let (m, k) = if trans_a { (a[1], a[0]) } else { (a[0], a[1]) };
+    let n = cx.out_shape()[1];
+    let what = format!(
+        "matmul_{}{}",
+        if trans_a { 't' } else { 'n' },
+        if trans_b { 't' } else { 'n' }
+    );
+    let loaders = Template::new(MATMUL_WGSL)
+        .set("A_INDEX", if trans_a { "k * M + m" } else { "m * K + k" })
+        .set("B_INDEX", if trans_b { "n * K + k" } else { "k * N + n" })
+        .render(&what)?;
+    let problem = GemmProblem {
+        m,
+        n,
+        k,
+        groups: 1,
+        loaders,
+        bindings: vec![
+            BindingRef::read(cx.input(0)),
+            BindingRef::read(cx.input(1)),
+            BindingRef::write(cx.id),
+        ],
+        bytes: cx.io_bytes(),
+    };
+    gemm_kernel(&what, cx.id, problem, cx.target)?.ok_or_else(|| cx.too_large("matmul"))
+}

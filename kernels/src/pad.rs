@@ -1,0 +1,147 @@
+//! Constant padding (`wgsl/pad.wgsl`): one invocation per output element.
+
+use crate::index::strides;
+use crate::lower::NodeCx;
+use crate::template::{Template, f32_lit};
+use crate::{BindingRef, KernelError, KernelInstance};
+use std::fmt::Write;
+
+const PAD_WGSL: &str = include_str!("../wgsl/pad.wgsl");
+
+/// One axis of the padded view: output length, padding before, input length, input stride.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct PadAxis {
+    out: usize,
+    before: usize,
+    len: usize,
+    stride: usize,
+}
+
+/// The axes of `shape` padded by `pads`, with unpadded axes merged into their inner neighbour
+/// (contiguous in both input and output) and length-1 unpadded axes dropped.
+fn pad_axes(shape: &[usize], pads: &[(usize, usize)]) -> Vec<PadAxis> {
+    let st = strides(shape);
+    let mut axes: Vec<PadAxis> = Vec::new();
+    for d in (0..shape.len()).rev() {
+        let (b, a) = pads[d];
+        let ax = PadAxis {
+            out: shape[d] + b + a,
+            before: b,
+            len: shape[d],
+            stride: st[d],
+        };
+        match axes.last_mut() {
+            // An unpadded axis outside an axis that covers its whole input merges with it.
+            Some(inner) if b == 0 && a == 0 && inner.before == 0 && inner.out == inner.len => {
+                inner.out *= shape[d];
+                inner.len *= shape[d];
+            }
+            _ if b == 0 && a == 0 && shape[d] == 1 => {}
+            _ => axes.push(ax),
+        }
+    }
+    axes.reverse();
+    axes
+}
+
+/// The WGSL computing `inside` and `src` for output element `i`.
+fn coords_code(axes: &[PadAxis]) -> String {
+    let outs: Vec<usize> = axes.iter().map(|a| a.out).collect();
+    let ost = strides(&outs);
+    let mut code = String::new();
+    for (k, a) in axes.iter().enumerate() {
+        let mut d = if ost[k] == 1 {
+            "i".to_string()
+        } else {
+            format!("(i / {}u)", ost[k])
+        };
+        if k > 0 {
+            d = format!("({d} % {}u)", a.out);
+        }
+        let _ = writeln!(code, "    let d{k} = {d};");
+        if a.before > 0 || a.out != a.len {
+            let _ = writeln!(
+                code,
+                "    inside = inside && d{k} >= {}u && d{k} < {}u;",
+                a.before,
+                a.before + a.len
+            );
+        }
+        let _ = writeln!(code, "    src = src + (d{k} - {}u) * {}u;", a.before, a.stride);
+    }
+    code
+}
+
+/// Lowers `Pad { pads, value }`.
+pub(crate) fn lower_pad(cx: &NodeCx, pads: &[(usize, usize)], value: f32) -> Result<KernelInstance, KernelError> {
+    let axes = pad_axes(cx.in_shape(0), pads);
+    let total = cx.out_numel();
+    let grid = cx.linear_grid(total)?;
+    let name = "pad";
+    let source = Template::new(PAD_WGSL)
+        .set("TOTAL", total)
+        .set("COORDS", coords_code(&axes))
+        .set("VALUE", f32_lit(value))
+        .set("WG", grid.workgroup_size)
+        .set("INDEX", grid.index_expr("gid"))
+        .render(name)?;
+    Ok(KernelInstance {
+        name: name.to_string(),
+        family: "pad",
+        node: cx.id,
+        source,
+        entry_point: "main",
+        bindings: vec![BindingRef::read(cx.input(0)), BindingRef::write(cx.id)],
+        workgroups: grid.workgroups,
+        workgroup_size: [grid.workgroup_size, 1, 1],
+        flops: 0,
+        bytes: cx.io_bytes(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// CPU mirror of the generated code: `Some(src)` or `None` for padding.
+    fn mirror(i: usize, axes: &[PadAxis]) -> Option<usize> {
+        let outs: Vec<usize> = axes.iter().map(|a| a.out).collect();
+        let ost = strides(&outs);
+        let mut src = 0;
+        for (k, a) in axes.iter().enumerate() {
+            let d = i / ost[k] % a.out;
+            if d < a.before || d >= a.before + a.len {
+                return None;
+            }
+            src += (d - a.before) * a.stride;
+        }
+        Some(src)
+    }
+
+    #[test]
+    fn merged_axes_index_like_the_full_shape() {
+        let shape = [2, 3, 1, 4];
+        for pads in [
+            vec![(0, 0), (1, 2), (0, 0), (0, 0)],
+            vec![(0, 0); 4],
+            vec![(1, 0), (0, 0), (2, 1), (0, 3)],
+        ] {
+            let axes = pad_axes(&shape, &pads);
+            let out: Vec<usize> = shape.iter().zip(&pads).map(|(d, (a, b))| d + a + b).collect();
+            let ost = strides(&out);
+            let ist = strides(&shape);
+            for i in 0..out.iter().product() {
+                let mut expect = Some(0);
+                for d in 0..4 {
+                    let c = i / ost[d] % out[d];
+                    expect = match expect {
+                        Some(s) if c >= pads[d].0 && c < pads[d].0 + shape[d] => Some(s + (c - pads[d].0) * ist[d]),
+                        _ => None,
+                    };
+                }
+                assert_eq!(mirror(i, &axes), expect, "pads {pads:?} i {i}");
+            }
+        }
+        assert_eq!(pad_axes(&shape, &[(0, 0); 4]).len(), 1);
+    }
+}

@@ -1,0 +1,846 @@
+//! Every kernel variant the lowering can produce, validated by naga, with its bindings and
+//! dispatch grid checked against the WGSL and the work it must cover.
+
+use crate::gemm::{GEMM_TILES, choose_gemm_tile};
+use crate::softmax::softmax_kernel;
+use crate::{
+    AdapterClass, BufferRef, KernelError, KernelInstance, Target, lower::NodeCx, lower_graph, lower_node, storage_root,
+    validate_wgsl, validate_with_info,
+};
+use fovea_graph::ir::*;
+use fovea_graph::{DType, Graph, NodeId, Op, TensorType};
+use naga::{AddressSpace, ShaderStage, StorageAccess};
+
+fn targets() -> Vec<Target> {
+    vec![
+        Target::cpu(),
+        Target::gpu(),
+        // Adapters with smaller limits take the table's second entries or the fallback tile.
+        Target {
+            max_invocations_per_workgroup: 128,
+            ..Target::cpu()
+        },
+        Target {
+            max_invocations_per_workgroup: 128,
+            max_workgroup_storage_bytes: 4096,
+            ..Target::gpu()
+        },
+        Target {
+            max_invocations_per_workgroup: 64,
+            max_workgroup_storage_bytes: 1024,
+            ..Target::gpu()
+        },
+    ]
+}
+
+/// Validates `k` with naga and checks its bindings, entry point and grid against the target.
+fn check(k: &KernelInstance, target: &Target) {
+    let (module, info) = validate_with_info(&k.name, &k.source).unwrap_or_else(|e| panic!("{e}\n{}", k.source));
+    let (ep_index, ep) = module
+        .entry_points
+        .iter()
+        .enumerate()
+        .find(|(_, e)| e.name == k.entry_point)
+        .unwrap_or_else(|| panic!("{}: no entry point {}", k.name, k.entry_point));
+    assert_eq!(ep.stage, ShaderStage::Compute, "{}", k.name);
+    assert_eq!(ep.workgroup_size, k.workgroup_size, "{}: workgroup size", k.name);
+    let ep_info = info.get_entry_point(ep_index);
+    let mut declared: Vec<(u32, bool, naga::valid::GlobalUse)> = Vec::new();
+    for (h, var) in module.global_variables.iter() {
+        if let Some(rb) = &var.binding {
+            assert_eq!(rb.group, 0, "{}: group", k.name);
+            let AddressSpace::Storage { access } = var.space else {
+                panic!("{}: binding {} is not a storage buffer", k.name, rb.binding)
+            };
+            declared.push((rb.binding, access.contains(StorageAccess::STORE), ep_info[h]));
+        }
+    }
+    declared.sort_by_key(|d| d.0);
+    assert_eq!(declared.len(), k.bindings.len(), "{}: binding count", k.name);
+    for (i, (binding, writable, usage)) in declared.iter().enumerate() {
+        assert_eq!(*binding, i as u32, "{}: bindings must be 0..n", k.name);
+        assert_eq!(*writable, k.bindings[i].writable, "{}: access of binding {i}", k.name);
+        assert_eq!(
+            *writable,
+            i + 1 == declared.len(),
+            "{}: only the last binding is the output",
+            k.name
+        );
+        let need = if *writable {
+            naga::valid::GlobalUse::WRITE
+        } else {
+            naga::valid::GlobalUse::READ
+        };
+        assert!(
+            usage.contains(need),
+            "{}: binding {i} unused by {} ({usage:?})",
+            k.name,
+            k.entry_point
+        );
+    }
+    let max = target.max_workgroups_per_dim;
+    assert!(
+        k.workgroups.iter().all(|&w| (1..=max).contains(&w)),
+        "{}: workgroups {:?}",
+        k.name,
+        k.workgroups
+    );
+    let threads: u32 = k.workgroup_size.iter().product();
+    assert!(
+        threads <= target.max_invocations_per_workgroup,
+        "{}: {threads} invocations",
+        k.name
+    );
+    assert!(
+        !k.name.is_empty() && k.source.starts_with("//"),
+        "{}: header comment",
+        k.name
+    );
+}
+
+/// Lowers `id`, checks every instance, and checks one-invocation-per-element kernels cover
+/// their output (GEMM and softmax coverage is checked by their tests).
+fn lower(g: &Graph, id: NodeId, target: &Target) -> Vec<KernelInstance> {
+    let ks = lower_node(g, id, target).unwrap_or_else(|e| panic!("{e}"));
+    for k in &ks {
+        check(k, target);
+        assert_eq!(k.node, id);
+        assert_eq!(
+            k.bindings.last().unwrap().buffer,
+            BufferRef::Node(id),
+            "{}: output binding",
+            k.name
+        );
+        if !matches!(k.family, "gemm" | "softmax" | "concat") {
+            assert!(
+                k.invocations() >= g.ty(id).numel() as u64,
+                "{}: grid {:?}",
+                k.name,
+                k.workgroups
+            );
+        }
+    }
+    ks
+}
+
+fn input(g: &mut Graph, name: &str, shape: &[usize]) -> NodeId {
+    g.input(name, TensorType::f32(shape.to_vec())).unwrap()
+}
+
+fn param(g: &mut Graph, name: &str, shape: &[usize]) -> NodeId {
+    g.param(name, shape, true, "layer").unwrap()
+}
+
+fn geom(stride: usize, dilation: usize, pad: (usize, usize, usize, usize), groups: usize) -> ConvGeometry {
+    ConvGeometry {
+        stride: (stride, stride),
+        dilation: (dilation, dilation),
+        pad: Pad2d {
+            top: pad.0,
+            bottom: pad.1,
+            left: pad.2,
+            right: pad.3,
+        },
+        groups,
+    }
+}
+
+/// Checks a GEMM kernel's grid covers `m x n` in `groups` groups.
+fn check_gemm_grid(k: &KernelInstance, m: usize, n: usize, groups: usize, target: &Target) {
+    let tile = choose_gemm_tile(target);
+    assert_eq!(k.family, "gemm");
+    assert_eq!(k.entry_point, tile.entry_point());
+    assert!(k.workgroups[0] as usize * tile.bn as usize >= n, "{}", k.name);
+    assert!(k.workgroups[1] as usize * tile.bm as usize >= m, "{}", k.name);
+    assert_eq!(k.workgroups[2] as usize, groups);
+    assert_eq!(k.workgroup_size, [tile.bn / tile.tn, tile.bm / tile.tm, 1]);
+}
+
+#[test]
+fn conv2d_variants() {
+    struct Case {
+        x: [usize; 4],
+        k: (usize, usize),
+        co: usize,
+        g: ConvGeometry,
+    }
+    let cases = [
+        // 3x3 "same"
+        Case {
+            x: [2, 8, 8, 3],
+            k: (3, 3),
+            co: 8,
+            g: geom(1, 1, (1, 1, 1, 1), 1),
+        },
+        // stride larger than the kernel, prime sizes
+        Case {
+            x: [1, 11, 13, 5],
+            k: (2, 2),
+            co: 7,
+            g: geom(3, 1, (0, 0, 0, 0), 1),
+        },
+        // dilation
+        Case {
+            x: [2, 9, 9, 4],
+            k: (3, 3),
+            co: 6,
+            g: geom(1, 2, (2, 2, 2, 2), 1),
+        },
+        // asymmetric padding, non-square kernel
+        Case {
+            x: [1, 7, 6, 3],
+            k: (3, 2),
+            co: 5,
+            g: geom(2, 1, (0, 1, 1, 0), 1),
+        },
+        // 1x1
+        Case {
+            x: [3, 5, 5, 7],
+            k: (1, 1),
+            co: 13,
+            g: geom(1, 1, (0, 0, 0, 0), 1),
+        },
+        // grouped: 2 groups of 2 input and 3 output channels
+        Case {
+            x: [2, 6, 6, 4],
+            k: (3, 3),
+            co: 6,
+            g: geom(1, 1, (1, 1, 1, 1), 2),
+        },
+        // grouped, strided, dilated
+        Case {
+            x: [1, 10, 10, 6],
+            k: (3, 3),
+            co: 9,
+            g: geom(2, 2, (1, 1, 1, 1), 3),
+        },
+        // a single input channel (MNIST's first layer)
+        Case {
+            x: [4, 28, 28, 1],
+            k: (3, 3),
+            co: 32,
+            g: geom(1, 1, (0, 0, 0, 0), 1),
+        },
+    ];
+    for t in targets() {
+        for c in &cases {
+            let mut g = Graph::new();
+            let x = input(&mut g, "x", &c.x);
+            let w = param(&mut g, "conv/kernel", &[c.k.0, c.k.1, c.x[3] / c.g.groups, c.co]);
+            let y = g.push(Op::Conv2d(c.g), &[x, w], "conv").unwrap();
+            let ks = lower(&g, y, &t);
+            assert_eq!(ks.len(), 1);
+            let k = &ks[0];
+            let ys = g.shape(y);
+            check_gemm_grid(k, ys[0] * ys[1] * ys[2], c.co / c.g.groups, c.g.groups, &t);
+            let tile = choose_gemm_tile(&t);
+            let what = if c.g.groups == 1 { "conv2d" } else { "conv2d_grouped" };
+            assert_eq!(
+                k.name,
+                format!("gemm_{what}_{}_{}x{}", t.class.name(), tile.bm, tile.bn)
+            );
+            let kk = c.k.0 * c.k.1 * c.x[3] / c.g.groups;
+            assert_eq!(k.flops, 2 * (ys[0] * ys[1] * ys[2] * c.co * kk) as u64);
+            assert_eq!(k.bindings.len(), 3);
+        }
+    }
+}
+
+#[test]
+fn depthwise_variants() {
+    for t in targets() {
+        for (mult, stride, pad, dil) in [
+            (1, 1, (1, 1, 1, 1), 1),
+            (2, 2, (1, 0, 0, 1), 1),
+            (1, 2, (0, 0, 0, 0), 2),
+        ] {
+            let mut g = Graph::new();
+            let x = input(&mut g, "x", &[2, 9, 7, 5]);
+            let w = param(&mut g, "dw/kernel", &[3, 3, 1, 5 * mult]);
+            let y = g.push(Op::Conv2d(geom(stride, dil, pad, 5)), &[x, w], "dw").unwrap();
+            let ks = lower(&g, y, &t);
+            assert_eq!((ks[0].family, ks[0].name.as_str()), ("depthwise", "depthwise_conv2d"));
+        }
+    }
+}
+
+#[test]
+fn conv_transpose_variants() {
+    for t in targets() {
+        for (stride, dil, pad, out_pad, c, co) in [
+            (2, 1, (1, 1, 1, 1), (1, 1), 4, 3),
+            (1, 1, (0, 0, 0, 0), (0, 0), 3, 5),
+            (2, 2, (0, 1, 1, 0), (0, 1), 2, 7),
+        ] {
+            let mut g = Graph::new();
+            let x = input(&mut g, "x", &[2, 5, 6, c]);
+            let w = param(&mut g, "up/kernel", &[3, 3, co, c]);
+            let op = Op::ConvTranspose2d {
+                geom: geom(stride, dil, pad, 1),
+                out_pad,
+            };
+            let y = g.push(op, &[x, w], "up").unwrap();
+            let ks = lower(&g, y, &t);
+            let ys = g.shape(y);
+            check_gemm_grid(&ks[0], ys[0] * ys[1] * ys[2], co, 1, &t);
+            assert!(ks[0].name.starts_with("gemm_conv_transpose2d_"));
+        }
+    }
+}
+
+#[test]
+fn matmul_variants() {
+    for t in targets() {
+        for (m, k, n) in [(7, 13, 5), (129, 67, 257), (1, 1, 1), (64, 64, 64)] {
+            for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
+                let mut g = Graph::new();
+                let a = input(&mut g, "a", &if ta { [k, m] } else { [m, k] });
+                let b = param(&mut g, "dense/kernel", &if tb { [n, k] } else { [k, n] });
+                let y = g
+                    .push(
+                        Op::MatMul {
+                            trans_a: ta,
+                            trans_b: tb,
+                        },
+                        &[a, b],
+                        "dense",
+                    )
+                    .unwrap();
+                let ks = lower(&g, y, &t);
+                check_gemm_grid(&ks[0], m, n, 1, &t);
+                assert_eq!(ks[0].flops, 2 * (m * n * k) as u64);
+                let flags = format!("{}{}", if ta { 't' } else { 'n' }, if tb { 't' } else { 'n' });
+                assert!(
+                    ks[0].name.starts_with(&format!("gemm_matmul_{flags}_")),
+                    "{}",
+                    ks[0].name
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn gemm_table_variants_validate() {
+    // Each table entry and the fallback, on a problem that is not a multiple of any tile.
+    for e in GEMM_TILES {
+        let t = Target {
+            class: e.class,
+            ..Target::gpu()
+        };
+        let t = match e.tile.bm {
+            64 => t,
+            _ => Target {
+                max_invocations_per_workgroup: 64,
+                max_workgroup_storage_bytes: 2048,
+                ..t
+            },
+        };
+        assert_eq!(choose_gemm_tile(&t), e.tile);
+        let mut g = Graph::new();
+        let a = input(&mut g, "a", &[37, 29]);
+        let b = param(&mut g, "b", &[29, 71]);
+        let y = g
+            .push(
+                Op::MatMul {
+                    trans_a: false,
+                    trans_b: false,
+                },
+                &[a, b],
+                "dense",
+            )
+            .unwrap();
+        check_gemm_grid(&lower(&g, y, &t)[0], 37, 71, 1, &t);
+    }
+}
+
+#[test]
+fn pool_variants() {
+    for t in targets() {
+        for kind in [PoolKind::Max, PoolKind::Avg] {
+            for (size, stride, pad) in [
+                ((2, 2), (2, 2), Pad2d::default()),
+                (
+                    (3, 3),
+                    (2, 2),
+                    Pad2d {
+                        top: 1,
+                        bottom: 1,
+                        left: 1,
+                        right: 1,
+                    },
+                ),
+                (
+                    (3, 2),
+                    (1, 3),
+                    Pad2d {
+                        top: 0,
+                        bottom: 2,
+                        left: 1,
+                        right: 0,
+                    },
+                ),
+            ] {
+                let mut g = Graph::new();
+                let x = input(&mut g, "x", &[2, 9, 8, 3]);
+                let y = g
+                    .push(
+                        Op::Pool2d(PoolGeometry {
+                            kind,
+                            size,
+                            stride,
+                            pad,
+                        }),
+                        &[x],
+                        "pool",
+                    )
+                    .unwrap();
+                let ks = lower(&g, y, &t);
+                assert_eq!(ks[0].family, "pool");
+            }
+        }
+    }
+}
+
+#[test]
+fn reduce_variants() {
+    for t in targets() {
+        for op in [ReduceOp::Sum, ReduceOp::Mean, ReduceOp::Max] {
+            for axes in [vec![0], vec![1, 2], vec![3], vec![0, 1, 2, 3], vec![0, 2], vec![1, 3]] {
+                for keep_dims in [false, true] {
+                    let mut g = Graph::new();
+                    let x = input(&mut g, "x", &[2, 5, 3, 7]);
+                    let y = g
+                        .push(
+                            Op::Reduce {
+                                op,
+                                axes: axes.clone(),
+                                keep_dims,
+                            },
+                            &[x],
+                            "reduce",
+                        )
+                        .unwrap();
+                    let ks = lower(&g, y, &t);
+                    assert_eq!(ks[0].name, format!("reduce_{}", op.name()));
+                }
+            }
+        }
+    }
+}
+
+fn unary_ops() -> Vec<UnaryOp> {
+    use UnaryOp::*;
+    vec![
+        Relu,
+        Relu6,
+        LeakyRelu(0.2),
+        Sigmoid,
+        Tanh,
+        Exp,
+        Log,
+        Neg,
+        Sqrt,
+        Square,
+        Abs,
+        Scale(-0.5),
+        AddScalar(1e-7),
+    ]
+}
+
+const BINARY_OPS: [BinaryOp; 6] = [
+    BinaryOp::Add,
+    BinaryOp::Sub,
+    BinaryOp::Mul,
+    BinaryOp::Div,
+    BinaryOp::Max,
+    BinaryOp::Min,
+];
+
+#[test]
+fn unary_variants() {
+    for t in targets() {
+        for op in unary_ops() {
+            let mut g = Graph::new();
+            let x = input(&mut g, "x", &[3, 5, 7]);
+            let y = g.push(Op::Unary(op), &[x], "act").unwrap();
+            let ks = lower(&g, y, &t);
+            assert_eq!(ks[0].name, format!("elementwise_{}", op.name()));
+            assert_eq!(ks[0].bindings.len(), 2);
+        }
+    }
+}
+
+#[test]
+fn binary_variants_with_broadcasting() {
+    let shapes: [(&[usize], &[usize]); 7] = [
+        (&[2, 3, 4], &[2, 3, 4]),
+        (&[2, 3, 4], &[4]),
+        (&[4], &[2, 3, 4]),
+        (&[2, 1, 4], &[3, 1]),
+        (&[5], &[1]),
+        (&[2, 8, 8, 16], &[1, 1, 1, 16]),
+        (&[1, 3, 1], &[2, 1, 5]),
+    ];
+    for t in targets() {
+        for op in BINARY_OPS {
+            for (a, b) in shapes {
+                let mut g = Graph::new();
+                let x = input(&mut g, "a", a);
+                let y = param(&mut g, "b", b);
+                let z = g.push(Op::Binary(op), &[x, y], "bin").unwrap();
+                let ks = lower(&g, z, &t);
+                assert_eq!(ks[0].bindings.len(), 3);
+            }
+            // The same tensor twice binds it once.
+            let mut g = Graph::new();
+            let x = input(&mut g, "a", &[6, 7]);
+            let z = g.push(Op::Binary(op), &[x, x], "bin").unwrap();
+            assert_eq!(lower(&g, z, &t)[0].bindings.len(), 2);
+        }
+    }
+}
+
+#[test]
+fn fused_elementwise_chain() {
+    use crate::elementwise::{ElemExpr, elementwise_kernel};
+    // relu(x * scale[c] + shift[c]) + residual, sigmoid(x) * x (x read twice)
+    let mut g = Graph::new();
+    let x = input(&mut g, "x", &[2, 4, 4, 8]);
+    let s = param(&mut g, "s", &[8]);
+    let b = param(&mut g, "b", &[8]);
+    let r = input(&mut g, "r", &[2, 4, 4, 8]);
+    let m = g.push(Op::Binary(BinaryOp::Mul), &[x, s], "m").unwrap();
+    let a = g.push(Op::Binary(BinaryOp::Add), &[m, b], "a").unwrap();
+    let y = g.push(Op::Unary(UnaryOp::Relu), &[a], "y").unwrap();
+    let out = g.push(Op::Binary(BinaryOp::Add), &[y, r], "out").unwrap();
+    let e = ElemExpr::binary(
+        BinaryOp::Add,
+        ElemExpr::unary(
+            UnaryOp::Relu,
+            ElemExpr::binary(
+                BinaryOp::Add,
+                ElemExpr::binary(BinaryOp::Mul, ElemExpr::Input(0), ElemExpr::Input(1)),
+                ElemExpr::Input(2),
+            ),
+        ),
+        ElemExpr::binary(
+            BinaryOp::Mul,
+            ElemExpr::unary(UnaryOp::Sigmoid, ElemExpr::Input(3)),
+            ElemExpr::Input(3),
+        ),
+    );
+    for t in targets() {
+        let k = elementwise_kernel(&g, out, &[x, s, b, r], &e, &t).unwrap();
+        check(&k, &t);
+        assert_eq!(k.bindings.len(), 5);
+        assert_eq!(k.name, "elementwise_mul_add_relu_sigmoid_mul_add");
+        assert_eq!(k.flops, 6 * 256);
+        assert!(k.source.contains("ew_in1[(i % 8u)]"), "{}", k.source);
+    }
+    // An input never read, or an index beyond the inputs, is an error naming the node.
+    let err = elementwise_kernel(&g, out, &[x, s], &ElemExpr::Input(0), &Target::cpu()).unwrap_err();
+    assert!(err.to_string().contains("never read"), "{err}");
+    let err = elementwise_kernel(&g, out, &[x], &ElemExpr::Input(1), &Target::cpu()).unwrap_err();
+    assert!(matches!(err, KernelError::Unsupported { .. }), "{err}");
+}
+
+#[test]
+fn softmax_variants() {
+    for t in targets() {
+        for log in [false, true] {
+            for len in [1, 10, 63, 64, 65, 1000] {
+                let mut g = Graph::new();
+                let x = input(&mut g, "x", &[3, 7, len]);
+                let op = if log { Op::LogSoftmax } else { Op::Softmax };
+                let y = g.push(op, &[x], "softmax").unwrap();
+                let lowered = lower(&g, y, &t);
+                let cx = NodeCx {
+                    graph: &g,
+                    id: y,
+                    node: g.node(y),
+                    target: &t,
+                };
+                for workgroup in [false, true] {
+                    let k = softmax_kernel(&cx, 21, len, log, workgroup).unwrap();
+                    check(&k, &t);
+                    if workgroup {
+                        assert!(k.workgroups.iter().map(|&w| w as u64).product::<u64>() >= 21);
+                        assert_eq!(k.workgroup_size, [64, 1, 1]);
+                    } else {
+                        assert!(k.invocations() >= 21);
+                    }
+                }
+                let wg = crate::softmax::softmax_uses_workgroup(len, &t);
+                assert_eq!(
+                    lowered[0].entry_point,
+                    if wg { "softmax_workgroup" } else { "softmax_thread" }
+                );
+            }
+        }
+    }
+    // More rows than one grid dimension holds: the workgroup variant folds them into 2-D.
+    let mut g = Graph::new();
+    let x = input(&mut g, "x", &[70_000, 300]);
+    let y = g.push(Op::Softmax, &[x], "softmax").unwrap();
+    let k = &lower(&g, y, &Target::gpu())[0];
+    assert_eq!(k.entry_point, "softmax_workgroup");
+    assert_eq!(k.workgroups, [65535, 2, 1]);
+}
+
+#[test]
+fn batchnorm_resize_pad_transpose() {
+    for t in targets() {
+        let mut g = Graph::new();
+        let x = input(&mut g, "x", &[2, 5, 6, 3]);
+        let stats: Vec<NodeId> = ["gamma", "beta", "mean", "var"]
+            .iter()
+            .map(|n| param(&mut g, n, &[3]))
+            .collect();
+        let bn = g.push(
+            Op::BatchNormInference { epsilon: 1e-3 },
+            &[x, stats[0], stats[1], stats[2], stats[3]],
+            "bn",
+        );
+        let bn = bn.unwrap();
+        assert_eq!(lower(&g, bn, &t)[0].bindings.len(), 6);
+        for mode in [ResizeMode::Nearest, ResizeMode::Bilinear] {
+            for (h, w) in [(10, 12), (3, 4), (5, 6), (1, 1)] {
+                let y = g
+                    .push(
+                        Op::Resize {
+                            mode,
+                            height: h,
+                            width: w,
+                        },
+                        &[x],
+                        "resize",
+                    )
+                    .unwrap();
+                lower(&g, y, &t);
+            }
+        }
+        for (pads, value) in [
+            (vec![(0, 0), (1, 1), (1, 1), (0, 0)], 0.0),
+            (vec![(1, 0), (0, 2), (3, 0), (1, 1)], -1.5),
+            (vec![(0, 0); 4], f32::NEG_INFINITY),
+        ] {
+            let y = g.push(Op::Pad { pads, value }, &[x], "pad").unwrap();
+            lower(&g, y, &t);
+        }
+        for perm in [
+            vec![0, 3, 1, 2],
+            vec![0, 2, 3, 1],
+            vec![3, 2, 1, 0],
+            vec![0, 1, 2, 3],
+            vec![1, 0, 2, 3],
+        ] {
+            let y = g.push(Op::Transpose { perm }, &[x], "transpose").unwrap();
+            lower(&g, y, &t);
+        }
+    }
+}
+
+#[test]
+fn concat_writes_one_slice_per_input() {
+    for t in targets() {
+        for axis in [1, 3] {
+            for dtype in [DType::F32, DType::I32] {
+                let mut g = Graph::new();
+                let mut xs = Vec::new();
+                for (i, len) in [2usize, 3, 5].into_iter().enumerate() {
+                    let mut shape = vec![2, 4, 4, 3];
+                    shape[axis] = len;
+                    xs.push(g.input(&format!("x{i}"), TensorType { shape, dtype }).unwrap());
+                }
+                let y = g.push(Op::Concat { axis }, &xs, "concat").unwrap();
+                let ks = lower(&g, y, &t);
+                assert_eq!(ks.len(), 3);
+                for (i, k) in ks.iter().enumerate() {
+                    assert_eq!(k.bindings[0].buffer, BufferRef::Node(xs[i]));
+                    assert!(k.bindings[1].writable);
+                    assert!(k.invocations() >= g.ty(xs[i]).numel() as u64);
+                }
+                let inner = if axis == 1 { 12 } else { 1 };
+                assert!(
+                    ks[2].source.contains(&format!("const OFFSET: u32 = {}u;", 5 * inner)),
+                    "{}",
+                    ks[2].source
+                );
+            }
+        }
+    }
+    // An i32 transpose copies integers.
+    let mut g = Graph::new();
+    let x = g
+        .input(
+            "labels",
+            TensorType {
+                shape: vec![4, 3],
+                dtype: DType::I32,
+            },
+        )
+        .unwrap();
+    let y = g.push(Op::Transpose { perm: vec![1, 0] }, &[x], "t").unwrap();
+    assert!(lower(&g, y, &Target::cpu())[0].source.contains("array<i32>"));
+}
+
+#[test]
+fn large_one_dimensional_dispatch_uses_a_2d_grid() {
+    let total = 65535 * 256 + 4097;
+    for t in targets() {
+        let mut g = Graph::new();
+        let x = input(&mut g, "x", &[total]);
+        let y = g.push(Op::Unary(UnaryOp::Relu), &[x], "relu").unwrap();
+        let k = &lower(&g, y, &t)[0];
+        assert!(k.workgroups[1] > 1, "{:?}", k.workgroups);
+        assert!(k.invocations() >= total as u64);
+        assert!(k.source.contains("gid.y *"));
+    }
+}
+
+#[test]
+fn views_bind_their_storage_root() {
+    let mut g = Graph::new();
+    let x = input(&mut g, "x", &[2, 3, 4]);
+    let r = g.reshape(x, &[6, 4], "flatten").unwrap();
+    let d = g
+        .push(
+            Op::Dropout {
+                rate: 0.5,
+                training: false,
+            },
+            &[r],
+            "dropout",
+        )
+        .unwrap();
+    let y = g.push(Op::Unary(UnaryOp::Relu), &[d], "relu").unwrap();
+    assert_eq!(storage_root(&g, d), x);
+    assert_eq!(storage_root(&g, y), y);
+    for id in [x, r, d] {
+        assert!(lower_node(&g, id, &Target::cpu()).unwrap().is_empty());
+    }
+    let k = &lower(&g, y, &Target::cpu())[0];
+    assert_eq!(k.bindings[0].buffer, BufferRef::Node(x));
+    let t = g
+        .push(
+            Op::Dropout {
+                rate: 0.5,
+                training: true,
+            },
+            &[y],
+            "drop_train",
+        )
+        .unwrap();
+    let err = lower_node(&g, t, &Target::cpu()).unwrap_err();
+    assert!(
+        matches!(&err, KernelError::Unsupported { layer, .. } if layer == "drop_train"),
+        "{err}"
+    );
+}
+
+#[test]
+fn lower_graph_covers_a_small_cnn() {
+    for t in [Target::cpu(), Target::gpu()] {
+        let mut g = Graph::new();
+        let x = input(&mut g, "image", &[4, 16, 16, 3]);
+        let w = param(&mut g, "conv/kernel", &[3, 3, 3, 8]);
+        let b = param(&mut g, "conv/bias", &[8]);
+        let c = g
+            .push(Op::Conv2d(geom(1, 1, (1, 1, 1, 1), 1)), &[x, w], "conv")
+            .unwrap();
+        let c = g.push(Op::Binary(BinaryOp::Add), &[c, b], "conv").unwrap();
+        let c = g.push(Op::Unary(UnaryOp::Relu), &[c], "conv").unwrap();
+        let pool = PoolGeometry {
+            kind: PoolKind::Max,
+            size: (2, 2),
+            stride: (2, 2),
+            pad: Pad2d::default(),
+        };
+        let p = g.push(Op::Pool2d(pool), &[c], "pool").unwrap();
+        let f = g.reshape(p, &[4, 8 * 8 * 8], "flatten").unwrap();
+        let dw = param(&mut g, "dense/kernel", &[512, 10]);
+        let d = g
+            .push(
+                Op::MatMul {
+                    trans_a: false,
+                    trans_b: false,
+                },
+                &[f, dw],
+                "dense",
+            )
+            .unwrap();
+        let s = g.push(Op::Softmax, &[d], "dense").unwrap();
+        g.outputs.push(s);
+        let ks = lower_graph(&g, &t).unwrap();
+        let families: Vec<&str> = ks.iter().map(|k| k.family).collect();
+        assert_eq!(
+            families,
+            ["gemm", "elementwise", "elementwise", "pool", "gemm", "softmax"]
+        );
+        assert_eq!(
+            ks[4].bindings[0].buffer,
+            BufferRef::Node(p),
+            "the matmul reads the pool's buffer"
+        );
+        for k in &ks {
+            check(k, &t);
+        }
+    }
+}
+
+#[test]
+fn broken_wgsl_is_an_error_naming_the_kernel_with_nagas_text() {
+    // A parse error: a template filled with a value of the wrong type.
+    let src = crate::template::Template::new("@compute @workgroup_size(1)\nfn main() {\n    let n: u32 = {{N}};\n}\n")
+        .set("N", "1.5f")
+        .render("broken_kernel")
+        .unwrap();
+    let err = validate_wgsl("broken_kernel", &src).unwrap_err();
+    let KernelError::Invalid { kernel, message } = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(kernel, "broken_kernel");
+    assert!(message.contains("error") && message.contains("let n: u32"), "{message}");
+    assert!(err.to_string().contains("broken_kernel"));
+    // A validation error: storing into a read-only buffer.
+    let src = "@group(0) @binding(0) var<storage, read> x: array<f32>;\n\
+               @compute @workgroup_size(1)\nfn main() {\n    x[0] = 1.0;\n}\n";
+    let err = validate_wgsl("read_only_store", src).unwrap_err();
+    assert!(
+        matches!(&err, KernelError::Invalid { kernel, .. } if kernel == "read_only_store"),
+        "{err}"
+    );
+    // A real template with a placeholder left unfilled never reaches naga.
+    let err = crate::template::Template::new(include_str!("../wgsl/pool.wgsl"))
+        .render("pool_max")
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("pool_max") && err.to_string().contains("no value"),
+        "{err}"
+    );
+}
+
+#[test]
+fn every_template_has_a_header_comment() {
+    for (name, src) in [
+        ("gemm", include_str!("../wgsl/gemm.wgsl")),
+        ("matmul", include_str!("../wgsl/matmul.wgsl")),
+        ("conv", include_str!("../wgsl/conv.wgsl")),
+        ("conv_transpose", include_str!("../wgsl/conv_transpose.wgsl")),
+        ("depthwise", include_str!("../wgsl/depthwise.wgsl")),
+        ("pool", include_str!("../wgsl/pool.wgsl")),
+        ("reduce", include_str!("../wgsl/reduce.wgsl")),
+        ("softmax", include_str!("../wgsl/softmax.wgsl")),
+        ("batchnorm", include_str!("../wgsl/batchnorm.wgsl")),
+        ("resize", include_str!("../wgsl/resize.wgsl")),
+        ("concat", include_str!("../wgsl/concat.wgsl")),
+        ("pad", include_str!("../wgsl/pad.wgsl")),
+        ("transpose", include_str!("../wgsl/transpose.wgsl")),
+        ("elementwise", include_str!("../wgsl/elementwise.wgsl")),
+    ] {
+        assert!(src.starts_with(&format!("// {name}.wgsl: ")), "{name}");
+        assert!(src.to_lowercase().contains("binding"), "{name}");
+    }
+    assert_eq!(AdapterClass::Cpu.name(), "cpu");
+}

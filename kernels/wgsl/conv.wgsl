@@ -1,0 +1,53 @@
+// conv.wgsl: loaders that make the GEMM core (gemm.wgsl) an implicit-GEMM 2-D convolution
+// (forward), grouped or not.
+//
+// Bindings: 0 conv_x (N, H, W, C) NHWC, 1 conv_w (KH, KW, C/G, CO) HWIO (read),
+// 2 conv_y (N, OH, OW, CO) NHWC (read_write).
+// The GEMM per group g: M = N*OH*OW output pixels, K = KH*KW*CG taps, N = COG filters, with
+//   A[m, k] = x[n, oy*SH - PT + ky*DH, ox*SW - PL + kx*DW, g*CG + ci]  (0 outside the input),
+//            m = (n*OH + oy)*OW + ox,  k = (ky*KW + kx)*CG + ci   (an on-the-fly im2col view)
+//   B[k, co] = w[k*CO + g*COG + co]   (the HWIO kernel is already the (KH*KW*CG, CO) matrix)
+//   y[m*CO + g*COG + co] = C[m, co].
+
+const CONV_H: i32 = {{H}};
+const CONV_W: i32 = {{W}};
+const CONV_C: u32 = {{C}}u;
+const CONV_OH: u32 = {{OH}}u;
+const CONV_OW: u32 = {{OW}}u;
+const CONV_CO: u32 = {{CO}}u;
+const CONV_CG: u32 = {{CG}}u;
+const CONV_COG: u32 = {{COG}}u;
+const CONV_KW: u32 = {{KW}}u;
+const CONV_SH: i32 = {{SH}};
+const CONV_SW: i32 = {{SW}};
+const CONV_DH: i32 = {{DH}};
+const CONV_DW: i32 = {{DW}};
+const CONV_PT: i32 = {{PT}};
+const CONV_PL: i32 = {{PL}};
+
+@group(0) @binding(0) var<storage, read> conv_x: array<f32>;
+@group(0) @binding(1) var<storage, read> conv_w: array<f32>;
+@group(0) @binding(2) var<storage, read_write> conv_y: array<f32>;
+
+fn load_a(g: u32, m: u32, k: u32) -> f32 {
+    let ox = m % CONV_OW;
+    let oy = (m / CONV_OW) % CONV_OH;
+    let n = m / (CONV_OW * CONV_OH);
+    let ci = k % CONV_CG;
+    let kx = (k / CONV_CG) % CONV_KW;
+    let ky = k / (CONV_CG * CONV_KW);
+    let iy = i32(oy) * CONV_SH - CONV_PT + i32(ky) * CONV_DH;
+    let ix = i32(ox) * CONV_SW - CONV_PL + i32(kx) * CONV_DW;
+    if (iy < 0 || iy >= CONV_H || ix < 0 || ix >= CONV_W) {
+        return 0.0;
+    }
+    return conv_x[((n * u32(CONV_H) + u32(iy)) * u32(CONV_W) + u32(ix)) * CONV_C + g * CONV_CG + ci];
+}
+
+fn load_b(g: u32, k: u32, n: u32) -> f32 {
+    return conv_w[k * CONV_CO + g * CONV_COG + n];
+}
+
+fn store_c(g: u32, m: u32, n: u32, v: f32) {
+    conv_y[m * CONV_CO + g * CONV_COG + n] = v;
+}

@@ -1,0 +1,214 @@
+//! Every kernel against the reference interpreter (f64) on random shapes drawn by proptest:
+//! 1x1, odd and prime sizes, stride larger than the kernel, dilation, groups, batch 1 and 7,
+//! channel counts not divisible by 4. Runs on whatever adapter `Device::new()` picks
+//! (lavapipe in CI); the adapter is printed once per run.
+
+mod common;
+
+use common::{gpu_vs_reference, random_feeds};
+use fovea::graph::ir::*;
+use proptest::prelude::*;
+
+const TOL: f64 = 1e-4;
+
+/// A graph computing `op` of an input `x` (first shape) and parameters `p1, p2, ...`.
+fn single(op: Op, shapes: &[Vec<usize>]) -> Option<Graph> {
+    let mut g = Graph::new();
+    let mut ids = vec![g.input("x", TensorType::f32(shapes[0].clone())).ok()?];
+    for (i, s) in shapes[1..].iter().enumerate() {
+        ids.push(g.param(&format!("p{}", i + 1), s, true, "test").ok()?);
+    }
+    let y = g.push(op, &ids, "test").ok()?;
+    g.outputs.push(y);
+    Some(g)
+}
+
+fn check(g: Graph, seed: u64, lo: f64, hi: f64) -> Result<(), TestCaseError> {
+    let feeds = random_feeds(&g, seed, lo, hi);
+    let (err, at) = gpu_vs_reference(g, &feeds);
+    prop_assert!(err <= TOL, "relative error {err:e} at {at}");
+    Ok(())
+}
+
+fn batch() -> impl Strategy<Value = usize> {
+    prop_oneof![Just(1usize), Just(7usize), 2usize..4]
+}
+
+fn cfg(cases: u32) -> ProptestConfig {
+    ProptestConfig { cases, max_shrink_iters: 20, ..ProptestConfig::default() }
+}
+
+proptest! {
+    #![proptest_config(cfg(24))]
+
+    #[test]
+    fn conv2d_matches_reference(
+        n in batch(), h in 1usize..12, w in 1usize..12, cg in 1usize..6, og in 1usize..7, groups in 1usize..4,
+        kh in 1usize..5, kw in 1usize..5, sh in 1usize..5, sw in 1usize..5, dil in 1usize..3,
+        pads in (0usize..3, 0usize..3, 0usize..3, 0usize..3), seed in any::<u64>(),
+    ) {
+        let geom = ConvGeometry {
+            stride: (sh, sw),
+            dilation: (dil, dil),
+            pad: Pad2d { top: pads.0, bottom: pads.1, left: pads.2, right: pads.3 },
+            groups,
+        };
+        let g = single(Op::Conv2d(geom), &[vec![n, h, w, cg * groups], vec![kh, kw, cg, og * groups]]);
+        prop_assume!(g.is_some());
+        check(g.unwrap(), seed, -1.0, 1.0)?;
+    }
+
+    #[test]
+    fn depthwise_conv2d_matches_reference(
+        n in batch(), h in 1usize..13, w in 1usize..13, c in 1usize..10, mult in 1usize..3,
+        k in 1usize..5, s in 1usize..4, pad in 0usize..3, seed in any::<u64>(),
+    ) {
+        let geom = ConvGeometry { stride: (s, s), dilation: (1, 1), pad: Pad2d { top: pad, bottom: pad, left: pad, right: 0 }, groups: c };
+        let g = single(Op::Conv2d(geom), &[vec![n, h, w, c], vec![k, k, 1, c * mult]]);
+        prop_assume!(g.is_some());
+        check(g.unwrap(), seed, -1.0, 1.0)?;
+    }
+
+    #[test]
+    fn conv_transpose2d_matches_reference(
+        n in batch(), h in 1usize..8, w in 1usize..8, c in 1usize..6, o in 1usize..6,
+        kh in 1usize..5, kw in 1usize..5, s in 1usize..4, dil in 1usize..3,
+        pt in 0usize..3, pl in 0usize..3, op in 0usize..3, seed in any::<u64>(),
+    ) {
+        let geom = ConvGeometry { stride: (s, s), dilation: (dil, dil), pad: Pad2d { top: pt, bottom: 0, left: pl, right: 1 }, groups: 1 };
+        let g = single(Op::ConvTranspose2d { geom, out_pad: (op, op) }, &[vec![n, h, w, c], vec![kh, kw, o, c]]);
+        prop_assume!(g.is_some());
+        check(g.unwrap(), seed, -1.0, 1.0)?;
+    }
+
+    #[test]
+    fn matmul_matches_reference(
+        m in 1usize..70, k in 1usize..70, nn in 1usize..70, ta in any::<bool>(), tb in any::<bool>(), seed in any::<u64>(),
+    ) {
+        let a = if ta { vec![k, m] } else { vec![m, k] };
+        let b = if tb { vec![nn, k] } else { vec![k, nn] };
+        check(single(Op::MatMul { trans_a: ta, trans_b: tb }, &[a, b]).unwrap(), seed, -1.0, 1.0)?;
+    }
+
+    #[test]
+    fn pool2d_matches_reference(
+        n in batch(), h in 1usize..12, w in 1usize..12, c in 1usize..7, max in any::<bool>(),
+        kh in 1usize..4, kw in 1usize..4, sh in 1usize..5, sw in 1usize..5, pads in (0usize..3, 0usize..3), seed in any::<u64>(),
+    ) {
+        let geom = PoolGeometry {
+            kind: if max { PoolKind::Max } else { PoolKind::Avg },
+            size: (kh, kw),
+            stride: (sh, sw),
+            pad: Pad2d { top: pads.0, bottom: pads.1, left: pads.1, right: pads.0 },
+        };
+        let g = single(Op::Pool2d(geom), &[vec![n, h, w, c]]);
+        prop_assume!(g.is_some());
+        check(g.unwrap(), seed, -1.0, 1.0)?;
+    }
+
+    #[test]
+    fn reduce_matches_reference(
+        shape in prop::collection::vec(1usize..7, 1..5), mask in 1u32..16, op in 0usize..3, keep in any::<bool>(), seed in any::<u64>(),
+    ) {
+        let axes: Vec<usize> = (0..shape.len()).filter(|i| mask & (1 << i) != 0).collect();
+        prop_assume!(!axes.is_empty());
+        let op = [ReduceOp::Sum, ReduceOp::Mean, ReduceOp::Max][op];
+        check(single(Op::Reduce { op, axes, keep_dims: keep }, &[shape]).unwrap(), seed, -1.0, 1.0)?;
+    }
+
+    #[test]
+    fn unary_matches_reference(shape in prop::collection::vec(1usize..9, 1..5), which in 0usize..13, seed in any::<u64>()) {
+        let ops = [
+            UnaryOp::Relu, UnaryOp::Relu6, UnaryOp::LeakyRelu(0.2), UnaryOp::Sigmoid, UnaryOp::Tanh, UnaryOp::Exp,
+            UnaryOp::Log, UnaryOp::Neg, UnaryOp::Sqrt, UnaryOp::Square, UnaryOp::Abs, UnaryOp::Scale(-1.5), UnaryOp::AddScalar(0.25),
+        ];
+        let op = ops[which];
+        let (lo, hi) = if matches!(op, UnaryOp::Log | UnaryOp::Sqrt) { (0.05, 4.0) } else { (-8.0, 8.0) };
+        check(single(Op::Unary(op), &[shape]).unwrap(), seed, lo, hi)?;
+    }
+
+    #[test]
+    fn binary_broadcast_matches_reference(
+        shape in prop::collection::vec(1usize..7, 1..5), mask in any::<u32>(), drop in 0usize..3, which in 0usize..6, swap in any::<bool>(), seed in any::<u64>(),
+    ) {
+        // b: a suffix of the shape with some axes set to 1.
+        let b: Vec<usize> = shape[drop.min(shape.len() - 1)..].iter().enumerate().map(|(i, &d)| if mask & (1 << i) != 0 { 1 } else { d }).collect();
+        let op = [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div, BinaryOp::Max, BinaryOp::Min][which];
+        let shapes = if swap { vec![b, shape] } else { vec![shape, b] };
+        // Division: keep the divisor away from zero.
+        let (lo, hi) = if op == BinaryOp::Div { (0.5, 2.0) } else { (-2.0, 2.0) };
+        check(single(Op::Binary(op), &shapes).unwrap(), seed, lo, hi)?;
+    }
+
+    #[test]
+    fn softmax_matches_reference(rows in 1usize..9, len in prop_oneof![Just(1usize), 2usize..20, 60usize..300], log in any::<bool>(), seed in any::<u64>()) {
+        let op = if log { Op::LogSoftmax } else { Op::Softmax };
+        check(single(op, &[vec![rows, len]]).unwrap(), seed, -10.0, 10.0)?;
+    }
+
+    #[test]
+    fn batch_norm_matches_reference(n in batch(), h in 1usize..6, c in 1usize..11, seed in any::<u64>()) {
+        let g = single(Op::BatchNormInference { epsilon: 1e-3 }, &[vec![n, h, h, c], vec![c], vec![c], vec![c], vec![c]]).unwrap();
+        // Variances must be positive: draw everything in (0.1, 2).
+        check(g, seed, 0.1, 2.0)?;
+    }
+
+    #[test]
+    fn resize_matches_reference(
+        n in batch(), h in 1usize..8, w in 1usize..8, c in 1usize..5, oh in 1usize..17, ow in 1usize..17, bilinear in any::<bool>(), seed in any::<u64>(),
+    ) {
+        let mode = if bilinear { ResizeMode::Bilinear } else { ResizeMode::Nearest };
+        check(single(Op::Resize { mode, height: oh, width: ow }, &[vec![n, h, w, c]]).unwrap(), seed, -1.0, 1.0)?;
+    }
+
+    #[test]
+    fn concat_matches_reference(shape in prop::collection::vec(1usize..6, 1..5), axis in 0usize..4, extra in prop::collection::vec(1usize..5, 1..3), seed in any::<u64>()) {
+        let axis = axis % shape.len();
+        let mut shapes = vec![shape.clone()];
+        for e in extra {
+            let mut s = shape.clone();
+            s[axis] = e;
+            shapes.push(s);
+        }
+        check(single(Op::Concat { axis }, &shapes).unwrap(), seed, -1.0, 1.0)?;
+    }
+
+    #[test]
+    fn pad_matches_reference(shape in prop::collection::vec(1usize..6, 1..5), pads in prop::collection::vec((0usize..3, 0usize..3), 4), seed in any::<u64>()) {
+        let pads = pads[..shape.len()].to_vec();
+        check(single(Op::Pad { pads, value: 0.5 }, &[shape]).unwrap(), seed, -1.0, 1.0)?;
+    }
+
+    #[test]
+    fn transpose_matches_reference(shape in prop::collection::vec(1usize..6, 1..5), perm_seed in any::<u64>(), seed in any::<u64>()) {
+        let mut perm: Vec<usize> = (0..shape.len()).collect();
+        let mut rng = fovea::graph::init::Rng::new(perm_seed);
+        for i in (1..perm.len()).rev() {
+            perm.swap(i, rng.below(i + 1));
+        }
+        check(single(Op::Transpose { perm }, &[shape]).unwrap(), seed, -1.0, 1.0)?;
+    }
+}
+
+#[test]
+fn large_elementwise_uses_a_2d_grid() {
+    // 65535 * 64 + 3 elements cannot be covered by one row of 64-wide workgroups.
+    let n = 65_535 * 64 + 3;
+    let g = single(Op::Unary(UnaryOp::Relu), &[vec![n]]).unwrap();
+    let (err, at) = common::gpu_vs_reference(g.clone(), &random_feeds(&g, 5, -1.0, 1.0));
+    assert!(err <= TOL, "{err:e} at {at}");
+}
+
+#[test]
+fn seed_cnn_forward_matches_reference_at_batch_7() {
+    let model = fovea::models::zoo::cifar10_cnn(3).unwrap();
+    let g = model.graph(7).unwrap();
+    let mut feeds = random_feeds(&g, 11, 0.0, 1.0);
+    for (name, v) in feeds.iter_mut() {
+        if let Some(p) = model.params.get(name) {
+            v.clone_from(&p.value.data);
+        }
+    }
+    let (err, at) = gpu_vs_reference(g, &feeds);
+    assert!(err <= TOL, "{err:e} at {at}");
+}
