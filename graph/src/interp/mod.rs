@@ -112,6 +112,14 @@ fn compute(op: &Op, inputs: &[Arg], out_shape: &[usize]) -> Vec<f64> {
         // Reshape is a copy; inference-mode dropout is the identity. `Input`, `Param` and
         // training-mode dropout never get here (`eval_op` rejects them), and have one input
         // at most, so they copy whatever they are given.
+        // PLACEHOLDER until the backward ops land in the interpreter.
+        Op::UnaryGrad(_)
+        | Op::Conv2dBackpropInput { .. }
+        | Op::Conv2dBackpropFilter { .. }
+        | Op::Pool2dBackprop(_)
+        | Op::ResizeBackprop { .. }
+        | Op::Broadcast { .. }
+        | Op::Slice { .. } => vec![f64::NAN; numel(out_shape)],
         Op::Reshape | Op::Dropout { .. } | Op::Input { .. } | Op::Param { .. } => {
             inputs.first().map(|x| x.1.to_vec()).unwrap_or_default()
         }

@@ -40,6 +40,8 @@ fn apply_binary(op: BinaryOp, a: f64, b: f64) -> f64 {
         BinaryOp::Div => a / b,
         BinaryOp::Max => a.max(b),
         BinaryOp::Min => a.min(b),
+        BinaryOp::Ge => f64::from(u8::from(a >= b)),
+        BinaryOp::Eq => f64::from(u8::from(a == b)),
     }
 }
 

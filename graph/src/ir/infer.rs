@@ -52,7 +52,7 @@ fn float(t: &TensorType, layer: &str) -> Result<()> {
 /// Infers the output type of `op` applied to `inputs`.
 pub(crate) fn infer(op: &Op, inputs: &[&TensorType], layer: &str) -> Result<TensorType> {
     for t in inputs {
-        if !matches!(op, Op::Reshape | Op::Concat { .. } | Op::Transpose { .. }) {
+        if !matches!(op, Op::Reshape | Op::Concat { .. } | Op::Transpose { .. } | Op::Slice { .. } | Op::Broadcast { .. }) {
             float(t, layer)?;
         }
     }
@@ -240,9 +240,90 @@ pub(crate) fn infer(op: &Op, inputs: &[&TensorType], layer: &str) -> Result<Tens
             }
             Ok(TensorType::f32(shape))
         }
-        Op::Unary(_) | Op::Softmax | Op::LogSoftmax | Op::Dropout { .. } => {
+        Op::Unary(_) | Op::Softmax | Op::LogSoftmax | Op::Dropout { training: false, .. } => {
             arity(op, inputs, 1, layer)?;
             Ok(inputs[0].clone())
+        }
+        Op::Dropout { rate, training: true } => {
+            arity(op, inputs, 2, layer)?;
+            if !(0.0..1.0).contains(rate) {
+                return Err(GraphError::arg(layer, "rate", format!("must be in [0, 1), got {rate}")));
+            }
+            if inputs[1].shape != [1] {
+                return Err(GraphError::shape(layer, format!("the dropout seed must have shape (1,), got {}", inputs[1])));
+            }
+            Ok(inputs[0].clone())
+        }
+        Op::UnaryGrad(_) => {
+            arity(op, inputs, 2, layer)?;
+            same(inputs[0], inputs[1], layer)?;
+            Ok(inputs[0].clone())
+        }
+        Op::Conv2dBackpropInput { geom: g, input_hw } => {
+            arity(op, inputs, 2, layer)?;
+            let (dy, w) = (inputs[0], inputs[1]);
+            rank(dy, 4, "NHWC gradient", layer)?;
+            rank(w, 4, "HWIO kernel", layer)?;
+            check_geom(g, layer)?;
+            let x = TensorType::f32(vec![dy.shape[0], input_hw.0, input_hw.1, w.shape[2] * g.groups]);
+            let fwd = infer(&Op::Conv2d(*g), &[&x, w], layer)?;
+            same(&fwd, dy, layer)?;
+            Ok(x)
+        }
+        Op::Conv2dBackpropFilter { geom: g, kernel_hw } => {
+            arity(op, inputs, 2, layer)?;
+            let (x, dy) = (inputs[0], inputs[1]);
+            rank(x, 4, "NHWC input", layer)?;
+            rank(dy, 4, "NHWC gradient", layer)?;
+            check_geom(g, layer)?;
+            if g.groups == 0 || !x.shape[3].is_multiple_of(g.groups) {
+                return Err(GraphError::arg(layer, "groups", format!("groups={} must divide {} channels", g.groups, x.shape[3])));
+            }
+            let w = TensorType::f32(vec![kernel_hw.0, kernel_hw.1, x.shape[3] / g.groups, dy.shape[3]]);
+            let fwd = infer(&Op::Conv2d(*g), &[x, &w], layer)?;
+            same(&fwd, dy, layer)?;
+            Ok(w)
+        }
+        Op::Pool2dBackprop(p) => {
+            arity(op, inputs, 2, layer)?;
+            let fwd = infer(&Op::Pool2d(*p), &[inputs[0]], layer)?;
+            same(&fwd, inputs[1], layer)?;
+            Ok(inputs[0].clone())
+        }
+        Op::ResizeBackprop { mode, input_hw } => {
+            arity(op, inputs, 1, layer)?;
+            let dy = inputs[0];
+            rank(dy, 4, "NHWC gradient", layer)?;
+            if input_hw.0 == 0 || input_hw.1 == 0 {
+                return Err(GraphError::arg(layer, "size", "input size must be positive"));
+            }
+            let _ = mode;
+            Ok(TensorType::f32(vec![dy.shape[0], input_hw.0, input_hw.1, dy.shape[3]]))
+        }
+        Op::Broadcast { shape } => {
+            arity(op, inputs, 1, layer)?;
+            match broadcast_shapes(&inputs[0].shape, shape) {
+                Some(s) if &s == shape => Ok(TensorType { shape: shape.clone(), dtype: inputs[0].dtype }),
+                _ => Err(GraphError::shape(
+                    layer,
+                    format!("{} does not broadcast to {}", fmt_shape(&inputs[0].shape), fmt_shape(shape)),
+                )),
+            }
+        }
+        Op::Slice { starts, sizes } => {
+            arity(op, inputs, 1, layer)?;
+            let x = inputs[0];
+            let ok = starts.len() == x.rank()
+                && sizes.len() == x.rank()
+                && sizes.iter().all(|&s| s > 0)
+                && starts.iter().zip(sizes).zip(&x.shape).all(|((&a, &s), &d)| a + s <= d);
+            if !ok {
+                return Err(GraphError::shape(
+                    layer,
+                    format!("slice starts {starts:?} sizes {sizes:?} do not fit inside {}", fmt_shape(&x.shape)),
+                ));
+            }
+            Ok(TensorType { shape: sizes.clone(), dtype: x.dtype })
         }
         Op::Binary(_) => {
             arity(op, inputs, 2, layer)?;
@@ -369,6 +450,13 @@ pub(crate) fn infer(op: &Op, inputs: &[&TensorType], layer: &str) -> Result<Tens
             })
         }
     }
+}
+
+fn same(a: &TensorType, b: &TensorType, layer: &str) -> Result<()> {
+    if a.shape != b.shape {
+        return Err(GraphError::shape(layer, format!("expected shape {}, got {}", fmt_shape(&a.shape), fmt_shape(&b.shape))));
+    }
+    Ok(())
 }
 
 fn check_geom(g: &ConvGeometry, layer: &str) -> Result<()> {

@@ -107,6 +107,9 @@ pub struct Graph {
     pub inputs: Vec<NodeId>,
     /// The nodes whose values the graph returns.
     pub outputs: Vec<NodeId>,
+    /// State updates applied after each run: `(param, new_value)` writes the value of
+    /// `new_value` into the `Param` node `param` (weights, optimizer slots, moving statistics).
+    pub updates: Vec<(NodeId, NodeId)>,
 }
 
 impl Graph {

@@ -97,6 +97,10 @@ pub enum BinaryOp {
     Max,
     /// `min(a, b)`.
     Min,
+    /// `1.0` where `a >= b`, else `0.0` (no gradient; masks for max and min gradients).
+    Ge,
+    /// `1.0` where `a == b`, else `0.0` (no gradient; masks for reduce-max gradients).
+    Eq,
 }
 
 impl BinaryOp {
@@ -109,6 +113,8 @@ impl BinaryOp {
             BinaryOp::Div => "div",
             BinaryOp::Max => "max",
             BinaryOp::Min => "min",
+            BinaryOp::Ge => "ge",
+            BinaryOp::Eq => "eq",
         }
     }
 }
@@ -155,6 +161,16 @@ impl ConvGeometry {
             Some((padded - span) / stride + 1)
         }
     }
+}
+
+/// The uniform number in `[0, 1)` that decides whether training-mode dropout keeps element
+/// `index` for a given integer `seed` (a PCG-style integer hash; the GPU kernel computes the
+/// same bits).
+pub fn dropout_uniform(seed: u32, index: u32) -> f32 {
+    let mut h = index.wrapping_mul(747_796_405).wrapping_add(seed.wrapping_mul(2_891_336_453).wrapping_add(1));
+    h = ((h >> ((h >> 28).wrapping_add(4))) ^ h).wrapping_mul(277_803_737);
+    h = (h >> 22) ^ h;
+    (h >> 8) as f32 / 16_777_216.0
 }
 
 /// Max or average pooling.
@@ -296,13 +312,63 @@ pub enum Op {
         /// The permutation.
         perm: Vec<usize>,
     },
-    /// Dropout. With `training == false` (the only mode the forward engine runs) it is the
-    /// identity; training mode is a masked, rescaled copy.
+    /// Dropout. With `training == false` it is the identity (input: `x`). In training (inputs:
+    /// `x` and a `(1,)` seed holding a small integer) element `i` is kept when
+    /// `dropout_uniform(seed, i) >= rate` and then scaled by `1 / (1 - rate)`, else zeroed; the
+    /// same seed applied to the output gradient gives the input gradient.
     Dropout {
         /// The fraction of units dropped in training.
         rate: f32,
         /// Whether this node drops units.
         training: bool,
+    },
+    /// Gradient of a unary op: inputs `x` (the op's input) and `dy`; output `dy * f'(x)`.
+    UnaryGrad(UnaryOp),
+    /// Gradient of `Conv2d` with respect to its input. Inputs: `dy` `(N, OH, OW, CO)`, `w` HWIO.
+    /// Output: `dx` `(N, H, W, C)` with `(H, W) = input_hw` and `C = I * groups`.
+    Conv2dBackpropInput {
+        /// The forward convolution's geometry.
+        geom: ConvGeometry,
+        /// The forward input's height and width.
+        input_hw: (usize, usize),
+    },
+    /// Gradient of `Conv2d` with respect to its kernel. Inputs: `x` `(N, H, W, C)`, `dy`
+    /// `(N, OH, OW, CO)`. Output: `dw` `(KH, KW, C / groups, CO)` with `(KH, KW) = kernel_hw`.
+    Conv2dBackpropFilter {
+        /// The forward convolution's geometry.
+        geom: ConvGeometry,
+        /// The kernel's height and width.
+        kernel_hw: (usize, usize),
+    },
+    /// Gradient of `Pool2d`. Inputs: `x` (the forward input) and `dy`. Max pooling sends each
+    /// output's gradient to the first (row-major) in-range maximum of its window; average
+    /// pooling spreads it evenly over the window's in-range positions. Output: `x`'s shape.
+    Pool2dBackprop(PoolGeometry),
+    /// Gradient of `Resize`. Input: `dy` `(N, OH, OW, C)`; output `(N, H, W, C)` with
+    /// `(H, W) = input_hw`: each output gradient goes back to the input pixels it read, with
+    /// the interpolation weights.
+    ResizeBackprop {
+        /// Nearest or bilinear.
+        mode: ResizeMode,
+        /// The forward input's height and width.
+        input_hw: (usize, usize),
+    },
+    /// Numpy broadcast of the input to `shape`.
+    Broadcast {
+        /// The output shape; the input must broadcast to it.
+        shape: Vec<usize>,
+    },
+    /// A tensor of the node's type filled with `value` (no inputs; made by `Graph::fill`).
+    Fill {
+        /// Every element's value.
+        value: f32,
+    },
+    /// A box of the input: `sizes[i]` elements from `starts[i]` along every axis `i`.
+    Slice {
+        /// First element per axis.
+        starts: Vec<usize>,
+        /// Length per axis.
+        sizes: Vec<usize>,
     },
 }
 
@@ -334,6 +400,17 @@ impl Op {
             Op::Reshape => "reshape".into(),
             Op::Transpose { .. } => "transpose".into(),
             Op::Dropout { .. } => "dropout".into(),
+            Op::UnaryGrad(u) => format!("{}_grad", u.name()),
+            Op::Conv2dBackpropInput { .. } => "conv2d_backprop_input".into(),
+            Op::Conv2dBackpropFilter { .. } => "conv2d_backprop_filter".into(),
+            Op::Pool2dBackprop(g) => match g.kind {
+                PoolKind::Max => "max_pool2d_backprop".into(),
+                PoolKind::Avg => "avg_pool2d_backprop".into(),
+            },
+            Op::ResizeBackprop { .. } => "resize_backprop".into(),
+            Op::Broadcast { .. } => "broadcast".into(),
+            Op::Slice { .. } => "slice".into(),
+            Op::Fill { .. } => "fill".into(),
         }
     }
 
