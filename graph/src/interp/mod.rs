@@ -119,7 +119,8 @@ fn compute(op: &Op, inputs: &[Arg], out_shape: &[usize]) -> Vec<f64> {
         | Op::Pool2dBackprop(_)
         | Op::ResizeBackprop { .. }
         | Op::Broadcast { .. }
-        | Op::Slice { .. } => vec![f64::NAN; numel(out_shape)],
+        | Op::Slice { .. }
+        | Op::Fill { .. } => vec![f64::NAN; numel(out_shape)],
         Op::Reshape | Op::Dropout { .. } | Op::Input { .. } | Op::Param { .. } => {
             inputs.first().map(|x| x.1.to_vec()).unwrap_or_default()
         }

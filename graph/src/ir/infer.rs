@@ -57,10 +57,9 @@ pub(crate) fn infer(op: &Op, inputs: &[&TensorType], layer: &str) -> Result<Tens
         }
     }
     match op {
-        Op::Input { .. } | Op::Param { .. } => Err(GraphError::shape(
-            layer,
-            "inputs and parameters are added with Graph::input/param",
-        )),
+        Op::Input { .. } | Op::Param { .. } | Op::Fill { .. } => {
+            Err(GraphError::shape(layer, "inputs, parameters and fills are added with Graph::input/param/fill"))
+        }
         Op::Conv2d(g) => {
             arity(op, inputs, 2, layer)?;
             let (x, w) = (inputs[0], inputs[1]);

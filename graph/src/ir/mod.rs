@@ -166,6 +166,12 @@ impl Graph {
         Ok(self.push_typed(op, inputs, ty, layer))
     }
 
+    /// Adds a tensor of `shape` filled with `value`.
+    pub fn fill(&mut self, shape: &[usize], value: f32, layer: &str) -> Result<NodeId> {
+        check_dims(layer, shape)?;
+        Ok(self.push_typed(Op::Fill { value }, &[], TensorType::f32(shape.to_vec()), layer))
+    }
+
     /// Adds a reshape of `x` to `shape` (same element count).
     pub fn reshape(&mut self, x: NodeId, shape: &[usize], layer: &str) -> Result<NodeId> {
         if x.index() >= self.nodes.len() {
