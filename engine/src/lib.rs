@@ -6,11 +6,18 @@
 pub mod checkpoint;
 pub mod device;
 pub mod error;
+pub mod fit;
 pub mod pipelines;
 pub mod predict;
+pub mod progress;
 pub mod program;
+mod readback;
+pub mod state;
 
 pub use device::{Device, DeviceInfo};
 pub use error::{EngineError, Result};
+pub use fit::{CompiledModel, EpochLog, FitOptions, History, Targets};
+pub use progress::Verbosity;
 pub use predict::predict;
 pub use program::Program;
+pub use state::DeviceState;

@@ -1,10 +1,13 @@
-//! A compiled program: a graph lowered to kernel instances, with one device buffer per stored
-//! tensor, a bind group per dispatch, and all dispatches recorded into one command encoder per
-//! run.
+//! A compiled program: a graph lowered to kernel instances, with a device buffer per stored
+//! tensor, a bind group per dispatch, and every dispatch of a run recorded into one command
+//! encoder. Parameters live in a [`DeviceState`] that several programs can share; the graph's
+//! `updates` are copied into it at the end of each run.
 
 use crate::device::Device;
 use crate::error::{EngineError, Result};
 use crate::pipelines::CompiledKernel;
+use crate::readback::map_read;
+use crate::state::DeviceState;
 use fovea_graph::ir::{Graph, NodeId, Op, fmt_shape};
 use fovea_graph::model::ParamStore;
 use fovea_kernels::{BufferRef, KernelInstance, storage_root};
@@ -19,6 +22,7 @@ struct Dispatch {
 /// A graph compiled for one device: buffers allocated, pipelines built, bind groups made.
 pub struct Program {
     device: Arc<Device>,
+    state: Arc<DeviceState>,
     graph: Graph,
     kernels: Vec<KernelInstance>,
     buffers: Vec<Option<wgpu::Buffer>>,
@@ -37,36 +41,52 @@ fn byte_len(graph: &Graph, id: NodeId) -> u64 {
 }
 
 impl Program {
-    /// Lowers `graph` for `device`, compiles (or reuses) every kernel and allocates buffers.
+    /// Lowers `graph` for `device` with a state of its own.
     pub fn compile(device: &Arc<Device>, graph: Graph) -> Result<Program> {
+        Self::compile_with_state(device, graph, &DeviceState::new(device))
+    }
+
+    /// Lowers `graph` for `device`, compiles (or reuses) every kernel and allocates buffers;
+    /// parameters are the buffers of `state`, by name.
+    pub fn compile_with_state(device: &Arc<Device>, graph: Graph, state: &Arc<DeviceState>) -> Result<Program> {
         let kernels = fovea_kernels::lower_graph(&graph, device.target())?;
         let dev = &device.device;
         let mut buffers: Vec<Option<wgpu::Buffer>> = (0..graph.nodes.len()).map(|_| None).collect();
-        let need = |id: NodeId, buffers: &mut Vec<Option<wgpu::Buffer>>| {
+        let need = |id: NodeId, buffers: &mut Vec<Option<wgpu::Buffer>>| -> Result<()> {
             let root = storage_root(&graph, id);
             if buffers[root.index()].is_none() {
                 let node = graph.node(root);
-                buffers[root.index()] = Some(dev.create_buffer(&wgpu::BufferDescriptor {
-                    label: Some(&format!("{} {}", node.layer, node.op.name())),
-                    size: byte_len(&graph, root),
-                    usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC,
-                    mapped_at_creation: false,
-                }));
+                buffers[root.index()] = Some(match &node.op {
+                    Op::Param { name, .. } => state.buffer(name, node.ty.numel())?,
+                    _ => dev.create_buffer(&wgpu::BufferDescriptor {
+                        label: Some(&format!("{} {}", node.layer, node.op.name())),
+                        size: byte_len(&graph, root),
+                        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC,
+                        mapped_at_creation: false,
+                    }),
+                });
             }
-            root
+            Ok(())
         };
         for (i, n) in graph.nodes.iter().enumerate() {
             if matches!(n.op, Op::Input { .. } | Op::Param { .. }) {
-                need(NodeId(i as u32), &mut buffers);
+                need(NodeId(i as u32), &mut buffers)?;
             }
         }
         for &o in &graph.outputs {
-            need(o, &mut buffers);
+            need(o, &mut buffers)?;
+        }
+        for &(p, v) in &graph.updates {
+            if !matches!(graph.node(p).op, Op::Param { .. }) {
+                return Err(EngineError::Input { what: format!("update of {p}"), message: "only parameters can be updated".into() });
+            }
+            need(p, &mut buffers)?;
+            need(v, &mut buffers)?;
         }
         for k in &kernels {
             for b in &k.bindings {
                 let BufferRef::Node(id) = b.buffer;
-                need(id, &mut buffers);
+                need(id, &mut buffers)?;
             }
         }
         let scope = dev.push_error_scope(wgpu::ErrorFilter::Validation);
@@ -83,11 +103,8 @@ impl Program {
                     wgpu::BindGroupEntry { binding: i as u32, resource: buf.as_entire_binding() }
                 })
                 .collect();
-            let bind_group = dev.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some(&k.name),
-                layout: &compiled.layout,
-                entries: &entries,
-            });
+            let bind_group =
+                dev.create_bind_group(&wgpu::BindGroupDescriptor { label: Some(&k.name), layout: &compiled.layout, entries: &entries });
             dispatches.push(Dispatch { kernel: compiled, bind_group, workgroups: k.workgroups });
         }
         let readback = graph
@@ -105,12 +122,17 @@ impl Program {
         if let Some(e) = pollster::block_on(scope.pop()) {
             return Err(EngineError::Device(format!("while building the program: {e}")));
         }
-        Ok(Program { device: device.clone(), graph, kernels, buffers, dispatches, readback })
+        Ok(Program { device: device.clone(), state: state.clone(), graph, kernels, buffers, dispatches, readback })
     }
 
     /// The graph this program runs.
     pub fn graph(&self) -> &Graph {
         &self.graph
+    }
+
+    /// The device state holding this program's parameters.
+    pub fn state(&self) -> &Arc<DeviceState> {
+        &self.state
     }
 
     /// The kernel instances, in dispatch order.
@@ -162,6 +184,69 @@ impl Program {
         self.write(id, name, data)
     }
 
+    /// The names of the graph's inputs, in feeding order.
+    pub fn input_names(&self) -> Vec<String> {
+        self.graph
+            .inputs
+            .iter()
+            .map(|&i| match &self.graph.node(i).op {
+                Op::Input { name } => name.clone(),
+                _ => format!("{i}"),
+            })
+            .collect()
+    }
+
+    /// Uploads the input named `name` (queued before the next submit).
+    pub fn set_input(&self, name: &str, data: &[f32]) -> Result<()> {
+        let id = self
+            .graph
+            .inputs
+            .iter()
+            .copied()
+            .find(|&i| matches!(&self.graph.node(i).op, Op::Input { name: n } if n == name))
+            .ok_or_else(|| EngineError::Input { what: name.to_string(), message: "the program has no input of this name".into() })?;
+        self.write(id, name, data)
+    }
+
+    /// Records every dispatch, then the state updates, into `enc`.
+    pub fn encode(&self, enc: &mut wgpu::CommandEncoder) {
+        {
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("fovea"), timestamp_writes: None });
+            for d in &self.dispatches {
+                pass.set_pipeline(&d.kernel.pipeline);
+                pass.set_bind_group(0, &d.bind_group, &[]);
+                pass.dispatch_workgroups(d.workgroups[0], d.workgroups[1], d.workgroups[2]);
+            }
+        }
+        for &(p, v) in &self.graph.updates {
+            if let (Some(dst), Some(src)) = (self.buffer(p), self.buffer(v)) {
+                if dst != src {
+                    enc.copy_buffer_to_buffer(src, 0, dst, 0, byte_len(&self.graph, p));
+                }
+            }
+        }
+    }
+
+    /// Records a copy of output `index` into `dst` at byte `offset`.
+    pub fn copy_output(&self, enc: &mut wgpu::CommandEncoder, index: usize, dst: &wgpu::Buffer, offset: u64) {
+        if let Some(src) = self.graph.outputs.get(index).and_then(|&o| self.buffer(o)) {
+            enc.copy_buffer_to_buffer(src, 0, dst, offset, byte_len(&self.graph, self.graph.outputs[index]));
+        }
+    }
+
+    /// Records the program `iters` times into one encoder, submits, waits for the device and
+    /// returns the wall time (for benchmarks; inputs and parameters keep their current values).
+    pub fn time_runs(&self, iters: usize) -> Result<std::time::Duration> {
+        let mut enc = self.device.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("bench") });
+        for _ in 0..iters {
+            self.encode(&mut enc);
+        }
+        let start = std::time::Instant::now();
+        self.device.queue.submit([enc.finish()]);
+        self.device.check()?;
+        Ok(start.elapsed())
+    }
+
     /// Runs the program on `inputs` (one slice per graph input, in order) and reads back every
     /// output. All dispatches go into one command encoder and one submit.
     pub fn run(&self, inputs: &[&[f32]]) -> Result<Vec<Vec<f32>>> {
@@ -171,53 +256,15 @@ impl Program {
                 message: format!("the program takes {} inputs, got {}", self.graph.inputs.len(), inputs.len()),
             });
         }
-        for (&id, data) in self.graph.inputs.iter().zip(inputs) {
-            let name = match &self.graph.node(id).op {
-                Op::Input { name } => name.clone(),
-                _ => format!("{id}"),
-            };
+        for ((&id, name), data) in self.graph.inputs.iter().zip(self.input_names()).zip(inputs) {
             self.write(id, &name, data)?;
         }
-        let dev = &self.device.device;
-        let mut enc = dev.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("fovea run") });
-        {
-            let mut pass =
-                enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("fovea"), timestamp_writes: None });
-            for d in &self.dispatches {
-                pass.set_pipeline(&d.kernel.pipeline);
-                pass.set_bind_group(0, &d.bind_group, &[]);
-                pass.dispatch_workgroups(d.workgroups[0], d.workgroups[1], d.workgroups[2]);
-            }
-        }
-        for (&o, rb) in self.graph.outputs.iter().zip(&self.readback) {
-            if let Some(src) = self.buffer(o) {
-                enc.copy_buffer_to_buffer(src, 0, rb, 0, rb.size());
-            }
+        let mut enc = self.device.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("fovea run") });
+        self.encode(&mut enc);
+        for (i, rb) in self.readback.iter().enumerate() {
+            self.copy_output(&mut enc, i, rb, 0);
         }
         self.device.queue.submit([enc.finish()]);
-        let outs = self.graph.outputs.iter().zip(&self.readback).map(|(&o, rb)| self.read(rb, self.graph.ty(o).numel())).collect();
-        self.device.take_error()?;
-        outs
-    }
-
-    fn read(&self, buffer: &wgpu::Buffer, n: usize) -> Result<Vec<f32>> {
-        let slice = buffer.slice(..);
-        let (tx, rx) = std::sync::mpsc::channel();
-        slice.map_async(wgpu::MapMode::Read, move |r| {
-            let _ = tx.send(r);
-        });
-        self.device
-            .device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| EngineError::Device(format!("waiting for results: {e}")))?;
-        rx.recv()
-            .map_err(|_| EngineError::Device("readback was dropped".into()))?
-            .map_err(|e| EngineError::Device(format!("mapping results: {e}")))?;
-        let out = {
-            let view = slice.get_mapped_range().map_err(|e| EngineError::Device(format!("mapping results: {e}")))?;
-            bytemuck::cast_slice::<u8, f32>(&view)[..n].to_vec()
-        };
-        buffer.unmap();
-        Ok(out)
+        self.graph.outputs.iter().zip(&self.readback).map(|(&o, rb)| map_read(&self.device, rb, self.graph.ty(o).numel())).collect()
     }
 }

@@ -5,10 +5,12 @@
 //! ([`interp`]) that every GPU kernel is checked against.
 
 pub mod error;
+pub mod grad;
 pub mod init;
 pub mod interp;
 pub mod ir;
 pub mod tensor;
+pub mod train;
 
 pub use error::{GraphError, Result};
 pub use ir::{DType, Graph, Node, NodeId, Op, TensorType};

@@ -1,4 +1,5 @@
-//! Transposed 2-D convolution on the GEMM core (`wgsl/conv_transpose.wgsl` loaders).
+//! Transposed 2-D convolution on the GEMM core (`wgsl/conv_transpose.wgsl` loaders): the
+//! `ConvTranspose2d` op and `Conv2dBackpropInput`, the input gradient of `Conv2d`.
 
 use crate::gemm::{GemmProblem, gemm_kernel};
 use crate::lower::NodeCx;
@@ -8,35 +9,71 @@ use fovea_graph::ir::ConvGeometry;
 
 const CONV_TRANSPOSE_WGSL: &str = include_str!("../wgsl/conv_transpose.wgsl");
 
+/// `ConvTranspose2d`'s kernel `(KH, KW, COUT, CIN)`, one group.
+const B_TRANSPOSE: &str = "(tap * CONVT_COUT + co) * CONVT_CIN + ci";
+/// A forward HWIO kernel `(KH, KW, COUTG, CIN)` read backwards, grouped.
+const B_BACKPROP: &str = "(tap * CONVT_COUTG + co) * CONVT_CIN + g * CONVT_CING + ci";
+
 /// Lowers `ConvTranspose2d` (groups = 1): one GEMM over output pixels x (taps, input channels).
 pub(crate) fn lower_conv_transpose2d(cx: &NodeCx, g: &ConvGeometry) -> Result<KernelInstance, KernelError> {
-    let x = cx.in_shape(0);
-    let w = cx.in_shape(1);
-    let y = cx.out_shape();
     if g.groups != 1 {
         return Err(cx.unsupported("transposed convolution supports groups=1 only"));
     }
-    let what = "conv_transpose2d";
+    transposed_gemm(
+        cx,
+        "conv_transpose2d",
+        g,
+        cx.in_shape(1)[..2].try_into().unwrap(),
+        B_TRANSPOSE,
+    )
+}
+
+/// Lowers `Conv2dBackpropInput` (inputs `dy`, HWIO `w`): a transposed convolution of `dy`
+/// with the forward kernel, one GEMM per group.
+pub(crate) fn lower_conv2d_backprop_input(cx: &NodeCx, g: &ConvGeometry) -> Result<KernelInstance, KernelError> {
+    transposed_gemm(
+        cx,
+        "conv2d_backprop_input",
+        g,
+        cx.in_shape(1)[..2].try_into().unwrap(),
+        B_BACKPROP,
+    )
+}
+
+/// The transposed-convolution GEMM of input 0 with the kernel input 1 into the node's output.
+fn transposed_gemm(
+    cx: &NodeCx,
+    what: &str,
+    g: &ConvGeometry,
+    [kh, kw]: [usize; 2],
+    b_index: &str,
+) -> Result<KernelInstance, KernelError> {
+    let x = cx.in_shape(0);
+    let y = cx.out_shape();
+    let (cin, cout) = (x[3], y[3]);
     let loaders = Template::new(CONV_TRANSPOSE_WGSL)
         .set("H", x[1])
         .set("W", x[2])
-        .set("C", x[3])
+        .set("CIN", cin)
+        .set("CING", cin / g.groups)
         .set("OH", y[1])
         .set("OW", y[2])
-        .set("CO", y[3])
-        .set("KW", w[1])
+        .set("COUT", cout)
+        .set("COUTG", cout / g.groups)
+        .set("KW", kw)
         .set("SH", g.stride.0)
         .set("SW", g.stride.1)
         .set("DH", g.dilation.0)
         .set("DW", g.dilation.1)
         .set("PT", g.pad.top)
         .set("PL", g.pad.left)
+        .set("B_INDEX", b_index)
         .render(what)?;
     let problem = GemmProblem {
         m: y[0] * y[1] * y[2],
-        n: y[3],
-        k: w[0] * w[1] * x[3],
-        groups: 1,
+        n: cout / g.groups,
+        k: kh * kw * cin / g.groups,
+        groups: g.groups,
         loaders,
         bindings: vec![
             BindingRef::read(cx.input(0)),
@@ -45,5 +82,5 @@ pub(crate) fn lower_conv_transpose2d(cx: &NodeCx, g: &ConvGeometry) -> Result<Ke
         ],
         bytes: cx.io_bytes(),
     };
-    gemm_kernel(what, cx.id, problem, cx.target)?.ok_or_else(|| cx.too_large("transposed convolution"))
+    gemm_kernel(what, cx.id, problem, cx.target)?.ok_or_else(|| cx.too_large(what))
 }

@@ -21,10 +21,14 @@ pub const MAX_STORAGE_BUFFERS: usize = 8;
 pub enum ElemExpr {
     /// The value of input `i` at the current element (broadcast).
     Input(usize),
+    /// A constant.
+    Const(f32),
     /// A function of one argument.
     Unary(UnaryOp, Box<ElemExpr>),
     /// A function of two arguments.
     Binary(BinaryOp, Box<ElemExpr>, Box<ElemExpr>),
+    /// The gradient of a unary op: `dy * f'(x)` of `(x, dy)`.
+    UnaryGrad(UnaryOp, Box<ElemExpr>, Box<ElemExpr>),
 }
 
 impl ElemExpr {
@@ -38,49 +42,53 @@ impl ElemExpr {
         ElemExpr::Binary(op, Box::new(a), Box::new(b))
     }
 
-    /// The number of unary and binary operations (the FLOPs per element).
-    pub fn op_count(&self) -> usize {
+    /// `dy * f'(x)` for the unary op `op`.
+    pub fn unary_grad(op: UnaryOp, x: ElemExpr, dy: ElemExpr) -> Self {
+        ElemExpr::UnaryGrad(op, Box::new(x), Box::new(dy))
+    }
+
+    /// The sub-expressions, in evaluation order.
+    fn children(&self) -> Vec<&ElemExpr> {
         match self {
-            ElemExpr::Input(_) => 0,
-            ElemExpr::Unary(_, a) => 1 + a.op_count(),
-            ElemExpr::Binary(_, a, b) => 1 + a.op_count() + b.op_count(),
+            ElemExpr::Input(_) | ElemExpr::Const(_) => vec![],
+            ElemExpr::Unary(_, a) => vec![a],
+            ElemExpr::Binary(_, a, b) | ElemExpr::UnaryGrad(_, a, b) => vec![a, b],
         }
     }
 
-    /// The operation names in evaluation order (`add`, `relu`), for kernel names.
-    fn op_names(&self, out: &mut Vec<&'static str>) {
+    /// The number of operations (the FLOPs per element, counting a gradient as one).
+    pub fn op_count(&self) -> usize {
+        let own = usize::from(!matches!(self, ElemExpr::Input(_) | ElemExpr::Const(_)));
+        own + self.children().iter().map(|c| c.op_count()).sum::<usize>()
+    }
+
+    /// The operation names in evaluation order (`add`, `relu`, `relu_grad`), for kernel names.
+    fn op_names(&self, out: &mut Vec<String>) {
+        self.children().iter().for_each(|c| c.op_names(out));
         match self {
-            ElemExpr::Input(_) => {}
-            ElemExpr::Unary(op, a) => {
-                a.op_names(out);
-                out.push(op.name());
-            }
-            ElemExpr::Binary(op, a, b) => {
-                a.op_names(out);
-                b.op_names(out);
-                out.push(op.name());
-            }
+            ElemExpr::Input(_) | ElemExpr::Const(_) => {}
+            ElemExpr::Unary(op, _) => out.push(op.name().to_string()),
+            ElemExpr::Binary(op, ..) => out.push(op.name().to_string()),
+            ElemExpr::UnaryGrad(op, ..) => out.push(format!("{}_grad", op.name())),
         }
     }
 
     /// Calls `f` on every input index the expression reads.
     fn visit_inputs(&self, f: &mut impl FnMut(usize)) {
-        match self {
-            ElemExpr::Input(i) => f(*i),
-            ElemExpr::Unary(_, a) => a.visit_inputs(f),
-            ElemExpr::Binary(_, a, b) => {
-                a.visit_inputs(f);
-                b.visit_inputs(f);
-            }
+        if let ElemExpr::Input(i) = self {
+            f(*i);
         }
+        self.children().iter().for_each(|c| c.visit_inputs(f));
     }
 
     /// The same expression with input `i` renumbered to `map[i]`.
     fn remap(&self, map: &[usize]) -> ElemExpr {
         match self {
             ElemExpr::Input(i) => ElemExpr::Input(map[*i]),
+            ElemExpr::Const(c) => ElemExpr::Const(*c),
             ElemExpr::Unary(op, a) => ElemExpr::unary(*op, a.remap(map)),
             ElemExpr::Binary(op, a, b) => ElemExpr::binary(*op, a.remap(map), b.remap(map)),
+            ElemExpr::UnaryGrad(op, a, b) => ElemExpr::unary_grad(*op, a.remap(map), b.remap(map)),
         }
     }
 
@@ -88,16 +96,42 @@ impl ElemExpr {
     fn emit(&self, code: &mut String, next: &mut usize) -> String {
         let value = match self {
             ElemExpr::Input(i) => return format!("x{i}"),
+            ElemExpr::Const(c) => return format!("({})", f32_lit(*c)),
             ElemExpr::Unary(op, a) => unary_wgsl(*op, &a.emit(code, next)),
             ElemExpr::Binary(op, a, b) => {
                 let (a, b) = (a.emit(code, next), b.emit(code, next));
                 binary_wgsl(*op, &a, &b)
+            }
+            ElemExpr::UnaryGrad(op, x, dy) => {
+                let (x, dy) = (x.emit(code, next), dy.emit(code, next));
+                format!("{dy} * ({})", derivative_wgsl(*op, &x))
             }
         };
         let name = format!("t{next}");
         *next += 1;
         let _ = writeln!(code, "    let {name} = {value};");
         name
+    }
+}
+
+/// WGSL for `f'(x)` of a unary op, `x` being a plain identifier. At the kinks it takes the
+/// one-sided value the reference interpreter does: relu' is 0 at 0, relu6' is 0 at 0 and 6,
+/// leaky relu' is 1 at 0 (the forward tests `x >= 0`), abs' is 0 at 0.
+fn derivative_wgsl(op: UnaryOp, x: &str) -> String {
+    match op {
+        UnaryOp::Relu => format!("select(0.0, 1.0, {x} > 0.0)"),
+        UnaryOp::Relu6 => format!("select(0.0, 1.0, {x} > 0.0 && {x} < 6.0)"),
+        UnaryOp::LeakyRelu(alpha) => format!("select({}, 1.0, {x} >= 0.0)", f32_lit(alpha)),
+        UnaryOp::Sigmoid => format!("(1.0 / (1.0 + exp(-{x}))) * (1.0 - 1.0 / (1.0 + exp(-{x})))"),
+        UnaryOp::Tanh => format!("1.0 - tanh(clamp({x}, -15.0, 15.0)) * tanh(clamp({x}, -15.0, 15.0))"),
+        UnaryOp::Exp => format!("exp({x})"),
+        UnaryOp::Log => format!("1.0 / {x}"),
+        UnaryOp::Neg => "-1.0".to_string(),
+        UnaryOp::Sqrt => format!("0.5 / sqrt({x})"),
+        UnaryOp::Square => format!("2.0 * {x}"),
+        UnaryOp::Abs => format!("sign({x})"),
+        UnaryOp::Scale(c) => f32_lit(c),
+        UnaryOp::AddScalar(_) => "1.0".to_string(),
     }
 }
 
@@ -132,6 +166,8 @@ fn binary_wgsl(op: BinaryOp, a: &str, b: &str) -> String {
         BinaryOp::Div => format!("{a} / {b}"),
         BinaryOp::Max => format!("max({a}, {b})"),
         BinaryOp::Min => format!("min({a}, {b})"),
+        BinaryOp::Ge => format!("select(0.0, 1.0, {a} >= {b})"),
+        BinaryOp::Eq => format!("select(0.0, 1.0, {a} == {b})"),
     }
 }
 
@@ -239,14 +275,12 @@ pub fn elementwise_kernel(
 
     let mut ops = Vec::new();
     expr.op_names(&mut ops);
-    let mut name = format!(
-        "elementwise_{}",
-        if ops.is_empty() {
-            "copy".to_string()
-        } else {
-            ops.join("_")
-        }
-    );
+    let what = match ops.is_empty() {
+        true if unique.is_empty() => "fill".to_string(),
+        true => "copy".to_string(),
+        false => ops.join("_"),
+    };
+    let mut name = format!("elementwise_{what}");
     if name.len() > 64 {
         name = format!("elementwise_fused_{}ops", ops.len());
     }
@@ -274,11 +308,17 @@ pub fn elementwise_kernel(
     })
 }
 
-/// Lowers a single `Unary` or `Binary` node.
+/// Lowers `Fill { value }`: an elementwise kernel with no inputs.
+pub(crate) fn lower_fill(cx: &NodeCx, value: f32) -> Result<KernelInstance, KernelError> {
+    elementwise_kernel(cx.graph, cx.id, &[], &ElemExpr::Const(value), cx.target)
+}
+
+/// Lowers a single `Unary`, `Binary` or `UnaryGrad` node.
 pub(crate) fn lower_elementwise_node(cx: &NodeCx) -> Result<KernelInstance, KernelError> {
     let expr = match &cx.node.op {
         Op::Unary(op) => ElemExpr::unary(*op, ElemExpr::Input(0)),
         Op::Binary(op) => ElemExpr::binary(*op, ElemExpr::Input(0), ElemExpr::Input(1)),
+        Op::UnaryGrad(op) => ElemExpr::unary_grad(*op, ElemExpr::Input(0), ElemExpr::Input(1)),
         other => return Err(cx.unsupported(format!("{} is not elementwise", other.name()))),
     };
     elementwise_kernel(cx.graph, cx.id, &cx.node.inputs, &expr, cx.target)

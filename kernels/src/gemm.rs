@@ -53,70 +53,85 @@ impl GemmTile {
     }
 }
 
-/// One row of the tile table: a tile for an adapter class and why it is there.
+/// One row of the tile table: a tile for an adapter class, the problems it is for, and why.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GemmTileEntry {
     /// The adapter class the entry applies to.
     pub class: AdapterClass,
+    /// The entry applies only to GEMMs with at most this many columns (per group).
+    pub max_n: Option<usize>,
     /// The tile.
     pub tile: GemmTile,
     /// Why this tile (the measurement or hardware fact behind it).
     pub reason: &'static str,
 }
 
-/// The tile table: for each class, the first entry that fits the target's limits is used.
+const fn entry(
+    class: AdapterClass,
+    max_n: Option<usize>,
+    [bm, bn, bk, tm, tn]: [u32; 5],
+    reason: &'static str,
+) -> GemmTileEntry {
+    let staged = matches!(class, AdapterClass::Gpu);
+    GemmTileEntry {
+        class,
+        max_n,
+        tile: GemmTile {
+            bm,
+            bn,
+            bk,
+            tm,
+            tn,
+            staged,
+        },
+        reason,
+    }
+}
+
+/// The tile table, `[bm, bn, bk, tm, tn]`: the first entry for the target's class that fits the
+/// problem's width and the target's limits is used. CPU entries read global memory
+/// (`gemm_global`), GPU entries stage through workgroup memory (`gemm_tiled`).
 pub const GEMM_TILES: &[GemmTileEntry] = &[
-    GemmTileEntry {
-        class: AdapterClass::Cpu,
-        tile: GemmTile {
-            bm: 64,
-            bn: 64,
-            bk: 16,
-            tm: 4,
-            tn: 4,
-            staged: false,
-        },
-        reason: "lavapipe: workgroupBarrier is expensive and workgroup memory is plain memory; 64x64 tile, \
-                 4x4 per invocation, straight from global memory measured 4.71 GFLOP/s vs 2.26 staged \
-                 (1024^3, Mesa 25.0.7, PLATFORM.md)",
-    },
-    GemmTileEntry {
-        class: AdapterClass::Cpu,
-        tile: GemmTile {
-            bm: 32,
-            bn: 32,
-            bk: 16,
-            tm: 4,
-            tn: 4,
-            staged: false,
-        },
-        reason: "CPU adapter limited to fewer than 256 invocations per workgroup: same scheme, 8x8 invocations",
-    },
-    GemmTileEntry {
-        class: AdapterClass::Gpu,
-        tile: GemmTile {
-            bm: 64,
-            bn: 64,
-            bk: 16,
-            tm: 4,
-            tn: 4,
-            staged: true,
-        },
-        reason: "GPUs: stage tiles in workgroup memory so each global load feeds 64 FMAs; 256 invocations, \
-                 8 KiB of workgroup memory fits WebGPU's 16 KiB default, 4x4 register block",
-    },
-    GemmTileEntry {
-        class: AdapterClass::Gpu,
-        tile: GemmTile {
-            bm: 32,
-            bn: 32,
-            bk: 8,
-            tm: 4,
-            tn: 4,
-            staged: true,
-        },
-        reason: "GPU limited to fewer than 256 invocations or 8 KiB of workgroup memory: 64 invocations, 2 KiB",
-    },
+    entry(
+        AdapterClass::Cpu,
+        Some(32),
+        [128, 32, 16, 4, 4],
+        "narrow GEMMs (32 filters, a depthwise or grouped layer's few columns): a 64-wide tile would \
+         compute half its columns as clamped duplicates; same 256 invocations in 32 rows of 8",
+    ),
+    entry(
+        AdapterClass::Cpu,
+        None,
+        [64, 64, 16, 4, 4],
+        "lavapipe: workgroupBarrier is expensive and workgroup memory is plain memory; 64x64 tile, \
+         4x4 per invocation, straight from global memory measured 4.71 GFLOP/s vs 2.26 staged \
+         (1024^3, Mesa 25.0.7, PLATFORM.md)",
+    ),
+    entry(
+        AdapterClass::Cpu,
+        None,
+        [32, 32, 16, 4, 4],
+        "CPU adapter limited to fewer than 256 invocations per workgroup: same scheme, 8x8 invocations",
+    ),
+    entry(
+        AdapterClass::Gpu,
+        Some(32),
+        [128, 32, 16, 4, 4],
+        "narrow GEMMs on GPUs: keep all 256 invocations busy; 10 KiB of workgroup memory",
+    ),
+    entry(
+        AdapterClass::Gpu,
+        None,
+        [64, 64, 16, 4, 4],
+        "GPUs: stage tiles in workgroup memory so each global load feeds 64 FMAs; 256 invocations, \
+         8 KiB of workgroup memory fits WebGPU's 16 KiB default, 4x4 register block",
+    ),
+    entry(
+        AdapterClass::Gpu,
+        None,
+        [32, 32, 8, 4, 4],
+        "GPU limited to fewer than 256 invocations or 8 KiB of workgroup memory: 64 invocations, 2 KiB",
+    ),
 ];
 
 /// Last resort when no table entry fits: one output per invocation, 8x8 invocations, no
@@ -130,11 +145,12 @@ const FALLBACK_TILE: GemmTile = GemmTile {
     staged: false,
 };
 
-/// The tile for `target`: the first entry of [`GEMM_TILES`] for its class that fits its limits.
-pub fn choose_gemm_tile(target: &Target) -> GemmTile {
+/// The tile for a GEMM with `n` columns on `target`: the first entry of [`GEMM_TILES`] for its
+/// class whose `max_n` admits `n` and that fits the target's limits.
+pub fn choose_gemm_tile(target: &Target, n: usize) -> GemmTile {
     GEMM_TILES
         .iter()
-        .find(|e| e.class == target.class && e.tile.fits(target))
+        .find(|e| e.class == target.class && e.max_n.is_none_or(|max| n <= max) && e.tile.fits(target))
         .map(|e| e.tile)
         .unwrap_or(FALLBACK_TILE)
 }
@@ -168,7 +184,7 @@ pub fn gemm_kernel(
     problem: GemmProblem,
     target: &Target,
 ) -> Result<Option<KernelInstance>, KernelError> {
-    let tile = choose_gemm_tile(target);
+    let tile = choose_gemm_tile(target, problem.n);
     let name = format!("gemm_{what}_{}_{}x{}", target.class.name(), tile.bm, tile.bn);
     let [tx, ty] = tile.threads();
     let max = target.max_workgroups_per_dim as usize;
@@ -222,33 +238,37 @@ mod tests {
             assert!(t.bm % t.tm == 0 && t.bn % t.tn == 0, "{e:?}");
             assert!(!e.reason.is_empty());
             assert_eq!(t.staged, e.class == AdapterClass::Gpu, "{e:?}");
+            assert!(t.fits(&Target::gpu()) || t.bm == 32, "{e:?}");
         }
-        assert!(FALLBACK_TILE.fits(&Target {
+        let tiny = Target {
             max_invocations_per_workgroup: 64,
             max_workgroup_storage_bytes: 0,
             ..Target::gpu()
-        }));
+        };
+        assert!(FALLBACK_TILE.fits(&tiny));
     }
 
     #[test]
-    fn choice_follows_the_class_and_the_limits() {
-        assert_eq!(choose_gemm_tile(&Target::cpu()), GEMM_TILES[0].tile);
-        assert_eq!(choose_gemm_tile(&Target::gpu()), GEMM_TILES[2].tile);
+    fn choice_follows_the_class_the_width_and_the_limits() {
+        assert_eq!(choose_gemm_tile(&Target::cpu(), 64), GEMM_TILES[1].tile);
+        assert_eq!(choose_gemm_tile(&Target::cpu(), 32), GEMM_TILES[0].tile);
+        assert_eq!(choose_gemm_tile(&Target::gpu(), 100), GEMM_TILES[4].tile);
+        assert_eq!(choose_gemm_tile(&Target::gpu(), 1), GEMM_TILES[3].tile);
         let small = Target {
             max_invocations_per_workgroup: 128,
             ..Target::gpu()
         };
-        assert_eq!(choose_gemm_tile(&small), GEMM_TILES[3].tile);
+        assert_eq!(choose_gemm_tile(&small, 10), GEMM_TILES[5].tile);
         let small = Target {
             max_invocations_per_workgroup: 128,
             ..Target::cpu()
         };
-        assert_eq!(choose_gemm_tile(&small), GEMM_TILES[1].tile);
+        assert_eq!(choose_gemm_tile(&small, 64), GEMM_TILES[2].tile);
         let tiny = Target {
             max_invocations_per_workgroup: 64,
             max_workgroup_storage_bytes: 1024,
             ..Target::gpu()
         };
-        assert_eq!(choose_gemm_tile(&tiny), FALLBACK_TILE);
+        assert_eq!(choose_gemm_tile(&tiny, 64), FALLBACK_TILE);
     }
 }

@@ -11,12 +11,17 @@
 //! [`AdapterClass`] ([`gemm::GEMM_TILES`]). Elementwise kernels are generated from an
 //! expression tree ([`elementwise::ElemExpr`]), ready for fused chains.
 
+#![warn(missing_docs)]
+
 mod batchnorm;
 mod concat;
 mod conv;
+mod conv_filter_grad;
 mod conv_transpose;
+mod copy;
 mod depthwise;
 pub mod dispatch;
+mod dropout;
 pub mod elementwise;
 mod error;
 pub mod gemm;
@@ -26,12 +31,13 @@ mod lower;
 mod matmul;
 mod pad;
 mod pool;
+mod pool_grad;
 mod reduce;
 mod resize;
+mod resize_grad;
 pub mod softmax;
 mod target;
 pub mod template;
-mod transpose;
 mod validate;
 
 #[cfg(test)]

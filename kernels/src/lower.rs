@@ -4,7 +4,8 @@
 use crate::dispatch::LinearGrid;
 use crate::{KernelError, KernelInstance, Target};
 use crate::{
-    batchnorm, concat, conv, conv_transpose, elementwise, matmul, pad, pool, reduce, resize, softmax, transpose,
+    batchnorm, concat, conv, conv_filter_grad, conv_transpose, copy, dropout, elementwise, matmul, pad, pool,
+    pool_grad, reduce, resize, resize_grad, softmax,
 };
 use fovea_graph::{DType, Graph, Node, NodeId, Op};
 
@@ -39,7 +40,10 @@ pub fn lower_node(graph: &Graph, id: NodeId, target: &Target) -> Result<Vec<Kern
             )));
         }
     }
-    let layout_op = matches!(node.op, Op::Concat { .. } | Op::Transpose { .. });
+    let layout_op = matches!(
+        node.op,
+        Op::Concat { .. } | Op::Transpose { .. } | Op::Slice { .. } | Op::Broadcast { .. }
+    );
     if !layout_op && node.ty.dtype != DType::F32 {
         return Err(cx.unsupported(format!(
             "{} has no kernel for {} tensors",
@@ -50,22 +54,27 @@ pub fn lower_node(graph: &Graph, id: NodeId, target: &Target) -> Result<Vec<Kern
     let one = |k: KernelInstance| vec![k];
     Ok(match &node.op {
         Op::Input { .. } | Op::Param { .. } | Op::Reshape => Vec::new(),
-        Op::Dropout { .. } => {
-            return Err(cx.unsupported("training-mode dropout needs a random mask, which no kernel draws yet"));
-        }
+        Op::Dropout { rate, .. } => one(dropout::lower_dropout(&cx, *rate)?),
         Op::Conv2d(g) => one(conv::lower_conv2d(&cx, g)?),
         Op::ConvTranspose2d { geom, .. } => one(conv_transpose::lower_conv_transpose2d(&cx, geom)?),
         Op::MatMul { trans_a, trans_b } => one(matmul::lower_matmul(&cx, *trans_a, *trans_b)?),
         Op::Pool2d(p) => one(pool::lower_pool2d(&cx, p)?),
         Op::Reduce { op, axes, .. } => one(reduce::lower_reduce(&cx, *op, axes)?),
-        Op::Unary(_) | Op::Binary(_) => one(elementwise::lower_elementwise_node(&cx)?),
+        Op::Unary(_) | Op::Binary(_) | Op::UnaryGrad(_) => one(elementwise::lower_elementwise_node(&cx)?),
         Op::Softmax => one(softmax::lower_softmax(&cx, false)?),
         Op::LogSoftmax => one(softmax::lower_softmax(&cx, true)?),
         Op::BatchNormInference { epsilon } => one(batchnorm::lower_batchnorm(&cx, *epsilon)?),
         Op::Resize { mode, .. } => one(resize::lower_resize(&cx, *mode)?),
         Op::Concat { axis } => concat::lower_concat(&cx, *axis)?,
         Op::Pad { pads, value } => one(pad::lower_pad(&cx, pads, *value)?),
-        Op::Transpose { perm } => one(transpose::lower_transpose(&cx, perm)?),
+        Op::Transpose { perm } => one(copy::lower_transpose(&cx, perm)?),
+        Op::Slice { starts, sizes } => one(copy::lower_slice(&cx, starts, sizes)?),
+        Op::Broadcast { .. } => one(copy::lower_broadcast(&cx)?),
+        Op::Fill { value } => one(elementwise::lower_fill(&cx, *value)?),
+        Op::Conv2dBackpropInput { geom, .. } => one(conv_transpose::lower_conv2d_backprop_input(&cx, geom)?),
+        Op::Conv2dBackpropFilter { geom, .. } => one(conv_filter_grad::lower_conv2d_backprop_filter(&cx, geom)?),
+        Op::Pool2dBackprop(p) => one(pool_grad::lower_pool2d_backprop(&cx, p)?),
+        Op::ResizeBackprop { mode, .. } => one(resize_grad::lower_resize_backprop(&cx, *mode)?),
     })
 }
 

@@ -147,7 +147,7 @@ fn geom(stride: usize, dilation: usize, pad: (usize, usize, usize, usize), group
 
 /// Checks a GEMM kernel's grid covers `m x n` in `groups` groups.
 fn check_gemm_grid(k: &KernelInstance, m: usize, n: usize, groups: usize, target: &Target) {
-    let tile = choose_gemm_tile(target);
+    let tile = choose_gemm_tile(target, n);
     assert_eq!(k.family, "gemm");
     assert_eq!(k.entry_point, tile.entry_point());
     assert!(k.workgroups[0] as usize * tile.bn as usize >= n, "{}", k.name);
@@ -233,7 +233,7 @@ fn conv2d_variants() {
             let k = &ks[0];
             let ys = g.shape(y);
             check_gemm_grid(k, ys[0] * ys[1] * ys[2], c.co / c.g.groups, c.g.groups, &t);
-            let tile = choose_gemm_tile(&t);
+            let tile = choose_gemm_tile(&t, c.co / c.g.groups);
             let what = if c.g.groups == 1 { "conv2d" } else { "conv2d_grouped" };
             assert_eq!(
                 k.name,
@@ -322,35 +322,40 @@ fn matmul_variants() {
 
 #[test]
 fn gemm_table_variants_validate() {
-    // Each table entry and the fallback, on a problem that is not a multiple of any tile.
+    // Each table entry and the fallback, on problems that are not multiples of any tile.
     for e in GEMM_TILES {
         let t = Target {
             class: e.class,
             ..Target::gpu()
         };
         let t = match e.tile.bm {
-            64 => t,
-            _ => Target {
+            32 => Target {
                 max_invocations_per_workgroup: 64,
                 max_workgroup_storage_bytes: 2048,
                 ..t
             },
+            _ => t,
         };
-        assert_eq!(choose_gemm_tile(&t), e.tile);
-        let mut g = Graph::new();
-        let a = input(&mut g, "a", &[37, 29]);
-        let b = param(&mut g, "b", &[29, 71]);
-        let y = g
-            .push(
-                Op::MatMul {
-                    trans_a: false,
-                    trans_b: false,
-                },
-                &[a, b],
-                "dense",
-            )
-            .unwrap();
-        check_gemm_grid(&lower(&g, y, &t)[0], 37, 71, 1, &t);
+        for n in [e.max_n.map_or(71, |m| m - 3), 1] {
+            if e.max_n.is_none() && n == 1 && e.tile.bm != 32 {
+                continue;
+            }
+            assert_eq!(choose_gemm_tile(&t, n), e.tile, "{e:?} n={n}");
+            let mut g = Graph::new();
+            let a = input(&mut g, "a", &[37, 29]);
+            let b = param(&mut g, "b", &[29, n]);
+            let y = g
+                .push(
+                    Op::MatMul {
+                        trans_a: false,
+                        trans_b: false,
+                    },
+                    &[a, b],
+                    "dense",
+                )
+                .unwrap();
+            check_gemm_grid(&lower(&g, y, &t)[0], 37, n, 1, &t);
+        }
     }
 }
 
@@ -448,13 +453,15 @@ fn unary_ops() -> Vec<UnaryOp> {
     ]
 }
 
-const BINARY_OPS: [BinaryOp; 6] = [
+const BINARY_OPS: [BinaryOp; 8] = [
     BinaryOp::Add,
     BinaryOp::Sub,
     BinaryOp::Mul,
     BinaryOp::Div,
     BinaryOp::Max,
     BinaryOp::Min,
+    BinaryOp::Ge,
+    BinaryOp::Eq,
 ];
 
 #[test]
@@ -642,6 +649,58 @@ fn batchnorm_resize_pad_transpose() {
 }
 
 #[test]
+fn slice_broadcast_fill() {
+    for t in targets() {
+        for dtype in [DType::F32, DType::I32] {
+            let mut g = Graph::new();
+            let x = g
+                .input(
+                    "x",
+                    TensorType {
+                        shape: vec![3, 4, 5],
+                        dtype,
+                    },
+                )
+                .unwrap();
+            for (starts, sizes) in [([1, 0, 2], [2, 4, 3]), ([0, 0, 0], [3, 4, 5]), ([2, 3, 4], [1, 1, 1])] {
+                let op = Op::Slice {
+                    starts: starts.to_vec(),
+                    sizes: sizes.to_vec(),
+                };
+                let y = g.push(op, &[x], "slice").unwrap();
+                let k = &lower(&g, y, &t)[0];
+                assert_eq!((k.family, k.name.as_str()), ("copy", "slice"));
+            }
+            let b = g
+                .input(
+                    "b",
+                    TensorType {
+                        shape: vec![4, 1],
+                        dtype,
+                    },
+                )
+                .unwrap();
+            for shape in [vec![2, 4, 5], vec![4, 1], vec![3, 4, 7]] {
+                let y = g.push(Op::Broadcast { shape }, &[b], "broadcast").unwrap();
+                let k = &lower(&g, y, &t)[0];
+                assert_eq!(k.name, "broadcast");
+                assert!(k.source.contains(if dtype == DType::I32 {
+                    "array<i32>"
+                } else {
+                    "array<f32>"
+                }));
+            }
+        }
+        let mut g = Graph::new();
+        for value in [0.0, -2.5, f32::INFINITY] {
+            let y = g.fill(&[3, 7], value, "fill").unwrap();
+            let k = &lower(&g, y, &t)[0];
+            assert_eq!((k.name.as_str(), k.bindings.len()), ("elementwise_fill", 1));
+        }
+    }
+}
+
+#[test]
 fn concat_writes_one_slice_per_input() {
     for t in targets() {
         for axis in [1, 3] {
@@ -703,6 +762,7 @@ fn large_one_dimensional_dispatch_uses_a_2d_grid() {
 fn views_bind_their_storage_root() {
     let mut g = Graph::new();
     let x = input(&mut g, "x", &[2, 3, 4]);
+    let seed = input(&mut g, "seed", &[1]);
     let r = g.reshape(x, &[6, 4], "flatten").unwrap();
     let d = g
         .push(
@@ -728,15 +788,15 @@ fn views_bind_their_storage_root() {
                 rate: 0.5,
                 training: true,
             },
-            &[y],
+            &[y, seed],
             "drop_train",
         )
         .unwrap();
-    let err = lower_node(&g, t, &Target::cpu()).unwrap_err();
-    assert!(
-        matches!(&err, KernelError::Unsupported { layer, .. } if layer == "drop_train"),
-        "{err}"
-    );
+    // Training-mode dropout reads x through its storage root and the seed.
+    let k = &lower(&g, t, &Target::cpu())[0];
+    assert_eq!(k.name, "dropout");
+    assert_eq!(k.bindings[0].buffer, BufferRef::Node(y));
+    assert_eq!(k.bindings[1].buffer, BufferRef::Node(seed));
 }
 
 #[test]
@@ -836,11 +896,171 @@ fn every_template_has_a_header_comment() {
         ("resize", include_str!("../wgsl/resize.wgsl")),
         ("concat", include_str!("../wgsl/concat.wgsl")),
         ("pad", include_str!("../wgsl/pad.wgsl")),
-        ("transpose", include_str!("../wgsl/transpose.wgsl")),
+        ("copy", include_str!("../wgsl/copy.wgsl")),
+        ("dropout", include_str!("../wgsl/dropout.wgsl")),
+        ("conv_filter_grad", include_str!("../wgsl/conv_filter_grad.wgsl")),
+        ("pool_grad", include_str!("../wgsl/pool_grad.wgsl")),
+        ("resize_grad", include_str!("../wgsl/resize_grad.wgsl")),
         ("elementwise", include_str!("../wgsl/elementwise.wgsl")),
     ] {
         assert!(src.starts_with(&format!("// {name}.wgsl: ")), "{name}");
         assert!(src.to_lowercase().contains("binding"), "{name}");
     }
     assert_eq!(AdapterClass::Cpu.name(), "cpu");
+}
+
+#[test]
+fn unary_grad_and_dropout_variants() {
+    for t in targets() {
+        for op in unary_ops() {
+            let mut g = Graph::new();
+            let x = input(&mut g, "x", &[3, 5, 7]);
+            let dy = input(&mut g, "dy", &[3, 5, 7]);
+            let y = g.push(Op::UnaryGrad(op), &[x, dy], "act_grad").unwrap();
+            let ks = lower(&g, y, &t);
+            assert_eq!(ks[0].name, format!("elementwise_{}_grad", op.name()));
+            assert_eq!(ks[0].bindings.len(), 3);
+        }
+        for rate in [0.0, 0.5, 0.9] {
+            let mut g = Graph::new();
+            let x = input(&mut g, "x", &[4, 33]);
+            let seed = input(&mut g, "seed", &[1]);
+            let y = g
+                .push(Op::Dropout { rate, training: true }, &[x, seed], "dropout")
+                .unwrap();
+            assert_eq!(lower(&g, y, &t)[0].bindings.len(), 3);
+        }
+    }
+}
+
+#[test]
+fn conv_gradient_variants() {
+    // (input, kernel hw, filters, geometry): plain, strided with asymmetric padding, dilated,
+    // grouped, depthwise with multiplier 2, 1x1.
+    let cases = [
+        ([2, 8, 8, 3], (3, 3), 8, geom(1, 1, (1, 1, 1, 1), 1)),
+        ([1, 11, 13, 5], (3, 2), 7, geom(2, 1, (0, 1, 1, 0), 1)),
+        ([2, 9, 9, 4], (3, 3), 6, geom(1, 2, (2, 2, 2, 2), 1)),
+        ([1, 10, 10, 6], (3, 3), 9, geom(2, 1, (1, 1, 1, 1), 3)),
+        ([2, 7, 6, 5], (3, 3), 10, geom(1, 1, (1, 1, 1, 1), 5)),
+        ([3, 5, 5, 7], (1, 1), 13, geom(3, 1, (0, 0, 0, 0), 1)),
+    ];
+    for t in targets() {
+        for (xs, k, co, geom) in cases {
+            let mut g = Graph::new();
+            let x = input(&mut g, "x", &xs);
+            let w = param(&mut g, "conv/kernel", &[k.0, k.1, xs[3] / geom.groups, co]);
+            let y = g.push(Op::Conv2d(geom), &[x, w], "conv").unwrap();
+            let ys = g.shape(y).to_vec();
+            let dy = input(&mut g, "dy", &ys);
+            let dx = g
+                .push(
+                    Op::Conv2dBackpropInput {
+                        geom,
+                        input_hw: (xs[1], xs[2]),
+                    },
+                    &[dy, w],
+                    "conv_dx",
+                )
+                .unwrap();
+            let k_dx = &lower(&g, dx, &t)[0];
+            check_gemm_grid(k_dx, xs[0] * xs[1] * xs[2], xs[3] / geom.groups, geom.groups, &t);
+            assert!(k_dx.name.starts_with("gemm_conv2d_backprop_input_"), "{}", k_dx.name);
+            let dw = g
+                .push(Op::Conv2dBackpropFilter { geom, kernel_hw: k }, &[x, dy], "conv_dw")
+                .unwrap();
+            let k_dw = &lower(&g, dw, &t)[0];
+            check_gemm_grid(k_dw, k.0 * k.1 * xs[3] / geom.groups, co / geom.groups, geom.groups, &t);
+            let kk = (ys[0] * ys[1] * ys[2]) as u64;
+            assert_eq!(k_dw.flops, 2 * kk * (k.0 * k.1 * xs[3] / geom.groups * co) as u64);
+        }
+    }
+}
+
+#[test]
+fn pool_and_resize_gradient_variants() {
+    for t in targets() {
+        for kind in [PoolKind::Max, PoolKind::Avg] {
+            for (size, stride, pad) in [
+                ((2, 2), (2, 2), Pad2d::default()),
+                (
+                    (3, 3),
+                    (1, 1),
+                    Pad2d {
+                        top: 1,
+                        bottom: 1,
+                        left: 1,
+                        right: 1,
+                    },
+                ),
+                (
+                    (3, 2),
+                    (2, 3),
+                    Pad2d {
+                        top: 0,
+                        bottom: 2,
+                        left: 1,
+                        right: 0,
+                    },
+                ),
+            ] {
+                let mut g = Graph::new();
+                let x = input(&mut g, "x", &[2, 9, 8, 3]);
+                let geom = PoolGeometry {
+                    kind,
+                    size,
+                    stride,
+                    pad,
+                };
+                let y = g.push(Op::Pool2d(geom), &[x], "pool").unwrap();
+                let ys = g.shape(y).to_vec();
+                let dy = input(&mut g, "dy", &ys);
+                let dx = g.push(Op::Pool2dBackprop(geom), &[x, dy], "pool_grad").unwrap();
+                assert_eq!(lower(&g, dx, &t)[0].family, "pool_grad");
+            }
+        }
+        for mode in [ResizeMode::Nearest, ResizeMode::Bilinear] {
+            for (oh, ow) in [(10, 12), (3, 4), (5, 6), (1, 1), (13, 7)] {
+                let mut g = Graph::new();
+                let dy = input(&mut g, "dy", &[2, oh, ow, 3]);
+                let dx = g
+                    .push(Op::ResizeBackprop { mode, input_hw: (5, 6) }, &[dy], "resize_grad")
+                    .unwrap();
+                assert_eq!(lower(&g, dx, &t)[0].family, "resize_grad");
+            }
+        }
+    }
+}
+
+#[test]
+fn dispatches_beyond_the_target_limits_are_unsupported_errors_naming_the_layer() {
+    let tiny = Target {
+        max_workgroups_per_dim: 4,
+        ..Target::cpu()
+    };
+    let mut g = Graph::new();
+    let x = input(&mut g, "x", &[100, 100]);
+    let y = g.push(Op::Unary(UnaryOp::Relu), &[x], "big_relu").unwrap();
+    let w = param(&mut g, "w", &[100, 1000]);
+    let z = g
+        .push(
+            Op::MatMul {
+                trans_a: false,
+                trans_b: false,
+            },
+            &[x, w],
+            "big_dense",
+        )
+        .unwrap();
+    for (id, layer) in [(y, "big_relu"), (z, "big_dense")] {
+        let err = lower_node(&g, id, &tiny).unwrap_err();
+        assert!(
+            matches!(&err, KernelError::Unsupported { layer: l, .. } if l == layer),
+            "{err}"
+        );
+        assert!(
+            err.to_string().contains(layer) && err.to_string().contains("workgroups"),
+            "{err}"
+        );
+    }
 }

@@ -1,22 +1,26 @@
-// conv_transpose.wgsl: loaders that make the GEMM core (gemm.wgsl) a transposed 2-D convolution
-// (the input gradient of a convolution), one group.
+// conv_transpose.wgsl: loaders that make the GEMM core (gemm.wgsl) a transposed 2-D convolution:
+// the ConvTranspose2d op and the input gradient of Conv2d (Conv2dBackpropInput), grouped or not.
 //
-// Bindings: 0 convt_x (N, H, W, C) NHWC, 1 convt_w (KH, KW, CO, C) (read),
-// 2 convt_y (N, OH, OW, CO) NHWC (read_write).
-// The GEMM: M = N*OH*OW output pixels, K = KH*KW*C taps, N = CO, with
-//   A[m, k] = x[n, iy, ix, ci] where iy = (oy + PT - ky*DH) / SH when that division is exact and
-//            0 <= iy < H (likewise ix with PL, DW, SW, W), else 0;
-//            m = (n*OH + oy)*OW + ox,  k = (ky*KW + kx)*C + ci
-//   B[k, co] = w[((ky*KW + kx)*CO + co)*C + ci]
-//   y[m*CO + co] = C[m, co].
+// Bindings: 0 convt_x (N, H, W, CIN) NHWC, 1 convt_w (the kernel, read), 2 convt_y
+// (N, OH, OW, COUT) NHWC (read_write). Channels are split into G groups of CING and COUTG.
+// The GEMM per group g: M = N*OH*OW output pixels, K = KH*KW*CING taps, N = COUTG, with
+//   A[m, k] = x[n, iy, ix, g*CING + ci] where iy = (oy + PT - ky*DH) / SH when that division is
+//            exact and 0 <= iy < H (likewise ix with PL, DW, SW, W), else 0;
+//            m = (n*OH + oy)*OW + ox,  k = tap*CING + ci,  tap = ky*KW + kx
+//   B[k, co] = w[B_INDEX] (substituted, of tap, ci, co and g):
+//            ConvTranspose2d, w (KH, KW, COUT, CIN), G = 1:  (tap*COUT + co)*CIN + ci
+//            Conv2dBackpropInput, w HWIO (KH, KW, COUTG, CIN): (tap*COUTG + co)*CIN + g*CING + ci
+//   y[m*COUT + g*COUTG + co] = C[m, co].
 // Output padding needs no code: its rows and columns find no input and come out 0.
 
 const CONVT_H: i32 = {{H}};
 const CONVT_W: i32 = {{W}};
-const CONVT_C: u32 = {{C}}u;
+const CONVT_CIN: u32 = {{CIN}}u;
+const CONVT_CING: u32 = {{CING}}u;
 const CONVT_OH: u32 = {{OH}}u;
 const CONVT_OW: u32 = {{OW}}u;
-const CONVT_CO: u32 = {{CO}}u;
+const CONVT_COUT: u32 = {{COUT}}u;
+const CONVT_COUTG: u32 = {{COUTG}}u;
 const CONVT_KW: u32 = {{KW}}u;
 const CONVT_SH: i32 = {{SH}};
 const CONVT_SW: i32 = {{SW}};
@@ -33,9 +37,9 @@ fn load_a(g: u32, m: u32, k: u32) -> f32 {
     let ox = m % CONVT_OW;
     let oy = (m / CONVT_OW) % CONVT_OH;
     let n = m / (CONVT_OW * CONVT_OH);
-    let ci = k % CONVT_C;
-    let kx = (k / CONVT_C) % CONVT_KW;
-    let ky = k / (CONVT_C * CONVT_KW);
+    let ci = k % CONVT_CING;
+    let kx = (k / CONVT_CING) % CONVT_KW;
+    let ky = k / (CONVT_CING * CONVT_KW);
     let ty = i32(oy) + CONVT_PT - i32(ky) * CONVT_DH;
     let tx = i32(ox) + CONVT_PL - i32(kx) * CONVT_DW;
     if (ty < 0 || tx < 0 || ty % CONVT_SH != 0 || tx % CONVT_SW != 0) {
@@ -46,13 +50,15 @@ fn load_a(g: u32, m: u32, k: u32) -> f32 {
     if (iy >= CONVT_H || ix >= CONVT_W) {
         return 0.0;
     }
-    return convt_x[((n * u32(CONVT_H) + u32(iy)) * u32(CONVT_W) + u32(ix)) * CONVT_C + ci];
+    return convt_x[((n * u32(CONVT_H) + u32(iy)) * u32(CONVT_W) + u32(ix)) * CONVT_CIN + g * CONVT_CING + ci];
 }
 
-fn load_b(g: u32, k: u32, n: u32) -> f32 {
-    return convt_w[((k / CONVT_C) * CONVT_CO + n) * CONVT_C + k % CONVT_C];
+fn load_b(g: u32, k: u32, co: u32) -> f32 {
+    let tap = k / CONVT_CING;
+    let ci = k % CONVT_CING;
+    return convt_w[{{B_INDEX}}];
 }
 
 fn store_c(g: u32, m: u32, n: u32, v: f32) {
-    convt_y[m * CONVT_CO + n] = v;
+    convt_y[m * CONVT_COUT + g * CONVT_COUTG + n] = v;
 }

@@ -4,6 +4,7 @@
 
 pub mod data;
 pub mod error;
+pub mod plot;
 pub mod zoo;
 
 pub use error::{DataError, Result};

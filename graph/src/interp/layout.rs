@@ -1,5 +1,6 @@
-//! Layout ops: concatenation, constant padding and axis permutation.
+//! Layout ops: concatenation, constant padding, axis permutation, broadcasting and slicing.
 
+use super::pointwise::broadcast_strides;
 use super::{Arg, strides, unravel};
 use crate::ir::numel;
 
@@ -50,12 +51,41 @@ pub(super) fn transpose(perm: &[usize], x: Arg, out_shape: &[usize]) -> Vec<f64>
         .collect()
 }
 
+/// `Broadcast` of `x` to `out_shape` (numpy rules: `x` aligned at the last axis, its length-1
+/// and missing axes repeated).
+pub(super) fn broadcast(x: Arg, out_shape: &[usize]) -> Vec<f64> {
+    let (shape, data) = x;
+    let src_strides = broadcast_strides(shape, out_shape);
+    let mut index = vec![0; out_shape.len()];
+    (0..numel(out_shape))
+        .map(|i| {
+            unravel(i, out_shape, &mut index);
+            data[index.iter().zip(&src_strides).map(|(i, s)| i * s).sum::<usize>()]
+        })
+        .collect()
+}
+
+/// `Slice`: the box of `x` of the output's shape starting at `starts`,
+/// `out[j] = x[j + starts]` per axis.
+pub(super) fn slice(starts: &[usize], x: Arg, out_shape: &[usize]) -> Vec<f64> {
+    let (shape, data) = x;
+    let in_strides = strides(shape);
+    let mut index = vec![0; out_shape.len()];
+    (0..numel(out_shape))
+        .map(|i| {
+            unravel(i, out_shape, &mut index);
+            let src: usize = (0..shape.len()).map(|a| (index[a] + starts[a]) * in_strides[a]).sum();
+            data[src]
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{random, run_op};
+    use super::super::testing::{dot, random, run_op};
     use super::super::{Feeds, evaluate};
     use crate::init::Rng;
-    use crate::ir::{Graph, Op, TensorType};
+    use crate::ir::{Graph, Op, ReduceOp, TensorType, numel};
 
     #[test]
     fn concat_by_hand() {
@@ -187,5 +217,91 @@ mod tests {
         assert_eq!(g.shape(t), [2, 5, 3, 4]);
         assert_ne!(out[0], xv);
         assert_eq!(out[1], xv);
+    }
+
+    #[test]
+    fn broadcast_by_hand() {
+        // A row to (2, 3), a column (2, 1) to (2, 3), and a (3,) vector to (2, 2, 3).
+        let (shape, y) = run_op(Op::Broadcast { shape: vec![2, 3] }, &[(&[3], &[1.0, 2.0, 3.0])]);
+        assert_eq!(shape, [2, 3]);
+        assert_eq!(y, [1.0, 2.0, 3.0, 1.0, 2.0, 3.0]);
+        let (_, y) = run_op(Op::Broadcast { shape: vec![2, 3] }, &[(&[2, 1], &[1.0, 2.0])]);
+        assert_eq!(y, [1.0, 1.0, 1.0, 2.0, 2.0, 2.0]);
+        let (shape, y) = run_op(Op::Broadcast { shape: vec![2, 2, 3] }, &[(&[1, 3], &[1.0, 2.0, 3.0])]);
+        assert_eq!(shape, [2, 2, 3]);
+        assert_eq!(y, [1.0, 2.0, 3.0].repeat(4));
+    }
+
+    #[test]
+    fn broadcast_is_the_adjoint_of_reduce_sum() {
+        // <broadcast(x), y> = <x, sum of y over the broadcast axes>.
+        let mut rng = Rng::new(32);
+        for (from, to, axes) in [
+            (vec![3], vec![2, 4, 3], vec![0, 1]),
+            (vec![2, 1, 3], vec![2, 5, 3], vec![1]),
+            (vec![1, 4, 1], vec![3, 4, 2], vec![0, 2]),
+            (vec![1], vec![2, 3], vec![0, 1]),
+        ] {
+            let x = random(&mut rng, numel(&from));
+            let (_, bx) = run_op(Op::Broadcast { shape: to.clone() }, &[(&from, &x)]);
+            let y = random(&mut rng, numel(&to));
+            let (_, sy) = run_op(
+                Op::Reduce {
+                    op: ReduceOp::Sum,
+                    axes: axes.clone(),
+                    keep_dims: true,
+                },
+                &[(&to, &y)],
+            );
+            // The kept-dims sum has `from`'s elements in `from`'s order.
+            let (lhs, rhs) = (dot(&bx, &y), dot(&x, &sy));
+            assert!(
+                (lhs - rhs).abs() <= 1e-12 * lhs.abs().max(1.0),
+                "{from:?} -> {to:?}: {lhs} vs {rhs}"
+            );
+        }
+    }
+
+    #[test]
+    fn slice_by_hand() {
+        // Rows 1..3 and columns 1..3 of x[r,c] = 4r + c on 3x4.
+        let x: Vec<f64> = (0..12).map(f64::from).collect();
+        let op = Op::Slice {
+            starts: vec![1, 1],
+            sizes: vec![2, 2],
+        };
+        let (shape, y) = run_op(op, &[(&[3, 4], &x)]);
+        assert_eq!(shape, [2, 2]);
+        assert_eq!(y, [5.0, 6.0, 9.0, 10.0]);
+    }
+
+    #[test]
+    fn slice_is_the_adjoint_of_zero_padding() {
+        // <slice(x), y> = <x, pad(y)> when the padding puts y back where the slice took it.
+        let mut rng = Rng::new(33);
+        for (shape, starts, sizes) in [
+            (vec![4, 5], vec![1, 2], vec![2, 3]),
+            (vec![2, 3, 4, 5], vec![0, 1, 1, 2], vec![2, 2, 3, 1]),
+            (vec![6], vec![0], vec![6]),
+        ] {
+            let x = random(&mut rng, numel(&shape));
+            let pads: Vec<(usize, usize)> = (0..shape.len())
+                .map(|a| (starts[a], shape[a] - starts[a] - sizes[a]))
+                .collect();
+            let (_, sx) = run_op(
+                Op::Slice {
+                    starts,
+                    sizes: sizes.clone(),
+                },
+                &[(&shape, &x)],
+            );
+            let y = random(&mut rng, numel(&sizes));
+            let (_, py) = run_op(Op::Pad { pads, value: 0.0 }, &[(&sizes, &y)]);
+            let (lhs, rhs) = (dot(&sx, &y), dot(&x, &py));
+            assert!(
+                (lhs - rhs).abs() <= 1e-12 * lhs.abs().max(1.0),
+                "{shape:?}: {lhs} vs {rhs}"
+            );
+        }
     }
 }

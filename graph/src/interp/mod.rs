@@ -7,6 +7,7 @@
 //! call to [`eval_op`] is an error, never a panic or a silent out-of-bounds read.
 
 mod conv;
+mod conv_grad;
 mod layout;
 mod norm;
 mod pointwise;
@@ -26,7 +27,7 @@ pub type Feeds = HashMap<String, Vec<f64>>;
 /// One input of an op: its shape and its row-major values.
 type Arg<'a> = (&'a [usize], &'a [f64]);
 
-/// Evaluates every node; returns one row-major Vec<f64> per node (index = NodeId::index()).
+/// Evaluates every node; returns one row-major `Vec<f64>` per node (index = `NodeId::index()`).
 ///
 /// `Input` and `Param` nodes take their values from `feeds` by name; a missing feed or one of
 /// the wrong length is a [`GraphError::Value`] naming the input or parameter.
@@ -66,22 +67,17 @@ pub fn evaluate(graph: &Graph, feeds: &Feeds) -> Result<Vec<Vec<f64>>> {
     Ok(graph.outputs.iter().map(|id| values[id.index()].clone()).collect())
 }
 
-/// Evaluates a single op on explicit input values (shapes from the node types). Used by tests/finite differences later.
+/// Evaluates a single op on explicit input values (shapes from the node types). Used by tests
+/// and finite differences.
 ///
 /// `inputs` are `(shape, values)` pairs in the order the op documents; `out_shape` is the
 /// node's output shape and must equal what shape inference gives for the input shapes. Errors
-/// name `layer`. `Input` and `Param` are not computed (they are fed), and training-mode
-/// `Dropout` belongs to the training graph; both are errors here.
+/// name `layer`. `Input` and `Param` are not computed (they are fed); both are errors here.
 pub fn eval_op(op: &Op, inputs: &[(&[usize], &[f64])], out_shape: &[usize], layer: &str) -> Result<Vec<f64>> {
     match op {
         Op::Input { name } | Op::Param { name, .. } => Err(value_error(
             layer,
             format!("`{name}` is fed, not computed: give its value in the feeds"),
-        )),
-        Op::Dropout { training: true, .. } => Err(value_error(
-            layer,
-            "training-mode dropout is run by the training graph; the interpreter runs inference-mode \
-             dropout (the identity) only",
         )),
         _ => {
             check_shapes(op, inputs, out_shape, layer)?;
@@ -109,19 +105,18 @@ fn compute(op: &Op, inputs: &[Arg], out_shape: &[usize]) -> Vec<f64> {
         Op::Concat { axis } => layout::concat(*axis, inputs, out_shape),
         Op::Pad { pads, value } => layout::pad(pads, *value, inputs[0], out_shape),
         Op::Transpose { perm } => layout::transpose(perm, inputs[0], out_shape),
-        // Reshape is a copy; inference-mode dropout is the identity. `Input`, `Param` and
-        // training-mode dropout never get here (`eval_op` rejects them), and have one input
-        // at most, so they copy whatever they are given.
-        // PLACEHOLDER until the backward ops land in the interpreter.
-        Op::UnaryGrad(_)
-        | Op::Conv2dBackpropInput { .. }
-        | Op::Conv2dBackpropFilter { .. }
-        | Op::Pool2dBackprop(_)
-        | Op::ResizeBackprop { .. }
-        | Op::Broadcast { .. }
-        | Op::Slice { .. }
-        | Op::Fill { .. } => vec![f64::NAN; numel(out_shape)],
-        Op::Reshape | Op::Dropout { .. } | Op::Input { .. } | Op::Param { .. } => {
+        Op::Dropout { rate, training: true } => pointwise::dropout(*rate, inputs[0].1, inputs[1].1[0]),
+        Op::UnaryGrad(u) => pointwise::unary_grad(*u, inputs[0].1, inputs[1].1),
+        Op::Conv2dBackpropInput { geom, .. } => conv_grad::backprop_input(geom, inputs[0], inputs[1], out_shape),
+        Op::Conv2dBackpropFilter { geom, .. } => conv_grad::backprop_filter(geom, inputs[0], inputs[1], out_shape),
+        Op::Pool2dBackprop(geom) => pool::pool2d_backprop(geom, inputs[0], inputs[1]),
+        Op::ResizeBackprop { mode, .. } => resize::resize_backprop(*mode, inputs[0], out_shape),
+        Op::Broadcast { .. } => layout::broadcast(inputs[0], out_shape),
+        Op::Slice { starts, .. } => layout::slice(starts, inputs[0], out_shape),
+        Op::Fill { value } => vec![f64::from(*value); numel(out_shape)],
+        // Reshape is a copy; inference-mode dropout is the identity. `Input` and `Param` never
+        // get here (`eval_op` rejects them) and have no inputs, so they copy nothing.
+        Op::Reshape | Op::Dropout { training: false, .. } | Op::Input { .. } | Op::Param { .. } => {
             inputs.first().map(|x| x.1.to_vec()).unwrap_or_default()
         }
     }
@@ -144,7 +139,18 @@ fn check_shapes(op: &Op, inputs: &[Arg], out_shape: &[usize], layer: &str) -> Re
             ));
         }
     }
-    let inferred = if let Op::Reshape = op {
+    let inferred = if let Op::Fill { value } = op {
+        // A fill has no inputs and no shape rule: its type is whatever it is made with.
+        if !inputs.is_empty() {
+            return Err(GraphError::shape(
+                layer,
+                format!("fill takes no inputs, got {}", inputs.len()),
+            ));
+        }
+        let mut g = Graph::new();
+        let id = g.fill(out_shape, *value, layer)?;
+        g.shape(id).to_vec()
+    } else if let Op::Reshape = op {
         if inputs.len() != 1 {
             return Err(GraphError::shape(
                 layer,
@@ -301,7 +307,7 @@ mod tests {
     }
 
     #[test]
-    fn training_dropout_is_an_error_and_inference_dropout_the_identity() {
+    fn inference_dropout_is_the_identity() {
         let x = [1.0, -2.0, 3.0];
         let (_, y) = run_op(
             Op::Dropout {
@@ -311,23 +317,45 @@ mod tests {
             &[(&[3], &x)],
         );
         assert_eq!(y, x);
-        let err = eval_op(
-            &Op::Dropout {
-                rate: 0.5,
-                training: true,
-            },
-            &[(&[3], &x)],
-            &[3],
-            "drop",
-        )
-        .unwrap_err();
-        match err {
-            GraphError::Value { what, message } => {
-                assert_eq!(what, "drop");
-                assert!(message.contains("training graph"), "{message}");
+    }
+
+    #[test]
+    fn training_dropout_keeps_the_elements_the_hash_keeps_and_scales_them() {
+        let rate = 0.25f32;
+        let x: Vec<f64> = (1..=64).map(f64::from).collect();
+        let op = Op::Dropout { rate, training: true };
+        for seed in [0u32, 7, 12345] {
+            let (shape, y) = run_op(op.clone(), &[(&[8, 8], &x), (&[1], &[f64::from(seed)])]);
+            assert_eq!(shape, [8, 8]);
+            let mut kept = 0;
+            for (i, (&v, &out)) in x.iter().zip(&y).enumerate() {
+                if crate::ir::dropout_uniform(seed, i as u32) >= rate {
+                    assert_eq!(out, v * (1.0 / 0.75), "seed {seed} element {i}");
+                    kept += 1;
+                } else {
+                    assert_eq!(out, 0.0, "seed {seed} element {i}");
+                }
             }
-            other => panic!("expected a value error, got {other:?}"),
+            // About three quarters survive; and some are dropped.
+            assert!((36..=60).contains(&kept), "seed {seed}: kept {kept} of 64");
         }
+        // Another seed drops other elements.
+        let (_, a) = run_op(op.clone(), &[(&[8, 8], &x), (&[1], &[1.0])]);
+        let (_, b) = run_op(op, &[(&[8, 8], &x), (&[1], &[2.0])]);
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn fill_gives_its_value_everywhere_and_checks_its_shape() {
+        let op = Op::Fill { value: 2.5 };
+        assert_eq!(eval_op(&op, &[], &[2, 3], "f").unwrap(), vec![2.5; 6]);
+        // Fills take no inputs and no zero-length axes.
+        assert!(eval_op(&op, &[(&[1], &[0.0])], &[1], "f").is_err());
+        assert!(eval_op(&op, &[], &[2, 0], "f").is_err());
+        let mut g = Graph::new();
+        let f = g.fill(&[2, 2], -1.0, "ones").unwrap();
+        g.outputs.push(f);
+        assert_eq!(evaluate(&g, &Feeds::new()).unwrap()[0], vec![-1.0; 4]);
     }
 
     #[test]

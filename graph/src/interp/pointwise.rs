@@ -1,7 +1,8 @@
-//! Elementwise ops: unary functions and broadcasting binary functions.
+//! Elementwise ops: unary functions, their derivatives, broadcasting binary functions and
+//! training-mode dropout.
 
 use super::{Arg, unravel};
-use crate::ir::{BinaryOp, UnaryOp, numel};
+use crate::ir::{BinaryOp, UnaryOp, dropout_uniform, numel};
 
 /// `Unary`: applies `u` to every element.
 pub(super) fn unary(u: UnaryOp, x: &[f64]) -> Vec<f64> {
@@ -30,6 +31,59 @@ fn apply_unary(u: UnaryOp, x: f64) -> f64 {
         UnaryOp::Scale(c) => x * f64::from(c),
         UnaryOp::AddScalar(c) => x + f64::from(c),
     }
+}
+
+/// `UnaryGrad`: `dy * f'(x)` for every element.
+pub(super) fn unary_grad(u: UnaryOp, x: &[f64], dy: &[f64]) -> Vec<f64> {
+    x.iter().zip(dy).map(|(&x, &d)| d * derivative(u, x)).collect()
+}
+
+/// `f'(x)` of a unary op. At the kinks of the piecewise ops it takes the one-sided value the
+/// forward's comparison picks: relu' is 0 at 0, relu6' is 0 at 0 and 6, leaky relu' is 1 at 0
+/// (the forward tests `x >= 0`), abs' is 0 at 0.
+fn derivative(u: UnaryOp, x: f64) -> f64 {
+    let step = |on: bool| if on { 1.0 } else { 0.0 };
+    match u {
+        UnaryOp::Relu => step(x > 0.0),
+        UnaryOp::Relu6 => step(x > 0.0 && x < 6.0),
+        UnaryOp::LeakyRelu(alpha) => {
+            if x >= 0.0 {
+                1.0
+            } else {
+                f64::from(alpha)
+            }
+        }
+        UnaryOp::Sigmoid => {
+            let s = 1.0 / (1.0 + (-x).exp());
+            s * (1.0 - s)
+        }
+        UnaryOp::Tanh => 1.0 - x.tanh().powi(2),
+        UnaryOp::Exp => x.exp(),
+        UnaryOp::Log => 1.0 / x,
+        UnaryOp::Neg => -1.0,
+        UnaryOp::Sqrt => 0.5 / x.sqrt(),
+        UnaryOp::Square => 2.0 * x,
+        UnaryOp::Abs => step(x > 0.0) - step(x < 0.0),
+        UnaryOp::Scale(c) => f64::from(c),
+        UnaryOp::AddScalar(_) => 1.0,
+    }
+}
+
+/// Training-mode `Dropout` of `x` with the integer `seed` (given as an f64): element `i` is
+/// kept, scaled by `1 / (1 - rate)`, when `dropout_uniform(seed, i) >= rate`, else zeroed.
+pub(super) fn dropout(rate: f32, x: &[f64], seed: f64) -> Vec<f64> {
+    let seed = seed as u32;
+    let scale = 1.0 / (1.0 - f64::from(rate));
+    x.iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            if dropout_uniform(seed, i as u32) >= rate {
+                v * scale
+            } else {
+                0.0
+            }
+        })
+        .collect()
 }
 
 fn apply_binary(op: BinaryOp, a: f64, b: f64) -> f64 {
@@ -62,7 +116,7 @@ pub(super) fn binary(op: BinaryOp, a: Arg, b: Arg, out_shape: &[usize]) -> Vec<f
 
 /// Strides of `shape` read as an array of the (broadcast) `out_shape`: 0 along axes where
 /// `shape` has length 1 or no axis at all, the row-major stride otherwise.
-fn broadcast_strides(shape: &[usize], out_shape: &[usize]) -> Vec<usize> {
+pub(super) fn broadcast_strides(shape: &[usize], out_shape: &[usize]) -> Vec<usize> {
     let offset = out_shape.len() - shape.len();
     let mut s = vec![0; out_shape.len()];
     let mut stride = 1;
@@ -107,6 +161,37 @@ mod tests {
         assert_close(&un(UnaryOp::Exp, &[ln5, 0.0, -ln2]), &[5.0, 1.0, 0.5], 1e-15);
         assert_close(&un(UnaryOp::Log, &[5.0, 1.0, 0.5]), &[ln5, 0.0, -ln2], 1e-15);
         assert_eq!(un(UnaryOp::Sqrt, &[4.0, 0.25, 0.0]), [2.0, 0.5, 0.0]);
+    }
+
+    fn grad(u: UnaryOp, x: &[f64], dy: &[f64]) -> Vec<f64> {
+        run_op(Op::UnaryGrad(u), &[(&[x.len()], x), (&[dy.len()], dy)]).1
+    }
+
+    #[test]
+    fn unary_gradients_by_hand() {
+        // dy = 2 everywhere, so every result is twice the derivative.
+        let x = [-2.0, 0.0, 0.5, 6.0, 7.0];
+        let dy = [2.0; 5];
+        assert_eq!(grad(UnaryOp::Relu, &x, &dy), [0.0, 0.0, 2.0, 2.0, 2.0]);
+        assert_eq!(grad(UnaryOp::Relu6, &x, &dy), [0.0, 0.0, 2.0, 0.0, 0.0]);
+        assert_eq!(grad(UnaryOp::LeakyRelu(0.25), &x, &dy), [0.5, 2.0, 2.0, 2.0, 2.0]);
+        assert_eq!(grad(UnaryOp::Neg, &x, &dy), [-2.0; 5]);
+        assert_eq!(grad(UnaryOp::Square, &x, &dy), [-8.0, 0.0, 2.0, 24.0, 28.0]);
+        assert_eq!(grad(UnaryOp::Abs, &x, &dy), [-2.0, 0.0, 2.0, 2.0, 2.0]);
+        assert_eq!(grad(UnaryOp::Scale(-1.5), &x, &dy), [-3.0; 5]);
+        assert_eq!(grad(UnaryOp::AddScalar(4.0), &x, &dy), [2.0; 5]);
+        // dy is multiplied in elementwise.
+        assert_eq!(
+            grad(UnaryOp::Square, &[1.0, 2.0, 3.0], &[1.0, -1.0, 0.5]),
+            [2.0, -4.0, 3.0]
+        );
+        // sigmoid(ln 3) = 3/4: s(1 - s) = 3/16; tanh(ln 2) = 3/5: 1 - t^2 = 16/25.
+        let (ln2, ln3) = (2f64.ln(), 3f64.ln());
+        assert_close(&grad(UnaryOp::Sigmoid, &[ln3, 0.0], &[2.0, 2.0]), &[0.375, 0.5], 1e-15);
+        assert_close(&grad(UnaryOp::Tanh, &[ln2, 0.0], &[2.0, 2.0]), &[1.28, 2.0], 1e-15);
+        assert_close(&grad(UnaryOp::Exp, &[ln3, 0.0], &[2.0, 2.0]), &[6.0, 2.0], 1e-15);
+        assert_close(&grad(UnaryOp::Log, &[4.0, 0.5], &[2.0, 2.0]), &[0.5, 4.0], 1e-15);
+        assert_close(&grad(UnaryOp::Sqrt, &[4.0, 0.25], &[2.0, 2.0]), &[0.5, 2.0], 1e-15);
     }
 
     fn bin(op: BinaryOp, a: (&[usize], &[f64]), b: (&[usize], &[f64])) -> (Vec<usize>, Vec<f64>) {

@@ -1,4 +1,5 @@
-//! Spatial resize of NHWC tensors: nearest neighbour and bilinear with half-pixel centres.
+//! Spatial resize of NHWC tensors, nearest neighbour and bilinear with half-pixel centres, and
+//! its gradient.
 
 use super::Arg;
 use crate::ir::ResizeMode;
@@ -68,9 +69,45 @@ pub(super) fn resize(mode: ResizeMode, x: Arg, out_shape: &[usize]) -> Vec<f64> 
     out
 }
 
+/// `ResizeBackprop`: `dy` `(N, OH, OW, C)` to `out_shape` `(N, H, W, C)`. Each output
+/// gradient goes back to the input pixels the forward `Resize` read: nearest, the one source
+/// pixel; bilinear, the four corners with weights `(1 - fy)(1 - fx)`, `(1 - fy) fx`,
+/// `fy (1 - fx)` and `fy fx` (where clamping makes two corners the same pixel, it gets both).
+pub(super) fn resize_backprop(mode: ResizeMode, dy: Arg, out_shape: &[usize]) -> Vec<f64> {
+    let (ys, dyd) = dy;
+    let (n, oh, ow, c) = (ys[0], ys[1], ys[2], ys[3]);
+    let (h, w) = (out_shape[1], out_shape[2]);
+    let mut dx = vec![0.0; n * h * w * c];
+    let at = |b: usize, y: usize, x: usize| ((b * h + y) * w + x) * c;
+    for b in 0..n {
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let g = &dyd[((b * oh + oy) * ow + ox) * c..][..c];
+                let mut send = |y: usize, x: usize, weight: f64| {
+                    let base = at(b, y, x);
+                    for (ch, &v) in g.iter().enumerate() {
+                        dx[base + ch] += weight * v;
+                    }
+                };
+                match mode {
+                    ResizeMode::Nearest => send(nearest(oy, h, oh), nearest(ox, w, ow), 1.0),
+                    ResizeMode::Bilinear => {
+                        let (y, x) = (bilinear(oy, h, oh), bilinear(ox, w, ow));
+                        send(y.lo, x.lo, (1.0 - y.frac) * (1.0 - x.frac));
+                        send(y.lo, x.hi, (1.0 - y.frac) * x.frac);
+                        send(y.hi, x.lo, y.frac * (1.0 - x.frac));
+                        send(y.hi, x.hi, y.frac * x.frac);
+                    }
+                }
+            }
+        }
+    }
+    dx
+}
+
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{assert_close, random, run_op};
+    use super::super::testing::{assert_close, dot, random, run_op};
     use crate::init::Rng;
     use crate::ir::{Op, ResizeMode};
 
@@ -161,6 +198,82 @@ mod tests {
         for mode in [ResizeMode::Nearest, ResizeMode::Bilinear] {
             let (_, y) = run_op(resize(mode, 3, 5), &[(&[2, 3, 5, 2], &x)]);
             assert_close(&y, &x, 1e-15);
+        }
+    }
+
+    fn backprop(mode: ResizeMode, height: usize, width: usize) -> Op {
+        Op::ResizeBackprop {
+            mode,
+            input_hw: (height, width),
+        }
+    }
+
+    #[test]
+    fn nearest_backprop_sums_the_copies_by_hand() {
+        // 2x2 -> 4x4 repeats each pixel in a 2x2 block: the gradient sums the blocks.
+        let dy: Vec<f64> = (0..16).map(f64::from).collect();
+        let (shape, dx) = run_op(backprop(ResizeMode::Nearest, 2, 2), &[(&[1, 4, 4, 1], &dy)]);
+        assert_eq!(shape, [1, 2, 2, 1]);
+        // Blocks: 0+1+4+5, 2+3+6+7, 8+9+12+13, 10+11+14+15.
+        assert_eq!(dx, [10.0, 18.0, 42.0, 50.0]);
+        // 4x4 -> 2x2 reads rows and columns 0 and 2: the others get nothing.
+        let (_, dx) = run_op(
+            backprop(ResizeMode::Nearest, 4, 4),
+            &[(&[1, 2, 2, 1], &[1.0, 2.0, 3.0, 4.0])],
+        );
+        #[rustfmt::skip]
+        let want = [
+            1.0, 0.0, 2.0, 0.0,
+            0.0, 0.0, 0.0, 0.0,
+            3.0, 0.0, 4.0, 0.0,
+            0.0, 0.0, 0.0, 0.0,
+        ];
+        assert_eq!(dx, want);
+    }
+
+    #[test]
+    fn bilinear_backprop_by_hand() {
+        // 2 -> 4 per axis: the weights of pixel 0 are [1, 0.75, 0.25, 0] (see the forward test)
+        // and of pixel 1 [0, 0.25, 0.75, 1]. A dy of ones gives each pixel (sum of its
+        // weights)^2 = 2^2; a dy that is 1 at output (0,1) only gives its four weights:
+        // rows [1, 0] times columns [0.75, 0.25].
+        let (_, dx) = run_op(backprop(ResizeMode::Bilinear, 2, 2), &[(&[1, 4, 4, 1], &[1.0; 16])]);
+        assert_close(&dx, &[4.0; 4], 1e-15);
+        let mut dy = [0.0; 16];
+        dy[1] = 1.0;
+        let (_, dx) = run_op(backprop(ResizeMode::Bilinear, 2, 2), &[(&[1, 4, 4, 1], &dy)]);
+        assert_close(&dx, &[0.75, 0.25, 0.0, 0.0], 1e-15);
+    }
+
+    #[test]
+    fn resize_backprop_is_the_adjoint_of_resize() {
+        let mut rng = Rng::new(31);
+        for mode in [ResizeMode::Nearest, ResizeMode::Bilinear] {
+            for (x_shape, oh, ow) in [
+                ([2, 3, 4, 2], 6, 8),
+                ([1, 5, 7, 3], 3, 2),
+                ([2, 4, 3, 1], 7, 5),
+                ([1, 6, 5, 2], 4, 9),
+                ([1, 1, 3, 1], 3, 3),
+            ] {
+                let x = random(&mut rng, x_shape.iter().product());
+                let (y_shape, y) = run_op(
+                    Op::Resize {
+                        mode,
+                        height: oh,
+                        width: ow,
+                    },
+                    &[(&x_shape, &x)],
+                );
+                let dy = random(&mut rng, y.len());
+                let (dx_shape, dx) = run_op(backprop(mode, x_shape[1], x_shape[2]), &[(&y_shape, &dy)]);
+                assert_eq!(dx_shape, x_shape);
+                let (lhs, rhs) = (dot(&y, &dy), dot(&x, &dx));
+                assert!(
+                    (lhs - rhs).abs() <= 1e-12 * lhs.abs().max(1.0),
+                    "{mode:?} {x_shape:?} -> {oh}x{ow}: {lhs} vs {rhs}"
+                );
+            }
         }
     }
 }

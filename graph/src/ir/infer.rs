@@ -52,14 +52,18 @@ fn float(t: &TensorType, layer: &str) -> Result<()> {
 /// Infers the output type of `op` applied to `inputs`.
 pub(crate) fn infer(op: &Op, inputs: &[&TensorType], layer: &str) -> Result<TensorType> {
     for t in inputs {
-        if !matches!(op, Op::Reshape | Op::Concat { .. } | Op::Transpose { .. } | Op::Slice { .. } | Op::Broadcast { .. }) {
+        if !matches!(
+            op,
+            Op::Reshape | Op::Concat { .. } | Op::Transpose { .. } | Op::Slice { .. } | Op::Broadcast { .. }
+        ) {
             float(t, layer)?;
         }
     }
     match op {
-        Op::Input { .. } | Op::Param { .. } | Op::Fill { .. } => {
-            Err(GraphError::shape(layer, "inputs, parameters and fills are added with Graph::input/param/fill"))
-        }
+        Op::Input { .. } | Op::Param { .. } | Op::Fill { .. } => Err(GraphError::shape(
+            layer,
+            "inputs, parameters and fills are added with Graph::input/param/fill",
+        )),
         Op::Conv2d(g) => {
             arity(op, inputs, 2, layer)?;
             let (x, w) = (inputs[0], inputs[1]);
@@ -123,7 +127,10 @@ pub(crate) fn infer(op: &Op, inputs: &[&TensorType], layer: &str) -> Result<Tens
                 return Err(GraphError::arg(
                     layer,
                     "output_padding",
-                    format!("{out_pad:?} must be smaller than the strides {:?} (or the dilation)", g.stride),
+                    format!(
+                        "{out_pad:?} must be smaller than the strides {:?} (or the dilation)",
+                        g.stride
+                    ),
                 ));
             }
             let (n, h, wd, c) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]);
@@ -194,7 +201,10 @@ pub(crate) fn infer(op: &Op, inputs: &[&TensorType], layer: &str) -> Result<Tens
                 ));
             }
             if p.pad.top.max(p.pad.bottom) >= p.size.0 || p.pad.left.max(p.pad.right) >= p.size.1 {
-                return Err(GraphError::shape(layer, format!("pool padding {:?} must be smaller than the window", p.pad)));
+                return Err(GraphError::shape(
+                    layer,
+                    format!("pool padding {:?} must be smaller than the window", p.pad),
+                ));
             }
             let (n, h, w, c) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]);
             let oh = ConvGeometry::out_len(h, p.pad.top + p.pad.bottom, p.size.0, p.stride.0, 1);
@@ -249,7 +259,10 @@ pub(crate) fn infer(op: &Op, inputs: &[&TensorType], layer: &str) -> Result<Tens
                 return Err(GraphError::arg(layer, "rate", format!("must be in [0, 1), got {rate}")));
             }
             if inputs[1].shape != [1] {
-                return Err(GraphError::shape(layer, format!("the dropout seed must have shape (1,), got {}", inputs[1])));
+                return Err(GraphError::shape(
+                    layer,
+                    format!("the dropout seed must have shape (1,), got {}", inputs[1]),
+                ));
             }
             Ok(inputs[0].clone())
         }
@@ -276,7 +289,11 @@ pub(crate) fn infer(op: &Op, inputs: &[&TensorType], layer: &str) -> Result<Tens
             rank(dy, 4, "NHWC gradient", layer)?;
             check_geom(g, layer)?;
             if g.groups == 0 || !x.shape[3].is_multiple_of(g.groups) {
-                return Err(GraphError::arg(layer, "groups", format!("groups={} must divide {} channels", g.groups, x.shape[3])));
+                return Err(GraphError::arg(
+                    layer,
+                    "groups",
+                    format!("groups={} must divide {} channels", g.groups, x.shape[3]),
+                ));
             }
             let w = TensorType::f32(vec![kernel_hw.0, kernel_hw.1, x.shape[3] / g.groups, dy.shape[3]]);
             let fwd = infer(&Op::Conv2d(*g), &[x, &w], layer)?;
@@ -302,10 +319,17 @@ pub(crate) fn infer(op: &Op, inputs: &[&TensorType], layer: &str) -> Result<Tens
         Op::Broadcast { shape } => {
             arity(op, inputs, 1, layer)?;
             match broadcast_shapes(&inputs[0].shape, shape) {
-                Some(s) if &s == shape => Ok(TensorType { shape: shape.clone(), dtype: inputs[0].dtype }),
+                Some(s) if &s == shape => Ok(TensorType {
+                    shape: shape.clone(),
+                    dtype: inputs[0].dtype,
+                }),
                 _ => Err(GraphError::shape(
                     layer,
-                    format!("{} does not broadcast to {}", fmt_shape(&inputs[0].shape), fmt_shape(shape)),
+                    format!(
+                        "{} does not broadcast to {}",
+                        fmt_shape(&inputs[0].shape),
+                        fmt_shape(shape)
+                    ),
                 )),
             }
         }
@@ -319,10 +343,16 @@ pub(crate) fn infer(op: &Op, inputs: &[&TensorType], layer: &str) -> Result<Tens
             if !ok {
                 return Err(GraphError::shape(
                     layer,
-                    format!("slice starts {starts:?} sizes {sizes:?} do not fit inside {}", fmt_shape(&x.shape)),
+                    format!(
+                        "slice starts {starts:?} sizes {sizes:?} do not fit inside {}",
+                        fmt_shape(&x.shape)
+                    ),
                 ));
             }
-            Ok(TensorType { shape: sizes.clone(), dtype: x.dtype })
+            Ok(TensorType {
+                shape: sizes.clone(),
+                dtype: x.dtype,
+            })
         }
         Op::Binary(_) => {
             arity(op, inputs, 2, layer)?;
@@ -453,7 +483,10 @@ pub(crate) fn infer(op: &Op, inputs: &[&TensorType], layer: &str) -> Result<Tens
 
 fn same(a: &TensorType, b: &TensorType, layer: &str) -> Result<()> {
     if a.shape != b.shape {
-        return Err(GraphError::shape(layer, format!("expected shape {}, got {}", fmt_shape(&a.shape), fmt_shape(&b.shape))));
+        return Err(GraphError::shape(
+            layer,
+            format!("expected shape {}, got {}", fmt_shape(&a.shape), fmt_shape(&b.shape)),
+        ));
     }
     Ok(())
 }

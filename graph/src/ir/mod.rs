@@ -175,7 +175,10 @@ impl Graph {
     /// Adds a reshape of `x` to `shape` (same element count).
     pub fn reshape(&mut self, x: NodeId, shape: &[usize], layer: &str) -> Result<NodeId> {
         if x.index() >= self.nodes.len() {
-            return Err(GraphError::shape(layer, format!("input {x} is not a node of this graph")));
+            return Err(GraphError::shape(
+                layer,
+                format!("input {x} is not a node of this graph"),
+            ));
         }
         let from = self.ty(x).clone();
         if numel(shape) != from.numel() {

@@ -167,7 +167,9 @@ impl ConvGeometry {
 /// `index` for a given integer `seed` (a PCG-style integer hash; the GPU kernel computes the
 /// same bits).
 pub fn dropout_uniform(seed: u32, index: u32) -> f32 {
-    let mut h = index.wrapping_mul(747_796_405).wrapping_add(seed.wrapping_mul(2_891_336_453).wrapping_add(1));
+    let mut h = index
+        .wrapping_mul(747_796_405)
+        .wrapping_add(seed.wrapping_mul(2_891_336_453).wrapping_add(1));
     h = ((h >> ((h >> 28).wrapping_add(4))) ^ h).wrapping_mul(277_803_737);
     h = (h >> 22) ^ h;
     (h >> 8) as f32 / 16_777_216.0

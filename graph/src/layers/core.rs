@@ -3,7 +3,7 @@
 use super::{ActivationKind, Layer, LayerCtx, positive};
 use crate::error::{GraphError, Result};
 use crate::init::Initializer;
-use crate::ir::{BinaryOp, NodeId, Op, fmt_shape};
+use crate::ir::{BinaryOp, NodeId, Op, TensorType, fmt_shape};
 
 /// Keras `Input(shape)`: a model input; `shape` excludes the batch axis.
 #[derive(Debug, Clone)]
@@ -306,12 +306,11 @@ impl Layer for Dropout {
             ));
         }
         ctx.expect_inputs(inputs, 1)?;
-        ctx.push(
-            Op::Dropout {
-                rate: self.rate,
-                training: ctx.training,
-            },
-            &[inputs[0]],
-        )
+        if !ctx.training || self.rate == 0.0 {
+            return ctx.push(Op::Dropout { rate: self.rate, training: false }, &[inputs[0]]);
+        }
+        // Training: a per-step seed, fed by the trainer under the name `<layer>/seed`.
+        let seed = ctx.graph.input(&format!("{}/seed", ctx.name), TensorType::f32(vec![1]))?;
+        ctx.push(Op::Dropout { rate: self.rate, training: true }, &[inputs[0], seed])
     }
 }

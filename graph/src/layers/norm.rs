@@ -3,7 +3,7 @@
 use super::{Layer, LayerCtx};
 use crate::error::{GraphError, Result};
 use crate::init::Initializer;
-use crate::ir::{NodeId, Op};
+use crate::ir::{BinaryOp, NodeId, Op, ReduceOp, UnaryOp};
 
 /// Keras `BatchNormalization(axis=-1, momentum=0.99, epsilon=0.001, center=True, scale=True)`
 /// over the last (channel) axis: `gamma` and `beta` trainable, `moving_mean` and
@@ -82,15 +82,31 @@ impl Layer for BatchNormalization {
         let beta = ctx.param("beta", &[c], Initializer::Zeros, true)?;
         let mean = ctx.param("moving_mean", &[c], Initializer::Zeros, false)?;
         let var = ctx.param("moving_variance", &[c], Initializer::Ones, false)?;
-        if ctx.training {
-            return Err(GraphError::shape(
-                ctx.name,
-                "training-mode batch normalisation is not supported yet",
-            ));
+        if !ctx.training {
+            return ctx.push(Op::BatchNormInference { epsilon: self.epsilon }, &[inputs[0], gamma, beta, mean, var]);
         }
-        ctx.push(
-            Op::BatchNormInference { epsilon: self.epsilon },
-            &[inputs[0], gamma, beta, mean, var],
-        )
+        // Training: normalise with the batch's statistics (biased variance, as Keras) and move the
+        // moving statistics towards them: moving = moving * momentum + batch * (1 - momentum).
+        let x = inputs[0];
+        let rank = ctx.shape(x).len();
+        let axes: Vec<usize> = (0..rank - 1).collect();
+        let reduce = |op| Op::Reduce { op, axes: axes.clone(), keep_dims: false };
+        let batch_mean = ctx.push(reduce(ReduceOp::Mean), &[x])?;
+        let centered = ctx.push(Op::Binary(BinaryOp::Sub), &[x, batch_mean])?;
+        let sq = ctx.push(Op::Unary(UnaryOp::Square), &[centered])?;
+        let batch_var = ctx.push(reduce(ReduceOp::Mean), &[sq])?;
+        let var_eps = ctx.push(Op::Unary(UnaryOp::AddScalar(self.epsilon)), &[batch_var])?;
+        let std = ctx.push(Op::Unary(UnaryOp::Sqrt), &[var_eps])?;
+        let scale = ctx.push(Op::Binary(BinaryOp::Div), &[gamma, std])?;
+        let scaled = ctx.push(Op::Binary(BinaryOp::Mul), &[centered, scale])?;
+        let y = ctx.push(Op::Binary(BinaryOp::Add), &[scaled, beta])?;
+        let m = self.momentum;
+        for (moving, batch) in [(mean, batch_mean), (var, batch_var)] {
+            let keep = ctx.push(Op::Unary(UnaryOp::Scale(m)), &[moving])?;
+            let add = ctx.push(Op::Unary(UnaryOp::Scale(1.0 - m)), &[batch])?;
+            let new = ctx.push(Op::Binary(BinaryOp::Add), &[keep, add])?;
+            ctx.graph.updates.push((moving, new));
+        }
+        Ok(y)
     }
 }

@@ -1,5 +1,6 @@
 //! Data loaders. Each takes a directory (`--data DIR`); the small embedded subsets need none.
 
+pub mod cifar;
 pub mod idx;
 pub mod mnist;
 

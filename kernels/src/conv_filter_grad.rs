@@ -1,0 +1,51 @@
+//! The kernel gradient of a 2-D convolution on the GEMM core (`wgsl/conv_filter_grad.wgsl`
+//! loaders): per group, `dw = im2col(x)^T @ dy`.
+
+use crate::gemm::{GemmProblem, gemm_kernel};
+use crate::lower::NodeCx;
+use crate::template::Template;
+use crate::{BindingRef, KernelError, KernelInstance};
+use fovea_graph::ir::ConvGeometry;
+
+const CONV_FILTER_GRAD_WGSL: &str = include_str!("../wgsl/conv_filter_grad.wgsl");
+
+/// Lowers `Conv2dBackpropFilter` (inputs `x`, `dy`; output the HWIO kernel's gradient).
+pub(crate) fn lower_conv2d_backprop_filter(cx: &NodeCx, g: &ConvGeometry) -> Result<KernelInstance, KernelError> {
+    let x = cx.in_shape(0);
+    let dy = cx.in_shape(1);
+    let dw = cx.out_shape();
+    let (c, co) = (x[3], dy[3]);
+    let (cg, cog) = (c / g.groups, co / g.groups);
+    let what = "conv2d_backprop_filter";
+    let loaders = Template::new(CONV_FILTER_GRAD_WGSL)
+        .set("H", x[1])
+        .set("W", x[2])
+        .set("C", c)
+        .set("OH", dy[1])
+        .set("OW", dy[2])
+        .set("CO", co)
+        .set("CG", cg)
+        .set("COG", cog)
+        .set("KW", dw[1])
+        .set("SH", g.stride.0)
+        .set("SW", g.stride.1)
+        .set("DH", g.dilation.0)
+        .set("DW", g.dilation.1)
+        .set("PT", g.pad.top)
+        .set("PL", g.pad.left)
+        .render(what)?;
+    let problem = GemmProblem {
+        m: dw[0] * dw[1] * cg,
+        n: cog,
+        k: dy[0] * dy[1] * dy[2],
+        groups: g.groups,
+        loaders,
+        bindings: vec![
+            BindingRef::read(cx.input(0)),
+            BindingRef::read(cx.input(1)),
+            BindingRef::write(cx.id),
+        ],
+        bytes: cx.io_bytes(),
+    };
+    gemm_kernel(what, cx.id, problem, cx.target)?.ok_or_else(|| cx.too_large(what))
+}

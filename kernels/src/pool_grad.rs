@@ -1,0 +1,96 @@
+//! The gradient of 2-D pooling (`wgsl/pool_grad.wgsl`): one invocation per input element,
+//! gathering from the output windows that contain it.
+
+use crate::lower::NodeCx;
+use crate::template::{Template, f32_lit};
+use crate::{BindingRef, KernelError, KernelInstance};
+use fovea_graph::ir::{PoolGeometry, PoolKind};
+
+const POOL_GRAD_WGSL: &str = include_str!("../wgsl/pool_grad.wgsl");
+
+/// Max: rescan the window for its first strict maximum; the gradient goes there.
+fn max_share() -> String {
+    format!(
+        "var best: f32 = {};
+            var by = -1;
+            var bx = -1;
+            for (var y = y_lo; y < y_hi; y++) {{
+                for (var x = x_lo; x < x_hi; x++) {{
+                    let v = x_at(n, y, x, c);
+                    if (v > best || by < 0) {{
+                        best = v;
+                        by = y;
+                        bx = x;
+                    }}
+                }}
+            }}
+            if (by == iy && bx == ix) {{
+                acc = acc + g;
+            }}",
+        f32_lit(f32::NEG_INFINITY)
+    )
+}
+
+/// The forward input's binding and reader, for max pooling only.
+const X_DECL: &str = "@group(0) @binding(0) var<storage, read> pg_x: array<f32>;
+
+fn x_at(n: u32, y: i32, x: i32, c: u32) -> f32 {
+    return pg_x[((n * u32(H) + u32(y)) * u32(W) + u32(x)) * C + c];
+}
+";
+
+/// Average: an equal share for every in-range position of the window.
+const AVG_SHARE: &str = "acc = acc + g / f32((y_hi - y_lo) * (x_hi - x_lo));";
+
+/// Lowers `Pool2dBackprop` (inputs `x`, `dy`; output `dx` of `x`'s shape).
+pub(crate) fn lower_pool2d_backprop(cx: &NodeCx, p: &PoolGeometry) -> Result<KernelInstance, KernelError> {
+    let x = cx.in_shape(0);
+    let dy = cx.in_shape(1);
+    // Average pooling's gradient does not read x: leave it unbound (an unused binding would
+    // vanish from the pipeline's derived layout).
+    let (name, share, x_decl, mut bindings) = match p.kind {
+        PoolKind::Max => (
+            "pool_grad_max",
+            max_share(),
+            X_DECL,
+            vec![BindingRef::read(cx.input(0))],
+        ),
+        PoolKind::Avg => ("pool_grad_avg", AVG_SHARE.to_string(), "", vec![]),
+    };
+    bindings.extend([BindingRef::read(cx.input(1)), BindingRef::write(cx.id)]);
+    let dy_binding = bindings.len() - 2;
+    let total = cx.out_numel();
+    let grid = cx.linear_grid(total)?;
+    let source = Template::new(POOL_GRAD_WGSL)
+        .set("TOTAL", total)
+        .set("H", x[1])
+        .set("W", x[2])
+        .set("C", x[3])
+        .set("OH", dy[1])
+        .set("OW", dy[2])
+        .set("KH", p.size.0)
+        .set("KW", p.size.1)
+        .set("SH", p.stride.0)
+        .set("SW", p.stride.1)
+        .set("PT", p.pad.top)
+        .set("PL", p.pad.left)
+        .set("SHARE", share)
+        .set("X_DECL", x_decl)
+        .set("DY_BINDING", dy_binding)
+        .set("DX_BINDING", dy_binding + 1)
+        .set("WG", grid.workgroup_size)
+        .set("INDEX", grid.index_expr("gid"))
+        .render(name)?;
+    Ok(KernelInstance {
+        name: name.to_string(),
+        family: "pool_grad",
+        node: cx.id,
+        source,
+        entry_point: "main",
+        bindings,
+        workgroups: grid.workgroups,
+        workgroup_size: [grid.workgroup_size, 1, 1],
+        flops: (dy.iter().product::<usize>() * p.size.0 * p.size.1) as u64,
+        bytes: cx.io_bytes(),
+    })
+}

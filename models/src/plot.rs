@@ -1,0 +1,200 @@
+//! Training curves as PNG: one panel per quantity (loss, accuracy, ...), the training series
+//! in blue and the validation series in orange, with axis ranges and epoch ticks labelled.
+
+use crate::error::{DataError, Result};
+use std::path::Path;
+
+/// A series to draw: a name and one value per epoch.
+pub struct Series<'a> {
+    /// Shown in the panel title (`loss`, `val_loss`, ...).
+    pub name: &'a str,
+    /// Values, one per epoch.
+    pub values: &'a [f64],
+}
+
+/// An RGB raster.
+pub struct Canvas {
+    /// Width in pixels.
+    pub width: usize,
+    /// Height in pixels.
+    pub height: usize,
+    /// Row-major RGB bytes.
+    pub rgb: Vec<u8>,
+}
+
+// 3x5 glyphs, one row of 3 bits per entry (MSB left).
+fn glyph(c: char) -> [u8; 5] {
+    match c {
+        '0' => [7, 5, 5, 5, 7],
+        '1' => [2, 6, 2, 2, 7],
+        '2' => [7, 1, 7, 4, 7],
+        '3' => [7, 1, 7, 1, 7],
+        '4' => [5, 5, 7, 1, 1],
+        '5' => [7, 4, 7, 1, 7],
+        '6' => [7, 4, 7, 5, 7],
+        '7' => [7, 1, 1, 1, 1],
+        '8' => [7, 5, 7, 5, 7],
+        '9' => [7, 5, 7, 1, 7],
+        '.' => [0, 0, 0, 0, 2],
+        '-' => [0, 0, 7, 0, 0],
+        '_' => [0, 0, 0, 0, 7],
+        ':' => [0, 2, 0, 2, 0],
+        'a' => [0, 7, 1, 7, 7],
+        'c' => [0, 7, 4, 4, 7],
+        'e' => [7, 5, 7, 4, 7],
+        'h' => [4, 4, 7, 5, 5],
+        'i' => [2, 0, 2, 2, 2],
+        'l' => [6, 2, 2, 2, 7],
+        'n' => [0, 6, 5, 5, 5],
+        'o' => [0, 7, 5, 5, 7],
+        'p' => [7, 5, 7, 4, 4],
+        'r' => [0, 7, 4, 4, 4],
+        's' => [0, 7, 6, 1, 7],
+        't' => [2, 7, 2, 2, 3],
+        'u' => [0, 5, 5, 5, 7],
+        'v' => [0, 5, 5, 5, 2],
+        'y' => [5, 5, 7, 1, 7],
+        'k' => [4, 5, 6, 5, 5],
+        'm' => [0, 7, 7, 5, 5],
+        'x' => [0, 5, 2, 5, 5],
+        _ => [0, 0, 0, 0, 0],
+    }
+}
+
+impl Canvas {
+    /// A white canvas.
+    pub fn new(width: usize, height: usize) -> Self {
+        Canvas { width, height, rgb: vec![255; width * height * 3] }
+    }
+
+    /// Sets one pixel (ignored outside the canvas).
+    pub fn set(&mut self, x: i64, y: i64, c: [u8; 3]) {
+        if x >= 0 && y >= 0 && (x as usize) < self.width && (y as usize) < self.height {
+            let i = (y as usize * self.width + x as usize) * 3;
+            self.rgb[i..i + 3].copy_from_slice(&c);
+        }
+    }
+
+    /// A line, `thick` pixels wide.
+    pub fn line(&mut self, (x0, y0): (f64, f64), (x1, y1): (f64, f64), c: [u8; 3], thick: i64) {
+        let steps = ((x1 - x0).abs().max((y1 - y0).abs()).ceil() as usize).max(1);
+        for s in 0..=steps {
+            let t = s as f64 / steps as f64;
+            let (x, y) = ((x0 + (x1 - x0) * t).round() as i64, (y0 + (y1 - y0) * t).round() as i64);
+            for dx in 0..thick {
+                for dy in 0..thick {
+                    self.set(x + dx - thick / 2, y + dy - thick / 2, c);
+                }
+            }
+        }
+    }
+
+    /// Text in the 3x5 font scaled by `scale`, top-left at `(x, y)`.
+    pub fn text(&mut self, x: i64, y: i64, s: &str, scale: i64, c: [u8; 3]) {
+        for (k, ch) in s.chars().enumerate() {
+            let g = glyph(ch.to_ascii_lowercase());
+            for (row, bits) in g.iter().enumerate() {
+                for col in 0..3 {
+                    if bits & (4 >> col) != 0 {
+                        for a in 0..scale {
+                            for b in 0..scale {
+                                self.set(x + (k as i64 * 4 + col) * scale + a, y + row as i64 * scale + b, c);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Writes the canvas as an 8-bit RGB PNG.
+    pub fn save_png(&self, path: &Path) -> Result<()> {
+        let io = |source| DataError::Io { path: path.to_path_buf(), source };
+        let file = std::fs::File::create(path).map_err(io)?;
+        let mut enc = png::Encoder::new(std::io::BufWriter::new(file), self.width as u32, self.height as u32);
+        enc.set_color(png::ColorType::Rgb);
+        enc.set_depth(png::BitDepth::Eight);
+        let fmt = |e: png::EncodingError| DataError::Format { path: path.to_path_buf(), message: format!("writing PNG: {e}") };
+        let mut w = enc.write_header().map_err(fmt)?;
+        w.write_image_data(&self.rgb).map_err(fmt)?;
+        w.finish().map_err(fmt)
+    }
+}
+
+const BLUE: [u8; 3] = [31, 119, 180];
+const ORANGE: [u8; 3] = [255, 127, 14];
+const GREY: [u8; 3] = [120, 120, 120];
+const BLACK: [u8; 3] = [0, 0, 0];
+
+fn short(v: f64) -> String {
+    if v.abs() >= 100.0 { format!("{v:.0}") } else if v.abs() >= 1.0 { format!("{v:.2}") } else { format!("{v:.3}") }
+}
+
+/// Draws panels side by side, each with a training series and optionally its validation
+/// series, and writes them to `path` as PNG.
+pub fn training_curves(path: &Path, panels: &[(Series<'_>, Option<Series<'_>>)]) -> Result<()> {
+    let (pw, ph) = (420usize, 300usize);
+    let mut c = Canvas::new(pw * panels.len().max(1), ph);
+    for (p, (train, val)) in panels.iter().enumerate() {
+        let ox = (p * pw) as f64;
+        let (l, r, t, b) = (ox + 60.0, ox + pw as f64 - 20.0, 40.0, ph as f64 - 40.0);
+        let all: Vec<f64> =
+            train.values.iter().chain(val.iter().flat_map(|v| v.values.iter())).copied().filter(|v| v.is_finite()).collect();
+        let (mut lo, mut hi) = all.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+        if !lo.is_finite() {
+            (lo, hi) = (0.0, 1.0);
+        }
+        if hi - lo < 1e-12 {
+            hi = lo + 1.0;
+        }
+        let n = train.values.len().max(val.as_ref().map_or(0, |v| v.values.len())).max(2);
+        let px = |i: usize| l + (r - l) * i as f64 / (n - 1) as f64;
+        let py = |v: f64| b - (b - t) * (v - lo) / (hi - lo);
+        c.line((l, t), (l, b), BLACK, 1);
+        c.line((l, b), (r, b), BLACK, 1);
+        for i in 0..n {
+            c.line((px(i), b), (px(i), b + 4.0), BLACK, 1);
+            c.text(px(i) as i64 - 2, b as i64 + 8, &(i + 1).to_string(), 2, BLACK);
+        }
+        c.text(l as i64 - 55, t as i64 - 4, &short(hi), 2, BLACK);
+        c.text(l as i64 - 55, b as i64 - 8, &short(lo), 2, BLACK);
+        c.text(r as i64 - 60, b as i64 + 24, "epoch", 2, GREY);
+        c.text(l as i64, 10, train.name, 3, BLUE);
+        if let Some(v) = val {
+            c.text(l as i64 + (train.name.len() as i64 + 1) * 12, 10, v.name, 3, ORANGE);
+        }
+        for (s, color) in std::iter::once((train, BLUE)).chain(val.iter().map(|v| (v, ORANGE))) {
+            for i in 1..s.values.len() {
+                c.line((px(i - 1), py(s.values[i - 1])), (px(i), py(s.values[i])), color, 2);
+            }
+            for (i, &v) in s.values.iter().enumerate() {
+                c.line((px(i) - 2.0, py(v)), (px(i) + 2.0, py(v)), color, 3);
+            }
+        }
+    }
+    c.save_png(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn draws_a_readable_png() {
+        let path = std::env::temp_dir().join(format!("fovea-plot-{}.png", std::process::id()));
+        let loss = [2.3, 1.1, 0.7];
+        let val = [2.0, 1.3, 0.9];
+        training_curves(&path, &[(Series { name: "loss", values: &loss }, Some(Series { name: "val_loss", values: &val }))]).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(&bytes[1..4], b"PNG");
+        let decoder = png::Decoder::new(std::io::Cursor::new(bytes));
+        let mut reader = decoder.read_info().unwrap();
+        let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+        let info = reader.next_frame(&mut buf).unwrap();
+        assert_eq!((info.width, info.height), (420, 300));
+        let blue = buf.chunks(3).filter(|p| p == &BLUE).count();
+        let orange = buf.chunks(3).filter(|p| p == &ORANGE).count();
+        assert!(blue > 200 && orange > 200, "both curves drawn: {blue} {orange}");
+        std::fs::remove_file(&path).unwrap();
+    }
+}
