@@ -25,7 +25,10 @@ fn bench_graph(c: &mut Criterion, device: &Arc<Device>, name: &str, g: Graph) {
     let flops: u64 = program.kernels().iter().map(|k| k.flops).sum();
     let mut group = c.benchmark_group("kernels");
     group.throughput(Throughput::Elements(flops.max(1)));
-    group.sample_size(10).warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(2));
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(2));
     group.bench_function(name, |b| {
         b.iter_custom(|iters| program.time_runs(iters as usize).expect("run"));
     });
@@ -36,10 +39,21 @@ fn kernels(c: &mut Criterion) {
     let device = Arc::new(Device::new().expect("adapter"));
     eprintln!("benchmarking on {}", device.describe());
     for n in [128usize, 256, 512, 1024] {
-        let g = graph_of(Op::MatMul { trans_a: false, trans_b: false }, &[vec![n, n], vec![n, n]]);
+        let g = graph_of(
+            Op::MatMul {
+                trans_a: false,
+                trans_b: false,
+            },
+            &[vec![n, n], vec![n, n]],
+        );
         bench_graph(c, &device, &format!("matmul_{n}x{n}x{n}"), g);
     }
-    let conv = |stride| ConvGeometry { stride: (stride, stride), dilation: (1, 1), pad: Pad2d::default(), groups: 1 };
+    let conv = |stride| ConvGeometry {
+        stride: (stride, stride),
+        dilation: (1, 1),
+        pad: Pad2d::default(),
+        groups: 1,
+    };
     for (name, x, w) in [
         ("conv2d_seed1_b32", vec![32, 32, 32, 3], vec![3, 3, 3, 32]),
         ("conv2d_seed2_b32", vec![32, 15, 15, 32], vec![3, 3, 32, 64]),

@@ -12,7 +12,11 @@ fn fovea(args: &[&str], env: &[(&str, &str)]) -> Output {
 }
 
 fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 #[test]
@@ -24,7 +28,11 @@ fn summary_prints_keras_totals() {
     assert!(text(&o).contains("Total params: 93,322"), "{}", text(&o));
     let o = fovea(&["summary", "resnet9000"], &[]);
     assert!(!o.status.success());
-    assert!(text(&o).contains("resnet9000") && text(&o).contains("mnist, cifar10"), "{}", text(&o));
+    assert!(
+        text(&o).contains("resnet9000") && text(&o).contains("mnist, cifar10"),
+        "{}",
+        text(&o)
+    );
 }
 
 #[test]
@@ -33,7 +41,10 @@ fn info_names_the_adapter_and_backend() {
     assert!(o.status.success(), "{}", text(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
     assert!(!v["name"].as_str().unwrap_or("").is_empty());
-    assert!(["vulkan", "metal", "dx12", "gl"].contains(&v["backend"].as_str().unwrap_or("")), "{v}");
+    assert!(
+        ["vulkan", "metal", "dx12", "gl"].contains(&v["backend"].as_str().unwrap_or("")),
+        "{v}"
+    );
     eprintln!("fovea info: {} on {}", v["name"], v["backend"]);
 }
 
@@ -41,12 +52,20 @@ fn info_names_the_adapter_and_backend() {
 fn bad_backend_and_missing_adapter_say_what_to_do() {
     let o = fovea(&["info"], &[("FOVEA_BACKEND", "cuda")]);
     assert!(!o.status.success());
-    assert!(text(&o).contains("FOVEA_BACKEND=cuda") && text(&o).contains("vulkan, metal, dx12, gl"), "{}", text(&o));
+    assert!(
+        text(&o).contains("FOVEA_BACKEND=cuda") && text(&o).contains("vulkan, metal, dx12, gl"),
+        "{}",
+        text(&o)
+    );
     // No Metal or DX12 on Linux: the error explains how to get an adapter.
     if cfg!(target_os = "linux") {
         let o = fovea(&["info"], &[("FOVEA_BACKEND", "metal")]);
         assert!(!o.status.success());
-        assert!(text(&o).contains("no GPU adapter found") && text(&o).contains("mesa-vulkan-drivers"), "{}", text(&o));
+        assert!(
+            text(&o).contains("no GPU adapter found") && text(&o).contains("mesa-vulkan-drivers"),
+            "{}",
+            text(&o)
+        );
     }
 }
 
@@ -70,7 +89,11 @@ fn predict_errors_name_the_file_or_directory() {
     std::fs::write(&bad, b"not a checkpoint").unwrap();
     let o = fovea(&["predict", "--weights", bad.to_str().unwrap()], &[]);
     assert!(!o.status.success());
-    assert!(text(&o).contains("bad.safetensors") && text(&o).contains("safetensors"), "{}", text(&o));
+    assert!(
+        text(&o).contains("bad.safetensors") && text(&o).contains("safetensors"),
+        "{}",
+        text(&o)
+    );
     let o = fovea(&["predict", "--batch-size", "0"], &[]);
     assert!(!o.status.success() && text(&o).contains("--batch-size"), "{}", text(&o));
     std::fs::remove_dir_all(&dir).unwrap();

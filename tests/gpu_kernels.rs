@@ -35,7 +35,11 @@ fn batch() -> impl Strategy<Value = usize> {
 }
 
 fn cfg(cases: u32) -> ProptestConfig {
-    ProptestConfig { cases, max_shrink_iters: 20, ..ProptestConfig::default() }
+    ProptestConfig {
+        cases,
+        max_shrink_iters: 20,
+        ..ProptestConfig::default()
+    }
 }
 
 proptest! {

@@ -3,14 +3,17 @@
 //! half-written checkpoint; loads check every name and shape and list all mismatches.
 
 use crate::error::{EngineError, Result};
+use fovea_graph::Tensor;
 use fovea_graph::ir::fmt_shape;
 use fovea_graph::model::ParamStore;
-use fovea_graph::Tensor;
 use std::collections::BTreeMap;
 use std::path::Path;
 
 fn bad(path: &Path, message: impl Into<String>) -> EngineError {
-    EngineError::Input { what: path.display().to_string(), message: message.into() }
+    EngineError::Input {
+        what: path.display().to_string(),
+        message: message.into(),
+    }
 }
 
 /// Reads every tensor of a safetensors file (F32 only), in file order of their offsets.
@@ -22,25 +25,42 @@ pub fn read_safetensors(path: &Path) -> Result<Vec<(String, Tensor)>> {
 /// Parses safetensors bytes; `path` names the source in errors.
 pub fn parse_safetensors(bytes: &[u8], path: &Path) -> Result<Vec<(String, Tensor)>> {
     if bytes.len() < 8 {
-        return Err(bad(path, "not a safetensors file: shorter than its 8-byte header length"));
+        return Err(bad(
+            path,
+            "not a safetensors file: shorter than its 8-byte header length",
+        ));
     }
     let n = u64::from_le_bytes(bytes[..8].try_into().map_err(|_| bad(path, "bad header"))?) as usize;
     if n > bytes.len() - 8 || n > 100 << 20 {
-        return Err(bad(path, format!("not a safetensors file (or truncated): header length {n}, file {} bytes", bytes.len())));
+        return Err(bad(
+            path,
+            format!(
+                "not a safetensors file (or truncated): header length {n}, file {} bytes",
+                bytes.len()
+            ),
+        ));
     }
     let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n])
         .map_err(|e| bad(path, format!("not a safetensors file: header is not JSON ({e})")))?;
-    let obj = header.as_object().ok_or_else(|| bad(path, "safetensors header is not a JSON object"))?;
+    let obj = header
+        .as_object()
+        .ok_or_else(|| bad(path, "safetensors header is not a JSON object"))?;
     let data = &bytes[8 + n..];
     let mut out = Vec::new();
     for (name, v) in obj {
         if name == "__metadata__" {
             continue;
         }
-        let field = |k: &str| v.get(k).ok_or_else(|| bad(path, format!("tensor {name}: no `{k}` in the header")));
+        let field = |k: &str| {
+            v.get(k)
+                .ok_or_else(|| bad(path, format!("tensor {name}: no `{k}` in the header")))
+        };
         let dtype = field("dtype")?.as_str().unwrap_or("");
         if dtype != "F32" {
-            return Err(bad(path, format!("tensor {name}: dtype {dtype} is not supported; expected F32")));
+            return Err(bad(
+                path,
+                format!("tensor {name}: dtype {dtype} is not supported; expected F32"),
+            ));
         }
         let shape: Vec<usize> = field("shape")?
             .as_array()
@@ -51,7 +71,11 @@ pub fn parse_safetensors(bytes: &[u8], path: &Path) -> Result<Vec<(String, Tenso
             .ok_or_else(|| bad(path, format!("tensor {name}: shape holds a non-integer")))?;
         let offs: Vec<usize> = field("data_offsets")?
             .as_array()
-            .and_then(|a| a.iter().map(|d| d.as_u64().map(|d| d as usize)).collect::<Option<Vec<_>>>())
+            .and_then(|a| {
+                a.iter()
+                    .map(|d| d.as_u64().map(|d| d as usize))
+                    .collect::<Option<Vec<_>>>()
+            })
             .filter(|a| a.len() == 2)
             .ok_or_else(|| bad(path, format!("tensor {name}: data_offsets must be two integers")))?;
         let count: usize = shape.iter().product();
@@ -66,7 +90,10 @@ pub fn parse_safetensors(bytes: &[u8], path: &Path) -> Result<Vec<(String, Tenso
                 ),
             ));
         }
-        let values = data[offs[0]..offs[1]].chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        let values = data[offs[0]..offs[1]]
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
         out.push((offs[0], name.clone(), Tensor { shape, data: values }));
     }
     out.sort_by_key(|(o, _, _)| *o);
@@ -85,7 +112,10 @@ pub fn write_safetensors(path: &Path, tensors: &[(String, &Tensor)]) -> Result<(
         );
         offset += len;
     }
-    header.insert("__metadata__".into(), serde_json::json!({ "format": "fovea", "layout": "keras" }));
+    header.insert(
+        "__metadata__".into(),
+        serde_json::json!({ "format": "fovea", "layout": "keras" }),
+    );
     let mut json = serde_json::to_vec(&header).map_err(|e| bad(path, e.to_string()))?;
     while (json.len() + 8) % 8 != 0 {
         json.push(b' ');
@@ -126,11 +156,18 @@ pub fn load_params(path: &Path, params: &mut ParamStore) -> Result<()> {
     }
     for (n, t) in &tensors {
         if params.get(n).is_none() {
-            problems.push(format!("unexpected {} {} (the model has no such weight)", n, fmt_shape(&t.shape)));
+            problems.push(format!(
+                "unexpected {} {} (the model has no such weight)",
+                n,
+                fmt_shape(&t.shape)
+            ));
         }
     }
     if !problems.is_empty() {
-        return Err(bad(path, format!("weights do not match the model:\n  {}", problems.join("\n  "))));
+        return Err(bad(
+            path,
+            format!("weights do not match the model:\n  {}", problems.join("\n  ")),
+        ));
     }
     for (n, t) in tensors {
         params.set(&n, t)?;
@@ -145,8 +182,16 @@ mod tests {
 
     fn store() -> ParamStore {
         let mut s = ParamStore::new(1);
-        s.ensure("conv2d/kernel", &[3, 3, 1, 2], Initializer::GlorotUniform, true, "conv2d").unwrap();
-        s.ensure("conv2d/bias", &[2], Initializer::Uniform(-1.0, 1.0), true, "conv2d").unwrap();
+        s.ensure(
+            "conv2d/kernel",
+            &[3, 3, 1, 2],
+            Initializer::GlorotUniform,
+            true,
+            "conv2d",
+        )
+        .unwrap();
+        s.ensure("conv2d/bias", &[2], Initializer::Uniform(-1.0, 1.0), true, "conv2d")
+            .unwrap();
         s
     }
 
@@ -159,22 +204,36 @@ mod tests {
         save_params(&path, &a).unwrap();
         assert!(!path.with_extension("safetensors.tmp").exists());
         let mut b = ParamStore::new(2);
-        b.ensure("conv2d/kernel", &[3, 3, 1, 2], Initializer::Zeros, true, "conv2d").unwrap();
-        b.ensure("conv2d/bias", &[2], Initializer::Zeros, true, "conv2d").unwrap();
+        b.ensure("conv2d/kernel", &[3, 3, 1, 2], Initializer::Zeros, true, "conv2d")
+            .unwrap();
+        b.ensure("conv2d/bias", &[2], Initializer::Zeros, true, "conv2d")
+            .unwrap();
         load_params(&path, &mut b).unwrap();
-        assert!(a.iter().zip(b.iter()).all(|(x, y)| x.name == y.name && x.value == y.value));
+        assert!(
+            a.iter()
+                .zip(b.iter())
+                .all(|(x, y)| x.name == y.name && x.value == y.value)
+        );
         let mut c = ParamStore::new(3);
-        c.ensure("conv2d/kernel", &[3, 3, 1, 4], Initializer::Zeros, true, "conv2d").unwrap();
+        c.ensure("conv2d/kernel", &[3, 3, 1, 4], Initializer::Zeros, true, "conv2d")
+            .unwrap();
         c.ensure("dense/bias", &[2], Initializer::Zeros, true, "dense").unwrap();
         let before = c.clone();
         let e = load_params(&path, &mut c).unwrap_err().to_string();
-        assert!(e.contains("conv2d/kernel: file has shape (3, 3, 1, 2), the model needs (3, 3, 1, 4)"), "{e}");
-        assert!(e.contains("missing dense/bias") && e.contains("unexpected conv2d/bias"), "{e}");
+        assert!(
+            e.contains("conv2d/kernel: file has shape (3, 3, 1, 2), the model needs (3, 3, 1, 4)"),
+            "{e}"
+        );
+        assert!(
+            e.contains("missing dense/bias") && e.contains("unexpected conv2d/bias"),
+            "{e}"
+        );
         assert_eq!(c, before, "a failed load changes nothing");
         let bytes = std::fs::read(&path).unwrap();
-        let e = parse_safetensors(&bytes[..bytes.len() - 3], &path).unwrap_err().to_string();
+        let e = parse_safetensors(&bytes[..bytes.len() - 3], &path)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("truncated"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
-
 }

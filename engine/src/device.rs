@@ -114,7 +114,10 @@ impl Device {
             required_limits: limits.clone(),
             ..Default::default()
         }))
-        .map_err(|e| EngineError::RequestDevice { adapter: ainfo.name.clone(), message: e.to_string() })?;
+        .map_err(|e| EngineError::RequestDevice {
+            adapter: ainfo.name.clone(),
+            message: e.to_string(),
+        })?;
         let errors = Arc::new(Mutex::new(Vec::new()));
         let sink = errors.clone();
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
@@ -128,7 +131,11 @@ impl Device {
                 v.push(format!("device lost ({reason:?}): {msg}"));
             }
         });
-        let class = if ainfo.device_type == wgpu::DeviceType::Cpu { AdapterClass::Cpu } else { AdapterClass::Gpu };
+        let class = if ainfo.device_type == wgpu::DeviceType::Cpu {
+            AdapterClass::Cpu
+        } else {
+            AdapterClass::Gpu
+        };
         let mut target = match class {
             AdapterClass::Cpu => Target::cpu(),
             AdapterClass::Gpu => Target::gpu(),
@@ -145,20 +152,45 @@ impl Device {
             fell_back_to_gl,
             limits: vec![
                 ("max_buffer_size".into(), limits.max_buffer_size),
-                ("max_storage_buffer_binding_size".into(), limits.max_storage_buffer_binding_size as u64),
-                ("max_storage_buffers_per_shader_stage".into(), limits.max_storage_buffers_per_shader_stage as u64),
-                ("max_compute_workgroup_storage_size".into(), limits.max_compute_workgroup_storage_size as u64),
+                (
+                    "max_storage_buffer_binding_size".into(),
+                    limits.max_storage_buffer_binding_size,
+                ),
+                (
+                    "max_storage_buffers_per_shader_stage".into(),
+                    limits.max_storage_buffers_per_shader_stage as u64,
+                ),
+                (
+                    "max_compute_workgroup_storage_size".into(),
+                    limits.max_compute_workgroup_storage_size as u64,
+                ),
                 (
                     "max_compute_invocations_per_workgroup".into(),
                     limits.max_compute_invocations_per_workgroup as u64,
                 ),
-                ("max_compute_workgroup_size_x".into(), limits.max_compute_workgroup_size_x as u64),
-                ("max_compute_workgroups_per_dimension".into(), limits.max_compute_workgroups_per_dimension as u64),
-                ("min_storage_buffer_offset_alignment".into(), limits.min_storage_buffer_offset_alignment as u64),
+                (
+                    "max_compute_workgroup_size_x".into(),
+                    limits.max_compute_workgroup_size_x as u64,
+                ),
+                (
+                    "max_compute_workgroups_per_dimension".into(),
+                    limits.max_compute_workgroups_per_dimension as u64,
+                ),
+                (
+                    "min_storage_buffer_offset_alignment".into(),
+                    limits.min_storage_buffer_offset_alignment as u64,
+                ),
             ],
             features: features.iter_names().map(|(n, _)| n.to_string()).collect(),
         };
-        Ok(Device { pipelines: PipelineCache::new(device.clone()), device, queue, info, target, errors })
+        Ok(Device {
+            pipelines: PipelineCache::new(device.clone()),
+            device,
+            queue,
+            info,
+            target,
+            errors,
+        })
     }
 
     /// What adapter this is.
@@ -173,13 +205,18 @@ impl Device {
 
     /// Waits for all submitted work and returns the first device error since the last check.
     pub fn check(&self) -> Result<()> {
-        self.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| EngineError::Device(e.to_string()))?;
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| EngineError::Device(e.to_string()))?;
         self.take_error()
     }
 
     /// Returns (and clears) any error the device reported asynchronously.
     pub(crate) fn take_error(&self) -> Result<()> {
-        let mut v = self.errors.lock().map_err(|_| EngineError::Device("error log poisoned".into()))?;
+        let mut v = self
+            .errors
+            .lock()
+            .map_err(|_| EngineError::Device("error log poisoned".into()))?;
         if v.is_empty() {
             Ok(())
         } else {

@@ -56,7 +56,14 @@ pub struct FitOptions {
 
 impl Default for FitOptions {
     fn default() -> Self {
-        FitOptions { epochs: 1, batch_size: 32, shuffle: true, seed: 0, validation: None, verbosity: Verbosity::Auto }
+        FitOptions {
+            epochs: 1,
+            batch_size: 32,
+            shuffle: true,
+            seed: 0,
+            validation: None,
+            verbosity: Verbosity::Auto,
+        }
     }
 }
 
@@ -112,7 +119,10 @@ pub struct CompiledModel {
 
 impl std::fmt::Debug for CompiledModel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CompiledModel").field("model", &self.model.name()).field("steps", &self.steps_done).finish()
+        f.debug_struct("CompiledModel")
+            .field("model", &self.model.name())
+            .field("steps", &self.steps_done)
+            .finish()
     }
 }
 
@@ -177,40 +187,82 @@ impl CompiledModel {
     }
 
     fn step_program(&mut self, batch: usize, training: bool) -> Result<&Step> {
-        let map = if training { &mut self.train } else { &mut self.eval };
-        if !map.contains_key(&batch) {
-            let StepGraph { graph, output_names, slots } =
-                if training { train_step(&self.model, batch, &self.cfg)? } else { eval_step(&self.model, batch, &self.cfg)? };
+        let have = if training {
+            self.train.contains_key(&batch)
+        } else {
+            self.eval.contains_key(&batch)
+        };
+        if !have {
+            let StepGraph {
+                graph,
+                output_names,
+                slots,
+            } = if training {
+                train_step(&self.model, batch, &self.cfg)?
+            } else {
+                eval_step(&self.model, batch, &self.cfg)?
+            };
             if training {
                 // Optimizer slots start at zero the first time they are seen.
-                let fresh: Vec<_> = slots.iter().filter(|p| !self.state.contains(&p.name)).cloned().collect();
+                let fresh: Vec<_> = slots
+                    .iter()
+                    .filter(|p| !self.state.contains(&p.name))
+                    .cloned()
+                    .collect();
                 let mut store = fovea_graph::model::ParamStore::new(0);
                 for p in fresh {
-                    store.ensure(&p.name, &p.value.shape, fovea_graph::init::Initializer::Zeros, false, "optimizer")?;
+                    store.ensure(
+                        &p.name,
+                        &p.value.shape,
+                        fovea_graph::init::Initializer::Zeros,
+                        false,
+                        "optimizer",
+                    )?;
                 }
                 self.state.upload(&store)?;
             }
             let program = Program::compile_with_state(&self.device, graph, &self.state)?;
-            map.insert(batch, Step { program, names: output_names });
+            let map = if training { &mut self.train } else { &mut self.eval };
+            map.insert(
+                batch,
+                Step {
+                    program,
+                    names: output_names,
+                },
+            );
         }
-        Ok(&map[&batch])
+        Ok(if training {
+            &self.train[&batch]
+        } else {
+            &self.eval[&batch]
+        })
     }
 
     fn check_data(&self, x: &Tensor, y: Option<&Targets>) -> Result<usize> {
         let ins = self.model.input_shapes();
         let outs = self.model.output_shapes();
         if ins.len() != 1 || outs.len() != 1 {
-            return Err(EngineError::Input { what: "fit".into(), message: "needs a model with one input and one output".into() });
+            return Err(EngineError::Input {
+                what: "fit".into(),
+                message: "needs a model with one input and one output".into(),
+            });
         }
         if x.shape.len() != ins[0].len() + 1 || x.shape[1..] != ins[0][..] {
             return Err(EngineError::Input {
                 what: "x".into(),
-                message: format!("expected shape (samples, {}), got {}", join(&ins[0]), fmt_shape(&x.shape)),
+                message: format!(
+                    "expected shape (samples, {}), got {}",
+                    join(&ins[0]),
+                    fmt_shape(&x.shape)
+                ),
             });
         }
         let n = x.shape[0];
         if n == 0 {
-            return Err(EngineError::Input { what: "x".into(), message: "no samples".into() });
+            return Err(EngineError::Input {
+                what: "x".into(),
+                message: "no samples".into(),
+            });
         }
         match y {
             None => {}
@@ -218,29 +270,44 @@ impl CompiledModel {
                 if !self.cfg.loss.sparse_labels() {
                     return Err(EngineError::Input {
                         what: "y".into(),
-                        message: format!("class labels need a sparse loss; {} needs dense targets", self.cfg.loss.name()),
+                        message: format!(
+                            "class labels need a sparse loss; {} needs dense targets",
+                            self.cfg.loss.name()
+                        ),
                     });
                 }
                 let classes = *outs[0].last().unwrap_or(&0);
                 if outs[0].len() != 1 {
-                    return Err(EngineError::Input { what: "y".into(), message: "class labels need a (batch, classes) output".into() });
-                }
-                if let Some(bad) = c.iter().find(|&&l| l as usize >= classes) {
-                    return Err(EngineError::Input { what: "y".into(), message: format!("label {bad} is out of range for {classes} classes") });
-                }
-            }
-            Some(Targets::Dense(t)) => {
-                if t.shape.len() != outs[0].len() + 1 || t.shape[1..] != outs[0][..] {
                     return Err(EngineError::Input {
                         what: "y".into(),
-                        message: format!("expected shape (samples, {}), got {}", join(&outs[0]), fmt_shape(&t.shape)),
+                        message: "class labels need a (batch, classes) output".into(),
+                    });
+                }
+                if let Some(bad) = c.iter().find(|&&l| l as usize >= classes) {
+                    return Err(EngineError::Input {
+                        what: "y".into(),
+                        message: format!("label {bad} is out of range for {classes} classes"),
                     });
                 }
             }
+            Some(Targets::Dense(t)) if t.shape.len() != outs[0].len() + 1 || t.shape[1..] != outs[0][..] => {
+                return Err(EngineError::Input {
+                    what: "y".into(),
+                    message: format!(
+                        "expected shape (samples, {}), got {}",
+                        join(&outs[0]),
+                        fmt_shape(&t.shape)
+                    ),
+                });
+            }
+            Some(Targets::Dense(_)) => {}
         }
         if let Some(y) = y {
             if y.len() != n {
-                return Err(EngineError::Input { what: "y".into(), message: format!("{} targets for {n} samples", y.len()) });
+                return Err(EngineError::Input {
+                    what: "y".into(),
+                    message: format!("{} targets for {n} samples", y.len()),
+                });
             }
         }
         Ok(n)
@@ -277,7 +344,10 @@ impl CompiledModel {
     pub fn fit(&mut self, x: &Tensor, y: &Targets, opts: &FitOptions) -> Result<History> {
         let n = self.check_data(x, Some(y))?;
         if opts.batch_size == 0 {
-            return Err(EngineError::Input { what: "batch_size".into(), message: "must be positive".into() });
+            return Err(EngineError::Input {
+                what: "batch_size".into(),
+                message: "must be positive".into(),
+            });
         }
         if let Some((vx, vy)) = &opts.validation {
             self.check_data(vx, Some(vy))?;
@@ -317,7 +387,9 @@ impl CompiledModel {
                         p.set_input(name, &[(seed_base + k as f32) % 16_777_216.0])?;
                     }
                 }
-                let mut enc = device.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("train step") });
+                let mut enc = device.device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("train step"),
+                });
                 p.encode(&mut enc);
                 log.record(p, &mut enc, s);
                 device.queue.submit([enc.finish()]);
@@ -336,15 +408,29 @@ impl CompiledModel {
             if train.iter().any(|(_, v)| !v.is_finite()) {
                 return Err(EngineError::Device(format!(
                     "training diverged in epoch {epoch}: {} (lower the learning rate?)",
-                    train.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
+                    train
+                        .iter()
+                        .map(|(k, v)| format!("{k} {v}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )));
             }
             let val = match &opts.validation {
-                Some((vx, vy)) => self.evaluate(vx, vy, opts.batch_size)?.into_iter().map(|(k, v)| (format!("val_{k}"), v)).collect(),
+                Some((vx, vy)) => self
+                    .evaluate(vx, vy, opts.batch_size)?
+                    .into_iter()
+                    .map(|(k, v)| (format!("val_{k}"), v))
+                    .collect(),
                 None => Vec::new(),
             };
             progress.finish(n, &train, &val);
-            history.epochs.push(EpochLog { epoch, train, val, seconds, images_per_second: n as f64 / seconds.max(1e-9) });
+            history.epochs.push(EpochLog {
+                epoch,
+                train,
+                val,
+                seconds,
+                images_per_second: n as f64 / seconds.max(1e-9),
+            });
         }
         Ok(history)
     }
@@ -357,7 +443,10 @@ impl CompiledModel {
     pub fn evaluate(&mut self, x: &Tensor, y: &Targets, batch_size: usize) -> Result<Vec<(String, f64)>> {
         let n = self.check_data(x, Some(y))?;
         if batch_size == 0 {
-            return Err(EngineError::Input { what: "batch_size".into(), message: "must be positive".into() });
+            return Err(EngineError::Input {
+                what: "batch_size".into(),
+                message: "must be positive".into(),
+            });
         }
         let input = self.model_input_name();
         let batch = batch_size.min(n);
@@ -374,7 +463,9 @@ impl CompiledModel {
             let step = self.step_program(idx.len(), false)?;
             step.program.set_input(&input, &xb)?;
             step.program.set_input(LABELS, &yb)?;
-            let mut enc = device.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("eval step") });
+            let mut enc = device.device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("eval step"),
+            });
             step.program.encode(&mut enc);
             log.record(&step.program, &mut enc, s);
             device.queue.submit([enc.finish()]);
@@ -387,7 +478,10 @@ impl CompiledModel {
     pub fn predict(&mut self, x: &Tensor, batch_size: usize) -> Result<Tensor> {
         let n = self.check_data(x, None)?;
         if batch_size == 0 {
-            return Err(EngineError::Input { what: "batch_size".into(), message: "must be positive".into() });
+            return Err(EngineError::Input {
+                what: "batch_size".into(),
+                message: "must be positive".into(),
+            });
         }
         let batch = batch_size.min(n);
         let out_shape = self.model.output_shapes()[0].clone();
@@ -439,7 +533,12 @@ impl MetricLog {
             usage: wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::MAP_READ,
             mapped_at_creation: false,
         });
-        MetricLog { buffer, staging, width, steps }
+        MetricLog {
+            buffer,
+            staging,
+            width,
+            steps,
+        }
     }
 
     fn record(&self, p: &Program, enc: &mut wgpu::CommandEncoder, step: usize) {
@@ -449,10 +548,18 @@ impl MetricLog {
     }
 
     /// The sample-weighted means of the first `sizes.len()` steps, named `prefix + name`.
-    fn means(&mut self, device: &Device, sizes: &[usize], names: &[String], prefix: &str) -> Result<Vec<(String, f64)>> {
+    fn means(
+        &mut self,
+        device: &Device,
+        sizes: &[usize],
+        names: &[String],
+        prefix: &str,
+    ) -> Result<Vec<(String, f64)>> {
         let n = sizes.len().min(self.steps);
         let bytes = (n * self.width * 4) as u64;
-        let mut enc = device.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("metric log") });
+        let mut enc = device.device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("metric log"),
+        });
         enc.copy_buffer_to_buffer(&self.buffer, 0, &self.staging, 0, bytes.max(4));
         device.queue.submit([enc.finish()]);
         let values = crate::readback::map_read(device, &self.staging, n * self.width)?;
@@ -461,7 +568,9 @@ impl MetricLog {
             .iter()
             .enumerate()
             .map(|(j, name)| {
-                let s: f64 = (0..n).map(|i| values[i * self.width + j] as f64 * sizes[i] as f64).sum();
+                let s: f64 = (0..n)
+                    .map(|i| values[i * self.width + j] as f64 * sizes[i] as f64)
+                    .sum();
                 (format!("{prefix}{name}"), s / total.max(1) as f64)
             })
             .collect())

@@ -9,15 +9,15 @@ pub mod error;
 pub mod fit;
 pub mod pipelines;
 pub mod predict;
-pub mod progress;
 pub mod program;
+pub mod progress;
 mod readback;
 pub mod state;
 
 pub use device::{Device, DeviceInfo};
 pub use error::{EngineError, Result};
 pub use fit::{CompiledModel, EpochLog, FitOptions, History, Targets};
-pub use progress::Verbosity;
 pub use predict::predict;
 pub use program::Program;
+pub use progress::Verbosity;
 pub use state::DeviceState;

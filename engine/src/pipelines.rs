@@ -33,7 +33,11 @@ fn key(k: &KernelInstance) -> u64 {
 
 impl PipelineCache {
     pub(crate) fn new(device: wgpu::Device) -> Self {
-        PipelineCache { device, map: Mutex::new(HashMap::new()), created: Mutex::new(0) }
+        PipelineCache {
+            device,
+            map: Mutex::new(HashMap::new()),
+            created: Mutex::new(0),
+        }
     }
 
     /// How many pipelines this cache has compiled (not counting hits).
@@ -78,8 +82,10 @@ impl PipelineCache {
                 count: None,
             })
             .collect();
-        let layout =
-            self.device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(&k.name), entries: &entries });
+        let layout = self.device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some(&k.name),
+            entries: &entries,
+        });
         let pl = self.device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
             label: Some(&k.name),
             bind_group_layouts: &[Some(&layout)],
@@ -94,7 +100,10 @@ impl PipelineCache {
             cache: None,
         });
         if let Some(e) = pollster::block_on(scope.pop()) {
-            return Err(EngineError::ShaderCompile { kernel: k.name.clone(), message: e.to_string() });
+            return Err(EngineError::ShaderCompile {
+                kernel: k.name.clone(),
+                message: e.to_string(),
+            });
         }
         Ok(CompiledKernel { pipeline, layout })
     }

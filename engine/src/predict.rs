@@ -16,11 +16,18 @@ pub fn predict(device: &Arc<Device>, model: &Model, x: &Tensor, batch_size: usiz
     if in_shapes.len() != 1 || out_shapes.len() != 1 {
         return Err(EngineError::Input {
             what: "predict".into(),
-            message: format!("needs a model with one input and one output, this one has {} and {}", in_shapes.len(), out_shapes.len()),
+            message: format!(
+                "needs a model with one input and one output, this one has {} and {}",
+                in_shapes.len(),
+                out_shapes.len()
+            ),
         });
     }
     if batch_size == 0 {
-        return Err(EngineError::Input { what: "batch_size".into(), message: "must be positive".into() });
+        return Err(EngineError::Input {
+            what: "batch_size".into(),
+            message: "must be positive".into(),
+        });
     }
     let sample = &in_shapes[0];
     if x.shape.len() != sample.len() + 1 || x.shape[1..] != sample[..] {

@@ -32,7 +32,10 @@ pub struct Program {
 
 impl std::fmt::Debug for Program {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Program").field("nodes", &self.graph.nodes.len()).field("dispatches", &self.dispatches.len()).finish()
+        f.debug_struct("Program")
+            .field("nodes", &self.graph.nodes.len())
+            .field("dispatches", &self.dispatches.len())
+            .finish()
     }
 }
 
@@ -61,7 +64,9 @@ impl Program {
                     _ => dev.create_buffer(&wgpu::BufferDescriptor {
                         label: Some(&format!("{} {}", node.layer, node.op.name())),
                         size: byte_len(&graph, root),
-                        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC,
+                        usage: wgpu::BufferUsages::STORAGE
+                            | wgpu::BufferUsages::COPY_DST
+                            | wgpu::BufferUsages::COPY_SRC,
                         mapped_at_creation: false,
                     }),
                 });
@@ -78,7 +83,10 @@ impl Program {
         }
         for &(p, v) in &graph.updates {
             if !matches!(graph.node(p).op, Op::Param { .. }) {
-                return Err(EngineError::Input { what: format!("update of {p}"), message: "only parameters can be updated".into() });
+                return Err(EngineError::Input {
+                    what: format!("update of {p}"),
+                    message: "only parameters can be updated".into(),
+                });
             }
             need(p, &mut buffers)?;
             need(v, &mut buffers)?;
@@ -99,13 +107,25 @@ impl Program {
                 .enumerate()
                 .map(|(i, b)| {
                     let BufferRef::Node(id) = b.buffer;
-                    let buf = buffers[storage_root(&graph, id).index()].as_ref().expect("buffer allocated above");
-                    wgpu::BindGroupEntry { binding: i as u32, resource: buf.as_entire_binding() }
+                    let buf = buffers[storage_root(&graph, id).index()]
+                        .as_ref()
+                        .expect("buffer allocated above");
+                    wgpu::BindGroupEntry {
+                        binding: i as u32,
+                        resource: buf.as_entire_binding(),
+                    }
                 })
                 .collect();
-            let bind_group =
-                dev.create_bind_group(&wgpu::BindGroupDescriptor { label: Some(&k.name), layout: &compiled.layout, entries: &entries });
-            dispatches.push(Dispatch { kernel: compiled, bind_group, workgroups: k.workgroups });
+            let bind_group = dev.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(&k.name),
+                layout: &compiled.layout,
+                entries: &entries,
+            });
+            dispatches.push(Dispatch {
+                kernel: compiled,
+                bind_group,
+                workgroups: k.workgroups,
+            });
         }
         let readback = graph
             .outputs
@@ -122,7 +142,15 @@ impl Program {
         if let Some(e) = pollster::block_on(scope.pop()) {
             return Err(EngineError::Device(format!("while building the program: {e}")));
         }
-        Ok(Program { device: device.clone(), state: state.clone(), graph, kernels, buffers, dispatches, readback })
+        Ok(Program {
+            device: device.clone(),
+            state: state.clone(),
+            graph,
+            kernels,
+            buffers,
+            dispatches,
+            readback,
+        })
     }
 
     /// The graph this program runs.
@@ -154,7 +182,12 @@ impl Program {
         if data.len() != ty.numel() {
             return Err(EngineError::Input {
                 what: what.to_string(),
-                message: format!("expected {} values for shape {}, got {}", ty.numel(), fmt_shape(&ty.shape), data.len()),
+                message: format!(
+                    "expected {} values for shape {}, got {}",
+                    ty.numel(),
+                    fmt_shape(&ty.shape),
+                    data.len()
+                ),
             });
         }
         if let Some(b) = self.buffer(id) {
@@ -177,10 +210,14 @@ impl Program {
 
     /// Sets one parameter by name.
     pub fn set_param(&self, name: &str, data: &[f32]) -> Result<()> {
-        let (id, _) = self.graph.params().find(|(_, n)| *n == name).ok_or_else(|| EngineError::Input {
-            what: name.to_string(),
-            message: "no parameter of this name in the program".into(),
-        })?;
+        let (id, _) = self
+            .graph
+            .params()
+            .find(|(_, n)| *n == name)
+            .ok_or_else(|| EngineError::Input {
+                what: name.to_string(),
+                message: "no parameter of this name in the program".into(),
+            })?;
         self.write(id, name, data)
     }
 
@@ -204,14 +241,20 @@ impl Program {
             .iter()
             .copied()
             .find(|&i| matches!(&self.graph.node(i).op, Op::Input { name: n } if n == name))
-            .ok_or_else(|| EngineError::Input { what: name.to_string(), message: "the program has no input of this name".into() })?;
+            .ok_or_else(|| EngineError::Input {
+                what: name.to_string(),
+                message: "the program has no input of this name".into(),
+            })?;
         self.write(id, name, data)
     }
 
     /// Records every dispatch, then the state updates, into `enc`.
     pub fn encode(&self, enc: &mut wgpu::CommandEncoder) {
         {
-            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("fovea"), timestamp_writes: None });
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("fovea"),
+                timestamp_writes: None,
+            });
             for d in &self.dispatches {
                 pass.set_pipeline(&d.kernel.pipeline);
                 pass.set_bind_group(0, &d.bind_group, &[]);
@@ -237,7 +280,10 @@ impl Program {
     /// Records the program `iters` times into one encoder, submits, waits for the device and
     /// returns the wall time (for benchmarks; inputs and parameters keep their current values).
     pub fn time_runs(&self, iters: usize) -> Result<std::time::Duration> {
-        let mut enc = self.device.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("bench") });
+        let mut enc = self
+            .device
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("bench") });
         for _ in 0..iters {
             self.encode(&mut enc);
         }
@@ -247,24 +293,67 @@ impl Program {
         Ok(start.elapsed())
     }
 
+    /// Times every dispatch on its own (`iters` repetitions in one submit, after one warm-up
+    /// run) and returns `(kernel name, mean time per dispatch)` in dispatch order.
+    pub fn profile(&self, iters: usize) -> Result<Vec<(String, std::time::Duration)>> {
+        self.time_runs(1)?;
+        let mut out = Vec::with_capacity(self.dispatches.len());
+        for (d, k) in self.dispatches.iter().zip(&self.kernels) {
+            let mut enc = self
+                .device
+                .device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("profile") });
+            {
+                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("profile"),
+                    timestamp_writes: None,
+                });
+                pass.set_pipeline(&d.kernel.pipeline);
+                pass.set_bind_group(0, &d.bind_group, &[]);
+                for _ in 0..iters.max(1) {
+                    pass.dispatch_workgroups(d.workgroups[0], d.workgroups[1], d.workgroups[2]);
+                }
+            }
+            let start = std::time::Instant::now();
+            self.device.queue.submit([enc.finish()]);
+            self.device.check()?;
+            out.push((k.name.clone(), start.elapsed() / iters.max(1) as u32));
+        }
+        Ok(out)
+    }
+
     /// Runs the program on `inputs` (one slice per graph input, in order) and reads back every
     /// output. All dispatches go into one command encoder and one submit.
     pub fn run(&self, inputs: &[&[f32]]) -> Result<Vec<Vec<f32>>> {
         if inputs.len() != self.graph.inputs.len() {
             return Err(EngineError::Input {
                 what: "inputs".into(),
-                message: format!("the program takes {} inputs, got {}", self.graph.inputs.len(), inputs.len()),
+                message: format!(
+                    "the program takes {} inputs, got {}",
+                    self.graph.inputs.len(),
+                    inputs.len()
+                ),
             });
         }
         for ((&id, name), data) in self.graph.inputs.iter().zip(self.input_names()).zip(inputs) {
             self.write(id, &name, data)?;
         }
-        let mut enc = self.device.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("fovea run") });
+        let mut enc = self
+            .device
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("fovea run"),
+            });
         self.encode(&mut enc);
         for (i, rb) in self.readback.iter().enumerate() {
             self.copy_output(&mut enc, i, rb, 0);
         }
         self.device.queue.submit([enc.finish()]);
-        self.graph.outputs.iter().zip(&self.readback).map(|(&o, rb)| map_read(&self.device, rb, self.graph.ty(o).numel())).collect()
+        self.graph
+            .outputs
+            .iter()
+            .zip(&self.readback)
+            .map(|(&o, rb)| map_read(&self.device, rb, self.graph.ty(o).numel()))
+            .collect()
     }
 }

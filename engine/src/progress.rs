@@ -26,11 +26,18 @@ pub struct Progress {
 
 fn clock(secs: f64) -> String {
     let s = secs.max(0.0).round() as u64;
-    if s >= 3600 { format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60) } else { format!("{}:{:02}", s / 60, s % 60) }
+    if s >= 3600 {
+        format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+    } else {
+        format!("{}:{:02}", s / 60, s % 60)
+    }
 }
 
 fn values(v: &[(String, f64)]) -> String {
-    v.iter().map(|(n, x)| format!("{n} {x:.4}")).collect::<Vec<_>>().join("  ")
+    v.iter()
+        .map(|(n, x)| format!("{n} {x:.4}"))
+        .collect::<Vec<_>>()
+        .join("  ")
 }
 
 impl Progress {
@@ -57,10 +64,24 @@ impl Progress {
     pub fn draw(&mut self, done: usize, images: usize, running: &[(String, f64)]) {
         self.last_draw = Some(Instant::now());
         let el = self.start.elapsed().as_secs_f64();
-        let eta = if done > 0 { el / done as f64 * (self.steps - done) as f64 } else { 0.0 };
+        let eta = if done > 0 {
+            el / done as f64 * (self.steps - done) as f64
+        } else {
+            0.0
+        };
         let width = 24;
         let filled = (width * done) / self.steps.max(1);
-        let bar: String = (0..width).map(|i| if i < filled { '=' } else if i == filled { '>' } else { ' ' }).collect();
+        let bar: String = (0..width)
+            .map(|i| {
+                if i < filled {
+                    '='
+                } else if i == filled {
+                    '>'
+                } else {
+                    ' '
+                }
+            })
+            .collect();
         eprint!(
             "\rEpoch {}/{} [{bar}] {done}/{}  ETA {}  {}  {:.0} img/s   ",
             self.epoch,
@@ -79,7 +100,11 @@ impl Progress {
             return;
         }
         let el = self.start.elapsed().as_secs_f64();
-        let val = if val.is_empty() { String::new() } else { format!("  {}", values(val)) };
+        let val = if val.is_empty() {
+            String::new()
+        } else {
+            format!("  {}", values(val))
+        };
         let lead = if self.tty { "\r" } else { "" };
         eprintln!(
             "{lead}Epoch {}/{}  {} steps  {}  {}{val}  {:.0} img/s{}",

@@ -18,7 +18,9 @@ pub(crate) fn map_read(device: &Device, staging: &wgpu::Buffer, n: usize) -> Res
         .map_err(|_| EngineError::Device("readback was dropped".into()))?
         .map_err(|e| EngineError::Device(format!("mapping results: {e}")))?;
     let out = {
-        let view = slice.get_mapped_range().map_err(|e| EngineError::Device(format!("mapping results: {e}")))?;
+        let view = slice
+            .get_mapped_range()
+            .map_err(|e| EngineError::Device(format!("mapping results: {e}")))?;
         bytemuck::cast_slice::<u8, f32>(&view)[..n].to_vec()
     };
     staging.unmap();
@@ -35,7 +37,9 @@ pub(crate) fn read_buffer(device: &Device, buffer: &wgpu::Buffer, n: usize) -> R
         usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
         mapped_at_creation: false,
     });
-    let mut enc = device.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("readback") });
+    let mut enc = device.device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+        label: Some("readback"),
+    });
     enc.copy_buffer_to_buffer(buffer, 0, &staging, 0, size);
     device.queue.submit([enc.finish()]);
     map_read(device, &staging, n)

@@ -24,11 +24,16 @@ impl std::fmt::Debug for DeviceState {
 impl DeviceState {
     /// An empty state on `device`.
     pub fn new(device: &Arc<Device>) -> Arc<DeviceState> {
-        Arc::new(DeviceState { device: device.clone(), buffers: Mutex::new(HashMap::new()) })
+        Arc::new(DeviceState {
+            device: device.clone(),
+            buffers: Mutex::new(HashMap::new()),
+        })
     }
 
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, HashMap<String, (wgpu::Buffer, usize)>>> {
-        self.buffers.lock().map_err(|_| EngineError::Device("state lock poisoned".into()))
+        self.buffers
+            .lock()
+            .map_err(|_| EngineError::Device("state lock poisoned".into()))
     }
 
     /// The buffer of `name` holding `numel` floats, created (zeroed) on first use.
@@ -62,7 +67,9 @@ impl DeviceState {
     pub fn upload(&self, store: &ParamStore) -> Result<()> {
         for p in store.iter() {
             let b = self.buffer(&p.name, p.value.numel())?;
-            self.device.queue.write_buffer(&b, 0, bytemuck::cast_slice(&p.value.data));
+            self.device
+                .queue
+                .write_buffer(&b, 0, bytemuck::cast_slice(&p.value.data));
         }
         Ok(())
     }
@@ -77,7 +84,10 @@ impl DeviceState {
             };
             let data = crate::readback::read_buffer(&self.device, &buf, n)?;
             if let Some(p) = store.get(&name) {
-                let t = fovea_graph::Tensor { shape: p.value.shape.clone(), data };
+                let t = fovea_graph::Tensor {
+                    shape: p.value.shape.clone(),
+                    data,
+                };
                 store.set(&name, t)?;
             }
         }

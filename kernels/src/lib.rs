@@ -6,10 +6,14 @@
 //! needed to build or test this crate: every instance the lowering can produce is validated
 //! with naga ([`validate_wgsl`]) in unit tests.
 //!
-//! One GEMM core ([`gemm`]) serves matmul, implicit-GEMM convolution and transposed
-//! convolution through substituted loader functions; tile shapes come from a small table per
-//! [`AdapterClass`] ([`gemm::GEMM_TILES`]). Elementwise kernels are generated from an
-//! expression tree ([`elementwise::ElemExpr`]), ready for fused chains.
+//! One GEMM core ([`gemm`]) serves matmul, implicit-GEMM convolution, transposed convolution
+//! and both convolution gradients through substituted loader functions; tile shapes come from
+//! a small table per [`AdapterClass`] ([`gemm::GEMM_TILES`]). Elementwise kernels (unary,
+//! binary, unary gradients, fills) are generated from an expression tree
+//! ([`elementwise::ElemExpr`]), ready for fused chains. Everything else has a direct kernel:
+//! depthwise convolution, pooling and its gradient, reductions, softmax, batch norm, resize and
+//! its gradient, training dropout, concatenation, padding and strided copies (transpose, slice,
+//! broadcast).
 
 #![warn(missing_docs)]
 

@@ -64,7 +64,11 @@ fn glyph(c: char) -> [u8; 5] {
 impl Canvas {
     /// A white canvas.
     pub fn new(width: usize, height: usize) -> Self {
-        Canvas { width, height, rgb: vec![255; width * height * 3] }
+        Canvas {
+            width,
+            height,
+            rgb: vec![255; width * height * 3],
+        }
     }
 
     /// Sets one pixel (ignored outside the canvas).
@@ -109,12 +113,18 @@ impl Canvas {
 
     /// Writes the canvas as an 8-bit RGB PNG.
     pub fn save_png(&self, path: &Path) -> Result<()> {
-        let io = |source| DataError::Io { path: path.to_path_buf(), source };
+        let io = |source| DataError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
         let file = std::fs::File::create(path).map_err(io)?;
         let mut enc = png::Encoder::new(std::io::BufWriter::new(file), self.width as u32, self.height as u32);
         enc.set_color(png::ColorType::Rgb);
         enc.set_depth(png::BitDepth::Eight);
-        let fmt = |e: png::EncodingError| DataError::Format { path: path.to_path_buf(), message: format!("writing PNG: {e}") };
+        let fmt = |e: png::EncodingError| DataError::Format {
+            path: path.to_path_buf(),
+            message: format!("writing PNG: {e}"),
+        };
         let mut w = enc.write_header().map_err(fmt)?;
         w.write_image_data(&self.rgb).map_err(fmt)?;
         w.finish().map_err(fmt)
@@ -127,7 +137,13 @@ const GREY: [u8; 3] = [120, 120, 120];
 const BLACK: [u8; 3] = [0, 0, 0];
 
 fn short(v: f64) -> String {
-    if v.abs() >= 100.0 { format!("{v:.0}") } else if v.abs() >= 1.0 { format!("{v:.2}") } else { format!("{v:.3}") }
+    if v.abs() >= 100.0 {
+        format!("{v:.0}")
+    } else if v.abs() >= 1.0 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.3}")
+    }
 }
 
 /// Draws panels side by side, each with a training series and optionally its validation
@@ -138,16 +154,27 @@ pub fn training_curves(path: &Path, panels: &[(Series<'_>, Option<Series<'_>>)])
     for (p, (train, val)) in panels.iter().enumerate() {
         let ox = (p * pw) as f64;
         let (l, r, t, b) = (ox + 60.0, ox + pw as f64 - 20.0, 40.0, ph as f64 - 40.0);
-        let all: Vec<f64> =
-            train.values.iter().chain(val.iter().flat_map(|v| v.values.iter())).copied().filter(|v| v.is_finite()).collect();
-        let (mut lo, mut hi) = all.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+        let all: Vec<f64> = train
+            .values
+            .iter()
+            .chain(val.iter().flat_map(|v| v.values.iter()))
+            .copied()
+            .filter(|v| v.is_finite())
+            .collect();
+        let (mut lo, mut hi) = all
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
         if !lo.is_finite() {
             (lo, hi) = (0.0, 1.0);
         }
         if hi - lo < 1e-12 {
             hi = lo + 1.0;
         }
-        let n = train.values.len().max(val.as_ref().map_or(0, |v| v.values.len())).max(2);
+        let n = train
+            .values
+            .len()
+            .max(val.as_ref().map_or(0, |v| v.values.len()))
+            .max(2);
         let px = |i: usize| l + (r - l) * i as f64 / (n - 1) as f64;
         let py = |v: f64| b - (b - t) * (v - lo) / (hi - lo);
         c.line((l, t), (l, b), BLACK, 1);
@@ -184,7 +211,20 @@ mod tests {
         let path = std::env::temp_dir().join(format!("fovea-plot-{}.png", std::process::id()));
         let loss = [2.3, 1.1, 0.7];
         let val = [2.0, 1.3, 0.9];
-        training_curves(&path, &[(Series { name: "loss", values: &loss }, Some(Series { name: "val_loss", values: &val }))]).unwrap();
+        training_curves(
+            &path,
+            &[(
+                Series {
+                    name: "loss",
+                    values: &loss,
+                },
+                Some(Series {
+                    name: "val_loss",
+                    values: &val,
+                }),
+            )],
+        )
+        .unwrap();
         let bytes = std::fs::read(&path).unwrap();
         assert_eq!(&bytes[1..4], b"PNG");
         let decoder = png::Decoder::new(std::io::Cursor::new(bytes));

@@ -15,12 +15,21 @@ pub fn run(json: bool) -> anyhow::Result<()> {
     println!("device type: {}", info.device_type);
     println!("driver:      {} ({})", info.driver, info.driver_info);
     if info.fell_back_to_gl {
-        println!("note:        no Vulkan/Metal/DX12 adapter was found; using OpenGL (install mesa-vulkan-drivers for lavapipe)");
+        println!(
+            "note:        no Vulkan/Metal/DX12 adapter was found; using OpenGL (install mesa-vulkan-drivers for lavapipe)"
+        );
     }
     println!("limits:");
     for (k, v) in &info.limits {
         println!("  {k:<40} {v}");
     }
-    println!("features:    {}", if info.features.is_empty() { "none".to_string() } else { info.features.join(", ") });
+    println!(
+        "features:    {}",
+        if info.features.is_empty() {
+            "none".to_string()
+        } else {
+            info.features.join(", ")
+        }
+    );
     Ok(())
 }

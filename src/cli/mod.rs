@@ -94,23 +94,45 @@ pub fn run() -> anyhow::Result<()> {
     match cli.command {
         Command::Info { json } => info::run(json),
         Command::Summary { model } => summary::run(&model),
-        Command::Train { model, data, epochs, batch_size, seed, learning_rate, metrics_json, save, plot, limit, quiet } => {
-            train::run(train::Args {
-                model,
-                data,
-                epochs,
-                batch_size,
-                seed,
-                learning_rate,
-                metrics_json,
-                save,
-                plot,
-                limit,
-                quiet,
-            })
-        }
-        Command::Predict { data, weights, count, batch_size, seed, show } => {
-            predict::run(predict::Args { data, weights, count, batch_size, seed, show })
-        }
+        Command::Train {
+            model,
+            data,
+            epochs,
+            batch_size,
+            seed,
+            learning_rate,
+            metrics_json,
+            save,
+            plot,
+            limit,
+            quiet,
+        } => train::run(train::Args {
+            model,
+            data,
+            epochs,
+            batch_size,
+            seed,
+            learning_rate,
+            metrics_json,
+            save,
+            plot,
+            limit,
+            quiet,
+        }),
+        Command::Predict {
+            data,
+            weights,
+            count,
+            batch_size,
+            seed,
+            show,
+        } => predict::run(predict::Args {
+            data,
+            weights,
+            count,
+            batch_size,
+            seed,
+            show,
+        }),
     }
 }

@@ -18,7 +18,10 @@ pub struct Args {
 }
 
 fn argmax(row: &[f32]) -> usize {
-    row.iter().enumerate().fold((0, f32::NEG_INFINITY), |b, (i, &v)| if v > b.1 { (i, v) } else { b }).0
+    row.iter()
+        .enumerate()
+        .fold((0, f32::NEG_INFINITY), |b, (i, &v)| if v > b.1 { (i, v) } else { b })
+        .0
 }
 
 /// Classifies the first `count` test digits and reports accuracy and throughput.
@@ -32,8 +35,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     .take(a.count);
     let mut model = fovea_models::zoo::mnist_cnn(a.seed)?;
     match &a.weights {
-        Some(w) => checkpoint::load_params(w, &mut model.params).with_context(|| format!("loading --weights {}", w.display()))?,
-        None => eprintln!("note: random weights (seed {}); pass --weights FILE.safetensors for trained ones", a.seed),
+        Some(w) => checkpoint::load_params(w, &mut model.params)
+            .with_context(|| format!("loading --weights {}", w.display()))?,
+        None => eprintln!(
+            "note: random weights (seed {}); pass --weights FILE.safetensors for trained ones",
+            a.seed
+        ),
     }
     let device = Arc::new(Device::new()?);
     eprintln!("device: {}", device.describe());
@@ -53,6 +60,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     }
     let n = data.len();
     println!("accuracy: {correct}/{n} = {:.2}%", 100.0 * correct as f64 / n as f64);
-    println!("time: {:.3} s ({:.0} images/s, including compilation)", secs, n as f64 / secs);
+    println!(
+        "time: {:.3} s ({:.0} images/s, including compilation)",
+        secs,
+        n as f64 / secs
+    );
     Ok(())
 }

@@ -27,10 +27,22 @@ pub struct Args {
 
 fn load(model: &str, dir: &Option<PathBuf>) -> anyhow::Result<(Dataset, Dataset)> {
     Ok(match (model, dir) {
-        ("mnist", None) => (mnist::embedded(mnist::Split::Train)?, mnist::embedded(mnist::Split::Test)?),
-        ("mnist", Some(d)) => (mnist::load(d, mnist::Split::Train)?, mnist::load(d, mnist::Split::Test)?),
-        ("cifar10", None) => (cifar::embedded(cifar::Split::Train)?, cifar::embedded(cifar::Split::Test)?),
-        ("cifar10", Some(d)) => (cifar::load(d, cifar::Split::Train)?, cifar::load(d, cifar::Split::Test)?),
+        ("mnist", None) => (
+            mnist::embedded(mnist::Split::Train)?,
+            mnist::embedded(mnist::Split::Test)?,
+        ),
+        ("mnist", Some(d)) => (
+            mnist::load(d, mnist::Split::Train)?,
+            mnist::load(d, mnist::Split::Test)?,
+        ),
+        ("cifar10", None) => (
+            cifar::embedded(cifar::Split::Train)?,
+            cifar::embedded(cifar::Split::Test)?,
+        ),
+        ("cifar10", Some(d)) => (
+            cifar::load(d, cifar::Split::Train)?,
+            cifar::load(d, cifar::Split::Test)?,
+        ),
         _ => anyhow::bail!("unknown model \"{model}\" for train; expected mnist or cifar10"),
     })
 }
@@ -48,7 +60,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     anyhow::ensure!(epochs > 0, "--epochs must be positive");
     let model = fovea_models::zoo::by_name(&a.model, a.seed)?;
     let device = Arc::new(Device::new()?);
-    let source = a.data.as_ref().map_or("embedded subset".to_string(), |d| d.display().to_string());
+    let source = a
+        .data
+        .as_ref()
+        .map_or("embedded subset".to_string(), |d| d.display().to_string());
     eprintln!(
         "training {} on {} ({} train / {} test images), {} epochs, batch {}, device {}",
         a.model,
@@ -80,8 +95,15 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let get = |k: &str| result.iter().find(|(n, _)| n == k).map_or(f64::NAN, |(_, v)| *v);
     let train_secs: f64 = history.epochs.iter().map(|e| e.seconds).sum();
     let ips = (train.len() * epochs) as f64 / train_secs.max(1e-9);
-    println!("test loss {:.4}, test accuracy {:.2}%", get("loss"), 100.0 * get("accuracy"));
-    println!("training: {:.1} s for {epochs} epochs ({ips:.0} images/s); total wall time {wall:.1} s", train_secs);
+    println!(
+        "test loss {:.4}, test accuracy {:.2}%",
+        get("loss"),
+        100.0 * get("accuracy")
+    );
+    println!(
+        "training: {:.1} s for {epochs} epochs ({ips:.0} images/s); total wall time {wall:.1} s",
+        train_secs
+    );
     if let Some(path) = &a.save {
         checkpoint::save_params(path, &cm.model()?.params).with_context(|| format!("--save {}", path.display()))?;
         println!("weights saved to {}", path.display());
@@ -92,8 +114,26 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         training_curves(
             path,
             &[
-                (Series { name: "loss", values: &loss }, Some(Series { name: "val_loss", values: &val_loss })),
-                (Series { name: "accuracy", values: &acc }, Some(Series { name: "val_accuracy", values: &val_acc })),
+                (
+                    Series {
+                        name: "loss",
+                        values: &loss,
+                    },
+                    Some(Series {
+                        name: "val_loss",
+                        values: &val_loss,
+                    }),
+                ),
+                (
+                    Series {
+                        name: "accuracy",
+                        values: &acc,
+                    },
+                    Some(Series {
+                        name: "val_accuracy",
+                        values: &val_acc,
+                    }),
+                ),
             ],
         )?;
         println!("curves written to {}", path.display());
@@ -120,7 +160,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             "driver": info.driver_info,
         });
         let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, serde_json::to_string_pretty(&json)?).with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::write(&tmp, serde_json::to_string_pretty(&json)?)
+            .with_context(|| format!("writing {}", tmp.display()))?;
         std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
         println!("metrics written to {}", path.display());
     }

@@ -43,14 +43,25 @@ pub fn random_feeds(graph: &Graph, seed: u64, lo: f64, hi: f64) -> Vec<(String, 
 /// the largest error relative to `|ref| + mean|ref|` over all outputs (with a description).
 pub fn gpu_vs_reference(graph: Graph, feeds: &[(String, Vec<f32>)]) -> (f64, String) {
     let reference = {
-        let f: Feeds = feeds.iter().map(|(n, v)| (n.clone(), v.iter().map(|&x| x as f64).collect())).collect();
+        let f: Feeds = feeds
+            .iter()
+            .map(|(n, v)| (n.clone(), v.iter().map(|&x| x as f64).collect()))
+            .collect();
         interp::evaluate(&graph, &f).expect("reference interpreter")
     };
     let program = Program::compile(&device(), graph.clone()).unwrap_or_else(|e| panic!("compile: {e}"));
     let mut inputs = Vec::new();
     for &i in &graph.inputs {
-        let Op::Input { name } = &graph.node(i).op else { unreachable!() };
-        inputs.push(feeds.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_slice()).expect("input feed"));
+        let Op::Input { name } = &graph.node(i).op else {
+            unreachable!()
+        };
+        inputs.push(
+            feeds
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.as_slice())
+                .expect("input feed"),
+        );
     }
     for (id, name) in graph.params() {
         let _ = id;
@@ -65,7 +76,10 @@ pub fn gpu_vs_reference(graph: Graph, feeds: &[(String, Vec<f32>)]) -> (f64, Str
         for (i, (&gv, &rv)) in g.iter().zip(r).enumerate() {
             let err = (gv as f64 - rv).abs() / (rv.abs() + scale);
             if !(err <= worst.0) {
-                worst = (if err.is_nan() { f64::INFINITY } else { err }, format!("output {o}[{i}]: gpu {gv}, reference {rv}"));
+                worst = (
+                    if err.is_nan() { f64::INFINITY } else { err },
+                    format!("output {o}[{i}]: gpu {gv}, reference {rv}"),
+                );
             }
         }
     }

@@ -307,10 +307,24 @@ impl Layer for Dropout {
         }
         ctx.expect_inputs(inputs, 1)?;
         if !ctx.training || self.rate == 0.0 {
-            return ctx.push(Op::Dropout { rate: self.rate, training: false }, &[inputs[0]]);
+            return ctx.push(
+                Op::Dropout {
+                    rate: self.rate,
+                    training: false,
+                },
+                &[inputs[0]],
+            );
         }
         // Training: a per-step seed, fed by the trainer under the name `<layer>/seed`.
-        let seed = ctx.graph.input(&format!("{}/seed", ctx.name), TensorType::f32(vec![1]))?;
-        ctx.push(Op::Dropout { rate: self.rate, training: true }, &[inputs[0], seed])
+        let seed = ctx
+            .graph
+            .input(&format!("{}/seed", ctx.name), TensorType::f32(vec![1]))?;
+        ctx.push(
+            Op::Dropout {
+                rate: self.rate,
+                training: true,
+            },
+            &[inputs[0], seed],
+        )
     }
 }

@@ -83,14 +83,21 @@ impl Layer for BatchNormalization {
         let mean = ctx.param("moving_mean", &[c], Initializer::Zeros, false)?;
         let var = ctx.param("moving_variance", &[c], Initializer::Ones, false)?;
         if !ctx.training {
-            return ctx.push(Op::BatchNormInference { epsilon: self.epsilon }, &[inputs[0], gamma, beta, mean, var]);
+            return ctx.push(
+                Op::BatchNormInference { epsilon: self.epsilon },
+                &[inputs[0], gamma, beta, mean, var],
+            );
         }
         // Training: normalise with the batch's statistics (biased variance, as Keras) and move the
         // moving statistics towards them: moving = moving * momentum + batch * (1 - momentum).
         let x = inputs[0];
         let rank = ctx.shape(x).len();
         let axes: Vec<usize> = (0..rank - 1).collect();
-        let reduce = |op| Op::Reduce { op, axes: axes.clone(), keep_dims: false };
+        let reduce = |op| Op::Reduce {
+            op,
+            axes: axes.clone(),
+            keep_dims: false,
+        };
         let batch_mean = ctx.push(reduce(ReduceOp::Mean), &[x])?;
         let centered = ctx.push(Op::Binary(BinaryOp::Sub), &[x, batch_mean])?;
         let sq = ctx.push(Op::Unary(UnaryOp::Square), &[centered])?;

@@ -101,13 +101,29 @@ impl Loss {
                     g.push(Op::LogSoftmax, &[y_pred], l)?
                 } else {
                     // Keras normalises the probabilities, clips them and takes the log.
-                    let sum = g.push(Op::Reduce { op: ReduceOp::Sum, axes: vec![last], keep_dims: true }, &[y_pred], l)?;
+                    let sum = g.push(
+                        Op::Reduce {
+                            op: ReduceOp::Sum,
+                            axes: vec![last],
+                            keep_dims: true,
+                        },
+                        &[y_pred],
+                        l,
+                    )?;
                     let p = bin(g, BinaryOp::Div, y_pred, sum)?;
                     let p = clip(g, p, l)?;
                     un(g, UnaryOp::Log, p)?
                 };
                 let t = bin(g, BinaryOp::Mul, y_true, logp)?;
-                let s = g.push(Op::Reduce { op: ReduceOp::Sum, axes: vec![last], keep_dims: false }, &[t], l)?;
+                let s = g.push(
+                    Op::Reduce {
+                        op: ReduceOp::Sum,
+                        axes: vec![last],
+                        keep_dims: false,
+                    },
+                    &[t],
+                    l,
+                )?;
                 un(g, UnaryOp::Neg, s)?
             }
             Loss::BinaryCrossentropy { from_logits } => {
@@ -177,11 +193,27 @@ fn clip(g: &mut Graph, p: NodeId, l: &str) -> Result<NodeId> {
 }
 
 fn mean_last(g: &mut Graph, e: NodeId, last: usize, l: &str) -> Result<NodeId> {
-    g.push(Op::Reduce { op: ReduceOp::Mean, axes: vec![last], keep_dims: false }, &[e], l)
+    g.push(
+        Op::Reduce {
+            op: ReduceOp::Mean,
+            axes: vec![last],
+            keep_dims: false,
+        },
+        &[e],
+        l,
+    )
 }
 
 /// The mean over every element, as a `(1,)` node.
 pub(crate) fn mean_all(g: &mut Graph, x: NodeId, l: &str) -> Result<NodeId> {
     let axes: Vec<usize> = (0..g.shape(x).len()).collect();
-    g.push(Op::Reduce { op: ReduceOp::Mean, axes, keep_dims: false }, &[x], l)
+    g.push(
+        Op::Reduce {
+            op: ReduceOp::Mean,
+            axes,
+            keep_dims: false,
+        },
+        &[x],
+        l,
+    )
 }

@@ -47,7 +47,9 @@ impl Metric {
                 Err(GraphError::arg(
                     "compile",
                     "metrics",
-                    format!("unknown metric \"{name}\"; expected accuracy, top_k_accuracy (e.g. top_5_accuracy) or binary_accuracy"),
+                    format!(
+                        "unknown metric \"{name}\"; expected accuracy, top_k_accuracy (e.g. top_5_accuracy) or binary_accuracy"
+                    ),
                 ))
             }
         }
@@ -62,9 +64,25 @@ impl Metric {
                 let k = if let Metric::TopK(k) = self { *k } else { 1 };
                 // Count the classes scoring at least the label's score; correct if at most k.
                 let t = g.push(Op::Binary(BinaryOp::Mul), &[y_pred, y_true], l)?;
-                let label_score = g.push(Op::Reduce { op: ReduceOp::Sum, axes: vec![last], keep_dims: true }, &[t], l)?;
+                let label_score = g.push(
+                    Op::Reduce {
+                        op: ReduceOp::Sum,
+                        axes: vec![last],
+                        keep_dims: true,
+                    },
+                    &[t],
+                    l,
+                )?;
                 let ge = g.push(Op::Binary(BinaryOp::Ge), &[y_pred, label_score], l)?;
-                let count = g.push(Op::Reduce { op: ReduceOp::Sum, axes: vec![last], keep_dims: false }, &[ge], l)?;
+                let count = g.push(
+                    Op::Reduce {
+                        op: ReduceOp::Sum,
+                        axes: vec![last],
+                        keep_dims: false,
+                    },
+                    &[ge],
+                    l,
+                )?;
                 let kk = g.fill(&[1], k as f32 + 0.5, l)?;
                 g.push(Op::Binary(BinaryOp::Ge), &[kk, count], l)?
             }

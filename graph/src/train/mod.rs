@@ -25,7 +25,10 @@ pub fn reference_step(graph: &Graph, feeds: &mut Feeds) -> Result<Vec<Vec<f64>>>
     let values = evaluate_all(graph, feeds)?;
     for &(param, value) in &graph.updates {
         let Op::Param { name, .. } = &graph.node(param).op else {
-            return Err(GraphError::Value { what: format!("{param}"), message: "updates must target parameters".into() });
+            return Err(GraphError::Value {
+                what: format!("{param}"),
+                message: "updates must target parameters".into(),
+            });
         };
         feeds.insert(name.clone(), values[value.index()].clone());
     }

@@ -50,7 +50,13 @@ pub struct Optimizer {
 impl Optimizer {
     /// Keras `SGD(learning_rate=0.01)`.
     pub fn sgd(learning_rate: f32) -> Self {
-        Self::with(OptimizerKind::Sgd { momentum: 0.0, nesterov: false }, learning_rate)
+        Self::with(
+            OptimizerKind::Sgd {
+                momentum: 0.0,
+                nesterov: false,
+            },
+            learning_rate,
+        )
     }
     /// `SGD` with momentum (and optionally Nesterov).
     pub fn sgd_momentum(learning_rate: f32, momentum: f32, nesterov: bool) -> Self {
@@ -58,18 +64,39 @@ impl Optimizer {
     }
     /// Keras `Adam(learning_rate=0.001)` with its defaults.
     pub fn adam(learning_rate: f32) -> Self {
-        Self::with(OptimizerKind::Adam { beta_1: 0.9, beta_2: 0.999, epsilon: 1e-7 }, learning_rate)
+        Self::with(
+            OptimizerKind::Adam {
+                beta_1: 0.9,
+                beta_2: 0.999,
+                epsilon: 1e-7,
+            },
+            learning_rate,
+        )
     }
     /// Keras `AdamW(learning_rate=0.001, weight_decay=0.004)`.
     pub fn adamw(learning_rate: f32, weight_decay: f32) -> Self {
-        Optimizer { weight_decay: Some(weight_decay), ..Self::adam(learning_rate) }
+        Optimizer {
+            weight_decay: Some(weight_decay),
+            ..Self::adam(learning_rate)
+        }
     }
     /// Keras `RMSprop(learning_rate=0.001, rho=0.9, epsilon=1e-7)`.
     pub fn rmsprop(learning_rate: f32) -> Self {
-        Self::with(OptimizerKind::RmsProp { rho: 0.9, epsilon: 1e-7 }, learning_rate)
+        Self::with(
+            OptimizerKind::RmsProp {
+                rho: 0.9,
+                epsilon: 1e-7,
+            },
+            learning_rate,
+        )
     }
     fn with(kind: OptimizerKind, lr: f32) -> Self {
-        Optimizer { kind, learning_rate: Schedule::Constant(lr), weight_decay: None, global_clipnorm: None }
+        Optimizer {
+            kind,
+            learning_rate: Schedule::Constant(lr),
+            weight_decay: None,
+            global_clipnorm: None,
+        }
     }
 
     /// Parses Keras's names (`sgd`, `adam`, `adamw`, `rmsprop`) with Keras's default rates,
@@ -107,7 +134,10 @@ impl Optimizer {
             OptimizerKind::Adam { beta_1, beta_2, .. }
                 if !(0.0..1.0).contains(&beta_1) || !(0.0..1.0).contains(&beta_2) =>
             {
-                bad("beta_1", format!("beta_1 and beta_2 must be in [0, 1), got {beta_1} and {beta_2}"))
+                bad(
+                    "beta_1",
+                    format!("beta_1 and beta_2 must be in [0, 1), got {beta_1} and {beta_2}"),
+                )
             }
             OptimizerKind::RmsProp { rho, .. } if !(0.0..1.0).contains(&rho) => {
                 bad("rho", format!("must be in [0, 1), got {rho}"))
@@ -190,7 +220,11 @@ impl Optimizer {
                 };
                 Ok((bin(gr, BinaryOp::Add, p, delta)?, vec![m]))
             }
-            OptimizerKind::Adam { beta_1, beta_2, epsilon } => {
+            OptimizerKind::Adam {
+                beta_1,
+                beta_2,
+                epsilon,
+            } => {
                 // m += (g - m)(1 - b1); v += (g^2 - v)(1 - b2); p -= alpha m / (sqrt(v) + eps).
                 let dm = bin(gr, BinaryOp::Sub, g, slots[0])?;
                 let dm = un(gr, UnaryOp::Scale(1.0 - beta_1), dm)?;

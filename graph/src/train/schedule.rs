@@ -42,14 +42,23 @@ impl Schedule {
     pub fn at(&self, step: u64) -> f32 {
         match self {
             Schedule::Constant(lr) => *lr,
-            Schedule::ExponentialDecay { initial, decay_steps, decay_rate, staircase } => {
+            Schedule::ExponentialDecay {
+                initial,
+                decay_steps,
+                decay_rate,
+                staircase,
+            } => {
                 let mut p = step as f64 / (*decay_steps).max(1) as f64;
                 if *staircase {
                     p = p.floor();
                 }
                 (*initial as f64 * (*decay_rate as f64).powf(p)) as f32
             }
-            Schedule::CosineDecay { initial, decay_steps, alpha } => {
+            Schedule::CosineDecay {
+                initial,
+                decay_steps,
+                alpha,
+            } => {
                 let t = (step.min(*decay_steps) as f64) / (*decay_steps).max(1) as f64;
                 let cos = 0.5 * (1.0 + (std::f64::consts::PI * t).cos());
                 (*initial as f64 * ((1.0 - *alpha as f64) * cos + *alpha as f64)) as f32
@@ -72,13 +81,33 @@ mod tests {
     #[test]
     fn schedules_follow_their_formulas() {
         assert_eq!(Schedule::Constant(0.1).at(1000), 0.1);
-        let step = Schedule::ExponentialDecay { initial: 1.0, decay_steps: 10, decay_rate: 0.5, staircase: true };
-        assert_eq!([step.at(0), step.at(9), step.at(10), step.at(25)], [1.0, 1.0, 0.5, 0.25]);
-        let smooth = Schedule::ExponentialDecay { initial: 1.0, decay_steps: 10, decay_rate: 0.5, staircase: false };
+        let step = Schedule::ExponentialDecay {
+            initial: 1.0,
+            decay_steps: 10,
+            decay_rate: 0.5,
+            staircase: true,
+        };
+        assert_eq!(
+            [step.at(0), step.at(9), step.at(10), step.at(25)],
+            [1.0, 1.0, 0.5, 0.25]
+        );
+        let smooth = Schedule::ExponentialDecay {
+            initial: 1.0,
+            decay_steps: 10,
+            decay_rate: 0.5,
+            staircase: false,
+        };
         assert!((smooth.at(5) - 0.5f32.sqrt()).abs() < 1e-6);
-        let cos = Schedule::CosineDecay { initial: 2.0, decay_steps: 100, alpha: 0.1 };
+        let cos = Schedule::CosineDecay {
+            initial: 2.0,
+            decay_steps: 100,
+            alpha: 0.1,
+        };
         assert!((cos.at(0) - 2.0).abs() < 1e-6 && (cos.at(50) - 1.1).abs() < 1e-6 && (cos.at(500) - 0.2).abs() < 1e-6);
-        let warm = Schedule::Warmup { steps: 4, after: Box::new(Schedule::Constant(1.0)) };
+        let warm = Schedule::Warmup {
+            steps: 4,
+            after: Box::new(Schedule::Constant(1.0)),
+        };
         assert_eq!([warm.at(0), warm.at(1), warm.at(3), warm.at(4)], [0.25, 0.5, 1.0, 1.0]);
     }
 }

@@ -44,7 +44,10 @@ fn loss_and_metrics(graph: &mut Graph, cfg: &CompileConfig) -> Result<(NodeId, V
         return Err(GraphError::arg(
             "compile",
             "loss",
-            format!("a single loss needs a model with one output, this one has {}", graph.outputs.len()),
+            format!(
+                "a single loss needs a model with one output, this one has {}",
+                graph.outputs.len()
+            ),
         ));
     }
     let y = graph.outputs[0];
@@ -111,7 +114,11 @@ fn finish(mut graph: Graph, loss: NodeId, metrics: Vec<(String, NodeId)>, slots:
         output_names.push(n);
         graph.outputs.push(id);
     }
-    Ok(StepGraph { graph, output_names, slots })
+    Ok(StepGraph {
+        graph,
+        output_names,
+        slots,
+    })
 }
 
 /// Scales `grads` by `clip / max(norm, clip)` where `norm` is their joint L2 norm.
@@ -121,7 +128,15 @@ fn clip_global_norm(graph: &mut Graph, grads: &[NodeId], clip: f32) -> Result<Ve
     for &g in grads {
         let sq = graph.push(Op::Unary(UnaryOp::Square), &[g], l)?;
         let axes: Vec<usize> = (0..graph.shape(g).len()).collect();
-        let s = graph.push(Op::Reduce { op: ReduceOp::Sum, axes, keep_dims: false }, &[sq], l)?;
+        let s = graph.push(
+            Op::Reduce {
+                op: ReduceOp::Sum,
+                axes,
+                keep_dims: false,
+            },
+            &[sq],
+            l,
+        )?;
         total = Some(match total {
             None => s,
             Some(t) => graph.push(Op::Binary(BinaryOp::Add), &[t, s], l)?,
@@ -132,5 +147,8 @@ fn clip_global_norm(graph: &mut Graph, grads: &[NodeId], clip: f32) -> Result<Ve
     let c = graph.fill(&[1], clip, l)?;
     let denom = graph.push(Op::Binary(BinaryOp::Max), &[norm, c], l)?;
     let scale = graph.push(Op::Binary(BinaryOp::Div), &[c, denom], l)?;
-    grads.iter().map(|&g| graph.push(Op::Binary(BinaryOp::Mul), &[g, scale], l)).collect()
+    grads
+        .iter()
+        .map(|&g| graph.push(Op::Binary(BinaryOp::Mul), &[g, scale], l))
+        .collect()
 }

@@ -14,7 +14,11 @@ fn loss_value(loss: Loss, pred: &[f64], truth: &[f64], shape: &[usize]) -> f64 {
     let t = g.input("truth", TensorType::f32(shape.to_vec())).unwrap();
     let l = loss.build(&mut g, p, t).unwrap();
     g.outputs.push(l);
-    let feeds: Feeds = [("pred".to_string(), pred.to_vec()), ("truth".to_string(), truth.to_vec())].into();
+    let feeds: Feeds = [
+        ("pred".to_string(), pred.to_vec()),
+        ("truth".to_string(), truth.to_vec()),
+    ]
+    .into();
     evaluate(&g, &feeds).unwrap()[0][0]
 }
 
@@ -25,20 +29,40 @@ fn losses_match_their_formulas() {
     // -log softmax at the label, averaged over the two samples.
     let lse = |r: &[f64]| r.iter().map(|v| v.exp()).sum::<f64>().ln();
     let want = ((lse(&logits[..3]) - 2.0) + (lse(&logits[3..]) + 1.0)) / 2.0;
-    let got = loss_value(Loss::SparseCategoricalCrossentropy { from_logits: true }, &logits, &onehot, &[2, 3]);
+    let got = loss_value(
+        Loss::SparseCategoricalCrossentropy { from_logits: true },
+        &logits,
+        &onehot,
+        &[2, 3],
+    );
     assert!((got - want).abs() < 1e-12, "{got} vs {want}");
     let probs = [0.7, 0.2, 0.1, 0.25, 0.25, 0.5];
     let want = -(0.7f64.ln() + 0.5f64.ln()) / 2.0;
-    let got = loss_value(Loss::CategoricalCrossentropy { from_logits: false }, &probs, &onehot, &[2, 3]);
+    let got = loss_value(
+        Loss::CategoricalCrossentropy { from_logits: false },
+        &probs,
+        &onehot,
+        &[2, 3],
+    );
     assert!((got - want).abs() < 1e-7, "{got} vs {want}");
     let x = [0.3, -2.0, 4.0, 0.0];
     let z = [1.0, 0.0, 1.0, 1.0];
     let sig = |v: f64| 1.0 / (1.0 + (-v).exp());
-    let want: f64 = x.iter().zip(z).map(|(&v, t)| -(t * sig(v).ln() + (1.0 - t) * (1.0 - sig(v)).ln())).sum::<f64>() / 4.0;
+    let want: f64 = x
+        .iter()
+        .zip(z)
+        .map(|(&v, t)| -(t * sig(v).ln() + (1.0 - t) * (1.0 - sig(v)).ln()))
+        .sum::<f64>()
+        / 4.0;
     let got = loss_value(Loss::BinaryCrossentropy { from_logits: true }, &x, &z, &[2, 2]);
     assert!((got - want).abs() < 1e-12, "{got} vs {want}");
     let p: [f64; 4] = [0.9, 0.2, 0.6, 0.4];
-    let want: f64 = p.iter().zip(z).map(|(&v, t)| -(t * v.ln() + (1.0 - t) * (1.0 - v).ln())).sum::<f64>() / 4.0;
+    let want: f64 = p
+        .iter()
+        .zip(z)
+        .map(|(&v, t)| -(t * v.ln() + (1.0 - t) * (1.0 - v).ln()))
+        .sum::<f64>()
+        / 4.0;
     let got = loss_value(Loss::BinaryCrossentropy { from_logits: false }, &p, &z, &[2, 2]);
     assert!((got - want).abs() < 1e-6, "{got} vs {want}");
     let a = [1.0, 2.0, 3.0, 4.0];
@@ -79,7 +103,11 @@ fn run_optimizer(opt: &Optimizer, grads: &[[f64; 3]], p0: [f64; 3]) -> Vec<f64> 
     let gr = g.input("g", TensorType::f32(vec![3])).unwrap();
     let lr = g.input("lr", TensorType::f32(vec![1])).unwrap();
     let alpha = g.input("alpha", TensorType::f32(vec![1])).unwrap();
-    let slots: Vec<_> = opt.slots().iter().map(|s| g.param(&format!("slot/{s}"), &[3], false, "t").unwrap()).collect();
+    let slots: Vec<_> = opt
+        .slots()
+        .iter()
+        .map(|s| g.param(&format!("slot/{s}"), &[3], false, "t").unwrap())
+        .collect();
     let (np, ns) = opt.update(&mut g, p, gr, &slots, lr, alpha).unwrap();
     g.updates.push((p, np));
     for (s, v) in slots.iter().zip(ns) {
@@ -113,7 +141,9 @@ fn assert_close(got: &[f64], want: &[f64]) {
 fn sgd_and_momentum_follow_keras() {
     let lr = 0.1;
     let got = run_optimizer(&Optimizer::sgd(lr as f32), &GRADS, P0);
-    let want: Vec<f64> = (0..3).map(|i| P0[i] - lr * GRADS.iter().map(|g| g[i]).sum::<f64>()).collect();
+    let want: Vec<f64> = (0..3)
+        .map(|i| P0[i] - lr * GRADS.iter().map(|g| g[i]).sum::<f64>())
+        .collect();
     assert_close(&got, &want);
     for nesterov in [false, true] {
         let got = run_optimizer(&Optimizer::sgd_momentum(lr as f32, 0.9, nesterov), &GRADS, P0);
@@ -193,7 +223,11 @@ fn training_step_lowers_the_loss_in_the_reference_interpreter() {
     let mut rng = Rng::new(9);
     let x: Vec<f64> = (0..4 * 36).map(|_| rng.uniform()).collect();
     let labels = vec![1.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 1.0];
-    let mut feeds: Feeds = model.params.iter().map(|p| (p.name.clone(), p.value.to_f64())).collect();
+    let mut feeds: Feeds = model
+        .params
+        .iter()
+        .map(|p| (p.name.clone(), p.value.to_f64()))
+        .collect();
     feeds.extend(step.slots.iter().map(|p| (p.name.clone(), p.value.to_f64())));
     feeds.insert("input_layer".into(), x);
     feeds.insert(LABELS.into(), labels);

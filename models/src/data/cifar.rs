@@ -12,7 +12,18 @@ use std::path::{Path, PathBuf};
 pub const RECORD: usize = 1 + 3 * 32 * 32;
 
 /// The class names, in label order.
-pub const CLASSES: [&str; 10] = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"];
+pub const CLASSES: [&str; 10] = [
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+];
 
 /// Which part of CIFAR-10.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,7 +38,10 @@ const EMBEDDED_TRAIN: &[u8] = include_bytes!("../../../data/cifar10/data_batch_1
 const EMBEDDED_TEST: &[u8] = include_bytes!("../../../data/cifar10/test_batch.bin.gz");
 
 fn file(dir: &Path, stem: &str) -> Option<PathBuf> {
-    [format!("{stem}.bin"), format!("{stem}.bin.gz")].into_iter().map(|n| dir.join(n)).find(|p| p.is_file())
+    [format!("{stem}.bin"), format!("{stem}.bin.gz")]
+        .into_iter()
+        .map(|n| dir.join(n))
+        .find(|p| p.is_file())
 }
 
 /// Decodes CIFAR-10 records (already decompressed or gzipped) into `out`.
@@ -44,7 +58,10 @@ pub fn parse_records(bytes: Vec<u8>, path: &Path, images: &mut Vec<f32>, labels:
     }
     for rec in bytes.chunks_exact(RECORD) {
         if rec[0] > 9 {
-            return Err(DataError::Format { path: path.to_path_buf(), message: format!("label {} is not in 0..9", rec[0]) });
+            return Err(DataError::Format {
+                path: path.to_path_buf(),
+                message: format!("label {} is not in 0..9", rec[0]),
+            });
         }
         labels.push(rec[0] as u32);
         let px = &rec[1..];
@@ -60,7 +77,14 @@ pub fn parse_records(bytes: Vec<u8>, path: &Path, images: &mut Vec<f32>, labels:
 
 fn finish(images: Vec<f32>, labels: Vec<u32>) -> Dataset {
     let n = labels.len();
-    Dataset { images: Tensor { shape: vec![n, 32, 32, 3], data: images }, labels, classes: 10 }
+    Dataset {
+        images: Tensor {
+            shape: vec![n, 32, 32, 3],
+            data: images,
+        },
+        labels,
+        classes: 10,
+    }
 }
 
 /// Loads a split from `dir`: the test batch, or every training batch present (`data_batch_1` to
@@ -74,7 +98,10 @@ pub fn load(dir: &Path, split: Split) -> Result<Dataset> {
     let mut found = false;
     for stem in &stems {
         if let Some(path) = file(dir, stem) {
-            let bytes = std::fs::read(&path).map_err(|source| DataError::Io { path: path.clone(), source })?;
+            let bytes = std::fs::read(&path).map_err(|source| DataError::Io {
+                path: path.clone(),
+                source,
+            })?;
             parse_records(bytes, &path, &mut images, &mut labels)?;
             found = true;
         }
@@ -82,7 +109,11 @@ pub fn load(dir: &Path, split: Split) -> Result<Dataset> {
     if !found {
         return Err(DataError::Missing {
             dir: dir.to_path_buf(),
-            names: stems.iter().map(|s| format!("{s}.bin[.gz]")).collect::<Vec<_>>().join(", "),
+            names: stems
+                .iter()
+                .map(|s| format!("{s}.bin[.gz]"))
+                .collect::<Vec<_>>()
+                .join(", "),
             hint: " (CIFAR-10's binary version)".into(),
         });
     }
@@ -96,7 +127,12 @@ pub fn embedded(split: Split) -> Result<Dataset> {
         Split::Test => (EMBEDDED_TEST, "test_batch.bin.gz"),
     };
     let (mut images, mut labels) = (Vec::new(), Vec::new());
-    parse_records(bytes.to_vec(), &PathBuf::from(format!("<embedded>/cifar10/{name}")), &mut images, &mut labels)?;
+    parse_records(
+        bytes.to_vec(),
+        &PathBuf::from(format!("<embedded>/cifar10/{name}")),
+        &mut images,
+        &mut labels,
+    )?;
     Ok(finish(images, labels))
 }
 

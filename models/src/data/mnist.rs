@@ -26,10 +26,22 @@ impl Split {
 
 /// The embedded subset: the first 4,000 training and 1,000 test records of MNIST.
 const EMBEDDED: [(&str, &[u8]); 4] = [
-    ("train-images-idx3-ubyte.gz", include_bytes!("../../../data/mnist/train-images-idx3-ubyte.gz")),
-    ("train-labels-idx1-ubyte.gz", include_bytes!("../../../data/mnist/train-labels-idx1-ubyte.gz")),
-    ("t10k-images-idx3-ubyte.gz", include_bytes!("../../../data/mnist/t10k-images-idx3-ubyte.gz")),
-    ("t10k-labels-idx1-ubyte.gz", include_bytes!("../../../data/mnist/t10k-labels-idx1-ubyte.gz")),
+    (
+        "train-images-idx3-ubyte.gz",
+        include_bytes!("../../../data/mnist/train-images-idx3-ubyte.gz"),
+    ),
+    (
+        "train-labels-idx1-ubyte.gz",
+        include_bytes!("../../../data/mnist/train-labels-idx1-ubyte.gz"),
+    ),
+    (
+        "t10k-images-idx3-ubyte.gz",
+        include_bytes!("../../../data/mnist/t10k-images-idx3-ubyte.gz"),
+    ),
+    (
+        "t10k-labels-idx1-ubyte.gz",
+        include_bytes!("../../../data/mnist/t10k-labels-idx1-ubyte.gz"),
+    ),
 ];
 
 fn find(dir: &Path, stem: &str) -> Result<PathBuf> {
@@ -48,7 +60,10 @@ fn find(dir: &Path, stem: &str) -> Result<PathBuf> {
 }
 
 fn read(path: &Path) -> Result<IdxArray> {
-    let bytes = std::fs::read(path).map_err(|source| DataError::Io { path: path.to_path_buf(), source })?;
+    let bytes = std::fs::read(path).map_err(|source| DataError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
     parse_idx(bytes, path)
 }
 
@@ -62,16 +77,25 @@ fn assemble(images: IdxArray, labels: IdxArray, ipath: &Path, lpath: &Path) -> R
     if labels.dims.len() != 1 || labels.dims[0] != images.dims[0] {
         return Err(DataError::Format {
             path: lpath.to_path_buf(),
-            message: format!("expected {} labels to match the images, got dimensions {:?}", images.dims[0], labels.dims),
+            message: format!(
+                "expected {} labels to match the images, got dimensions {:?}",
+                images.dims[0], labels.dims
+            ),
         });
     }
     if let Some(bad) = labels.data.iter().find(|&&l| l > 9) {
-        return Err(DataError::Format { path: lpath.to_path_buf(), message: format!("label {bad} is not a digit") });
+        return Err(DataError::Format {
+            path: lpath.to_path_buf(),
+            message: format!("label {bad} is not a digit"),
+        });
     }
     let (n, h, w) = (images.dims[0], images.dims[1], images.dims[2]);
     let data = images.data.iter().map(|&p| p as f32 / 255.0).collect();
     Ok(Dataset {
-        images: Tensor { shape: vec![n, h, w, 1], data },
+        images: Tensor {
+            shape: vec![n, h, w, 1],
+            data,
+        },
         labels: labels.data.iter().map(|&l| l as u32).collect(),
         classes: 10,
     })
@@ -89,7 +113,11 @@ pub fn load(dir: &Path, split: Split) -> Result<Dataset> {
 pub fn embedded(split: Split) -> Result<Dataset> {
     let get = |kind: &str| -> Result<(PathBuf, IdxArray)> {
         let name = format!("{}-{kind}-ubyte.gz", split.prefix());
-        let bytes = EMBEDDED.iter().find(|(n, _)| *n == name).map(|(_, b)| b.to_vec()).unwrap_or_default();
+        let bytes = EMBEDDED
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, b)| b.to_vec())
+            .unwrap_or_default();
         let path = PathBuf::from(format!("<embedded>/mnist/{name}"));
         let arr = parse_idx(bytes, &path)?;
         Ok((path, arr))
@@ -114,12 +142,20 @@ mod tests {
         assert_eq!(train.len(), 4000);
         assert_eq!(&train.labels[..5], &[5, 0, 4, 1, 9]);
         let mean: f32 = train.images.data.iter().sum::<f32>() / train.images.numel() as f32;
-        assert!((0.10..0.16).contains(&mean), "MNIST's mean pixel is about 0.13, got {mean}");
+        assert!(
+            (0.10..0.16).contains(&mean),
+            "MNIST's mean pixel is about 0.13, got {mean}"
+        );
     }
 
     #[test]
     fn missing_directory_files_name_the_directory() {
-        let e = load(Path::new("/nonexistent/mnist"), Split::Test).unwrap_err().to_string();
-        assert!(e.contains("/nonexistent/mnist") && e.contains("t10k-images-idx3-ubyte"), "{e}");
+        let e = load(Path::new("/nonexistent/mnist"), Split::Test)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("/nonexistent/mnist") && e.contains("t10k-images-idx3-ubyte"),
+            "{e}"
+        );
     }
 }

@@ -35,7 +35,10 @@ impl Dataset {
         let mut shape = self.images.shape.clone();
         shape[0] = n;
         Dataset {
-            images: Tensor { shape, data: self.images.data[..n * per].to_vec() },
+            images: Tensor {
+                shape,
+                data: self.images.data[..n * per].to_vec(),
+            },
             labels: self.labels[..n].to_vec(),
             classes: self.classes,
         }
