@@ -63,8 +63,7 @@ pub fn gpu_vs_reference(graph: Graph, feeds: &[(String, Vec<f32>)]) -> (f64, Str
                 .expect("input feed"),
         );
     }
-    for (id, name) in graph.params() {
-        let _ = id;
+    for (_, name) in graph.params() {
         let v = &feeds.iter().find(|(n, _)| n == name).expect("param feed").1;
         program.set_param(name, v).expect("set_param");
     }
