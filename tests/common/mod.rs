@@ -74,11 +74,9 @@ pub fn gpu_vs_reference(graph: Graph, feeds: &[(String, Vec<f32>)]) -> (f64, Str
         let scale = r.iter().map(|v| v.abs()).sum::<f64>() / r.len().max(1) as f64 + 1e-6;
         for (i, (&gv, &rv)) in g.iter().zip(r).enumerate() {
             let err = (gv as f64 - rv).abs() / (rv.abs() + scale);
-            if !(err <= worst.0) {
-                worst = (
-                    if err.is_nan() { f64::INFINITY } else { err },
-                    format!("output {o}[{i}]: gpu {gv}, reference {rv}"),
-                );
+            let err = if err.is_nan() { f64::INFINITY } else { err };
+            if err > worst.0 {
+                worst = (err, format!("output {o}[{i}]: gpu {gv}, reference {rv}"));
             }
         }
     }
