@@ -49,9 +49,20 @@ impl Program {
         Self::compile_with_state(device, graph, &DeviceState::new(device))
     }
 
-    /// Lowers `graph` for `device`, compiles (or reuses) every kernel and allocates buffers;
-    /// parameters are the buffers of `state`, by name.
+    /// Optimises `graph` (the passes of [`fovea_graph::passes::optimize`]; `FOVEA_OPT=0` turns
+    /// them off), lowers it for `device`, compiles (or reuses) every kernel and allocates
+    /// buffers; parameters are the buffers of `state`, by name.
     pub fn compile_with_state(device: &Arc<Device>, graph: Graph, state: &Arc<DeviceState>) -> Result<Program> {
+        let graph = if std::env::var("FOVEA_OPT").is_ok_and(|v| v == "0") {
+            graph
+        } else {
+            fovea_graph::passes::optimize(graph)?.0
+        };
+        Self::compile_exact(device, graph, state)
+    }
+
+    /// Lowers `graph` exactly as given (no passes).
+    pub fn compile_exact(device: &Arc<Device>, graph: Graph, state: &Arc<DeviceState>) -> Result<Program> {
         let kernels = fovea_kernels::lower_graph(&graph, device.target())?;
         let dev = &device.device;
         let mut buffers: Vec<Option<wgpu::Buffer>> = (0..graph.nodes.len()).map(|_| None).collect();

@@ -9,6 +9,7 @@ pub mod grad;
 pub mod init;
 pub mod interp;
 pub mod ir;
+pub mod keras;
 pub mod tensor;
 pub mod train;
 
@@ -17,5 +18,6 @@ pub use ir::{DType, Graph, Node, NodeId, Op, TensorType};
 pub use tensor::Tensor;
 pub mod layers;
 pub mod model;
+pub mod passes;
 
 pub use model::{Functional, Model, Sequential};

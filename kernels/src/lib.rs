@@ -28,6 +28,7 @@ pub mod dispatch;
 mod dropout;
 pub mod elementwise;
 mod error;
+mod fused;
 pub mod gemm;
 pub mod index;
 mod instance;

@@ -71,6 +71,7 @@ pub fn lower_node(graph: &Graph, id: NodeId, target: &Target) -> Result<Vec<Kern
         Op::Slice { starts, sizes } => one(copy::lower_slice(&cx, starts, sizes)?),
         Op::Broadcast { .. } => one(copy::lower_broadcast(&cx)?),
         Op::Fill { value } => one(elementwise::lower_fill(&cx, *value)?),
+        Op::Elementwise { expr } => one(crate::fused::lower_fused(&cx, expr)?),
         Op::Conv2dBackpropInput { geom, .. } => one(conv_transpose::lower_conv2d_backprop_input(&cx, geom)?),
         Op::Conv2dBackpropFilter { geom, .. } => one(conv_filter_grad::lower_conv2d_backprop_filter(&cx, geom)?),
         Op::Pool2dBackprop(p) => one(pool_grad::lower_pool2d_backprop(&cx, p)?),

@@ -8,6 +8,11 @@
 //            m = (n*OH + oy)*OW + ox,  k = (ky*KW + kx)*CG + ci   (an on-the-fly im2col view)
 //   B[k, co] = w[k*CO + g*COG + co]   (the HWIO kernel is already the (KH*KW*CG, CO) matrix)
 //   y[m*CO + g*COG + co] = C[m, co].
+// K is split in one of two ways (CONV_ROWS):
+//   true  (groups = 1, DW = 1): KO = KH kernel rows, KI = KW*C. For one kernel row, the taps
+//         kx and channels ci of a pixel are contiguous in x: A[m, ky*KI + ki] = x[base + ki],
+//         valid for the kx in [max(0, -ix0), min(KW, W - ix0)) (ix0 = ox*SW - PL).
+//   false (otherwise): KO = KH*KW taps, KI = CG channels; a tap is valid or not for a whole row.
 
 const CONV_H: i32 = {{H}};
 const CONV_W: i32 = {{W}};
@@ -24,28 +29,59 @@ const CONV_DH: i32 = {{DH}};
 const CONV_DW: i32 = {{DW}};
 const CONV_PT: i32 = {{PT}};
 const CONV_PL: i32 = {{PL}};
+const CONV_ROWS: bool = {{ROWS}};
+
+const A_KSTRIDE: u32 = 1u;
+const A_CHECKED: bool = true;
+const B_KSTRIDE: u32 = CONV_CO;
 
 @group(0) @binding(0) var<storage, read> conv_x: array<f32>;
 @group(0) @binding(1) var<storage, read> conv_w: array<f32>;
 @group(0) @binding(2) var<storage, read_write> conv_y: array<f32>;
 
-fn load_a(g: u32, m: u32, k: u32) -> f32 {
+struct ARow {
+    base: u32,
+    lo: u32,
+    hi: u32,
+}
+
+fn a_row(g: u32, m: u32, ko: u32) -> ARow {
     let ox = m % CONV_OW;
     let oy = (m / CONV_OW) % CONV_OH;
     let n = m / (CONV_OW * CONV_OH);
-    let ci = k % CONV_CG;
-    let kx = (k / CONV_CG) % CONV_KW;
-    let ky = k / (CONV_CG * CONV_KW);
+    var ky = ko;
+    var kx = 0u;
+    if (!CONV_ROWS) {
+        ky = ko / CONV_KW;
+        kx = ko % CONV_KW;
+    }
     let iy = i32(oy) * CONV_SH - CONV_PT + i32(ky) * CONV_DH;
     let ix = i32(ox) * CONV_SW - CONV_PL + i32(kx) * CONV_DW;
-    if (iy < 0 || iy >= CONV_H || ix < 0 || ix >= CONV_W) {
-        return 0.0;
+    let base = u32((i32(n) * CONV_H + iy) * CONV_W + ix) * CONV_C + g * CONV_CG;
+    if (iy < 0 || iy >= CONV_H) {
+        return ARow(0u, 0u, 0u);
     }
-    return conv_x[((n * u32(CONV_H) + u32(iy)) * u32(CONV_W) + u32(ix)) * CONV_C + g * CONV_CG + ci];
+    if (CONV_ROWS) {
+        let lo = u32(clamp(-ix, 0, i32(CONV_KW))) * CONV_C;
+        let hi = u32(clamp(CONV_W - ix, 0, i32(CONV_KW))) * CONV_C;
+        return ARow(base, lo, hi);
+    }
+    if (ix < 0 || ix >= CONV_W) {
+        return ARow(0u, 0u, 0u);
+    }
+    return ARow(base, 0u, KI);
 }
 
-fn load_b(g: u32, k: u32, n: u32) -> f32 {
-    return conv_w[k * CONV_CO + g * CONV_COG + n];
+fn a_at(i: u32) -> f32 {
+    return conv_x[i];
+}
+
+fn b_col(g: u32, ko: u32, n: u32) -> u32 {
+    return ko * KI * CONV_CO + g * CONV_COG + n;
+}
+
+fn b_at(i: u32) -> f32 {
+    return conv_w[i];
 }
 
 fn store_c(g: u32, m: u32, n: u32, v: f32) {

@@ -1,31 +1,36 @@
-// gemm.wgsl: the one GEMM core behind matmul, implicit-GEMM convolution and transposed
-// convolution.
+// gemm.wgsl: the one GEMM core behind matmul, implicit-GEMM convolution, transposed
+// convolution and the convolution gradients.
 //
 // Computes, for every group g (workgroup_id.z), C[m, n] = sum_k A[m, k] * B[k, n] with
-// m < M, n < N, k < K. The core never touches a buffer itself: it reads A and B through
-//   fn load_a(g: u32, m: u32, k: u32) -> f32
-//   fn load_b(g: u32, k: u32, n: u32) -> f32
-// and writes C through
+// m < M, n < N, k < K. The core never touches a buffer itself. The K axis is split into KO outer
+// steps of KI inner steps (k = ko * KI + ki; a convolution's kernel taps and its channels), and the
+// caller substitutes for LOADERS, together with the bindings they use:
+//   struct ARow { base: u32, lo: u32, hi: u32 }
+//   fn a_row(g: u32, m: u32, ko: u32) -> ARow   row m of A for outer step ko:
+//        A[m, ko*KI + ki] = a_at(base + ki * A_KSTRIDE) for lo <= ki < hi, else 0
+//        (base may wrap below 0; only indices inside [lo, hi) are ever read)
+//   fn a_at(i: u32) -> f32                      one element of A's buffer
+//   const A_KSTRIDE: u32, const A_CHECKED: bool (false: lo = 0 and hi = KI for every row)
+//   fn b_col(g: u32, ko: u32, n: u32) -> u32    B[ko*KI + ki, n] = b_at(b_col(..) + ki * B_KSTRIDE)
+//   fn b_at(i: u32) -> f32, const B_KSTRIDE: u32
 //   fn store_c(g: u32, m: u32, n: u32, v: f32)
-// which the caller substitutes for LOADERS together with the bindings they use (a plain or
-// transposed matrix for matmul, an on-the-fly im2col view of an NHWC activation for conv, the
-// transposed-conv view, ...). The core only calls the loaders with m < M, k < K, n < N (it clamps
-// rows and columns and zeroes the K tail itself) and store_c only with m < M, n < N.
+// (a plain or transposed matrix for matmul, an on-the-fly im2col view of an NHWC activation for
+// conv, the transposed-conv view, ...). The core calls a_row only with m < M, b_col only with
+// n < N, and store_c only with m < M, n < N. So the index arithmetic of a convolution (div/mod
+// of the output pixel, tap offsets, padding) runs once per row and outer step, not per element.
+// load_a(g, m, k) and load_b(g, k, n) below give the plain element view for the staged kernel.
 //
-// Tiling: workgroup (x, y) computes the BM x BN tile of C at rows y*BM, columns x*BN; it has
-// TX x TY invocations (TX = BN / TN, TY = BM / TM), each accumulating a TM x TN register block:
-// rows ly*TM + i (i < TM, contiguous), columns lx + j*TX (j < TN, strided so that neighbouring
-// invocations read neighbouring columns of B).
-// Two entry points, chosen by the adapter class (see gemm.rs for the tile table):
-//   gemm_global  reads A and B straight from global memory, no barriers; invocations whose whole
-//                block lies outside C return at once. For CPU adapters (lavapipe), where
-//                workgroupBarrier is expensive and "shared" memory is ordinary memory.
-//   gemm_tiled   stages BM x BK of A and BK x BN of B through workgroup memory per step of BK,
-//                with two barriers per step. For GPUs.
+// One entry point is appended per kernel (see gemm.rs for the tile table):
+//   gemm_global (gemm_cpu.wgsl)   register-blocked straight from global memory, no barriers, no
+//                workgroup memory. For CPU adapters (lavapipe).
+//   gemm_tiled  (gemm_tiled.wgsl) stages BM x BK of A and BK x BN of B through workgroup memory
+//                per step of BK, with two barriers per step. For GPUs.
 
 const M: u32 = {{M}}u;
 const N: u32 = {{N}}u;
 const K: u32 = {{K}}u;
+const KO: u32 = {{KO}}u;
+const KI: u32 = {{KI}}u;
 const BM: u32 = {{BM}}u;
 const BN: u32 = {{BN}}u;
 const BK: u32 = {{BK}}u;
@@ -38,100 +43,19 @@ const TY: u32 = {{TY}}u;
 {{LOADERS}}
 // ---- end of loaders ----
 
-@compute @workgroup_size({{TX}}, {{TY}}, 1)
-fn gemm_global(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let g = wid.z;
-    let m_first = wid.y * BM + lid.y * TM;
-    let n_first = wid.x * BN + lid.x;
-    if (m_first >= M || n_first >= N) {
-        return;
+// A[m, ko*KI + ki] through a row descriptor: 0 outside [lo, hi), and never an index outside it.
+fn a_elem(r: ARow, ki: u32) -> f32 {
+    if (!A_CHECKED) {
+        return a_at(r.base + ki * A_KSTRIDE);
     }
-    // Clamped rows and columns: out-of-range ones compute a duplicate that is never stored.
-    var rows: array<u32, {{TM}}>;
-    var cols: array<u32, {{TN}}>;
-    for (var i = 0u; i < TM; i++) {
-        rows[i] = min(m_first + i, M - 1u);
-    }
-    for (var j = 0u; j < TN; j++) {
-        cols[j] = min(n_first + j * TX, N - 1u);
-    }
-    var acc: array<f32, {{TM_TN}}>;
-    for (var k = 0u; k < K; k++) {
-        var a_reg: array<f32, {{TM}}>;
-        var b_reg: array<f32, {{TN}}>;
-        for (var i = 0u; i < TM; i++) {
-            a_reg[i] = load_a(g, rows[i], k);
-        }
-        for (var j = 0u; j < TN; j++) {
-            b_reg[j] = load_b(g, k, cols[j]);
-        }
-        for (var i = 0u; i < TM; i++) {
-            for (var j = 0u; j < TN; j++) {
-                acc[i * TN + j] = acc[i * TN + j] + a_reg[i] * b_reg[j];
-            }
-        }
-    }
-    for (var i = 0u; i < TM; i++) {
-        for (var j = 0u; j < TN; j++) {
-            let m = m_first + i;
-            let n = n_first + j * TX;
-            if (m < M && n < N) {
-                store_c(g, m, n, acc[i * TN + j]);
-            }
-        }
-    }
+    let ok = ki >= r.lo && ki < r.hi;
+    return select(0.0, a_at(select(0u, r.base + ki * A_KSTRIDE, ok)), ok);
 }
 
-// tile_a[kk * BM + mm] = A[m0 + mm, k0 + kk]; tile_b[kk * BN + nn] = B[k0 + kk, n0 + nn].
-var<workgroup> tile_a: array<f32, {{BM_BK}}>;
-var<workgroup> tile_b: array<f32, {{BK_BN}}>;
+fn load_a(g: u32, m: u32, k: u32) -> f32 {
+    return a_elem(a_row(g, m, k / KI), k % KI);
+}
 
-@compute @workgroup_size({{TX}}, {{TY}}, 1)
-fn gemm_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let g = wid.z;
-    let m0 = wid.y * BM;
-    let n0 = wid.x * BN;
-    let tid = lid.y * TX + lid.x;
-    var acc: array<f32, {{TM_TN}}>;
-    for (var k0 = 0u; k0 < K; k0 += BK) {
-        // Neighbouring invocations load neighbouring k of A and neighbouring n of B.
-        for (var e = tid; e < BM * BK; e += TX * TY) {
-            let mm = e / BK;
-            let kk = e % BK;
-            let k = k0 + kk;
-            tile_a[kk * BM + mm] = select(0.0, load_a(g, min(m0 + mm, M - 1u), min(k, K - 1u)), k < K);
-        }
-        for (var e = tid; e < BK * BN; e += TX * TY) {
-            let kk = e / BN;
-            let nn = e % BN;
-            let k = k0 + kk;
-            tile_b[kk * BN + nn] = select(0.0, load_b(g, min(k, K - 1u), min(n0 + nn, N - 1u)), k < K);
-        }
-        workgroupBarrier();
-        for (var kk = 0u; kk < BK; kk++) {
-            var a_reg: array<f32, {{TM}}>;
-            var b_reg: array<f32, {{TN}}>;
-            for (var i = 0u; i < TM; i++) {
-                a_reg[i] = tile_a[kk * BM + lid.y * TM + i];
-            }
-            for (var j = 0u; j < TN; j++) {
-                b_reg[j] = tile_b[kk * BN + lid.x + j * TX];
-            }
-            for (var i = 0u; i < TM; i++) {
-                for (var j = 0u; j < TN; j++) {
-                    acc[i * TN + j] = acc[i * TN + j] + a_reg[i] * b_reg[j];
-                }
-            }
-        }
-        workgroupBarrier();
-    }
-    for (var i = 0u; i < TM; i++) {
-        for (var j = 0u; j < TN; j++) {
-            let m = m0 + lid.y * TM + i;
-            let n = n0 + lid.x + j * TX;
-            if (m < M && n < N) {
-                store_c(g, m, n, acc[i * TN + j]);
-            }
-        }
-    }
+fn load_b(g: u32, k: u32, n: u32) -> f32 {
+    return b_at(b_col(g, k / KI, n) + (k % KI) * B_KSTRIDE);
 }

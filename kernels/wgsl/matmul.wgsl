@@ -1,20 +1,39 @@
 // matmul.wgsl: loaders that make the GEMM core (gemm.wgsl) a plain 2-D matrix product
-// C = op(A) @ op(B), one group.
+// C = op(A) @ op(B), one group, K in one run (KO = 1, KI = K).
 //
 // Bindings: 0 mat_a, 1 mat_b (read), 2 mat_c (read_write), all row-major f32.
-// mat_a is (M, K), or (K, M) when transposed; mat_b is (K, N), or (N, K) when transposed;
-// mat_c is (M, N). A_INDEX and B_INDEX are the substituted element offsets.
+// mat_a is (M, K), or (K, M) when transposed: row m starts at A_ROW, steps A_KSTRIDE along k;
+// mat_b is (K, N), or (N, K) when transposed: column n starts at B_COL, steps B_KSTRIDE along k;
+// mat_c is (M, N). A_ROW, A_KSTRIDE, B_COL, B_KSTRIDE are substituted.
 
 @group(0) @binding(0) var<storage, read> mat_a: array<f32>;
 @group(0) @binding(1) var<storage, read> mat_b: array<f32>;
 @group(0) @binding(2) var<storage, read_write> mat_c: array<f32>;
 
-fn load_a(g: u32, m: u32, k: u32) -> f32 {
-    return mat_a[{{A_INDEX}}];
+const A_KSTRIDE: u32 = {{A_KSTRIDE}};
+const A_CHECKED: bool = false;
+const B_KSTRIDE: u32 = {{B_KSTRIDE}};
+
+struct ARow {
+    base: u32,
+    lo: u32,
+    hi: u32,
 }
 
-fn load_b(g: u32, k: u32, n: u32) -> f32 {
-    return mat_b[{{B_INDEX}}];
+fn a_row(g: u32, m: u32, ko: u32) -> ARow {
+    return ARow({{A_ROW}}, 0u, KI);
+}
+
+fn a_at(i: u32) -> f32 {
+    return mat_a[i];
+}
+
+fn b_col(g: u32, ko: u32, n: u32) -> u32 {
+    return {{B_COL}};
+}
+
+fn b_at(i: u32) -> f32 {
+    return mat_b[i];
 }
 
 fn store_c(g: u32, m: u32, n: u32, v: f32) {

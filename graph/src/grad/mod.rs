@@ -172,7 +172,9 @@ fn vjp(v: &mut Vjp) -> Result<Grads> {
         | Op::Conv2dBackpropInput { .. }
         | Op::Conv2dBackpropFilter { .. }
         | Op::Pool2dBackprop(_)
-        | Op::ResizeBackprop { .. }) => Err(no_vjp(&op, &v.node.layer)),
+        | Op::ResizeBackprop { .. }
+        // Fusion runs after autodiff: fused nodes never need a gradient.
+        | Op::Elementwise { .. }) => Err(no_vjp(&op, &v.node.layer)),
     }
 }
 

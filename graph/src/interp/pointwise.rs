@@ -2,7 +2,7 @@
 //! training-mode dropout.
 
 use super::{Arg, unravel};
-use crate::ir::{BinaryOp, UnaryOp, dropout_uniform, numel};
+use crate::ir::{BinaryOp, ElemExpr, UnaryOp, dropout_uniform, numel};
 
 /// `Unary`: applies `u` to every element.
 pub(super) fn unary(u: UnaryOp, x: &[f64]) -> Vec<f64> {
@@ -112,6 +112,32 @@ pub(super) fn binary(op: BinaryOp, a: Arg, b: Arg, out_shape: &[usize]) -> Vec<f
             apply_binary(op, a.1[ia], b.1[ib])
         })
         .collect()
+}
+
+/// A fused elementwise expression over broadcast inputs.
+pub(super) fn elementwise(expr: &ElemExpr, inputs: &[Arg], out_shape: &[usize]) -> Vec<f64> {
+    let strides: Vec<Vec<usize>> = inputs.iter().map(|a| broadcast_strides(a.0, out_shape)).collect();
+    let mut index = vec![0; out_shape.len()];
+    let mut values = vec![0.0; inputs.len()];
+    (0..numel(out_shape))
+        .map(|i| {
+            unravel(i, out_shape, &mut index);
+            for (k, (a, s)) in inputs.iter().zip(&strides).enumerate() {
+                values[k] = a.1[index.iter().zip(s).map(|(i, s)| i * s).sum::<usize>()];
+            }
+            eval_expr(expr, &values)
+        })
+        .collect()
+}
+
+fn eval_expr(e: &ElemExpr, v: &[f64]) -> f64 {
+    match e {
+        ElemExpr::Input(i) => v[*i],
+        ElemExpr::Const(c) => f64::from(*c),
+        ElemExpr::Unary(u, a) => apply_unary(*u, eval_expr(a, v)),
+        ElemExpr::Binary(b, x, y) => apply_binary(*b, eval_expr(x, v), eval_expr(y, v)),
+        ElemExpr::UnaryGrad(u, x, dy) => eval_expr(dy, v) * derivative(*u, eval_expr(x, v)),
+    }
 }
 
 /// Strides of `shape` read as an array of the (broadcast) `out_shape`: 0 along axes where

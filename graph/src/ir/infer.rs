@@ -316,6 +316,21 @@ pub(crate) fn infer(op: &Op, inputs: &[&TensorType], layer: &str) -> Result<Tens
             let _ = mode;
             Ok(TensorType::f32(vec![dy.shape[0], input_hw.0, input_hw.1, dy.shape[3]]))
         }
+        Op::Elementwise { .. } => {
+            if inputs.is_empty() {
+                return Err(GraphError::shape(layer, "a fused elementwise node needs inputs"));
+            }
+            let mut shape = inputs[0].shape.clone();
+            for t in &inputs[1..] {
+                shape = broadcast_shapes(&shape, &t.shape).ok_or_else(|| {
+                    GraphError::shape(
+                        layer,
+                        format!("fused inputs {} and {} do not broadcast", fmt_shape(&shape), t),
+                    )
+                })?;
+            }
+            Ok(TensorType::f32(shape))
+        }
         Op::Broadcast { shape } => {
             arity(op, inputs, 1, layer)?;
             match broadcast_shapes(&inputs[0].shape, shape) {

@@ -205,6 +205,31 @@ impl Graph {
         ))
     }
 
+    /// Appends a node as it is (its type already inferred); passes use it to rebuild graphs.
+    pub(crate) fn push_node(&mut self, node: Node) -> NodeId {
+        let id = NodeId(self.nodes.len() as u32);
+        self.nodes.push(node);
+        id
+    }
+
+    /// How many nodes read each node (graph outputs and updates count as readers).
+    pub fn use_counts(&self) -> Vec<usize> {
+        let mut uses = vec![0; self.nodes.len()];
+        for n in &self.nodes {
+            for i in &n.inputs {
+                uses[i.index()] += 1;
+            }
+        }
+        for o in &self.outputs {
+            uses[o.index()] += 1;
+        }
+        for (p, v) in &self.updates {
+            uses[p.index()] += 1;
+            uses[v.index()] += 1;
+        }
+        uses
+    }
+
     fn push_typed(&mut self, op: Op, inputs: &[NodeId], ty: TensorType, layer: &str) -> NodeId {
         let id = NodeId(self.nodes.len() as u32);
         self.nodes.push(Node {

@@ -119,6 +119,45 @@ impl BinaryOp {
     }
 }
 
+/// An expression of a fused elementwise node, over the node's inputs (broadcast to the
+/// node's shape). Made by the fusion pass from chains of `Unary`, `Binary`, `UnaryGrad` and
+/// `Fill` nodes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ElemExpr {
+    /// The node's input `i` at the current element.
+    Input(usize),
+    /// A constant.
+    Const(f32),
+    /// A function of one argument.
+    Unary(UnaryOp, Box<ElemExpr>),
+    /// A function of two arguments.
+    Binary(BinaryOp, Box<ElemExpr>, Box<ElemExpr>),
+    /// `dy * f'(x)` of `(x, dy)`.
+    UnaryGrad(UnaryOp, Box<ElemExpr>, Box<ElemExpr>),
+}
+
+impl ElemExpr {
+    /// Number of operations per element.
+    pub fn op_count(&self) -> usize {
+        match self {
+            ElemExpr::Input(_) | ElemExpr::Const(_) => 0,
+            ElemExpr::Unary(_, a) => 1 + a.op_count(),
+            ElemExpr::Binary(_, a, b) | ElemExpr::UnaryGrad(_, a, b) => 1 + a.op_count() + b.op_count(),
+        }
+    }
+
+    /// A readable form: `relu(add(in0, in1))`.
+    pub fn describe(&self) -> String {
+        match self {
+            ElemExpr::Input(i) => format!("in{i}"),
+            ElemExpr::Const(c) => format!("{c}"),
+            ElemExpr::Unary(u, a) => format!("{}({})", u.name(), a.describe()),
+            ElemExpr::Binary(b, x, y) => format!("{}({}, {})", b.name(), x.describe(), y.describe()),
+            ElemExpr::UnaryGrad(u, x, dy) => format!("{}_grad({}, {})", u.name(), x.describe(), dy.describe()),
+        }
+    }
+}
+
 /// Padding of the two spatial dimensions, in elements, before and after.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Pad2d {
@@ -360,6 +399,11 @@ pub enum Op {
         /// The output shape; the input must broadcast to it.
         shape: Vec<usize>,
     },
+    /// A fused chain of elementwise ops: `expr` over the inputs, broadcast to the output shape.
+    Elementwise {
+        /// What each element computes.
+        expr: ElemExpr,
+    },
     /// A tensor of the node's type filled with `value` (no inputs; made by `Graph::fill`).
     Fill {
         /// Every element's value.
@@ -413,6 +457,7 @@ impl Op {
             Op::Broadcast { .. } => "broadcast".into(),
             Op::Slice { .. } => "slice".into(),
             Op::Fill { .. } => "fill".into(),
+            Op::Elementwise { .. } => "fused_elementwise".into(),
         }
     }
 

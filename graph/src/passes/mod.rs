@@ -1,0 +1,61 @@
+//! Graph passes. Each is a function from a graph to a graph with a report; each leaves the
+//! reference interpreter's results unchanged (the tests check it on random graphs).
+//!
+//! [`optimize`] runs them in order: algebraic simplification, constant folding, common
+//! subexpression elimination, elementwise fusion, and dead-code elimination.
+
+mod cse;
+mod dce;
+mod fold;
+mod fuse;
+mod rebuild;
+mod simplify;
+#[cfg(test)]
+mod tests;
+
+pub use cse::cse;
+pub use dce::dce;
+pub use fold::fold_constants;
+pub use fuse::{MAX_FUSED_INPUTS, fuse_elementwise};
+pub use simplify::simplify;
+
+use crate::error::Result;
+use crate::ir::Graph;
+
+/// What a pass did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PassReport {
+    /// The pass's name.
+    pub pass: &'static str,
+    /// Nodes before the pass.
+    pub nodes_before: usize,
+    /// Nodes after the pass.
+    pub nodes_after: usize,
+    /// One line per change (`%12 relu: fused into %14`).
+    pub changes: Vec<String>,
+}
+
+impl std::fmt::Display for PassReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: {} -> {} nodes, {} changes",
+            self.pass,
+            self.nodes_before,
+            self.nodes_after,
+            self.changes.len()
+        )
+    }
+}
+
+/// Runs every pass in order and returns the optimised graph with one report per pass.
+pub fn optimize(graph: Graph) -> Result<(Graph, Vec<PassReport>)> {
+    let mut reports = Vec::new();
+    let mut g = graph;
+    for pass in [simplify, fold_constants, cse, dce, fuse_elementwise, dce] {
+        let (next, report) = pass(g)?;
+        reports.push(report);
+        g = next;
+    }
+    Ok((g, reports))
+}
