@@ -7,6 +7,7 @@ pub mod checkpoint;
 pub mod device;
 pub mod error;
 pub mod fit;
+pub mod npy;
 pub mod pipelines;
 pub mod predict;
 pub mod program;

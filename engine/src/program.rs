@@ -10,6 +10,7 @@ use crate::readback::map_read;
 use crate::state::DeviceState;
 use fovea_graph::ir::{Graph, NodeId, Op, fmt_shape};
 use fovea_graph::model::ParamStore;
+use fovea_graph::plan::{MemoryPlan, plan_memory};
 use fovea_kernels::{BufferRef, KernelInstance, storage_root};
 use std::sync::Arc;
 
@@ -28,6 +29,7 @@ pub struct Program {
     buffers: Vec<Option<wgpu::Buffer>>,
     dispatches: Vec<Dispatch>,
     readback: Vec<wgpu::Buffer>,
+    plan: MemoryPlan,
 }
 
 impl std::fmt::Debug for Program {
@@ -65,19 +67,34 @@ impl Program {
     pub fn compile_exact(device: &Arc<Device>, graph: Graph, state: &Arc<DeviceState>) -> Result<Program> {
         let kernels = fovea_kernels::lower_graph(&graph, device.target())?;
         let dev = &device.device;
+        let plan = plan_memory(&graph);
+        let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC;
+        let slots: Vec<wgpu::Buffer> = plan
+            .slots
+            .iter()
+            .enumerate()
+            .map(|(i, &size)| {
+                let label = format!("slot {i}");
+                dev.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some(&label),
+                    size,
+                    usage,
+                    mapped_at_creation: false,
+                })
+            })
+            .collect();
         let mut buffers: Vec<Option<wgpu::Buffer>> = (0..graph.nodes.len()).map(|_| None).collect();
         let need = |id: NodeId, buffers: &mut Vec<Option<wgpu::Buffer>>| -> Result<()> {
             let root = storage_root(&graph, id);
             if buffers[root.index()].is_none() {
                 let node = graph.node(root);
-                buffers[root.index()] = Some(match &node.op {
-                    Op::Param { name, .. } => state.buffer(name, node.ty.numel())?,
+                buffers[root.index()] = Some(match (&node.op, plan.slot_of[root.index()]) {
+                    (Op::Param { name, .. }, _) => state.buffer(name, node.ty.numel())?,
+                    (_, Some(s)) => slots[s].clone(),
                     _ => dev.create_buffer(&wgpu::BufferDescriptor {
                         label: Some(&format!("{} {}", node.layer, node.op.name())),
                         size: byte_len(&graph, root),
-                        usage: wgpu::BufferUsages::STORAGE
-                            | wgpu::BufferUsages::COPY_DST
-                            | wgpu::BufferUsages::COPY_SRC,
+                        usage,
                         mapped_at_creation: false,
                     }),
                 });
@@ -121,9 +138,14 @@ impl Program {
                     let buf = buffers[storage_root(&graph, id).index()]
                         .as_ref()
                         .expect("buffer allocated above");
+                    let size = std::num::NonZeroU64::new(byte_len(&graph, storage_root(&graph, id)));
                     wgpu::BindGroupEntry {
                         binding: i as u32,
-                        resource: buf.as_entire_binding(),
+                        resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                            buffer: buf,
+                            offset: 0,
+                            size,
+                        }),
                     }
                 })
                 .collect();
@@ -161,6 +183,7 @@ impl Program {
             buffers,
             dispatches,
             readback,
+            plan,
         })
     }
 
@@ -177,6 +200,11 @@ impl Program {
     /// The kernel instances, in dispatch order.
     pub fn kernels(&self) -> &[KernelInstance] {
         &self.kernels
+    }
+
+    /// The memory plan the buffers follow (slots, planned vs baseline bytes).
+    pub fn memory_plan(&self) -> &MemoryPlan {
+        &self.plan
     }
 
     /// Number of dispatches per run.

@@ -19,5 +19,6 @@ pub use tensor::Tensor;
 pub mod layers;
 pub mod model;
 pub mod passes;
+pub mod plan;
 
 pub use model::{Functional, Model, Sequential};

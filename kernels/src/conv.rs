@@ -26,6 +26,9 @@ pub(crate) fn lower_conv2d(cx: &NodeCx, g: &ConvGeometry) -> Result<KernelInstan
     } else {
         "conv2d_grouped".to_string()
     };
+    // Whole kernel rows as one contiguous run of x (see conv.wgsl) when taps of a row are
+    // adjacent pixels and channels are not split into groups.
+    let rows = g.groups == 1 && g.dilation.1 == 1;
     let loaders = Template::new(CONV_WGSL)
         .set("H", x[1])
         .set("W", x[2])
@@ -42,11 +45,13 @@ pub(crate) fn lower_conv2d(cx: &NodeCx, g: &ConvGeometry) -> Result<KernelInstan
         .set("DW", g.dilation.1)
         .set("PT", g.pad.top)
         .set("PL", g.pad.left)
+        .set("ROWS", rows)
         .render(&what)?;
     let problem = GemmProblem {
         m: y[0] * y[1] * y[2],
         n: cog,
         k: w[0] * w[1] * cg,
+        k_outer: if rows { w[0] } else { w[0] * w[1] },
         groups: g.groups,
         loaders,
         bindings: vec![

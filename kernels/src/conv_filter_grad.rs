@@ -38,6 +38,7 @@ pub(crate) fn lower_conv2d_backprop_filter(cx: &NodeCx, g: &ConvGeometry) -> Res
         m: dw[0] * dw[1] * cg,
         n: cog,
         k: dy[0] * dy[1] * dy[2],
+        k_outer: dy[0] * dy[1],
         groups: g.groups,
         loaders,
         bindings: vec![

@@ -9,10 +9,11 @@ use fovea_graph::ir::ConvGeometry;
 
 const CONV_TRANSPOSE_WGSL: &str = include_str!("../wgsl/conv_transpose.wgsl");
 
+/// Where column `co` of B starts for tap `tap` (channels `ci` follow with stride 1):
 /// `ConvTranspose2d`'s kernel `(KH, KW, COUT, CIN)`, one group.
-const B_TRANSPOSE: &str = "(tap * CONVT_COUT + co) * CONVT_CIN + ci";
+const B_TRANSPOSE: &str = "(tap * CONVT_COUT + co) * CONVT_CIN";
 /// A forward HWIO kernel `(KH, KW, COUTG, CIN)` read backwards, grouped.
-const B_BACKPROP: &str = "(tap * CONVT_COUTG + co) * CONVT_CIN + g * CONVT_CING + ci";
+const B_BACKPROP: &str = "(tap * CONVT_COUTG + co) * CONVT_CIN + g * CONVT_CING";
 
 /// Lowers `ConvTranspose2d` (groups = 1): one GEMM over output pixels x (taps, input channels).
 pub(crate) fn lower_conv_transpose2d(cx: &NodeCx, g: &ConvGeometry) -> Result<KernelInstance, KernelError> {
@@ -46,7 +47,7 @@ fn transposed_gemm(
     what: &str,
     g: &ConvGeometry,
     [kh, kw]: [usize; 2],
-    b_index: &str,
+    b_col: &str,
 ) -> Result<KernelInstance, KernelError> {
     let x = cx.in_shape(0);
     let y = cx.out_shape();
@@ -67,12 +68,13 @@ fn transposed_gemm(
         .set("DW", g.dilation.1)
         .set("PT", g.pad.top)
         .set("PL", g.pad.left)
-        .set("B_INDEX", b_index)
+        .set("B_COL", b_col)
         .render(what)?;
     let problem = GemmProblem {
         m: y[0] * y[1] * y[2],
         n: cout / g.groups,
         k: kh * kw * cin / g.groups,
+        k_outer: kh * kw,
         groups: g.groups,
         loaders,
         bindings: vec![

@@ -6,6 +6,8 @@ use crate::{AdapterClass, BindingRef, KernelError, KernelInstance, Target, templ
 use fovea_graph::NodeId;
 
 const GEMM_WGSL: &str = include_str!("../wgsl/gemm.wgsl");
+const GEMM_CPU_WGSL: &str = include_str!("../wgsl/gemm_cpu.wgsl");
+const GEMM_TILED_WGSL: &str = include_str!("../wgsl/gemm_tiled.wgsl");
 
 /// A tile shape of the GEMM core: the workgroup computes `bm x bn` of C with
 /// `(bn / tn) x (bm / tm)` invocations of `tm x tn` outputs each.
@@ -92,27 +94,7 @@ const fn entry(
 /// problem's width and the target's limits is used. CPU entries read global memory
 /// (`gemm_global`), GPU entries stage through workgroup memory (`gemm_tiled`).
 pub const GEMM_TILES: &[GemmTileEntry] = &[
-    entry(
-        AdapterClass::Cpu,
-        Some(32),
-        [128, 32, 16, 4, 4],
-        "narrow GEMMs (32 filters, a depthwise or grouped layer's few columns): a 64-wide tile would \
-         compute half its columns as clamped duplicates; same 256 invocations in 32 rows of 8",
-    ),
-    entry(
-        AdapterClass::Cpu,
-        None,
-        [64, 64, 16, 4, 4],
-        "lavapipe: workgroupBarrier is expensive and workgroup memory is plain memory; 64x64 tile, \
-         4x4 per invocation, straight from global memory measured 4.71 GFLOP/s vs 2.26 staged \
-         (1024^3, Mesa 25.0.7, PLATFORM.md)",
-    ),
-    entry(
-        AdapterClass::Cpu,
-        None,
-        [32, 32, 16, 4, 4],
-        "CPU adapter limited to fewer than 256 invocations per workgroup: same scheme, 8x8 invocations",
-    ),
+    entry(AdapterClass::Cpu, None, [8, 16, 1, 8, 2], "EXPERIMENT"),
     entry(
         AdapterClass::Gpu,
         Some(32),
@@ -137,9 +119,9 @@ pub const GEMM_TILES: &[GemmTileEntry] = &[
 /// Last resort when no table entry fits: one output per invocation, 8x8 invocations, no
 /// workgroup memory (every WebGPU adapter allows 64 invocations).
 const FALLBACK_TILE: GemmTile = GemmTile {
-    bm: 8,
-    bn: 8,
-    bk: 8,
+    bm: 1,
+    bn: 64,
+    bk: 1,
     tm: 1,
     tn: 1,
     staged: false,
@@ -148,6 +130,19 @@ const FALLBACK_TILE: GemmTile = GemmTile {
 /// The tile for a GEMM with `n` columns on `target`: the first entry of [`GEMM_TILES`] for its
 /// class whose `max_n` admits `n` and that fits the target's limits.
 pub fn choose_gemm_tile(target: &Target, n: usize) -> GemmTile {
+    if target.class == AdapterClass::Cpu {
+        if let Ok(v) = std::env::var("FOVEA_CPU_TILE") {
+            let v: Vec<u32> = v.split(',').map(|x| x.parse().unwrap()).collect();
+            return GemmTile {
+                bm: v[0],
+                bn: v[1] * v[2],
+                bk: 1,
+                tm: v[0],
+                tn: v[1],
+                staged: false,
+            };
+        }
+    }
     GEMM_TILES
         .iter()
         .find(|e| e.class == target.class && e.max_n.is_none_or(|max| n <= max) && e.tile.fits(target))
@@ -165,6 +160,9 @@ pub struct GemmProblem {
     pub n: usize,
     /// The reduced dimension.
     pub k: usize,
+    /// The number of outer steps K is split into (`k_outer` divides `k`): the loaders compute
+    /// their index arithmetic once per row and outer step (a convolution's kernel taps).
+    pub k_outer: usize,
     /// Independent groups (workgroup_id.z).
     pub groups: usize,
     /// Rendered WGSL: the bindings and the three loader functions.
@@ -196,10 +194,16 @@ pub fn gemm_kernel(
     if workgroups.iter().any(|&w| w > max) || [problem.m, problem.n, problem.k].iter().any(|&d| d > u32::MAX as usize) {
         return Ok(None);
     }
+    assert!(
+        problem.k_outer > 0 && problem.k % problem.k_outer == 0,
+        "{name}: k_outer must divide k"
+    );
     let source = Template::new(GEMM_WGSL)
         .set("M", problem.m)
         .set("N", problem.n)
         .set("K", problem.k)
+        .set("KO", problem.k_outer)
+        .set("KI", problem.k / problem.k_outer)
         .set("BM", tile.bm)
         .set("BN", tile.bn)
         .set("BK", tile.bk)
@@ -207,11 +211,16 @@ pub fn gemm_kernel(
         .set("TN", tile.tn)
         .set("TX", tx)
         .set("TY", ty)
-        .set("TM_TN", tile.tm * tile.tn)
-        .set("BM_BK", tile.bm * tile.bk)
-        .set("BK_BN", tile.bk * tile.bn)
         .set("LOADERS", problem.loaders)
-        .render(&name)?;
+        .render(&name)?
+        + &if tile.staged {
+            GEMM_TILED_WGSL.to_string()
+        } else {
+            let b: String = (0..tile.tm)
+                .map(|i| format!("            a_reg[{i}] = subgroupBroadcast(a, {i}u);\n"))
+                .collect();
+            Template::new(GEMM_CPU_WGSL).set("BROADCASTS", b).render(&name)?
+        };
     let flops = 2 * (problem.m * problem.n * problem.k * problem.groups) as u64;
     Ok(Some(KernelInstance {
         name,

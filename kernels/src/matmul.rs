@@ -18,13 +18,16 @@ pub(crate) fn lower_matmul(cx: &NodeCx, trans_a: bool, trans_b: bool) -> Result<
         if trans_b { 't' } else { 'n' }
     );
     let loaders = Template::new(MATMUL_WGSL)
-        .set("A_INDEX", if trans_a { "k * M + m" } else { "m * K + k" })
-        .set("B_INDEX", if trans_b { "n * K + k" } else { "k * N + n" })
+        .set("A_ROW", if trans_a { "m" } else { "m * K" })
+        .set("A_KSTRIDE", if trans_a { "M" } else { "1u" })
+        .set("B_COL", if trans_b { "n * K" } else { "n" })
+        .set("B_KSTRIDE", if trans_b { "1u" } else { "N" })
         .render(&what)?;
     let problem = GemmProblem {
         m,
         n,
         k,
+        k_outer: 1,
         groups: 1,
         loaders,
         bindings: vec![

@@ -8,6 +8,8 @@
 //            m = (ky*KW + kx)*CG + ci,  k = (n*OH + oy)*OW + ox   (the forward's im2col, transposed)
 //   B[k, co] = dy[k*CO + g*COG + co]
 //   dw[m*CO + g*COG + co] = C[m, co].
+// K is split into KO = N*OH output rows of KI = OW pixels: for one output row, row m of A steps
+// SW*C through x, valid for the ox whose ix lies inside the input (a range [lo, hi)).
 // K is long and M, N short: few workgroups, each looping over every output pixel.
 
 const CFG_H: i32 = {{H}};
@@ -26,27 +28,53 @@ const CFG_DW: i32 = {{DW}};
 const CFG_PT: i32 = {{PT}};
 const CFG_PL: i32 = {{PL}};
 
+const A_KSTRIDE: u32 = u32(CFG_SW) * CFG_C;
+const A_CHECKED: bool = true;
+const B_KSTRIDE: u32 = CFG_CO;
+
 @group(0) @binding(0) var<storage, read> cfg_x: array<f32>;
 @group(0) @binding(1) var<storage, read> cfg_dy: array<f32>;
 @group(0) @binding(2) var<storage, read_write> cfg_dw: array<f32>;
 
-fn load_a(g: u32, m: u32, k: u32) -> f32 {
+struct ARow {
+    base: u32,
+    lo: u32,
+    hi: u32,
+}
+
+// The number of ox >= 0 with ox * SW < t (0 when t <= 0).
+fn cfg_count(t: i32) -> u32 {
+    return u32(max((t + CFG_SW - 1) / CFG_SW, 0));
+}
+
+fn a_row(g: u32, m: u32, ko: u32) -> ARow {
     let ci = m % CFG_CG;
     let kx = (m / CFG_CG) % CFG_KW;
     let ky = m / (CFG_CG * CFG_KW);
-    let ox = k % CFG_OW;
-    let oy = (k / CFG_OW) % CFG_OH;
-    let n = k / (CFG_OW * CFG_OH);
+    let oy = ko % CFG_OH;
+    let n = ko / CFG_OH;
     let iy = i32(oy) * CFG_SH - CFG_PT + i32(ky) * CFG_DH;
-    let ix = i32(ox) * CFG_SW - CFG_PL + i32(kx) * CFG_DW;
-    if (iy < 0 || iy >= CFG_H || ix < 0 || ix >= CFG_W) {
-        return 0.0;
+    if (iy < 0 || iy >= CFG_H) {
+        return ARow(0u, 0u, 0u);
     }
-    return cfg_x[((n * u32(CFG_H) + u32(iy)) * u32(CFG_W) + u32(ix)) * CFG_C + g * CFG_CG + ci];
+    // ix = ox*SW + ix0 lies in [0, W) for ox in [lo, hi).
+    let ix0 = i32(kx) * CFG_DW - CFG_PL;
+    let lo = cfg_count(-ix0);
+    let hi = min(cfg_count(CFG_W - ix0), CFG_OW);
+    let base = u32((i32(n) * CFG_H + iy) * CFG_W + ix0) * CFG_C + g * CFG_CG + ci;
+    return ARow(base, lo, hi);
 }
 
-fn load_b(g: u32, k: u32, n: u32) -> f32 {
-    return cfg_dy[k * CFG_CO + g * CFG_COG + n];
+fn a_at(i: u32) -> f32 {
+    return cfg_x[i];
+}
+
+fn b_col(g: u32, ko: u32, n: u32) -> u32 {
+    return ko * CFG_OW * CFG_CO + g * CFG_COG + n;
+}
+
+fn b_at(i: u32) -> f32 {
+    return cfg_dy[i];
 }
 
 fn store_c(g: u32, m: u32, n: u32, v: f32) {

@@ -3,11 +3,12 @@
 //
 // Bindings: 0 convt_x (N, H, W, CIN) NHWC, 1 convt_w (the kernel, read), 2 convt_y
 // (N, OH, OW, COUT) NHWC (read_write). Channels are split into G groups of CING and COUTG.
-// The GEMM per group g: M = N*OH*OW output pixels, K = KH*KW*CING taps, N = COUTG, with
+// The GEMM per group g: M = N*OH*OW output pixels, K = KH*KW*CING, N = COUTG, with K split into
+// KO = KH*KW taps of KI = CING channels:
 //   A[m, k] = x[n, iy, ix, g*CING + ci] where iy = (oy + PT - ky*DH) / SH when that division is
-//            exact and 0 <= iy < H (likewise ix with PL, DW, SW, W), else 0;
+//            exact and 0 <= iy < H (likewise ix with PL, DW, SW, W), else 0 (for the whole tap);
 //            m = (n*OH + oy)*OW + ox,  k = tap*CING + ci,  tap = ky*KW + kx
-//   B[k, co] = w[B_INDEX] (substituted, of tap, ci, co and g):
+//   B[k, co] = w[B_COL + ci * B_KSTRIDE] (substituted, of tap, co and g):
 //            ConvTranspose2d, w (KH, KW, COUT, CIN), G = 1:  (tap*COUT + co)*CIN + ci
 //            Conv2dBackpropInput, w HWIO (KH, KW, COUTG, CIN): (tap*COUTG + co)*CIN + g*CING + ci
 //   y[m*COUT + g*COUTG + co] = C[m, co].
@@ -29,34 +30,49 @@ const CONVT_DW: i32 = {{DW}};
 const CONVT_PT: i32 = {{PT}};
 const CONVT_PL: i32 = {{PL}};
 
+const A_KSTRIDE: u32 = 1u;
+const A_CHECKED: bool = true;
+const B_KSTRIDE: u32 = 1u;
+
 @group(0) @binding(0) var<storage, read> convt_x: array<f32>;
 @group(0) @binding(1) var<storage, read> convt_w: array<f32>;
 @group(0) @binding(2) var<storage, read_write> convt_y: array<f32>;
 
-fn load_a(g: u32, m: u32, k: u32) -> f32 {
+struct ARow {
+    base: u32,
+    lo: u32,
+    hi: u32,
+}
+
+fn a_row(g: u32, m: u32, tap: u32) -> ARow {
     let ox = m % CONVT_OW;
     let oy = (m / CONVT_OW) % CONVT_OH;
     let n = m / (CONVT_OW * CONVT_OH);
-    let ci = k % CONVT_CING;
-    let kx = (k / CONVT_CING) % CONVT_KW;
-    let ky = k / (CONVT_CING * CONVT_KW);
+    let ky = tap / CONVT_KW;
+    let kx = tap % CONVT_KW;
     let ty = i32(oy) + CONVT_PT - i32(ky) * CONVT_DH;
     let tx = i32(ox) + CONVT_PL - i32(kx) * CONVT_DW;
     if (ty < 0 || tx < 0 || ty % CONVT_SH != 0 || tx % CONVT_SW != 0) {
-        return 0.0;
+        return ARow(0u, 0u, 0u);
     }
     let iy = ty / CONVT_SH;
     let ix = tx / CONVT_SW;
     if (iy >= CONVT_H || ix >= CONVT_W) {
-        return 0.0;
+        return ARow(0u, 0u, 0u);
     }
-    return convt_x[((n * u32(CONVT_H) + u32(iy)) * u32(CONVT_W) + u32(ix)) * CONVT_CIN + g * CONVT_CING + ci];
+    return ARow(((n * u32(CONVT_H) + u32(iy)) * u32(CONVT_W) + u32(ix)) * CONVT_CIN + g * CONVT_CING, 0u, KI);
 }
 
-fn load_b(g: u32, k: u32, co: u32) -> f32 {
-    let tap = k / CONVT_CING;
-    let ci = k % CONVT_CING;
-    return convt_w[{{B_INDEX}}];
+fn a_at(i: u32) -> f32 {
+    return convt_x[i];
+}
+
+fn b_col(g: u32, tap: u32, co: u32) -> u32 {
+    return {{B_COL}};
+}
+
+fn b_at(i: u32) -> f32 {
+    return convt_w[i];
 }
 
 fn store_c(g: u32, m: u32, n: u32, v: f32) {

@@ -1,6 +1,7 @@
 //! Command-line parsing and dispatch of the `fovea` subcommands.
 
 mod info;
+pub mod keras;
 mod predict;
 mod summary;
 mod train;
@@ -65,10 +66,72 @@ enum Command {
         #[arg(long)]
         quiet: bool,
     },
-    /// Classify MNIST digits with the seed MNIST CNN (random or loaded weights).
-    Predict {
-        /// Directory with MNIST's IDX files (default: the embedded 1,000 test digits).
+    /// Train a Keras model (model.to_json() config and safetensors weights) on .npy arrays.
+    Fit {
+        /// The Keras model config (JSON).
         #[arg(long)]
+        model: PathBuf,
+        /// Initial weights in safetensors, named <layer>/<variable> (default: Fovea's seeded init).
+        #[arg(long)]
+        weights: Option<PathBuf>,
+        /// Training samples: a float32 .npy array shaped (samples, ...).
+        #[arg(long)]
+        x: PathBuf,
+        /// Targets: integer class labels (samples,) for sparse losses, else float32 like the output.
+        #[arg(long)]
+        y: PathBuf,
+        /// The loss, by Keras name.
+        #[arg(long, default_value = "sparse_categorical_crossentropy")]
+        loss: String,
+        /// The model outputs logits (for the cross-entropies).
+        #[arg(long)]
+        from_logits: bool,
+        /// The optimizer: sgd, adam, adamw or rmsprop (Keras's defaults).
+        #[arg(long, default_value = "adam")]
+        optimizer: String,
+        /// The learning rate (default: Keras's for the optimizer).
+        #[arg(long)]
+        learning_rate: Option<f32>,
+        /// Metrics reported beside the loss (comma-separated Keras names, e.g. accuracy).
+        #[arg(long, value_delimiter = ',')]
+        metrics: Vec<String>,
+        /// Passes over the data.
+        #[arg(long, default_value_t = 1)]
+        epochs: usize,
+        /// Samples per step.
+        #[arg(long, default_value_t = 32)]
+        batch_size: usize,
+        /// Keep the samples' order (Keras's shuffle=False).
+        #[arg(long)]
+        no_shuffle: bool,
+        /// Seed of the shuffling and dropout.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Where to save the trained weights (safetensors, Keras names).
+        #[arg(long)]
+        save_weights: Option<PathBuf>,
+        /// Write the per-epoch loss and metrics as JSON.
+        #[arg(long)]
+        metrics_json: Option<PathBuf>,
+        /// No progress output.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Classify MNIST digits with the seed MNIST CNN (random or loaded weights); or, with
+    /// --model, run a Keras model on an .npy array and write its outputs as .npy.
+    Predict {
+        /// A Keras model config (model.to_json(); see tools/keras/export.py). With it, --weights,
+        /// --input and --output are required and the MNIST options are not used.
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// With --model: the input samples, a float32 .npy array shaped (samples, ...).
+        #[arg(long, requires = "model")]
+        input: Option<PathBuf>,
+        /// With --model: where to write the outputs (float32 .npy).
+        #[arg(long, requires = "model")]
+        output: Option<PathBuf>,
+        /// Directory with MNIST's IDX files (default: the embedded 1,000 test digits).
+        #[arg(long, conflicts_with = "model")]
         data: Option<PathBuf>,
         /// Weights in safetensors with Keras names (default: random, seeded).
         #[arg(long)]
@@ -119,6 +182,55 @@ pub fn run() -> anyhow::Result<()> {
             limit,
             quiet,
         }),
+        Command::Fit {
+            model,
+            weights,
+            x,
+            y,
+            loss,
+            from_logits,
+            optimizer,
+            learning_rate,
+            metrics,
+            epochs,
+            batch_size,
+            no_shuffle,
+            seed,
+            save_weights,
+            metrics_json,
+            quiet,
+        } => keras::fit(keras::FitArgs {
+            model,
+            weights,
+            x,
+            y,
+            loss,
+            from_logits,
+            optimizer,
+            learning_rate,
+            metrics,
+            epochs,
+            batch_size,
+            no_shuffle,
+            seed,
+            save_weights,
+            metrics_json,
+            quiet,
+        }),
+        Command::Predict {
+            model: Some(model),
+            input,
+            output,
+            weights,
+            batch_size,
+            ..
+        } => keras::predict(keras::PredictArgs {
+            model,
+            weights,
+            input,
+            output,
+            batch_size,
+        }),
         Command::Predict {
             data,
             weights,
@@ -126,6 +238,7 @@ pub fn run() -> anyhow::Result<()> {
             batch_size,
             seed,
             show,
+            ..
         } => predict::run(predict::Args {
             data,
             weights,

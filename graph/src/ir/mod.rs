@@ -212,6 +212,16 @@ impl Graph {
         id
     }
 
+    /// The node whose buffer holds `id`'s data: follows view ops (reshape, inference dropout)
+    /// back to their source.
+    pub fn storage_root(&self, id: NodeId) -> NodeId {
+        let mut id = id;
+        while self.node(id).op.is_view() {
+            id = self.node(id).inputs[0];
+        }
+        id
+    }
+
     /// How many nodes read each node (graph outputs and updates count as readers).
     pub fn use_counts(&self) -> Vec<usize> {
         let mut uses = vec![0; self.nodes.len()];

@@ -139,6 +139,8 @@ pub(crate) fn layer_from_config(class: &str, name: &str, cfg: &Map<String, Value
         "DepthwiseConv2D" => {
             let k = kernel_size(&mut a)?;
             let mut l = DepthwiseConv2D::new(k).depth_multiplier(a.usize("depth_multiplier", 1)?);
+            // tf.keras 2 records the (fixed) `groups=1` of its Conv base class.
+            a.must_equal("groups", json!(1), "DepthwiseConv2D has one group per input channel")?;
             conv_common!(a, l, "depthwise");
             Box::new(l)
         }

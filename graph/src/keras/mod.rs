@@ -277,8 +277,10 @@ fn inbound(class: &str, name: &str, v: Option<&Value>) -> Result<Vec<String>> {
                     "call arguments other than tensors are not supported: {args}"
                 )));
             }
+            // Keras 3 records `training` (often `false`) but overrides it with the model's own
+            // mode when the model runs (training in fit, inference in predict), as Fovea does.
             if let Some(Value::Object(kw)) = node.get("kwargs") {
-                if let Some((k, v)) = kw.iter().find(|(_, v)| !v.is_null()) {
+                if let Some((k, v)) = kw.iter().find(|(k, v)| !v.is_null() && *k != "training") {
                     return Err(err(format!("call argument {k}={v} is not supported")));
                 }
             }

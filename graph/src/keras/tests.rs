@@ -1,1 +1,359 @@
+//! Keras config reading: the committed fixtures (Keras 3 and tf.keras 2), the format variants,
+//! and an error naming layer, class and argument for everything Fovea does not support.
 
+use super::load_config;
+use serde_json::{Value, json};
+use std::path::PathBuf;
+
+fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/keras")
+}
+
+/// Tensor names and shapes in a safetensors file's header.
+fn safetensors_header(path: &std::path::Path) -> Vec<(String, Vec<usize>)> {
+    let bytes = std::fs::read(path).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let h: Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    let mut out: Vec<(String, Vec<usize>)> = h
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| *k != "__metadata__")
+        .map(|(k, v)| {
+            let shape = v["shape"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d.as_u64().unwrap() as usize)
+                .collect();
+            (k.clone(), shape)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn every_fixture_loads_with_the_weight_names_of_its_file() {
+    for name in [
+        "seq_cnn",
+        "func_unet",
+        "func_misc",
+        "train_seq",
+        "train_func",
+        "tf2_seq",
+        "tf2_func",
+    ] {
+        let dir = fixtures();
+        let json = std::fs::read_to_string(dir.join(format!("{name}.json"))).unwrap();
+        let model = load_config(&json, name).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(model.name(), name);
+        let mut params: Vec<(String, Vec<usize>)> = model
+            .params
+            .iter()
+            .map(|p| (p.name.clone(), p.value.shape.clone()))
+            .collect();
+        params.sort();
+        assert_eq!(
+            params,
+            safetensors_header(&dir.join(format!("{name}.safetensors"))),
+            "{name}"
+        );
+        assert_eq!(model.is_sequential(), name.contains("seq"), "{name}");
+    }
+}
+
+fn seq(layers: Value) -> String {
+    json!({"class_name": "Sequential", "config": {"name": "s", "layers": layers}}).to_string()
+}
+
+fn input(shape: Value) -> Value {
+    json!({"class_name": "InputLayer", "config": {"batch_shape": shape, "name": "x", "dtype": "float32"}})
+}
+
+fn layer(class: &str, cfg: Value) -> Value {
+    json!({"class_name": class, "config": cfg})
+}
+
+fn err(json: &str) -> String {
+    load_config(json, "m.json").unwrap_err().to_string()
+}
+
+#[test]
+fn sequential_variants_find_their_input() {
+    // tf.keras 2: no InputLayer, `batch_input_shape` on the first layer.
+    let m = load_config(
+        &seq(json!([layer(
+            "Dense",
+            json!({"name": "d", "units": 3, "batch_input_shape": [null, 5]})
+        )])),
+        "m",
+    )
+    .unwrap();
+    assert_eq!(
+        (m.input_shapes(), m.layers()[0].name.as_str()),
+        (vec![vec![5]], "d_input")
+    );
+    // Keras 3 built without keras.Input: the model's `build_input_shape`.
+    let j = json!({"class_name": "Sequential", "config": {"name": "s", "build_input_shape": [null, 4, 4, 1],
+        "layers": [layer("Flatten", json!({"name": "f"}))]}});
+    let m = load_config(&j.to_string(), "m").unwrap();
+    assert_eq!(m.output_shapes(), vec![vec![16]]);
+    // The bare `get_config()` object.
+    let j = json!({"name": "s", "layers": [input(json!([null, 2])), layer("Dense", json!({"name": "d", "units": 1}))]});
+    assert_eq!(load_config(&j.to_string(), "m").unwrap().output_shapes(), vec![vec![1]]);
+    let e = err(&seq(json!([layer("Dense", json!({"name": "d", "units": 3}))])));
+    assert!(e.contains("no InputLayer and no input shape"), "{e}");
+}
+
+#[test]
+fn functional_inbound_node_formats() {
+    let t =
+        |n: &str| json!({"class_name": "__keras_tensor__", "config": {"shape": [null, 3], "keras_history": [n, 0, 0]}});
+    let keras3 = json!({"class_name": "Functional", "config": {"name": "f",
+        "layers": [
+            {"class_name": "InputLayer", "name": "a", "config": {"batch_shape": [null, 3], "name": "a"}, "inbound_nodes": []},
+            {"class_name": "Dense", "name": "d", "config": {"name": "d", "units": 3},
+             "inbound_nodes": [{"args": [t("a")], "kwargs": {}}]},
+            {"class_name": "Add", "name": "s", "config": {"name": "s"},
+             "inbound_nodes": [{"args": [[t("d"), t("a")]], "kwargs": {"mask": null}}]}],
+        "input_layers": ["a", 0, 0], "output_layers": ["s", 0, 0]}});
+    let m = load_config(&keras3.to_string(), "m").unwrap();
+    assert_eq!((m.output_shapes(), m.layers().len()), (vec![vec![3]], 3));
+    // tf.keras 2: nested lists, layers listed out of order still resolve.
+    let tf2 = json!({"class_name": "Model", "config": {"name": "f",
+        "layers": [
+            {"class_name": "Concatenate", "name": "c", "config": {"name": "c", "axis": -1},
+             "inbound_nodes": [[["d", 0, 0, {}], ["a", 0, 0, {}]]]},
+            {"class_name": "InputLayer", "name": "a", "config": {"batch_input_shape": [null, 3], "name": "a"}, "inbound_nodes": []},
+            {"class_name": "Dense", "name": "d", "config": {"name": "d", "units": 2}, "inbound_nodes": [[["a", 0, 0, {}]]]}],
+        "input_layers": [["a", 0, 0]], "output_layers": [["c", 0, 0]]}});
+    let m = load_config(&tf2.to_string(), "m").unwrap();
+    assert_eq!(m.output_shapes(), vec![vec![5]]);
+    // A shared layer, a call keyword, a second output.
+    let mut shared = keras3.clone();
+    shared["config"]["layers"][1]["inbound_nodes"] = json!([{"args": [t("a")]}, {"args": [t("a")]}]);
+    assert!(
+        err(&shared.to_string()).contains("shared layers"),
+        "{}",
+        err(&shared.to_string())
+    );
+    let mut kw = keras3.clone();
+    kw["config"]["layers"][1]["inbound_nodes"][0]["kwargs"] = json!({"training": false});
+    load_config(&kw.to_string(), "m").unwrap();
+    kw["config"]["layers"][1]["inbound_nodes"][0]["kwargs"] = json!({"scale": 2.0});
+    assert!(err(&kw.to_string()).contains("scale=2.0"), "{}", err(&kw.to_string()));
+    let mut tf2_kw = tf2.clone();
+    tf2_kw["config"]["layers"][2]["inbound_nodes"] = json!([[["a", 0, 0, {"training": false}]]]);
+    assert!(err(&tf2_kw.to_string()).contains("training=false"), "{}", err(&tf2_kw.to_string()));
+    let mut second = keras3.clone();
+    second["config"]["output_layers"] = json!(["s", 0, 1]);
+    assert!(
+        err(&second.to_string()).contains("one output"),
+        "{}",
+        err(&second.to_string())
+    );
+    let mut missing = keras3;
+    missing["config"]["layers"][2]["inbound_nodes"][0]["args"][0][1] = t("nope");
+    assert!(
+        err(&missing.to_string()).contains("'nope'"),
+        "{}",
+        err(&missing.to_string())
+    );
+}
+
+#[test]
+fn not_a_keras_config() {
+    for (json, want) in [
+        ("{\"class_name\": \"Seq", "not valid JSON"),
+        ("[1, 2]", "expected a JSON object"),
+        ("{\"weights\": {}}", "model.to_json()"),
+        (
+            r#"{"class_name": "Conv2D", "config": {"layers": []}}"#,
+            "class_name \"Conv2D\"",
+        ),
+        (
+            r#"{"class_name": "Sequential", "config": {"name": "s"}}"#,
+            "no `layers` list",
+        ),
+    ] {
+        let e = err(json);
+        assert!(
+            e.starts_with("m.json: not a Keras model config") && e.contains(want),
+            "{e}"
+        );
+    }
+}
+
+/// The error for a Sequential model `x -> layer(cfg)` on an input of `shape`.
+fn layer_err(shape: Value, class: &str, cfg: Value) -> String {
+    err(&seq(json!([input(shape), layer(class, cfg)])))
+}
+
+#[test]
+fn unsupported_layers_and_arguments_name_layer_class_and_argument() {
+    let img = || json!([null, 6, 6, 2]);
+    let cases = [
+        (
+            img(),
+            "Conv2D",
+            json!({"name": "c", "filters": 2, "kernel_size": 3, "data_format": "channels_first"}),
+            "data_format",
+        ),
+        (
+            img(),
+            "Conv2D",
+            json!({"name": "c", "filters": 2, "kernel_size": 3, "kernel_regularizer": {"class_name": "L2"}}),
+            "kernel_regularizer",
+        ),
+        (
+            img(),
+            "Conv2D",
+            json!({"name": "c", "filters": 2, "kernel_size": 3, "bias_constraint": {"class_name": "NonNeg"}}),
+            "bias_constraint",
+        ),
+        (
+            img(),
+            "Conv2D",
+            json!({"name": "c", "filters": 2, "kernel_size": 3, "padding": "causal"}),
+            "padding",
+        ),
+        (
+            img(),
+            "Conv2D",
+            json!({"name": "c", "filters": 2, "kernel_size": 3, "activation": "gelu"}),
+            "activation",
+        ),
+        (
+            img(),
+            "Conv2D",
+            json!({"name": "c", "filters": 2, "kernel_size": 3, "trainable": false}),
+            "trainable",
+        ),
+        (
+            img(),
+            "Conv2D",
+            json!({"name": "c", "filters": 2, "kernel_size": 3, "dtype": "mixed_float16"}),
+            "dtype",
+        ),
+        (
+            img(),
+            "Conv2D",
+            json!({"name": "c", "filters": 2, "kernel_size": 3, "future_arg": 7}),
+            "future_arg",
+        ),
+        (
+            img(),
+            "DepthwiseConv2D",
+            json!({"name": "c", "kernel_size": 3, "depthwise_regularizer": {"class_name": "L2"}}),
+            "depthwise_regularizer",
+        ),
+        (
+            img(),
+            "Conv2DTranspose",
+            json!({"name": "c", "filters": 2, "kernel_size": 3, "output_padding": [1, 1]}),
+            "output_padding",
+        ),
+        (img(), "BatchNormalization", json!({"name": "c", "axis": 1}), "axis"),
+        (
+            img(),
+            "BatchNormalization",
+            json!({"name": "c", "center": false}),
+            "center",
+        ),
+        (
+            img(),
+            "BatchNormalization",
+            json!({"name": "c", "scale": false}),
+            "scale",
+        ),
+        (
+            img(),
+            "BatchNormalization",
+            json!({"name": "c", "renorm": true}),
+            "renorm",
+        ),
+        (
+            img(),
+            "Dropout",
+            json!({"name": "c", "rate": 0.5, "noise_shape": [null, 1, 1, 2]}),
+            "noise_shape",
+        ),
+        (
+            img(),
+            "UpSampling2D",
+            json!({"name": "c", "interpolation": "bicubic"}),
+            "interpolation",
+        ),
+        (
+            img(),
+            "GlobalAveragePooling2D",
+            json!({"name": "c", "keepdims": true}),
+            "keepdims",
+        ),
+        (img(), "Conv3D", json!({"name": "c"}), "class_name"),
+        (
+            json!([null, 4]),
+            "Dense",
+            json!({"name": "c", "units": 2, "activity_regularizer": {"class_name": "L1"}}),
+            "activity_regularizer",
+        ),
+        (
+            json!([null, 4]),
+            "Dense",
+            json!({"name": "c", "units": 2, "activation": {"class_name": "MyAct", "config": {"k": 1}}}),
+            "activation",
+        ),
+        (
+            json!([null, 6, 6, 2]),
+            "Dense",
+            json!({"name": "c", "units": 2}),
+            "Dense expects a 2-D input",
+        ),
+    ];
+    for (shape, class, cfg, arg) in cases {
+        let e = layer_err(shape, class, cfg.clone());
+        assert!(
+            e.contains("layer 'c'") && e.contains(class) && e.contains(arg),
+            "{class} {cfg}: {e}"
+        );
+    }
+    let e = layer_err(json!([null, 6, 6, 2]), "Conv3D", json!({"name": "c"}));
+    assert!(
+        e.contains("BatchNormalization") && e.contains("Conv2DTranspose"),
+        "lists the supported: {e}"
+    );
+    let e = err(&seq(json!([input(json!([null, null, null, 3]))])));
+    assert!(e.contains("static"), "{e}");
+}
+
+#[test]
+fn arguments_map_to_the_layer() {
+    // Defaults, pairs, tf.keras 2 BatchNormalization axis lists, serialized activations.
+    let m = load_config(
+        &seq(json!([
+            input(json!([null, 8, 8, 2])),
+            layer("Conv2D", json!({"name": "c", "filters": 4, "kernel_size": [3, 1], "strides": [2, 1],
+                "padding": "same", "activation": {"module": "keras.activations", "class_name": "function", "config": "relu"},
+                "kernel_initializer": {"class_name": "HeNormal"}, "lora_rank": null})),
+            layer("BatchNormalization", json!({"name": "b", "axis": [3], "momentum": 0.5, "epsilon": 0.1})),
+            layer("ZeroPadding2D", json!({"name": "z", "padding": [[1, 2], [0, 3]]})),
+            layer("MaxPooling2D", json!({"name": "p", "pool_size": 2, "strides": null})),
+            layer("Reshape", json!({"name": "r", "target_shape": [-1]})),
+        ])),
+        "m",
+    )
+    .unwrap();
+    let shapes: Vec<Vec<usize>> = m.layer_info().iter().map(|i| i.output_shape.clone()).collect();
+    assert_eq!(
+        shapes,
+        vec![
+            vec![8, 8, 2],
+            vec![4, 8, 4],
+            vec![4, 8, 4],
+            vec![7, 11, 4],
+            vec![3, 5, 4],
+            vec![60]
+        ]
+    );
+}

@@ -1,0 +1,253 @@
+//! Keras models on the command line: `fovea predict --model M.json ...` and `fovea fit`.
+//!
+//! Everything is read and checked before any computation (model config, weights, arrays,
+//! output folders), and every output is written to a temporary file renamed into place, so a
+//! bad input gets an error and leaves no output file behind.
+
+use anyhow::{Context, bail, ensure};
+use fovea_engine::{CompiledModel, Device, FitOptions, Targets, Verbosity, checkpoint, npy, predict};
+use fovea_graph::ir::fmt_shape;
+use fovea_graph::train::{CompileConfig, Loss, Metric, Optimizer};
+use fovea_graph::{Model, Tensor};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Reads a Keras model config (`model.to_json()`, see `tools/keras/export.py`) into a model
+/// with Fovea's seeded initial weights.
+pub fn load_model_file(path: &Path) -> anyhow::Result<Model> {
+    let json = std::fs::read_to_string(path).with_context(|| format!("cannot read model file {}", path.display()))?;
+    Ok(fovea_graph::keras::load_config(&json, &path.display().to_string())?)
+}
+
+/// The model with its weights from a safetensors file (names `<layer>/<variable>`).
+fn load_model(model: &Path, weights: Option<&Path>) -> anyhow::Result<Model> {
+    let mut m = load_model_file(model)?;
+    match weights {
+        Some(w) => checkpoint::load_params(w, &mut m.params)
+            .with_context(|| format!("loading --weights {} into {}", w.display(), model.display()))?,
+        None => eprintln!("note: no --weights: starting from Fovea's seeded initial weights"),
+    }
+    Ok(m)
+}
+
+/// Checks that `path` can be written later: its folder exists.
+fn check_output(path: &Path, flag: &str) -> anyhow::Result<()> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    ensure!(
+        dir.is_dir(),
+        "{flag} {}: the folder {} does not exist",
+        path.display(),
+        dir.display()
+    );
+    ensure!(!path.is_dir(), "{flag} {}: is a folder", path.display());
+    Ok(())
+}
+
+/// The model's single input and output shapes (per sample).
+fn single_io(model: &Model, path: &Path) -> anyhow::Result<(Vec<usize>, Vec<usize>)> {
+    let (ins, outs) = (model.input_shapes(), model.output_shapes());
+    ensure!(
+        ins.len() == 1 && outs.len() == 1,
+        "{}: the model has {} inputs and {} outputs; predict and fit take models with one of each",
+        path.display(),
+        ins.len(),
+        outs.len()
+    );
+    Ok((ins[0].clone(), outs[0].clone()))
+}
+
+/// Reads float32 samples shaped `(samples, *sample)`.
+fn read_samples(path: &Path, sample: &[usize], flag: &str) -> anyhow::Result<Tensor> {
+    let x = npy::read_f32(path).with_context(|| format!("reading {flag} {}", path.display()))?;
+    let mut want = vec![0];
+    want.extend_from_slice(sample);
+    ensure!(
+        x.shape.len() == sample.len() + 1 && x.shape[1..] == *sample && x.shape[0] > 0,
+        "{flag} {}: the model takes float32 arrays shaped (samples, {}), this one is {}",
+        path.display(),
+        sample.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "),
+        fmt_shape(&x.shape)
+    );
+    Ok(x)
+}
+
+fn write_json(path: &Path, value: &serde_json::Value) -> anyhow::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, serde_json::to_string_pretty(value)?).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Arguments of `fovea predict --model`.
+pub struct PredictArgs {
+    pub model: PathBuf,
+    pub weights: Option<PathBuf>,
+    pub input: Option<PathBuf>,
+    pub output: Option<PathBuf>,
+    pub batch_size: usize,
+}
+
+/// `fovea predict --model M.json --weights W.safetensors --input X.npy --output Y.npy`.
+pub fn predict(a: PredictArgs) -> anyhow::Result<()> {
+    let (Some(weights), Some(input), Some(output)) = (&a.weights, &a.input, &a.output) else {
+        bail!("predict --model needs --weights W.safetensors, --input X.npy and --output Y.npy");
+    };
+    ensure!(a.batch_size > 0, "--batch-size must be positive");
+    let model = load_model(&a.model, Some(weights))?;
+    let (sample, _) = single_io(&model, &a.model)?;
+    let x = read_samples(input, &sample, "--input")?;
+    check_output(output, "--output")?;
+    let device = Arc::new(Device::new()?);
+    eprintln!("device: {}", device.describe());
+    let start = Instant::now();
+    let y = predict(&device, &model, &x, a.batch_size)?;
+    let secs = start.elapsed().as_secs_f64();
+    npy::write_f32(output, &y).with_context(|| format!("writing --output {}", output.display()))?;
+    println!(
+        "wrote {} predictions shaped {} to {} ({secs:.2} s, including compilation)",
+        x.shape[0],
+        fmt_shape(&y.shape),
+        output.display()
+    );
+    Ok(())
+}
+
+/// Arguments of `fovea fit`.
+pub struct FitArgs {
+    pub model: PathBuf,
+    pub weights: Option<PathBuf>,
+    pub x: PathBuf,
+    pub y: PathBuf,
+    pub loss: String,
+    pub from_logits: bool,
+    pub optimizer: String,
+    pub learning_rate: Option<f32>,
+    pub metrics: Vec<String>,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub no_shuffle: bool,
+    pub seed: u64,
+    pub save_weights: Option<PathBuf>,
+    pub metrics_json: Option<PathBuf>,
+    pub quiet: bool,
+}
+
+/// Reads the targets of `fit`: class indices for sparse losses, else float32 arrays shaped
+/// like the model's output.
+fn read_targets(path: &Path, loss: &Loss, out: &[usize], n: usize) -> anyhow::Result<Targets> {
+    let ctx = || format!("reading --y {}", path.display());
+    if loss.sparse_labels() {
+        let (shape, labels) = npy::read_labels(path).with_context(ctx)?;
+        ensure!(
+            shape == [n] || shape == [n, 1],
+            "--y {}: expected {n} class labels shaped ({n},) or ({n}, 1) for the {n} samples of --x, got {}",
+            path.display(),
+            fmt_shape(&shape)
+        );
+        ensure!(
+            out.len() == 1,
+            "--y {}: class labels need a model whose output is (classes,), this one's is {}",
+            path.display(),
+            fmt_shape(out)
+        );
+        if let Some((i, l)) = labels.iter().enumerate().find(|(_, l)| **l as usize >= out[0]) {
+            bail!(
+                "--y {}: label {l} (sample {i}) is out of range for the model's {} classes",
+                path.display(),
+                out[0]
+            );
+        }
+        Ok(Targets::Classes(labels))
+    } else {
+        let t = read_samples(path, out, "--y")?;
+        ensure!(
+            t.shape[0] == n,
+            "--y {}: {} targets for the {n} samples of --x",
+            path.display(),
+            t.shape[0]
+        );
+        Ok(Targets::Dense(t))
+    }
+}
+
+/// `fovea fit --model M.json --weights W.safetensors --x X.npy --y Y.npy ...`.
+pub fn fit(a: FitArgs) -> anyhow::Result<()> {
+    ensure!(a.batch_size > 0, "--batch-size must be positive");
+    ensure!(a.epochs > 0, "--epochs must be positive");
+    let loss = Loss::parse(&a.loss, a.from_logits)?;
+    let optimizer = Optimizer::parse(&a.optimizer, a.learning_rate)?;
+    let metrics = a.metrics.iter().map(|m| Metric::parse(m)).collect::<Result<Vec<_>, _>>()?;
+    let model = load_model(&a.model, a.weights.as_deref())?;
+    let (sample, out) = single_io(&model, &a.model)?;
+    let x = read_samples(&a.x, &sample, "--x")?;
+    let n = x.shape[0];
+    let y = read_targets(&a.y, &loss, &out, n)?;
+    if let Some(p) = &a.save_weights {
+        check_output(p, "--save-weights")?;
+    }
+    if let Some(p) = &a.metrics_json {
+        check_output(p, "--metrics-json")?;
+    }
+    if a.save_weights.is_none() {
+        eprintln!("note: no --save-weights: the trained weights will not be kept");
+    }
+    let device = Arc::new(Device::new()?);
+    let lr = optimizer.learning_rate.at(0);
+    eprintln!(
+        "training {} on {n} samples, {} epochs, batch {}, {} (learning rate {lr}), device {}",
+        model.name(),
+        a.epochs,
+        a.batch_size,
+        optimizer.name(),
+        device.describe()
+    );
+    let cfg = CompileConfig {
+        loss,
+        optimizer,
+        metrics,
+    };
+    let mut cm = CompiledModel::new(&device, model, cfg)?;
+    let opts = FitOptions {
+        epochs: a.epochs,
+        batch_size: a.batch_size,
+        shuffle: !a.no_shuffle,
+        seed: a.seed,
+        validation: None,
+        verbosity: if a.quiet { Verbosity::Silent } else { Verbosity::Auto },
+    };
+    let start = Instant::now();
+    let history = cm.fit(&x, &y, &opts)?;
+    let wall = start.elapsed().as_secs_f64();
+    if let Some(last) = history.epochs.last() {
+        let parts: Vec<String> = last.train.iter().map(|(k, v)| format!("{k} {v:.5}")).collect();
+        println!("epoch {}: {} ({wall:.1} s in all)", last.epoch, parts.join(", "));
+    }
+    if let Some(p) = &a.save_weights {
+        checkpoint::save_params(p, &cm.model()?.params).with_context(|| format!("--save-weights {}", p.display()))?;
+        println!("weights saved to {}", p.display());
+    }
+    if let Some(p) = &a.metrics_json {
+        let info = device.info();
+        let json = serde_json::json!({
+            "model": a.model.display().to_string(),
+            "samples": n,
+            "epochs": a.epochs,
+            "batch_size": a.batch_size,
+            "shuffle": !a.no_shuffle,
+            "seed": a.seed,
+            "loss": a.loss,
+            "from_logits": a.from_logits,
+            "optimizer": a.optimizer,
+            "learning_rate": lr,
+            "history": history.epochs,
+            "wall_seconds": wall,
+            "adapter": info.name,
+            "backend": info.backend,
+        });
+        write_json(p, &json)?;
+        println!("metrics written to {}", p.display());
+    }
+    Ok(())
+}
