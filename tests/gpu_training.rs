@@ -167,6 +167,7 @@ fn quiet(epochs: usize, batch_size: usize, seed: u64) -> FitOptions {
         seed,
         validation: None,
         verbosity: Verbosity::Silent,
+        check_numerics: false,
     }
 }
 

@@ -54,6 +54,18 @@ pub enum EngineError {
         /// What was expected.
         message: String,
     },
+    /// The NaN/Inf tripwire fired.
+    #[error("non-finite value: node {node} (layer '{layer}', kernel {kernel}): {message}")]
+    Numerics {
+        /// The node (`%12 log`).
+        node: String,
+        /// Its layer.
+        layer: String,
+        /// The kernel that wrote it.
+        kernel: String,
+        /// Which element and value.
+        message: String,
+    },
     /// The device reported an error while running (out of memory, device lost, validation).
     #[error("device error: {0}")]
     Device(String),

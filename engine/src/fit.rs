@@ -52,6 +52,8 @@ pub struct FitOptions {
     pub validation: Option<(Tensor, Targets)>,
     /// Progress output.
     pub verbosity: Verbosity,
+    /// The NaN/Inf tripwire: stop at the first kernel writing a non-finite value (slow).
+    pub check_numerics: bool,
 }
 
 impl Default for FitOptions {
@@ -63,6 +65,7 @@ impl Default for FitOptions {
             seed: 0,
             validation: None,
             verbosity: Verbosity::Auto,
+            check_numerics: false,
         }
     }
 }
@@ -390,7 +393,12 @@ impl CompiledModel {
                 let mut enc = device.device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
                     label: Some("train step"),
                 });
-                p.encode(&mut enc);
+                if opts.check_numerics {
+                    p.run_checked()?;
+                    p.encode_updates(&mut enc);
+                } else {
+                    p.encode(&mut enc);
+                }
                 log.record(p, &mut enc, s);
                 device.queue.submit([enc.finish()]);
                 self.steps_done += 1;

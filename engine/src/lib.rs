@@ -5,6 +5,7 @@
 
 pub mod checkpoint;
 pub mod device;
+mod dump;
 pub mod error;
 pub mod fit;
 pub mod npy;

@@ -55,12 +55,17 @@ impl Program {
     /// them off), lowers it for `device`, compiles (or reuses) every kernel and allocates
     /// buffers; parameters are the buffers of `state`, by name.
     pub fn compile_with_state(device: &Arc<Device>, graph: Graph, state: &Arc<DeviceState>) -> Result<Program> {
-        let graph = if std::env::var("FOVEA_OPT").is_ok_and(|v| v == "0") {
-            graph
+        let optimize = !std::env::var("FOVEA_OPT").is_ok_and(|v| v == "0");
+        let (optimized, reports) = if optimize {
+            fovea_graph::passes::optimize(graph.clone())?
         } else {
-            fovea_graph::passes::optimize(graph)?.0
+            (graph.clone(), vec![])
         };
-        Self::compile_exact(device, graph, state)
+        let program = Self::compile_exact(device, optimized, state)?;
+        if let Some(dir) = crate::dump::dump_dir() {
+            crate::dump::write_program(&dir, &graph, &program.graph, &reports, &program.kernels, &program.plan);
+        }
+        Ok(program)
     }
 
     /// Lowers `graph` exactly as given (no passes).
@@ -300,6 +305,11 @@ impl Program {
                 pass.dispatch_workgroups(d.workgroups[0], d.workgroups[1], d.workgroups[2]);
             }
         }
+        self.encode_updates(enc);
+    }
+
+    /// Records the copies of the state updates into `enc`.
+    pub fn encode_updates(&self, enc: &mut wgpu::CommandEncoder) {
         for &(p, v) in &self.graph.updates {
             if let (Some(dst), Some(src)) = (self.buffer(p), self.buffer(v)) {
                 if dst != src {
@@ -307,6 +317,41 @@ impl Program {
                 }
             }
         }
+    }
+
+    /// The NaN/Inf tripwire: runs the dispatches one at a time, reads each kernel's output back
+    /// and stops at the first that holds a NaN or an infinity, naming the node, its layer and
+    /// the kernel. State updates are not applied (call [`Program::encode_updates`] after).
+    /// Slow: one submit and one readback per dispatch.
+    pub fn run_checked(&self) -> Result<()> {
+        for (d, k) in self.dispatches.iter().zip(&self.kernels) {
+            let mut enc = self
+                .device
+                .device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("checked") });
+            {
+                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("checked"),
+                    timestamp_writes: None,
+                });
+                pass.set_pipeline(&d.kernel.pipeline);
+                pass.set_bind_group(0, &d.bind_group, &[]);
+                pass.dispatch_workgroups(d.workgroups[0], d.workgroups[1], d.workgroups[2]);
+            }
+            self.device.queue.submit([enc.finish()]);
+            let Some(buf) = self.buffer(k.node) else { continue };
+            let values = crate::readback::read_buffer(&self.device, buf, self.graph.ty(k.node).numel())?;
+            if let Some((i, v)) = values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+                let node = self.graph.node(k.node);
+                return Err(EngineError::Numerics {
+                    node: format!("{} {}", k.node, node.op.name()),
+                    layer: node.layer.clone(),
+                    kernel: k.name.clone(),
+                    message: format!("element {i} of {} is {v}", node.ty),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Records a copy of output `index` into `dst` at byte `offset`.

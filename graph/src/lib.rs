@@ -4,6 +4,7 @@
 //! ([`layers`], [`model`]), seeded initializers ([`init`]) and the CPU reference interpreter
 //! ([`interp`]) that every GPU kernel is checked against.
 
+pub mod dump;
 pub mod error;
 pub mod grad;
 pub mod init;

@@ -1,7 +1,7 @@
 //! Forward 2-D convolution: implicit GEMM on the GEMM core (`wgsl/conv.wgsl` loaders), or the
 //! direct depthwise kernel when every group has one input channel.
 
-use crate::gemm::{GemmProblem, gemm_kernel};
+use crate::gemm::{GemmProblem, b_vec4_allowed, b_view, gemm_kernel};
 use crate::lower::NodeCx;
 use crate::template::Template;
 use crate::{BindingRef, KernelError, KernelInstance, depthwise};
@@ -29,7 +29,8 @@ pub(crate) fn lower_conv2d(cx: &NodeCx, g: &ConvGeometry) -> Result<KernelInstan
     // Whole kernel rows as one contiguous run of x (see conv.wgsl) when taps of a row are
     // adjacent pixels and channels are not split into groups.
     let rows = g.groups == 1 && g.dilation.1 == 1;
-    let loaders = Template::new(CONV_WGSL)
+    let b_vec4 = b_vec4_allowed(cx.target) && co % 4 == 0 && cog % 4 == 0;
+    let loaders = b_view(Template::new(CONV_WGSL), "conv_w", b_vec4)
         .set("H", x[1])
         .set("W", x[2])
         .set("C", c)
@@ -53,6 +54,7 @@ pub(crate) fn lower_conv2d(cx: &NodeCx, g: &ConvGeometry) -> Result<KernelInstan
         k: w[0] * w[1] * cg,
         k_outer: if rows { w[0] } else { w[0] * w[1] },
         groups: g.groups,
+        b_vec4,
         loaders,
         bindings: vec![
             BindingRef::read(cx.input(0)),

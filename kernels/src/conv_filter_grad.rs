@@ -1,7 +1,7 @@
 //! The kernel gradient of a 2-D convolution on the GEMM core (`wgsl/conv_filter_grad.wgsl`
 //! loaders): per group, `dw = im2col(x)^T @ dy`.
 
-use crate::gemm::{GemmProblem, gemm_kernel};
+use crate::gemm::{GemmProblem, b_vec4_allowed, b_view, gemm_kernel};
 use crate::lower::NodeCx;
 use crate::template::Template;
 use crate::{BindingRef, KernelError, KernelInstance};
@@ -17,7 +17,8 @@ pub(crate) fn lower_conv2d_backprop_filter(cx: &NodeCx, g: &ConvGeometry) -> Res
     let (c, co) = (x[3], dy[3]);
     let (cg, cog) = (c / g.groups, co / g.groups);
     let what = "conv2d_backprop_filter";
-    let loaders = Template::new(CONV_FILTER_GRAD_WGSL)
+    let b_vec4 = b_vec4_allowed(cx.target) && co % 4 == 0 && cog % 4 == 0;
+    let loaders = b_view(Template::new(CONV_FILTER_GRAD_WGSL), "cfg_dy", b_vec4)
         .set("H", x[1])
         .set("W", x[2])
         .set("C", c)
@@ -40,6 +41,7 @@ pub(crate) fn lower_conv2d_backprop_filter(cx: &NodeCx, g: &ConvGeometry) -> Res
         k: dy[0] * dy[1] * dy[2],
         k_outer: dy[0] * dy[1],
         groups: g.groups,
+        b_vec4,
         loaders,
         bindings: vec![
             BindingRef::read(cx.input(0)),

@@ -1,7 +1,7 @@
 //! Transposed 2-D convolution on the GEMM core (`wgsl/conv_transpose.wgsl` loaders): the
 //! `ConvTranspose2d` op and `Conv2dBackpropInput`, the input gradient of `Conv2d`.
 
-use crate::gemm::{GemmProblem, gemm_kernel};
+use crate::gemm::{GemmProblem, b_view, gemm_kernel};
 use crate::lower::NodeCx;
 use crate::template::Template;
 use crate::{BindingRef, KernelError, KernelInstance};
@@ -52,7 +52,7 @@ fn transposed_gemm(
     let x = cx.in_shape(0);
     let y = cx.out_shape();
     let (cin, cout) = (x[3], y[3]);
-    let loaders = Template::new(CONV_TRANSPOSE_WGSL)
+    let loaders = b_view(Template::new(CONV_TRANSPOSE_WGSL), "convt_w", false)
         .set("H", x[1])
         .set("W", x[2])
         .set("CIN", cin)
@@ -76,6 +76,7 @@ fn transposed_gemm(
         k: kh * kw * cin / g.groups,
         k_outer: kh * kw,
         groups: g.groups,
+        b_vec4: false,
         loaders,
         bindings: vec![
             BindingRef::read(cx.input(0)),

@@ -26,6 +26,9 @@ pub struct GemmTile {
     /// Stage A and B through workgroup memory (`gemm_tiled`) rather than reading global memory
     /// directly (`gemm_global`).
     pub staged: bool,
+    /// Columns of B per load in `gemm_global`: 4 reads B as `vec4` (only for problems whose B
+    /// allows it, [`GemmProblem::b_vec4`]), 1 as scalars.
+    pub bv: u32,
 }
 
 impl GemmTile {
@@ -71,7 +74,7 @@ pub struct GemmTileEntry {
 const fn entry(
     class: AdapterClass,
     max_n: Option<usize>,
-    [bm, bn, bk, tm, tn]: [u32; 5],
+    [bm, bn, bk, tm, tn, bv]: [u32; 6],
     reason: &'static str,
 ) -> GemmTileEntry {
     let staged = matches!(class, AdapterClass::Gpu);
@@ -85,33 +88,50 @@ const fn entry(
             tm,
             tn,
             staged,
+            bv,
         },
         reason,
     }
 }
 
-/// The tile table, `[bm, bn, bk, tm, tn]`: the first entry for the target's class that fits the
-/// problem's width and the target's limits is used. CPU entries read global memory
-/// (`gemm_global`), GPU entries stage through workgroup memory (`gemm_tiled`).
+/// The tile table, `[bm, bn, bk, tm, tn, bv]`: the first entry for the target's class that fits
+/// the problem's width, the target's limits and the problem's B (`bv = 4` needs
+/// [`GemmProblem::b_vec4`]) is used. CPU entries read global memory (`gemm_global`: `bm = tm`,
+/// `bn / tn` invocations in a row), GPU entries stage through workgroup memory (`gemm_tiled`).
 pub const GEMM_TILES: &[GemmTileEntry] = &[
-    entry(AdapterClass::Cpu, None, [8, 16, 1, 8, 2], "EXPERIMENT"),
+    entry(
+        AdapterClass::Cpu,
+        None,
+        [8, 32, 1, 8, 4, 4],
+        "lavapipe (Mesa 25.0): every storage load is a loop over the 8 SIMD lanes, FMAs are one \
+         vector op, so minimise loads per FMA: 8 lanes x 4 columns as one vec4 load of B feed 8 \
+         rows (32 FMAs per lane per k), A loaded once per 8 rows with subgroups (broadcast). 8x32 \
+         beat 8x16, 8x24 and 16x16 in profile_step (conv layers, mnist 32)",
+    ),
+    entry(
+        AdapterClass::Cpu,
+        None,
+        [8, 32, 1, 8, 4, 1],
+        "lavapipe, B not vec4-readable (transposed B, N % 4 != 0): same 8x32 tile with 4 scalar \
+         loads of B per k; 4 columns per lane beat 2 and 3 (fewer loads per FMA than spills cost)",
+    ),
     entry(
         AdapterClass::Gpu,
         Some(32),
-        [128, 32, 16, 4, 4],
+        [128, 32, 16, 4, 4, 1],
         "narrow GEMMs on GPUs: keep all 256 invocations busy; 10 KiB of workgroup memory",
     ),
     entry(
         AdapterClass::Gpu,
         None,
-        [64, 64, 16, 4, 4],
+        [64, 64, 16, 4, 4, 1],
         "GPUs: stage tiles in workgroup memory so each global load feeds 64 FMAs; 256 invocations, \
          8 KiB of workgroup memory fits WebGPU's 16 KiB default, 4x4 register block",
     ),
     entry(
         AdapterClass::Gpu,
         None,
-        [32, 32, 8, 4, 4],
+        [32, 32, 8, 4, 4, 1],
         "GPU limited to fewer than 256 invocations or 8 KiB of workgroup memory: 64 invocations, 2 KiB",
     ),
 ];
@@ -125,29 +145,51 @@ const FALLBACK_TILE: GemmTile = GemmTile {
     tm: 1,
     tn: 1,
     staged: false,
+    bv: 1,
 };
 
 /// The tile for a GEMM with `n` columns on `target`: the first entry of [`GEMM_TILES`] for its
-/// class whose `max_n` admits `n` and that fits the target's limits.
-pub fn choose_gemm_tile(target: &Target, n: usize) -> GemmTile {
-    if target.class == AdapterClass::Cpu {
-        if let Ok(v) = std::env::var("FOVEA_CPU_TILE") {
-            let v: Vec<u32> = v.split(',').map(|x| x.parse().unwrap()).collect();
-            return GemmTile {
-                bm: v[0],
-                bn: v[1] * v[2],
-                bk: 1,
-                tm: v[0],
-                tn: v[1],
-                staged: false,
-            };
-        }
-    }
+/// class whose `max_n` admits `n`, that fits the target's limits, and whose `bv` the problem's B
+/// allows (`b_vec4`).
+pub fn choose_gemm_tile(target: &Target, n: usize, b_vec4: bool) -> GemmTile {
     GEMM_TILES
         .iter()
-        .find(|e| e.class == target.class && e.max_n.is_none_or(|max| n <= max) && e.tile.fits(target))
+        .find(|e| {
+            e.class == target.class
+                && e.max_n.is_none_or(|max| n <= max)
+                && e.tile.fits(target)
+                && (e.tile.bv == 1 || b_vec4)
+        })
         .map(|e| e.tile)
         .unwrap_or(FALLBACK_TILE)
+}
+
+/// Whether a GEMM core kernel for `target` may read B as `vec4`: the caller also needs B's
+/// columns contiguous with every column start a multiple of 4 (then it sets
+/// [`GemmProblem::b_vec4`] and declares B through [`b_view`]).
+pub(crate) fn b_vec4_allowed(target: &Target) -> bool {
+    target.class == AdapterClass::Cpu
+}
+
+/// The element type, scalar read and vec4 read of a binding `buf` (see [`b_view`]).
+fn views(buf: &str, vec4: bool) -> (&'static str, String, String) {
+    if vec4 {
+        ("vec4<f32>", format!("{buf}[i / 4u][i % 4u]"), format!("{buf}[i / 4u]"))
+    } else {
+        (
+            "f32",
+            format!("{buf}[i]"),
+            format!("vec4<f32>({buf}[i], {buf}[i + 1u], {buf}[i + 2u], {buf}[i + 3u])"),
+        )
+    }
+}
+
+/// Sets a loader template's `B_TYPE`, `B_AT` and `B_AT4` for B's binding `buf`: an
+/// `array<vec4<f32>>` when `vec4`, else an `array<f32>`; `b_at(i)` reads element `i` and
+/// `b_at4(i)` elements `i..i + 4` (`i % 4 == 0`) either way.
+pub(crate) fn b_view(t: Template, buf: &str, vec4: bool) -> Template {
+    let (ty, at, at4) = views(buf, vec4);
+    t.set("B_TYPE", ty).set("B_AT", at).set("B_AT4", at4)
 }
 
 /// A GEMM to run on the core: `groups` independent `M x K` by `K x N` products, with the
@@ -165,6 +207,9 @@ pub struct GemmProblem {
     pub k_outer: usize,
     /// Independent groups (workgroup_id.z).
     pub groups: usize,
+    /// B's binding is an `array<vec4<f32>>` ([`b_view`]), its columns contiguous
+    /// (`b_col(g, ko, n) = b_col(g, ko, 0) + n`), `b_col(g, ko, 0)`, `B_KSTRIDE` and N multiples of 4.
+    pub b_vec4: bool,
     /// Rendered WGSL: the bindings and the three loader functions.
     pub loaders: String,
     /// The bindings the loaders declare, in binding order, the output last.
@@ -182,7 +227,7 @@ pub fn gemm_kernel(
     problem: GemmProblem,
     target: &Target,
 ) -> Result<Option<KernelInstance>, KernelError> {
-    let tile = choose_gemm_tile(target, problem.n);
+    let tile = choose_gemm_tile(target, problem.n, problem.b_vec4);
     let name = format!("gemm_{what}_{}_{}x{}", target.class.name(), tile.bm, tile.bn);
     let [tx, ty] = tile.threads();
     let max = target.max_workgroups_per_dim as usize;
@@ -216,10 +261,7 @@ pub fn gemm_kernel(
         + &if tile.staged {
             GEMM_TILED_WGSL.to_string()
         } else {
-            let b: String = (0..tile.tm)
-                .map(|i| format!("            a_reg[{i}] = subgroupBroadcast(a, {i}u);\n"))
-                .collect();
-            Template::new(GEMM_CPU_WGSL).set("BROADCASTS", b).render(&name)?
+            global_entry(&name, &tile, target)?
         };
     let flops = 2 * (problem.m * problem.n * problem.k * problem.groups) as u64;
     Ok(Some(KernelInstance {
@@ -236,6 +278,43 @@ pub fn gemm_kernel(
     }))
 }
 
+/// The `gemm_global` entry point (`gemm_cpu.wgsl`) for `tile`: with subgroup broadcasts of A
+/// when the target's subgroups are exactly one workgroup row of `tx` lanes and `tm` is a
+/// multiple of it, else with one load of A per row.
+fn global_entry(name: &str, tile: &GemmTile, target: &Target) -> Result<String, KernelError> {
+    let [tx, _] = tile.threads();
+    let subgroup = std::env::var("FOVEA_SUBGROUP_SIZE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .or(target.subgroup_size);
+    let broadcast = subgroup == Some(tx) && tile.tm % tx == 0;
+    let (ar, a_row_m, a_regs) = if broadcast {
+        let regs: String = (0..tile.tm)
+            .map(|i| {
+                format!(
+                    "            a_reg[{i}] = subgroupBroadcast(a[{}], {}u);\n",
+                    i / tx,
+                    i % tx
+                )
+            })
+            .collect();
+        (tile.tm / tx, "m0 + r * TX + lid.x", regs)
+    } else {
+        let regs = "            a_reg = a;\n".to_string();
+        (tile.tm, "m0 + r", regs)
+    };
+    let vec4 = tile.bv == 4;
+    Template::new(GEMM_CPU_WGSL)
+        .set("BVEC", if vec4 { "vec4<f32>" } else { "f32" })
+        .set("BV", tile.bv)
+        .set("AR", ar)
+        .set("BVEC_GET", if vec4 { "v[c]" } else { "v" })
+        .set("A_ROW_M", a_row_m)
+        .set("B_LOAD", if vec4 { "b_at4" } else { "b_at" })
+        .set("A_REGS", a_regs)
+        .render(name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -248,36 +327,41 @@ mod tests {
             assert!(!e.reason.is_empty());
             assert_eq!(t.staged, e.class == AdapterClass::Gpu, "{e:?}");
             assert!(t.fits(&Target::gpu()) || t.bm == 32, "{e:?}");
+            assert!(t.bv == 1 || (t.bv == 4 && t.tn % 4 == 0 && !t.staged), "{e:?}");
+            if !t.staged {
+                // gemm_global: one row of invocations, each owning every row of the tile.
+                assert_eq!(t.bm, t.tm, "{e:?}");
+            }
         }
         let tiny = Target {
             max_invocations_per_workgroup: 64,
             max_workgroup_storage_bytes: 0,
             ..Target::gpu()
         };
-        assert!(FALLBACK_TILE.fits(&tiny));
+        assert!(FALLBACK_TILE.fits(&tiny) && FALLBACK_TILE.bm == FALLBACK_TILE.tm);
     }
 
     #[test]
-    fn choice_follows_the_class_the_width_and_the_limits() {
-        assert_eq!(choose_gemm_tile(&Target::cpu(), 64), GEMM_TILES[1].tile);
-        assert_eq!(choose_gemm_tile(&Target::cpu(), 32), GEMM_TILES[0].tile);
-        assert_eq!(choose_gemm_tile(&Target::gpu(), 100), GEMM_TILES[4].tile);
-        assert_eq!(choose_gemm_tile(&Target::gpu(), 1), GEMM_TILES[3].tile);
+    fn choice_follows_the_class_the_width_b_and_the_limits() {
+        assert_eq!(choose_gemm_tile(&Target::cpu(), 64, true), GEMM_TILES[0].tile);
+        assert_eq!(choose_gemm_tile(&Target::cpu(), 64, false), GEMM_TILES[1].tile);
+        assert_eq!(choose_gemm_tile(&Target::gpu(), 100, false), GEMM_TILES[3].tile);
+        assert_eq!(choose_gemm_tile(&Target::gpu(), 1, false), GEMM_TILES[2].tile);
         let small = Target {
             max_invocations_per_workgroup: 128,
             ..Target::gpu()
         };
-        assert_eq!(choose_gemm_tile(&small, 10), GEMM_TILES[5].tile);
-        let small = Target {
-            max_invocations_per_workgroup: 128,
-            ..Target::cpu()
-        };
-        assert_eq!(choose_gemm_tile(&small, 64), GEMM_TILES[2].tile);
+        assert_eq!(choose_gemm_tile(&small, 10, false), GEMM_TILES[4].tile);
         let tiny = Target {
             max_invocations_per_workgroup: 64,
             max_workgroup_storage_bytes: 1024,
             ..Target::gpu()
         };
-        assert_eq!(choose_gemm_tile(&tiny, 64), FALLBACK_TILE);
+        assert_eq!(choose_gemm_tile(&tiny, 64, false), FALLBACK_TILE);
+        let tiny_cpu = Target {
+            max_invocations_per_workgroup: 4,
+            ..Target::cpu()
+        };
+        assert_eq!(choose_gemm_tile(&tiny_cpu, 64, true), FALLBACK_TILE);
     }
 }

@@ -1,6 +1,6 @@
 //! Matmul on the GEMM core: loaders for plain and transposed matrices (`wgsl/matmul.wgsl`).
 
-use crate::gemm::{GemmProblem, gemm_kernel};
+use crate::gemm::{GemmProblem, b_vec4_allowed, b_view, gemm_kernel};
 use crate::lower::NodeCx;
 use crate::template::Template;
 use crate::{BindingRef, KernelError, KernelInstance};
@@ -17,7 +17,8 @@ pub(crate) fn lower_matmul(cx: &NodeCx, trans_a: bool, trans_b: bool) -> Result<
         if trans_a { 't' } else { 'n' },
         if trans_b { 't' } else { 'n' }
     );
-    let loaders = Template::new(MATMUL_WGSL)
+    let b_vec4 = b_vec4_allowed(cx.target) && !trans_b && n % 4 == 0;
+    let loaders = b_view(Template::new(MATMUL_WGSL), "mat_b", b_vec4)
         .set("A_ROW", if trans_a { "m" } else { "m * K" })
         .set("A_KSTRIDE", if trans_a { "M" } else { "1u" })
         .set("B_COL", if trans_b { "n * K" } else { "n" })
@@ -29,6 +30,7 @@ pub(crate) fn lower_matmul(cx: &NodeCx, trans_a: bool, trans_b: bool) -> Result<
         k,
         k_outer: 1,
         groups: 1,
+        b_vec4,
         loaders,
         bindings: vec![
             BindingRef::read(cx.input(0)),

@@ -33,6 +33,10 @@ pub struct Target {
     pub max_invocations_per_workgroup: u32,
     /// `maxComputeWorkgroupStorageSize` in bytes (16384 in WebGPU's defaults).
     pub max_workgroup_storage_bytes: u32,
+    /// The subgroup size, when the device has `Features::SUBGROUP` enabled and its subgroups
+    /// always have this size (`subgroup_min_size == subgroup_max_size`; 8 on lavapipe with AVX2).
+    /// Kernels use subgroup operations only when it is known (`None` in WebGPU's defaults).
+    pub subgroup_size: Option<u32>,
 }
 
 impl Target {
@@ -51,6 +55,7 @@ impl Target {
             max_workgroups_per_dim: 65535,
             max_invocations_per_workgroup: 256,
             max_workgroup_storage_bytes: 16384,
+            subgroup_size: None,
         }
     }
 

@@ -20,6 +20,16 @@ fn targets() -> Vec<Target> {
             max_invocations_per_workgroup: 128,
             ..Target::cpu()
         },
+        // lavapipe with AVX2: subgroups of 8, so the CPU GEMM broadcasts A across lanes.
+        Target {
+            subgroup_size: Some(8),
+            ..Target::cpu()
+        },
+        // Subgroups of another size than the tile's row of invocations: no broadcasts.
+        Target {
+            subgroup_size: Some(4),
+            ..Target::cpu()
+        },
         Target {
             max_invocations_per_workgroup: 128,
             max_workgroup_storage_bytes: 4096,
@@ -145,9 +155,16 @@ fn geom(stride: usize, dilation: usize, pad: (usize, usize, usize, usize), group
     }
 }
 
+/// Whether a GEMM kernel reads B as vec4 (binding 1 is an array of vec4).
+fn b_vec4(k: &KernelInstance) -> bool {
+    k.source.contains("@binding(1) var<storage, read> mat_b: array<vec4<f32>>")
+        || k.source.contains("@binding(1) var<storage, read> conv_w: array<vec4<f32>>")
+        || k.source.contains("@binding(1) var<storage, read> cfg_dy: array<vec4<f32>>")
+}
+
 /// Checks a GEMM kernel's grid covers `m x n` in `groups` groups.
 fn check_gemm_grid(k: &KernelInstance, m: usize, n: usize, groups: usize, target: &Target) {
-    let tile = choose_gemm_tile(target, n);
+    let tile = choose_gemm_tile(target, n, b_vec4(k));
     assert_eq!(k.family, "gemm");
     assert_eq!(k.entry_point, tile.entry_point());
     assert!(k.workgroups[0] as usize * tile.bn as usize >= n, "{}", k.name);
@@ -233,7 +250,15 @@ fn conv2d_variants() {
             let k = &ks[0];
             let ys = g.shape(y);
             check_gemm_grid(k, ys[0] * ys[1] * ys[2], c.co / c.g.groups, c.g.groups, &t);
-            let tile = choose_gemm_tile(&t, c.co / c.g.groups);
+            let tile = choose_gemm_tile(&t, c.co / c.g.groups, b_vec4(k));
+            assert_eq!(
+                b_vec4(k),
+                t.class == AdapterClass::Cpu && c.co % 4 == 0 && (c.co / c.g.groups) % 4 == 0
+            );
+            assert_eq!(
+                k.source.contains("subgroupBroadcast"),
+                t.class == AdapterClass::Cpu && t.subgroup_size == Some(k.workgroup_size[0])
+            );
             let what = if c.g.groups == 1 { "conv2d" } else { "conv2d_grouped" };
             assert_eq!(
                 k.name,
@@ -322,7 +347,8 @@ fn matmul_variants() {
 
 #[test]
 fn gemm_table_variants_validate() {
-    // Each table entry and the fallback, on problems that are not multiples of any tile.
+    // Each table entry and the fallback, on problems that are not multiples of any tile: plain
+    // and transposed B (vec4 or scalar B on CPUs), with and without subgroups.
     for e in GEMM_TILES {
         let t = Target {
             class: e.class,
@@ -336,27 +362,49 @@ fn gemm_table_variants_validate() {
             },
             _ => t,
         };
-        for n in [e.max_n.map_or(71, |m| m - 3), 1] {
-            if e.max_n.is_none() && n == 1 && e.tile.bm != 32 {
-                continue;
+        let vec4 = e.tile.bv == 4;
+        let ns: Vec<usize> = match (e.class, e.max_n) {
+            (AdapterClass::Cpu, _) if vec4 => vec![68, 4],
+            (AdapterClass::Cpu, _) => vec![71, 1],
+            (_, Some(max)) => vec![max - 3, 1],
+            (_, None) if e.tile.bm == 32 => vec![71, 1],
+            (_, None) => vec![71],
+        };
+        for subgroup_size in [None, Some(8)] {
+            let t = Target { subgroup_size, ..t };
+            for n in ns.iter().copied() {
+                for trans_b in [false, true] {
+                    let b_ok = e.class == AdapterClass::Cpu && !trans_b && n % 4 == 0;
+                    if vec4 && !b_ok {
+                        continue;
+                    }
+                    if e.class == AdapterClass::Cpu && !vec4 && b_ok {
+                        continue;
+                    }
+                    assert_eq!(choose_gemm_tile(&t, n, b_ok), e.tile, "{e:?} n={n}");
+                    let mut g = Graph::new();
+                    let a = input(&mut g, "a", &[37, 29]);
+                    let b = param(&mut g, "b", &if trans_b { [n, 29] } else { [29, n] });
+                    let y = g
+                        .push(
+                            Op::MatMul {
+                                trans_a: false,
+                                trans_b,
+                            },
+                            &[a, b],
+                            "dense",
+                        )
+                        .unwrap();
+                    let k = &lower(&g, y, &t)[0];
+                    assert_eq!(b_vec4(k), vec4);
+                    check_gemm_grid(k, 37, n, 1, &t);
+                }
             }
-            assert_eq!(choose_gemm_tile(&t, n), e.tile, "{e:?} n={n}");
-            let mut g = Graph::new();
-            let a = input(&mut g, "a", &[37, 29]);
-            let b = param(&mut g, "b", &[29, n]);
-            let y = g
-                .push(
-                    Op::MatMul {
-                        trans_a: false,
-                        trans_b: false,
-                    },
-                    &[a, b],
-                    "dense",
-                )
-                .unwrap();
-            check_gemm_grid(&lower(&g, y, &t)[0], 37, n, 1, &t);
         }
     }
+    // The fallback (no table entry fits) runs on `targets()`'s smallest GPU in the other tests.
+    let small = targets()[targets().len() - 1];
+    assert!(GEMM_TILES.iter().all(|e| e.class != small.class || !e.tile.fits(&small)));
 }
 
 #[test]

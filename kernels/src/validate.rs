@@ -17,7 +17,7 @@ pub fn validate_with_info(
 ) -> Result<(naga::Module, naga::valid::ModuleInfo), KernelError> {
     let module = naga::front::wgsl::parse_str(source)
         .map_err(|e| KernelError::invalid(kernel_name, e.emit_to_string(source)))?;
-    let info = Validator::new(ValidationFlags::all(), Capabilities::default())
+    let info = Validator::new(ValidationFlags::all(), Capabilities::default() | Capabilities::SUBGROUP)
         .validate(&module)
         .map_err(|e| KernelError::invalid(kernel_name, e.emit_to_string(source)))?;
     Ok((module, info))

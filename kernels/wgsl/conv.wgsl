@@ -36,7 +36,7 @@ const A_CHECKED: bool = true;
 const B_KSTRIDE: u32 = CONV_CO;
 
 @group(0) @binding(0) var<storage, read> conv_x: array<f32>;
-@group(0) @binding(1) var<storage, read> conv_w: array<f32>;
+@group(0) @binding(1) var<storage, read> conv_w: array<{{B_TYPE}}>;
 @group(0) @binding(2) var<storage, read_write> conv_y: array<f32>;
 
 struct ARow {
@@ -81,7 +81,11 @@ fn b_col(g: u32, ko: u32, n: u32) -> u32 {
 }
 
 fn b_at(i: u32) -> f32 {
-    return conv_w[i];
+    return {{B_AT}};
+}
+
+fn b_at4(i: u32) -> vec4<f32> {
+    return {{B_AT4}};
 }
 
 fn store_c(g: u32, m: u32, n: u32, v: f32) {

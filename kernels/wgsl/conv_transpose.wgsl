@@ -35,7 +35,7 @@ const A_CHECKED: bool = true;
 const B_KSTRIDE: u32 = 1u;
 
 @group(0) @binding(0) var<storage, read> convt_x: array<f32>;
-@group(0) @binding(1) var<storage, read> convt_w: array<f32>;
+@group(0) @binding(1) var<storage, read> convt_w: array<{{B_TYPE}}>;
 @group(0) @binding(2) var<storage, read_write> convt_y: array<f32>;
 
 struct ARow {
@@ -72,7 +72,11 @@ fn b_col(g: u32, tap: u32, co: u32) -> u32 {
 }
 
 fn b_at(i: u32) -> f32 {
-    return convt_w[i];
+    return {{B_AT}};
+}
+
+fn b_at4(i: u32) -> vec4<f32> {
+    return {{B_AT4}};
 }
 
 fn store_c(g: u32, m: u32, n: u32, v: f32) {

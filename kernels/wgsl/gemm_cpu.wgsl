@@ -1,43 +1,73 @@
 // gemm_cpu.wgsl: the register-blocked entry point of the GEMM core (gemm.wgsl), for CPU adapters.
+//
+// Workgroup (x, y, g) computes the TM x BN tile of C at rows y*TM, columns x*BN of group g with
+// TX x 1 invocations (BN = TX*TN). Invocation lx accumulates all TM rows and TN columns of the
+// tile in registers: columns x*BN + lx*BV + j*TX*BV + c (j < TN/BV, c < BV), where BV is 4 when
+// B is read as vec4 (its columns contiguous and N % 4 == 0) and 1 otherwise.
+// Why (lavapipe, Mesa 25.0, PLATFORM.md): a workgroup runs on one CPU thread as SIMD lanes over
+// consecutive invocations, and every storage-buffer load costs a loop over the lanes, whatever
+// its addresses, while arithmetic is one vector instruction. So the kernel minimises loads per
+// FMA: one load (vec4 where it can) of B feeds TM FMAs, and A is loaded cooperatively when the
+// adapter has subgroups of TX lanes: lane l loads row r*TX + l of A and subgroupBroadcast hands
+// row i to every lane (A_REGS), one load per TX rows instead of one per row. No barriers, no
+// workgroup memory (both are expensive there). Out-of-range rows and columns are clamped and
+// compute duplicates that are never stored.
+
+alias BVec = {{BVEC}};
+const BV: u32 = {{BV}}u;
+const TNV: u32 = TN / BV;
+// Rows of A each invocation loads per k step: TM / TX with subgroup broadcasts, else TM.
+const AR: u32 = {{AR}}u;
+
+fn bvec_get(v: BVec, c: u32) -> f32 {
+    return {{BVEC_GET}};
+}
 
 @compute @workgroup_size(TX, 1, 1)
 fn gemm_global(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let g = wid.z;
     let m0 = wid.y * BM;
-    let n_first = wid.x * BN + lid.x;
-    let my_m = min(m0 + lid.x, M - 1u);
-    var cols: array<u32, TN>;
-    for (var j = 0u; j < TN; j++) {
-        cols[j] = min(n_first + j * TX, N - 1u);
+    let n_first = wid.x * BN + lid.x * BV;
+    var cols: array<u32, TNV>;
+    for (var j = 0u; j < TNV; j++) {
+        cols[j] = min(n_first + j * TX * BV, N - BV);
     }
-    var acc: array<f32, TM * TN>;
+    var acc: array<BVec, TM * TNV>;
     for (var ko = 0u; ko < KO; ko++) {
-        let ar = a_row(g, my_m, ko);
-        var bc: array<u32, TN>;
-        for (var j = 0u; j < TN; j++) {
+        var ar: array<ARow, AR>;
+        for (var r = 0u; r < AR; r++) {
+            ar[r] = a_row(g, min({{A_ROW_M}}, M - 1u), ko);
+        }
+        var bc: array<u32, TNV>;
+        for (var j = 0u; j < TNV; j++) {
             bc[j] = b_col(g, ko, cols[j]);
         }
         for (var ki = 0u; ki < KI; ki++) {
-            let a = a_elem(ar, ki);
-            var b_reg: array<f32, TN>;
-            for (var j = 0u; j < TN; j++) {
-                b_reg[j] = b_at(bc[j] + ki * B_KSTRIDE);
+            var b_reg: array<BVec, TNV>;
+            for (var j = 0u; j < TNV; j++) {
+                b_reg[j] = {{B_LOAD}}(bc[j] + ki * B_KSTRIDE);
+            }
+            var a: array<f32, AR>;
+            for (var r = 0u; r < AR; r++) {
+                a[r] = a_elem(ar[r], ki);
             }
             var a_reg: array<f32, TM>;
-{{BROADCASTS}}
+{{A_REGS}}
             for (var i = 0u; i < TM; i++) {
-                for (var j = 0u; j < TN; j++) {
-                    acc[i * TN + j] = fma(a_reg[i], b_reg[j], acc[i * TN + j]);
+                for (var j = 0u; j < TNV; j++) {
+                    acc[i * TNV + j] = fma(BVec(a_reg[i]), b_reg[j], acc[i * TNV + j]);
                 }
             }
         }
     }
     for (var i = 0u; i < TM; i++) {
-        for (var j = 0u; j < TN; j++) {
-            let m = m0 + i;
-            let n = n_first + j * TX;
-            if (m < M && n < N) {
-                store_c(g, m, n, acc[i * TN + j]);
+        for (var j = 0u; j < TNV; j++) {
+            for (var c = 0u; c < BV; c++) {
+                let m = m0 + i;
+                let n = n_first + j * TX * BV + c;
+                if (m < M && n < N) {
+                    store_c(g, m, n, bvec_get(acc[i * TNV + j], c));
+                }
             }
         }
     }

@@ -4,10 +4,11 @@
 // Bindings: 0 mat_a, 1 mat_b (read), 2 mat_c (read_write), all row-major f32.
 // mat_a is (M, K), or (K, M) when transposed: row m starts at A_ROW, steps A_KSTRIDE along k;
 // mat_b is (K, N), or (N, K) when transposed: column n starts at B_COL, steps B_KSTRIDE along k;
-// mat_c is (M, N). A_ROW, A_KSTRIDE, B_COL, B_KSTRIDE are substituted.
+// mat_c is (M, N). A_ROW, A_KSTRIDE, B_COL, B_KSTRIDE are substituted; mat_b is read as vec4
+// (B_TYPE, B_AT, B_AT4, see gemm.rs b_view) when not transposed and N % 4 == 0.
 
 @group(0) @binding(0) var<storage, read> mat_a: array<f32>;
-@group(0) @binding(1) var<storage, read> mat_b: array<f32>;
+@group(0) @binding(1) var<storage, read> mat_b: array<{{B_TYPE}}>;
 @group(0) @binding(2) var<storage, read_write> mat_c: array<f32>;
 
 const A_KSTRIDE: u32 = {{A_KSTRIDE}};
@@ -33,7 +34,11 @@ fn b_col(g: u32, ko: u32, n: u32) -> u32 {
 }
 
 fn b_at(i: u32) -> f32 {
-    return mat_b[i];
+    return {{B_AT}};
+}
+
+fn b_at4(i: u32) -> vec4<f32> {
+    return {{B_AT4}};
 }
 
 fn store_c(g: u32, m: u32, n: u32, v: f32) {

@@ -1,5 +1,6 @@
 //! Command-line parsing and dispatch of the `fovea` subcommands.
 
+mod graph;
 mod info;
 pub mod keras;
 mod predict;
@@ -29,6 +30,36 @@ enum Command {
     Summary {
         /// The zoo model: mnist or cifar10.
         model: String,
+    },
+    /// Inspect a model's compilation: layers, IR, gradient graph, optimised graph, kernels,
+    /// memory plan; as text, Graphviz DOT or JSON; with fusion and memory statistics.
+    Graph {
+        /// A zoo model (mnist, cifar10) or a Keras model file (.json).
+        model: String,
+        /// The whole training step (forward, loss, backward, update) instead of inference.
+        #[arg(long)]
+        train: bool,
+        /// layers, ir, grad, optimized, lowered or memory.
+        #[arg(long, default_value = "optimized")]
+        stage: String,
+        /// text, dot or json.
+        #[arg(long, default_value = "text")]
+        format: String,
+        /// Write to a file instead of standard output.
+        #[arg(short = 'o', long)]
+        output: Option<PathBuf>,
+        /// Node, kernel and dispatch counts before and after fusion; planned vs baseline memory.
+        #[arg(long)]
+        stats: bool,
+        /// The batch size the graph is built for.
+        #[arg(long, default_value_t = 32)]
+        batch_size: usize,
+        /// Adapter class kernels are chosen for: cpu (lavapipe) or gpu.
+        #[arg(long, default_value = "cpu")]
+        target: String,
+        /// Render with Graphviz to FILE.svg or FILE.png.
+        #[arg(long)]
+        render: Option<PathBuf>,
     },
     /// Train a seed model (mnist, cifar10) as the seed's Keras program does: Adam, from-logits
     /// sparse cross-entropy, accuracy; test set as validation data.
@@ -65,6 +96,9 @@ enum Command {
         /// No progress output.
         #[arg(long)]
         quiet: bool,
+        /// Stop at the first kernel that writes a NaN or an infinity, naming its node and layer (slow).
+        #[arg(long)]
+        check_numerics: bool,
     },
     /// Train a Keras model (model.to_json() config and safetensors weights) on .npy arrays.
     Fit {
@@ -156,6 +190,27 @@ pub fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Info { json } => info::run(json),
+        Command::Graph {
+            model,
+            train,
+            stage,
+            format,
+            output,
+            stats,
+            batch_size,
+            target,
+            render,
+        } => graph::run(graph::Args {
+            model,
+            train,
+            stage,
+            format,
+            output,
+            stats,
+            batch_size,
+            target,
+            render,
+        }),
         Command::Summary { model } => summary::run(&model),
         Command::Train {
             model,
@@ -169,6 +224,7 @@ pub fn run() -> anyhow::Result<()> {
             plot,
             limit,
             quiet,
+            check_numerics,
         } => train::run(train::Args {
             model,
             data,
@@ -181,6 +237,7 @@ pub fn run() -> anyhow::Result<()> {
             plot,
             limit,
             quiet,
+            check_numerics,
         }),
         Command::Fit {
             model,

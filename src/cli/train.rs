@@ -23,6 +23,7 @@ pub struct Args {
     pub plot: Option<PathBuf>,
     pub limit: Option<usize>,
     pub quiet: bool,
+    pub check_numerics: bool,
 }
 
 fn load(model: &str, dir: &Option<PathBuf>) -> anyhow::Result<(Dataset, Dataset)> {
@@ -87,6 +88,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         seed: a.seed,
         validation: Some((test.images.clone(), Targets::Classes(test.labels.clone()))),
         verbosity: if a.quiet { Verbosity::Silent } else { Verbosity::Auto },
+        check_numerics: a.check_numerics,
     };
     let start = Instant::now();
     let history = cm.fit(&train.images, &Targets::Classes(train.labels.clone()), &opts)?;

@@ -86,7 +86,7 @@ def keras3_models():
         x = keras.Input((8, 8, 2), name="image")
         c1 = L.Conv2D(4, 3, padding="same", activation="leaky_relu")(x)
         d = L.Conv2D(8, 3, strides=2, padding="same", activation="relu")(c1)
-        d = L.BatchNormalization(momentum=0.8, epsilon=1e-4)(d)
+        d = L.BatchNormalization(momentum=0.8, epsilon=1e-4, scale=False)(d)
         u = L.Conv2DTranspose(4, 3, strides=2, padding="same")(d)
         cat = L.Concatenate()([c1, u])
         m = L.Conv2D(4, 1)(cat)
@@ -134,8 +134,10 @@ def keras3_models():
     def train_func():
         x = keras.Input((8, 8, 2))
         c1 = L.Conv2D(4, 3, padding="same", activation="relu")(x)
-        d = L.Conv2D(4, 3, strides=2, padding="same")(c1)
-        d = L.BatchNormalization(momentum=0.8, epsilon=1e-3)(d)
+        # No bias before BatchNormalization: its gradient is zero up to rounding, which Adam
+        # would turn into steps of +-learning_rate in directions set by float32 noise.
+        d = L.Conv2D(4, 3, strides=2, padding="same", use_bias=False)(c1)
+        d = L.BatchNormalization(momentum=0.8, epsilon=1e-3, center=False)(d)
         u1 = L.Conv2DTranspose(4, 3, strides=2, padding="same")(d)
         u2 = L.Conv2DTranspose(4, 2, strides=2, padding="valid", activation="tanh")(d)
         u3 = L.UpSampling2D(2, interpolation="bilinear")(d)

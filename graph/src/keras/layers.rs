@@ -210,9 +210,8 @@ pub(crate) fn layer_from_config(class: &str, name: &str, cfg: &Map<String, Value
             channel_axis = Some(bn_axis(&mut a)?);
             let momentum = a.f32("momentum", 0.99)?;
             let epsilon = a.f32("epsilon", 1e-3)?;
-            for k in ["center", "scale"] {
-                a.must_equal(k, json!(true), "Fovea's BatchNormalization always has beta and gamma")?;
-            }
+            let center = a.bool("center", true)?;
+            let scale = a.bool("scale", true)?;
             a.ignore(&[
                 "beta_initializer",
                 "gamma_initializer",
@@ -232,7 +231,14 @@ pub(crate) fn layer_from_config(class: &str, name: &str, cfg: &Map<String, Value
             a.must_be_null("renorm_clipping", "batch renormalization is not supported")?;
             a.must_be_null("virtual_batch_size", "ghost batch normalization is not supported")?;
             a.must_be_null("adjustment", "not supported")?;
-            Box::new(BatchNormalization::new().momentum(momentum).epsilon(epsilon).name(name))
+            Box::new(
+                BatchNormalization::new()
+                    .momentum(momentum)
+                    .epsilon(epsilon)
+                    .center(center)
+                    .scale(scale)
+                    .name(name),
+            )
         }
         "Dropout" => {
             let rate = a.f32("rate", 0.0)?;

@@ -7,7 +7,7 @@
 //! and the classes in [`SUPPORTED`], with their arguments. Initializers are ignored (the
 //! weights come from the weights file); any other argument Fovea does not implement —
 //! `data_format="channels_first"`, a regularizer or constraint, `trainable=false`, a
-//! BatchNormalization axis other than the last or `center`/`scale` false, `output_padding`,
+//! BatchNormalization axis other than the last, `output_padding`,
 //! a non-float32 dtype, an activation Fovea lacks, an unknown argument with a non-null value —
 //! is an error naming the layer, its class and the argument. So are shared layers (a layer
 //! called twice), nested models and call keyword arguments such as `training=...`.

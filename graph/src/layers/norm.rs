@@ -12,6 +12,8 @@ use crate::ir::{BinaryOp, NodeId, Op, ReduceOp, UnaryOp};
 pub struct BatchNormalization {
     momentum: f32,
     epsilon: f32,
+    center: bool,
+    scale: bool,
     name: Option<String>,
 }
 
@@ -20,6 +22,8 @@ impl Default for BatchNormalization {
         BatchNormalization {
             momentum: 0.99,
             epsilon: 1e-3,
+            center: true,
+            scale: true,
             name: None,
         }
     }
@@ -38,6 +42,16 @@ impl BatchNormalization {
     /// Sets `epsilon` (default 0.001).
     pub fn epsilon(mut self, e: f32) -> Self {
         self.epsilon = e;
+        self
+    }
+    /// Sets `center` (default true): learn a shift `beta`; without it there is no `beta` weight.
+    pub fn center(mut self, c: bool) -> Self {
+        self.center = c;
+        self
+    }
+    /// Sets `scale` (default true): learn a scale `gamma`; without it there is no `gamma` weight.
+    pub fn scale(mut self, s: bool) -> Self {
+        self.scale = s;
         self
     }
     /// Sets the layer's name.
@@ -78,8 +92,17 @@ impl Layer for BatchNormalization {
         }
         ctx.expect_inputs(inputs, 1)?;
         let c = *ctx.shape(inputs[0]).last().unwrap_or(&0);
-        let gamma = ctx.param("gamma", &[c], Initializer::Ones, true)?;
-        let beta = ctx.param("beta", &[c], Initializer::Zeros, true)?;
+        // Without `scale` (`center`) Keras has no gamma (beta) variable: a constant 1 (0).
+        let gamma = if self.scale {
+            ctx.param("gamma", &[c], Initializer::Ones, true)?
+        } else {
+            ctx.graph.fill(&[c], 1.0, ctx.name)?
+        };
+        let beta = if self.center {
+            ctx.param("beta", &[c], Initializer::Zeros, true)?
+        } else {
+            ctx.graph.fill(&[c], 0.0, ctx.name)?
+        };
         let mean = ctx.param("moving_mean", &[c], Initializer::Zeros, false)?;
         let var = ctx.param("moving_variance", &[c], Initializer::Ones, false)?;
         if !ctx.training {

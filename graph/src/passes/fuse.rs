@@ -101,8 +101,8 @@ fn group_at(g: &Graph, root: NodeId, absorbed: &[bool]) -> Option<Group> {
     None
 }
 
-/// Fuses elementwise chains into single nodes.
-pub fn fuse_elementwise(graph: Graph) -> Result<(Graph, PassReport)> {
+/// Decides the groups: which nodes are absorbed into a consumer, and the group at each root.
+fn plan_groups(graph: &Graph) -> (Vec<bool>, Vec<Option<Group>>) {
     // Readers per node: distinct consuming nodes, plus one per output or update use. A node
     // read twice by the same consumer is inlined twice (recomputed, never stored).
     let mut readers = vec![0usize; graph.nodes.len()];
@@ -138,7 +138,7 @@ pub fn fuse_elementwise(graph: Graph) -> Result<(Graph, PassReport)> {
         if absorbed[i] || !is_elementwise(&graph.nodes[i].op) {
             continue;
         }
-        match group_at(&graph, id, &absorbed) {
+        match group_at(graph, id, &absorbed) {
             Some(gr) if gr.leaves.len() <= MAX_FUSED_INPUTS => groups[i] = Some(gr),
             Some(gr) => {
                 for m in &gr.members[1..] {
@@ -148,6 +148,29 @@ pub fn fuse_elementwise(graph: Graph) -> Result<(Graph, PassReport)> {
             None => {}
         }
     }
+    (absorbed, groups)
+}
+
+/// For every node, the fusion group it would join (`None` if it stays on its own): members of
+/// one group share a number. Used by dumps to draw fused groups as clusters.
+pub fn fusion_groups(graph: &Graph) -> Vec<Option<usize>> {
+    let (_, groups) = plan_groups(graph);
+    let mut out = vec![None; graph.nodes.len()];
+    let mut k = 0;
+    for g in groups.iter().flatten() {
+        if g.members.len() >= 2 {
+            for m in &g.members {
+                out[m.index()] = Some(k);
+            }
+            k += 1;
+        }
+    }
+    out
+}
+
+/// Fuses elementwise chains into single nodes.
+pub fn fuse_elementwise(graph: Graph) -> Result<(Graph, PassReport)> {
+    let (absorbed, mut groups) = plan_groups(&graph);
     // Members freed above become roots of their own (single-op) groups.
     let mut rb = Rebuild::new(&graph);
     let mut changes = Vec::new();

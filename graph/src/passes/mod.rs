@@ -16,7 +16,7 @@ mod tests;
 pub use cse::cse;
 pub use dce::dce;
 pub use fold::fold_constants;
-pub use fuse::{MAX_FUSED_INPUTS, fuse_elementwise};
+pub use fuse::{MAX_FUSED_INPUTS, fuse_elementwise, fusion_groups};
 pub use simplify::simplify;
 
 use crate::error::Result;

@@ -1,0 +1,46 @@
+//! Per-node cost estimates for dumps: useful floating-point operations and bytes moved.
+
+use crate::ir::{Graph, NodeId, Op, numel};
+
+/// Floating-point operations of a node (a multiply-add counts 2).
+pub fn flops(g: &Graph, id: NodeId) -> u64 {
+    let n = g.node(id);
+    let out = n.ty.numel() as u64;
+    let shape = |k: usize| g.shape(n.inputs[k]);
+    match &n.op {
+        Op::Conv2d(_) => {
+            let w = shape(1);
+            2 * out * (w[0] * w[1] * w[2]) as u64
+        }
+        Op::ConvTranspose2d { .. } => 2 * numel(shape(0)) as u64 * (shape(1)[0] * shape(1)[1] * shape(1)[2]) as u64,
+        Op::Conv2dBackpropInput { .. } => {
+            let w = shape(1);
+            2 * numel(shape(0)) as u64 * (w[0] * w[1] * w[2]) as u64
+        }
+        Op::Conv2dBackpropFilter { .. } => {
+            let dy = shape(1);
+            2 * out / dy[3] as u64 * numel(dy) as u64
+        }
+        Op::MatMul { trans_a, .. } => {
+            let a = shape(0);
+            2 * out * if *trans_a { a[0] } else { a[1] } as u64
+        }
+        Op::Pool2d(p) | Op::Pool2dBackprop(p) => out.max(numel(shape(0)) as u64) * (p.size.0 * p.size.1) as u64,
+        Op::Reduce { .. } | Op::Softmax | Op::LogSoftmax => 4 * numel(shape(0)) as u64,
+        Op::Elementwise { expr } => out * expr.op_count() as u64,
+        Op::Unary(_) | Op::Binary(_) | Op::UnaryGrad(_) | Op::Dropout { training: true, .. } => out,
+        Op::BatchNormInference { .. } => 4 * out,
+        Op::Resize { .. } | Op::ResizeBackprop { .. } => 8 * out,
+        _ => 0,
+    }
+}
+
+/// Bytes a node's kernels read and write at least (inputs once, output once); 0 for views.
+pub fn bytes_moved(g: &Graph, id: NodeId) -> u64 {
+    let n = g.node(id);
+    if n.op.is_view() || matches!(n.op, Op::Input { .. } | Op::Param { .. }) {
+        return 0;
+    }
+    let ins: usize = n.inputs.iter().map(|&i| g.ty(i).size_bytes()).sum();
+    (ins + n.ty.size_bytes()) as u64
+}
