@@ -216,3 +216,60 @@ fn seed_cnn_forward_matches_reference_at_batch_7() {
     let (err, at) = gpu_vs_reference(g, &feeds);
     assert!(err <= TOL, "{err:e} at {at}");
 }
+
+/// The forward convolution's output size along one axis, if positive.
+fn conv_out(size: usize, k: usize, stride: usize, dil: usize, pad: usize) -> Option<usize> {
+    let span = dil * (k - 1) + 1;
+    (size + pad >= span).then(|| (size + pad - span) / stride + 1)
+}
+
+proptest! {
+    #![proptest_config(cfg(24))]
+
+    // The two convolution gradients (the training step's GEMMs) on their own, on shapes that
+    // reach every variant of the GEMM core: channel counts divisible by 4 or not (vec4 or scalar
+    // B), groups, stride larger than the kernel, dilation, padding, more than one tile of rows.
+    #[test]
+    fn conv2d_backprop_input_matches_reference(
+        n in batch(), h in 1usize..12, w in 1usize..12, cg in 1usize..6, og in prop_oneof![1usize..7, Just(8usize)],
+        groups in 1usize..4, kh in 1usize..5, kw in 1usize..5, sh in 1usize..4, sw in 1usize..4, dil in 1usize..3,
+        pads in (0usize..3, 0usize..3, 0usize..3, 0usize..3), seed in any::<u64>(),
+    ) {
+        let geom = ConvGeometry {
+            stride: (sh, sw),
+            dilation: (dil, dil),
+            pad: Pad2d { top: pads.0, bottom: pads.1, left: pads.2, right: pads.3 },
+            groups,
+        };
+        let oh = conv_out(h, kh, sh, dil, pads.0 + pads.1);
+        let ow = conv_out(w, kw, sw, dil, pads.2 + pads.3);
+        prop_assume!(oh.is_some() && ow.is_some());
+        let dy = vec![n, oh.unwrap(), ow.unwrap(), og * groups];
+        let op = Op::Conv2dBackpropInput { geom, input_hw: (h, w) };
+        let g = single(op, &[dy, vec![kh, kw, cg, og * groups]]);
+        prop_assume!(g.is_some());
+        check(g.unwrap(), seed, -1.0, 1.0)?;
+    }
+
+    #[test]
+    fn conv2d_backprop_filter_matches_reference(
+        n in batch(), h in 1usize..12, w in 1usize..12, cg in 1usize..6, og in prop_oneof![1usize..7, Just(8usize)],
+        groups in 1usize..4, kh in 1usize..5, kw in 1usize..5, sh in 1usize..4, sw in 1usize..4, dil in 1usize..3,
+        pads in (0usize..3, 0usize..3, 0usize..3, 0usize..3), seed in any::<u64>(),
+    ) {
+        let geom = ConvGeometry {
+            stride: (sh, sw),
+            dilation: (dil, dil),
+            pad: Pad2d { top: pads.0, bottom: pads.1, left: pads.2, right: pads.3 },
+            groups,
+        };
+        let oh = conv_out(h, kh, sh, dil, pads.0 + pads.1);
+        let ow = conv_out(w, kw, sw, dil, pads.2 + pads.3);
+        prop_assume!(oh.is_some() && ow.is_some());
+        let dy = vec![n, oh.unwrap(), ow.unwrap(), og * groups];
+        let op = Op::Conv2dBackpropFilter { geom, kernel_hw: (kh, kw) };
+        let g = single(op, &[vec![n, h, w, cg * groups], dy]);
+        prop_assume!(g.is_some());
+        check(g.unwrap(), seed, -1.0, 1.0)?;
+    }
+}

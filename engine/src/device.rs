@@ -77,6 +77,11 @@ impl Device {
     /// Vulkan/Metal/DX12 (discrete before integrated before software), falling back to GL only
     /// when none exists (and saying so in [`DeviceInfo::fell_back_to_gl`]).
     pub fn new() -> Result<Device> {
+        Self::with_cache_dir(crate::pipelines::default_cache_dir())
+    }
+
+    /// Like [`Device::new`], with the on-disk pipeline cache in `cache_dir` (`None`: none).
+    pub fn with_cache_dir(cache_dir: Option<std::path::PathBuf>) -> Result<Device> {
         let choice = backend_from_env()?;
         let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
         desc.backends = wgpu::Backends::all();
@@ -95,10 +100,10 @@ impl Device {
             None => "Vulkan, Metal, DX12, then GL".to_string(),
         };
         let adapter = adapter.ok_or(EngineError::NoAdapter { tried })?;
-        Self::open(adapter, fell_back)
+        Self::open(adapter, fell_back, cache_dir)
     }
 
-    fn open(adapter: wgpu::Adapter, fell_back_to_gl: bool) -> Result<Device> {
+    fn open(adapter: wgpu::Adapter, fell_back_to_gl: bool, cache_dir: Option<std::path::PathBuf>) -> Result<Device> {
         let ainfo = adapter.get_info();
         let wanted = wgpu::Features::TIMESTAMP_QUERY
             | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS
@@ -183,8 +188,13 @@ impl Device {
             ],
             features: features.iter_names().map(|(n, _)| n.to_string()).collect(),
         };
+        let disk = if features.contains(wgpu::Features::PIPELINE_CACHE) {
+            cache_dir.zip(wgpu::util::pipeline_cache_key(&ainfo))
+        } else {
+            None
+        };
         Ok(Device {
-            pipelines: PipelineCache::new(device.clone()),
+            pipelines: PipelineCache::new(device.clone(), disk),
             device,
             queue,
             info,

@@ -3,6 +3,7 @@
 //! Runs Fovea programs on wgpu: adapter choice ([`Device`]), the pipeline cache, and compiled
 //! [`Program`]s that record every dispatch of a run into one command encoder.
 
+pub mod bench;
 pub mod checkpoint;
 pub mod device;
 mod dump;

@@ -5,6 +5,7 @@ use crate::error::{EngineError, Result};
 use fovea_kernels::KernelInstance;
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 /// A compiled kernel: its pipeline and the bind-group layout its bindings follow.
@@ -16,11 +17,28 @@ pub struct CompiledKernel {
     pub layout: wgpu::BindGroupLayout,
 }
 
-/// Compiled pipelines of one device.
+/// Compiled pipelines of one device, and (where the backend allows, e.g. Vulkan) wgpu's
+/// driver-level pipeline cache persisted on disk, keyed by adapter, so a second start of the
+/// same model skips most of the shader compilation.
 pub struct PipelineCache {
     device: wgpu::Device,
     map: Mutex<HashMap<u64, Arc<CompiledKernel>>>,
     created: Mutex<usize>,
+    disk: Option<(wgpu::PipelineCache, PathBuf)>,
+    saved_at: Mutex<usize>,
+}
+
+/// Where pipeline caches live: `FOVEA_CACHE_DIR` (empty or `off` disables), else
+/// `$XDG_CACHE_HOME/fovea`, else `~/.cache/fovea`.
+pub fn default_cache_dir() -> Option<PathBuf> {
+    match std::env::var("FOVEA_CACHE_DIR") {
+        Ok(v) if v.is_empty() || v == "off" => None,
+        Ok(v) => Some(PathBuf::from(v)),
+        Err(_) => std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+            .map(|d| d.join("fovea")),
+    }
 }
 
 fn key(k: &KernelInstance) -> u64 {
@@ -32,11 +50,50 @@ fn key(k: &KernelInstance) -> u64 {
 }
 
 impl PipelineCache {
-    pub(crate) fn new(device: wgpu::Device) -> Self {
+    /// A cache for `device`; with `disk = Some((dir, key))` the driver's pipeline cache is
+    /// loaded from and saved to `dir/pipelines-key.bin`.
+    pub(crate) fn new(device: wgpu::Device, disk: Option<(PathBuf, String)>) -> Self {
+        let disk = disk.map(|(dir, key)| {
+            let path = dir.join(format!("pipelines-{key}.bin"));
+            let data = std::fs::read(&path).ok();
+            // SAFETY: the data was written by `PipelineCache::get_data` for an adapter with the
+            // same cache key (the file name); wgpu validates its header and falls back to an
+            // empty cache when it does not match.
+            let cache = unsafe {
+                device.create_pipeline_cache(&wgpu::PipelineCacheDescriptor {
+                    label: Some("fovea pipelines"),
+                    data: data.as_deref(),
+                    fallback: true,
+                })
+            };
+            (cache, path)
+        });
         PipelineCache {
             device,
             map: Mutex::new(HashMap::new()),
             created: Mutex::new(0),
+            disk,
+            saved_at: Mutex::new(0),
+        }
+    }
+
+    /// Writes the driver's pipeline cache to disk if pipelines were compiled since the last
+    /// save (temporary file, then rename). Failures are ignored: the cache is an optimisation.
+    pub fn save(&self) {
+        let Some((cache, path)) = &self.disk else { return };
+        let created = self.created();
+        let Ok(mut saved) = self.saved_at.lock() else { return };
+        if *saved == created {
+            return;
+        }
+        if let Some(data) = cache.get_data() {
+            let tmp = path.with_extension("tmp");
+            let ok = path.parent().is_some_and(|d| std::fs::create_dir_all(d).is_ok())
+                && std::fs::write(&tmp, data).is_ok()
+                && std::fs::rename(&tmp, path).is_ok();
+            if ok {
+                *saved = created;
+            }
         }
     }
 
@@ -97,7 +154,7 @@ impl PipelineCache {
             module: &module,
             entry_point: Some(k.entry_point),
             compilation_options: Default::default(),
-            cache: None,
+            cache: self.disk.as_ref().map(|(c, _)| c),
         });
         if let Some(e) = pollster::block_on(scope.pop()) {
             return Err(EngineError::ShaderCompile {

@@ -62,6 +62,7 @@ impl Program {
             (graph.clone(), vec![])
         };
         let program = Self::compile_exact(device, optimized, state)?;
+        device.pipelines.save();
         if let Some(dir) = crate::dump::dump_dir() {
             crate::dump::write_program(&dir, &graph, &program.graph, &reports, &program.kernels, &program.plan);
         }

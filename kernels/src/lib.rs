@@ -35,6 +35,7 @@ mod instance;
 mod lower;
 mod matmul;
 mod pad;
+pub mod peak;
 mod pool;
 mod pool_grad;
 mod reduce;

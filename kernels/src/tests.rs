@@ -157,9 +157,12 @@ fn geom(stride: usize, dilation: usize, pad: (usize, usize, usize, usize), group
 
 /// Whether a GEMM kernel reads B as vec4 (binding 1 is an array of vec4).
 fn b_vec4(k: &KernelInstance) -> bool {
-    k.source.contains("@binding(1) var<storage, read> mat_b: array<vec4<f32>>")
-        || k.source.contains("@binding(1) var<storage, read> conv_w: array<vec4<f32>>")
-        || k.source.contains("@binding(1) var<storage, read> cfg_dy: array<vec4<f32>>")
+    k.source
+        .contains("@binding(1) var<storage, read> mat_b: array<vec4<f32>>")
+        || k.source
+            .contains("@binding(1) var<storage, read> conv_w: array<vec4<f32>>")
+        || k.source
+            .contains("@binding(1) var<storage, read> cfg_dy: array<vec4<f32>>")
 }
 
 /// Checks a GEMM kernel's grid covers `m x n` in `groups` groups.
@@ -256,7 +259,7 @@ fn conv2d_variants() {
                 t.class == AdapterClass::Cpu && c.co % 4 == 0 && (c.co / c.g.groups) % 4 == 0
             );
             assert_eq!(
-                k.source.contains("subgroupBroadcast"),
+                k.source.contains("= subgroupBroadcast("),
                 t.class == AdapterClass::Cpu && t.subgroup_size == Some(k.workgroup_size[0])
             );
             let what = if c.g.groups == 1 { "conv2d" } else { "conv2d_grouped" };
@@ -404,7 +407,11 @@ fn gemm_table_variants_validate() {
     }
     // The fallback (no table entry fits) runs on `targets()`'s smallest GPU in the other tests.
     let small = targets()[targets().len() - 1];
-    assert!(GEMM_TILES.iter().all(|e| e.class != small.class || !e.tile.fits(&small)));
+    assert!(
+        GEMM_TILES
+            .iter()
+            .all(|e| e.class != small.class || !e.tile.fits(&small))
+    );
 }
 
 #[test]
@@ -933,6 +940,8 @@ fn broken_wgsl_is_an_error_naming_the_kernel_with_nagas_text() {
 fn every_template_has_a_header_comment() {
     for (name, src) in [
         ("gemm", include_str!("../wgsl/gemm.wgsl")),
+        ("gemm_cpu", include_str!("../wgsl/gemm_cpu.wgsl")),
+        ("gemm_tiled", include_str!("../wgsl/gemm_tiled.wgsl")),
         ("matmul", include_str!("../wgsl/matmul.wgsl")),
         ("conv", include_str!("../wgsl/conv.wgsl")),
         ("conv_transpose", include_str!("../wgsl/conv_transpose.wgsl")),

@@ -1,5 +1,6 @@
 //! Command-line parsing and dispatch of the `fovea` subcommands.
 
+mod bench;
 mod graph;
 mod info;
 pub mod keras;
@@ -30,6 +31,11 @@ enum Command {
     Summary {
         /// The zoo model: mnist or cifar10.
         model: String,
+    },
+    /// Benchmarks: kernel throughput against measured peaks, or training-step throughput.
+    Bench {
+        #[command(subcommand)]
+        what: BenchCommand,
     },
     /// Inspect a model's compilation: layers, IR, gradient graph, optimised graph, kernels,
     /// memory plan; as text, Graphviz DOT or JSON; with fusion and memory statistics.
@@ -185,11 +191,48 @@ enum Command {
     },
 }
 
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Every kernel family on representative shapes: time, GFLOP/s or GB/s, percent of the
+    /// adapter's measured FMA / copy peak.
+    Kernels {
+        /// Also write the table as JSON.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Include 2048^3 matmul.
+        #[arg(long)]
+        large: bool,
+    },
+    /// A model's training step: images/s, ms per step, first step, compile cold and warm.
+    Step {
+        /// A zoo model (mnist, cifar10) or a Keras model file.
+        model: String,
+        /// Samples per step.
+        #[arg(long, default_value_t = 32)]
+        batch_size: usize,
+        /// Steps timed after warm-up.
+        #[arg(long, default_value_t = 20)]
+        steps: usize,
+        /// Write the figures as JSON.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+}
+
 /// Parses the command line and runs the subcommand.
 pub fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Info { json } => info::run(json),
+        Command::Bench { what } => match what {
+            BenchCommand::Kernels { json, large } => bench::kernels(json, large),
+            BenchCommand::Step {
+                model,
+                batch_size,
+                steps,
+                json,
+            } => bench::step(&model, batch_size, steps, json),
+        },
         Command::Graph {
             model,
             train,

@@ -439,6 +439,7 @@ fn reference_interpreter_reproduces_keras_outputs() {
         feeds.insert(model.layers()[0].name.clone(), x);
         let got = crate::interp::evaluate(&graph, &feeds).unwrap_or_else(|e| panic!("{name}: {e}"));
         let e = rel_err(&got[0], &want);
+        eprintln!("{name}: reference interpreter vs Keras {e:.2e}");
         assert!(
             e < 1e-4,
             "{name}: the reference interpreter differs from Keras by {e:.3e}"
@@ -495,7 +496,10 @@ fn reference_training_step_reproduces_keras_epochs() {
                 worst = worst.max(e);
                 assert!(e < 1e-4, "{name} {opt}: {w} differs from Keras by {e:.3e}");
             }
-            eprintln!("{name} {opt}: reference weights vs Keras {worst:.2e}, loss {loss:.6} vs {:.6}", m["losses"][opt]);
+            eprintln!(
+                "{name} {opt}: reference weights vs Keras {worst:.2e}, loss {loss:.6} vs {:.6}",
+                m["losses"][opt]
+            );
             let keras_loss = m["losses"][opt].as_f64().unwrap();
             assert!(
                 (loss - keras_loss).abs() < 1e-5 * keras_loss,
