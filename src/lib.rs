@@ -29,8 +29,47 @@ pub use fovea_models as models;
 
 /// Everything a model script needs, with Keras's names.
 pub mod prelude {
-    pub use fovea_engine::{Device, Program, predict};
+    pub use crate::Compile;
+    pub use fovea_engine::{CompiledModel, Device, FitOptions, History, Program, Targets, Verbosity, predict};
     pub use fovea_graph::layers::*;
+    pub use fovea_graph::train::{CompileConfig, Loss, Metric, Optimizer, Schedule};
     pub use fovea_graph::{Functional, Model, Sequential, Tensor};
     pub use std::sync::Arc;
+}
+
+/// Keras's `model.compile(optimizer, loss, metrics)` on a built model.
+pub trait Compile {
+    /// Compiles the model for `device` with a loss, an optimizer and metrics by Keras name
+    /// (`"accuracy"`, `"top_5_accuracy"`, ...); `fit`, `evaluate` and `predict` follow.
+    fn compile(
+        self,
+        device: &std::sync::Arc<fovea_engine::Device>,
+        optimizer: fovea_graph::train::Optimizer,
+        loss: fovea_graph::train::Loss,
+        metrics: &[&str],
+    ) -> Result<fovea_engine::CompiledModel, fovea_engine::EngineError>;
+}
+
+impl Compile for fovea_graph::Model {
+    fn compile(
+        self,
+        device: &std::sync::Arc<fovea_engine::Device>,
+        optimizer: fovea_graph::train::Optimizer,
+        loss: fovea_graph::train::Loss,
+        metrics: &[&str],
+    ) -> Result<fovea_engine::CompiledModel, fovea_engine::EngineError> {
+        let metrics = metrics
+            .iter()
+            .map(|m| fovea_graph::train::Metric::parse(m))
+            .collect::<Result<Vec<_>, _>>()?;
+        fovea_engine::CompiledModel::new(
+            device,
+            self,
+            fovea_graph::train::CompileConfig {
+                loss,
+                optimizer,
+                metrics,
+            },
+        )
+    }
 }
