@@ -148,6 +148,14 @@ impl Device {
         target.max_workgroups_per_dim = limits.max_compute_workgroups_per_dimension;
         target.max_invocations_per_workgroup = limits.max_compute_invocations_per_workgroup;
         target.max_workgroup_storage_bytes = limits.max_compute_workgroup_storage_size;
+        // A fixed subgroup size lets the CPU-class GEMM broadcast A across lanes.
+        if features.contains(wgpu::Features::SUBGROUP)
+            && ainfo.subgroup_min_size == ainfo.subgroup_max_size
+            && ainfo.subgroup_min_size > 0
+            && std::env::var("FOVEA_SUBGROUPS").map_or(true, |v| v != "0")
+        {
+            target.subgroup_size = Some(ainfo.subgroup_min_size);
+        }
         let info = DeviceInfo {
             name: ainfo.name.clone(),
             backend: ainfo.backend.to_str().to_string(),

@@ -29,7 +29,7 @@ pub(crate) fn lower_conv2d(cx: &NodeCx, g: &ConvGeometry) -> Result<KernelInstan
     // Whole kernel rows as one contiguous run of x (see conv.wgsl) when taps of a row are
     // adjacent pixels and channels are not split into groups.
     let rows = g.groups == 1 && g.dilation.1 == 1;
-    let b_vec4 = b_vec4_allowed(cx.target) && co % 4 == 0 && cog % 4 == 0;
+    let b_vec4 = b_vec4_allowed(cx.target) && co.is_multiple_of(4) && cog.is_multiple_of(4);
     let loaders = b_view(Template::new(CONV_WGSL), "conv_w", b_vec4)
         .set("H", x[1])
         .set("W", x[2])

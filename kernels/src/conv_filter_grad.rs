@@ -17,7 +17,7 @@ pub(crate) fn lower_conv2d_backprop_filter(cx: &NodeCx, g: &ConvGeometry) -> Res
     let (c, co) = (x[3], dy[3]);
     let (cg, cog) = (c / g.groups, co / g.groups);
     let what = "conv2d_backprop_filter";
-    let b_vec4 = b_vec4_allowed(cx.target) && co % 4 == 0 && cog % 4 == 0;
+    let b_vec4 = b_vec4_allowed(cx.target) && co.is_multiple_of(4) && cog.is_multiple_of(4);
     let loaders = b_view(Template::new(CONV_FILTER_GRAD_WGSL), "cfg_dy", b_vec4)
         .set("H", x[1])
         .set("W", x[2])

@@ -240,7 +240,7 @@ pub fn gemm_kernel(
         return Ok(None);
     }
     assert!(
-        problem.k_outer > 0 && problem.k % problem.k_outer == 0,
+        problem.k_outer > 0 && problem.k.is_multiple_of(problem.k_outer),
         "{name}: k_outer must divide k"
     );
     let source = Template::new(GEMM_WGSL)
@@ -283,11 +283,7 @@ pub fn gemm_kernel(
 /// multiple of it, else with one load of A per row.
 fn global_entry(name: &str, tile: &GemmTile, target: &Target) -> Result<String, KernelError> {
     let [tx, _] = tile.threads();
-    let subgroup = std::env::var("FOVEA_SUBGROUP_SIZE")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .or(target.subgroup_size);
-    let broadcast = subgroup == Some(tx) && tile.tm % tx == 0;
+    let broadcast = target.subgroup_size == Some(tx) && tile.tm.is_multiple_of(tx);
     let (ar, a_row_m, a_regs) = if broadcast {
         let regs: String = (0..tile.tm)
             .map(|i| {

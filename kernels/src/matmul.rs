@@ -17,7 +17,7 @@ pub(crate) fn lower_matmul(cx: &NodeCx, trans_a: bool, trans_b: bool) -> Result<
         if trans_a { 't' } else { 'n' },
         if trans_b { 't' } else { 'n' }
     );
-    let b_vec4 = b_vec4_allowed(cx.target) && !trans_b && n % 4 == 0;
+    let b_vec4 = b_vec4_allowed(cx.target) && !trans_b && n.is_multiple_of(4);
     let loaders = b_view(Template::new(MATMUL_WGSL), "mat_b", b_vec4)
         .set("A_ROW", if trans_a { "m" } else { "m * K" })
         .set("A_KSTRIDE", if trans_a { "M" } else { "1u" })

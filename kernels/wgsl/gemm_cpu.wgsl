@@ -1,5 +1,7 @@
 // gemm_cpu.wgsl: the register-blocked entry point of the GEMM core (gemm.wgsl), for CPU adapters.
 //
+// Bindings: none of its own; the loaders substituted into gemm.wgsl declare them.
+//
 // Workgroup (x, y, g) computes the TM x BN tile of C at rows y*TM, columns x*BN of group g with
 // TX x 1 invocations (BN = TX*TN). Invocation lx accumulates all TM rows and TN columns of the
 // tile in registers: columns x*BN + lx*BV + j*TX*BV + c (j < TN/BV, c < BV), where BV is 4 when

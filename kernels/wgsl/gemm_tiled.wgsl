@@ -1,5 +1,7 @@
 // gemm_tiled.wgsl: the workgroup-memory entry point of the GEMM core (gemm.wgsl), for GPUs.
 //
+// Bindings: none of its own; the loaders substituted into gemm.wgsl declare them.
+//
 // Workgroup (x, y, g) computes the BM x BN tile of C at rows y*BM, columns x*BN of group g with
 // TX x TY invocations (TX = BN / TN, TY = BM / TM), each accumulating a TM x TN register block:
 // rows ly*TM + i (contiguous), columns lx + j*TX (strided so that neighbouring invocations read
