@@ -87,7 +87,8 @@ impl PipelineCache {
             return;
         }
         if let Some(data) = cache.get_data() {
-            let tmp = path.with_extension("tmp");
+            // A name of this process's own, so concurrent processes never interleave writes.
+            let tmp = path.with_extension(format!("tmp{}", std::process::id()));
             let ok = path.parent().is_some_and(|d| std::fs::create_dir_all(d).is_ok())
                 && std::fs::write(&tmp, data).is_ok()
                 && std::fs::rename(&tmp, path).is_ok();
