@@ -435,7 +435,7 @@ fn bad_inputs_are_clear_errors_and_write_nothing() {
         ])
     };
     let labels = dir.join("labels.npy");
-    raw_npy(&labels, "<i8", false, "(16,)", &[7u8; 128]);
+    raw_npy(&labels, "<i8", false, "(16,)", &7i64.to_le_bytes().repeat(16));
     expect(
         fit(&labels),
         &["labels.npy", "out of range", "3 classes"],

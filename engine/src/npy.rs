@@ -238,7 +238,7 @@ pub fn to_bytes(t: &Tensor) -> Vec<u8> {
     };
     let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}");
     // Pad with spaces so that the data starts at a multiple of 64 bytes; end with a newline.
-    while (MAGIC.len() + 4 + header.len() + 1) % 64 != 0 {
+    while !(MAGIC.len() + 4 + header.len() + 1).is_multiple_of(64) {
         header.push(' ');
     }
     header.push('\n');
