@@ -273,3 +273,53 @@ proptest! {
         check(g.unwrap(), seed, -1.0, 1.0)?;
     }
 }
+
+proptest! {
+    #![proptest_config(cfg(24))]
+
+    // GEMM kernels with a fused epilogue (Op::GemmEpilogue, made by the epilogue-fusion pass):
+    // bias, bias + relu, bias + residual + relu, and the relu gradient with x, on a forward
+    // convolution, a matmul (plain or transposed) and a convolution's input gradient.
+    #[test]
+    fn gemm_epilogue_matches_reference(
+        kind in 0usize..3, n in batch(), h in 1usize..9, w in 1usize..9, c in 1usize..6,
+        o in prop_oneof![1usize..7, Just(8usize)], k in 1usize..4, s in 1usize..3, pad in 0usize..2,
+        m in 1usize..40, ta in any::<bool>(), tb in any::<bool>(), epi in 0usize..4, seed in any::<u64>(),
+    ) {
+        let geom = ConvGeometry {
+            stride: (s, s),
+            dilation: (1, 1),
+            pad: Pad2d { top: pad, bottom: pad, left: pad, right: 0 },
+            groups: 1,
+        };
+        let (base, shapes) = match kind {
+            0 => (Op::Conv2d(geom), vec![vec![n, h, w, c], vec![k, k, c, o]]),
+            1 => (
+                Op::MatMul { trans_a: ta, trans_b: tb },
+                vec![if ta { vec![c * 7, m] } else { vec![m, c * 7] }, if tb { vec![o * 3, c * 7] } else { vec![c * 7, o * 3] }],
+            ),
+            _ => {
+                let (oh, ow) = (conv_out(h, k, s, 1, 2 * pad), conv_out(w, k, s, 1, pad));
+                prop_assume!(oh.is_some() && ow.is_some());
+                let op = Op::Conv2dBackpropInput { geom, input_hw: (h, w) };
+                (op, vec![vec![n, oh.unwrap(), ow.unwrap(), o], vec![k, k, c, o]])
+            }
+        };
+        let plain = single(base.clone(), &shapes);
+        prop_assume!(plain.is_some());
+        let plain = plain.unwrap();
+        let out = plain.shape(plain.outputs[0]).to_vec();
+        let ch = *out.last().unwrap();
+        let i = |k| Box::new(ElemExpr::Input(k));
+        let add = |a, b| Box::new(ElemExpr::Binary(BinaryOp::Add, a, b));
+        let (expr, extras) = match epi {
+            0 => (*add(i(0), i(1)), vec![vec![ch]]),
+            1 => (ElemExpr::Unary(UnaryOp::Relu, add(i(0), i(1))), vec![vec![ch]]),
+            2 => (ElemExpr::Unary(UnaryOp::Relu, add(add(i(0), i(1)), i(2))), vec![vec![ch], out.clone()]),
+            _ => (ElemExpr::UnaryGrad(UnaryOp::Relu, i(1), i(0)), vec![out.clone()]),
+        };
+        let all: Vec<Vec<usize>> = shapes.into_iter().chain(extras).collect();
+        let g = single(Op::GemmEpilogue { base: Box::new(base), expr }, &all).unwrap();
+        check(g, seed, -1.0, 1.0)?;
+    }
+}

@@ -1,7 +1,7 @@
 //! Forward 2-D convolution: implicit GEMM on the GEMM core (`wgsl/conv.wgsl` loaders), or the
 //! direct depthwise kernel when every group has one input channel.
 
-use crate::gemm::{GemmProblem, b_vec4_allowed, b_view, gemm_kernel};
+use crate::gemm::{GemmProblem, b_vec4_allowed, b_view, epilogue_of, gemm_kernel};
 use crate::lower::NodeCx;
 use crate::template::Template;
 use crate::{BindingRef, KernelError, KernelInstance, depthwise};
@@ -62,6 +62,7 @@ pub(crate) fn lower_conv2d(cx: &NodeCx, g: &ConvGeometry) -> Result<KernelInstan
             BindingRef::write(cx.id),
         ],
         bytes: cx.io_bytes(),
+        epilogue: epilogue_of(cx),
     };
     gemm_kernel(&what, cx.id, problem, cx.target)?.ok_or_else(|| cx.too_large("convolution"))
 }

@@ -1,7 +1,7 @@
 //! The kernel gradient of a 2-D convolution on the GEMM core (`wgsl/conv_filter_grad.wgsl`
 //! loaders): per group, `dw = im2col(x)^T @ dy`.
 
-use crate::gemm::{GemmProblem, b_vec4_allowed, b_view, gemm_kernel};
+use crate::gemm::{GemmProblem, b_vec4_allowed, b_view, epilogue_of, gemm_kernel};
 use crate::lower::NodeCx;
 use crate::template::Template;
 use crate::{BindingRef, KernelError, KernelInstance};
@@ -49,6 +49,7 @@ pub(crate) fn lower_conv2d_backprop_filter(cx: &NodeCx, g: &ConvGeometry) -> Res
             BindingRef::write(cx.id),
         ],
         bytes: cx.io_bytes(),
+        epilogue: epilogue_of(cx),
     };
     gemm_kernel(what, cx.id, problem, cx.target)?.ok_or_else(|| cx.too_large(what))
 }

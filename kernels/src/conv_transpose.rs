@@ -1,7 +1,7 @@
 //! Transposed 2-D convolution on the GEMM core (`wgsl/conv_transpose.wgsl` loaders): the
 //! `ConvTranspose2d` op and `Conv2dBackpropInput`, the input gradient of `Conv2d`.
 
-use crate::gemm::{GemmProblem, b_view, gemm_kernel};
+use crate::gemm::{GemmProblem, b_view, epilogue_of, gemm_kernel};
 use crate::lower::NodeCx;
 use crate::template::Template;
 use crate::{BindingRef, KernelError, KernelInstance};
@@ -84,6 +84,7 @@ fn transposed_gemm(
             BindingRef::write(cx.id),
         ],
         bytes: cx.io_bytes(),
+        epilogue: epilogue_of(cx),
     };
     gemm_kernel(what, cx.id, problem, cx.target)?.ok_or_else(|| cx.too_large(what))
 }

@@ -63,7 +63,7 @@ impl ElemExpr {
     }
 
     /// The operation names in evaluation order (`add`, `relu`, `relu_grad`), for kernel names.
-    fn op_names(&self, out: &mut Vec<String>) {
+    pub(crate) fn op_names(&self, out: &mut Vec<String>) {
         self.children().iter().for_each(|c| c.op_names(out));
         match self {
             ElemExpr::Input(_) | ElemExpr::Const(_) => {}
@@ -74,7 +74,7 @@ impl ElemExpr {
     }
 
     /// Calls `f` on every input index the expression reads.
-    fn visit_inputs(&self, f: &mut impl FnMut(usize)) {
+    pub(crate) fn visit_inputs(&self, f: &mut impl FnMut(usize)) {
         if let ElemExpr::Input(i) = self {
             f(*i);
         }
@@ -93,7 +93,7 @@ impl ElemExpr {
     }
 
     /// Emits `let tN = ...;` lines computing the expression; returns the name holding its value.
-    fn emit(&self, code: &mut String, next: &mut usize) -> String {
+    pub(crate) fn emit(&self, code: &mut String, next: &mut usize) -> String {
         let value = match self {
             ElemExpr::Input(i) => return format!("x{i}"),
             ElemExpr::Const(c) => return format!("({})", f32_lit(*c)),

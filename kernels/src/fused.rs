@@ -7,7 +7,7 @@ use crate::{KernelError, KernelInstance};
 use fovea_graph::ir::ElemExpr as IrExpr;
 
 /// The kernel expression of an IR expression (the same tree).
-fn convert(e: &IrExpr) -> ElemExpr {
+pub(crate) fn convert(e: &IrExpr) -> ElemExpr {
     match e {
         IrExpr::Input(i) => ElemExpr::Input(*i),
         IrExpr::Const(c) => ElemExpr::Const(*c),

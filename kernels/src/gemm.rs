@@ -2,8 +2,12 @@
 //! transposed convolution are this one kernel with different loaders (see `matmul.rs`,
 //! `conv.rs`, `conv_transpose.rs`).
 
+use crate::elementwise::{ElemExpr, MAX_STORAGE_BUFFERS};
+use crate::fused::convert;
+use crate::lower::NodeCx;
 use crate::{AdapterClass, BindingRef, KernelError, KernelInstance, Target, template::Template};
-use fovea_graph::NodeId;
+use fovea_graph::{NodeId, Op};
+use std::fmt::Write;
 
 const GEMM_WGSL: &str = include_str!("../wgsl/gemm.wgsl");
 const GEMM_CPU_WGSL: &str = include_str!("../wgsl/gemm_cpu.wgsl");
@@ -216,6 +220,73 @@ pub struct GemmProblem {
     pub bindings: Vec<BindingRef>,
     /// Minimum bytes read and written.
     pub bytes: u64,
+    /// A fused elementwise epilogue applied to every stored element, if any.
+    pub epilogue: Option<GemmEpilogue>,
+}
+
+/// An elementwise epilogue of a GEMM kernel: the stored value of output element `i` is `expr`,
+/// where `Input(0)` is the GEMM result and `Input(k)` reads `extras[k - 1]`, bound after the
+/// loaders' inputs and before the output.
+#[derive(Debug, Clone)]
+pub struct GemmEpilogue {
+    /// The expression per stored element.
+    pub expr: ElemExpr,
+    /// The extra inputs' buffers, each with whether it is a per-channel vector (read at
+    /// `i % channels`) rather than a tensor of the output's shape (read at `i`).
+    pub extras: Vec<(NodeId, bool)>,
+    /// The output's last axis.
+    pub channels: usize,
+}
+
+/// The epilogue of an `Op::GemmEpilogue` node (`None` for any other node): its extra inputs
+/// follow the base op's two.
+pub(crate) fn epilogue_of(cx: &NodeCx) -> Option<GemmEpilogue> {
+    let Op::GemmEpilogue { expr, .. } = &cx.node.op else {
+        return None;
+    };
+    let out = cx.out_shape();
+    let extras = (2..cx.node.inputs.len())
+        .map(|k| (cx.input(k), cx.in_shape(k) != out))
+        .collect();
+    Some(GemmEpilogue {
+        expr: convert(expr),
+        extras,
+        channels: *out.last().unwrap_or(&1),
+    })
+}
+
+/// The WGSL of the epilogue (its bindings from `first_binding` on and `fn epilogue`), its
+/// bindings and the names of its operations.
+fn epilogue_source(e: Option<&GemmEpilogue>, first_binding: usize) -> (String, Vec<BindingRef>, Vec<String>) {
+    let Some(e) = e else {
+        return (
+            "fn epilogue(i: u32, v: f32) -> f32 {\n    return v;\n}\n".to_string(),
+            Vec::new(),
+            Vec::new(),
+        );
+    };
+    let mut code = format!("const EPI_C: u32 = {}u;\n", e.channels);
+    let mut body = "    let x0 = v;\n".to_string();
+    for (k, &(_, per_channel)) in e.extras.iter().enumerate() {
+        let k = k + 1;
+        let b = first_binding + k - 1;
+        let _ = writeln!(
+            code,
+            "@group(0) @binding({b}) var<storage, read> epi_in{k}: array<f32>;"
+        );
+        let at = if per_channel { "i % EPI_C" } else { "i" };
+        let _ = writeln!(body, "    let x{k} = epi_in{k}[{at}];");
+    }
+    let mut next = 0;
+    let result = e.expr.emit(&mut body, &mut next);
+    let _ = write!(
+        code,
+        "\nfn epilogue(i: u32, v: f32) -> f32 {{\n{body}    return {result};\n}}\n"
+    );
+    let mut ops = Vec::new();
+    e.expr.op_names(&mut ops);
+    let bindings = e.extras.iter().map(|&(id, _)| BindingRef::read(id)).collect();
+    (code, bindings, ops)
 }
 
 /// Builds the kernel instance of `problem` on the GEMM core; `what` names the loaders
@@ -228,7 +299,39 @@ pub fn gemm_kernel(
     target: &Target,
 ) -> Result<Option<KernelInstance>, KernelError> {
     let tile = choose_gemm_tile(target, problem.n, problem.b_vec4);
+    let mut problem = problem;
+    let out_binding = problem.bindings.len() - 1;
+    let (epilogue, extra_bindings, ops) = epilogue_source(problem.epilogue.as_ref(), out_binding);
+    let what = match ops.len() {
+        0 => what.to_string(),
+        n if n > 4 => format!("{what}_epilogue{n}ops"),
+        _ => format!("{what}_{}", ops.join("_")),
+    };
     let name = format!("gemm_{what}_{}_{}x{}", target.class.name(), tile.bm, tile.bn);
+    if !extra_bindings.is_empty() {
+        // The output binding moves behind the epilogue's inputs.
+        let from = format!("@group(0) @binding({out_binding}) var<storage, read_write>");
+        let to = format!(
+            "@group(0) @binding({}) var<storage, read_write>",
+            out_binding + extra_bindings.len()
+        );
+        if problem.loaders.matches(&from).count() != 1 {
+            return Err(KernelError::invalid(&name, "the loaders must declare the output last"));
+        }
+        problem.loaders = problem.loaders.replace(&from, &to);
+        let out = problem.bindings.pop().expect("the output binding");
+        problem.bindings.extend(extra_bindings);
+        problem.bindings.push(out);
+    }
+    if problem.bindings.len() > MAX_STORAGE_BUFFERS {
+        return Err(KernelError::invalid(
+            &name,
+            format!(
+                "{} bindings exceed the {MAX_STORAGE_BUFFERS} storage buffers a kernel may bind",
+                problem.bindings.len()
+            ),
+        ));
+    }
     let [tx, ty] = tile.threads();
     let max = target.max_workgroups_per_dim as usize;
     let workgroups = [
@@ -257,13 +360,16 @@ pub fn gemm_kernel(
         .set("TX", tx)
         .set("TY", ty)
         .set("LOADERS", problem.loaders)
+        .set("EPILOGUE", epilogue)
         .render(&name)?
         + &if tile.staged {
             GEMM_TILED_WGSL.to_string()
         } else {
             global_entry(&name, &tile, target)?
         };
-    let flops = 2 * (problem.m * problem.n * problem.k * problem.groups) as u64;
+    let epilogue_flops = problem.epilogue.as_ref().map_or(0, |e| e.expr.op_count()) * problem.m * problem.n;
+    let flops =
+        2 * (problem.m * problem.n * problem.k * problem.groups) as u64 + (epilogue_flops * problem.groups) as u64;
     Ok(Some(KernelInstance {
         name,
         family: "gemm",

@@ -72,6 +72,17 @@ pub fn lower_node(graph: &Graph, id: NodeId, target: &Target) -> Result<Vec<Kern
         Op::Broadcast { .. } => one(copy::lower_broadcast(&cx)?),
         Op::Fill { value } => one(elementwise::lower_fill(&cx, *value)?),
         Op::Elementwise { expr } => one(crate::fused::lower_fused(&cx, expr)?),
+        Op::GemmEpilogue { base, .. } => one(match &**base {
+            Op::Conv2d(g) if g.groups > 1 && g.groups == cx.in_shape(0)[3] => {
+                return Err(cx.unsupported("a depthwise convolution has no GEMM epilogue"));
+            }
+            Op::Conv2d(g) => conv::lower_conv2d(&cx, g)?,
+            Op::ConvTranspose2d { geom, .. } => conv_transpose::lower_conv_transpose2d(&cx, geom)?,
+            Op::MatMul { trans_a, trans_b } => matmul::lower_matmul(&cx, *trans_a, *trans_b)?,
+            Op::Conv2dBackpropInput { geom, .. } => conv_transpose::lower_conv2d_backprop_input(&cx, geom)?,
+            Op::Conv2dBackpropFilter { geom, .. } => conv_filter_grad::lower_conv2d_backprop_filter(&cx, geom)?,
+            other => return Err(cx.unsupported(format!("{} takes no GEMM epilogue", other.name()))),
+        }),
         Op::Conv2dBackpropInput { geom, .. } => one(conv_transpose::lower_conv2d_backprop_input(&cx, geom)?),
         Op::Conv2dBackpropFilter { geom, .. } => one(conv_filter_grad::lower_conv2d_backprop_filter(&cx, geom)?),
         Op::Pool2dBackprop(p) => one(pool_grad::lower_pool2d_backprop(&cx, p)?),

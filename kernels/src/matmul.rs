@@ -1,6 +1,6 @@
 //! Matmul on the GEMM core: loaders for plain and transposed matrices (`wgsl/matmul.wgsl`).
 
-use crate::gemm::{GemmProblem, b_vec4_allowed, b_view, gemm_kernel};
+use crate::gemm::{GemmProblem, b_vec4_allowed, b_view, epilogue_of, gemm_kernel};
 use crate::lower::NodeCx;
 use crate::template::Template;
 use crate::{BindingRef, KernelError, KernelInstance};
@@ -38,6 +38,7 @@ pub(crate) fn lower_matmul(cx: &NodeCx, trans_a: bool, trans_b: bool) -> Result<
             BindingRef::write(cx.id),
         ],
         bytes: cx.io_bytes(),
+        epilogue: epilogue_of(cx),
     };
     gemm_kernel(&what, cx.id, problem, cx.target)?.ok_or_else(|| cx.too_large("matmul"))
 }

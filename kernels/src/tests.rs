@@ -1121,3 +1121,185 @@ fn dispatches_beyond_the_target_limits_are_unsupported_errors_naming_the_layer()
         );
     }
 }
+
+/// The epilogues the fusion pass makes most: bias, bias + relu, a residual add after the bias,
+/// the relu gradient with x (`x` the output-shaped input 2, `dy` the GEMM), and five extras.
+fn epilogues() -> Vec<(&'static str, ElemExpr, usize)> {
+    let i = |k| Box::new(ElemExpr::Input(k));
+    let add = |a: Box<ElemExpr>, b: Box<ElemExpr>| Box::new(ElemExpr::Binary(BinaryOp::Add, a, b));
+    let bias = *add(i(0), i(1));
+    let relu = ElemExpr::Unary(UnaryOp::Relu, Box::new(bias.clone()));
+    let residual = ElemExpr::Unary(UnaryOp::Relu, add(add(i(0), i(1)), i(2)));
+    let relu_grad = ElemExpr::UnaryGrad(UnaryOp::Relu, i(1), i(0));
+    let mut many = *i(0);
+    for k in 1..=5 {
+        many = ElemExpr::Binary(BinaryOp::Mul, Box::new(many), i(k));
+    }
+    vec![
+        ("add", bias, 0b1),
+        ("add_relu", relu, 0b1),
+        ("add_add_relu", residual, 0b01),
+        ("relu_grad", relu_grad, 0b0),
+        ("epilogue5ops", many, 0b10101),
+    ]
+}
+
+#[test]
+fn gemm_epilogue_variants() {
+    fn conv(g: &mut Graph, xs: [usize; 4], co: usize, geom: ConvGeometry) -> (Op, [NodeId; 2]) {
+        let x = input(g, "x", &xs);
+        let w = param(g, "w", &[3, 3, xs[3] / geom.groups, co]);
+        (Op::Conv2d(geom), [x, w])
+    }
+    type Base = fn(&mut Graph) -> (Op, [NodeId; 2]);
+    let bases: Vec<(&str, Base)> = vec![
+        ("conv2d", |g| conv(g, [2, 8, 8, 3], 8, geom(1, 1, (1, 1, 1, 1), 1))),
+        ("conv2d", |g| conv(g, [1, 9, 7, 5], 7, geom(2, 2, (2, 1, 0, 1), 1))),
+        ("conv2d_grouped", |g| {
+            conv(g, [1, 8, 8, 6], 9, geom(1, 1, (1, 1, 1, 1), 3))
+        }),
+        ("matmul_nn", |g| {
+            let (a, b) = (input(g, "a", &[10, 6]), param(g, "b", &[6, 12]));
+            (
+                Op::MatMul {
+                    trans_a: false,
+                    trans_b: false,
+                },
+                [a, b],
+            )
+        }),
+        ("matmul_nt", |g| {
+            let (a, b) = (input(g, "a", &[10, 6]), param(g, "b", &[7, 6]));
+            (
+                Op::MatMul {
+                    trans_a: false,
+                    trans_b: true,
+                },
+                [a, b],
+            )
+        }),
+        ("matmul_tn", |g| {
+            let (a, b) = (input(g, "a", &[6, 10]), param(g, "b", &[6, 5]));
+            (
+                Op::MatMul {
+                    trans_a: true,
+                    trans_b: false,
+                },
+                [a, b],
+            )
+        }),
+        ("conv_transpose2d", |g| {
+            let (x, w) = (input(g, "x", &[2, 5, 5, 4]), param(g, "w", &[3, 3, 6, 4]));
+            let op = Op::ConvTranspose2d {
+                geom: geom(2, 1, (1, 1, 1, 1), 1),
+                out_pad: (1, 1),
+            };
+            (op, [x, w])
+        }),
+        ("conv2d_backprop_input", |g| {
+            let (dy, w) = (input(g, "dy", &[2, 8, 8, 8]), param(g, "w", &[3, 3, 2, 8]));
+            let op = Op::Conv2dBackpropInput {
+                geom: geom(1, 1, (1, 1, 1, 1), 2),
+                input_hw: (8, 8),
+            };
+            (op, [dy, w])
+        }),
+        ("conv2d_backprop_filter", |g| {
+            let (x, dy) = (input(g, "x", &[2, 8, 8, 3]), input(g, "dy", &[2, 8, 8, 8]));
+            let op = Op::Conv2dBackpropFilter {
+                geom: geom(1, 1, (1, 1, 1, 1), 1),
+                kernel_hw: (3, 3),
+            };
+            (op, [x, dy])
+        }),
+    ];
+    for t in targets() {
+        for (what, base) in &bases {
+            for (ops, expr, per_channel) in epilogues() {
+                let mut g = Graph::new();
+                let (op, [a, b]) = base(&mut g);
+                let plain = g.push(op.clone(), &[a, b], "gemm").unwrap();
+                let shape = g.shape(plain).to_vec();
+                let c = *shape.last().unwrap();
+                let mut extras = Vec::new();
+                let mut k = 1;
+                expr_inputs(&expr, &mut k);
+                for e in 0..k - 1 {
+                    let s = if per_channel >> e & 1 == 1 {
+                        vec![c]
+                    } else {
+                        shape.clone()
+                    };
+                    extras.push(input(&mut g, &format!("e{e}"), &s));
+                }
+                let inputs: Vec<NodeId> = [a, b].into_iter().chain(extras.iter().copied()).collect();
+                let epi = Op::GemmEpilogue {
+                    base: Box::new(op),
+                    expr: expr.clone(),
+                };
+                let y = g.push(epi, &inputs, "gemm").unwrap();
+                let ks = lower(&g, y, &t);
+                let k0 = &ks[0];
+                let plain_k = &lower(&g, plain, &t)[0];
+                assert_eq!(ks.len(), 1);
+                assert_eq!(k0.family, "gemm");
+                assert!(
+                    k0.name.starts_with(&format!("gemm_{what}_{ops}_")),
+                    "{} for {what} {ops}",
+                    k0.name
+                );
+                assert_eq!(
+                    (k0.workgroups, k0.workgroup_size),
+                    (plain_k.workgroups, plain_k.workgroup_size)
+                );
+                let want: Vec<BufferRef> = inputs.iter().chain([&y]).map(|&i| BufferRef::Node(i)).collect();
+                assert_eq!(
+                    k0.bindings.iter().map(|b| b.buffer).collect::<Vec<_>>(),
+                    want,
+                    "{}",
+                    k0.name
+                );
+                assert!(k0.flops > plain_k.flops, "{}", k0.name);
+                for e in 0..extras.len() {
+                    let at = if per_channel >> e & 1 == 1 {
+                        "[i % EPI_C]"
+                    } else {
+                        "[i]"
+                    };
+                    assert!(k0.source.contains(&format!("epi_in{}{at}", e + 1)), "{}", k0.source);
+                }
+            }
+        }
+    }
+    // Depthwise convolutions have their own kernel and no epilogue.
+    let mut g = Graph::new();
+    let x = input(&mut g, "x", &[1, 6, 6, 4]);
+    let w = param(&mut g, "w", &[3, 3, 1, 4]);
+    let bias = param(&mut g, "bias", &[4]);
+    let epi = Op::GemmEpilogue {
+        base: Box::new(Op::Conv2d(geom(1, 1, (1, 1, 1, 1), 4))),
+        expr: ElemExpr::Binary(
+            BinaryOp::Add,
+            Box::new(ElemExpr::Input(0)),
+            Box::new(ElemExpr::Input(1)),
+        ),
+    };
+    let y = g.push(epi, &[x, w, bias], "dw").unwrap();
+    assert!(matches!(
+        lower_node(&g, y, &Target::cpu()),
+        Err(KernelError::Unsupported { .. })
+    ));
+}
+
+/// Counts past the highest input index `e` reads: `k` ends as one more than it.
+fn expr_inputs(e: &ElemExpr, k: &mut usize) {
+    match e {
+        ElemExpr::Input(i) => *k = (*k).max(i + 1),
+        ElemExpr::Const(_) => {}
+        ElemExpr::Unary(_, a) => expr_inputs(a, k),
+        ElemExpr::Binary(_, a, b) | ElemExpr::UnaryGrad(_, a, b) => {
+            expr_inputs(a, k);
+            expr_inputs(b, k);
+        }
+    }
+}

@@ -89,5 +89,6 @@ fn b_at4(i: u32) -> vec4<f32> {
 }
 
 fn store_c(g: u32, m: u32, n: u32, v: f32) {
-    conv_y[m * CONV_CO + g * CONV_COG + n] = v;
+    let i = m * CONV_CO + g * CONV_COG + n;
+    conv_y[i] = epilogue(i, v);
 }

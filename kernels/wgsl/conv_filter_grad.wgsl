@@ -82,5 +82,6 @@ fn b_at4(i: u32) -> vec4<f32> {
 }
 
 fn store_c(g: u32, m: u32, n: u32, v: f32) {
-    cfg_dw[m * CFG_CO + g * CFG_COG + n] = v;
+    let i = m * CFG_CO + g * CFG_COG + n;
+    cfg_dw[i] = epilogue(i, v);
 }

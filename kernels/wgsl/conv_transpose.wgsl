@@ -80,5 +80,6 @@ fn b_at4(i: u32) -> vec4<f32> {
 }
 
 fn store_c(g: u32, m: u32, n: u32, v: f32) {
-    convt_y[m * CONVT_COUT + g * CONVT_COUTG + n] = v;
+    let i = m * CONVT_COUT + g * CONVT_COUTG + n;
+    convt_y[i] = epilogue(i, v);
 }

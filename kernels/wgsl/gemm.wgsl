@@ -13,12 +13,18 @@
 //   const A_KSTRIDE: u32, const A_CHECKED: bool (false: lo = 0 and hi = KI for every row)
 //   fn b_col(g: u32, ko: u32, n: u32) -> u32    B[ko*KI + ki, n] = b_at(b_col(..) + ki * B_KSTRIDE)
 //   fn b_at(i: u32) -> f32, const B_KSTRIDE: u32
-//   fn store_c(g: u32, m: u32, n: u32, v: f32)
+//   fn store_c(g: u32, m: u32, n: u32, v: f32)   stores epilogue(i, v) at C's flat index i
 // (a plain or transposed matrix for matmul, an on-the-fly im2col view of an NHWC activation for
 // conv, the transposed-conv view, ...). The core calls a_row only with m < M, b_col only with
 // n < N, and store_c only with m < M, n < N. So the index arithmetic of a convolution (div/mod
 // of the output pixel, tap offsets, padding) runs once per row and outer step, not per element.
 // load_a(g, m, k) and load_b(g, k, n) below give the plain element view for the staged kernel.
+//
+// The epilogue (EPILOGUE, substituted by gemm.rs) is `fn epilogue(i: u32, v: f32) -> f32`, the
+// value stored for GEMM result v at output index i (the output is row-major with C channels
+// last): v itself, or a fused elementwise expression over v and extra inputs bound after the
+// loaders' inputs (the output binding comes last): epi_in{k}[i] for a tensor of the output's
+// shape, epi_in{k}[i % EPI_C] for a per-channel vector (bias).
 //
 // One entry point is appended per kernel (see gemm.rs for the tile table):
 //   gemm_global (gemm_cpu.wgsl)   register-blocked straight from global memory, no barriers, no
@@ -39,6 +45,8 @@ const TN: u32 = {{TN}}u;
 const TX: u32 = {{TX}}u;
 const TY: u32 = {{TY}}u;
 
+// ---- epilogue and its bindings (substituted) ----
+{{EPILOGUE}}
 // ---- loaders and bindings (substituted) ----
 {{LOADERS}}
 // ---- end of loaders ----

@@ -42,5 +42,6 @@ fn b_at4(i: u32) -> vec4<f32> {
 }
 
 fn store_c(g: u32, m: u32, n: u32, v: f32) {
-    mat_c[m * N + n] = v;
+    let i = m * N + n;
+    mat_c[i] = epilogue(i, v);
 }

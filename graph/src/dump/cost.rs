@@ -4,10 +4,16 @@ use crate::ir::{Graph, NodeId, Op, numel};
 
 /// Floating-point operations of a node (a multiply-add counts 2).
 pub fn flops(g: &Graph, id: NodeId) -> u64 {
+    op_flops(g, id, &g.node(id).op)
+}
+
+/// Floating-point operations of `op` computed at node `id` (for an epilogue's base op: its
+/// inputs come first).
+fn op_flops(g: &Graph, id: NodeId, op: &Op) -> u64 {
     let n = g.node(id);
     let out = n.ty.numel() as u64;
     let shape = |k: usize| g.shape(n.inputs[k]);
-    match &n.op {
+    match op {
         Op::Conv2d(_) => {
             let w = shape(1);
             2 * out * (w[0] * w[1] * w[2]) as u64
@@ -28,6 +34,7 @@ pub fn flops(g: &Graph, id: NodeId) -> u64 {
         Op::Pool2d(p) | Op::Pool2dBackprop(p) => out.max(numel(shape(0)) as u64) * (p.size.0 * p.size.1) as u64,
         Op::Reduce { .. } | Op::Softmax | Op::LogSoftmax => 4 * numel(shape(0)) as u64,
         Op::Elementwise { expr } => out * expr.op_count() as u64,
+        Op::GemmEpilogue { base, expr } => op_flops(g, id, base) + out * expr.op_count() as u64,
         Op::Unary(_) | Op::Binary(_) | Op::UnaryGrad(_) | Op::Dropout { training: true, .. } => out,
         Op::BatchNormInference { .. } => 4 * out,
         Op::Resize { .. } | Op::ResizeBackprop { .. } => 8 * out,

@@ -39,6 +39,7 @@ fn attrs(op: &Op) -> String {
         Op::MatMul { trans_a, trans_b } => format!("trans_a={trans_a} trans_b={trans_b}"),
         Op::Reduce { axes, keep_dims, .. } => format!("axes={axes:?} keep_dims={keep_dims}"),
         Op::Elementwise { expr } => expr.describe(),
+        Op::GemmEpilogue { base, expr } => format!("{} epilogue={}", attrs(base), expr.describe()),
         Op::Fill { value } => format!("value={value}"),
         Op::Concat { axis } => format!("axis={axis}"),
         Op::Transpose { perm } => format!("perm={perm:?}"),

@@ -174,7 +174,8 @@ fn vjp(v: &mut Vjp) -> Result<Grads> {
         | Op::Pool2dBackprop(_)
         | Op::ResizeBackprop { .. }
         // Fusion runs after autodiff: fused nodes never need a gradient.
-        | Op::Elementwise { .. }) => Err(no_vjp(&op, &v.node.layer)),
+        | Op::Elementwise { .. }
+        | Op::GemmEpilogue { .. }) => Err(no_vjp(&op, &v.node.layer)),
     }
 }
 

@@ -115,6 +115,12 @@ fn compute(op: &Op, inputs: &[Arg], out_shape: &[usize]) -> Vec<f64> {
         Op::Slice { starts, .. } => layout::slice(starts, inputs[0], out_shape),
         Op::Fill { value } => vec![f64::from(*value); numel(out_shape)],
         Op::Elementwise { expr } => pointwise::elementwise(expr, inputs, out_shape),
+        Op::GemmEpilogue { base, expr } => {
+            let y = compute(base, &inputs[..2], out_shape);
+            let mut args: Vec<Arg> = vec![(out_shape, &y)];
+            args.extend_from_slice(&inputs[2..]);
+            pointwise::elementwise(expr, &args, out_shape)
+        }
         // Reshape is a copy; inference-mode dropout is the identity. `Input` and `Param` never
         // get here (`eval_op` rejects them) and have no inputs, so they copy nothing.
         Op::Reshape | Op::Dropout { training: false, .. } | Op::Input { .. } | Op::Param { .. } => {

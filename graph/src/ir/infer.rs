@@ -331,6 +331,61 @@ pub(crate) fn infer(op: &Op, inputs: &[&TensorType], layer: &str) -> Result<Tens
             }
             Ok(TensorType::f32(shape))
         }
+        Op::GemmEpilogue { base, expr } => {
+            if !matches!(
+                **base,
+                Op::Conv2d(_)
+                    | Op::MatMul { .. }
+                    | Op::ConvTranspose2d { .. }
+                    | Op::Conv2dBackpropInput { .. }
+                    | Op::Conv2dBackpropFilter { .. }
+            ) {
+                return Err(GraphError::shape(
+                    layer,
+                    format!("{} is not a GEMM-based op and takes no epilogue", base.name()),
+                ));
+            }
+            if inputs.len() < 2 {
+                return Err(GraphError::shape(
+                    layer,
+                    format!("{} takes at least 2 inputs, got {}", op.name(), inputs.len()),
+                ));
+            }
+            let out = infer(base, &inputs[..2], layer)?;
+            let c = *out.shape.last().unwrap_or(&1);
+            for t in &inputs[2..] {
+                if t.shape != out.shape && t.shape != [c] {
+                    return Err(GraphError::shape(
+                        layer,
+                        format!(
+                            "an epilogue input must have the output's shape {} or be a ({c},) vector, got {}",
+                            fmt_shape(&out.shape),
+                            t
+                        ),
+                    ));
+                }
+            }
+            let extras = inputs.len() - 2;
+            let mut read = vec![false; extras + 1];
+            let mut bad = None;
+            epilogue_inputs(expr, &mut |i| match read.get_mut(i) {
+                Some(r) => *r = true,
+                None => bad = Some(i),
+            });
+            if let Some(i) = bad {
+                return Err(GraphError::shape(
+                    layer,
+                    format!("the epilogue reads input {i}, but there are {extras} extra inputs"),
+                ));
+            }
+            if let Some(k) = read[1..].iter().position(|r| !r) {
+                return Err(GraphError::shape(
+                    layer,
+                    format!("the epilogue never reads its extra input {}", k + 1),
+                ));
+            }
+            Ok(out)
+        }
         Op::Broadcast { shape } => {
             arity(op, inputs, 1, layer)?;
             match broadcast_shapes(&inputs[0].shape, shape) {
@@ -492,6 +547,19 @@ pub(crate) fn infer(op: &Op, inputs: &[&TensorType], layer: &str) -> Result<Tens
                 shape: perm.iter().map(|&p| x.shape[p]).collect(),
                 dtype: x.dtype,
             })
+        }
+    }
+}
+
+/// Calls `f` with every input index `e` reads.
+fn epilogue_inputs(e: &ElemExpr, f: &mut impl FnMut(usize)) {
+    match e {
+        ElemExpr::Input(i) => f(*i),
+        ElemExpr::Const(_) => {}
+        ElemExpr::Unary(_, a) => epilogue_inputs(a, f),
+        ElemExpr::Binary(_, a, b) | ElemExpr::UnaryGrad(_, a, b) => {
+            epilogue_inputs(a, f);
+            epilogue_inputs(b, f);
         }
     }
 }

@@ -404,6 +404,19 @@ pub enum Op {
         /// What each element computes.
         expr: ElemExpr,
     },
+    /// A GEMM-based op with a fused elementwise epilogue (made by the epilogue-fusion pass).
+    /// `base` is `Conv2d` (not depthwise), `MatMul`, `ConvTranspose2d`, `Conv2dBackpropInput` or
+    /// `Conv2dBackpropFilter`. Inputs: the base op's two inputs, then the epilogue's extra
+    /// inputs, each either of the output's full shape or a per-channel `(C,)` vector with `C` the
+    /// output's last axis. `expr` computes each output element: `Input(0)` is the base result at
+    /// that element, `Input(k)` (k >= 1) the k-th extra input there (broadcast). Output type:
+    /// the base op's.
+    GemmEpilogue {
+        /// The GEMM-based op producing `Input(0)`.
+        base: Box<Op>,
+        /// The epilogue over the base result and the extra inputs.
+        expr: ElemExpr,
+    },
     /// A tensor of the node's type filled with `value` (no inputs; made by `Graph::fill`).
     Fill {
         /// Every element's value.
@@ -458,6 +471,7 @@ impl Op {
             Op::Slice { .. } => "slice".into(),
             Op::Fill { .. } => "fill".into(),
             Op::Elementwise { .. } => "fused_elementwise".into(),
+            Op::GemmEpilogue { base, .. } => format!("{}_epilogue", base.name()),
         }
     }
 

@@ -2,10 +2,12 @@
 //! reference interpreter's results unchanged (the tests check it on random graphs).
 //!
 //! [`optimize`] runs them in order: algebraic simplification, constant folding, common
-//! subexpression elimination, elementwise fusion, and dead-code elimination.
+//! subexpression elimination, elementwise fusion, epilogue fusion into GEMM-based ops, and
+//! dead-code elimination.
 
 mod cse;
 mod dce;
+mod epilogue;
 mod fold;
 mod fuse;
 mod rebuild;
@@ -15,6 +17,7 @@ mod tests;
 
 pub use cse::cse;
 pub use dce::dce;
+pub use epilogue::{MAX_EPILOGUE_INPUTS, fuse_epilogues};
 pub use fold::fold_constants;
 pub use fuse::{MAX_FUSED_INPUTS, fuse_elementwise, fusion_groups};
 pub use simplify::simplify;
@@ -52,7 +55,16 @@ impl std::fmt::Display for PassReport {
 pub fn optimize(graph: Graph) -> Result<(Graph, Vec<PassReport>)> {
     let mut reports = Vec::new();
     let mut g = graph;
-    for pass in [simplify, fold_constants, cse, dce, fuse_elementwise, dce] {
+    for pass in [
+        simplify,
+        fold_constants,
+        cse,
+        dce,
+        fuse_elementwise,
+        dce,
+        fuse_epilogues,
+        dce,
+    ] {
         let (next, report) = pass(g)?;
         reports.push(report);
         g = next;

@@ -202,3 +202,278 @@ impl Graph {
         self.push(Op::Unary(UnaryOp::Scale(1.0)), &[x], "one").unwrap()
     }
 }
+
+fn conv_geom(rng: &mut Rng, groups: usize) -> ConvGeometry {
+    let p = rng.below(2);
+    ConvGeometry {
+        stride: (1 + rng.below(2), 1 + rng.below(2)),
+        dilation: (1 + rng.below(2), 1),
+        pad: Pad2d {
+            top: p,
+            bottom: rng.below(2),
+            left: p,
+            right: rng.below(2),
+        },
+        groups,
+    }
+}
+
+/// A random GEMM-based op (sometimes a depthwise convolution, which must stay unfused) over
+/// fresh inputs, followed by a random elementwise epilogue: bias, activations, a residual, a
+/// unary gradient with an input of the output's shape, constants; sometimes the GEMM or an
+/// intermediate is also an output.
+fn random_gemm_graph(seed: u64) -> (Graph, bool) {
+    let mut rng = Rng::new(seed);
+    let mut g = Graph::new();
+    let (n, h, w, c) = (1 + rng.below(2), 3 + rng.below(3), 3 + rng.below(3), 1 + rng.below(4));
+    let co = 1 + rng.below(5);
+    let kind = rng.below(6);
+    let x4 = |g: &mut Graph, shape: Vec<usize>| g.input("x", TensorType::f32(shape)).unwrap();
+    let (gemm, gemm_like) = match kind {
+        0 | 1 => {
+            // Conv2d, grouped or depthwise sometimes.
+            let groups = if c > 1 && rng.below(3) == 0 { c } else { 1 };
+            let x = x4(&mut g, vec![n, h, w, c]);
+            let cout = if groups == c && c > 1 { c } else { co };
+            let k = g
+                .param("k", &[2, 1 + rng.below(2), c / groups, cout], true, "conv")
+                .unwrap();
+            let geom = conv_geom(&mut rng, groups);
+            (g.push(Op::Conv2d(geom), &[x, k], "conv"), !(groups > 1 && groups == c))
+        }
+        2 => {
+            let (m, k, nn) = (1 + rng.below(5), 1 + rng.below(6), 1 + rng.below(7));
+            let (ta, tb) = (rng.below(2) == 1, rng.below(2) == 1);
+            let a = x4(&mut g, if ta { vec![k, m] } else { vec![m, k] });
+            let b = g.param("b", &(if tb { [nn, k] } else { [k, nn] }), true, "mm").unwrap();
+            (
+                g.push(
+                    Op::MatMul {
+                        trans_a: ta,
+                        trans_b: tb,
+                    },
+                    &[a, b],
+                    "mm",
+                ),
+                true,
+            )
+        }
+        3 => {
+            let x = x4(&mut g, vec![n, h, w, c]);
+            let k = g.param("k", &[2, 2, co, c], true, "convt").unwrap();
+            let geom = ConvGeometry {
+                pad: Pad2d::default(),
+                ..conv_geom(&mut rng, 1)
+            };
+            (
+                g.push(Op::ConvTranspose2d { geom, out_pad: (0, 0) }, &[x, k], "convt"),
+                true,
+            )
+        }
+        4 | 5 => {
+            let geom = conv_geom(&mut rng, 1);
+            let fwd = {
+                let mut t = Graph::new();
+                let x = t.input("x", TensorType::f32(vec![n, h, w, c])).unwrap();
+                let k = t.param("k", &[2, 2, c, co], true, "conv").unwrap();
+                let y = t.push(Op::Conv2d(geom), &[x, k], "conv").unwrap();
+                t.shape(y).to_vec()
+            };
+            if kind == 4 {
+                let dy = x4(&mut g, fwd);
+                let k = g.param("k", &[2, 2, c, co], true, "conv").unwrap();
+                let op = Op::Conv2dBackpropInput { geom, input_hw: (h, w) };
+                (g.push(op, &[dy, k], "bpi"), true)
+            } else {
+                let x = x4(&mut g, vec![n, h, w, c]);
+                let dy = g.input("dy", TensorType::f32(fwd)).unwrap();
+                let op = Op::Conv2dBackpropFilter {
+                    geom,
+                    kernel_hw: (2, 2),
+                };
+                (g.push(op, &[x, dy], "bpf"), true)
+            }
+        }
+        _ => unreachable!(),
+    };
+    let gemm = gemm.unwrap();
+    let shape = g.shape(gemm).to_vec();
+    let ch = *shape.last().unwrap();
+    let mut y = gemm;
+    let mut fusable = gemm_like;
+    for step in 0..1 + rng.below(4) {
+        let layer = format!("e{step}");
+        y = match rng.below(7) {
+            0 | 1 => {
+                let bias = g.param(&format!("bias{step}"), &[ch], true, &layer).unwrap();
+                g.push(Op::Binary(BinaryOp::Add), &[y, bias], &layer).unwrap()
+            }
+            2 => g.push(Op::Unary(UNARY[rng.below(UNARY.len())]), &[y], &layer).unwrap(),
+            3 => {
+                let r = g.input(&format!("res{step}"), TensorType::f32(shape.clone())).unwrap();
+                let op = BINARY[rng.below(BINARY.len())];
+                g.push(Op::Binary(op), &[r, y], &layer).unwrap()
+            }
+            4 => {
+                let x = g.input(&format!("gx{step}"), TensorType::f32(shape.clone())).unwrap();
+                g.push(Op::UnaryGrad(UNARY[rng.below(UNARY.len())]), &[x, y], &layer)
+                    .unwrap()
+            }
+            5 => {
+                let f = g.fill(&[1], 0.5, &layer).unwrap();
+                g.push(Op::Binary(BinaryOp::Mul), &[y, f], &layer).unwrap()
+            }
+            _ => {
+                // A broadcast the epilogue cannot index: (1, .., 1, C) is not (C,).
+                let mut s = vec![1; shape.len()];
+                s[shape.len() - 1] = ch;
+                let p = g.param(&format!("odd{step}"), &s, true, &layer).unwrap();
+                if s != shape {
+                    fusable = false;
+                }
+                g.push(Op::Binary(BinaryOp::Sub), &[y, p], &layer).unwrap()
+            }
+        };
+    }
+    g.outputs.push(y);
+    if rng.below(5) == 0 {
+        g.outputs.push(gemm);
+        fusable = false;
+    }
+    (g, fusable)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    #[test]
+    fn epilogue_fusion_preserves_results(seed in any::<u64>()) {
+        let (g, fusable) = random_gemm_graph(seed);
+        let f = feeds(&g, seed ^ 7);
+        let want = evaluate(&g, &f).unwrap();
+        let (h, report) = fuse_epilogues(g.clone()).unwrap();
+        assert_eq!(report.nodes_after, h.nodes.len());
+        assert_same(&want, &evaluate(&h, &f).unwrap(), "fuse_epilogues");
+        let (h, _) = optimize(g.clone()).unwrap();
+        assert_same(&want, &evaluate(&h, &f).unwrap(), "optimize");
+        let fused = h.nodes.iter().filter(|n| matches!(n.op, Op::GemmEpilogue { .. })).count();
+        prop_assert_eq!(fused, usize::from(fusable), "{:?}", h.nodes);
+        for n in &h.nodes {
+            if matches!(n.op, Op::GemmEpilogue { .. }) {
+                prop_assert!(n.inputs.len() - 2 <= MAX_EPILOGUE_INPUTS);
+            }
+        }
+    }
+}
+
+#[test]
+fn epilogue_inputs_are_checked() {
+    let mut g = Graph::new();
+    let a = g.input("a", TensorType::f32(vec![3, 4])).unwrap();
+    let b = g.param("b", &[4, 5], true, "mm").unwrap();
+    let bias = g.param("bias", &[5], true, "mm").unwrap();
+    let odd = g.param("odd", &[3, 1], true, "mm").unwrap();
+    let mm = Op::MatMul {
+        trans_a: false,
+        trans_b: false,
+    };
+    let epi = |expr| Op::GemmEpilogue {
+        base: Box::new(mm.clone()),
+        expr,
+    };
+    let add = ElemExpr::Binary(
+        BinaryOp::Add,
+        Box::new(ElemExpr::Input(0)),
+        Box::new(ElemExpr::Input(1)),
+    );
+    let ok = g.push(epi(add.clone()), &[a, b, bias], "mm").unwrap();
+    assert_eq!(g.shape(ok), &[3, 5]);
+    assert_eq!(g.node(ok).op.name(), "matmul_epilogue");
+    assert!(
+        g.push(epi(add.clone()), &[a, b, odd], "mm").is_err(),
+        "(3, 1) is neither (3, 5) nor (5,)"
+    );
+    assert!(g.push(epi(add), &[a, b], "mm").is_err(), "reads a missing input");
+    assert!(
+        g.push(epi(ElemExpr::Input(0)), &[a, b, bias], "mm").is_err(),
+        "never reads bias"
+    );
+    let relu = Op::GemmEpilogue {
+        base: Box::new(Op::Unary(UnaryOp::Relu)),
+        expr: ElemExpr::Input(0),
+    };
+    assert!(g.push(relu, &[a, b], "x").is_err(), "relu is no GEMM");
+}
+
+#[test]
+fn training_step_gets_gemm_epilogues() {
+    use crate::layers::{Conv2D, Dense, Flatten, Input, MaxPooling2D};
+    use crate::train::{CompileConfig, Loss, Optimizer, train_step};
+    let model = crate::Sequential::new()
+        .add(Input::new(&[12, 12, 3]))
+        .add(Conv2D::new(8, 3).activation("relu"))
+        .add(MaxPooling2D::new(2))
+        .add(Conv2D::new(8, 3).activation("relu"))
+        .add(Flatten::new())
+        .add(Dense::new(16).activation("relu"))
+        .add(Dense::new(10))
+        .build(3)
+        .unwrap();
+    let cfg = CompileConfig {
+        loss: Loss::SparseCategoricalCrossentropy { from_logits: true },
+        optimizer: Optimizer::adam(0.001),
+        metrics: vec![],
+    };
+    let step = train_step(&model, 4, &cfg).unwrap();
+    let (h, reports) = optimize(step.graph.clone()).unwrap();
+    let report = reports.iter().find(|r| r.pass == "fuse_epilogues").unwrap();
+    let epilogues: Vec<&Node> = h
+        .nodes
+        .iter()
+        .filter(|n| matches!(n.op, Op::GemmEpilogue { .. }))
+        .collect();
+    assert_eq!(report.changes.len(), epilogues.len());
+    // Bias adds of the two convolutions and the two dense layers, and the relu gradient of
+    // the first dense layer into the second one's input-gradient matmul.
+    let described: Vec<String> = epilogues
+        .iter()
+        .map(|n| match &n.op {
+            Op::GemmEpilogue { base, expr } => format!("{} {}", base.name(), expr.describe()),
+            _ => unreachable!(),
+        })
+        .collect();
+    assert!(
+        described.iter().filter(|d| d.ends_with("add(in0, in1)")).count() >= 4,
+        "{described:?}"
+    );
+    assert!(
+        described.iter().any(|d| d.starts_with("matmul relu_grad")),
+        "{described:?}"
+    );
+    // Same results in the reference interpreter.
+    let mut rng = Rng::new(5);
+    let mut f: Feeds = step
+        .graph
+        .nodes
+        .iter()
+        .filter_map(|n| match &n.op {
+            Op::Input { name } | Op::Param { name, .. } => Some((
+                name.clone(),
+                (0..n.ty.numel()).map(|_| rng.uniform_in(-0.5, 0.5)).collect(),
+            )),
+            _ => None,
+        })
+        .collect();
+    let labels = step
+        .graph
+        .nodes
+        .iter()
+        .find(|n| matches!(&n.op, Op::Input { name } if name == crate::train::LABELS));
+    let count = labels.unwrap().ty.numel();
+    f.insert(
+        crate::train::LABELS.into(),
+        (0..count).map(|k| (k % 2) as f64).collect(),
+    );
+    let want = evaluate(&step.graph, &f).unwrap();
+    assert_same(&want, &evaluate(&h, &f).unwrap(), "train step");
+}
