@@ -197,6 +197,30 @@ fn fit_lowers_the_loss_and_learns_digits() {
 }
 
 #[test]
+fn steps_after_the_first_compile_nothing_new() {
+    // A device of its own: the other tests compile pipelines on the shared one concurrently.
+    let own = std::sync::Arc::new(fovea::engine::Device::with_cache_dir(None).unwrap());
+    let cfg = CompileConfig {
+        loss: Loss::SparseCategoricalCrossentropy { from_logits: true },
+        optimizer: Optimizer::adam(0.003),
+        metrics: vec![Metric::Accuracy],
+    };
+    let (x, y) = small_mnist(96);
+    let mut cm = CompiledModel::new(&own, small_cnn(8), cfg).unwrap();
+    cm.fit(&x, &Targets::Classes(y.clone()), &quiet(1, 32, 0)).unwrap();
+    let after_first = own.pipelines_created();
+    assert!(after_first > 10);
+    let steps = cm.steps_done();
+    cm.fit(&x, &Targets::Classes(y.clone()), &quiet(2, 32, 1)).unwrap();
+    assert_eq!(cm.steps_done(), steps + 6);
+    assert_eq!(
+        own.pipelines_created(),
+        after_first,
+        "a training step must not build pipelines"
+    );
+}
+
+#[test]
 fn same_seed_same_weights() {
     let (x, y) = small_mnist(100);
     let run = |seed| {

@@ -211,6 +211,11 @@ impl Device {
         })
     }
 
+    /// How many compute pipelines this device has compiled so far (cache hits not counted).
+    pub fn pipelines_created(&self) -> usize {
+        self.pipelines.created()
+    }
+
     /// What adapter this is.
     pub fn info(&self) -> &DeviceInfo {
         &self.info
