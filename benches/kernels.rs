@@ -3,7 +3,7 @@
 //! matmuls, the seed CNN's convolutions forward and backward at batch 32 and 128, depthwise,
 //! pooling, softmax, batch norm, elementwise, the fused Adam update. Each measurement records
 //! the program many times into one command buffer and waits for the device (`iter_custom`);
-//! throughput is FLOPs (or bytes, for memory-bound kernels) as criterion's element count.
+//! throughput is FLOPs as criterion's element count (bytes for memory-bound kernels).
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use fovea::engine::bench::bench_cases;

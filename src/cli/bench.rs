@@ -36,7 +36,8 @@ pub fn kernels(json_out: Option<PathBuf>, large: bool) -> anyhow::Result<()> {
         let bytes: u64 = p.kernels().iter().map(|k| k.bytes).sum();
         let t = time_program(&p, 3, 5)?;
         let secs = t.as_secs_f64();
-        let (tp, unit, pct) = if flops > 0 {
+        // Compute-bound kernels (at least one FLOP per byte) in GFLOP/s, the others in GB/s.
+        let (tp, unit, pct) = if flops >= bytes.max(1) {
             (
                 flops as f64 / secs / 1e9,
                 "GFLOP/s",
