@@ -24,7 +24,8 @@ fn kernels(c: &mut Criterion) {
         let program = Program::compile_exact(&device, graph, &state).expect("compile");
         let flops: u64 = program.kernels().iter().map(|k| k.flops).sum();
         let bytes: u64 = program.kernels().iter().map(|k| k.bytes).sum();
-        group.throughput(if flops > 0 {
+        // Compute-bound kernels (at least one FLOP per byte) count FLOPs, the others bytes.
+        group.throughput(if flops >= bytes.max(1) {
             Throughput::Elements(flops)
         } else {
             Throughput::Bytes(bytes)
