@@ -32,12 +32,5 @@ pub fn cse(graph: Graph) -> Result<(Graph, PassReport)> {
             }
         }
     }
-    let out = rb.finish();
-    let report = PassReport {
-        pass: "cse",
-        nodes_before: graph.nodes.len(),
-        nodes_after: out.nodes.len(),
-        changes,
-    };
-    Ok((out, report))
+    Ok(rb.report("cse", changes))
 }

@@ -32,12 +32,5 @@ pub fn dce(graph: Graph) -> Result<(Graph, PassReport)> {
             changes.push(format!("%{i} {} ({}): removed, nothing reads it", n.op.name(), n.layer));
         }
     }
-    let out = rb.finish();
-    let report = PassReport {
-        pass: "dce",
-        nodes_before: graph.nodes.len(),
-        nodes_after: out.nodes.len(),
-        changes,
-    };
-    Ok((out, report))
+    Ok(rb.report("dce", changes))
 }

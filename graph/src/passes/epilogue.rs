@@ -148,12 +148,5 @@ pub fn fuse_epilogues(graph: Graph) -> Result<(Graph, PassReport)> {
             }
         }
     }
-    let out = rb.finish();
-    let report = PassReport {
-        pass: "fuse_epilogues",
-        nodes_before: graph.nodes.len(),
-        nodes_after: out.nodes.len(),
-        changes,
-    };
-    Ok((out, report))
+    Ok(rb.report("fuse_epilogues", changes))
 }

@@ -51,12 +51,5 @@ pub fn fold_constants(graph: Graph) -> Result<(Graph, PassReport)> {
         }
         rb.copy(id);
     }
-    let out = rb.finish();
-    let report = PassReport {
-        pass: "fold_constants",
-        nodes_before: graph.nodes.len(),
-        nodes_after: out.nodes.len(),
-        changes,
-    };
-    Ok((out, report))
+    Ok(rb.report("fold_constants", changes))
 }

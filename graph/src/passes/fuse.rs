@@ -202,12 +202,5 @@ pub fn fuse_elementwise(graph: Graph) -> Result<(Graph, PassReport)> {
             }
         }
     }
-    let out = rb.finish();
-    let report = PassReport {
-        pass: "fuse_elementwise",
-        nodes_before: graph.nodes.len(),
-        nodes_after: out.nodes.len(),
-        changes,
-    };
-    Ok((out, report))
+    Ok(rb.report("fuse_elementwise", changes))
 }

@@ -48,6 +48,19 @@ impl<'a> Rebuild<'a> {
         self.map[id.index()] = Some(to);
     }
 
+    /// Finishes the rebuild and reports it as pass `pass` with `changes`.
+    pub fn report(self, pass: &'static str, changes: Vec<String>) -> (Graph, super::PassReport) {
+        let nodes_before = self.old.nodes.len();
+        let out = self.finish();
+        let report = super::PassReport {
+            pass,
+            nodes_before,
+            nodes_after: out.nodes.len(),
+            changes,
+        };
+        (out, report)
+    }
+
     /// Remaps inputs, outputs and updates and returns the new graph.
     pub fn finish(mut self) -> Graph {
         self.new.inputs = self.old.inputs.iter().map(|&i| self.get(i)).collect();

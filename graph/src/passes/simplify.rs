@@ -92,12 +92,5 @@ pub fn simplify(graph: Graph) -> Result<(Graph, PassReport)> {
         }
         rb.copy(id);
     }
-    let out = rb.finish();
-    let report = PassReport {
-        pass: "simplify",
-        nodes_before: graph.nodes.len(),
-        nodes_after: out.nodes.len(),
-        changes,
-    };
-    Ok((out, report))
+    Ok(rb.report("simplify", changes))
 }
