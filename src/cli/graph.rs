@@ -13,15 +13,33 @@ use serde_json::json;
 use std::path::PathBuf;
 
 /// Arguments of `fovea graph`.
+#[derive(Debug, clap::Args)]
 pub struct Args {
+    /// A zoo model (mnist, cifar10) or a Keras model file (.json).
     pub model: String,
+    /// The whole training step (forward, loss, backward, update) instead of inference.
+    #[arg(long)]
     pub train: bool,
+    /// layers, ir, grad, optimized, lowered or memory.
+    #[arg(long, default_value = "optimized")]
     pub stage: String,
+    /// text, dot or json.
+    #[arg(long, default_value = "text")]
     pub format: String,
+    /// Write to a file instead of standard output.
+    #[arg(short = 'o', long)]
     pub output: Option<PathBuf>,
+    /// Node, kernel and dispatch counts before and after fusion; planned vs baseline memory.
+    #[arg(long)]
     pub stats: bool,
+    /// The batch size the graph is built for.
+    #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
+    /// Adapter class kernels are chosen for: cpu (lavapipe) or gpu.
+    #[arg(long, default_value = "cpu")]
     pub target: String,
+    /// Render with Graphviz to FILE.svg or FILE.png.
+    #[arg(long)]
     pub render: Option<PathBuf>,
 }
 

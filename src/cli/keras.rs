@@ -118,22 +118,55 @@ pub fn predict(a: PredictArgs) -> anyhow::Result<()> {
 }
 
 /// Arguments of `fovea fit`.
+#[derive(Debug, clap::Args)]
 pub struct FitArgs {
+    /// The Keras model config (JSON).
+    #[arg(long)]
     pub model: PathBuf,
+    /// Initial weights in safetensors, named <layer>/<variable> (default: Fovea's seeded init).
+    #[arg(long)]
     pub weights: Option<PathBuf>,
+    /// Training samples: a float32 .npy array shaped (samples, ...).
+    #[arg(long)]
     pub x: PathBuf,
+    /// Targets: integer class labels (samples,) for sparse losses, else float32 like the output.
+    #[arg(long)]
     pub y: PathBuf,
+    /// The loss, by Keras name.
+    #[arg(long, default_value = "sparse_categorical_crossentropy")]
     pub loss: String,
+    /// The model outputs logits (for the cross-entropies).
+    #[arg(long)]
     pub from_logits: bool,
+    /// The optimizer: sgd, adam, adamw or rmsprop (Keras's defaults).
+    #[arg(long, default_value = "adam")]
     pub optimizer: String,
+    /// The learning rate (default: Keras's for the optimizer).
+    #[arg(long)]
     pub learning_rate: Option<f32>,
+    /// Metrics reported beside the loss (comma-separated Keras names, e.g. accuracy).
+    #[arg(long, value_delimiter = ',')]
     pub metrics: Vec<String>,
+    /// Passes over the data.
+    #[arg(long, default_value_t = 1)]
     pub epochs: usize,
+    /// Samples per step.
+    #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
+    /// Keep the samples' order (Keras's shuffle=False).
+    #[arg(long)]
     pub no_shuffle: bool,
+    /// Seed of the shuffling and dropout.
+    #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Where to save the trained weights (safetensors, Keras names).
+    #[arg(long)]
     pub save_weights: Option<PathBuf>,
+    /// Write the per-epoch loss and metrics as JSON.
+    #[arg(long)]
     pub metrics_json: Option<PathBuf>,
+    /// No progress output.
+    #[arg(long)]
     pub quiet: bool,
 }
 

@@ -11,18 +11,42 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// Arguments of `fovea train`.
+#[derive(Debug, clap::Args)]
 pub struct Args {
+    /// The zoo model: mnist or cifar10.
     pub model: String,
+    /// Directory with the data set's files (default: the embedded subset).
+    #[arg(long)]
     pub data: Option<PathBuf>,
+    /// Epochs (default: 5 for mnist, 10 for cifar10, as the seed programs).
+    #[arg(long)]
     pub epochs: Option<usize>,
+    /// Samples per step.
+    #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
+    /// Seed of the initial weights, shuffling and dropout.
+    #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Adam's learning rate.
+    #[arg(long, default_value_t = 0.001)]
     pub learning_rate: f32,
+    /// Write final test loss/accuracy, per-epoch history, wall time, images/s and adapter as JSON.
+    #[arg(long)]
     pub metrics_json: Option<PathBuf>,
+    /// Save the trained weights (safetensors, Keras names).
+    #[arg(long)]
     pub save: Option<PathBuf>,
+    /// Draw loss and accuracy curves to a PNG file.
+    #[arg(long)]
     pub plot: Option<PathBuf>,
+    /// Use only the first N training and test images.
+    #[arg(long)]
     pub limit: Option<usize>,
+    /// No progress output.
+    #[arg(long)]
     pub quiet: bool,
+    /// Stop at the first kernel that writes a NaN or an infinity, naming its node and layer (slow).
+    #[arg(long)]
     pub check_numerics: bool,
 }
 
