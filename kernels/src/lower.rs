@@ -12,11 +12,7 @@ use fovea_graph::{DType, Graph, Node, NodeId, Op};
 /// The node whose buffer holds `id`'s data: follows view ops (Reshape, inference Dropout) back
 /// to their source.
 pub fn storage_root(graph: &Graph, id: NodeId) -> NodeId {
-    let mut id = id;
-    while graph.node(id).op.is_view() {
-        id = graph.node(id).inputs[0];
-    }
-    id
+    graph.storage_root(id)
 }
 
 /// Lowers one node to its kernel instances: none for inputs, parameters and views, one per
