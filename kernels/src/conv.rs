@@ -30,22 +30,7 @@ pub(crate) fn lower_conv2d(cx: &NodeCx, g: &ConvGeometry) -> Result<KernelInstan
     // adjacent pixels and channels are not split into groups.
     let rows = g.groups == 1 && g.dilation.1 == 1;
     let b_vec4 = b_vec4_allowed(cx.target) && co.is_multiple_of(4) && cog.is_multiple_of(4);
-    let loaders = b_view(Template::new(CONV_WGSL), "conv_w", b_vec4)
-        .set("H", x[1])
-        .set("W", x[2])
-        .set("C", c)
-        .set("OH", y[1])
-        .set("OW", y[2])
-        .set("CO", co)
-        .set("CG", cg)
-        .set("COG", cog)
-        .set("KW", w[1])
-        .set("SH", g.stride.0)
-        .set("SW", g.stride.1)
-        .set("DH", g.dilation.0)
-        .set("DW", g.dilation.1)
-        .set("PT", g.pad.top)
-        .set("PL", g.pad.left)
+    let loaders = conv_constants(b_view(Template::new(CONV_WGSL), "conv_w", b_vec4), g, x, y, w[1])
         .set("ROWS", rows)
         .render(&what)?;
     let problem = GemmProblem {
@@ -65,4 +50,35 @@ pub(crate) fn lower_conv2d(cx: &NodeCx, g: &ConvGeometry) -> Result<KernelInstan
         epilogue: epilogue_of(cx),
     };
     gemm_kernel(&what, cx.id, problem, cx.target)?.ok_or_else(|| cx.too_large("convolution"))
+}
+
+/// Sets the constants the implicit-GEMM conv loaders share (`conv.wgsl`,
+/// `conv_filter_grad.wgsl`): input `x` and output `y` shapes (NHWC), channels per group, the
+/// kernel width `kw` and the geometry.
+pub(crate) fn conv_constants(t: Template, g: &ConvGeometry, x: &[usize], y: &[usize], kw: usize) -> Template {
+    let (c, co) = (x[3], y[3]);
+    geometry_constants(
+        t.set("H", x[1])
+            .set("W", x[2])
+            .set("C", c)
+            .set("OH", y[1])
+            .set("OW", y[2])
+            .set("CO", co)
+            .set("CG", c / g.groups)
+            .set("COG", co / g.groups),
+        g,
+        kw,
+    )
+}
+
+/// Sets the window constants of every convolution loader: kernel width, strides, dilations,
+/// top and left padding.
+pub(crate) fn geometry_constants(t: Template, g: &ConvGeometry, kw: usize) -> Template {
+    t.set("KW", kw)
+        .set("SH", g.stride.0)
+        .set("SW", g.stride.1)
+        .set("DH", g.dilation.0)
+        .set("DW", g.dilation.1)
+        .set("PT", g.pad.top)
+        .set("PL", g.pad.left)
 }

@@ -18,23 +18,14 @@ pub(crate) fn lower_conv2d_backprop_filter(cx: &NodeCx, g: &ConvGeometry) -> Res
     let (cg, cog) = (c / g.groups, co / g.groups);
     let what = "conv2d_backprop_filter";
     let b_vec4 = b_vec4_allowed(cx.target) && co.is_multiple_of(4) && cog.is_multiple_of(4);
-    let loaders = b_view(Template::new(CONV_FILTER_GRAD_WGSL), "cfg_dy", b_vec4)
-        .set("H", x[1])
-        .set("W", x[2])
-        .set("C", c)
-        .set("OH", dy[1])
-        .set("OW", dy[2])
-        .set("CO", co)
-        .set("CG", cg)
-        .set("COG", cog)
-        .set("KW", dw[1])
-        .set("SH", g.stride.0)
-        .set("SW", g.stride.1)
-        .set("DH", g.dilation.0)
-        .set("DW", g.dilation.1)
-        .set("PT", g.pad.top)
-        .set("PL", g.pad.left)
-        .render(what)?;
+    let loaders = crate::conv::conv_constants(
+        b_view(Template::new(CONV_FILTER_GRAD_WGSL), "cfg_dy", b_vec4),
+        g,
+        x,
+        dy,
+        dw[1],
+    )
+    .render(what)?;
     let problem = GemmProblem {
         m: dw[0] * dw[1] * cg,
         n: cog,

@@ -60,14 +60,8 @@ fn transposed_gemm(
         .set("OH", y[1])
         .set("OW", y[2])
         .set("COUT", cout)
-        .set("COUTG", cout / g.groups)
-        .set("KW", kw)
-        .set("SH", g.stride.0)
-        .set("SW", g.stride.1)
-        .set("DH", g.dilation.0)
-        .set("DW", g.dilation.1)
-        .set("PT", g.pad.top)
-        .set("PL", g.pad.left)
+        .set("COUTG", cout / g.groups);
+    let loaders = crate::conv::geometry_constants(loaders, g, kw)
         .set("B_COL", b_col)
         .render(what)?;
     let problem = GemmProblem {
