@@ -21,16 +21,5 @@ pub(crate) fn lower_batchnorm(cx: &NodeCx, epsilon: f32) -> Result<KernelInstanc
         .render(name)?;
     let mut bindings: Vec<BindingRef> = (0..5).map(|i| BindingRef::read(cx.input(i))).collect();
     bindings.push(BindingRef::write(cx.id));
-    Ok(KernelInstance {
-        name: name.to_string(),
-        family: "batchnorm",
-        node: cx.id,
-        source,
-        entry_point: "main",
-        bindings,
-        workgroups: grid.workgroups,
-        workgroup_size: [grid.workgroup_size, 1, 1],
-        flops: 4 * total,
-        bytes: cx.io_bytes(),
-    })
+    Ok(cx.linear_instance(name, "batchnorm", source, bindings, &grid, 4 * total))
 }

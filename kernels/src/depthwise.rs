@@ -39,20 +39,16 @@ pub(crate) fn lower_depthwise(cx: &NodeCx, g: &ConvGeometry) -> Result<KernelIns
         .set("WG", grid.workgroup_size)
         .set("INDEX", grid.index_expr("gid"))
         .render(&name)?;
-    Ok(KernelInstance {
+    Ok(cx.linear_instance(
         name,
-        family: "depthwise",
-        node: cx.id,
+        "depthwise",
         source,
-        entry_point: "main",
-        bindings: vec![
+        vec![
             BindingRef::read(cx.input(0)),
             BindingRef::read(cx.input(1)),
             BindingRef::write(cx.id),
         ],
-        workgroups: grid.workgroups,
-        workgroup_size: [grid.workgroup_size, 1, 1],
-        flops: 2 * total * (w[0] * w[1]) as u64,
-        bytes: cx.io_bytes(),
-    })
+        &grid,
+        2 * total * (w[0] * w[1]) as u64,
+    ))
 }

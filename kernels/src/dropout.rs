@@ -22,20 +22,16 @@ pub(crate) fn lower_dropout(cx: &NodeCx, rate: f32) -> Result<KernelInstance, Ke
         .set("WG", grid.workgroup_size)
         .set("INDEX", grid.index_expr("gid"))
         .render(name)?;
-    Ok(KernelInstance {
-        name: name.to_string(),
-        family: "dropout",
-        node: cx.id,
+    Ok(cx.linear_instance(
+        name,
+        "dropout",
         source,
-        entry_point: "main",
-        bindings: vec![
+        vec![
             BindingRef::read(cx.input(0)),
             BindingRef::read(cx.input(1)),
             BindingRef::write(cx.id),
         ],
-        workgroups: grid.workgroups,
-        workgroup_size: [grid.workgroup_size, 1, 1],
-        flops: total,
-        bytes: cx.io_bytes(),
-    })
+        &grid,
+        total,
+    ))
 }

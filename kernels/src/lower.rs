@@ -2,7 +2,7 @@
 //! context the op modules share.
 
 use crate::dispatch::LinearGrid;
-use crate::{KernelError, KernelInstance, Target};
+use crate::{BindingRef, KernelError, KernelInstance, Target};
 use crate::{
     batchnorm, concat, conv, conv_filter_grad, conv_transpose, copy, dropout, elementwise, matmul, pad, pool,
     pool_grad, reduce, resize, resize_grad, softmax,
@@ -137,6 +137,31 @@ impl NodeCx<'_> {
     pub fn io_bytes(&self) -> u64 {
         let inputs: usize = self.node.inputs.iter().map(|&i| self.graph.ty(i).size_bytes()).sum();
         (inputs + self.node.ty.size_bytes()) as u64
+    }
+
+    /// The instance of a kernel running one invocation per element on `grid` (entry point
+    /// `main`, the minimum bytes moved by this node's inputs and output).
+    pub fn linear_instance(
+        &self,
+        name: impl Into<String>,
+        family: &'static str,
+        source: String,
+        bindings: Vec<BindingRef>,
+        grid: &LinearGrid,
+        flops: u64,
+    ) -> KernelInstance {
+        KernelInstance {
+            name: name.into(),
+            family,
+            node: self.id,
+            source,
+            entry_point: "main",
+            bindings,
+            workgroups: grid.workgroups,
+            workgroup_size: [grid.workgroup_size, 1, 1],
+            flops,
+            bytes: self.io_bytes(),
+        }
     }
 
     /// The 2-D grid for `total` invocations, or an error if it exceeds the target's limits.

@@ -85,18 +85,14 @@ pub(crate) fn lower_pad(cx: &NodeCx, pads: &[(usize, usize)], value: f32) -> Res
         .set("WG", grid.workgroup_size)
         .set("INDEX", grid.index_expr("gid"))
         .render(name)?;
-    Ok(KernelInstance {
-        name: name.to_string(),
-        family: "pad",
-        node: cx.id,
+    Ok(cx.linear_instance(
+        name,
+        "pad",
         source,
-        entry_point: "main",
-        bindings: vec![BindingRef::read(cx.input(0)), BindingRef::write(cx.id)],
-        workgroups: grid.workgroups,
-        workgroup_size: [grid.workgroup_size, 1, 1],
-        flops: 0,
-        bytes: cx.io_bytes(),
-    })
+        vec![BindingRef::read(cx.input(0)), BindingRef::write(cx.id)],
+        &grid,
+        0,
+    ))
 }
 
 #[cfg(test)]

@@ -17,9 +17,28 @@ pub(crate) fn lower_pool2d(cx: &NodeCx, p: &PoolGeometry) -> Result<KernelInstan
     };
     let total = cx.out_numel();
     let grid = cx.linear_grid(total)?;
-    let source = Template::new(POOL_WGSL)
+    let source = pool_constants(Template::new(POOL_WGSL), p, x, y)
         .set("TOTAL", total)
-        .set("H", x[1])
+        .set("INIT", init)
+        .set("COMBINE", combine)
+        .set("FINISH", finish)
+        .set("WG", grid.workgroup_size)
+        .set("INDEX", grid.index_expr("gid"))
+        .render(name)?;
+    Ok(cx.linear_instance(
+        name,
+        "pool",
+        source,
+        vec![BindingRef::read(cx.input(0)), BindingRef::write(cx.id)],
+        &grid,
+        total * (p.size.0 * p.size.1) as u64,
+    ))
+}
+
+/// Sets the constants pooling and its gradient share: input `x` and output `y` shapes (NHWC)
+/// and the window (size, strides, top and left padding).
+pub(crate) fn pool_constants(t: Template, p: &PoolGeometry, x: &[usize], y: &[usize]) -> Template {
+    t.set("H", x[1])
         .set("W", x[2])
         .set("C", x[3])
         .set("OH", y[1])
@@ -30,22 +49,4 @@ pub(crate) fn lower_pool2d(cx: &NodeCx, p: &PoolGeometry) -> Result<KernelInstan
         .set("SW", p.stride.1)
         .set("PT", p.pad.top)
         .set("PL", p.pad.left)
-        .set("INIT", init)
-        .set("COMBINE", combine)
-        .set("FINISH", finish)
-        .set("WG", grid.workgroup_size)
-        .set("INDEX", grid.index_expr("gid"))
-        .render(name)?;
-    Ok(KernelInstance {
-        name: name.to_string(),
-        family: "pool",
-        node: cx.id,
-        source,
-        entry_point: "main",
-        bindings: vec![BindingRef::read(cx.input(0)), BindingRef::write(cx.id)],
-        workgroups: grid.workgroups,
-        workgroup_size: [grid.workgroup_size, 1, 1],
-        flops: total * (p.size.0 * p.size.1) as u64,
-        bytes: cx.io_bytes(),
-    })
 }

@@ -61,19 +61,8 @@ pub(crate) fn lower_pool2d_backprop(cx: &NodeCx, p: &PoolGeometry) -> Result<Ker
     let dy_binding = bindings.len() - 2;
     let total = cx.out_numel();
     let grid = cx.linear_grid(total)?;
-    let source = Template::new(POOL_GRAD_WGSL)
+    let source = crate::pool::pool_constants(Template::new(POOL_GRAD_WGSL), p, x, dy)
         .set("TOTAL", total)
-        .set("H", x[1])
-        .set("W", x[2])
-        .set("C", x[3])
-        .set("OH", dy[1])
-        .set("OW", dy[2])
-        .set("KH", p.size.0)
-        .set("KW", p.size.1)
-        .set("SH", p.stride.0)
-        .set("SW", p.stride.1)
-        .set("PT", p.pad.top)
-        .set("PL", p.pad.left)
         .set("SHARE", share)
         .set("X_DECL", x_decl)
         .set("DY_BINDING", dy_binding)
@@ -81,16 +70,12 @@ pub(crate) fn lower_pool2d_backprop(cx: &NodeCx, p: &PoolGeometry) -> Result<Ker
         .set("WG", grid.workgroup_size)
         .set("INDEX", grid.index_expr("gid"))
         .render(name)?;
-    Ok(KernelInstance {
-        name: name.to_string(),
-        family: "pool_grad",
-        node: cx.id,
+    Ok(cx.linear_instance(
+        name,
+        "pool_grad",
         source,
-        entry_point: "main",
         bindings,
-        workgroups: grid.workgroups,
-        workgroup_size: [grid.workgroup_size, 1, 1],
-        flops: (dy.iter().product::<usize>() * p.size.0 * p.size.1) as u64,
-        bytes: cx.io_bytes(),
-    })
+        &grid,
+        (dy.iter().product::<usize>() * p.size.0 * p.size.1) as u64,
+    ))
 }

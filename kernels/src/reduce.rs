@@ -46,18 +46,14 @@ pub(crate) fn lower_reduce(cx: &NodeCx, op: ReduceOp, axes: &[usize]) -> Result<
         .set("WG", grid.workgroup_size)
         .set("INDEX", grid.index_expr("gid"))
         .render(&name)?;
-    Ok(KernelInstance {
+    Ok(cx.linear_instance(
         name,
-        family: "reduce",
-        node: cx.id,
+        "reduce",
         source,
-        entry_point: "main",
-        bindings: vec![BindingRef::read(cx.input(0)), BindingRef::write(cx.id)],
-        workgroups: grid.workgroups,
-        workgroup_size: [grid.workgroup_size, 1, 1],
-        flops: cx.graph.ty(cx.node.inputs[0]).numel() as u64,
-        bytes: cx.io_bytes(),
-    })
+        vec![BindingRef::read(cx.input(0)), BindingRef::write(cx.id)],
+        &grid,
+        cx.graph.ty(cx.node.inputs[0]).numel() as u64,
+    ))
 }
 
 #[cfg(test)]

@@ -44,16 +44,12 @@ pub(crate) fn lower_resize(cx: &NodeCx, mode: ResizeMode) -> Result<KernelInstan
         .set("WG", grid.workgroup_size)
         .set("INDEX", grid.index_expr("gid"))
         .render(name)?;
-    Ok(KernelInstance {
-        name: name.to_string(),
-        family: "resize",
-        node: cx.id,
+    Ok(cx.linear_instance(
+        name,
+        "resize",
         source,
-        entry_point: "main",
-        bindings: vec![BindingRef::read(cx.input(0)), BindingRef::write(cx.id)],
-        workgroups: grid.workgroups,
-        workgroup_size: [grid.workgroup_size, 1, 1],
-        flops: flops * total,
-        bytes: cx.io_bytes(),
-    })
+        vec![BindingRef::read(cx.input(0)), BindingRef::write(cx.id)],
+        &grid,
+        flops * total,
+    ))
 }

@@ -52,16 +52,12 @@ pub(crate) fn lower_resize_backprop(cx: &NodeCx, mode: ResizeMode) -> Result<Ker
         .set("WG", grid.workgroup_size)
         .set("INDEX", grid.index_expr("gid"))
         .render(name)?;
-    Ok(KernelInstance {
-        name: name.to_string(),
-        family: "resize_grad",
-        node: cx.id,
+    Ok(cx.linear_instance(
+        name,
+        "resize_grad",
         source,
-        entry_point: "main",
-        bindings: vec![BindingRef::read(cx.input(0)), BindingRef::write(cx.id)],
-        workgroups: grid.workgroups,
-        workgroup_size: [grid.workgroup_size, 1, 1],
-        flops: 4 * dy.iter().product::<usize>() as u64,
-        bytes: cx.io_bytes(),
-    })
+        vec![BindingRef::read(cx.input(0)), BindingRef::write(cx.id)],
+        &grid,
+        4 * dy.iter().product::<usize>() as u64,
+    ))
 }
