@@ -484,33 +484,14 @@ impl CompiledModel {
 
     /// Keras's `predict`: the model's outputs for `x`, in batches of `batch_size`.
     pub fn predict(&mut self, x: &Tensor, batch_size: usize) -> Result<Tensor> {
-        let n = self.check_data(x, None)?;
+        self.check_data(x, None)?;
         if batch_size == 0 {
             return Err(EngineError::Input {
                 what: "batch_size".into(),
                 message: "must be positive".into(),
             });
         }
-        let batch = batch_size.min(n);
-        let out_shape = self.model.output_shapes()[0].clone();
-        let per_out: usize = out_shape.iter().product();
-        let mut out = Vec::with_capacity(n * per_out);
-        let order: Vec<usize> = (0..n).collect();
-        let mut xb = Vec::new();
-        let mut unused = Vec::new();
-        for s in 0..n.div_ceil(batch) {
-            let idx = &order[s * batch..((s + 1) * batch).min(n)];
-            self.gather(x, None, idx, &mut xb, &mut unused);
-            if !self.predict.contains_key(&idx.len()) {
-                let p = Program::compile_with_state(&self.device, self.model.graph(idx.len())?, &self.state)?;
-                self.predict.insert(idx.len(), p);
-            }
-            let y = self.predict[&idx.len()].run(&[&xb])?;
-            out.extend_from_slice(&y[0]);
-        }
-        let mut shape = vec![n];
-        shape.extend(out_shape);
-        Ok(Tensor::new(shape, out, "predictions")?)
+        crate::predict::run_batches(&self.device, &self.state, &self.model, x, batch_size, &mut self.predict)
     }
 }
 

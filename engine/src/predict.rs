@@ -3,13 +3,14 @@
 use crate::device::Device;
 use crate::error::{EngineError, Result};
 use crate::program::Program;
+use crate::state::DeviceState;
 use fovea_graph::ir::fmt_shape;
 use fovea_graph::{Model, Tensor};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Runs `model` (one input, one output) on `x` (`(samples, ...)`) in batches of `batch_size`
-/// and returns the stacked outputs. The last, partial batch is padded and its padding dropped,
-/// so one program serves the whole call.
+/// and returns the stacked outputs.
 pub fn predict(device: &Arc<Device>, model: &Model, x: &Tensor, batch_size: usize) -> Result<Tensor> {
     let in_shapes = model.input_shapes();
     let out_shapes = model.output_shapes();
@@ -40,24 +41,41 @@ pub fn predict(device: &Arc<Device>, model: &Model, x: &Tensor, batch_size: usiz
             ),
         });
     }
+    let state = DeviceState::new(device);
+    state.upload(&model.params)?;
+    run_batches(device, &state, model, x, batch_size, &mut HashMap::new())
+}
+
+/// The forward pass of `model` (one input, one output; `x` already checked against it) over
+/// `x` in batches of `batch_size`, with parameters from `state`. The last, smaller batch gets a
+/// program of its own; `programs` keeps the programs by batch size for later calls.
+pub(crate) fn run_batches(
+    device: &Arc<Device>,
+    state: &Arc<DeviceState>,
+    model: &Model,
+    x: &Tensor,
+    batch_size: usize,
+    programs: &mut HashMap<usize, Program>,
+) -> Result<Tensor> {
     let n = x.shape[0];
-    let batch = batch_size.min(n.max(1));
-    let program = Program::compile(device, model.graph(batch)?)?;
-    program.load_params(&model.params)?;
-    let per_in: usize = sample.iter().product();
-    let per_out: usize = out_shapes[0].iter().product();
-    let mut out = Vec::with_capacity(n * per_out);
-    let mut buf = vec![0f32; batch * per_in];
+    let batch = batch_size.min(n).max(1);
+    let per_in: usize = x.shape[1..].iter().product();
+    let out_shape = model.output_shapes()[0].clone();
+    let mut out = Vec::with_capacity(n * out_shape.iter().product::<usize>());
     let mut start = 0;
     while start < n {
         let take = batch.min(n - start);
-        buf[..take * per_in].copy_from_slice(&x.data[start * per_in..(start + take) * per_in]);
-        buf[take * per_in..].fill(0.0);
-        let y = program.run(&[&buf])?;
-        out.extend_from_slice(&y[0][..take * per_out]);
+        let program = match programs.entry(take) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(Program::compile_with_state(device, model.graph(take)?, state)?)
+            }
+        };
+        let y = program.run(&[&x.data[start * per_in..(start + take) * per_in]])?;
+        out.extend_from_slice(&y[0]);
         start += take;
     }
     let mut shape = vec![n];
-    shape.extend_from_slice(&out_shapes[0]);
+    shape.extend(out_shape);
     Ok(Tensor::new(shape, out, "predictions")?)
 }
