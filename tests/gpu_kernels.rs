@@ -194,6 +194,90 @@ proptest! {
     }
 }
 
+/// Feeds for a softmax cross-entropy graph built by `single` (`x` the logits, `p1` the labels,
+/// `p2` the loss gradient if any): logits uniform in `(-scale, scale)`, labels one-hot or a
+/// random non-negative weighting, the loss gradient in `(-1, 1)`.
+fn softmax_ce_feeds(g: &Graph, classes: usize, one_hot: bool, scale: f64, seed: u64) -> Vec<(String, Vec<f32>)> {
+    let mut rng = fovea::graph::init::Rng::new(seed);
+    let mut feeds = random_feeds(g, seed, -1.0, 1.0);
+    for (name, v) in feeds.iter_mut() {
+        match name.as_str() {
+            "x" => v.iter_mut().for_each(|e| *e *= scale as f32),
+            "p1" if one_hot => {
+                v.iter_mut().for_each(|e| *e = 0.0);
+                for row in v.chunks_mut(classes) {
+                    row[rng.below(classes)] = 1.0;
+                }
+            }
+            "p1" => v.iter_mut().for_each(|e| *e = (*e + 1.0) / 2.0),
+            _ => {}
+        }
+    }
+    feeds
+}
+
+proptest! {
+    #![proptest_config(cfg(32))]
+
+    // The fused softmax cross-entropy and its logits gradient (the from-logits classification
+    // losses), rank 2 (N, C) and rank 4 (N, H, W, C) (per-pixel losses), on one class, prime and
+    // odd class counts, rows long enough for the workgroup variant on every adapter class, with
+    // one-hot or spread labels and logits up to +-80 (stability).
+    #[test]
+    fn softmax_cross_entropy_matches_reference(
+        n in batch(), spatial in prop_oneof![Just(None), (1usize..5, 1usize..4).prop_map(Some)],
+        classes in prop_oneof![Just(1usize), Just(2usize), Just(7usize), Just(10usize), Just(13usize), 3usize..40, 250usize..300, Just(1000usize)],
+        grad in any::<bool>(), one_hot in any::<bool>(), large in any::<bool>(), seed in any::<u64>(),
+    ) {
+        let lead = match spatial {
+            None => vec![n],
+            Some((h, w)) => vec![n, h, w],
+        };
+        let shape: Vec<usize> = lead.iter().copied().chain([classes]).collect();
+        let g = if grad {
+            single(Op::SoftmaxCrossEntropyGrad, &[shape.clone(), shape, lead]).unwrap()
+        } else {
+            single(Op::SoftmaxCrossEntropy, &[shape.clone(), shape]).unwrap()
+        };
+        let feeds = softmax_ce_feeds(&g, classes, one_hot, if large { 80.0 } else { 5.0 }, seed);
+        let (err, at) = gpu_vs_reference(g, &feeds);
+        prop_assert!(err <= TOL, "relative error {err:e} at {at}");
+        prop_assert!(at.contains(if grad { "softmax_ce_grad_" } else { "softmax_ce_" }), "{}", at);
+    }
+}
+
+/// Confident, correct rows (margins of 9 to 15): the loss and the label's gradient are about
+/// `exp(-margin)`, and must keep their f32 precision, not the ~1e-7 absolute error of
+/// `log(1 + r)` or `softmax - 1`.
+#[test]
+fn softmax_cross_entropy_keeps_precision_for_confident_rows() {
+    for classes in [2usize, 10, 300] {
+        for grad in [false, true] {
+            let shape = vec![4, classes];
+            let g = if grad {
+                single(Op::SoftmaxCrossEntropyGrad, &[shape.clone(), shape, vec![4]]).unwrap()
+            } else {
+                single(Op::SoftmaxCrossEntropy, &[shape.clone(), shape]).unwrap()
+            };
+            let mut logits = vec![-1.0f32; 4 * classes];
+            let mut labels = vec![0.0f32; 4 * classes];
+            for (row, margin) in [9.0f32, 11.0, 13.0, 15.0].into_iter().enumerate() {
+                let label = (row * 7) % classes;
+                logits[row * classes + label] = margin - 1.0;
+                labels[row * classes + label] = 1.0;
+            }
+            let feeds = vec![
+                ("x".to_string(), logits),
+                ("p1".to_string(), labels),
+                ("p2".to_string(), vec![1.0, -0.5, 0.25, 2.0]),
+            ];
+            let feeds = if grad { feeds } else { feeds[..2].to_vec() };
+            let (err, at) = gpu_vs_reference(g, &feeds);
+            assert!(err <= TOL, "{classes} classes, grad {grad}: {err:e} at {at}");
+        }
+    }
+}
+
 #[test]
 fn large_elementwise_uses_a_2d_grid() {
     // 65535 * 64 + 3 elements cannot be covered by one row of 64-wide workgroups.
@@ -321,5 +405,63 @@ proptest! {
         let all: Vec<Vec<usize>> = shapes.into_iter().chain(extras).collect();
         let g = single(Op::GemmEpilogue { base: Box::new(base), expr }, &all).unwrap();
         check(g, seed, -1.0, 1.0)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(cfg(48))]
+
+    // The pooling gradient with a fused epilogue (Op::GemmEpilogue over Pool2dBackprop, made by
+    // the epilogue-fusion pass for conv -> relu -> pool training steps), max and average, with
+    // "valid", "same" or arbitrary padding and strides up to above the window: the relu
+    // gradient reading a tensor of dx's shape, the same times a per-channel (C,) vector, the
+    // relu gradient of a (C,) vector, and no epilogue (the plain kernel).
+    #[test]
+    fn pool_grad_epilogue_matches_reference(
+        n in batch(), h in 1usize..12, w in 1usize..12, c in prop_oneof![1usize..8, Just(11usize)], max in any::<bool>(),
+        kh in 1usize..4, kw in 1usize..4, sh in 1usize..5, sw in 1usize..5, padding in 0usize..3,
+        pads in (0usize..3, 0usize..3), epi in 0usize..4, seed in any::<u64>(),
+    ) {
+        use fovea::graph::layers::Padding;
+        let pad = match padding {
+            0 => Pad2d::default(),
+            1 => Padding::Same.pad2d(h, w, (kh, kw).into(), (sh, sw).into(), (1, 1).into()),
+            _ => Pad2d { top: pads.0, bottom: pads.1, left: pads.1, right: pads.0 },
+        };
+        let geom = PoolGeometry {
+            kind: if max { PoolKind::Max } else { PoolKind::Avg },
+            size: (kh, kw),
+            stride: (sh, sw),
+            pad,
+        };
+        let xs = vec![n, h, w, c];
+        let fwd = single(Op::Pool2d(geom), std::slice::from_ref(&xs));
+        prop_assume!(fwd.is_some());
+        let fwd = fwd.unwrap();
+        let ys = fwd.shape(fwd.outputs[0]).to_vec();
+        let i = |k| Box::new(ElemExpr::Input(k));
+        let relu_grad = |x, dy| ElemExpr::UnaryGrad(UnaryOp::Relu, x, dy);
+        let (expr, extras) = match epi {
+            0 => (relu_grad(i(1), i(0)), vec![xs.clone()]),
+            1 => (
+                ElemExpr::Binary(BinaryOp::Mul, Box::new(relu_grad(i(1), i(0))), i(2)),
+                vec![xs.clone(), vec![c]],
+            ),
+            2 => (relu_grad(i(1), i(0)), vec![vec![c]]),
+            _ => (ElemExpr::Input(0), vec![]),
+        };
+        let base = Op::Pool2dBackprop(geom);
+        let all: Vec<Vec<usize>> = [xs, ys].into_iter().chain(extras).collect();
+        let g = if epi == 3 {
+            single(base, &all).unwrap()
+        } else {
+            single(Op::GemmEpilogue { base: Box::new(base), expr }, &all).unwrap()
+        };
+        let feeds = random_feeds(&g, seed, -1.0, 1.0);
+        let (err, at) = gpu_vs_reference(g, &feeds);
+        prop_assert!(err <= TOL, "relative error {err:e} at {at}");
+        let kernel = format!("pool_grad_{}", if max { "max" } else { "avg" });
+        prop_assert!(at.contains(&kernel), "{at}");
+        prop_assert_eq!(at.contains("relu_grad"), epi != 3, "{}", at);
     }
 }

@@ -272,3 +272,92 @@ fn checkpoints_round_trip_trained_weights() {
     assert_eq!(got.data, want.data);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The optimised program (passes, arena memory plan, in-place kernels, parameter updates
+/// written straight into the state by one multi-tensor dispatch) and the plain one (no
+/// passes, no in-place reuse) give the same weights and optimizer slots after three steps.
+#[test]
+fn optimised_and_plain_programs_train_alike() {
+    use fovea::engine::CompileOptions;
+    for (name, optimizer) in [
+        ("sgd", Optimizer::sgd_momentum(0.05, 0.9, true)),
+        ("adam", Optimizer::adam(0.01)),
+    ] {
+        let model = mixed_model(5);
+        let cfg = CompileConfig {
+            loss: Loss::SparseCategoricalCrossentropy { from_logits: true },
+            optimizer,
+            metrics: vec![Metric::Accuracy],
+        };
+        let batch = 3;
+        let step = train_step(&model, batch, &cfg).unwrap();
+        let mut results = Vec::new();
+        for options in [
+            CompileOptions {
+                optimize: false,
+                in_place: false,
+            },
+            CompileOptions::default(),
+        ] {
+            let state = DeviceState::new(&device());
+            state.upload(&model.params).unwrap();
+            state.upload(&step.slots).unwrap();
+            let program = Program::compile_with_options(&device(), step.graph.clone(), &state, options).unwrap();
+            let mut rng = fovea::graph::init::Rng::new(23);
+            let mut losses = Vec::new();
+            for s in 0..3 {
+                let x: Vec<f32> = (0..batch * 9 * 9 * 3).map(|_| rng.uniform() as f32).collect();
+                let mut labels = vec![0f32; batch * 4];
+                for i in 0..batch {
+                    labels[i * 4 + (i + s) % 4] = 1.0;
+                }
+                let (lr, alpha) = cfg.optimizer.hyper(s as u64);
+                losses.push(program.run(&[&x, &labels, &[lr], &[alpha]]).unwrap()[0][0]);
+            }
+            let mut after = model.params.clone();
+            state.download(&mut after).unwrap();
+            let mut slots = step.slots.clone();
+            state.download(&mut slots).unwrap();
+            let families: Vec<&str> = program.kernels().iter().map(|k| k.family).collect();
+            results.push((losses, after, slots, families));
+        }
+        let (plain, fused) = (&results[0], &results[1]);
+        assert!(
+            !plain.3.contains(&"multi_tensor"),
+            "{name}: plain program fused updates"
+        );
+        assert_eq!(
+            fused.3.iter().filter(|&&f| f == "multi_tensor").count(),
+            1,
+            "{name}: one multi-tensor update dispatch: {:?}",
+            fused.3
+        );
+        assert!(
+            fused.3.len() < plain.3.len(),
+            "{name}: {} vs {} dispatches",
+            fused.3.len(),
+            plain.3.len()
+        );
+        for (a, b) in plain.0.iter().zip(&fused.0) {
+            assert!(
+                (a - b).abs() <= 1e-4 * (1.0 + a.abs()),
+                "{name}: losses {:?} vs {:?}",
+                plain.0,
+                fused.0
+            );
+        }
+        for (store_a, store_b) in [(&plain.1, &fused.1), (&plain.2, &fused.2)] {
+            for p in store_a.iter() {
+                let q = store_b.get(&p.name).unwrap();
+                let scale = p.value.data.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
+                for (i, (a, b)) in p.value.data.iter().zip(&q.value.data).enumerate() {
+                    assert!(
+                        (a - b).abs() <= 1e-4 * scale,
+                        "{name}: {}[{i}] plain {a} vs optimised {b}",
+                        p.name
+                    );
+                }
+            }
+        }
+    }
+}

@@ -50,12 +50,17 @@ pub(crate) fn write_program(
             });
         }
         for (i, note) in notes.iter_mut().enumerate() {
-            note.buffer = plan.slot_of[i].map(|s| format!("slot {s}"));
+            note.buffer = plan.place[i].map(|p| {
+                let inplace = plan.in_place[i]
+                    .map(|r| format!(", in place over {r}"))
+                    .unwrap_or_default();
+                format!("arena {} @{} ({} bytes{inplace})", p.arena, p.offset, p.size)
+            });
         }
         let mut lowered = to_text(after, Some(&notes));
         lowered.push_str(&format!(
-            "# memory: {} slots, planned {} bytes, baseline {} bytes\n",
-            plan.slots.len(),
+            "# memory: {} arenas, planned {} bytes, baseline {} bytes\n",
+            plan.arenas.len(),
             plan.planned_bytes,
             plan.baseline_bytes
         ));

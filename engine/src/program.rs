@@ -10,7 +10,7 @@ use crate::readback::map_read;
 use crate::state::DeviceState;
 use fovea_graph::ir::{Graph, NodeId, Op, fmt_shape};
 use fovea_graph::model::ParamStore;
-use fovea_graph::plan::{MemoryPlan, plan_memory};
+use fovea_graph::plan::{MemoryPlan, PlanOptions, plan_memory_with};
 use fovea_kernels::{BufferRef, KernelInstance, storage_root};
 use std::sync::Arc;
 
@@ -20,13 +20,54 @@ struct Dispatch {
     workgroups: [u32; 3],
 }
 
+/// Where a tensor's bytes are: a byte range of a device buffer (an arena, a parameter's buffer
+/// in the state, or an input's own buffer).
+#[derive(Debug, Clone)]
+pub(crate) struct Loc {
+    pub(crate) buffer: wgpu::Buffer,
+    pub(crate) offset: u64,
+    pub(crate) size: u64,
+}
+
+/// How [`Program::compile_with_options`] compiles a graph.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompileOptions {
+    /// Run the graph passes (simplification, folding, CSE, fusion).
+    pub optimize: bool,
+    /// Let the memory plan compute elementwise nodes in place, write parameter updates
+    /// straight into the state and fuse them into one multi-tensor dispatch.
+    pub in_place: bool,
+}
+
+impl Default for CompileOptions {
+    fn default() -> Self {
+        CompileOptions {
+            optimize: true,
+            in_place: true,
+        }
+    }
+}
+
+impl CompileOptions {
+    /// The defaults, with `FOVEA_OPT=0` turning the passes off and `FOVEA_IN_PLACE=0`
+    /// in-place reuse.
+    pub fn from_env() -> Self {
+        let off = |var: &str| std::env::var(var).is_ok_and(|v| v == "0");
+        CompileOptions {
+            optimize: !off("FOVEA_OPT"),
+            in_place: !off("FOVEA_IN_PLACE"),
+        }
+    }
+}
+
 /// A graph compiled for one device: buffers allocated, pipelines built, bind groups made.
 pub struct Program {
     device: Arc<Device>,
     state: Arc<DeviceState>,
     graph: Graph,
     kernels: Vec<KernelInstance>,
-    buffers: Vec<Option<wgpu::Buffer>>,
+    /// Per storage root: where its bytes are.
+    locs: Vec<Option<Loc>>,
     dispatches: Vec<Dispatch>,
     readback: Vec<wgpu::Buffer>,
     plan: MemoryPlan,
@@ -51,17 +92,27 @@ impl Program {
         Self::compile_with_state(device, graph, &DeviceState::new(device))
     }
 
-    /// Optimises `graph` (the passes of [`fovea_graph::passes::optimize`]; `FOVEA_OPT=0` turns
-    /// them off), lowers it for `device`, compiles (or reuses) every kernel and allocates
-    /// buffers; parameters are the buffers of `state`, by name.
+    /// Optimises `graph` (the passes of [`fovea_graph::passes::optimize`]), lowers it for
+    /// `device`, compiles (or reuses) every kernel and allocates buffers; parameters are the
+    /// buffers of `state`, by name. `FOVEA_OPT=0` turns the passes off and `FOVEA_IN_PLACE=0`
+    /// in-place reuse ([`CompileOptions::from_env`]).
     pub fn compile_with_state(device: &Arc<Device>, graph: Graph, state: &Arc<DeviceState>) -> Result<Program> {
-        let optimize = !std::env::var("FOVEA_OPT").is_ok_and(|v| v == "0");
-        let (optimized, reports) = if optimize {
+        Self::compile_with_options(device, graph, state, CompileOptions::from_env())
+    }
+
+    /// [`Program::compile_with_state`] with explicit options.
+    pub fn compile_with_options(
+        device: &Arc<Device>,
+        graph: Graph,
+        state: &Arc<DeviceState>,
+        options: CompileOptions,
+    ) -> Result<Program> {
+        let (optimized, reports) = if options.optimize {
             fovea_graph::passes::optimize(graph.clone())?
         } else {
             (graph.clone(), vec![])
         };
-        let program = Self::compile_exact(device, optimized, state)?;
+        let program = Self::build(device, optimized, state, options.in_place)?;
         device.pipelines.save();
         if let Some(dir) = crate::dump::dump_dir() {
             crate::dump::write_program(&dir, &graph, &program.graph, &reports, &program.kernels, &program.plan);
@@ -69,68 +120,102 @@ impl Program {
         Ok(program)
     }
 
-    /// Lowers `graph` exactly as given (no passes).
+    /// The memory-plan options for `device`: its offset alignment and largest buffer.
+    pub fn plan_options(device: &Device, in_place: bool) -> PlanOptions {
+        let limits = device.device.limits();
+        PlanOptions {
+            align: (limits.min_storage_buffer_offset_alignment as u64).max(4),
+            max_arena_bytes: limits.max_buffer_size,
+            in_place,
+        }
+    }
+
+    /// Lowers `graph` exactly as given (no passes; in-place reuse unless `FOVEA_IN_PLACE=0`).
     pub fn compile_exact(device: &Arc<Device>, graph: Graph, state: &Arc<DeviceState>) -> Result<Program> {
-        let kernels = fovea_kernels::lower_graph(&graph, device.target())?;
+        Self::build(device, graph, state, CompileOptions::from_env().in_place)
+    }
+
+    /// Lowers `graph` as given. Intermediate tensors live in the arenas of the memory plan
+    /// ([`fovea_graph::plan`]), allocated exactly as planned; inputs have buffers of their
+    /// own and parameters are the state's. With `in_place`, elementwise nodes overwrite
+    /// inputs that die there, parameter updates are written straight into the state, and
+    /// those updates run as one multi-tensor dispatch.
+    fn build(device: &Arc<Device>, graph: Graph, state: &Arc<DeviceState>, in_place: bool) -> Result<Program> {
         let dev = &device.device;
-        let plan = plan_memory(&graph);
+        let plan = plan_memory_with(&graph, &Self::plan_options(device, in_place));
+        let kernels = fovea_kernels::lower_planned(&graph, device.target(), &plan)?;
         let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC;
-        let slots: Vec<wgpu::Buffer> = plan
-            .slots
+        let arenas: Vec<wgpu::Buffer> = plan
+            .arenas
             .iter()
             .enumerate()
             .map(|(i, &size)| {
-                let label = format!("slot {i}");
                 dev.create_buffer(&wgpu::BufferDescriptor {
-                    label: Some(&label),
+                    label: Some(&format!("arena {i}")),
                     size,
                     usage,
                     mapped_at_creation: false,
                 })
             })
             .collect();
-        let mut buffers: Vec<Option<wgpu::Buffer>> = (0..graph.nodes.len()).map(|_| None).collect();
-        let need = |id: NodeId, buffers: &mut Vec<Option<wgpu::Buffer>>| -> Result<()> {
-            let root = storage_root(&graph, id);
-            if buffers[root.index()].is_none() {
-                let node = graph.node(root);
-                buffers[root.index()] = Some(match (&node.op, plan.slot_of[root.index()]) {
-                    (Op::Param { name, .. }, _) => state.buffer(name, node.ty.numel())?,
-                    (_, Some(s)) => slots[s].clone(),
-                    _ => dev.create_buffer(&wgpu::BufferDescriptor {
-                        label: Some(&format!("{} {}", node.layer, node.op.name())),
-                        size: byte_len(&graph, root),
-                        usage,
-                        mapped_at_creation: false,
-                    }),
-                });
-            }
-            Ok(())
-        };
-        for (i, n) in graph.nodes.iter().enumerate() {
-            if matches!(n.op, Op::Input { .. } | Op::Param { .. }) {
-                need(NodeId(i as u32), &mut buffers)?;
-            }
-        }
-        for &o in &graph.outputs {
-            need(o, &mut buffers)?;
-        }
-        for &(p, v) in &graph.updates {
+        let mut locs: Vec<Option<Loc>> = (0..graph.nodes.len()).map(|_| None).collect();
+        for &(p, _) in &graph.updates {
             if !matches!(graph.node(p).op, Op::Param { .. }) {
                 return Err(EngineError::Input {
                     what: format!("update of {p}"),
                     message: "only parameters can be updated".into(),
                 });
             }
-            need(p, &mut buffers)?;
-            need(v, &mut buffers)?;
         }
-        for k in &kernels {
-            for b in &k.bindings {
-                let BufferRef::Node(id) = b.buffer;
-                need(id, &mut buffers)?;
+        // Every parameter the state lacks goes into one new chunk, in graph order.
+        let wanted: Vec<(&str, usize)> = graph
+            .nodes
+            .iter()
+            .filter_map(|n| match &n.op {
+                Op::Param { name, .. } => Some((name.as_str(), n.ty.numel())),
+                _ => None,
+            })
+            .collect();
+        state.reserve(&wanted)?;
+        for (i, node) in graph.nodes.iter().enumerate() {
+            let id = NodeId(i as u32);
+            if node.op.is_view() {
+                continue;
             }
+            let size = byte_len(&graph, id);
+            if let (None, Some(r)) = (plan.place[i], plan.in_place[i]) {
+                // An update computed in place over its parameter.
+                locs[i] = locs[r.index()].clone();
+                continue;
+            }
+            locs[i] = Some(match (&node.op, plan.place[i]) {
+                (Op::Param { name, .. }, _) => {
+                    let l = state.buffer(name, node.ty.numel())?;
+                    Loc {
+                        buffer: l.buffer,
+                        offset: l.offset,
+                        size,
+                    }
+                }
+                (_, Some(p)) => Loc {
+                    buffer: arenas[p.arena].clone(),
+                    offset: p.offset,
+                    size,
+                },
+                _ => Loc {
+                    buffer: dev.create_buffer(&wgpu::BufferDescriptor {
+                        label: Some(&format!("{} {}", node.layer, node.op.name())),
+                        size,
+                        usage,
+                        mapped_at_creation: false,
+                    }),
+                    offset: 0,
+                    size,
+                },
+            });
         }
+        let max_binding = dev.limits().max_storage_buffer_binding_size;
+        let kernels = crate::multi_update::fuse_updates(&graph, &plan, kernels, &locs, device.target(), max_binding);
         let scope = dev.push_error_scope(wgpu::ErrorFilter::Validation);
         let mut dispatches = Vec::with_capacity(kernels.len());
         for k in &kernels {
@@ -140,16 +225,18 @@ impl Program {
                 .iter()
                 .enumerate()
                 .map(|(i, b)| {
-                    let BufferRef::Node(id) = b.buffer;
-                    let buf = buffers[storage_root(&graph, id).index()]
+                    let loc = locs[storage_root(&graph, b.buffer.node()).index()]
                         .as_ref()
-                        .expect("buffer allocated above");
-                    let size = std::num::NonZeroU64::new(byte_len(&graph, storage_root(&graph, id)));
+                        .expect("every stored tensor has a location");
+                    let (offset, size) = match b.buffer {
+                        BufferRef::Node(_) => (loc.offset, std::num::NonZeroU64::new(loc.size)),
+                        BufferRef::Buffer(_) => (0, None),
+                    };
                     wgpu::BindGroupEntry {
                         binding: i as u32,
                         resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                            buffer: buf,
-                            offset: 0,
+                            buffer: &loc.buffer,
+                            offset,
                             size,
                         }),
                     }
@@ -186,7 +273,7 @@ impl Program {
             state: state.clone(),
             graph,
             kernels,
-            buffers,
+            locs,
             dispatches,
             readback,
             plan,
@@ -218,8 +305,8 @@ impl Program {
         self.dispatches.len()
     }
 
-    fn buffer(&self, id: NodeId) -> Option<&wgpu::Buffer> {
-        self.buffers[storage_root(&self.graph, id).index()].as_ref()
+    fn loc(&self, id: NodeId) -> Option<&Loc> {
+        self.locs[storage_root(&self.graph, id).index()].as_ref()
     }
 
     fn write(&self, id: NodeId, what: &str, data: &[f32]) -> Result<()> {
@@ -235,8 +322,10 @@ impl Program {
                 ),
             });
         }
-        if let Some(b) = self.buffer(id) {
-            self.device.queue.write_buffer(b, 0, bytemuck::cast_slice(data));
+        if let Some(l) = self.loc(id) {
+            self.device
+                .queue
+                .write_buffer(&l.buffer, l.offset, bytemuck::cast_slice(data));
         }
         Ok(())
     }
@@ -312,10 +401,10 @@ impl Program {
     /// Records the copies of the state updates into `enc`.
     pub fn encode_updates(&self, enc: &mut wgpu::CommandEncoder) {
         for &(p, v) in &self.graph.updates {
-            if let (Some(dst), Some(src)) = (self.buffer(p), self.buffer(v)) {
-                if dst != src {
-                    enc.copy_buffer_to_buffer(src, 0, dst, 0, byte_len(&self.graph, p));
-                }
+            if let (Some(dst), Some(src)) = (self.loc(p), self.loc(v))
+                && (dst.buffer != src.buffer || dst.offset != src.offset)
+            {
+                enc.copy_buffer_to_buffer(&src.buffer, src.offset, &dst.buffer, dst.offset, dst.size);
             }
         }
     }
@@ -340,8 +429,9 @@ impl Program {
                 pass.dispatch_workgroups(d.workgroups[0], d.workgroups[1], d.workgroups[2]);
             }
             self.device.queue.submit([enc.finish()]);
-            let Some(buf) = self.buffer(k.node) else { continue };
-            let values = crate::readback::read_buffer(&self.device, buf, self.graph.ty(k.node).numel())?;
+            let Some(loc) = self.loc(k.node) else { continue };
+            let values =
+                crate::readback::read_buffer(&self.device, &loc.buffer, loc.offset, self.graph.ty(k.node).numel())?;
             if let Some((i, v)) = values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
                 let node = self.graph.node(k.node);
                 return Err(EngineError::Numerics {
@@ -357,8 +447,8 @@ impl Program {
 
     /// Records a copy of output `index` into `dst` at byte `offset`.
     pub fn copy_output(&self, enc: &mut wgpu::CommandEncoder, index: usize, dst: &wgpu::Buffer, offset: u64) {
-        if let Some(src) = self.graph.outputs.get(index).and_then(|&o| self.buffer(o)) {
-            enc.copy_buffer_to_buffer(src, 0, dst, offset, byte_len(&self.graph, self.graph.outputs[index]));
+        if let Some(src) = self.graph.outputs.get(index).and_then(|&o| self.loc(o)) {
+            enc.copy_buffer_to_buffer(&src.buffer, src.offset, dst, offset, src.size);
         }
     }
 

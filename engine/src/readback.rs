@@ -28,8 +28,9 @@ pub(crate) fn map_read(device: &Device, staging: &wgpu::Buffer, n: usize) -> Res
     Ok(out)
 }
 
-/// Copies `n` floats of `buffer` through a temporary staging buffer to the host.
-pub(crate) fn read_buffer(device: &Device, buffer: &wgpu::Buffer, n: usize) -> Result<Vec<f32>> {
+/// Copies `n` floats of `buffer` from byte `offset` through a temporary staging buffer to the
+/// host.
+pub(crate) fn read_buffer(device: &Device, buffer: &wgpu::Buffer, offset: u64, n: usize) -> Result<Vec<f32>> {
     let size = (n.max(1) * 4) as u64;
     let staging = device.device.create_buffer(&wgpu::BufferDescriptor {
         label: Some("readback"),
@@ -40,7 +41,7 @@ pub(crate) fn read_buffer(device: &Device, buffer: &wgpu::Buffer, n: usize) -> R
     let mut enc = device.device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
         label: Some("readback"),
     });
-    enc.copy_buffer_to_buffer(buffer, 0, &staging, 0, size);
+    enc.copy_buffer_to_buffer(buffer, offset, &staging, 0, size);
     device.queue.submit([enc.finish()]);
     map_read(device, &staging, n)
 }

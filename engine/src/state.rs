@@ -1,6 +1,11 @@
-//! Device-resident state: parameters and optimizer slots, one buffer per name, shared by every
-//! program of a model (the training step at each batch size, evaluation, prediction) so they
-//! all see the same weights without copies through the host.
+//! Device-resident state: parameters and optimizer slots, shared by every program of a model
+//! (the training step at each batch size, evaluation, prediction) so they all see the same
+//! weights without copies through the host.
+//!
+//! Tensors are packed into a few chunk buffers at aligned offsets: every tensor a program
+//! adds is placed in one new chunk ([`DeviceState::reserve`]), so a training step's
+//! parameters and optimizer slots share one buffer and a multi-tensor kernel can update them
+//! all in one dispatch.
 
 use crate::device::Device;
 use crate::error::{EngineError, Result};
@@ -8,15 +13,26 @@ use fovea_graph::model::ParamStore;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-/// Named device buffers holding parameters and optimizer state.
+/// Where a state tensor lives.
+#[derive(Debug, Clone)]
+pub(crate) struct StateLoc {
+    /// The chunk buffer.
+    pub buffer: wgpu::Buffer,
+    /// Byte offset in the chunk.
+    pub offset: u64,
+    /// Number of floats.
+    pub numel: usize,
+}
+
+/// Named device tensors holding parameters and optimizer state.
 pub struct DeviceState {
     device: Arc<Device>,
-    buffers: Mutex<HashMap<String, (wgpu::Buffer, usize)>>,
+    tensors: Mutex<HashMap<String, StateLoc>>,
 }
 
 impl std::fmt::Debug for DeviceState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let n = self.buffers.lock().map(|b| b.len()).unwrap_or(0);
+        let n = self.tensors.lock().map(|b| b.len()).unwrap_or(0);
         f.debug_struct("DeviceState").field("tensors", &n).finish()
     }
 }
@@ -26,50 +42,97 @@ impl DeviceState {
     pub fn new(device: &Arc<Device>) -> Arc<DeviceState> {
         Arc::new(DeviceState {
             device: device.clone(),
-            buffers: Mutex::new(HashMap::new()),
+            tensors: Mutex::new(HashMap::new()),
         })
     }
 
-    fn lock(&self) -> Result<std::sync::MutexGuard<'_, HashMap<String, (wgpu::Buffer, usize)>>> {
-        self.buffers
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, HashMap<String, StateLoc>>> {
+        self.tensors
             .lock()
             .map_err(|_| EngineError::Device("state lock poisoned".into()))
     }
 
-    /// The buffer of `name` holding `numel` floats, created (zeroed) on first use.
-    pub(crate) fn buffer(&self, name: &str, numel: usize) -> Result<wgpu::Buffer> {
+    /// Places every tensor of `wanted` (name, floats) the state does not hold yet, in order,
+    /// at aligned offsets of new zeroed chunk buffers (one, unless they exceed the largest
+    /// buffer a kernel may bind whole); checks the size of those it holds.
+    pub(crate) fn reserve(&self, wanted: &[(&str, usize)]) -> Result<()> {
         let mut map = self.lock()?;
-        if let Some((b, n)) = map.get(name) {
-            if *n != numel {
-                return Err(EngineError::Input {
-                    what: name.to_string(),
-                    message: format!("state holds {n} values, a program needs {numel}"),
-                });
+        let limits = self.device.device.limits();
+        let align = (limits.min_storage_buffer_offset_alignment as u64).max(4);
+        let cap = limits.max_buffer_size.min(limits.max_storage_buffer_binding_size);
+        // (name, floats, byte offset) of the chunk being filled; finished chunks with sizes.
+        type Placed<'a> = Vec<(&'a str, usize, u64)>;
+        let mut new: Placed = Vec::new();
+        let mut chunks: Vec<(Placed, u64)> = Vec::new();
+        let mut end = 0u64;
+        for &(name, numel) in wanted {
+            if let Some(loc) = map.get(name) {
+                if loc.numel != numel {
+                    return Err(EngineError::Input {
+                        what: name.to_string(),
+                        message: format!("state holds {} values, a program needs {numel}", loc.numel),
+                    });
+                }
+                continue;
             }
-            return Ok(b.clone());
+            if new.iter().any(|&(n, ..)| n == name) {
+                continue;
+            }
+            let bytes = (numel.max(1) as u64 * 4).div_ceil(align) * align;
+            if end > 0 && end + bytes > cap {
+                chunks.push((std::mem::take(&mut new), end));
+                end = 0;
+            }
+            new.push((name, numel, end));
+            end += bytes;
         }
-        let b = self.device.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some(name),
-            size: (numel.max(1) * 4) as u64,
-            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC,
-            mapped_at_creation: false,
-        });
-        map.insert(name.to_string(), (b.clone(), numel));
-        Ok(b)
+        if !new.is_empty() {
+            chunks.push((new, end));
+        }
+        for (members, size) in chunks {
+            let buffer = self.device.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(&format!("state ({} tensors)", members.len())),
+                size,
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC,
+                mapped_at_creation: false,
+            });
+            for (name, numel, offset) in members {
+                map.insert(
+                    name.to_string(),
+                    StateLoc {
+                        buffer: buffer.clone(),
+                        offset,
+                        numel,
+                    },
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The location of `name` holding `numel` floats, placed (zeroed) on first use.
+    pub(crate) fn buffer(&self, name: &str, numel: usize) -> Result<StateLoc> {
+        self.reserve(&[(name, numel)])?;
+        self.lock()?
+            .get(name)
+            .cloned()
+            .ok_or_else(|| EngineError::Device(format!("state lost {name}")))
     }
 
     /// Whether a tensor of this name exists.
     pub fn contains(&self, name: &str) -> bool {
-        self.buffers.lock().map(|m| m.contains_key(name)).unwrap_or(false)
+        self.tensors.lock().map(|m| m.contains_key(name)).unwrap_or(false)
     }
 
-    /// Uploads every tensor of `store` (creating buffers as needed).
+    /// Uploads every tensor of `store` (placing tensors as needed).
     pub fn upload(&self, store: &ParamStore) -> Result<()> {
+        let wanted: Vec<(&str, usize)> = store.iter().map(|p| (p.name.as_str(), p.value.numel())).collect();
+        self.reserve(&wanted)?;
         for p in store.iter() {
-            let b = self.buffer(&p.name, p.value.numel())?;
+            let loc = self.buffer(&p.name, p.value.numel())?;
             self.device
                 .queue
-                .write_buffer(&b, 0, bytemuck::cast_slice(&p.value.data));
+                .write_buffer(&loc.buffer, loc.offset, bytemuck::cast_slice(&p.value.data));
         }
         Ok(())
     }
@@ -78,11 +141,11 @@ impl DeviceState {
     pub fn download(&self, store: &mut ParamStore) -> Result<()> {
         let names: Vec<(String, usize)> = store.iter().map(|p| (p.name.clone(), p.value.numel())).collect();
         for (name, n) in names {
-            let buf = match self.lock()?.get(&name) {
-                Some((b, _)) => b.clone(),
+            let loc = match self.lock()?.get(&name) {
+                Some(l) => l.clone(),
                 None => continue,
             };
-            let data = crate::readback::read_buffer(&self.device, &buf, n)?;
+            let data = crate::readback::read_buffer(&self.device, &loc.buffer, loc.offset, n)?;
             if let Some(p) = store.get(&name) {
                 let t = fovea_graph::Tensor {
                     shape: p.value.shape.clone(),

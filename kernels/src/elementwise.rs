@@ -207,11 +207,26 @@ pub fn elementwise_kernel(
     expr: &ElemExpr,
     target: &Target,
 ) -> Result<KernelInstance, KernelError> {
+    elementwise_kernel_in_place(graph, node, inputs, expr, target, None)
+}
+
+/// [`elementwise_kernel`], optionally computed in place: with `in_place = Some(r)` the output
+/// is stored over the storage root `r` of one of the inputs (which must be read at the
+/// output's own index: same shape), bound once, read-write, and no output binding is made.
+pub fn elementwise_kernel_in_place(
+    graph: &Graph,
+    node: NodeId,
+    inputs: &[NodeId],
+    expr: &ElemExpr,
+    target: &Target,
+    in_place: Option<NodeId>,
+) -> Result<KernelInstance, KernelError> {
     let cx = NodeCx {
         graph,
         id: node,
         node: graph.node(node),
         target,
+        in_place,
     };
     let out = cx.out_shape();
     // Deduplicate inputs (same buffer, same shape) and check that every one is read: an unused
@@ -247,6 +262,25 @@ pub fn elementwise_kernel(
     }
     let expr = expr.remap(&map);
 
+    // In place: the input bound to the output's bytes, read at the output's own index.
+    let over = match in_place {
+        None => None,
+        Some(r) => Some(
+            unique
+                .iter()
+                .position(|&(root, shape)| root == r && shape == out)
+                .ok_or_else(|| {
+                    cx.unsupported(format!(
+                        "cannot run in place over {r}: no input reads it at the output's shape"
+                    ))
+                })?,
+        ),
+    };
+    if let Some(k) = over
+        && unique.iter().filter(|(root, _)| *root == unique[k].0).count() > 1
+    {
+        return Err(cx.unsupported("cannot run in place over an input also read broadcast"));
+    }
     let mut bindings_code = String::new();
     let mut body = String::new();
     let mut bindings = Vec::new();
@@ -256,22 +290,33 @@ pub fn elementwise_kernel(
                 "input shape {shape:?} does not broadcast to the output shape {out:?}"
             ))
         })?;
+        let access = if over == Some(k) { "read_write" } else { "read" };
         let _ = writeln!(
             bindings_code,
-            "@group(0) @binding({k}) var<storage, read> ew_in{k}: array<f32>;"
+            "@group(0) @binding({k}) var<storage, {access}> ew_in{k}: array<f32>;"
         );
         let _ = writeln!(body, "    let x{k} = ew_in{k}[{}];", offset_expr("i", &axes));
-        bindings.push(BindingRef::read(root));
+        bindings.push(if over == Some(k) {
+            BindingRef::write(root)
+        } else {
+            BindingRef::read(root)
+        });
     }
-    let n = unique.len();
-    let _ = writeln!(
-        bindings_code,
-        "@group(0) @binding({n}) var<storage, read_write> ew_out: array<f32>;"
-    );
-    bindings.push(BindingRef::write(node));
+    let store = match over {
+        Some(k) => format!("ew_in{k}"),
+        None => {
+            let n = unique.len();
+            let _ = writeln!(
+                bindings_code,
+                "@group(0) @binding({n}) var<storage, read_write> ew_out: array<f32>;"
+            );
+            bindings.push(BindingRef::write(node));
+            "ew_out".to_string()
+        }
+    };
     let mut next = 0;
     let result = expr.emit(&mut body, &mut next);
-    let _ = write!(body, "    ew_out[i] = {result};");
+    let _ = write!(body, "    {store}[i] = {result};");
 
     let mut ops = Vec::new();
     expr.op_names(&mut ops);
@@ -283,6 +328,9 @@ pub fn elementwise_kernel(
     let mut name = format!("elementwise_{what}");
     if name.len() > 64 {
         name = format!("elementwise_fused_{}ops", ops.len());
+    }
+    if over.is_some() {
+        name.push_str("_inplace");
     }
     let total = cx.out_numel();
     let grid = cx.linear_grid(total)?;
@@ -310,7 +358,7 @@ pub fn elementwise_kernel(
 
 /// Lowers `Fill { value }`: an elementwise kernel with no inputs.
 pub(crate) fn lower_fill(cx: &NodeCx, value: f32) -> Result<KernelInstance, KernelError> {
-    elementwise_kernel(cx.graph, cx.id, &[], &ElemExpr::Const(value), cx.target)
+    elementwise_kernel_in_place(cx.graph, cx.id, &[], &ElemExpr::Const(value), cx.target, None)
 }
 
 /// Lowers a single `Unary`, `Binary` or `UnaryGrad` node.
@@ -321,7 +369,7 @@ pub(crate) fn lower_elementwise_node(cx: &NodeCx) -> Result<KernelInstance, Kern
         Op::UnaryGrad(op) => ElemExpr::unary_grad(*op, ElemExpr::Input(0), ElemExpr::Input(1)),
         other => return Err(cx.unsupported(format!("{} is not elementwise", other.name()))),
     };
-    elementwise_kernel(cx.graph, cx.id, &cx.node.inputs, &expr, cx.target)
+    elementwise_kernel_in_place(cx.graph, cx.id, &cx.node.inputs, &expr, cx.target, cx.in_place)
 }
 
 #[cfg(test)]

@@ -1,10 +1,13 @@
 //! Lowering of fused elementwise nodes (`Op::Elementwise`, made by the fusion pass) to the
-//! generated elementwise kernel.
+//! generated elementwise kernel, and the rendering of fused elementwise epilogues
+//! (`Op::GemmEpilogue`) that the GEMM core and the pooling gradient apply as they store.
 
-use crate::elementwise::{ElemExpr, elementwise_kernel};
+use crate::elementwise::{ElemExpr, elementwise_kernel_in_place};
+use crate::gemm::GemmEpilogue;
 use crate::lower::NodeCx;
-use crate::{KernelError, KernelInstance};
+use crate::{BindingRef, KernelError, KernelInstance};
 use fovea_graph::ir::ElemExpr as IrExpr;
+use std::fmt::Write;
 
 /// The kernel expression of an IR expression (the same tree).
 pub(crate) fn convert(e: &IrExpr) -> ElemExpr {
@@ -17,7 +20,80 @@ pub(crate) fn convert(e: &IrExpr) -> ElemExpr {
     }
 }
 
+/// The expression an elementwise node (`Elementwise`, `Unary`, `Binary`, `UnaryGrad`)
+/// computes per element, over `Input(k)` = the node's `k`-th input; `None` for other ops.
+pub fn node_expr(op: &fovea_graph::Op) -> Option<ElemExpr> {
+    use fovea_graph::Op;
+    Some(match op {
+        Op::Elementwise { expr } => convert(expr),
+        Op::Unary(u) => ElemExpr::unary(*u, ElemExpr::Input(0)),
+        Op::Binary(b) => ElemExpr::binary(*b, ElemExpr::Input(0), ElemExpr::Input(1)),
+        Op::UnaryGrad(u) => ElemExpr::unary_grad(*u, ElemExpr::Input(0), ElemExpr::Input(1)),
+        _ => return None,
+    })
+}
+
 /// One generated kernel evaluating `expr` over the node's inputs.
 pub(crate) fn lower_fused(cx: &NodeCx, expr: &IrExpr) -> Result<KernelInstance, KernelError> {
-    elementwise_kernel(cx.graph, cx.id, &cx.node.inputs, &convert(expr), cx.target)
+    elementwise_kernel_in_place(cx.graph, cx.id, &cx.node.inputs, &convert(expr), cx.target, cx.in_place)
+}
+
+/// An elementwise epilogue rendered for a kernel's store hook: `fn epilogue(i: u32, v: f32) -> f32`
+/// giving the stored value of output element `i` whose computed value is `v`, with the
+/// declarations of the extra inputs it reads (`epi_in1`, `epi_in2`, ...).
+pub(crate) struct EpilogueSource {
+    /// The WGSL: `EPI_C`, the extra inputs' bindings and `fn epilogue` (the identity when there
+    /// is no epilogue).
+    pub code: String,
+    /// The extra inputs' bindings, in binding order (they go before the kernel's output).
+    pub bindings: Vec<BindingRef>,
+    /// The names of the epilogue's operations (empty when there is none).
+    pub ops: Vec<String>,
+}
+
+/// Renders epilogue `e` (or the identity) for a kernel whose extra inputs bind from
+/// `first_binding` on. Shared by every kernel that stores through an epilogue: the GEMM core
+/// (`gemm.rs`) and the pooling gradient (`pool_grad.rs`). An extra input of the output's shape
+/// is read at `i`, a per-channel `(C,)` vector at `i % C` (NHWC and row-major matrices keep the
+/// channel innermost).
+pub(crate) fn epilogue_source(e: Option<&GemmEpilogue>, first_binding: usize) -> EpilogueSource {
+    let Some(e) = e else {
+        return EpilogueSource {
+            code: "fn epilogue(i: u32, v: f32) -> f32 {\n    return v;\n}\n".to_string(),
+            bindings: Vec::new(),
+            ops: Vec::new(),
+        };
+    };
+    let mut code = format!("const EPI_C: u32 = {}u;\n", e.channels);
+    let mut body = "    let x0 = v;\n".to_string();
+    for (k, &(_, per_channel)) in e.extras.iter().enumerate() {
+        let k = k + 1;
+        let b = first_binding + k - 1;
+        let _ = writeln!(
+            code,
+            "@group(0) @binding({b}) var<storage, read> epi_in{k}: array<f32>;"
+        );
+        let at = if per_channel { "i % EPI_C" } else { "i" };
+        let _ = writeln!(body, "    let x{k} = epi_in{k}[{at}];");
+    }
+    let mut next = 0;
+    let result = e.expr.emit(&mut body, &mut next);
+    let _ = write!(
+        code,
+        "\nfn epilogue(i: u32, v: f32) -> f32 {{\n{body}    return {result};\n}}\n"
+    );
+    let mut ops = Vec::new();
+    e.expr.op_names(&mut ops);
+    let bindings = e.extras.iter().map(|&(id, _)| BindingRef::read(id)).collect();
+    EpilogueSource { code, bindings, ops }
+}
+
+/// A kernel name `what` extended by the epilogue's operations: `what_add_relu`, or
+/// `what_epilogue<n>ops` beyond four operations; `what` itself without an epilogue.
+pub(crate) fn epilogue_name(what: &str, ops: &[String]) -> String {
+    match ops.len() {
+        0 => what.to_string(),
+        n if n > 4 => format!("{what}_epilogue{n}ops"),
+        _ => format!("{what}_{}", ops.join("_")),
+    }
 }

@@ -3,11 +3,10 @@
 //! `conv.rs`, `conv_transpose.rs`).
 
 use crate::elementwise::{ElemExpr, MAX_STORAGE_BUFFERS};
-use crate::fused::convert;
+use crate::fused::{EpilogueSource, convert, epilogue_name, epilogue_source};
 use crate::lower::NodeCx;
 use crate::{AdapterClass, BindingRef, KernelError, KernelInstance, Target, template::Template};
 use fovea_graph::{NodeId, Op};
-use std::fmt::Write;
 
 const GEMM_WGSL: &str = include_str!("../wgsl/gemm.wgsl");
 const GEMM_CPU_WGSL: &str = include_str!("../wgsl/gemm_cpu.wgsl");
@@ -239,7 +238,7 @@ pub struct GemmEpilogue {
 }
 
 /// The epilogue of an `Op::GemmEpilogue` node (`None` for any other node): its extra inputs
-/// follow the base op's two.
+/// follow the base op's two. The pooling gradient takes epilogues the same way.
 pub(crate) fn epilogue_of(cx: &NodeCx) -> Option<GemmEpilogue> {
     let Op::GemmEpilogue { expr, .. } = &cx.node.op else {
         return None;
@@ -255,40 +254,6 @@ pub(crate) fn epilogue_of(cx: &NodeCx) -> Option<GemmEpilogue> {
     })
 }
 
-/// The WGSL of the epilogue (its bindings from `first_binding` on and `fn epilogue`), its
-/// bindings and the names of its operations.
-fn epilogue_source(e: Option<&GemmEpilogue>, first_binding: usize) -> (String, Vec<BindingRef>, Vec<String>) {
-    let Some(e) = e else {
-        return (
-            "fn epilogue(i: u32, v: f32) -> f32 {\n    return v;\n}\n".to_string(),
-            Vec::new(),
-            Vec::new(),
-        );
-    };
-    let mut code = format!("const EPI_C: u32 = {}u;\n", e.channels);
-    let mut body = "    let x0 = v;\n".to_string();
-    for (k, &(_, per_channel)) in e.extras.iter().enumerate() {
-        let k = k + 1;
-        let b = first_binding + k - 1;
-        let _ = writeln!(
-            code,
-            "@group(0) @binding({b}) var<storage, read> epi_in{k}: array<f32>;"
-        );
-        let at = if per_channel { "i % EPI_C" } else { "i" };
-        let _ = writeln!(body, "    let x{k} = epi_in{k}[{at}];");
-    }
-    let mut next = 0;
-    let result = e.expr.emit(&mut body, &mut next);
-    let _ = write!(
-        code,
-        "\nfn epilogue(i: u32, v: f32) -> f32 {{\n{body}    return {result};\n}}\n"
-    );
-    let mut ops = Vec::new();
-    e.expr.op_names(&mut ops);
-    let bindings = e.extras.iter().map(|&(id, _)| BindingRef::read(id)).collect();
-    (code, bindings, ops)
-}
-
 /// Builds the kernel instance of `problem` on the GEMM core; `what` names the loaders
 /// (`matmul_nn`, `conv2d`, ...) and becomes part of the kernel name
 /// `gemm_<what>_<class>_<bm>x<bn>`. `None` if the grid exceeds the target's limits.
@@ -301,12 +266,12 @@ pub fn gemm_kernel(
     let tile = choose_gemm_tile(target, problem.n, problem.b_vec4);
     let mut problem = problem;
     let out_binding = problem.bindings.len() - 1;
-    let (epilogue, extra_bindings, ops) = epilogue_source(problem.epilogue.as_ref(), out_binding);
-    let what = match ops.len() {
-        0 => what.to_string(),
-        n if n > 4 => format!("{what}_epilogue{n}ops"),
-        _ => format!("{what}_{}", ops.join("_")),
-    };
+    let EpilogueSource {
+        code: epilogue,
+        bindings: extra_bindings,
+        ops,
+    } = epilogue_source(problem.epilogue.as_ref(), out_binding);
+    let what = epilogue_name(what, &ops);
     let name = format!("gemm_{what}_{}_{}x{}", target.class.name(), tile.bm, tile.bn);
     if !extra_bindings.is_empty() {
         // The output binding moves behind the epilogue's inputs.

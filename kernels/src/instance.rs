@@ -5,8 +5,22 @@ use fovea_graph::NodeId;
 /// A buffer a kernel binds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum BufferRef {
-    /// The buffer holding a node's value (always a storage root, never a view).
+    /// The bytes holding a node's value (always a storage root, never a view): its range of
+    /// the buffer it lives in.
     Node(NodeId),
+    /// The whole buffer the node's value lives in (an arena or a chunk of parameter state),
+    /// bound from its first byte: for multi-tensor kernels, which address several tensors of
+    /// one buffer at element offsets baked into their source.
+    Buffer(NodeId),
+}
+
+impl BufferRef {
+    /// The node whose storage this refers to.
+    pub fn node(self) -> NodeId {
+        match self {
+            BufferRef::Node(n) | BufferRef::Buffer(n) => n,
+        }
+    }
 }
 
 /// One binding of a kernel: `@group(0) @binding(i)` is the `i`-th entry of
@@ -64,6 +78,18 @@ pub struct KernelInstance {
 }
 
 impl KernelInstance {
+    /// The same kernel with every storage binding declared `read_write`, for buffers that hold
+    /// several tensors (arenas): a dispatch may then read one tensor of a buffer and write
+    /// another, which WebGPU forbids when a binding of that buffer is read-only. The
+    /// kernel's accesses are unchanged.
+    pub fn into_shared(mut self) -> Self {
+        self.source = self.source.replace("var<storage, read>", "var<storage, read_write>");
+        for b in &mut self.bindings {
+            b.writable = true;
+        }
+        self
+    }
+
     /// Total invocations the dispatch launches.
     pub fn invocations(&self) -> u64 {
         self.workgroups

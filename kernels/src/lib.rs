@@ -11,9 +11,9 @@
 //! a small table per [`AdapterClass`] ([`gemm::GEMM_TILES`]). Elementwise kernels (unary,
 //! binary, unary gradients, fills) are generated from an expression tree
 //! ([`elementwise::ElemExpr`]), ready for fused chains. Everything else has a direct kernel:
-//! depthwise convolution, pooling and its gradient, reductions, softmax, batch norm, resize and
-//! its gradient, training dropout, concatenation, padding and strided copies (transpose, slice,
-//! broadcast).
+//! depthwise convolution, pooling and its gradient, reductions, softmax, softmax cross-entropy and
+//! its gradient, batch norm, resize and its gradient, training dropout, concatenation, padding and
+//! strided copies (transpose, slice, broadcast).
 
 #![warn(missing_docs)]
 
@@ -34,6 +34,7 @@ pub mod index;
 mod instance;
 mod lower;
 mod matmul;
+pub mod multi_tensor;
 mod pad;
 pub mod peak;
 mod pool;
@@ -42,6 +43,7 @@ mod reduce;
 mod resize;
 mod resize_grad;
 pub mod softmax;
+mod softmax_ce;
 mod target;
 pub mod template;
 mod validate;
@@ -50,7 +52,9 @@ mod validate;
 mod tests;
 
 pub use error::KernelError;
+pub use fused::node_expr;
 pub use instance::{BindingRef, BufferRef, KernelInstance};
-pub use lower::{lower_graph, lower_node, storage_root};
+pub use lower::{lower_graph, lower_node, lower_planned, storage_root};
+pub use multi_tensor::{MultiTensorSpec, multi_tensor_kernel};
 pub use target::{AdapterClass, Target};
 pub use validate::{validate_wgsl, validate_with_info};

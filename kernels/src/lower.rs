@@ -5,8 +5,9 @@ use crate::dispatch::LinearGrid;
 use crate::{BindingRef, KernelError, KernelInstance, Target};
 use crate::{
     batchnorm, concat, conv, conv_filter_grad, conv_transpose, copy, dropout, elementwise, matmul, pad, pool,
-    pool_grad, reduce, resize, resize_grad, softmax,
+    pool_grad, reduce, resize, resize_grad, softmax, softmax_ce,
 };
+use fovea_graph::plan::MemoryPlan;
 use fovea_graph::{DType, Graph, Node, NodeId, Op};
 
 /// The node whose buffer holds `id`'s data: follows view ops (Reshape, inference Dropout) back
@@ -18,12 +19,32 @@ pub fn storage_root(graph: &Graph, id: NodeId) -> NodeId {
 /// Lowers one node to its kernel instances: none for inputs, parameters and views, one per
 /// input for a concatenation, one otherwise.
 pub fn lower_node(graph: &Graph, id: NodeId, target: &Target) -> Result<Vec<KernelInstance>, KernelError> {
+    lower_node_in_place(graph, id, target, None)
+}
+
+/// [`lower_node`] for a node the memory plan computes in place over `in_place` (elementwise
+/// kernels only).
+fn lower_node_in_place(
+    graph: &Graph,
+    id: NodeId,
+    target: &Target,
+    in_place: Option<NodeId>,
+) -> Result<Vec<KernelInstance>, KernelError> {
     let cx = NodeCx {
         graph,
         id,
         node: graph.node(id),
         target,
+        in_place,
     };
+    if in_place.is_some()
+        && !matches!(
+            cx.node.op,
+            Op::Elementwise { .. } | Op::Unary(_) | Op::Binary(_) | Op::UnaryGrad(_)
+        )
+    {
+        return Err(cx.unsupported("only elementwise kernels run in place"));
+    }
     let node = cx.node;
     if matches!(node.op, Op::Input { .. } | Op::Param { .. }) || node.op.is_view() {
         return Ok(Vec::new());
@@ -59,6 +80,8 @@ pub fn lower_node(graph: &Graph, id: NodeId, target: &Target) -> Result<Vec<Kern
         Op::Unary(_) | Op::Binary(_) | Op::UnaryGrad(_) => one(elementwise::lower_elementwise_node(&cx)?),
         Op::Softmax => one(softmax::lower_softmax(&cx, false)?),
         Op::LogSoftmax => one(softmax::lower_softmax(&cx, true)?),
+        Op::SoftmaxCrossEntropy => one(softmax_ce::lower_softmax_ce(&cx, false)?),
+        Op::SoftmaxCrossEntropyGrad => one(softmax_ce::lower_softmax_ce(&cx, true)?),
         Op::BatchNormInference { epsilon } => one(batchnorm::lower_batchnorm(&cx, *epsilon)?),
         Op::Resize { mode, .. } => one(resize::lower_resize(&cx, *mode)?),
         Op::Concat { axis } => concat::lower_concat(&cx, *axis)?,
@@ -77,7 +100,9 @@ pub fn lower_node(graph: &Graph, id: NodeId, target: &Target) -> Result<Vec<Kern
             Op::MatMul { trans_a, trans_b } => matmul::lower_matmul(&cx, *trans_a, *trans_b)?,
             Op::Conv2dBackpropInput { geom, .. } => conv_transpose::lower_conv2d_backprop_input(&cx, geom)?,
             Op::Conv2dBackpropFilter { geom, .. } => conv_filter_grad::lower_conv2d_backprop_filter(&cx, geom)?,
-            other => return Err(cx.unsupported(format!("{} takes no GEMM epilogue", other.name()))),
+            // Not on the GEMM core: the pooling gradient's own kernel stores through the epilogue.
+            Op::Pool2dBackprop(p) => pool_grad::lower_pool2d_backprop(&cx, p)?,
+            other => return Err(cx.unsupported(format!("{} takes no epilogue", other.name()))),
         }),
         Op::Conv2dBackpropInput { geom, .. } => one(conv_transpose::lower_conv2d_backprop_input(&cx, geom)?),
         Op::Conv2dBackpropFilter { geom, .. } => one(conv_filter_grad::lower_conv2d_backprop_filter(&cx, geom)?),
@@ -86,11 +111,24 @@ pub fn lower_node(graph: &Graph, id: NodeId, target: &Target) -> Result<Vec<Kern
     })
 }
 
-/// Lowers every node in graph order.
+/// Lowers every node in graph order, each tensor in a buffer of its own.
 pub fn lower_graph(graph: &Graph, target: &Target) -> Result<Vec<KernelInstance>, KernelError> {
     let mut out = Vec::new();
     for i in 0..graph.nodes.len() {
         out.extend(lower_node(graph, NodeId(i as u32), target)?);
+    }
+    Ok(out)
+}
+
+/// Lowers every node in graph order for execution with `plan`: elementwise nodes the plan
+/// computes in place get in-place kernels, and every binding is declared read-write
+/// ([`KernelInstance::into_shared`]) because tensors share arena buffers, and WebGPU lets no
+/// buffer be bound both read-only and writable in one dispatch.
+pub fn lower_planned(graph: &Graph, target: &Target, plan: &MemoryPlan) -> Result<Vec<KernelInstance>, KernelError> {
+    let mut out = Vec::new();
+    for i in 0..graph.nodes.len() {
+        let ks = lower_node_in_place(graph, NodeId(i as u32), target, plan.in_place[i])?;
+        out.extend(ks.into_iter().map(KernelInstance::into_shared));
     }
     Ok(out)
 }
@@ -101,6 +139,8 @@ pub(crate) struct NodeCx<'a> {
     pub id: NodeId,
     pub node: &'a Node,
     pub target: &'a Target,
+    /// The input whose bytes the output overwrites, when the memory plan runs it in place.
+    pub in_place: Option<NodeId>,
 }
 
 impl NodeCx<'_> {

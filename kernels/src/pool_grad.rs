@@ -1,6 +1,10 @@
 //! The gradient of 2-D pooling (`wgsl/pool_grad.wgsl`): one invocation per input element,
-//! gathering from the output windows that contain it.
+//! gathering from the output windows that contain it, and storing through an optional fused
+//! elementwise epilogue (`Op::GemmEpilogue` with a `Pool2dBackprop` base).
 
+use crate::elementwise::MAX_STORAGE_BUFFERS;
+use crate::fused::{EpilogueSource, epilogue_name, epilogue_source};
+use crate::gemm::epilogue_of;
 use crate::lower::NodeCx;
 use crate::template::{Template, f32_lit};
 use crate::{BindingRef, KernelError, KernelInstance};
@@ -42,13 +46,15 @@ fn x_at(n: u32, y: i32, x: i32, c: u32) -> f32 {
 /// Average: an equal share for every in-range position of the window.
 const AVG_SHARE: &str = "acc = acc + g / f32((y_hi - y_lo) * (x_hi - x_lo));";
 
-/// Lowers `Pool2dBackprop` (inputs `x`, `dy`; output `dx` of `x`'s shape).
+/// Lowers `Pool2dBackprop` (inputs `x`, `dy`; output `dx` of `x`'s shape), or an
+/// `Op::GemmEpilogue` over it (inputs `x`, `dy`, then the epilogue's extra inputs): bindings
+/// `x` (max only), `dy`, the extras, `dx`.
 pub(crate) fn lower_pool2d_backprop(cx: &NodeCx, p: &PoolGeometry) -> Result<KernelInstance, KernelError> {
     let x = cx.in_shape(0);
     let dy = cx.in_shape(1);
     // Average pooling's gradient does not read x: leave it unbound (an unused binding would
     // vanish from the pipeline's derived layout).
-    let (name, share, x_decl, mut bindings) = match p.kind {
+    let (kind, share, x_decl, mut bindings) = match p.kind {
         PoolKind::Max => (
             "pool_grad_max",
             max_share(),
@@ -57,8 +63,27 @@ pub(crate) fn lower_pool2d_backprop(cx: &NodeCx, p: &PoolGeometry) -> Result<Ker
         ),
         PoolKind::Avg => ("pool_grad_avg", AVG_SHARE.to_string(), "", vec![]),
     };
-    bindings.extend([BindingRef::read(cx.input(1)), BindingRef::write(cx.id)]);
-    let dy_binding = bindings.len() - 2;
+    bindings.push(BindingRef::read(cx.input(1)));
+    let dy_binding = bindings.len() - 1;
+    let epilogue = epilogue_of(cx);
+    let EpilogueSource {
+        code,
+        bindings: extras,
+        ops,
+    } = epilogue_source(epilogue.as_ref(), dy_binding + 1);
+    let name = epilogue_name(kind, &ops);
+    bindings.extend(extras);
+    let dx_binding = bindings.len();
+    bindings.push(BindingRef::write(cx.id));
+    if bindings.len() > MAX_STORAGE_BUFFERS {
+        return Err(KernelError::invalid(
+            &name,
+            format!(
+                "{} bindings exceed the {MAX_STORAGE_BUFFERS} storage buffers a kernel may bind",
+                bindings.len()
+            ),
+        ));
+    }
     let total = cx.out_numel();
     let grid = cx.linear_grid(total)?;
     let source = crate::pool::pool_constants(Template::new(POOL_GRAD_WGSL), p, x, dy)
@@ -66,16 +91,18 @@ pub(crate) fn lower_pool2d_backprop(cx: &NodeCx, p: &PoolGeometry) -> Result<Ker
         .set("SHARE", share)
         .set("X_DECL", x_decl)
         .set("DY_BINDING", dy_binding)
-        .set("DX_BINDING", dy_binding + 1)
+        .set("DX_BINDING", dx_binding)
+        .set("EPILOGUE", code)
         .set("WG", grid.workgroup_size)
         .set("INDEX", grid.index_expr("gid"))
-        .render(name)?;
+        .render(&name)?;
+    let epilogue_flops = epilogue.map_or(0, |e| e.expr.op_count() as u64) * total;
     Ok(cx.linear_instance(
         name,
         "pool_grad",
         source,
         bindings,
         &grid,
-        (dy.iter().product::<usize>() * p.size.0 * p.size.1) as u64,
+        (dy.iter().product::<usize>() * p.size.0 * p.size.1) as u64 + epilogue_flops,
     ))
 }

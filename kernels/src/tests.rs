@@ -3,6 +3,7 @@
 
 use crate::gemm::{GEMM_TILES, choose_gemm_tile};
 use crate::softmax::softmax_kernel;
+use crate::softmax_ce::softmax_ce_kernel;
 use crate::{
     AdapterClass, BufferRef, KernelError, KernelInstance, Target, lower::NodeCx, lower_graph, lower_node, storage_root,
     validate_wgsl, validate_with_info,
@@ -109,7 +110,7 @@ fn check(k: &KernelInstance, target: &Target) {
 }
 
 /// Lowers `id`, checks every instance, and checks one-invocation-per-element kernels cover
-/// their output (GEMM and softmax coverage is checked by their tests).
+/// their output (GEMM, softmax and softmax cross-entropy coverage is checked by their tests).
 fn lower(g: &Graph, id: NodeId, target: &Target) -> Vec<KernelInstance> {
     let ks = lower_node(g, id, target).unwrap_or_else(|e| panic!("{e}"));
     for k in &ks {
@@ -121,7 +122,7 @@ fn lower(g: &Graph, id: NodeId, target: &Target) -> Vec<KernelInstance> {
             "{}: output binding",
             k.name
         );
-        if !matches!(k.family, "gemm" | "softmax" | "concat") {
+        if !matches!(k.family, "gemm" | "softmax" | "softmax_ce" | "concat") {
             assert!(
                 k.invocations() >= g.ty(id).numel() as u64,
                 "{}: grid {:?}",
@@ -622,6 +623,7 @@ fn softmax_variants() {
                     id: y,
                     node: g.node(y),
                     target: &t,
+                    in_place: None,
                 };
                 for workgroup in [false, true] {
                     let k = softmax_kernel(&cx, 21, len, log, workgroup).unwrap();
@@ -648,6 +650,82 @@ fn softmax_variants() {
     let k = &lower(&g, y, &Target::gpu())[0];
     assert_eq!(k.entry_point, "softmax_workgroup");
     assert_eq!(k.workgroups, [65535, 2, 1]);
+}
+
+#[test]
+fn softmax_cross_entropy_variants() {
+    for t in targets() {
+        for grad in [false, true] {
+            for (lead, len) in [
+                (vec![3, 7], 1),
+                (vec![1], 1),
+                (vec![7], 10),
+                (vec![2, 3, 5], 13),
+                (vec![3, 7], 63),
+                (vec![3, 7], 64),
+                (vec![3, 7], 65),
+                (vec![7], 257),
+                (vec![3, 7], 1000),
+                (vec![], 1000),
+            ] {
+                let mut shape = lead.clone();
+                shape.push(len);
+                let rows: usize = lead.iter().product();
+                let mut g = Graph::new();
+                let x = input(&mut g, "x", &shape);
+                let labels = input(&mut g, "labels", &shape);
+                let y = if grad {
+                    let per_row = if lead.is_empty() { vec![1] } else { lead.clone() };
+                    let d = input(&mut g, "dloss", &per_row);
+                    g.push(Op::SoftmaxCrossEntropyGrad, &[x, labels, d], "loss").unwrap()
+                } else {
+                    g.push(Op::SoftmaxCrossEntropy, &[x, labels], "loss").unwrap()
+                };
+                let lowered = lower(&g, y, &t);
+                assert_eq!(lowered.len(), 1);
+                let k = &lowered[0];
+                assert_eq!(k.family, "softmax_ce");
+                assert_eq!(k.bindings.len(), if grad { 4 } else { 3 }, "{}", k.name);
+                let wg = crate::softmax::softmax_uses_workgroup(len, &t);
+                let entry = if wg {
+                    "softmax_ce_workgroup"
+                } else {
+                    "softmax_ce_thread"
+                };
+                assert_eq!(k.entry_point, entry);
+                let op = if grad { "softmax_ce_grad" } else { "softmax_ce" };
+                assert_eq!(k.name, format!("{op}_{}", if wg { "workgroup" } else { "thread" }));
+                let cx = NodeCx {
+                    graph: &g,
+                    id: y,
+                    node: g.node(y),
+                    target: &t,
+                    in_place: None,
+                };
+                // Both variants, whichever the lowering picks: every row gets an invocation or a
+                // workgroup.
+                for workgroup in [false, true] {
+                    let k = softmax_ce_kernel(&cx, rows.max(1) as u64, len, grad, workgroup).unwrap();
+                    check(&k, &t);
+                    if workgroup {
+                        assert!(k.workgroups.iter().map(|&w| w as u64).product::<u64>() >= rows as u64);
+                        assert_eq!(k.workgroup_size, [64, 1, 1]);
+                    } else {
+                        assert!(k.invocations() >= rows as u64);
+                    }
+                }
+            }
+        }
+    }
+    // More rows than one grid dimension holds: the workgroup variant folds them into 2-D.
+    let mut g = Graph::new();
+    let x = input(&mut g, "x", &[70_000, 300]);
+    let labels = input(&mut g, "labels", &[70_000, 300]);
+    let y = g.push(Op::SoftmaxCrossEntropy, &[x, labels], "loss").unwrap();
+    let k = &lower(&g, y, &Target::gpu())[0];
+    assert_eq!(k.entry_point, "softmax_ce_workgroup");
+    assert_eq!(k.workgroups, [65535, 2, 1]);
+    assert!(k.source.contains("+ wid.y * 65535u"), "{}", k.source);
 }
 
 #[test]
@@ -949,6 +1027,7 @@ fn every_template_has_a_header_comment() {
         ("pool", include_str!("../wgsl/pool.wgsl")),
         ("reduce", include_str!("../wgsl/reduce.wgsl")),
         ("softmax", include_str!("../wgsl/softmax.wgsl")),
+        ("softmax_ce", include_str!("../wgsl/softmax_ce.wgsl")),
         ("batchnorm", include_str!("../wgsl/batchnorm.wgsl")),
         ("resize", include_str!("../wgsl/resize.wgsl")),
         ("concat", include_str!("../wgsl/concat.wgsl")),
@@ -1289,6 +1368,108 @@ fn gemm_epilogue_variants() {
         lower_node(&g, y, &Target::cpu()),
         Err(KernelError::Unsupported { .. })
     ));
+}
+
+#[test]
+fn pool_grad_epilogue_variants() {
+    // Max and average pooling gradients storing through the epilogues the fusion pass makes
+    // (`Op::GemmEpilogue` with a `Pool2dBackprop` base): the relu gradient with x of dx's shape,
+    // per-channel (C,) inputs, a mix, and five extras (8 bindings with max pooling's x).
+    for t in targets() {
+        for kind in [PoolKind::Max, PoolKind::Avg] {
+            for (xs, size, stride, pad) in [
+                ([2, 9, 8, 3], (2, 2), (2, 2), Pad2d::default()),
+                (
+                    [1, 7, 5, 5],
+                    (3, 3),
+                    (2, 2),
+                    Pad2d {
+                        top: 1,
+                        bottom: 1,
+                        left: 1,
+                        right: 1,
+                    },
+                ),
+                ([3, 11, 13, 7], (2, 3), (3, 4), Pad2d::default()),
+            ] {
+                let geom = PoolGeometry {
+                    kind,
+                    size,
+                    stride,
+                    pad,
+                };
+                for (ops, expr, per_channel) in epilogues() {
+                    let mut g = Graph::new();
+                    let x = input(&mut g, "x", &xs);
+                    let y = g.push(Op::Pool2d(geom), &[x], "pool").unwrap();
+                    let ys = g.shape(y).to_vec();
+                    let dy = input(&mut g, "dy", &ys);
+                    let plain = g.push(Op::Pool2dBackprop(geom), &[x, dy], "pool_grad").unwrap();
+                    let c = xs[3];
+                    let mut k = 1;
+                    expr_inputs(&expr, &mut k);
+                    let extras: Vec<NodeId> = (0..k - 1)
+                        .map(|e| {
+                            let s = if per_channel >> e & 1 == 1 {
+                                vec![c]
+                            } else {
+                                xs.to_vec()
+                            };
+                            input(&mut g, &format!("e{e}"), &s)
+                        })
+                        .collect();
+                    let inputs: Vec<NodeId> = [x, dy].into_iter().chain(extras.iter().copied()).collect();
+                    let epi = Op::GemmEpilogue {
+                        base: Box::new(Op::Pool2dBackprop(geom)),
+                        expr: expr.clone(),
+                    };
+                    let id = g.push(epi, &inputs, "pool_grad").unwrap();
+                    assert_eq!(g.shape(id), xs.as_slice());
+                    let ks = lower(&g, id, &t);
+                    let plain_k = &lower(&g, plain, &t)[0];
+                    assert_eq!(ks.len(), 1);
+                    let k0 = &ks[0];
+                    let base_name = match kind {
+                        PoolKind::Max => "pool_grad_max",
+                        PoolKind::Avg => "pool_grad_avg",
+                    };
+                    assert_eq!(k0.family, "pool_grad");
+                    assert_eq!(plain_k.name, base_name);
+                    assert_eq!(k0.name, format!("{base_name}_{ops}"));
+                    assert_eq!(
+                        (k0.workgroups, k0.workgroup_size),
+                        (plain_k.workgroups, plain_k.workgroup_size)
+                    );
+                    // x (max pooling only), dy, the extras, dx.
+                    let first = usize::from(kind == PoolKind::Avg);
+                    let want: Vec<BufferRef> = inputs[first..]
+                        .iter()
+                        .chain([&id])
+                        .map(|&i| BufferRef::Node(i))
+                        .collect();
+                    assert_eq!(
+                        k0.bindings.iter().map(|b| b.buffer).collect::<Vec<_>>(),
+                        want,
+                        "{}",
+                        k0.name
+                    );
+                    assert!(k0.flops > plain_k.flops, "{}", k0.name);
+                    assert!(k0.source.contains("pg_dx[i] = epilogue(i, acc);"), "{}", k0.source);
+                    for e in 0..extras.len() {
+                        let at = if per_channel >> e & 1 == 1 {
+                            "[i % EPI_C]"
+                        } else {
+                            "[i]"
+                        };
+                        assert!(k0.source.contains(&format!("epi_in{}{at}", e + 1)), "{}", k0.source);
+                    }
+                    if per_channel != 0 {
+                        assert!(k0.source.contains(&format!("const EPI_C: u32 = {c}u;")));
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Counts past the highest input index `e` reads: `k` ends as one more than it.

@@ -8,9 +8,13 @@
 // The windows containing row iy are oy in [ceil((iy + PT - KH + 1) / SH), (iy + PT) / SH],
 // clipped to [0, OH); likewise columns. SHARE (of oy, ox, y_lo, y_hi, x_lo, x_hi: the window
 // clipped to the input) is the substituted per-window contribution for the pooling kind.
-// Bindings: max: 0 pg_x (N, H, W, C) the forward input, 1 pg_dy (N, OH, OW, C) (read),
-// 2 pg_dx (N, H, W, C) (read_write); avg needs no x: 0 pg_dy, 1 pg_dx (X_DECL, DY_BINDING and
-// DX_BINDING are substituted).
+// Store hook: pg_dx[i] = epilogue(i, acc). EPILOGUE defines it: the identity, or a fused
+// elementwise epilogue (Op::GemmEpilogue with a Pool2dBackprop base, e.g. the relu gradient of
+// the layer before the pooling) reading its extra inputs epi_in1.. at i (tensors of dx's shape)
+// or at i % C (per-channel (C,) vectors), so the plain gradient never reaches memory.
+// Bindings: max: 0 pg_x (N, H, W, C) the forward input, 1 pg_dy (N, OH, OW, C) (read), then the
+// epilogue's extra inputs (read), last pg_dx (N, H, W, C) (read_write); avg needs no x: 0 pg_dy,
+// then the extras, last pg_dx (X_DECL, DY_BINDING and DX_BINDING are substituted).
 // Threading: one invocation per input element, linear index ((n*H + iy)*W + ix)*C + c folded
 // into a 2-D grid of WG-wide workgroups (INDEX), guarded by i < TOTAL.
 
@@ -30,6 +34,8 @@ const PL: i32 = {{PL}};
 {{X_DECL}}
 @group(0) @binding({{DY_BINDING}}) var<storage, read> pg_dy: array<f32>;
 @group(0) @binding({{DX_BINDING}}) var<storage, read_write> pg_dx: array<f32>;
+
+{{EPILOGUE}}
 
 @compute @workgroup_size({{WG}}, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -60,5 +66,5 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
             {{SHARE}}
         }
     }
-    pg_dx[i] = acc;
+    pg_dx[i] = epilogue(i, acc);
 }

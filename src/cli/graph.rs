@@ -8,7 +8,7 @@ use fovea_graph::passes::{PassReport, fusion_groups, optimize};
 use fovea_graph::plan::{MemoryPlan, plan_memory};
 use fovea_graph::train::{CompileConfig, Loss, Metric, Optimizer, train_step};
 use fovea_graph::{Graph, Model, NodeId, Op};
-use fovea_kernels::{KernelInstance, Target, lower_graph};
+use fovea_kernels::{KernelInstance, Target, lower_graph, lower_planned};
 use serde_json::json;
 use std::path::PathBuf;
 
@@ -68,11 +68,14 @@ fn annotate(
     for (i, note) in notes.iter_mut().enumerate() {
         let id = NodeId(i as u32);
         let root = g.storage_root(id);
-        note.buffer = Some(match (&g.node(root).op, plan.slot_of[root.index()]) {
+        note.buffer = Some(match (&g.node(root).op, plan.place[root.index()]) {
             _ if root != id => format!("view of {root}"),
             (Op::Param { .. }, _) => "param".into(),
             (Op::Input { .. }, _) => "input".into(),
-            (_, Some(s)) => format!("slot {s}"),
+            (_, Some(p)) => match plan.in_place[i] {
+                Some(r) => format!("arena {} @{} +{} (in place over {r})", p.arena, p.offset, p.size),
+                None => format!("arena {} @{} +{}", p.arena, p.offset, p.size),
+            },
             _ => "own".into(),
         });
         note.group = groups.and_then(|gr| gr[i]);
@@ -106,8 +109,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     };
     let (optimized, reports) = optimize(full.clone())?;
     let unfused_kernels = lower_graph(&full, &target)?;
-    let kernels = lower_graph(&optimized, &target)?;
     let plan = plan_memory(&optimized);
+    let kernels = lower_planned(&optimized, &target, &plan)?;
     let unfused_plan = plan_memory(&full);
     let format = a.format.as_str();
     if !["text", "dot", "json"].contains(&format) {
@@ -144,14 +147,15 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             }
             if a.stage == "memory" && format == "text" {
                 s.push_str(&format!(
-                    "# memory plan: {} slots, planned {} bytes, no-reuse baseline {} bytes, inputs and parameters {} bytes\n",
-                    plan.slots.len(),
+                    "# memory plan: {} arenas, planned {} bytes, no-reuse baseline {} bytes, inputs and parameters {} bytes, {} tensors in place\n",
+                    plan.arenas.len(),
                     plan.planned_bytes,
                     plan.baseline_bytes,
-                    plan.fixed_bytes
+                    plan.fixed_bytes,
+                    plan.in_place.iter().flatten().count()
                 ));
-                for (i, s_) in plan.slots.iter().enumerate() {
-                    s.push_str(&format!("#   slot {i}: {s_} bytes\n"));
+                for (i, s_) in plan.arenas.iter().enumerate() {
+                    s.push_str(&format!("#   arena {i}: {s_} bytes\n"));
                 }
             }
             s
@@ -173,7 +177,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         "peak_bytes_baseline_fused": plan.baseline_bytes,
         "peak_bytes_planned": plan.planned_bytes,
         "param_and_input_bytes": plan.fixed_bytes,
-        "slots": plan.slots.len(),
+        "arenas": plan.arenas.len(),
+        "in_place_tensors": plan.in_place.iter().flatten().count(),
         "passes": reports.iter().map(|r: &PassReport| json!({"pass": r.pass, "nodes_before": r.nodes_before, "nodes_after": r.nodes_after, "changes": r.changes.len()})).collect::<Vec<_>>(),
     });
     let text = if a.stats {

@@ -33,6 +33,10 @@ fn op_flops(g: &Graph, id: NodeId, op: &Op) -> u64 {
         }
         Op::Pool2d(p) | Op::Pool2dBackprop(p) => out.max(numel(shape(0)) as u64) * (p.size.0 * p.size.1) as u64,
         Op::Reduce { .. } | Op::Softmax | Op::LogSoftmax => 4 * numel(shape(0)) as u64,
+        // Max, exp and sum, the label sum and the label-weighted sum (as the kernel counts them);
+        // the gradient then recomputes each probability and scales it.
+        Op::SoftmaxCrossEntropy => 8 * numel(shape(0)) as u64,
+        Op::SoftmaxCrossEntropyGrad => 15 * numel(shape(0)) as u64,
         Op::Elementwise { expr } => out * expr.op_count() as u64,
         Op::GemmEpilogue { base, expr } => op_flops(g, id, base) + out * expr.op_count() as u64,
         Op::Unary(_) | Op::Binary(_) | Op::UnaryGrad(_) | Op::Dropout { training: true, .. } => out,

@@ -9,7 +9,7 @@
 //!
 //! The rules are grouped by the ops they differentiate: `conv` (convolution and its
 //! transpose), `matmul`, `pointwise` (unary and broadcasting binary), `reduce`, `norm`
-//! (softmax, log-softmax, batch norm), `layout` (reshape, transpose, concat, pad, slice,
+//! (softmax, log-softmax, softmax cross-entropy, batch norm), `layout` (reshape, transpose, concat, pad, slice,
 //! broadcast, resize, dropout) and `pool`. Every gradient node is named after the `layer` of
 //! the forward node it comes from.
 
@@ -37,8 +37,8 @@ pub use reduce::sum_to_shape;
 /// Only nodes on a path from some `wrt` node to `loss` are differentiated, and only along
 /// their inputs on such a path; non-`f32` tensors (labels, indices) and the seed of a dropout
 /// carry no gradient. `Ge` and `Eq` are piecewise constant: their gradient is zero. The
-/// backward ops (`UnaryGrad`, the conv, pool and resize backprops) have no VJP (no second
-/// derivatives): a path through one is an error naming it.
+/// backward ops (`UnaryGrad`, the conv, pool and resize backprops, the softmax cross-entropy's
+/// gradient) have no VJP (no second derivatives): a path through one is an error naming it.
 pub fn grad(graph: &mut Graph, loss: NodeId, wrt: &[NodeId]) -> Result<Vec<NodeId>> {
     check_ids(graph, loss, wrt)?;
     let on_path = on_path(graph, loss, wrt);
@@ -157,6 +157,7 @@ fn vjp(v: &mut Vjp) -> Result<Grads> {
         Op::Binary(b) => pointwise::binary(v, b),
         Op::Softmax => norm::softmax(v),
         Op::LogSoftmax => norm::log_softmax(v),
+        Op::SoftmaxCrossEntropy => norm::softmax_cross_entropy(v),
         Op::BatchNormInference { epsilon } => norm::batch_norm(v, epsilon),
         Op::Resize { mode, .. } => layout::resize(v, mode),
         Op::Concat { axis } => layout::concat(v, axis),
@@ -172,6 +173,7 @@ fn vjp(v: &mut Vjp) -> Result<Grads> {
         | Op::Conv2dBackpropInput { .. }
         | Op::Conv2dBackpropFilter { .. }
         | Op::Pool2dBackprop(_)
+        | Op::SoftmaxCrossEntropyGrad
         | Op::ResizeBackprop { .. }
         // Fusion runs after autodiff: fused nodes never need a gradient.
         | Op::Elementwise { .. }

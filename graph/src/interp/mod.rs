@@ -100,6 +100,8 @@ fn compute(op: &Op, inputs: &[Arg], out_shape: &[usize]) -> Vec<f64> {
         Op::Binary(b) => pointwise::binary(*b, inputs[0], inputs[1], out_shape),
         Op::Softmax => norm::softmax(inputs[0]),
         Op::LogSoftmax => norm::log_softmax(inputs[0]),
+        Op::SoftmaxCrossEntropy => norm::softmax_cross_entropy(inputs[0], inputs[1]),
+        Op::SoftmaxCrossEntropyGrad => norm::softmax_cross_entropy_grad(inputs[0], inputs[1], inputs[2]),
         Op::BatchNormInference { epsilon } => norm::batch_norm(*epsilon, inputs),
         Op::Resize { mode, .. } => resize::resize(*mode, inputs[0], out_shape),
         Op::Concat { axis } => layout::concat(*axis, inputs, out_shape),

@@ -253,6 +253,28 @@ pub(crate) fn infer(op: &Op, inputs: &[&TensorType], layer: &str) -> Result<Tens
             arity(op, inputs, 1, layer)?;
             Ok(inputs[0].clone())
         }
+        Op::SoftmaxCrossEntropy => {
+            arity(op, inputs, 2, layer)?;
+            let rows = cross_entropy_rows(op, inputs[0], inputs[1], layer)?;
+            Ok(TensorType::f32(rows))
+        }
+        Op::SoftmaxCrossEntropyGrad => {
+            arity(op, inputs, 3, layer)?;
+            let rows = cross_entropy_rows(op, inputs[0], inputs[1], layer)?;
+            if inputs[2].shape != rows {
+                return Err(GraphError::shape(
+                    layer,
+                    format!(
+                        "{}: the loss gradient has shape {}, expected {} (the per-row loss of the logits {})",
+                        op.name(),
+                        fmt_shape(&inputs[2].shape),
+                        fmt_shape(&rows),
+                        fmt_shape(&inputs[0].shape)
+                    ),
+                ));
+            }
+            Ok(inputs[0].clone())
+        }
         Op::Dropout { rate, training: true } => {
             arity(op, inputs, 2, layer)?;
             if !(0.0..1.0).contains(rate) {
@@ -339,10 +361,14 @@ pub(crate) fn infer(op: &Op, inputs: &[&TensorType], layer: &str) -> Result<Tens
                     | Op::ConvTranspose2d { .. }
                     | Op::Conv2dBackpropInput { .. }
                     | Op::Conv2dBackpropFilter { .. }
+                    | Op::Pool2dBackprop(_)
             ) {
                 return Err(GraphError::shape(
                     layer,
-                    format!("{} is not a GEMM-based op and takes no epilogue", base.name()),
+                    format!(
+                        "{} is neither a GEMM-based op nor a pooling gradient and takes no epilogue",
+                        base.name()
+                    ),
                 ));
             }
             if inputs.len() < 2 {
@@ -564,6 +590,44 @@ fn epilogue_inputs(e: &ElemExpr, f: &mut impl FnMut(usize)) {
     }
 }
 
+/// The per-row loss shape of a softmax cross-entropy of `logits` against `labels`: the logits'
+/// shape without its last (class) axis, `(1,)` for 1-D logits (as `Reduce` without `keep_dims`).
+fn cross_entropy_rows(op: &Op, logits: &TensorType, labels: &TensorType, layer: &str) -> Result<Vec<usize>> {
+    let Some((&classes, lead)) = logits.shape.split_last() else {
+        return Err(GraphError::shape(
+            layer,
+            format!(
+                "{}: expected logits with a class axis (rank >= 1), got shape {}",
+                op.name(),
+                fmt_shape(&logits.shape)
+            ),
+        ));
+    };
+    if classes == 0 {
+        return Err(GraphError::shape(
+            layer,
+            format!(
+                "{}: expected at least one class on the last axis, got logits {}",
+                op.name(),
+                fmt_shape(&logits.shape)
+            ),
+        ));
+    }
+    if labels.shape != logits.shape {
+        return Err(GraphError::shape(
+            layer,
+            format!(
+                "{}: labels {} do not match the logits {}; expected the same shape (one-hot or a \
+                 distribution over the last axis)",
+                op.name(),
+                fmt_shape(&labels.shape),
+                fmt_shape(&logits.shape)
+            ),
+        ));
+    }
+    Ok(if lead.is_empty() { vec![1] } else { lead.to_vec() })
+}
+
 fn same(a: &TensorType, b: &TensorType, layer: &str) -> Result<()> {
     if a.shape != b.shape {
         return Err(GraphError::shape(
@@ -596,6 +660,50 @@ mod tests {
         assert_eq!(broadcast_shapes(&[2, 3, 4], &[4]), Some(vec![2, 3, 4]));
         assert_eq!(broadcast_shapes(&[2, 1, 4], &[3, 1]), Some(vec![2, 3, 4]));
         assert_eq!(broadcast_shapes(&[2, 3], &[4]), None);
+    }
+
+    #[test]
+    fn softmax_cross_entropy_shapes_and_errors() {
+        let t = |s: &[usize]| TensorType::f32(s.to_vec());
+        let ce = Op::SoftmaxCrossEntropy;
+        let grad = Op::SoftmaxCrossEntropyGrad;
+        assert_eq!(infer(&ce, &[&t(&[4, 10]), &t(&[4, 10])], "loss").unwrap().shape, [4]);
+        assert_eq!(
+            infer(&ce, &[&t(&[2, 3, 5, 7]), &t(&[2, 3, 5, 7])], "loss")
+                .unwrap()
+                .shape,
+            [2, 3, 5]
+        );
+        assert_eq!(infer(&ce, &[&t(&[10]), &t(&[10])], "loss").unwrap().shape, [1]);
+        assert_eq!(
+            infer(&grad, &[&t(&[4, 10]), &t(&[4, 10]), &t(&[4])], "loss")
+                .unwrap()
+                .shape,
+            [4, 10]
+        );
+        assert_eq!(
+            infer(&grad, &[&t(&[10]), &t(&[10]), &t(&[1])], "loss").unwrap().shape,
+            [10]
+        );
+        let err = |op: &Op, ins: &[&TensorType]| infer(op, ins, "xent").unwrap_err().to_string();
+        let e = err(&ce, &[&t(&[4, 10]), &t(&[4, 9])]);
+        assert!(
+            e.contains("xent") && e.contains("(4, 9)") && e.contains("(4, 10)"),
+            "{e}"
+        );
+        let e = err(&ce, &[&t(&[]), &t(&[])]);
+        assert!(e.contains("xent") && e.contains("rank >= 1"), "{e}");
+        let e = err(&ce, &[&t(&[4, 0]), &t(&[4, 0])]);
+        assert!(e.contains("at least one class"), "{e}");
+        let e = err(&ce, &[&t(&[4, 10])]);
+        assert!(e.contains("takes 2 inputs"), "{e}");
+        let e = err(&grad, &[&t(&[4, 10]), &t(&[4, 10]), &t(&[4, 1])]);
+        assert!(
+            e.contains("xent") && e.contains("(4, 1)") && e.contains("expected (4,)"),
+            "{e}"
+        );
+        let e = err(&grad, &[&t(&[4, 10]), &t(&[4, 10])]);
+        assert!(e.contains("takes 3 inputs"), "{e}");
     }
 
     #[test]

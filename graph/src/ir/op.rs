@@ -319,6 +319,16 @@ pub enum Op {
     Softmax,
     /// Log-softmax over the last axis.
     LogSoftmax,
+    /// Softmax cross-entropy over the last axis, computed stably (max-subtracted log-sum-exp).
+    /// Inputs: `logits` `(.., C)` and `labels` of the same shape (a label distribution per row;
+    /// sparse labels are fed one-hot). Output: the per-row loss
+    /// `-sum_c labels[c] * log_softmax(logits)[c]`, shaped like `logits` without its last axis
+    /// (`(1,)` for a 1-D `logits`, as a `Reduce` without `keep_dims` gives).
+    SoftmaxCrossEntropy,
+    /// Gradient of `SoftmaxCrossEntropy` with respect to its logits. Inputs: `logits`,
+    /// `labels` (same shape) and `dloss` (the forward output's shape). Output, shaped like
+    /// `logits`: `(softmax(logits)[c] * sum_k labels[k] - labels[c]) * dloss` per row.
+    SoftmaxCrossEntropyGrad,
     /// Batch normalisation with given statistics (inference mode), over the last axis.
     /// Inputs: `x`, `gamma`, `beta`, `mean`, `variance`, each of the last four of shape `(C,)`.
     BatchNormInference {
@@ -404,9 +414,11 @@ pub enum Op {
         /// What each element computes.
         expr: ElemExpr,
     },
-    /// A GEMM-based op with a fused elementwise epilogue (made by the epilogue-fusion pass).
-    /// `base` is `Conv2d` (not depthwise), `MatMul`, `ConvTranspose2d`, `Conv2dBackpropInput` or
-    /// `Conv2dBackpropFilter`. Inputs: the base op's two inputs, then the epilogue's extra
+    /// A GEMM-based op or a pooling gradient with a fused elementwise epilogue (made by the
+    /// epilogue-fusion pass; the name is historical). `base` is `Conv2d` (not depthwise),
+    /// `MatMul`, `ConvTranspose2d`, `Conv2dBackpropInput`, `Conv2dBackpropFilter` (run on the
+    /// GEMM core) or `Pool2dBackprop` (max or average; its own kernel, which stores through the
+    /// same epilogue). Inputs: the base op's two inputs, then the epilogue's extra
     /// inputs, each either of the output's full shape or a per-channel `(C,)` vector with `C` the
     /// output's last axis. `expr` computes each output element: `Input(0)` is the base result at
     /// that element, `Input(k)` (k >= 1) the k-th extra input there (broadcast). Output type:
@@ -449,6 +461,8 @@ impl Op {
             Op::Binary(b) => b.name().into(),
             Op::Softmax => "softmax".into(),
             Op::LogSoftmax => "log_softmax".into(),
+            Op::SoftmaxCrossEntropy => "softmax_cross_entropy".into(),
+            Op::SoftmaxCrossEntropyGrad => "softmax_cross_entropy_grad".into(),
             Op::BatchNormInference { .. } => "batch_norm".into(),
             Op::Resize { mode, .. } => match mode {
                 ResizeMode::Nearest => "resize_nearest".into(),

@@ -1,31 +1,43 @@
 //! Epilogue fusion: an elementwise node reading the result of a GEMM-based op (convolution,
-//! matmul, transposed convolution, the convolution gradients) becomes one `Op::GemmEpilogue`
-//! node, so the GEMM kernel applies bias, activation, residual add or activation gradient as it
-//! stores, and the GEMM's result never reaches memory.
+//! matmul, transposed convolution, the convolution gradients) or of a pooling gradient
+//! (`Pool2dBackprop`, max or average) becomes one `Op::GemmEpilogue` node, so the base op's
+//! kernel applies bias, activation, residual add or activation gradient as it stores, and the
+//! base result never reaches memory.
 //!
 //! An `Elementwise`, `Unary`, `Binary` or `UnaryGrad` node `E` absorbs its input `G` when `G` is
-//! a GEMM-based op (not a depthwise convolution, which has its own kernel), `E` is `G`'s only
-//! reader (not a graph output or update), both have the same shape, and every other input of `E`
-//! is a `Fill` (it becomes a constant), a tensor of `E`'s shape or a `(C,)` vector with `C` the
-//! last axis. The fused node binds `G`'s two inputs, at most [`MAX_EPILOGUE_INPUTS`] distinct
-//! extra inputs and its output: within WebGPU's 8 storage buffers per stage.
+//! a GEMM-based op (not a depthwise convolution, which has its own kernel) or a
+//! `Pool2dBackprop`, `E` is `G`'s only reader (not a graph output or update), both have the same
+//! shape, and every other input of `E` is a `Fill` (it becomes a constant), a tensor of `E`'s
+//! shape or a `(C,)` vector with `C` the last axis. The fused node binds `G`'s two inputs, at
+//! most [`MAX_EPILOGUE_INPUTS`] distinct extra inputs and its output: within WebGPU's 8 storage
+//! buffers per stage (the average-pooling gradient does not even bind its first input).
+//!
+//! Where it pays: every fusion removes one kernel launch and one full write and read of `G`'s
+//! result. For a pooling gradient that is the training step's `conv -> relu -> pool` pattern:
+//! backward computes the pooling gradient, of the *input*'s size (the pre-pooling activation,
+//! 4x the pooled one for 2x2 pooling), and then the relu gradient over it; fused, the pooling
+//! gradient kernel applies the relu gradient as it stores, saving one full read and write of
+//! that input-sized gradient (and a dispatch) per pooling layer. The extra inputs (the relu's
+//! input or output) are read either way.
 
 use super::PassReport;
 use super::rebuild::Rebuild;
 use crate::error::Result;
 use crate::ir::{ElemExpr, Graph, Node, NodeId, Op};
 
-/// Most distinct extra inputs of an epilogue: the GEMM's two inputs, these and the output
+/// Most distinct extra inputs of an epilogue: the base op's two inputs, these and the output
 /// make 8 storage bindings.
 pub const MAX_EPILOGUE_INPUTS: usize = 5;
 
-/// Whether node `id` runs on the GEMM core (depthwise convolutions do not).
-fn is_gemm(g: &Graph, id: NodeId) -> bool {
+/// Whether node `id`'s kernel stores through an epilogue: the ops on the GEMM core
+/// (depthwise convolutions are not) and the pooling gradient.
+fn takes_epilogue(g: &Graph, id: NodeId) -> bool {
     let n = g.node(id);
     match &n.op {
         Op::Conv2d(geom) => !(geom.groups > 1 && geom.groups == g.shape(n.inputs[0])[3]),
         Op::ConvTranspose2d { geom, .. } => geom.groups == 1,
         Op::MatMul { .. } | Op::Conv2dBackpropInput { .. } | Op::Conv2dBackpropFilter { .. } => true,
+        Op::Pool2dBackprop(_) => true,
         _ => false,
     }
 }
@@ -54,15 +66,15 @@ fn map_inputs(e: &ElemExpr, args: &[ElemExpr]) -> ElemExpr {
     }
 }
 
-/// The fusion at elementwise node `id`, if any: the GEMM node, the epilogue expression and the
-/// extra inputs (old ids).
+/// The fusion at elementwise node `id`, if any: the base node (GEMM-based or pooling gradient),
+/// the epilogue expression and the extra inputs (old ids).
 fn plan(g: &Graph, id: NodeId, readers: &[usize]) -> Option<(NodeId, ElemExpr, Vec<NodeId>)> {
     let n = g.node(id);
     let expr = node_expr(&n.op)?;
     let shape = &n.ty.shape;
     let c = *shape.last()?;
     let gemm = n.inputs.iter().copied().find(|&i| {
-        is_gemm(g, i) && readers[i.index()] == 1 && g.shape(i) == shape.as_slice() && g.ty(i).dtype == n.ty.dtype
+        takes_epilogue(g, i) && readers[i.index()] == 1 && g.shape(i) == shape.as_slice() && g.ty(i).dtype == n.ty.dtype
     })?;
     let mut extras: Vec<NodeId> = Vec::new();
     let mut args = Vec::with_capacity(n.inputs.len());
@@ -85,7 +97,8 @@ fn plan(g: &Graph, id: NodeId, readers: &[usize]) -> Option<(NodeId, ElemExpr, V
     (extras.len() <= MAX_EPILOGUE_INPUTS).then(|| (gemm, map_inputs(&expr, &args), extras))
 }
 
-/// Fuses elementwise epilogues into the GEMM-based ops producing their input.
+/// Fuses elementwise epilogues into the GEMM-based ops and pooling gradients producing their
+/// input.
 pub fn fuse_epilogues(graph: Graph) -> Result<(Graph, PassReport)> {
     // Readers per node: distinct consuming nodes, plus one per output or update use.
     let mut readers = vec![0usize; graph.nodes.len()];
@@ -105,7 +118,7 @@ pub fn fuse_epilogues(graph: Graph) -> Result<(Graph, PassReport)> {
         readers[p.index()] += 1;
         readers[v.index()] += 1;
     }
-    // The GEMM node absorbed by each elementwise node.
+    // The base node absorbed by each elementwise node.
     let mut fused: Vec<Option<(NodeId, ElemExpr, Vec<NodeId>)>> = vec![None; graph.nodes.len()];
     let mut absorbed = vec![false; graph.nodes.len()];
     for (i, slot) in fused.iter_mut().enumerate() {

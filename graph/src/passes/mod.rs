@@ -1,10 +1,11 @@
 //! Graph passes. Each is a function from a graph to a graph with a report; each leaves the
 //! reference interpreter's results unchanged (the tests check it on random graphs).
 //!
-//! [`optimize`] runs them in order: algebraic simplification, constant folding, common
-//! subexpression elimination, elementwise fusion, epilogue fusion into GEMM-based ops, and
-//! dead-code elimination.
+//! [`optimize`] runs them in order: algebraic simplification, batch-norm folding, constant
+//! folding, common subexpression elimination, elementwise fusion, epilogue fusion into
+//! GEMM-based ops, and dead-code elimination.
 
+mod batchnorm;
 mod cse;
 mod dce;
 mod epilogue;
@@ -15,6 +16,7 @@ mod simplify;
 #[cfg(test)]
 mod tests;
 
+pub use batchnorm::fold_batchnorm;
 pub use cse::cse;
 pub use dce::dce;
 pub use epilogue::{MAX_EPILOGUE_INPUTS, fuse_epilogues};
@@ -57,6 +59,7 @@ pub fn optimize(graph: Graph) -> Result<(Graph, Vec<PassReport>)> {
     let mut g = graph;
     for pass in [
         simplify,
+        fold_batchnorm,
         fold_constants,
         cse,
         dce,

@@ -477,3 +477,237 @@ fn training_step_gets_gemm_epilogues() {
     let want = evaluate(&step.graph, &f).unwrap();
     assert_same(&want, &evaluate(&h, &f).unwrap(), "train step");
 }
+
+/// Random feeds for every input and parameter of a training step, with labels `k % classes`.
+fn step_feeds(g: &Graph, seed: u64, classes: usize) -> Feeds {
+    let mut rng = Rng::new(seed);
+    let mut f: Feeds = g
+        .nodes
+        .iter()
+        .filter_map(|n| match &n.op {
+            Op::Input { name } | Op::Param { name, .. } => Some((
+                name.clone(),
+                (0..n.ty.numel()).map(|_| rng.uniform_in(-0.5, 0.5)).collect(),
+            )),
+            _ => None,
+        })
+        .collect();
+    let labels = g
+        .nodes
+        .iter()
+        .find(|n| matches!(&n.op, Op::Input { name } if name == crate::train::LABELS));
+    let count = labels.unwrap().ty.numel();
+    f.insert(
+        crate::train::LABELS.into(),
+        (0..count).map(|k| (k % classes) as f64).collect(),
+    );
+    f
+}
+
+/// The pooling-gradient epilogues of `g`: `(pool kind, epilogue)` per fused node.
+fn pool_grad_epilogues(g: &Graph) -> Vec<(PoolKind, String)> {
+    g.nodes
+        .iter()
+        .filter_map(|n| match &n.op {
+            Op::GemmEpilogue { base, expr } => match **base {
+                Op::Pool2dBackprop(p) => Some((p.kind, expr.describe())),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
+}
+
+/// conv -> relu -> max/avg pooling (valid and same padding, stride above the window too) in a
+/// differentiated training step: the relu gradient after the pooling gradient fuses into it,
+/// and the reference interpreter gives the same loss, gradients and updates before and after
+/// `fuse_epilogues` and the whole pipeline.
+#[test]
+fn pooling_gradients_take_the_activation_gradient_as_epilogue() {
+    use crate::layers::{AveragePooling2D, Conv2D, Dense, Flatten, Input, MaxPooling2D};
+    use crate::train::{CompileConfig, Loss, Optimizer, train_step};
+    for (kind, size, stride, padding) in [
+        (PoolKind::Max, 2, 2, "valid"),
+        (PoolKind::Avg, 2, 2, "valid"),
+        (PoolKind::Max, 3, 2, "same"),
+        (PoolKind::Avg, 3, 2, "same"),
+        (PoolKind::Max, 2, 3, "valid"),
+        (PoolKind::Avg, 2, 3, "same"),
+    ] {
+        let what = format!("{kind:?} pool {size} stride {stride} {padding}");
+        let model = crate::Sequential::new().add(Input::new(&[9, 7, 3]));
+        let model = model.add(Conv2D::new(5, 3).activation("relu").padding("same"));
+        let model = match kind {
+            PoolKind::Max => model.add(MaxPooling2D::new(size).strides(stride).padding(padding)),
+            PoolKind::Avg => model.add(AveragePooling2D::new(size).strides(stride).padding(padding)),
+        };
+        let model = model.add(Flatten::new()).add(Dense::new(4)).build(11).unwrap();
+        let cfg = CompileConfig {
+            loss: Loss::SparseCategoricalCrossentropy { from_logits: true },
+            optimizer: Optimizer::sgd(0.1),
+            metrics: vec![],
+        };
+        let step = train_step(&model, 3, &cfg).unwrap();
+        let g = step.graph;
+        let f = step_feeds(&g, 17, 4);
+        let want = evaluate(&g, &f).unwrap();
+        assert!(pool_grad_epilogues(&g).is_empty());
+        let (h, report) = fuse_epilogues(g.clone()).unwrap();
+        let fused = pool_grad_epilogues(&h);
+        assert_eq!(fused.len(), 1, "{what}: {fused:?}\n{:?}", report.changes);
+        assert_eq!(fused[0].0, kind, "{what}");
+        assert!(fused[0].1.contains("relu_grad"), "{what}: {fused:?}");
+        assert!(
+            report.changes.iter().any(|c| c.contains("pool2d_backprop")),
+            "{what}: {:?}",
+            report.changes
+        );
+        assert_same(&want, &evaluate(&h, &f).unwrap(), &format!("fuse_epilogues, {what}"));
+        let (o, _) = optimize(g.clone()).unwrap();
+        assert_eq!(pool_grad_epilogues(&o).len(), 1, "{what}: after optimize");
+        assert_same(&want, &evaluate(&o, &f).unwrap(), &format!("optimize, {what}"));
+    }
+}
+
+/// A hand-built conv -> relu -> pooling -> loss graph, differentiated with `grad`: the relu
+/// gradient fuses into the pooling gradient with the relu's input (same shape) as its extra
+/// input; a per-channel scale after it fuses too; a pooling gradient with a second reader or
+/// read by a broadcast it cannot index stays unfused.
+#[test]
+fn pooling_gradient_epilogues_follow_the_fusion_rules() {
+    for kind in [PoolKind::Max, PoolKind::Avg] {
+        let build = |variant: usize| {
+            let mut g = Graph::new();
+            let x = g.input("x", TensorType::f32(vec![2, 7, 5, 3])).unwrap();
+            let w = g.param("w", &[3, 3, 3, 5], true, "conv").unwrap();
+            let geom = ConvGeometry {
+                stride: (1, 1),
+                dilation: (1, 1),
+                pad: Pad2d {
+                    top: 1,
+                    bottom: 1,
+                    left: 1,
+                    right: 1,
+                },
+                groups: 1,
+            };
+            let c = g.push(Op::Conv2d(geom), &[x, w], "conv").unwrap();
+            let r = g.push(Op::Unary(UnaryOp::Relu), &[c], "relu").unwrap();
+            let pg = PoolGeometry {
+                kind,
+                size: (2, 2),
+                stride: (2, 2),
+                pad: Pad2d::default(),
+            };
+            let p = g.push(Op::Pool2d(pg), &[r], "pool").unwrap();
+            let sq = g.push(Op::Unary(UnaryOp::Square), &[p], "loss").unwrap();
+            let loss = g
+                .push(
+                    Op::Reduce {
+                        op: ReduceOp::Sum,
+                        axes: vec![0, 1, 2, 3],
+                        keep_dims: false,
+                    },
+                    &[sq],
+                    "loss",
+                )
+                .unwrap();
+            let dy = g.push(Op::Unary(UnaryOp::Scale(2.0)), &[p], "dloss").unwrap();
+            let dr = g.push(Op::Pool2dBackprop(pg), &[r, dy], "pool_grad").unwrap();
+            let e = match variant {
+                // The relu gradient, reading the relu's input (same shape).
+                0 | 3 => g.push(Op::UnaryGrad(UnaryOp::Relu), &[c, dr], "relu_grad").unwrap(),
+                // A per-channel (C,) scale.
+                1 => {
+                    let s = g.param("s", &[5], true, "scale").unwrap();
+                    g.push(Op::Binary(BinaryOp::Mul), &[dr, s], "scale").unwrap()
+                }
+                // (1, 1, 1, 5) is not (5,): no epilogue
+                _ => {
+                    let s = g.param("s", &[1, 1, 1, 5], true, "scale").unwrap();
+                    g.push(Op::Binary(BinaryOp::Mul), &[dr, s], "scale").unwrap()
+                }
+            };
+            let dw = g
+                .push(
+                    Op::Conv2dBackpropFilter {
+                        geom,
+                        kernel_hw: (3, 3),
+                    },
+                    &[x, e],
+                    "conv_grad",
+                )
+                .unwrap();
+            g.outputs.extend([loss, dw]);
+            if variant == 3 {
+                // A second reader (here: an output) keeps the pooling gradient unfused.
+                g.outputs.push(dr);
+            }
+            (g, usize::from(variant < 2))
+        };
+        for variant in 0..4 {
+            let (g, expected) = build(variant);
+            let f = feeds(&g, 3 + variant as u64);
+            let want = evaluate(&g, &f).unwrap();
+            let (h, _) = fuse_epilogues(g.clone()).unwrap();
+            assert_same(&want, &evaluate(&h, &f).unwrap(), "fuse_epilogues");
+            let fused = pool_grad_epilogues(&h);
+            assert_eq!(fused.len(), expected, "{kind:?} variant {variant}: {fused:?}");
+            let (o, _) = optimize(g.clone()).unwrap();
+            assert_same(&want, &evaluate(&o, &f).unwrap(), "optimize");
+            assert_eq!(pool_grad_epilogues(&o).len(), expected, "{kind:?} variant {variant}");
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// Inference batch norm after a convolution (with or without bias, with or without a
+    /// relu after it) or a matmul ends up in the GEMM's epilogue, with unchanged results.
+    #[test]
+    fn batch_norm_folds_into_the_gemm_epilogue(seed in any::<u64>(), bias in any::<bool>(), relu in any::<bool>(), conv in any::<bool>()) {
+        let mut rng = Rng::new(seed);
+        let mut g = Graph::new();
+        let (n, h, w, c, co) = (1 + rng.below(2), 3 + rng.below(3), 3 + rng.below(3), 1 + rng.below(5), 1 + rng.below(7));
+        let mut y = if conv {
+            let x = g.input("x", TensorType::f32(vec![n, h, w, c])).unwrap();
+            let k = g.param("k", &[2, 2, c, co], true, "conv").unwrap();
+            let geom = conv_geom(&mut rng, 1);
+            g.push(Op::Conv2d(geom), &[x, k], "conv").unwrap()
+        } else {
+            let x = g.input("x", TensorType::f32(vec![n * h, c])).unwrap();
+            let k = g.param("k", &[c, co], true, "dense").unwrap();
+            g.push(Op::MatMul { trans_a: false, trans_b: false }, &[x, k], "dense").unwrap()
+        };
+        if bias {
+            let b = g.param("b", &[co], true, "conv").unwrap();
+            y = g.push(Op::Binary(BinaryOp::Add), &[y, b], "conv").unwrap();
+        }
+        let gamma = g.param("bn/gamma", &[co], true, "bn").unwrap();
+        let beta = g.param("bn/beta", &[co], true, "bn").unwrap();
+        let mean = g.param("bn/moving_mean", &[co], false, "bn").unwrap();
+        let var = g.param("bn/moving_variance", &[co], false, "bn").unwrap();
+        let var = g.push(Op::Unary(UnaryOp::Abs), &[var], "bn").unwrap();
+        y = g.push(Op::BatchNormInference { epsilon: 1e-3 }, &[y, gamma, beta, mean, var], "bn").unwrap();
+        if relu {
+            y = g.push(Op::Unary(UnaryOp::Relu), &[y], "relu").unwrap();
+        }
+        g.outputs.push(y);
+        let f = feeds(&g, seed ^ 3);
+        let want = evaluate(&g, &f).unwrap();
+        let (folded, report) = fold_batchnorm(g.clone()).unwrap();
+        prop_assert_eq!(report.changes.len(), 1);
+        assert_same(&want, &evaluate(&folded, &f).unwrap(), "fold_batchnorm");
+        let (h, _) = optimize(g).unwrap();
+        assert_same(&want, &evaluate(&h, &f).unwrap(), "optimize");
+        let left = h.nodes.iter().filter(|n| matches!(n.op, Op::BatchNormInference { .. })).count();
+        prop_assert_eq!(left, 0);
+        // The abs of the variance stays a (C,) kernel of its own; everything else is the GEMM.
+        let gemm: Vec<&Node> = h.nodes.iter().filter(|n| matches!(n.op, Op::GemmEpilogue { .. })).collect();
+        prop_assert_eq!(gemm.len(), 1, "{:?}", h.nodes);
+        let Op::GemmEpilogue { expr, .. } = &gemm[0].op else { unreachable!() };
+        prop_assert!(expr.describe().contains("sqrt"), "{}", expr.describe());
+        prop_assert_eq!(h.outputs[0].index(), h.nodes.len() - 1, "the epilogue node is the output");
+    }
+}

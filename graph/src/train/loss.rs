@@ -96,24 +96,26 @@ impl Loss {
         let un = |g: &mut Graph, u, x| g.push(Op::Unary(u), &[x], l);
         let bin = |g: &mut Graph, b, x, y| g.push(Op::Binary(b), &[x, y], l);
         let per_sample = match *self {
-            Loss::SparseCategoricalCrossentropy { from_logits } | Loss::CategoricalCrossentropy { from_logits } => {
-                let logp = if from_logits {
-                    g.push(Op::LogSoftmax, &[y_pred], l)?
-                } else {
-                    // Keras normalises the probabilities, clips them and takes the log.
-                    let sum = g.push(
-                        Op::Reduce {
-                            op: ReduceOp::Sum,
-                            axes: vec![last],
-                            keep_dims: true,
-                        },
-                        &[y_pred],
-                        l,
-                    )?;
-                    let p = bin(g, BinaryOp::Div, y_pred, sum)?;
-                    let p = clip(g, p, l)?;
-                    un(g, UnaryOp::Log, p)?
-                };
+            Loss::SparseCategoricalCrossentropy { from_logits: true }
+            | Loss::CategoricalCrossentropy { from_logits: true } => {
+                // One fused, stable op (and one kernel) forward; its gradient is one more.
+                g.push(Op::SoftmaxCrossEntropy, &[y_pred, y_true], l)?
+            }
+            Loss::SparseCategoricalCrossentropy { from_logits: false }
+            | Loss::CategoricalCrossentropy { from_logits: false } => {
+                // Keras normalises the probabilities, clips them and takes the log.
+                let sum = g.push(
+                    Op::Reduce {
+                        op: ReduceOp::Sum,
+                        axes: vec![last],
+                        keep_dims: true,
+                    },
+                    &[y_pred],
+                    l,
+                )?;
+                let p = bin(g, BinaryOp::Div, y_pred, sum)?;
+                let p = clip(g, p, l)?;
+                let logp = un(g, UnaryOp::Log, p)?;
                 let t = bin(g, BinaryOp::Mul, y_true, logp)?;
                 let s = g.push(
                     Op::Reduce {
