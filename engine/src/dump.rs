@@ -50,12 +50,14 @@ pub(crate) fn write_program(
             });
         }
         for (i, note) in notes.iter_mut().enumerate() {
-            note.buffer = plan.place[i].map(|p| {
-                let inplace = plan.in_place[i]
-                    .map(|r| format!(", in place over {r}"))
-                    .unwrap_or_default();
-                format!("arena {} @{} ({} bytes{inplace})", p.arena, p.offset, p.size)
-            });
+            note.buffer = match (plan.place[i], plan.in_place[i]) {
+                (Some(p), r) => {
+                    let inplace = r.map(|r| format!(", in place over {r}")).unwrap_or_default();
+                    Some(format!("arena {} @{} ({} bytes{inplace})", p.arena, p.offset, p.size))
+                }
+                (None, Some(r)) => Some(format!("state of {r} (update in place)")),
+                (None, None) => None,
+            };
         }
         let mut lowered = to_text(after, Some(&notes));
         lowered.push_str(&format!(

@@ -9,7 +9,6 @@ pub mod device;
 mod dump;
 pub mod error;
 pub mod fit;
-mod multi_update;
 pub mod npy;
 pub mod pipelines;
 pub mod predict;

@@ -11,7 +11,7 @@ use crate::state::DeviceState;
 use fovea_graph::ir::{Graph, NodeId, Op, fmt_shape};
 use fovea_graph::model::ParamStore;
 use fovea_graph::plan::{MemoryPlan, PlanOptions, plan_memory_with};
-use fovea_kernels::{BufferRef, KernelInstance, storage_root};
+use fovea_kernels::{BufferRef, KernelInstance, Location, fuse_updates, storage_root};
 use std::sync::Arc;
 
 struct Dispatch {
@@ -215,7 +215,30 @@ impl Program {
             });
         }
         let max_binding = dev.limits().max_storage_buffer_binding_size;
-        let kernels = crate::multi_update::fuse_updates(&graph, &plan, kernels, &locs, device.target(), max_binding);
+        let mut keys: Vec<wgpu::Buffer> = Vec::new();
+        let locations: Vec<Option<Location>> = locs
+            .iter()
+            .map(|l| {
+                l.as_ref().map(|l| {
+                    let buffer = keys.iter().position(|b| *b == l.buffer).unwrap_or_else(|| {
+                        keys.push(l.buffer.clone());
+                        keys.len() - 1
+                    });
+                    Location {
+                        buffer,
+                        offset: l.offset,
+                        buffer_size: l.buffer.size(),
+                    }
+                })
+            })
+            .collect();
+        let locate = |id: NodeId| locations[storage_root(&graph, id).index()];
+        let (kernels, unfused) = fuse_updates(&graph, &plan, kernels, &locate, device.target(), max_binding);
+        if let Some(why) = unfused
+            && std::env::var_os("FOVEA_DEBUG_UPDATES").is_some()
+        {
+            eprintln!("fovea: parameter updates not fused into one dispatch: {why}");
+        }
         let scope = dev.push_error_scope(wgpu::ErrorFilter::Validation);
         let mut dispatches = Vec::with_capacity(kernels.len());
         for k in &kernels {

@@ -8,7 +8,7 @@ use fovea_graph::passes::{PassReport, fusion_groups, optimize};
 use fovea_graph::plan::{MemoryPlan, plan_memory};
 use fovea_graph::train::{CompileConfig, Loss, Metric, Optimizer, train_step};
 use fovea_graph::{Graph, Model, NodeId, Op};
-use fovea_kernels::{KernelInstance, Target, lower_graph, lower_planned};
+use fovea_kernels::{KernelInstance, Location, Target, fuse_updates, lower_graph, lower_planned};
 use serde_json::json;
 use std::path::PathBuf;
 
@@ -76,11 +76,56 @@ fn annotate(
                 Some(r) => format!("arena {} @{} +{} (in place over {r})", p.arena, p.offset, p.size),
                 None => format!("arena {} @{} +{}", p.arena, p.offset, p.size),
             },
-            _ => "own".into(),
+            (_, None) => match plan.in_place[i] {
+                Some(r) => format!("state of {r} (update in place)"),
+                None => "own".into(),
+            },
         });
         note.group = groups.and_then(|gr| gr[i]);
     }
     notes
+}
+
+/// Where the engine would put every storage root: the plan's arenas, then one state chunk
+/// with the parameters in graph order, then a buffer per input.
+fn tool_layout<'a>(g: &'a Graph, plan: &'a MemoryPlan) -> impl Fn(NodeId) -> Option<Location> + 'a {
+    let mut locs: Vec<Option<Location>> = vec![None; g.nodes.len()];
+    let state_key = plan.arenas.len();
+    let mut state_end = 0u64;
+    for (i, n) in g.nodes.iter().enumerate() {
+        if let Op::Param { .. } = n.op {
+            locs[i] = Some(Location {
+                buffer: state_key,
+                offset: state_end,
+                buffer_size: 0,
+            });
+            state_end += (n.ty.size_bytes() as u64).div_ceil(256).max(1) * 256;
+        }
+    }
+    for (i, n) in g.nodes.iter().enumerate() {
+        locs[i] = match (&n.op, plan.place[i], plan.in_place[i]) {
+            (Op::Param { .. }, ..) => locs[i].map(|l| Location {
+                buffer_size: state_end,
+                ..l
+            }),
+            (_, Some(p), _) => Some(Location {
+                buffer: p.arena,
+                offset: p.offset,
+                buffer_size: plan.arenas[p.arena],
+            }),
+            (_, None, Some(r)) => locs[r.index()].map(|l| Location {
+                buffer_size: state_end,
+                ..l
+            }),
+            (Op::Input { .. }, ..) => Some(Location {
+                buffer: state_key + 1 + i,
+                offset: 0,
+                buffer_size: n.ty.size_bytes() as u64,
+            }),
+            _ => None,
+        };
+    }
+    move |id| locs[g.storage_root(id).index()]
 }
 
 /// Builds every stage and prints (or writes) the one asked for.
@@ -111,6 +156,15 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let unfused_kernels = lower_graph(&full, &target)?;
     let plan = plan_memory(&optimized);
     let kernels = lower_planned(&optimized, &target, &plan)?;
+    let kernels = fuse_updates(
+        &optimized,
+        &plan,
+        kernels,
+        &tool_layout(&optimized, &plan),
+        &target,
+        128 << 20,
+    )
+    .0;
     let unfused_plan = plan_memory(&full);
     let format = a.format.as_str();
     if !["text", "dot", "json"].contains(&format) {

@@ -1,6 +1,8 @@
 //! The multi-tensor optimizer update: the elementwise nodes that the memory plan computes in
 //! place over their parameters (the new value of a weight, of a momentum or of a second
-//! moment, see [`fovea_graph::plan`]) are evaluated by one dispatch instead of one each.
+//! moment, see [`fovea_graph::plan`]) are evaluated by one dispatch instead of one each. The
+//! executor says where every tensor lives ([`Location`]); the graph tool uses a layout of its
+//! own to show the same kernel.
 //!
 //! Members that read one another (Adam's new weight reads the new moments at the same element)
 //! form a segment: one invocation per element evaluates a segment's members in order, keeping
@@ -10,13 +12,24 @@
 //! nothing else reads their results or parameters in between, and what they read lives until
 //! the last); fusion is skipped (the per-node kernels stay, which is still correct) when an
 //! operand is broadcast, segments would read what another writes, or the buffers exceed the
-//! binding limits. `FOVEA_DEBUG_UPDATES=1` prints why.
+//! binding limits.
 
-use crate::program::Loc;
+use crate::multi_tensor::{Member, MultiTensorSpec, Operand, Segment, Slot, multi_tensor_kernel};
+use crate::{BufferRef, KernelInstance, Target, node_expr};
 use fovea_graph::ir::{Graph, NodeId, Op};
 use fovea_graph::plan::MemoryPlan;
-use fovea_kernels::multi_tensor::{Member, MultiTensorSpec, Operand, Segment, Slot, multi_tensor_kernel};
-use fovea_kernels::{BufferRef, KernelInstance, Target, node_expr};
+
+/// Where a tensor's bytes are, as the executor allocated them: a buffer (any key that is
+/// equal for equal buffers), the byte offset in it and the buffer's size in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Location {
+    /// Identifies the buffer.
+    pub buffer: usize,
+    /// Byte offset of the tensor in the buffer.
+    pub offset: u64,
+    /// Size of the whole buffer in bytes.
+    pub buffer_size: u64,
+}
 
 /// Whether `id` is computed in place over a parameter (a state update).
 fn updates_param(graph: &Graph, plan: &MemoryPlan, id: NodeId) -> bool {
@@ -25,16 +38,16 @@ fn updates_param(graph: &Graph, plan: &MemoryPlan, id: NodeId) -> bool {
 }
 
 /// The buffers bound so far and the node standing for each.
-struct Bindings<'a> {
-    buffers: Vec<(&'a wgpu::Buffer, NodeId)>,
+struct Bindings {
+    buffers: Vec<(Location, NodeId)>,
 }
 
-impl<'a> Bindings<'a> {
-    fn slot(&mut self, loc: &'a Loc, node: NodeId) -> Slot {
-        let binding = match self.buffers.iter().position(|(b, _)| *b == &loc.buffer) {
+impl Bindings {
+    fn slot(&mut self, loc: Location, node: NodeId) -> Slot {
+        let binding = match self.buffers.iter().position(|(b, _)| b.buffer == loc.buffer) {
             Some(k) => k,
             None => {
-                self.buffers.push((&loc.buffer, node));
+                self.buffers.push((loc, node));
                 self.buffers.len() - 1
             }
         };
@@ -45,22 +58,22 @@ impl<'a> Bindings<'a> {
     }
 }
 
-/// Replaces the kernels of the in-place parameter updates of `graph` by one multi-tensor
+/// Replaces the kernels of the deferred parameter updates of `plan` by one multi-tensor
 /// kernel, when the conditions of the module documentation hold; else returns `kernels`
-/// unchanged. `locs[i]` is where storage root `i` lives.
-pub(crate) fn fuse_updates(
+/// unchanged, with the reason. `locate(root)` is where a storage root lives.
+pub fn fuse_updates(
     graph: &Graph,
     plan: &MemoryPlan,
     kernels: Vec<KernelInstance>,
-    locs: &[Option<Loc>],
+    locate: &dyn Fn(NodeId) -> Option<Location>,
     target: &Target,
     max_binding_bytes: u64,
-) -> Vec<KernelInstance> {
+) -> (Vec<KernelInstance>, Option<String>) {
     let members = &plan.deferred_updates;
     if members.len() < 2 || !members.iter().all(|&m| updates_param(graph, plan, m)) {
-        return kernels;
+        return (kernels, None);
     }
-    match build(graph, plan, members, locs, target, max_binding_bytes) {
+    match build(graph, plan, members, locate, target, max_binding_bytes) {
         Ok(fused) => {
             let last = *members.last().expect("two or more members");
             let mut out = Vec::with_capacity(kernels.len());
@@ -71,14 +84,9 @@ pub(crate) fn fuse_updates(
                     out.push(k);
                 }
             }
-            out
+            (out, None)
         }
-        Err(why) => {
-            if std::env::var_os("FOVEA_DEBUG_UPDATES").is_some() {
-                eprintln!("fovea: parameter updates not fused: {why}");
-            }
-            kernels
-        }
+        Err(why) => (kernels, Some(why)),
     }
 }
 
@@ -86,7 +94,7 @@ fn build(
     graph: &Graph,
     plan: &MemoryPlan,
     members: &[NodeId],
-    locs: &[Option<Loc>],
+    locate: &dyn Fn(NodeId) -> Option<Location>,
     target: &Target,
     max_binding_bytes: u64,
 ) -> Result<KernelInstance, String> {
@@ -150,7 +158,7 @@ fn build(
                 {
                     return Err(format!("{m} reads {r}, which another segment updates"));
                 }
-                let loc = locs[r.index()].as_ref().ok_or_else(|| format!("{r} has no location"))?;
+                let loc = locate(r).ok_or_else(|| format!("{r} has no location"))?;
                 let slot = bindings.slot(loc, r);
                 if graph.shape(x) == shape.as_slice() {
                     operands.push(Operand::Tensor(slot));
@@ -160,7 +168,7 @@ fn build(
                     return Err(format!("{m} reads {r} broadcast"));
                 }
             }
-            let out_loc = locs[m.index()].as_ref().ok_or_else(|| format!("{m} has no location"))?;
+            let out_loc = locate(m).ok_or_else(|| format!("{m} has no location"))?;
             let out = Some(bindings.slot(out_loc, m));
             seg_members.push(Member { expr, operands, out });
         }
@@ -169,7 +177,7 @@ fn build(
             members: seg_members,
         });
     }
-    if bindings.buffers.iter().any(|(b, _)| b.size() > max_binding_bytes) {
+    if bindings.buffers.iter().any(|(b, _)| b.buffer_size > max_binding_bytes) {
         return Err("a buffer exceeds the largest storage binding".into());
     }
     let spec = MultiTensorSpec {
@@ -178,4 +186,105 @@ fn build(
         segments,
     };
     multi_tensor_kernel(&spec, target).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lower_planned;
+    use fovea_graph::ir::{BinaryOp, TensorType, UnaryOp};
+    use fovea_graph::plan::plan_memory;
+
+    /// Two parameters updated by SGD with momentum (`m' = 0.9 m - lr g`, `p' = p + s m'`), the
+    /// gradients computed from an input; with `broadcast` the factor `s` of the parameter
+    /// update is a `(3,)` vector read broadcast over the `(2, 3)` parameter, which the
+    /// multi-tensor kernel cannot take, else a one-element scalar.
+    fn sgd_graph(broadcast: bool) -> Graph {
+        use fovea_graph::ir::ElemExpr as E;
+        let mut g = Graph::new();
+        let x = g.input("x", TensorType::f32(vec![2, 3])).unwrap();
+        let lr = g.input("lr", TensorType::f32(vec![1])).unwrap();
+        let s = g
+            .input("s", TensorType::f32(vec![if broadcast { 3 } else { 1 }]))
+            .unwrap();
+        let inp = |k| Box::new(E::Input(k));
+        for name in ["a", "b"] {
+            let p = g.param(name, &[2, 3], true, name).unwrap();
+            let m = g.param(&format!("m/{name}"), &[2, 3], false, "optimizer").unwrap();
+            let grad = g.push(Op::Binary(BinaryOp::Mul), &[x, p], name).unwrap();
+            let step = g.push(Op::Binary(BinaryOp::Mul), &[grad, lr], "optimizer").unwrap();
+            let m_expr = E::Binary(BinaryOp::Sub, Box::new(E::Unary(UnaryOp::Scale(0.9), inp(0))), inp(1));
+            let m2 = g
+                .push(Op::Elementwise { expr: m_expr }, &[m, step], "optimizer")
+                .unwrap();
+            let p_expr = E::Binary(
+                BinaryOp::Add,
+                inp(0),
+                Box::new(E::Binary(BinaryOp::Mul, inp(1), inp(2))),
+            );
+            let p2 = g
+                .push(Op::Elementwise { expr: p_expr }, &[p, m2, s], "optimizer")
+                .unwrap();
+            g.updates.push((m, m2));
+            g.updates.push((p, p2));
+        }
+        g
+    }
+
+    fn layout(g: &Graph, plan: &MemoryPlan) -> Vec<Option<Location>> {
+        let mut locs = vec![None; g.nodes.len()];
+        let mut state_end = 0;
+        for (i, n) in g.nodes.iter().enumerate() {
+            locs[i] = match (&n.op, plan.place[i], plan.in_place[i]) {
+                (Op::Param { .. }, ..) => {
+                    state_end += 256;
+                    Some(Location {
+                        buffer: 100,
+                        offset: state_end - 256,
+                        buffer_size: 4096,
+                    })
+                }
+                (_, Some(p), _) => Some(Location {
+                    buffer: p.arena,
+                    offset: p.offset,
+                    buffer_size: plan.arenas[p.arena],
+                }),
+                (_, None, Some(r)) => locs[r.index()],
+                (Op::Input { .. }, ..) => Some(Location {
+                    buffer: 200 + i,
+                    offset: 0,
+                    buffer_size: 256,
+                }),
+                _ => None,
+            };
+        }
+        locs
+    }
+
+    #[test]
+    fn sgd_updates_become_one_dispatch_unless_an_operand_is_broadcast() {
+        let t = Target::cpu();
+        for broadcast in [false, true] {
+            let g = sgd_graph(broadcast);
+            let plan = plan_memory(&g);
+            assert_eq!(plan.deferred_updates.len(), 4, "{plan:?}");
+            let kernels = lower_planned(&g, &t, &plan).unwrap();
+            let before = kernels.len();
+            let locs = layout(&g, &plan);
+            let (fused, why) = fuse_updates(&g, &plan, kernels, &|id| locs[g.storage_root(id).index()], &t, 1 << 27);
+            let multi: Vec<&KernelInstance> = fused.iter().filter(|k| k.family == "multi_tensor").collect();
+            if broadcast {
+                assert!(multi.is_empty());
+                assert_eq!(fused.len(), before);
+                assert!(why.unwrap().contains("broadcast"));
+            } else {
+                assert_eq!(why, None);
+                assert_eq!(multi.len(), 1);
+                assert_eq!(fused.len(), before - 3, "four update kernels became one");
+                crate::validate_wgsl(&multi[0].name, &multi[0].source).unwrap();
+                // The fused dispatch sits where the last update was.
+                assert_eq!(fused.last().unwrap().family, "multi_tensor");
+            }
+        }
+    }
 }
