@@ -4,6 +4,7 @@
 //! | --- | --- | --- |
 //! | `Unary(Neg)`, `Unary(Scale(c))` | the same op of `dy` | |
 //! | `Unary(AddScalar(c))` | `dy` | |
+//! | `Unary(Relu)`, `Relu6`, `LeakyRelu(a > 0)` | `UnaryGrad(u)(y, dy)` (same value, reads the output) | |
 //! | any other `Unary(u)` | `UnaryGrad(u)(x, dy)` | |
 //! | `Add` | `sum_to(dy)` | `sum_to(dy)` |
 //! | `Sub` | `sum_to(dy)` | `Neg(sum_to(dy))` |
@@ -22,10 +23,20 @@ use crate::ir::{BinaryOp, Op, UnaryOp};
 
 /// `Unary(u)` of `x`.
 pub(super) fn unary(v: &mut Vjp, u: UnaryOp) -> Result<Grads> {
-    let (x, dy) = (v.x(0), v.dy);
+    let (x, y, dy) = (v.x(0), v.id, v.dy);
+    // The piecewise-linear activations have the same derivative at their output as at their
+    // input (`y > 0` exactly when `x > 0`, and so on), so their gradient reads `y`: then the
+    // forward pass needs only `y`, and a convolution's result feeds nothing but its
+    // activation, which the epilogue fusion moves into the convolution's store.
+    let from_output = match u {
+        UnaryOp::Relu | UnaryOp::Relu6 => true,
+        UnaryOp::LeakyRelu(alpha) => alpha > 0.0,
+        _ => false,
+    };
     let dx = v.when(0, |v| match u {
         UnaryOp::Neg | UnaryOp::Scale(_) => v.unary(u, dy),
         UnaryOp::AddScalar(_) => Ok(dy),
+        _ if from_output => v.push(Op::UnaryGrad(u), &[y, dy]),
         _ => v.push(Op::UnaryGrad(u), &[x, dy]),
     })?;
     Ok(vec![dx])
