@@ -51,13 +51,12 @@ pub(crate) fn write_program(
         }
         for (i, note) in notes.iter_mut().enumerate() {
             note.buffer = match (plan.place[i], plan.in_place[i]) {
-                (Some(p), r) => {
-                    let inplace = r.map(|r| format!(", in place over {r}")).unwrap_or_default();
-                    Some(format!("arena {} @{} ({} bytes{inplace})", p.arena, p.offset, p.size))
-                }
-                (None, Some(r)) => Some(format!("state of {r} (update in place)")),
+                (Some(p), None) => Some(format!("arena {}", p.arena)),
+                (Some(p), Some(r)) => Some(format!("arena {} (in place over {r})", p.arena)),
+                (None, Some(r)) => Some(format!("param {r} (update in place)")),
                 (None, None) => None,
             };
+            note.offset = plan.place[i].map_or(0, |p| p.offset);
         }
         let mut lowered = to_text(after, Some(&notes));
         lowered.push_str(&format!(

@@ -51,6 +51,21 @@ pub fn load_model(spec: &str) -> anyhow::Result<Model> {
     Ok(fovea_models::zoo::by_name(spec, 0)?)
 }
 
+/// Where node `id`'s value lives, for the dumps: the buffer and the byte offset in it.
+fn buffer_note(g: &Graph, plan: &MemoryPlan, id: NodeId) -> (String, u64) {
+    let root = g.storage_root(id);
+    let i = root.index();
+    match (&g.node(root).op, plan.place[i], plan.in_place[i]) {
+        _ if root != id => (format!("view of {root}"), 0),
+        (Op::Param { .. }, ..) => ("param".into(), 0),
+        (Op::Input { .. }, ..) => ("input".into(), 0),
+        (_, Some(p), None) => (format!("arena {}", p.arena), p.offset),
+        (_, Some(p), Some(r)) => (format!("arena {} (in place over {r})", p.arena), p.offset),
+        (_, None, Some(r)) => (format!("param {r} (update in place)"), 0),
+        (_, None, None) => ("own".into(), 0),
+    }
+}
+
 fn annotate(
     g: &Graph,
     kernels: &[KernelInstance],
@@ -67,20 +82,9 @@ fn annotate(
     }
     for (i, note) in notes.iter_mut().enumerate() {
         let id = NodeId(i as u32);
-        let root = g.storage_root(id);
-        note.buffer = Some(match (&g.node(root).op, plan.place[root.index()]) {
-            _ if root != id => format!("view of {root}"),
-            (Op::Param { .. }, _) => "param".into(),
-            (Op::Input { .. }, _) => "input".into(),
-            (_, Some(p)) => match plan.in_place[i] {
-                Some(r) => format!("arena {} @{} +{} (in place over {r})", p.arena, p.offset, p.size),
-                None => format!("arena {} @{} +{}", p.arena, p.offset, p.size),
-            },
-            (_, None) => match plan.in_place[i] {
-                Some(r) => format!("state of {r} (update in place)"),
-                None => "own".into(),
-            },
-        });
+        let (buffer, offset) = buffer_note(g, plan, id);
+        note.buffer = Some(buffer);
+        note.offset = offset;
         note.group = groups.and_then(|gr| gr[i]);
     }
     notes

@@ -30,7 +30,7 @@ pub struct KernelNote {
 pub struct NodeAnnotation {
     /// The kernels dispatched for the node, in order.
     pub kernels: Vec<KernelNote>,
-    /// The buffer holding the node's value: `slot N`, `param`, `input` or `view of %N`.
+    /// The buffer holding the node's value: `arena N`, `param`, `input`, `view of %N`, ...
     pub buffer: Option<String>,
     /// Byte offset inside that buffer.
     pub offset: u64,
