@@ -42,7 +42,8 @@ fn random_graph(seed: u64, steps: usize) -> Graph {
         let pick = |rng: &mut Rng, nodes: &[NodeId]| nodes[rng.below(nodes.len())];
         let x = pick(&mut rng, &nodes);
         let layer = format!("l{step}");
-        let made = match rng.below(12) {
+        let made = match rng.below(20) {
+            12..=19 => other_op(&mut g, &mut rng, x, &nodes, &layer),
             0 | 1 => g.push(Op::Unary(UNARY[rng.below(UNARY.len())]), &[x], &layer),
             2..=4 => {
                 let y = pick(&mut rng, &nodes);
@@ -111,6 +112,127 @@ fn random_graph(seed: u64, steps: usize) -> Graph {
     g
 }
 
+/// One of the non-elementwise op kinds over `x` (and sometimes another node), as a rank-4
+/// NHWC view where the op needs one: convolution, pooling, matmul, softmax, log-softmax,
+/// softmax cross-entropy, batch norm, concat, pad, slice, broadcast, resize. Errors (shapes
+/// that do not fit) are skipped by the caller.
+fn other_op(g: &mut Graph, rng: &mut Rng, x: NodeId, nodes: &[NodeId], layer: &str) -> crate::Result<NodeId> {
+    let s = g.shape(x).to_vec();
+    let last = *s.last().unwrap_or(&1);
+    let as4 = |g: &mut Graph| -> crate::Result<NodeId> {
+        let mut s4 = vec![1; 4usize.saturating_sub(s.len())];
+        s4.extend(&s);
+        if s4.len() > 4 {
+            s4 = vec![s4[0] * s4[1], s4[2], s4[3], s4[4]];
+        }
+        g.reshape(x, &s4, layer)
+    };
+    match rng.below(12) {
+        0 => {
+            let x4 = as4(g)?;
+            let c = g.shape(x4)[3];
+            let co = 1 + rng.below(3);
+            let k = g.param(
+                &format!("{layer}/k"),
+                &[1 + rng.below(2), 1 + rng.below(2), c, co],
+                true,
+                layer,
+            )?;
+            let geom = conv_geom(rng, 1);
+            g.push(Op::Conv2d(geom), &[x4, k], layer)
+        }
+        1 => {
+            let x4 = as4(g)?;
+            let kind = [PoolKind::Max, PoolKind::Avg][rng.below(2)];
+            let size = (1 + rng.below(2), 1 + rng.below(2));
+            let geom = PoolGeometry {
+                kind,
+                size,
+                stride: (1 + rng.below(2), 1 + rng.below(2)),
+                pad: Pad2d::default(),
+            };
+            g.push(Op::Pool2d(geom), &[x4], layer)
+        }
+        2 => {
+            let m = numel(&s) / last;
+            let x2 = g.reshape(x, &[m, last], layer)?;
+            let w = g.param(&format!("{layer}/w"), &[last, 1 + rng.below(4)], true, layer)?;
+            g.push(
+                Op::MatMul {
+                    trans_a: false,
+                    trans_b: false,
+                },
+                &[x2, w],
+                layer,
+            )
+        }
+        3 => g.push(
+            if rng.below(2) == 0 { Op::Softmax } else { Op::LogSoftmax },
+            &[x],
+            layer,
+        ),
+        4 => {
+            let y = nodes[rng.below(nodes.len())];
+            let labels = g.push(Op::Softmax, &[y], layer)?;
+            g.push(Op::SoftmaxCrossEntropy, &[x, labels], layer)
+        }
+        5 => {
+            let gamma = g.param(&format!("{layer}/gamma"), &[last], true, layer)?;
+            let beta = g.param(&format!("{layer}/beta"), &[last], true, layer)?;
+            let mean = g.param(&format!("{layer}/mean"), &[last], false, layer)?;
+            let var = g.param(&format!("{layer}/var"), &[last], false, layer)?;
+            let var = g.push(Op::Unary(UnaryOp::Square), &[var], layer)?;
+            g.push(
+                Op::BatchNormInference { epsilon: 1e-3 },
+                &[x, gamma, beta, mean, var],
+                layer,
+            )
+        }
+        6 => {
+            let y = nodes[rng.below(nodes.len())];
+            g.push(Op::Concat { axis: s.len() - 1 }, &[x, y], layer)
+        }
+        7 => {
+            let pads = s.iter().map(|_| (rng.below(2), rng.below(2))).collect();
+            g.push(Op::Pad { pads, value: 0.5 }, &[x], layer)
+        }
+        8 => {
+            let starts: Vec<usize> = s.iter().map(|&d| rng.below(d)).collect();
+            let sizes = s.iter().zip(&starts).map(|(&d, &a)| 1 + rng.below(d - a)).collect();
+            g.push(Op::Slice { starts, sizes }, &[x], layer)
+        }
+        9 => {
+            let mut shape = vec![2];
+            shape.extend(&s);
+            g.push(Op::Broadcast { shape }, &[x], layer)
+        }
+        10 => {
+            let x4 = as4(g)?;
+            let (h, w) = (g.shape(x4)[1], g.shape(x4)[2]);
+            let mode = [ResizeMode::Nearest, ResizeMode::Bilinear][rng.below(2)];
+            g.push(
+                Op::Resize {
+                    mode,
+                    height: 2 * h,
+                    width: w + 1,
+                },
+                &[x4],
+                layer,
+            )
+        }
+        _ => {
+            let x4 = as4(g)?;
+            let c = g.shape(x4)[3];
+            let k = g.param(&format!("{layer}/k"), &[2, 2, c, 1 + rng.below(3)], true, layer)?;
+            let geom = conv_geom(rng, 1);
+            let conv = g.push(Op::Conv2d(geom), &[x4, k], layer)?;
+            let b = g.param(&format!("{layer}/b"), &[g.shape(conv)[3]], true, layer)?;
+            let biased = g.push(Op::Binary(BinaryOp::Add), &[conv, b], layer)?;
+            g.push(Op::Unary(UnaryOp::Relu), &[biased], layer)
+        }
+    }
+}
+
 fn feeds(g: &Graph, seed: u64) -> Feeds {
     let mut rng = Rng::new(seed);
     g.nodes
@@ -152,6 +274,8 @@ proptest! {
             ("cse", cse),
             ("dce", dce),
             ("fuse_elementwise", fuse_elementwise),
+            ("fold_batchnorm", fold_batchnorm),
+            ("fuse_epilogues", fuse_epilogues),
         ] {
             let (h, report) = pass(g.clone()).unwrap();
             assert_eq!(report.nodes_after, h.nodes.len());
