@@ -329,8 +329,34 @@ proptest! {
         let ow = conv_out(w, kw, sw, dil, pads.2 + pads.3);
         prop_assume!(oh.is_some() && ow.is_some());
         let dy = vec![n, oh.unwrap(), ow.unwrap(), og * groups];
-        let op = Op::Conv2dBackpropInput { geom, input_hw: (h, w) };
+        let op = Op::Conv2dBackpropInput { geom, input_hw: (h, w), filter: BackpropFilter::Hwio };
         let g = single(op, &[dy, vec![kh, kw, cg, og * groups]]);
+        prop_assume!(g.is_some());
+        check(g.unwrap(), seed, -1.0, 1.0)?;
+    }
+
+    // The input gradient reading the transposed kernel (KH, KW, CO, C / groups), as the
+    // `transpose_backprop_filters` pass makes it: vec4 B when C / groups % 4 == 0 (cg 4 or 8),
+    // scalar B otherwise, on the same geometries as above.
+    #[test]
+    fn conv2d_backprop_input_transposed_filter_matches_reference(
+        n in batch(), h in 1usize..12, w in 1usize..12, cg in prop_oneof![1usize..6, Just(8usize)],
+        og in prop_oneof![1usize..7, Just(8usize)], groups in 1usize..4, kh in 1usize..5, kw in 1usize..5,
+        sh in 1usize..4, sw in 1usize..4, dil in 1usize..3,
+        pads in (0usize..3, 0usize..3, 0usize..3, 0usize..3), seed in any::<u64>(),
+    ) {
+        let geom = ConvGeometry {
+            stride: (sh, sw),
+            dilation: (dil, dil),
+            pad: Pad2d { top: pads.0, bottom: pads.1, left: pads.2, right: pads.3 },
+            groups,
+        };
+        let oh = conv_out(h, kh, sh, dil, pads.0 + pads.1);
+        let ow = conv_out(w, kw, sw, dil, pads.2 + pads.3);
+        prop_assume!(oh.is_some() && ow.is_some());
+        let dy = vec![n, oh.unwrap(), ow.unwrap(), og * groups];
+        let op = Op::Conv2dBackpropInput { geom, input_hw: (h, w), filter: BackpropFilter::Hwoi };
+        let g = single(op, &[dy, vec![kh, kw, og * groups, cg]]);
         prop_assume!(g.is_some());
         check(g.unwrap(), seed, -1.0, 1.0)?;
     }
@@ -385,7 +411,7 @@ proptest! {
             _ => {
                 let (oh, ow) = (conv_out(h, k, s, 1, 2 * pad), conv_out(w, k, s, 1, pad));
                 prop_assume!(oh.is_some() && ow.is_some());
-                let op = Op::Conv2dBackpropInput { geom, input_hw: (h, w) };
+                let op = Op::Conv2dBackpropInput { geom, input_hw: (h, w), filter: BackpropFilter::Hwio };
                 (op, vec![vec![n, oh.unwrap(), ow.unwrap(), o], vec![k, k, c, o]])
             }
         };
@@ -463,5 +489,101 @@ proptest! {
         let kernel = format!("pool_grad_{}", if max { "max" } else { "avg" });
         prop_assert!(at.contains(&kernel), "{at}");
         prop_assert_eq!(at.contains("relu_grad"), epi != 3, "{}", at);
+    }
+}
+
+/// Rounds every feed to multiples of 1/2 (-1, -0.5, 0, 0.5, 1 from [-1, 1)): windows full of
+/// equal values, so the max-pooling gradient's first-maximum rule decides where dy goes.
+fn with_ties(mut feeds: Vec<(String, Vec<f32>)>) -> Vec<(String, Vec<f32>)> {
+    for (_, v) in &mut feeds {
+        v.iter_mut().for_each(|x| *x = (*x * 2.0).round() / 2.0);
+    }
+    feeds
+}
+
+fn pool_channels() -> impl Strategy<Value = usize> {
+    prop_oneof![
+        Just(1usize),
+        Just(3usize),
+        Just(4usize),
+        Just(8usize),
+        Just(13usize),
+        Just(12usize)
+    ]
+}
+
+proptest! {
+    #![proptest_config(cfg(48))]
+
+    // Pooling forward (scalar and vec4-over-channels variants) with odd sizes, strides above,
+    // equal to and below the window, padding, and inputs with ties.
+    #[test]
+    fn pool2d_vec4_and_ties_match_reference(
+        n in batch(), h in 1usize..12, w in 1usize..12, c in pool_channels(), max in any::<bool>(),
+        kh in 1usize..4, kw in 1usize..4, sh in 1usize..5, sw in 1usize..5, padding in 0usize..3,
+        pads in (0usize..3, 0usize..3), ties in any::<bool>(), seed in any::<u64>(),
+    ) {
+        use fovea::graph::layers::Padding;
+        let pad = match padding {
+            0 => Pad2d::default(),
+            1 => Padding::Same.pad2d(h, w, (kh, kw).into(), (sh, sw).into(), (1, 1).into()),
+            _ => Pad2d { top: pads.0, bottom: pads.1, left: pads.1, right: pads.0 },
+        };
+        let geom = PoolGeometry { kind: if max { PoolKind::Max } else { PoolKind::Avg }, size: (kh, kw), stride: (sh, sw), pad };
+        let g = single(Op::Pool2d(geom), &[vec![n, h, w, c]]);
+        prop_assume!(g.is_some());
+        let g = g.unwrap();
+        let feeds = random_feeds(&g, seed, -1.0, 1.0);
+        let feeds = if ties { with_ties(feeds) } else { feeds };
+        let (err, at) = gpu_vs_reference(g, &feeds);
+        prop_assert!(err <= TOL, "relative error {err:e} at {at}");
+    }
+
+    // The pooling gradient's window kernel (stride >= window: one invocation per stride cell,
+    // vec4 over channels when C % 4 == 0) and its fallback (overlapping windows), with and without
+    // the fused relu-gradient epilogue: odd and prime sizes, H and W not multiples of the stride
+    // (uncovered bottom rows / right columns), strides above the window (gaps), "same" and
+    // arbitrary padding, C = 1, 3, 4, 8, 12, 13, and inputs rounded to a few levels so windows
+    // hold ties and the first maximum must win.
+    #[test]
+    fn pool_grad_window_matches_reference(
+        n in batch(), h in 1usize..12, w in 1usize..12, c in pool_channels(), max in any::<bool>(),
+        kh in 1usize..4, kw in 1usize..4, gap in (0usize..3, 0usize..3), overlap in prop::bool::weighted(0.2),
+        padding in 0usize..3, pads in (0usize..3, 0usize..3), epi in 0usize..3, ties in prop::bool::weighted(0.7),
+        seed in any::<u64>(),
+    ) {
+        use fovea::graph::layers::Padding;
+        let (sh, sw) = if overlap { (kh.saturating_sub(gap.0).max(1), kw.saturating_sub(gap.1).max(1)) } else { (kh + gap.0, kw + gap.1) };
+        let pad = match padding {
+            0 => Pad2d::default(),
+            1 => Padding::Same.pad2d(h, w, (kh, kw).into(), (sh, sw).into(), (1, 1).into()),
+            _ => Pad2d { top: pads.0, bottom: pads.1, left: pads.1, right: pads.0 },
+        };
+        let geom = PoolGeometry { kind: if max { PoolKind::Max } else { PoolKind::Avg }, size: (kh, kw), stride: (sh, sw), pad };
+        let xs = vec![n, h, w, c];
+        let fwd = single(Op::Pool2d(geom), std::slice::from_ref(&xs));
+        prop_assume!(fwd.is_some());
+        let fwd = fwd.unwrap();
+        let ys = fwd.shape(fwd.outputs[0]).to_vec();
+        let i = |k| Box::new(ElemExpr::Input(k));
+        let base = Op::Pool2dBackprop(geom);
+        let g = match epi {
+            0 => single(base, &[xs, ys]).unwrap(),
+            1 => {
+                let expr = ElemExpr::UnaryGrad(UnaryOp::Relu, i(1), i(0));
+                single(Op::GemmEpilogue { base: Box::new(base), expr }, &[xs.clone(), ys, xs]).unwrap()
+            }
+            _ => {
+                // epilogue(i, 0) != 0: elements no window covers must still go through it.
+                let expr = ElemExpr::Binary(BinaryOp::Add, i(0), i(1));
+                single(Op::GemmEpilogue { base: Box::new(base), expr }, &[xs, ys, vec![c]]).unwrap()
+            }
+        };
+        let feeds = random_feeds(&g, seed, -1.0, 1.0);
+        let feeds = if ties { with_ties(feeds) } else { feeds };
+        let (err, at) = gpu_vs_reference(g, &feeds);
+        prop_assert!(err <= TOL, "relative error {err:e} at {at}");
+        let kernel = format!("pool_grad_{}", if max { "max" } else { "avg" });
+        prop_assert!(at.contains(&kernel), "{at}");
     }
 }

@@ -205,6 +205,7 @@ pub fn bench_cases(large: bool) -> Result<Vec<(String, String, Graph)>> {
                     Op::Conv2dBackpropInput {
                         geom: conv(1, 0, 1),
                         input_hw: (h, h),
+                        filter: BackpropFilter::Hwio,
                     },
                     &[vec![batch, oh, oh, o], vec![3, 3, c, o]],
                 )?,

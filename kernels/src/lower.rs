@@ -98,13 +98,17 @@ fn lower_node_in_place(
             Op::Conv2d(g) => conv::lower_conv2d(&cx, g)?,
             Op::ConvTranspose2d { geom, .. } => conv_transpose::lower_conv_transpose2d(&cx, geom)?,
             Op::MatMul { trans_a, trans_b } => matmul::lower_matmul(&cx, *trans_a, *trans_b)?,
-            Op::Conv2dBackpropInput { geom, .. } => conv_transpose::lower_conv2d_backprop_input(&cx, geom)?,
+            Op::Conv2dBackpropInput { geom, filter, .. } => {
+                conv_transpose::lower_conv2d_backprop_input(&cx, geom, *filter)?
+            }
             Op::Conv2dBackpropFilter { geom, .. } => conv_filter_grad::lower_conv2d_backprop_filter(&cx, geom)?,
             // Not on the GEMM core: the pooling gradient's own kernel stores through the epilogue.
             Op::Pool2dBackprop(p) => pool_grad::lower_pool2d_backprop(&cx, p)?,
             other => return Err(cx.unsupported(format!("{} takes no epilogue", other.name()))),
         }),
-        Op::Conv2dBackpropInput { geom, .. } => one(conv_transpose::lower_conv2d_backprop_input(&cx, geom)?),
+        Op::Conv2dBackpropInput { geom, filter, .. } => {
+            one(conv_transpose::lower_conv2d_backprop_input(&cx, geom, *filter)?)
+        }
         Op::Conv2dBackpropFilter { geom, .. } => one(conv_filter_grad::lower_conv2d_backprop_filter(&cx, geom)?),
         Op::Pool2dBackprop(p) => one(pool_grad::lower_pool2d_backprop(&cx, p)?),
         Op::ResizeBackprop { mode, .. } => one(resize_grad::lower_resize_backprop(&cx, *mode)?),

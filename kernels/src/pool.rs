@@ -1,4 +1,5 @@
-//! 2-D max and average pooling (`wgsl/pool.wgsl`): one invocation per output element.
+//! 2-D max and average pooling (`wgsl/pool.wgsl`): one invocation per output pixel and
+//! channel group, 4 channels (vec4) when `C % 4 == 0`.
 
 use crate::lower::NodeCx;
 use crate::template::{Template, f32_lit};
@@ -15,9 +16,12 @@ pub(crate) fn lower_pool2d(cx: &NodeCx, p: &PoolGeometry) -> Result<KernelInstan
         PoolKind::Max => ("pool_max", f32_lit(f32::NEG_INFINITY), "max(acc, v)", "acc"),
         PoolKind::Avg => ("pool_avg", f32_lit(0.0), "acc + v", "acc / f32(count)"),
     };
-    let total = cx.out_numel();
+    let lanes = if x[3].is_multiple_of(4) { 4 } else { 1 };
+    let total = cx.out_numel() / lanes as u64;
     let grid = cx.linear_grid(total)?;
     let source = pool_constants(Template::new(POOL_WGSL), p, x, y)
+        .set("CL", x[3] / lanes)
+        .set("T", if lanes == 4 { "vec4<f32>" } else { "f32" })
         .set("TOTAL", total)
         .set("INIT", init)
         .set("COMBINE", combine)
@@ -31,7 +35,7 @@ pub(crate) fn lower_pool2d(cx: &NodeCx, p: &PoolGeometry) -> Result<KernelInstan
         source,
         vec![BindingRef::read(cx.input(0)), BindingRef::write(cx.id)],
         &grid,
-        total * (p.size.0 * p.size.1) as u64,
+        cx.out_numel() * (p.size.0 * p.size.1) as u64,
     ))
 }
 

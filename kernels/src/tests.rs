@@ -122,7 +122,13 @@ fn lower(g: &Graph, id: NodeId, target: &Target) -> Vec<KernelInstance> {
             "{}: output binding",
             k.name
         );
-        if !matches!(k.family, "gemm" | "softmax" | "softmax_ce" | "concat") {
+        // Pooling and its gradient take 4 channels per invocation when C % 4 == 0, and the
+        // gradient of non-overlapping windows one invocation per stride cell: their coverage is
+        // checked by `pool_window_and_vec4_variants`.
+        if !matches!(
+            k.family,
+            "gemm" | "softmax" | "softmax_ce" | "concat" | "pool" | "pool_grad"
+        ) {
             assert!(
                 k.invocations() >= g.ty(id).numel() as u64,
                 "{}: grid {:?}",
@@ -164,6 +170,8 @@ fn b_vec4(k: &KernelInstance) -> bool {
             .contains("@binding(1) var<storage, read> conv_w: array<vec4<f32>>")
         || k.source
             .contains("@binding(1) var<storage, read> cfg_dy: array<vec4<f32>>")
+        || k.source
+            .contains("@binding(1) var<storage, read> convt_w: array<vec4<f32>>")
 }
 
 /// Checks a GEMM kernel's grid covers `m x n` in `groups` groups.
@@ -368,7 +376,8 @@ fn gemm_table_variants_validate() {
         };
         let vec4 = e.tile.bv == 4;
         let ns: Vec<usize> = match (e.class, e.max_n) {
-            (AdapterClass::Cpu, _) if vec4 => vec![68, 4],
+            (AdapterClass::Cpu, Some(max)) if vec4 => vec![max - 4, 4],
+            (AdapterClass::Cpu, None) if vec4 => vec![68, 36],
             (AdapterClass::Cpu, _) => vec![71, 1],
             (_, Some(max)) => vec![max - 3, 1],
             (_, None) if e.tile.bm == 32 => vec![71, 1],
@@ -1094,6 +1103,7 @@ fn conv_gradient_variants() {
                     Op::Conv2dBackpropInput {
                         geom,
                         input_hw: (xs[1], xs[2]),
+                        filter: BackpropFilter::Hwio,
                     },
                     &[dy, w],
                     "conv_dx",
@@ -1109,6 +1119,54 @@ fn conv_gradient_variants() {
             check_gemm_grid(k_dw, k.0 * k.1 * xs[3] / geom.groups, co / geom.groups, geom.groups, &t);
             let kk = (ys[0] * ys[1] * ys[2]) as u64;
             assert_eq!(k_dw.flops, 2 * kk * (k.0 * k.1 * xs[3] / geom.groups * co) as u64);
+        }
+    }
+}
+
+/// The input gradient reading the transposed kernel `(KH, KW, CO, C / groups)`
+/// (`BackpropFilter::Hwoi`): every geometry, `vec4` B exactly where the CPU class allows it and
+/// `C / groups % 4 == 0`, the same FLOPs as the HWIO variant.
+#[test]
+fn conv_backprop_input_hwoi_variants() {
+    // (input, kernel hw, filters, geometry): plain with vec4 B, strided asymmetric, dilated,
+    // grouped with vec4 B per group, grouped scalar, depthwise, 1x1 with stride > kernel,
+    // N = 12 (vec4 over three columns' groups of 4).
+    let cases = [
+        ([2, 8, 8, 8], (3, 3), 8, geom(1, 1, (1, 1, 1, 1), 1)),
+        ([1, 11, 13, 5], (3, 2), 7, geom(2, 1, (0, 1, 1, 0), 1)),
+        ([2, 9, 9, 4], (3, 3), 6, geom(1, 2, (2, 2, 2, 2), 1)),
+        ([1, 10, 10, 16], (3, 3), 6, geom(2, 1, (1, 1, 1, 1), 2)),
+        ([1, 10, 10, 6], (3, 3), 9, geom(2, 1, (1, 1, 1, 1), 3)),
+        ([2, 7, 6, 5], (3, 3), 10, geom(1, 1, (1, 1, 1, 1), 5)),
+        ([3, 5, 5, 7], (1, 1), 13, geom(3, 1, (0, 0, 0, 0), 1)),
+        ([1, 6, 6, 12], (2, 2), 4, geom(1, 1, (0, 1, 0, 1), 1)),
+    ];
+    for t in targets() {
+        for (xs, k, co, geom) in cases {
+            let cg = xs[3] / geom.groups;
+            let mut g = Graph::new();
+            let x = input(&mut g, "x", &xs);
+            let w = param(&mut g, "conv/kernel", &[k.0, k.1, cg, co]);
+            let y = g.push(Op::Conv2d(geom), &[x, w], "conv").unwrap();
+            let ys = g.shape(y).to_vec();
+            let dy = input(&mut g, "dy", &ys);
+            let wt = param(&mut g, "conv/kernel_t", &[k.0, k.1, co, cg]);
+            let mut dx = |filter, w| {
+                let op = Op::Conv2dBackpropInput {
+                    geom,
+                    input_hw: (xs[1], xs[2]),
+                    filter,
+                };
+                let id = g.push(op, &[dy, w], "conv_dx").unwrap();
+                lower(&g, id, &t).remove(0)
+            };
+            let (old, new) = (dx(BackpropFilter::Hwio, w), dx(BackpropFilter::Hwoi, wt));
+            assert!(new.name.starts_with("gemm_conv2d_backprop_input_hwoi_"), "{}", new.name);
+            check_gemm_grid(&new, xs[0] * xs[1] * xs[2], cg, geom.groups, &t);
+            let vec4 = t.class == AdapterClass::Cpu && cg % 4 == 0;
+            assert_eq!(b_vec4(&new), vec4, "{} {xs:?} {geom:?}", new.name);
+            assert!(!b_vec4(&old), "{}", old.name);
+            assert_eq!(new.flops, old.flops);
         }
     }
 }
@@ -1280,6 +1338,27 @@ fn gemm_epilogue_variants() {
             let op = Op::Conv2dBackpropInput {
                 geom: geom(1, 1, (1, 1, 1, 1), 2),
                 input_hw: (8, 8),
+                filter: BackpropFilter::Hwio,
+            };
+            (op, [dy, w])
+        }),
+        ("conv2d_backprop_input_hwoi", |g| {
+            // The transposed kernel (KH, KW, CO, C / groups) of a grouped convolution, vec4 B.
+            let (dy, w) = (input(g, "dy", &[2, 8, 8, 8]), param(g, "w", &[3, 3, 8, 4]));
+            let op = Op::Conv2dBackpropInput {
+                geom: geom(1, 1, (1, 1, 1, 1), 2),
+                input_hw: (8, 8),
+                filter: BackpropFilter::Hwoi,
+            };
+            (op, [dy, w])
+        }),
+        ("conv2d_backprop_input_hwoi", |g| {
+            // Scalar B (3 columns), strided.
+            let (dy, w) = (input(g, "dy", &[1, 4, 4, 5]), param(g, "w", &[3, 3, 5, 3]));
+            let op = Op::Conv2dBackpropInput {
+                geom: geom(2, 1, (1, 1, 1, 1), 1),
+                input_hw: (8, 8),
+                filter: BackpropFilter::Hwoi,
             };
             (op, [dy, w])
         }),
@@ -1483,4 +1562,96 @@ fn expr_inputs(e: &ElemExpr, k: &mut usize) {
             expr_inputs(b, k);
         }
     }
+}
+
+#[test]
+fn pool_window_and_vec4_variants() {
+    // Pooling forward takes 4 channels per invocation when C % 4 == 0; the pooling gradient of
+    // non-overlapping windows (stride >= window) takes the window kernel (one invocation per
+    // stride cell, vec4 when C % 4 == 0), overlapping windows the gather kernel. Every variant
+    // validates (in `lower`), covers its output, and stores through the epilogue.
+    let pad1 = Pad2d {
+        top: 1,
+        bottom: 1,
+        left: 1,
+        right: 1,
+    };
+    let odd = Pad2d {
+        top: 0,
+        bottom: 2,
+        left: 1,
+        right: 0,
+    };
+    let gappy = Pad2d {
+        top: 1,
+        bottom: 0,
+        left: 2,
+        right: 1,
+    };
+    for t in targets() {
+        for kind in [PoolKind::Max, PoolKind::Avg] {
+            for (size, stride, pad) in [
+                ((2, 2), (2, 2), Pad2d::default()),
+                ((3, 3), (3, 3), pad1),
+                ((2, 3), (3, 4), gappy),
+                ((1, 1), (2, 3), Pad2d::default()),
+                ((3, 3), (2, 2), pad1),
+                ((3, 2), (1, 3), odd),
+            ] {
+                for c in [1usize, 3, 4, 8, 13] {
+                    let xs = [3, 9, 11, c];
+                    let geom = PoolGeometry {
+                        kind,
+                        size,
+                        stride,
+                        pad,
+                    };
+                    let disjoint = stride.0 >= size.0 && stride.1 >= size.1;
+                    let lanes = if c.is_multiple_of(4) { 4 } else { 1 };
+                    let mut g = Graph::new();
+                    let x = input(&mut g, "x", &xs);
+                    let y = g.push(Op::Pool2d(geom), &[x], "pool").unwrap();
+                    let ys = g.shape(y).to_vec();
+                    let kf = &lower(&g, y, &t)[0];
+                    assert_eq!(kf.family, "pool");
+                    assert!(kf.invocations() * lanes >= g.ty(y).numel() as u64, "{}", kf.name);
+                    assert_eq!(kf.source.contains("alias T = vec4<f32>;"), lanes == 4);
+                    let dy = input(&mut g, "dy", &ys);
+                    let r = input(&mut g, "r", &xs);
+                    let plain = g.push(Op::Pool2dBackprop(geom), &[x, dy], "pool_grad").unwrap();
+                    let epi = Op::GemmEpilogue {
+                        base: Box::new(Op::Pool2dBackprop(geom)),
+                        expr: ElemExpr::UnaryGrad(
+                            UnaryOp::Relu,
+                            Box::new(ElemExpr::Input(1)),
+                            Box::new(ElemExpr::Input(0)),
+                        ),
+                    };
+                    let fused = g.push(epi, &[x, dy, r], "pool_grad").unwrap();
+                    for id in [plain, fused] {
+                        let k = &lower(&g, id, &t)[0];
+                        assert_eq!(k.family, "pool_grad");
+                        assert!(k.source.contains("pg_dx[i] = epilogue(i, acc);"));
+                        assert_eq!(
+                            k.source.starts_with("// pool_grad_window.wgsl: "),
+                            disjoint,
+                            "{size:?} {stride:?}"
+                        );
+                        let cells = if disjoint {
+                            let ncy = (xs[1] + pad.top).div_ceil(stride.0);
+                            let ncx = (xs[2] + pad.left).div_ceil(stride.1);
+                            assert!(ncy >= ys[1] && ncx >= ys[2]);
+                            assert_eq!(k.source.contains("alias T = vec4<f32>;"), lanes == 4);
+                            (xs[0] * ncy * ncx * c) as u64 / lanes
+                        } else {
+                            g.ty(id).numel() as u64
+                        };
+                        assert!(k.invocations() >= cells, "{}", k.name);
+                    }
+                }
+            }
+        }
+    }
+    let src = include_str!("../wgsl/pool_grad_window.wgsl");
+    assert!(src.starts_with("// pool_grad_window.wgsl: ") && src.contains("Bindings"));
 }

@@ -8,9 +8,13 @@
 //   A[m, k] = x[n, iy, ix, g*CING + ci] where iy = (oy + PT - ky*DH) / SH when that division is
 //            exact and 0 <= iy < H (likewise ix with PL, DW, SW, W), else 0 (for the whole tap);
 //            m = (n*OH + oy)*OW + ox,  k = tap*CING + ci,  tap = ky*KW + kx
-//   B[k, co] = w[B_COL + ci * B_KSTRIDE] (substituted, of tap, co and g):
-//            ConvTranspose2d, w (KH, KW, COUT, CIN), G = 1:  (tap*COUT + co)*CIN + ci
-//            Conv2dBackpropInput, w HWIO (KH, KW, COUTG, CIN): (tap*COUTG + co)*CIN + g*CING + ci
+//   B[k, co] = w[B_COL + ci * B_KSTRIDE] (both substituted, B_COL of tap, co and g):
+//            ConvTranspose2d, w (KH, KW, COUT, CIN), G = 1:  (tap*COUT + co)*CIN + ci, stride 1
+//            Conv2dBackpropInput, w HWIO (KH, KW, COUTG, CIN): (tap*COUTG + co)*CIN + g*CING + ci,
+//              stride 1
+//            Conv2dBackpropInput, w transposed (KH, KW, CIN, COUTG):
+//              (tap*CIN + g*CING)*COUTG + co, stride COUTG: columns contiguous, so w may be
+//              bound as array<vec4<f32>> (B_TYPE) and read 4 columns at a time (b_at4)
 //   y[m*COUT + g*COUTG + co] = C[m, co].
 // Output padding needs no code: its rows and columns find no input and come out 0.
 
@@ -32,7 +36,7 @@ const CONVT_PL: i32 = {{PL}};
 
 const A_KSTRIDE: u32 = 1u;
 const A_CHECKED: bool = true;
-const B_KSTRIDE: u32 = 1u;
+const B_KSTRIDE: u32 = {{B_KSTRIDE}};
 
 @group(0) @binding(0) var<storage, read> convt_x: array<f32>;
 @group(0) @binding(1) var<storage, read> convt_w: array<{{B_TYPE}}>;

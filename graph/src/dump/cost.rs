@@ -19,8 +19,8 @@ fn op_flops(g: &Graph, id: NodeId, op: &Op) -> u64 {
             2 * out * (w[0] * w[1] * w[2]) as u64
         }
         Op::ConvTranspose2d { .. } => 2 * numel(shape(0)) as u64 * (shape(1)[0] * shape(1)[1] * shape(1)[2]) as u64,
-        Op::Conv2dBackpropInput { .. } => {
-            let w = shape(1);
+        Op::Conv2dBackpropInput { filter, .. } => {
+            let w = filter.hwio_shape(shape(1));
             2 * numel(shape(0)) as u64 * (w[0] * w[1] * w[2]) as u64
         }
         Op::Conv2dBackpropFilter { .. } => {

@@ -2,7 +2,7 @@
 //!
 //! | op | gradient of `x` | gradient of the kernel |
 //! | --- | --- | --- |
-//! | `Conv2d(geom)` | `Conv2dBackpropInput { geom, input_hw }(dy, w)` | `Conv2dBackpropFilter { geom, kernel_hw }(x, dy)` |
+//! | `Conv2d(geom)` | `Conv2dBackpropInput { geom, input_hw, filter: Hwio }(dy, w)` | `Conv2dBackpropFilter { geom, kernel_hw }(x, dy)` |
 //! | `ConvTranspose2d { geom, out_pad }` | `Conv2d(geom')(dy', w)` | `Conv2dBackpropFilter { geom', kernel_hw }(dy', x)` |
 //!
 //! A transposed convolution computes `y[oy] = sum x[iy] w[ky]` over `iy * s + ky * d = oy + top`,
@@ -18,7 +18,7 @@
 
 use super::{Grads, Vjp};
 use crate::error::Result;
-use crate::ir::{ConvGeometry, Op, Pad2d};
+use crate::ir::{BackpropFilter, ConvGeometry, Op, Pad2d};
 
 /// `Conv2d(geom)` of `x` and `w`.
 pub(super) fn conv2d(v: &mut Vjp, geom: ConvGeometry) -> Result<Grads> {
@@ -28,6 +28,8 @@ pub(super) fn conv2d(v: &mut Vjp, geom: ConvGeometry) -> Result<Grads> {
         let op = Op::Conv2dBackpropInput {
             geom,
             input_hw: (x_shape[1], x_shape[2]),
+            // The forward kernel as it is; `passes::transpose_backprop_filters` picks the layout.
+            filter: BackpropFilter::Hwio,
         };
         v.push(op, &[dy, w])
     })?;

@@ -5,7 +5,7 @@
 //! `dy[..] * x[..]` back to `w`, and input positions the forward never reads get 0.
 
 use super::{Arg, tap};
-use crate::ir::ConvGeometry;
+use crate::ir::{BackpropFilter, ConvGeometry};
 
 /// Calls `f(x_index, w_index, y_index)` for every product of the forward `Conv2d` of an
 /// `x_shape` input with a `w_shape` HWIO kernel giving `y_shape`.
@@ -47,11 +47,31 @@ fn for_each_tap(
     }
 }
 
-/// `Conv2dBackpropInput`: `dy` `(N, OH, OW, CO)`, `w` HWIO; `out_shape` is the forward input's
-/// `(N, H, W, C)`. `dx[x_i] = sum dy[y_i] * w[w_i]` over the forward's products.
-pub(super) fn backprop_input(geom: &ConvGeometry, dy: Arg, w: Arg, out_shape: &[usize]) -> Vec<f64> {
+/// `Conv2dBackpropInput`: `dy` `(N, OH, OW, CO)`, `w` the forward kernel in layout `filter`;
+/// `out_shape` is the forward input's `(N, H, W, C)`. `dx[x_i] = sum dy[y_i] * w[w_i]` over the
+/// forward's products (a `Hwoi` kernel is read at the same element's transposed index, so both
+/// layouts add the same products in the same order).
+pub(super) fn backprop_input(
+    geom: &ConvGeometry,
+    filter: BackpropFilter,
+    dy: Arg,
+    w: Arg,
+    out_shape: &[usize],
+) -> Vec<f64> {
     let mut dx = vec![0.0; out_shape.iter().product()];
-    for_each_tap(geom, out_shape, w.0, dy.0, |xi, wi, yi| dx[xi] += dy.1[yi] * w.1[wi]);
+    let hwio = filter.hwio_shape(w.0);
+    let (cg, co) = (hwio[2], hwio[3]);
+    let w_at = |wi: usize| match filter {
+        BackpropFilter::Hwio => wi,
+        // HWIO index ((tap * CG + ci) * CO + o) -> ((tap * CO + o) * CG + ci).
+        BackpropFilter::Hwoi => {
+            let (tap, ci, o) = (wi / (cg * co), wi / co % cg, wi % co);
+            (tap * co + o) * cg + ci
+        }
+    };
+    for_each_tap(geom, out_shape, &hwio, dy.0, |xi, wi, yi| {
+        dx[xi] += dy.1[yi] * w.1[w_at(wi)]
+    });
     dx
 }
 
@@ -68,7 +88,7 @@ mod tests {
     use super::super::eval_op;
     use super::super::testing::{dot, random, run_op};
     use crate::init::Rng;
-    use crate::ir::{ConvGeometry, Op, Pad2d};
+    use crate::ir::{BackpropFilter, ConvGeometry, Graph, Op, Pad2d, TensorType};
 
     fn geom(stride: (usize, usize), dilation: (usize, usize), pad: [usize; 4], groups: usize) -> ConvGeometry {
         let [top, bottom, left, right] = pad;
@@ -94,6 +114,7 @@ mod tests {
         let op = Op::Conv2dBackpropInput {
             geom: geom((1, 1), (1, 1), [0; 4], 1),
             input_hw: (3, 3),
+            filter: BackpropFilter::Hwio,
         };
         let w = [1.0, 2.0, 3.0, 4.0];
         let (shape, dx) = run_op(
@@ -127,6 +148,7 @@ mod tests {
         let op = Op::Conv2dBackpropInput {
             geom: geom((2, 2), (1, 1), [0; 4], 1),
             input_hw: (4, 4),
+            filter: BackpropFilter::Hwio,
         };
         let (_, dx) = run_op(op, &[(&[1, 2, 2, 1], &[1.0, 2.0, 3.0, 4.0]), (&[1, 1, 1, 1], &[10.0])]);
         #[rustfmt::skip]
@@ -149,6 +171,7 @@ mod tests {
             &Op::Conv2dBackpropInput {
                 geom: g,
                 input_hw: (1, 1),
+                filter: BackpropFilter::Hwio,
             },
             &[(&[1, 1, 1, 2], &[1.0, 100.0]), (&[1, 1, 2, 2], &w)],
             &[1, 1, 1, 4],
@@ -183,6 +206,7 @@ mod tests {
             Op::Conv2dBackpropInput {
                 geom: g,
                 input_hw: (h, w),
+                filter: BackpropFilter::Hwio,
             },
             &[(&y_shape, &dy), (&w_shape, &wv)],
         );
@@ -205,6 +229,56 @@ mod tests {
             dot(&wv, &dw)
         );
         assert!(lhs.abs() > 1e-6, "vacuous check");
+    }
+
+    /// The `Hwoi` layout (the HWIO kernel transposed per tap) gives exactly the `Hwio` result.
+    #[test]
+    fn both_filter_layouts_give_the_same_gradient() {
+        let mut rng = Rng::new(31);
+        for case in 0..40 {
+            let groups = 1 + rng.below(3);
+            let (cg, cog) = (1 + rng.below(5), 1 + rng.below(5));
+            let (kh, kw) = (1 + rng.below(3), 1 + rng.below(3));
+            let g = geom(
+                (1 + rng.below(3), 1 + rng.below(3)),
+                (1 + rng.below(2), 1 + rng.below(2)),
+                [rng.below(3), rng.below(3), rng.below(3), rng.below(3)],
+                groups,
+            );
+            let x_shape = [1 + rng.below(3), 4 + rng.below(6), 4 + rng.below(6), cg * groups];
+            let w_shape = [kh, kw, cg, cog * groups];
+            let wv = random(&mut rng, w_shape.iter().product());
+            // The forward output's shape (skipping geometries with an empty output).
+            let mut fwd = Graph::new();
+            let x = fwd.input("x", TensorType::f32(x_shape.to_vec())).unwrap();
+            let k = fwd.param("k", &w_shape, true, "conv").unwrap();
+            let Ok(y) = fwd.push(Op::Conv2d(g), &[x, k], "conv") else {
+                continue;
+            };
+            let y_shape = fwd.shape(y).to_vec();
+            let dy = random(&mut rng, y_shape.iter().product());
+            // wt[ky, kx, o, ci] = w[ky, kx, ci, o].
+            let co = w_shape[3];
+            let mut wt = vec![0.0; wv.len()];
+            for (i, &v) in wv.iter().enumerate() {
+                let (tap, ci, o) = (i / (cg * co), i / co % cg, i % co);
+                wt[(tap * co + o) * cg + ci] = v;
+            }
+            let t_shape = [kh, kw, co, cg];
+            let run = |filter, w_shape: &[usize], w: &[f64]| {
+                let op = Op::Conv2dBackpropInput {
+                    geom: g,
+                    input_hw: (x_shape[1], x_shape[2]),
+                    filter,
+                };
+                run_op(op, &[(&y_shape, &dy), (w_shape, w)])
+            };
+            let (s0, dx0) = run(BackpropFilter::Hwio, &w_shape, &wv);
+            let (s1, dx1) = run(BackpropFilter::Hwoi, &t_shape, &wt);
+            assert_eq!(s0, x_shape, "case {case}");
+            assert_eq!((s0, &dx0), (s1, &dx1), "case {case}: {g:?}");
+            assert!(dx0.iter().any(|&v| v != 0.0) || dy.is_empty(), "case {case}: vacuous");
+        }
     }
 
     #[test]

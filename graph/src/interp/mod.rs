@@ -109,7 +109,9 @@ fn compute(op: &Op, inputs: &[Arg], out_shape: &[usize]) -> Vec<f64> {
         Op::Transpose { perm } => layout::transpose(perm, inputs[0], out_shape),
         Op::Dropout { rate, training: true } => pointwise::dropout(*rate, inputs[0].1, inputs[1].1[0]),
         Op::UnaryGrad(u) => pointwise::unary_grad(*u, inputs[0].1, inputs[1].1),
-        Op::Conv2dBackpropInput { geom, .. } => conv_grad::backprop_input(geom, inputs[0], inputs[1], out_shape),
+        Op::Conv2dBackpropInput { geom, filter, .. } => {
+            conv_grad::backprop_input(geom, *filter, inputs[0], inputs[1], out_shape)
+        }
         Op::Conv2dBackpropFilter { geom, .. } => conv_grad::backprop_filter(geom, inputs[0], inputs[1], out_shape),
         Op::Pool2dBackprop(geom) => pool::pool2d_backprop(geom, inputs[0], inputs[1]),
         Op::ResizeBackprop { mode, .. } => resize::resize_backprop(*mode, inputs[0], out_shape),

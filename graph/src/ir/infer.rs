@@ -293,12 +293,18 @@ pub(crate) fn infer(op: &Op, inputs: &[&TensorType], layer: &str) -> Result<Tens
             same(inputs[0], inputs[1], layer)?;
             Ok(inputs[0].clone())
         }
-        Op::Conv2dBackpropInput { geom: g, input_hw } => {
+        Op::Conv2dBackpropInput {
+            geom: g,
+            input_hw,
+            filter,
+        } => {
             arity(op, inputs, 2, layer)?;
             let (dy, w) = (inputs[0], inputs[1]);
             rank(dy, 4, "NHWC gradient", layer)?;
-            rank(w, 4, "HWIO kernel", layer)?;
+            rank(w, 4, "convolution kernel", layer)?;
             check_geom(g, layer)?;
+            // Checked as the forward convolution it is the gradient of, with its HWIO kernel.
+            let w = &TensorType::f32(filter.hwio_shape(&w.shape));
             let x = TensorType::f32(vec![dy.shape[0], input_hw.0, input_hw.1, w.shape[2] * g.groups]);
             let fwd = infer(&Op::Conv2d(*g), &[&x, w], layer)?;
             same(&fwd, dy, layer)?;

@@ -375,13 +375,17 @@ pub enum Op {
     },
     /// Gradient of a unary op: inputs `x` (the op's input) and `dy`; output `dy * f'(x)`.
     UnaryGrad(UnaryOp),
-    /// Gradient of `Conv2d` with respect to its input. Inputs: `dy` `(N, OH, OW, CO)`, `w` HWIO.
+    /// Gradient of `Conv2d` with respect to its input. Inputs: `dy` `(N, OH, OW, CO)` and the
+    /// forward kernel `w` in the layout `filter` says: HWIO `(KH, KW, I, CO)` as the forward
+    /// convolution holds it, or `(KH, KW, CO, I)` (see [`BackpropFilter`]).
     /// Output: `dx` `(N, H, W, C)` with `(H, W) = input_hw` and `C = I * groups`.
     Conv2dBackpropInput {
         /// The forward convolution's geometry.
         geom: ConvGeometry,
         /// The forward input's height and width.
         input_hw: (usize, usize),
+        /// How input 1 holds the forward kernel.
+        filter: BackpropFilter,
     },
     /// Gradient of `Conv2d` with respect to its kernel. Inputs: `x` `(N, H, W, C)`, `dy`
     /// `(N, OH, OW, CO)`. Output: `dw` `(KH, KW, C / groups, CO)` with `(KH, KW) = kernel_hw`.
@@ -443,6 +447,35 @@ pub enum Op {
     },
 }
 
+/// The layout of the forward kernel `Conv2dBackpropInput` reads. Both hold the same numbers;
+/// they differ in which channel axis is contiguous.
+///
+/// The op is one GEMM per group with K = (taps, output channels) and N = input channels. In HWIO
+/// the input channels are strided by `CO`, so the GEMM core reads B one scalar at a time;
+/// in `Hwoi` they are contiguous and it reads four columns per `vec4` load, as the forward
+/// convolution does (on lavapipe every storage load is a loop over the SIMD lanes, so that is
+/// 4x fewer B loads per FMA). The `transpose_backprop_filters` pass picks `Hwoi` and inserts the
+/// transpose; autodiff emits `Hwio`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum BackpropFilter {
+    /// The forward kernel itself: `(KH, KW, C / groups, CO)`.
+    #[default]
+    Hwio,
+    /// Each tap's matrix transposed: `(KH, KW, CO, C / groups)`, the HWIO kernel through
+    /// `Transpose { perm: [0, 1, 3, 2] }`.
+    Hwoi,
+}
+
+impl BackpropFilter {
+    /// The HWIO kernel shape of a kernel of this layout with shape `w` (4 axes).
+    pub fn hwio_shape(self, w: &[usize]) -> Vec<usize> {
+        match self {
+            BackpropFilter::Hwio => w.to_vec(),
+            BackpropFilter::Hwoi => vec![w[0], w[1], w[3], w[2]],
+        }
+    }
+}
+
 impl Op {
     /// The op's short name for dumps and errors (`conv2d`, `matmul`, `relu`, ...).
     pub fn name(&self) -> String {
@@ -474,7 +507,10 @@ impl Op {
             Op::Transpose { .. } => "transpose".into(),
             Op::Dropout { .. } => "dropout".into(),
             Op::UnaryGrad(u) => format!("{}_grad", u.name()),
-            Op::Conv2dBackpropInput { .. } => "conv2d_backprop_input".into(),
+            Op::Conv2dBackpropInput { filter, .. } => match filter {
+                BackpropFilter::Hwio => "conv2d_backprop_input".into(),
+                BackpropFilter::Hwoi => "conv2d_backprop_input_hwoi".into(),
+            },
             Op::Conv2dBackpropFilter { .. } => "conv2d_backprop_filter".into(),
             Op::Pool2dBackprop(g) => match g.kind {
                 PoolKind::Max => "max_pool2d_backprop".into(),

@@ -2,9 +2,11 @@
 //! reference interpreter's results unchanged (the tests check it on random graphs).
 //!
 //! [`optimize`] runs them in order: algebraic simplification, batch-norm folding, constant
-//! folding, common subexpression elimination, elementwise fusion, epilogue fusion into
-//! GEMM-based ops, and dead-code elimination.
+//! folding, common subexpression elimination, elementwise fusion, the transposed-kernel layout
+//! for convolution input gradients, epilogue fusion into GEMM-based ops, and dead-code
+//! elimination.
 
+mod backprop_filter;
 mod batchnorm;
 mod cse;
 mod dce;
@@ -16,6 +18,7 @@ mod simplify;
 #[cfg(test)]
 mod tests;
 
+pub use backprop_filter::transpose_backprop_filters;
 pub use batchnorm::fold_batchnorm;
 pub use cse::cse;
 pub use dce::dce;
@@ -65,6 +68,8 @@ pub fn optimize(graph: Graph) -> Result<(Graph, Vec<PassReport>)> {
         dce,
         fuse_elementwise,
         dce,
+        // Before epilogue fusion, which then fuses into the rewritten op.
+        transpose_backprop_filters,
         fuse_epilogues,
         dce,
     ] {

@@ -276,6 +276,7 @@ proptest! {
             ("fuse_elementwise", fuse_elementwise),
             ("fold_batchnorm", fold_batchnorm),
             ("fuse_epilogues", fuse_epilogues),
+            ("transpose_backprop_filters", transpose_backprop_filters),
         ] {
             let (h, report) = pass(g.clone()).unwrap();
             assert_eq!(report.nodes_after, h.nodes.len());
@@ -406,7 +407,11 @@ fn random_gemm_graph(seed: u64) -> (Graph, bool) {
             if kind == 4 {
                 let dy = x4(&mut g, fwd);
                 let k = g.param("k", &[2, 2, c, co], true, "conv").unwrap();
-                let op = Op::Conv2dBackpropInput { geom, input_hw: (h, w) };
+                let op = Op::Conv2dBackpropInput {
+                    geom,
+                    input_hw: (h, w),
+                    filter: BackpropFilter::Hwio,
+                };
                 (g.push(op, &[dy, k], "bpi"), true)
             } else {
                 let x = x4(&mut g, vec![n, h, w, c]);
@@ -840,4 +845,152 @@ proptest! {
         prop_assert!(expr.describe().contains("sqrt"), "{}", expr.describe());
         prop_assert_eq!(h.outputs[0].index(), h.nodes.len() - 1, "the epilogue node is the output");
     }
+}
+
+/// The input gradient of a random convolution (stride, dilation, groups, padding; `C / groups`
+/// a multiple of 4 or not), sometimes twice over the same kernel (summed) and sometimes with a
+/// bias + relu epilogue after it. `None` when the geometry leaves no output.
+fn random_backprop_input_graph(seed: u64) -> Option<(Graph, bool)> {
+    let mut rng = Rng::new(seed);
+    let mut g = Graph::new();
+    let groups = 1 + rng.below(3);
+    let cg = [1, 2, 3, 4, 8][rng.below(5)];
+    let cog = 1 + rng.below(5);
+    let (n, h, w) = (1 + rng.below(2), 3 + rng.below(5), 3 + rng.below(5));
+    let (kh, kw) = (1 + rng.below(3), 1 + rng.below(3));
+    let mut geom = conv_geom(&mut rng, groups);
+    geom.dilation.1 = 1 + rng.below(2);
+    let w_shape = [kh, kw, cg, cog * groups];
+    let y_shape = {
+        let mut t = Graph::new();
+        let x = t.input("x", TensorType::f32(vec![n, h, w, cg * groups])).unwrap();
+        let k = t.param("k", &w_shape, true, "conv").unwrap();
+        let y = t.push(Op::Conv2d(geom), &[x, k], "conv").ok()?;
+        t.shape(y).to_vec()
+    };
+    let k = g.param("k", &w_shape, true, "conv").unwrap();
+    let op = Op::Conv2dBackpropInput {
+        geom,
+        input_hw: (h, w),
+        filter: BackpropFilter::Hwio,
+    };
+    let dy = g.input("dy", TensorType::f32(y_shape.clone())).unwrap();
+    let mut dx = g.push(op.clone(), &[dy, k], "conv_dx").unwrap();
+    if rng.below(3) == 0 {
+        let dy2 = g.input("dy2", TensorType::f32(y_shape)).unwrap();
+        let dx2 = g.push(op, &[dy2, k], "conv_dx2").unwrap();
+        dx = g.push(Op::Binary(BinaryOp::Add), &[dx, dx2], "sum").unwrap();
+    }
+    if rng.below(2) == 0 {
+        let b = g.param("b", &[cg * groups], true, "epi").unwrap();
+        dx = g.push(Op::Binary(BinaryOp::Add), &[dx, b], "epi").unwrap();
+        dx = g.push(Op::Unary(UnaryOp::Relu), &[dx], "epi").unwrap();
+    }
+    g.outputs.push(dx);
+    Some((g, cg % 4 == 0))
+}
+
+fn backprop_inputs(g: &Graph) -> Vec<BackpropFilter> {
+    let layout = |op: &Op| match op {
+        Op::Conv2dBackpropInput { filter, .. } => Some(*filter),
+        _ => None,
+    };
+    g.nodes
+        .iter()
+        .filter_map(|n| match &n.op {
+            Op::GemmEpilogue { base, .. } => layout(base),
+            op => layout(op),
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    /// The transposed-kernel rewrite keeps the reference interpreter's results, applies exactly
+    /// where `C / groups` is a multiple of 4, transposes each kernel once, and leaves the
+    /// rewritten op to epilogue fusion.
+    #[test]
+    fn transposed_backprop_filters_preserve_results(seed in any::<u64>()) {
+        let Some((g, applies)) = random_backprop_input_graph(seed) else {
+            return Ok(());
+        };
+        let f = feeds(&g, seed ^ 11);
+        let want = evaluate(&g, &f).unwrap();
+        let (h, report) = super::backprop_filter::rewrite(g.clone(), 0).unwrap();
+        assert_eq!(report.nodes_after, h.nodes.len());
+        assert_same(&want, &evaluate(&h, &f).unwrap(), "transpose_backprop_filters");
+        let count = backprop_inputs(&g).len();
+        let expected = if applies { BackpropFilter::Hwoi } else { BackpropFilter::Hwio };
+        prop_assert_eq!(backprop_inputs(&h), vec![expected; count]);
+        prop_assert_eq!(report.changes.len(), if applies { count } else { 0 });
+        let transposes = h.nodes.iter().filter(|n| matches!(n.op, Op::Transpose { .. })).count();
+        prop_assert_eq!(transposes, usize::from(applies));
+        // Fusing after the rewrite, as `optimize` does.
+        let (e, _) = fuse_epilogues(h).unwrap();
+        assert_same(&want, &evaluate(&e, &f).unwrap(), "then fuse_epilogues");
+        let (o, _) = optimize(g.clone()).unwrap();
+        assert_same(&want, &evaluate(&o, &f).unwrap(), "optimize");
+        // Running it again changes nothing.
+        let (again, report) = super::backprop_filter::rewrite(e, 0).unwrap();
+        prop_assert!(report.changes.is_empty());
+        assert_same(&want, &evaluate(&again, &f).unwrap(), "again");
+    }
+}
+
+#[test]
+fn transposed_backprop_filters_follow_the_rules() {
+    // A training-size gradient: (32, 13, 13, 64) through a 3x3 kernel into 32 channels.
+    let build = |c: usize, batch: usize, epilogue: bool| {
+        let mut g = Graph::new();
+        let geom = ConvGeometry {
+            stride: (1, 1),
+            dilation: (1, 1),
+            pad: Pad2d::default(),
+            groups: 1,
+        };
+        let k = g.param("k", &[3, 3, c, 64], true, "conv").unwrap();
+        let dy = g.input("dy", TensorType::f32(vec![batch, 13, 13, 64])).unwrap();
+        let op = Op::Conv2dBackpropInput {
+            geom,
+            input_hw: (15, 15),
+            filter: BackpropFilter::Hwio,
+        };
+        let mut dx = g.push(op, &[dy, k], "conv").unwrap();
+        if epilogue {
+            let x = g.input("x", TensorType::f32(vec![batch, 15, 15, c])).unwrap();
+            dx = g.push(Op::UnaryGrad(UnaryOp::Relu), &[x, dx], "relu").unwrap();
+        }
+        g.outputs.push(dx);
+        g
+    };
+    let pass = |g: Graph| transpose_backprop_filters(g).unwrap();
+    // Above the FLOP threshold with N % 4 == 0: rewritten, one transpose, reported.
+    let (h, report) = pass(build(32, 32, false));
+    assert_eq!(backprop_inputs(&h), [BackpropFilter::Hwoi]);
+    assert_eq!(report.changes.len(), 1, "{report:?}");
+    assert!(report.changes[0].contains("transpose"), "{report:?}");
+    let t = h.nodes.iter().find(|n| matches!(n.op, Op::Transpose { .. })).unwrap();
+    assert_eq!(t.ty.shape, [3, 3, 64, 32]);
+    assert_eq!(t.op, Op::Transpose { perm: vec![0, 1, 3, 2] });
+    // N not a multiple of 4 (no vec4 loads to gain) or a GEMM too small to repay a dispatch.
+    assert_eq!(backprop_inputs(&pass(build(30, 32, false)).0), [BackpropFilter::Hwio]);
+    let small = build(4, 1, false);
+    const { assert!(2 * 13 * 13 * 64 * 9 * 4 < super::backprop_filter::MIN_FLOPS) };
+    assert_eq!(backprop_inputs(&pass(small).0), [BackpropFilter::Hwio]);
+    // In the pipeline: the relu gradient fuses into the rewritten op.
+    let (o, reports) = optimize(build(32, 32, true)).unwrap();
+    let names: Vec<&str> = reports.iter().map(|r| r.pass).collect();
+    let at = |p: &str| names.iter().position(|&n| n == p).unwrap();
+    assert!(at("transpose_backprop_filters") < at("fuse_epilogues"), "{names:?}");
+    let epi: Vec<String> = o
+        .nodes
+        .iter()
+        .filter_map(|n| match &n.op {
+            Op::GemmEpilogue { base, expr } => Some(format!("{} {}", base.name(), expr.describe())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(epi.len(), 1, "{:?}", o.nodes);
+    assert!(epi[0].starts_with("conv2d_backprop_input_hwoi relu_grad"), "{epi:?}");
 }
