@@ -16,84 +16,19 @@ const ELEMENTWISE_WGSL: &str = include_str!("../wgsl/elementwise.wgsl");
 /// (`maxStorageBuffersPerShaderStage`); an elementwise kernel takes at most one less inputs.
 pub const MAX_STORAGE_BUFFERS: usize = 8;
 
-/// An elementwise expression over a kernel's inputs.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ElemExpr {
-    /// The value of input `i` at the current element (broadcast).
-    Input(usize),
-    /// A constant.
-    Const(f32),
-    /// A function of one argument.
-    Unary(UnaryOp, Box<ElemExpr>),
-    /// A function of two arguments.
-    Binary(BinaryOp, Box<ElemExpr>, Box<ElemExpr>),
-    /// The gradient of a unary op: `dy * f'(x)` of `(x, dy)`.
-    UnaryGrad(UnaryOp, Box<ElemExpr>, Box<ElemExpr>),
+/// The expression tree of an elementwise kernel: the IR's own (`Input(k)` is the kernel's
+/// `k`-th input, broadcast); [`EmitWgsl`] prints it as WGSL.
+pub use fovea_graph::ir::ElemExpr;
+
+/// WGSL for an elementwise expression.
+pub(crate) trait EmitWgsl {
+    /// Emits `let tN = ...;` lines computing the expression over `x{k}` (input `k`'s value);
+    /// returns the name (or literal) holding its value.
+    fn emit(&self, code: &mut String, next: &mut usize) -> String;
 }
 
-impl ElemExpr {
-    /// `op(arg)`.
-    pub fn unary(op: UnaryOp, arg: ElemExpr) -> Self {
-        ElemExpr::Unary(op, Box::new(arg))
-    }
-
-    /// `op(a, b)`.
-    pub fn binary(op: BinaryOp, a: ElemExpr, b: ElemExpr) -> Self {
-        ElemExpr::Binary(op, Box::new(a), Box::new(b))
-    }
-
-    /// `dy * f'(x)` for the unary op `op`.
-    pub fn unary_grad(op: UnaryOp, x: ElemExpr, dy: ElemExpr) -> Self {
-        ElemExpr::UnaryGrad(op, Box::new(x), Box::new(dy))
-    }
-
-    /// The sub-expressions, in evaluation order.
-    fn children(&self) -> Vec<&ElemExpr> {
-        match self {
-            ElemExpr::Input(_) | ElemExpr::Const(_) => vec![],
-            ElemExpr::Unary(_, a) => vec![a],
-            ElemExpr::Binary(_, a, b) | ElemExpr::UnaryGrad(_, a, b) => vec![a, b],
-        }
-    }
-
-    /// The number of operations (the FLOPs per element, counting a gradient as one).
-    pub fn op_count(&self) -> usize {
-        let own = usize::from(!matches!(self, ElemExpr::Input(_) | ElemExpr::Const(_)));
-        own + self.children().iter().map(|c| c.op_count()).sum::<usize>()
-    }
-
-    /// The operation names in evaluation order (`add`, `relu`, `relu_grad`), for kernel names.
-    pub(crate) fn op_names(&self, out: &mut Vec<String>) {
-        self.children().iter().for_each(|c| c.op_names(out));
-        match self {
-            ElemExpr::Input(_) | ElemExpr::Const(_) => {}
-            ElemExpr::Unary(op, _) => out.push(op.name().to_string()),
-            ElemExpr::Binary(op, ..) => out.push(op.name().to_string()),
-            ElemExpr::UnaryGrad(op, ..) => out.push(format!("{}_grad", op.name())),
-        }
-    }
-
-    /// Calls `f` on every input index the expression reads.
-    pub(crate) fn visit_inputs(&self, f: &mut impl FnMut(usize)) {
-        if let ElemExpr::Input(i) = self {
-            f(*i);
-        }
-        self.children().iter().for_each(|c| c.visit_inputs(f));
-    }
-
-    /// The same expression with input `i` renumbered to `map[i]`.
-    fn remap(&self, map: &[usize]) -> ElemExpr {
-        match self {
-            ElemExpr::Input(i) => ElemExpr::Input(map[*i]),
-            ElemExpr::Const(c) => ElemExpr::Const(*c),
-            ElemExpr::Unary(op, a) => ElemExpr::unary(*op, a.remap(map)),
-            ElemExpr::Binary(op, a, b) => ElemExpr::binary(*op, a.remap(map), b.remap(map)),
-            ElemExpr::UnaryGrad(op, a, b) => ElemExpr::unary_grad(*op, a.remap(map), b.remap(map)),
-        }
-    }
-
-    /// Emits `let tN = ...;` lines computing the expression; returns the name holding its value.
-    pub(crate) fn emit(&self, code: &mut String, next: &mut usize) -> String {
+impl EmitWgsl for ElemExpr {
+    fn emit(&self, code: &mut String, next: &mut usize) -> String {
         let value = match self {
             ElemExpr::Input(i) => return format!("x{i}"),
             ElemExpr::Const(c) => return format!("({})", f32_lit(*c)),

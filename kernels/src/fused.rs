@@ -2,30 +2,18 @@
 //! generated elementwise kernel, and the rendering of fused elementwise epilogues
 //! (`Op::GemmEpilogue`) that the GEMM core and the pooling gradient apply as they store.
 
-use crate::elementwise::{ElemExpr, elementwise_kernel_in_place};
+use crate::elementwise::{ElemExpr, EmitWgsl, elementwise_kernel_in_place};
 use crate::gemm::GemmEpilogue;
 use crate::lower::NodeCx;
 use crate::{BindingRef, KernelError, KernelInstance};
-use fovea_graph::ir::ElemExpr as IrExpr;
 use std::fmt::Write;
-
-/// The kernel expression of an IR expression (the same tree).
-pub(crate) fn convert(e: &IrExpr) -> ElemExpr {
-    match e {
-        IrExpr::Input(i) => ElemExpr::Input(*i),
-        IrExpr::Const(c) => ElemExpr::Const(*c),
-        IrExpr::Unary(u, a) => ElemExpr::unary(*u, convert(a)),
-        IrExpr::Binary(b, x, y) => ElemExpr::binary(*b, convert(x), convert(y)),
-        IrExpr::UnaryGrad(u, x, dy) => ElemExpr::unary_grad(*u, convert(x), convert(dy)),
-    }
-}
 
 /// The expression an elementwise node (`Elementwise`, `Unary`, `Binary`, `UnaryGrad`)
 /// computes per element, over `Input(k)` = the node's `k`-th input; `None` for other ops.
 pub fn node_expr(op: &fovea_graph::Op) -> Option<ElemExpr> {
     use fovea_graph::Op;
     Some(match op {
-        Op::Elementwise { expr } => convert(expr),
+        Op::Elementwise { expr } => expr.clone(),
         Op::Unary(u) => ElemExpr::unary(*u, ElemExpr::Input(0)),
         Op::Binary(b) => ElemExpr::binary(*b, ElemExpr::Input(0), ElemExpr::Input(1)),
         Op::UnaryGrad(u) => ElemExpr::unary_grad(*u, ElemExpr::Input(0), ElemExpr::Input(1)),
@@ -34,8 +22,8 @@ pub fn node_expr(op: &fovea_graph::Op) -> Option<ElemExpr> {
 }
 
 /// One generated kernel evaluating `expr` over the node's inputs.
-pub(crate) fn lower_fused(cx: &NodeCx, expr: &IrExpr) -> Result<KernelInstance, KernelError> {
-    elementwise_kernel_in_place(cx.graph, cx.id, &cx.node.inputs, &convert(expr), cx.target, cx.in_place)
+pub(crate) fn lower_fused(cx: &NodeCx, expr: &ElemExpr) -> Result<KernelInstance, KernelError> {
+    elementwise_kernel_in_place(cx.graph, cx.id, &cx.node.inputs, expr, cx.target, cx.in_place)
 }
 
 /// An elementwise epilogue rendered for a kernel's store hook: `fn epilogue(i: u32, v: f32) -> f32`

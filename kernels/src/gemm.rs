@@ -3,7 +3,7 @@
 //! `conv.rs`, `conv_transpose.rs`).
 
 use crate::elementwise::{ElemExpr, MAX_STORAGE_BUFFERS};
-use crate::fused::{EpilogueSource, convert, epilogue_name, epilogue_source};
+use crate::fused::{EpilogueSource, epilogue_name, epilogue_source};
 use crate::lower::NodeCx;
 use crate::{AdapterClass, BindingRef, KernelError, KernelInstance, Target, template::Template};
 use fovea_graph::{NodeId, Op};
@@ -261,7 +261,7 @@ pub(crate) fn epilogue_of(cx: &NodeCx) -> Option<GemmEpilogue> {
         .map(|k| (cx.input(k), cx.in_shape(k) != out))
         .collect();
     Some(GemmEpilogue {
-        expr: convert(expr),
+        expr: expr.clone(),
         extras,
         channels: *out.last().unwrap_or(&1),
     })

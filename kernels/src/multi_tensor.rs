@@ -11,7 +11,7 @@
 //! last store to a slot is written to memory.
 
 use crate::dispatch::LinearGrid;
-use crate::elementwise::{ElemExpr, MAX_STORAGE_BUFFERS};
+use crate::elementwise::{ElemExpr, EmitWgsl, MAX_STORAGE_BUFFERS};
 use crate::template::{Template, u32_lit};
 use crate::{BindingRef, BufferRef, KernelError, KernelInstance, Target};
 use fovea_graph::NodeId;

@@ -137,12 +137,63 @@ pub enum ElemExpr {
 }
 
 impl ElemExpr {
-    /// Number of operations per element.
-    pub fn op_count(&self) -> usize {
+    /// `op(arg)`.
+    pub fn unary(op: UnaryOp, arg: ElemExpr) -> Self {
+        ElemExpr::Unary(op, Box::new(arg))
+    }
+
+    /// `op(a, b)`.
+    pub fn binary(op: BinaryOp, a: ElemExpr, b: ElemExpr) -> Self {
+        ElemExpr::Binary(op, Box::new(a), Box::new(b))
+    }
+
+    /// `dy * f'(x)` for the unary op `op`.
+    pub fn unary_grad(op: UnaryOp, x: ElemExpr, dy: ElemExpr) -> Self {
+        ElemExpr::UnaryGrad(op, Box::new(x), Box::new(dy))
+    }
+
+    /// The sub-expressions, in evaluation order.
+    pub fn children(&self) -> Vec<&ElemExpr> {
         match self {
-            ElemExpr::Input(_) | ElemExpr::Const(_) => 0,
-            ElemExpr::Unary(_, a) => 1 + a.op_count(),
-            ElemExpr::Binary(_, a, b) | ElemExpr::UnaryGrad(_, a, b) => 1 + a.op_count() + b.op_count(),
+            ElemExpr::Input(_) | ElemExpr::Const(_) => vec![],
+            ElemExpr::Unary(_, a) => vec![a],
+            ElemExpr::Binary(_, a, b) | ElemExpr::UnaryGrad(_, a, b) => vec![a, b],
+        }
+    }
+
+    /// Number of operations per element (a gradient counts as one).
+    pub fn op_count(&self) -> usize {
+        let own = usize::from(!matches!(self, ElemExpr::Input(_) | ElemExpr::Const(_)));
+        own + self.children().iter().map(|c| c.op_count()).sum::<usize>()
+    }
+
+    /// The operation names in evaluation order (`add`, `relu`, `relu_grad`), for kernel names.
+    pub fn op_names(&self, out: &mut Vec<String>) {
+        self.children().iter().for_each(|c| c.op_names(out));
+        match self {
+            ElemExpr::Input(_) | ElemExpr::Const(_) => {}
+            ElemExpr::Unary(op, _) => out.push(op.name().to_string()),
+            ElemExpr::Binary(op, ..) => out.push(op.name().to_string()),
+            ElemExpr::UnaryGrad(op, ..) => out.push(format!("{}_grad", op.name())),
+        }
+    }
+
+    /// Calls `f` on every input index the expression reads.
+    pub fn visit_inputs(&self, f: &mut impl FnMut(usize)) {
+        if let ElemExpr::Input(i) = self {
+            f(*i);
+        }
+        self.children().iter().for_each(|c| c.visit_inputs(f));
+    }
+
+    /// The same expression with input `i` renumbered to `map[i]`.
+    pub fn remap(&self, map: &[usize]) -> ElemExpr {
+        match self {
+            ElemExpr::Input(i) => ElemExpr::Input(map[*i]),
+            ElemExpr::Const(c) => ElemExpr::Const(*c),
+            ElemExpr::Unary(op, a) => ElemExpr::unary(*op, a.remap(map)),
+            ElemExpr::Binary(op, a, b) => ElemExpr::binary(*op, a.remap(map), b.remap(map)),
+            ElemExpr::UnaryGrad(op, a, b) => ElemExpr::unary_grad(*op, a.remap(map), b.remap(map)),
         }
     }
 
