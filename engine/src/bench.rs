@@ -270,6 +270,15 @@ pub fn bench_cases(large: bool) -> Result<Vec<(String, String, Graph)>> {
         "4M".into(),
         single(Op::Unary(UnaryOp::Relu), &[vec![1 << 22]])?,
     ));
+    // Softmax cross-entropy of the seed models' logits and its gradient (fused kernels).
+    let mut g = Graph::new();
+    let logits = g.input("x", TensorType::f32(vec![128, 10]))?;
+    let labels = g.param("labels", &[128, 10], false, "bench")?;
+    let dloss = g.param("dloss", &[128], false, "bench")?;
+    let loss = g.push(Op::SoftmaxCrossEntropy, &[logits, labels], "bench")?;
+    let grad = g.push(Op::SoftmaxCrossEntropyGrad, &[logits, labels, dloss], "bench")?;
+    g.outputs = vec![loss, grad];
+    v.push(("softmax cross-entropy + grad".into(), "128x10".into(), g));
     v.push((
         "add (broadcast bias)".into(),
         "b32 30x30x32 + 32".into(),
@@ -309,14 +318,35 @@ pub fn bench_cases(large: bool) -> Result<Vec<(String, String, Graph)>> {
 }
 
 /// Median time of one run of `program`, recording `per` runs per submit, over `samples` submits
-/// after one warm-up submit.
+/// after one warm-up submit: device time between GPU timestamps where the adapter has
+/// timestamp queries, else wall time around the submit and a full device wait.
 pub fn time_program(program: &Program, per: usize, samples: usize) -> Result<Duration> {
     program.time_runs(1)?;
     let mut times: Vec<Duration> = (0..samples.max(1))
-        .map(|_| program.time_runs(per).map(|t| t / per as u32))
+        .map(|_| {
+            let t = match program.gpu_time_runs(per)? {
+                Some(t) => t,
+                None => program.time_runs(per)?,
+            };
+            Ok(t / per as u32)
+        })
         .collect::<Result<_>>()?;
     times.sort();
     Ok(times[times.len() / 2])
+}
+
+/// How [`time_program`] times on `device`: `"GPU timestamps"` or `"wall clock"`.
+pub fn timing_method(device: &Device) -> &'static str {
+    if device
+        .info()
+        .features
+        .iter()
+        .any(|f| f == "TIMESTAMP_QUERY_INSIDE_ENCODERS")
+    {
+        "GPU timestamps"
+    } else {
+        "wall clock (submit to device idle)"
+    }
 }
 
 /// What `fovea bench step` reports.

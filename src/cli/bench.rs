@@ -2,7 +2,7 @@
 //! measured peaks, and training-step throughput with cold and warm compile times.
 
 use anyhow::Context;
-use fovea_engine::bench::{bench_cases, bench_step, measure_peak, time_program};
+use fovea_engine::bench::{bench_cases, bench_step, measure_peak, time_program, timing_method};
 use fovea_engine::{Device, DeviceState, Program};
 use fovea_graph::train::{CompileConfig, Loss, Metric, Optimizer};
 use serde_json::json;
@@ -21,8 +21,10 @@ pub fn kernels(json_out: Option<PathBuf>, large: bool) -> anyhow::Result<()> {
         device.info().driver_info
     );
     println!(
-        "peak: {:.1} GFLOP/s f32 FMA, {:.1} GB/s copy",
-        peak.gflops, peak.gbytes_per_second
+        "peak: {:.1} GFLOP/s f32 FMA, {:.1} GB/s copy; kernels timed with {} (median of 5)",
+        peak.gflops,
+        peak.gbytes_per_second,
+        timing_method(&device)
     );
     println!(
         "{:<36} {:<22} {:>10} {:>14} {:>8}  kernels",
@@ -60,7 +62,7 @@ pub fn kernels(json_out: Option<PathBuf>, large: bool) -> anyhow::Result<()> {
     }
     if let Some(path) = json_out {
         let j = json!({"adapter": device.info().name, "backend": device.info().backend, "driver": device.info().driver_info,
-            "peak_gflops": peak.gflops, "peak_gbytes_per_second": peak.gbytes_per_second, "kernels": rows});
+            "peak_gflops": peak.gflops, "peak_gbytes_per_second": peak.gbytes_per_second, "timing": timing_method(&device), "kernels": rows});
         write_json(&path, &j)?;
     }
     Ok(())
