@@ -5,7 +5,7 @@
 mod common;
 
 use common::device;
-use fovea::engine::{CompiledModel, DeviceState, FitOptions, Program, Targets, Verbosity, checkpoint};
+use fovea::engine::{CompiledModel, Device, DeviceState, FitOptions, Program, Targets, Verbosity, checkpoint};
 use fovea::graph::interp::Feeds;
 use fovea::graph::layers::*;
 use fovea::graph::train::*;
@@ -45,6 +45,17 @@ fn mixed_model(seed: u64) -> Model {
 
 #[test]
 fn one_training_step_matches_the_reference_interpreter() {
+    step_matches_the_reference(&device(), "cpu-class kernels");
+}
+
+/// The kernels a real GPU gets (workgroup-memory tiles, GPU tile table), run on this adapter.
+#[test]
+fn gpu_class_kernels_train_like_the_reference_interpreter() {
+    let gpu = std::sync::Arc::new(Device::with_kernel_class(fovea::kernels::AdapterClass::Gpu).unwrap());
+    step_matches_the_reference(&gpu, "gpu-class kernels");
+}
+
+fn step_matches_the_reference(device: &std::sync::Arc<Device>, what: &str) {
     for (name, optimizer) in [
         ("sgd", Optimizer::sgd_momentum(0.05, 0.9, true)),
         ("adam", Optimizer::adam(0.01)),
@@ -78,18 +89,23 @@ fn one_training_step_matches_the_reference_interpreter() {
         feeds.insert(STEP_SIZE.into(), vec![alpha as f64]);
         let want = reference_step(&step.graph, &mut feeds).unwrap();
         // GPU.
-        let state = DeviceState::new(&device());
+        let state = DeviceState::new(device);
         state.upload(&model.params).unwrap();
         state.upload(&step.slots).unwrap();
-        let program = Program::compile_with_state(&device(), step.graph.clone(), &state).unwrap();
+        let program = Program::compile_with_state(device, step.graph.clone(), &state).unwrap();
         let got = program.run(&[&x, &labels, &[lr], &[alpha]]).unwrap();
+        let tag = if what.starts_with("gpu") { "_gpu_" } else { "_cpu_" };
+        assert!(
+            program.kernels().iter().any(|k| k.name.contains(tag)),
+            "{what}: no {tag} GEMM kernel in the program"
+        );
         assert_eq!(
             program.input_names(),
             vec!["input_layer", LABELS, LEARNING_RATE, STEP_SIZE]
         );
         assert!(
             (got[0][0] as f64 - want[0][0]).abs() < 1e-4 * (1.0 + want[0][0].abs()),
-            "{name} loss {} vs {}",
+            "{what} {name} loss {} vs {}",
             got[0][0],
             want[0][0]
         );
@@ -126,7 +142,7 @@ fn one_training_step_matches_the_reference_interpreter() {
         }
         assert!(
             worst.0 < 1e-3,
-            "{name}: update differs by {:.2e} of its size at {}",
+            "{what} {name}: update differs by {:.2e} of its size at {}",
             worst.0,
             worst.1
         );

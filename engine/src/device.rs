@@ -43,6 +43,21 @@ impl std::fmt::Debug for Device {
     }
 }
 
+fn class_from_env() -> Result<Option<AdapterClass>> {
+    match std::env::var("FOVEA_KERNELS") {
+        Err(_) => Ok(None),
+        Ok(v) => match v.trim().to_ascii_lowercase().as_str() {
+            "" => Ok(None),
+            "cpu" => Ok(Some(AdapterClass::Cpu)),
+            "gpu" => Ok(Some(AdapterClass::Gpu)),
+            _ => Err(EngineError::Input {
+                what: "FOVEA_KERNELS".into(),
+                message: format!("\"{v}\": expected cpu or gpu"),
+            }),
+        },
+    }
+}
+
 fn backend_from_env() -> Result<Option<wgpu::Backends>> {
     match std::env::var("FOVEA_BACKEND") {
         Err(_) => Ok(None),
@@ -82,6 +97,17 @@ impl Device {
 
     /// Like [`Device::new`], with the on-disk pipeline cache in `cache_dir` (`None`: none).
     pub fn with_cache_dir(cache_dir: Option<std::path::PathBuf>) -> Result<Device> {
+        Self::choose(cache_dir, class_from_env()?)
+    }
+
+    /// Like [`Device::new`], choosing kernels for `class` whatever the adapter is: GPU-class
+    /// kernels (workgroup-memory tiles) run on lavapipe in tests, CPU-class ones on a GPU for
+    /// comparison. `FOVEA_KERNELS=cpu|gpu` does the same for any run.
+    pub fn with_kernel_class(class: AdapterClass) -> Result<Device> {
+        Self::choose(crate::pipelines::default_cache_dir(), Some(class))
+    }
+
+    fn choose(cache_dir: Option<std::path::PathBuf>, class: Option<AdapterClass>) -> Result<Device> {
         let choice = backend_from_env()?;
         let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
         desc.backends = wgpu::Backends::all();
@@ -100,10 +126,15 @@ impl Device {
             None => "Vulkan, Metal, DX12, then GL".to_string(),
         };
         let adapter = adapter.ok_or(EngineError::NoAdapter { tried })?;
-        Self::open(adapter, fell_back, cache_dir)
+        Self::open(adapter, fell_back, cache_dir, class)
     }
 
-    fn open(adapter: wgpu::Adapter, fell_back_to_gl: bool, cache_dir: Option<std::path::PathBuf>) -> Result<Device> {
+    fn open(
+        adapter: wgpu::Adapter,
+        fell_back_to_gl: bool,
+        cache_dir: Option<std::path::PathBuf>,
+        class_override: Option<AdapterClass>,
+    ) -> Result<Device> {
         let ainfo = adapter.get_info();
         let wanted = wgpu::Features::TIMESTAMP_QUERY
             | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS
@@ -136,11 +167,11 @@ impl Device {
                 v.push(format!("device lost ({reason:?}): {msg}"));
             }
         });
-        let class = if ainfo.device_type == wgpu::DeviceType::Cpu {
+        let class = class_override.unwrap_or(if ainfo.device_type == wgpu::DeviceType::Cpu {
             AdapterClass::Cpu
         } else {
             AdapterClass::Gpu
-        };
+        });
         let mut target = match class {
             AdapterClass::Cpu => Target::cpu(),
             AdapterClass::Gpu => Target::gpu(),
