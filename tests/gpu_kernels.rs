@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{gpu_vs_reference, random_feeds};
+use common::{gpu_vs_reference, random_feeds, run_vs_reference};
 use fovea::graph::ir::*;
 use proptest::prelude::*;
 
@@ -585,5 +585,68 @@ proptest! {
         prop_assert!(err <= TOL, "relative error {err:e} at {at}");
         let kernel = format!("pool_grad_{}", if max { "max" } else { "avg" });
         prop_assert!(at.contains(&kernel), "{at}");
+    }
+}
+
+/// A device running the kernels a real GPU gets (workgroup-memory tiles, split-K), on this
+/// adapter.
+fn gpu_class_device() -> std::sync::Arc<fovea::engine::Device> {
+    static DEVICE: std::sync::OnceLock<std::sync::Arc<fovea::engine::Device>> = std::sync::OnceLock::new();
+    DEVICE
+        .get_or_init(|| {
+            std::sync::Arc::new(
+                fovea::engine::Device::with_kernel_class(fovea::kernels::AdapterClass::Gpu)
+                    .unwrap_or_else(|e| panic!("GPU tests need an adapter: {e}")),
+            )
+        })
+        .clone()
+}
+
+proptest! {
+    #![proptest_config(cfg(10))]
+
+    // Split-K (GPU class): GEMMs with few output tiles and a long K run as a GEMM writing
+    // per-split partials to the scratch buffer and a reduction applying the epilogue. A matmul
+    // (every transposition) or a convolution's filter gradient, plain or with bias + relu.
+    #[test]
+    fn split_k_gemm_matches_reference(
+        kind in 0usize..2, m in 1usize..40, o in 1usize..40, kk in 1500usize..3000,
+        ta in any::<bool>(), tb in any::<bool>(),
+        n in 3usize..6, h in 12usize..18, w in 12usize..18, c in 1usize..6, k in 1usize..4,
+        epi in any::<bool>(), seed in any::<u64>(),
+    ) {
+        let (base, shapes) = if kind == 0 {
+            (
+                Op::MatMul { trans_a: ta, trans_b: tb },
+                vec![if ta { vec![kk, m] } else { vec![m, kk] }, if tb { vec![o, kk] } else { vec![kk, o] }],
+            )
+        } else {
+            let geom = ConvGeometry { stride: (1, 1), dilation: (1, 1), pad: Pad2d::default(), groups: 1 };
+            let (oh, ow) = (h - k + 1, w - k + 1);
+            let op = Op::Conv2dBackpropFilter { geom, kernel_hw: (k, k) };
+            (op, vec![vec![n, h, w, c], vec![n, oh, ow, o]])
+        };
+        let g = if epi {
+            let plain = single(base.clone(), &shapes).unwrap();
+            let ch = *plain.shape(plain.outputs[0]).last().unwrap();
+            let expr = ElemExpr::Unary(
+                UnaryOp::Relu,
+                Box::new(ElemExpr::Binary(BinaryOp::Add, Box::new(ElemExpr::Input(0)), Box::new(ElemExpr::Input(1)))),
+            );
+            let all: Vec<Vec<usize>> = shapes.into_iter().chain([vec![ch]]).collect();
+            single(Op::GemmEpilogue { base: Box::new(base), expr }, &all).unwrap()
+        } else {
+            single(base, &shapes).unwrap()
+        };
+        let feeds = random_feeds(&g, seed, -1.0, 1.0);
+        let (err, at, program) = run_vs_reference(&gpu_class_device(), g, &feeds);
+        let names: Vec<&str> = program.kernels().iter().map(|k| k.name.as_str()).collect();
+        prop_assert!(
+            names.iter().any(|n| n.starts_with("gemm_") && n.contains("_gpu_") && n.contains("_splitk"))
+                && names.iter().any(|n| n.starts_with("splitk_reduce_")),
+            "no split-K dispatch: {names:?}"
+        );
+        prop_assert!(program.scratch_bytes() > 0);
+        prop_assert!(err <= TOL, "relative error {err:e} at {at}");
     }
 }

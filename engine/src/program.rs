@@ -71,6 +71,8 @@ pub struct Program {
     dispatches: Vec<Dispatch>,
     readback: Vec<wgpu::Buffer>,
     plan: MemoryPlan,
+    /// Bytes of the program's one scratch buffer (0: none).
+    scratch_bytes: u64,
 }
 
 impl std::fmt::Debug for Program {
@@ -139,7 +141,11 @@ impl Program {
     /// ([`fovea_graph::plan`]), allocated exactly as planned; inputs have buffers of their
     /// own and parameters are the state's. With `in_place`, elementwise nodes overwrite
     /// inputs that die there, parameter updates are written straight into the state, and
-    /// those updates run as one multi-tensor dispatch.
+    /// those updates run as one multi-tensor dispatch. Kernels that need temporaries between
+    /// their dispatches (the partials of a split-K GEMM on the GPU class) share ONE scratch
+    /// buffer, sized for the largest [`KernelInstance::scratch_bytes`] of the program (none if
+    /// every kernel needs 0; see [`Program::scratch_bytes`]): dispatches run in order with
+    /// barriers between them, so no two nodes' temporaries are ever live at once.
     fn build(device: &Arc<Device>, graph: Graph, state: &Arc<DeviceState>, in_place: bool) -> Result<Program> {
         let dev = &device.device;
         let plan = plan_memory_with(&graph, &Self::plan_options(device, in_place));
@@ -239,6 +245,15 @@ impl Program {
         {
             eprintln!("fovea: parameter updates not fused into one dispatch: {why}");
         }
+        let scratch_bytes = kernels.iter().map(|k| k.scratch_bytes).max().unwrap_or(0);
+        let scratch = (scratch_bytes > 0).then(|| {
+            dev.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("scratch"),
+                size: scratch_bytes.div_ceil(4) * 4,
+                usage: wgpu::BufferUsages::STORAGE,
+                mapped_at_creation: false,
+            })
+        });
         let scope = dev.push_error_scope(wgpu::ErrorFilter::Validation);
         let mut dispatches = Vec::with_capacity(kernels.len());
         for k in &kernels {
@@ -248,20 +263,28 @@ impl Program {
                 .iter()
                 .enumerate()
                 .map(|(i, b)| {
-                    let loc = locs[storage_root(&graph, b.buffer.node()).index()]
-                        .as_ref()
-                        .expect("every stored tensor has a location");
-                    let (offset, size) = match b.buffer {
-                        BufferRef::Node(_) => (loc.offset, std::num::NonZeroU64::new(loc.size)),
-                        BufferRef::Buffer(_) => (0, None),
+                    let loc = |n: NodeId| {
+                        locs[storage_root(&graph, n).index()]
+                            .as_ref()
+                            .expect("every stored tensor has a location")
+                    };
+                    let (buffer, offset, size) = match b.buffer {
+                        BufferRef::Node(n) => {
+                            let l = loc(n);
+                            (&l.buffer, l.offset, std::num::NonZeroU64::new(l.size))
+                        }
+                        BufferRef::Buffer(n) => (&loc(n).buffer, 0, None),
+                        BufferRef::Scratch(_) => (
+                            scratch
+                                .as_ref()
+                                .expect("a kernel binding scratch has scratch_bytes > 0"),
+                            0,
+                            std::num::NonZeroU64::new(k.scratch_bytes),
+                        ),
                     };
                     wgpu::BindGroupEntry {
                         binding: i as u32,
-                        resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                            buffer: &loc.buffer,
-                            offset,
-                            size,
-                        }),
+                        resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding { buffer, offset, size }),
                     }
                 })
                 .collect();
@@ -300,6 +323,7 @@ impl Program {
             dispatches,
             readback,
             plan,
+            scratch_bytes,
         })
     }
 
@@ -321,6 +345,13 @@ impl Program {
     /// The memory plan the buffers follow (slots, planned vs baseline bytes).
     pub fn memory_plan(&self) -> &MemoryPlan {
         &self.plan
+    }
+
+    /// Bytes of the program's one scratch buffer, shared by every kernel that needs temporaries
+    /// between its dispatches (split-K GEMMs on the GPU class): the largest
+    /// [`KernelInstance::scratch_bytes`] of its kernels, 0 when it has none.
+    pub fn scratch_bytes(&self) -> u64 {
+        self.scratch_bytes
     }
 
     /// Number of dispatches per run.

@@ -48,6 +48,7 @@ pub(crate) fn lower_concat(cx: &NodeCx, axis: usize) -> Result<Vec<KernelInstanc
             workgroup_size: [grid.workgroup_size, 1, 1],
             flops: 0,
             bytes: 8 * total,
+            scratch_bytes: 0,
         });
     }
     Ok(kernels)

@@ -11,13 +11,13 @@ const CONV_WGSL: &str = include_str!("../wgsl/conv.wgsl");
 
 /// Lowers `Conv2d`: depthwise (`groups == C > 1`) runs the direct kernel, everything else the
 /// implicit GEMM with one GEMM per group.
-pub(crate) fn lower_conv2d(cx: &NodeCx, g: &ConvGeometry) -> Result<KernelInstance, KernelError> {
+pub(crate) fn lower_conv2d(cx: &NodeCx, g: &ConvGeometry) -> Result<Vec<KernelInstance>, KernelError> {
     let x = cx.in_shape(0);
     let w = cx.in_shape(1);
     let y = cx.out_shape();
     let (c, co) = (x[3], w[3]);
     if g.groups > 1 && g.groups == c {
-        return depthwise::lower_depthwise(cx, g);
+        return Ok(vec![depthwise::lower_depthwise(cx, g)?]);
     }
     let cg = c / g.groups;
     let cog = co / g.groups;

@@ -10,7 +10,7 @@ use fovea_graph::ir::ConvGeometry;
 const CONV_FILTER_GRAD_WGSL: &str = include_str!("../wgsl/conv_filter_grad.wgsl");
 
 /// Lowers `Conv2dBackpropFilter` (inputs `x`, `dy`; output the HWIO kernel's gradient).
-pub(crate) fn lower_conv2d_backprop_filter(cx: &NodeCx, g: &ConvGeometry) -> Result<KernelInstance, KernelError> {
+pub(crate) fn lower_conv2d_backprop_filter(cx: &NodeCx, g: &ConvGeometry) -> Result<Vec<KernelInstance>, KernelError> {
     let x = cx.in_shape(0);
     let dy = cx.in_shape(1);
     let dw = cx.out_shape();

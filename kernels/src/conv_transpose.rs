@@ -35,7 +35,7 @@ const B_BACKPROP_HWOI: BLayout = BLayout {
 };
 
 /// Lowers `ConvTranspose2d` (groups = 1): one GEMM over output pixels x (taps, input channels).
-pub(crate) fn lower_conv_transpose2d(cx: &NodeCx, g: &ConvGeometry) -> Result<KernelInstance, KernelError> {
+pub(crate) fn lower_conv_transpose2d(cx: &NodeCx, g: &ConvGeometry) -> Result<Vec<KernelInstance>, KernelError> {
     if g.groups != 1 {
         return Err(cx.unsupported("transposed convolution supports groups=1 only"));
     }
@@ -63,7 +63,7 @@ pub(crate) fn lower_conv2d_backprop_input(
     cx: &NodeCx,
     g: &ConvGeometry,
     filter: BackpropFilter,
-) -> Result<KernelInstance, KernelError> {
+) -> Result<Vec<KernelInstance>, KernelError> {
     let (what, layout, vec4) = match filter {
         BackpropFilter::Hwio => ("conv2d_backprop_input", B_BACKPROP_HWIO, false),
         BackpropFilter::Hwoi => {
@@ -88,7 +88,7 @@ fn transposed_gemm(
     [kh, kw]: [usize; 2],
     b: BLayout,
     b_vec4: bool,
-) -> Result<KernelInstance, KernelError> {
+) -> Result<Vec<KernelInstance>, KernelError> {
     let x = cx.in_shape(0);
     let y = cx.out_shape();
     let (cin, cout) = (x[3], y[3]);

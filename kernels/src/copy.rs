@@ -74,6 +74,7 @@ fn copy_kernel(cx: &NodeCx, name: &str, axes: &[Axis], base: usize) -> Result<Ke
         workgroup_size: [grid.workgroup_size, 1, 1],
         flops: 0,
         bytes: 2 * total * cx.node.ty.dtype.size_bytes() as u64,
+        scratch_bytes: 0,
     })
 }
 

@@ -288,6 +288,7 @@ pub fn elementwise_kernel_in_place(
         workgroup_size: [grid.workgroup_size, 1, 1],
         flops: total * expr.op_count() as u64,
         bytes: in_bytes as u64 + cx.node.ty.size_bytes() as u64,
+        scratch_bytes: 0,
     })
 }
 

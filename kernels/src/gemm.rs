@@ -2,15 +2,17 @@
 //! transposed convolution are this one kernel with different loaders (see `matmul.rs`,
 //! `conv.rs`, `conv_transpose.rs`).
 
+use crate::dispatch::LinearGrid;
 use crate::elementwise::{ElemExpr, MAX_STORAGE_BUFFERS};
 use crate::fused::{EpilogueSource, epilogue_name, epilogue_source};
 use crate::lower::NodeCx;
-use crate::{AdapterClass, BindingRef, KernelError, KernelInstance, Target, template::Template};
+use crate::{AdapterClass, BindingRef, BufferRef, KernelError, KernelInstance, Target, template::Template};
 use fovea_graph::{NodeId, Op};
 
 const GEMM_WGSL: &str = include_str!("../wgsl/gemm.wgsl");
 const GEMM_CPU_WGSL: &str = include_str!("../wgsl/gemm_cpu.wgsl");
 const GEMM_TILED_WGSL: &str = include_str!("../wgsl/gemm_tiled.wgsl");
+const SPLIT_K_WGSL: &str = include_str!("../wgsl/split_k.wgsl");
 
 /// A tile shape of the GEMM core: the workgroup computes `bm x bn` of C with
 /// `(bn / tn) x (bm / tm)` invocations of `tm x tn` outputs each.
@@ -267,25 +269,89 @@ pub(crate) fn epilogue_of(cx: &NodeCx) -> Option<GemmEpilogue> {
     })
 }
 
-/// Builds the kernel instance of `problem` on the GEMM core; `what` names the loaders
+/// Split-K applies (GPU class only) when the GEMM's grid has fewer workgroups than this: a
+/// GEMM with a small output and a long reduction (a convolution's filter gradient, e.g.
+/// 288 x 64 x 5408 at batch 32: 5 workgroups of 64x64; a dense layer's weight gradient) would
+/// otherwise keep 5 of a GPU's 100+ compute units busy for the whole reduction. 64 is at least
+/// one workgroup per compute unit on most integrated and mid-range GPUs, and enough in flight
+/// that the extra pass (the partials are written once and read once) is cheap beside it.
+pub const SPLIT_K_MIN_WORKGROUPS: usize = 64;
+
+/// At most this many splits: the partials cost `splits * M * N` floats of scratch and one read
+/// each in the reduction, which stops paying once the grid is full.
+pub const SPLIT_K_MAX_SPLITS: usize = 16;
+
+/// Each split reduces at least this many steps of `bk`: below that the per-workgroup prologue and
+/// store of a whole tile dominate its few FMAs.
+pub const SPLIT_K_MIN_K_STEPS: usize = 8;
+
+/// The number of splits of K for `problem` on `tile` and `target`: 1 (no split-K) on the CPU class
+/// (lavapipe: its narrow tiles give enough workgroups for a few cores, and every extra pass costs
+/// there), for unstaged tiles, when the grid already has [`SPLIT_K_MIN_WORKGROUPS`], or when K is
+/// too short for two splits of [`SPLIT_K_MIN_K_STEPS`] steps of `bk`. Otherwise enough splits to
+/// reach the threshold, capped by [`SPLIT_K_MAX_SPLITS`], by K and by the z limit (splits are
+/// folded into workgroup_id.z with the groups: z = g * splits + s). The result never leaves a
+/// split empty.
+pub fn split_k_splits(target: &Target, tile: &GemmTile, m: usize, n: usize, k: usize, groups: usize) -> usize {
+    if target.class != AdapterClass::Gpu || !tile.staged {
+        return 1;
+    }
+    let grid = n.div_ceil(tile.bn as usize) * m.div_ceil(tile.bm as usize) * groups.max(1);
+    if grid >= SPLIT_K_MIN_WORKGROUPS {
+        return 1;
+    }
+    let by_k = k / (SPLIT_K_MIN_K_STEPS * tile.bk as usize);
+    let by_z = target.max_workgroups_per_dim as usize / groups.max(1);
+    let splits = SPLIT_K_MIN_WORKGROUPS
+        .div_ceil(grid)
+        .min(SPLIT_K_MAX_SPLITS)
+        .min(by_k)
+        .min(by_z);
+    if splits < 2 {
+        return 1;
+    }
+    // No empty split: the per-split length rounded up to whole steps may cover K in fewer.
+    let ksplit = split_len(k, splits, tile.bk as usize);
+    k.div_ceil(ksplit)
+}
+
+/// The length of K one of `splits` splits reduces: `ceil(k / splits)` rounded up to a multiple
+/// of `bk` (so splits start on a staging step).
+fn split_len(k: usize, splits: usize, bk: usize) -> usize {
+    k.div_ceil(splits).div_ceil(bk) * bk
+}
+
+/// Builds the kernel instances of `problem` on the GEMM core; `what` names the loaders
 /// (`matmul_nn`, `conv2d`, ...) and becomes part of the kernel name
 /// `gemm_<what>_<class>_<bm>x<bn>`. `None` if the grid exceeds the target's limits.
+///
+/// Usually one kernel. With split-K ([`split_k_splits`] > 1, GPU class only) two, run in order:
+/// `gemm_<what>_<class>_<bm>x<bn>_splitk<s>`, which writes the raw partial sums of its `s`
+/// splits of K into the scratch buffer ([`BufferRef::Scratch`], `[s][output elements]` f32,
+/// [`KernelInstance::scratch_bytes`]) instead of the output, then `splitk_reduce_<what>_<s>`
+/// (`wgsl/split_k.wgsl`), which sums them per output element and stores through the epilogue.
 pub fn gemm_kernel(
     what: &str,
     node: NodeId,
     problem: GemmProblem,
     target: &Target,
-) -> Result<Option<KernelInstance>, KernelError> {
+) -> Result<Option<Vec<KernelInstance>>, KernelError> {
     let tile = choose_gemm_tile(target, problem.n, problem.b_vec4);
+    let splits = split_k_splits(target, &tile, problem.m, problem.n, problem.k, problem.groups);
     let mut problem = problem;
     let out_binding = problem.bindings.len() - 1;
+    // With split-K the GEMM stores raw partials: the epilogue runs in the reduction.
+    let epilogue = if splits > 1 { None } else { problem.epilogue.as_ref() };
     let EpilogueSource {
         code: epilogue,
         bindings: extra_bindings,
         ops,
-    } = epilogue_source(problem.epilogue.as_ref(), out_binding);
-    let what = epilogue_name(what, &ops);
-    let name = format!("gemm_{what}_{}_{}x{}", target.class.name(), tile.bm, tile.bn);
+    } = epilogue_source(epilogue, out_binding);
+    let what_epi = epilogue_name(what, &ops);
+    let mut name = format!("gemm_{what_epi}_{}_{}x{}", target.class.name(), tile.bm, tile.bn);
+    if splits > 1 {
+        name = format!("{name}_splitk{splits}");
+    }
     if !extra_bindings.is_empty() {
         // The output binding moves behind the epilogue's inputs.
         let from = format!("@group(0) @binding({out_binding}) var<storage, read_write>");
@@ -301,6 +367,33 @@ pub fn gemm_kernel(
         problem.bindings.extend(extra_bindings);
         problem.bindings.push(out);
     }
+    let out_numel = problem.m * problem.n * problem.groups;
+    let scratch_bytes = (splits * out_numel * 4) as u64;
+    if splits > 1 {
+        // store_c writes `<out>[i] = epilogue(i, v);`: redirect it to the split's partials.
+        let decl = format!("@group(0) @binding({out_binding}) var<storage, read_write> ");
+        let out_var = problem
+            .loaders
+            .split_once(&decl)
+            .and_then(|(_, rest)| rest.split_once(':'))
+            .map(|(v, _)| v.trim().to_string())
+            .ok_or_else(|| KernelError::invalid(&name, "the loaders must declare the output last"))?;
+        let store = format!("{out_var}[i] = epilogue(i, v);");
+        if problem.loaders.matches(&store).count() != 1 {
+            return Err(KernelError::invalid(
+                &name,
+                format!("split-K needs store_c to store exactly `{store}`"),
+            ));
+        }
+        problem.loaders = problem
+            .loaders
+            .replace(&store, &format!("{out_var}[split_base + i] = v;"));
+        let out = problem.bindings.last_mut().expect("the output binding");
+        *out = BindingRef {
+            buffer: BufferRef::Scratch(node),
+            writable: true,
+        };
+    }
     if problem.bindings.len() > MAX_STORAGE_BUFFERS {
         return Err(KernelError::invalid(
             &name,
@@ -315,15 +408,23 @@ pub fn gemm_kernel(
     let workgroups = [
         problem.n.div_ceil(tile.bn as usize),
         problem.m.div_ceil(tile.bm as usize),
-        problem.groups,
+        problem.groups * splits,
     ];
-    if workgroups.iter().any(|&w| w > max) || [problem.m, problem.n, problem.k].iter().any(|&d| d > u32::MAX as usize) {
+    if workgroups.iter().any(|&w| w > max)
+        || [problem.m, problem.n, problem.k].iter().any(|&d| d > u32::MAX as usize)
+        || splits * out_numel > u32::MAX as usize
+    {
         return Ok(None);
     }
     assert!(
         problem.k_outer > 0 && problem.k.is_multiple_of(problem.k_outer),
         "{name}: k_outer must divide k"
     );
+    let ksplit = if splits > 1 {
+        split_len(problem.k, splits, tile.bk as usize)
+    } else {
+        problem.k.div_ceil(tile.bk.max(1) as usize) * tile.bk.max(1) as usize
+    };
     let source = Template::new(GEMM_WGSL)
         .set("M", problem.m)
         .set("N", problem.n)
@@ -337,6 +438,9 @@ pub fn gemm_kernel(
         .set("TN", tile.tn)
         .set("TX", tx)
         .set("TY", ty)
+        .set("SPLITS", splits)
+        .set("KSPLIT", ksplit)
+        .set("SPLIT_STRIDE", if splits > 1 { out_numel } else { 0 })
         .set("LOADERS", problem.loaders)
         .set("EPILOGUE", epilogue)
         .render(&name)?
@@ -346,9 +450,24 @@ pub fn gemm_kernel(
             global_entry(&name, &tile, target)?
         };
     let epilogue_flops = problem.epilogue.as_ref().map_or(0, |e| e.expr.op_count()) * problem.m * problem.n;
-    let flops =
-        2 * (problem.m * problem.n * problem.k * problem.groups) as u64 + (epilogue_flops * problem.groups) as u64;
-    Ok(Some(KernelInstance {
+    let gemm_flops = 2 * (problem.m * problem.n * problem.k * problem.groups) as u64;
+    let flops = gemm_flops + (epilogue_flops * problem.groups) as u64;
+    if splits == 1 {
+        return Ok(Some(vec![KernelInstance {
+            name,
+            family: "gemm",
+            node,
+            source,
+            entry_point: tile.entry_point(),
+            bindings: problem.bindings,
+            workgroups: workgroups.map(|w| w as u32),
+            workgroup_size: [tx, ty, 1],
+            flops,
+            bytes: problem.bytes,
+            scratch_bytes: 0,
+        }]));
+    }
+    let gemm = KernelInstance {
         name,
         family: "gemm",
         node,
@@ -357,8 +476,73 @@ pub fn gemm_kernel(
         bindings: problem.bindings,
         workgroups: workgroups.map(|w| w as u32),
         workgroup_size: [tx, ty, 1],
-        flops,
-        bytes: problem.bytes,
+        flops: gemm_flops,
+        bytes: problem.bytes + scratch_bytes,
+        scratch_bytes,
+    };
+    let Some(reduce) = split_k_reduce(what, node, problem.epilogue.as_ref(), out_numel, splits, target)? else {
+        return Ok(None);
+    };
+    Ok(Some(vec![gemm, reduce]))
+}
+
+/// The second dispatch of a split-K GEMM (`wgsl/split_k.wgsl`): sums `splits` partials of
+/// `total` output elements from the scratch buffer and stores them through `epilogue` into
+/// `node`. `None` if its grid exceeds the target's limits.
+fn split_k_reduce(
+    what: &str,
+    node: NodeId,
+    epilogue: Option<&GemmEpilogue>,
+    total: usize,
+    splits: usize,
+    target: &Target,
+) -> Result<Option<KernelInstance>, KernelError> {
+    let EpilogueSource {
+        code,
+        bindings: extras,
+        ops,
+    } = epilogue_source(epilogue, 1);
+    let name = format!("splitk_reduce_{}_{splits}", epilogue_name(what, &ops));
+    let Some(grid) = LinearGrid::new(total as u64, target.linear_workgroup_size(), target) else {
+        return Ok(None);
+    };
+    let source = Template::new(SPLIT_K_WGSL)
+        .set("TOTAL", total)
+        .set("SPLITS", splits)
+        .set("EPILOGUE", code)
+        .set("OUT_BINDING", 1 + extras.len())
+        .set("WG", grid.workgroup_size)
+        .set("INDEX", grid.index_expr("gid"))
+        .render(&name)?;
+    let mut bindings = vec![BindingRef {
+        buffer: BufferRef::Scratch(node),
+        writable: false,
+    }];
+    bindings.extend(extras);
+    bindings.push(BindingRef::write(node));
+    if bindings.len() > MAX_STORAGE_BUFFERS {
+        return Err(KernelError::invalid(
+            &name,
+            format!(
+                "{} bindings exceed the {MAX_STORAGE_BUFFERS} storage buffers",
+                bindings.len()
+            ),
+        ));
+    }
+    let epilogue_ops = epilogue.map_or(0, |e| e.expr.op_count());
+    let scratch_bytes = (splits * total * 4) as u64;
+    Ok(Some(KernelInstance {
+        name,
+        family: "split_k",
+        node,
+        source,
+        entry_point: "main",
+        bindings,
+        workgroups: grid.workgroups,
+        workgroup_size: [grid.workgroup_size, 1, 1],
+        flops: ((splits - 1 + epilogue_ops) * total) as u64,
+        bytes: scratch_bytes + (total * 4) as u64,
+        scratch_bytes,
     }))
 }
 

@@ -12,13 +12,20 @@ pub enum BufferRef {
     /// bound from its first byte: for multi-tensor kernels, which address several tensors of
     /// one buffer at element offsets baked into their source.
     Buffer(NodeId),
+    /// The program's scratch buffer, from its first byte, [`KernelInstance::scratch_bytes`]
+    /// long: temporaries of the node's kernels that live only between its consecutive
+    /// dispatches (the partial sums of a split-K GEMM, see `gemm.rs`). The engine allocates one
+    /// scratch buffer per program, sized for its largest kernel, and every kernel shares it
+    /// (dispatches run in order with barriers between them).
+    Scratch(NodeId),
 }
 
 impl BufferRef {
-    /// The node whose storage this refers to.
+    /// The node whose storage this refers to (for [`BufferRef::Scratch`], the node whose
+    /// kernels use the scratch buffer).
     pub fn node(self) -> NodeId {
         match self {
-            BufferRef::Node(n) | BufferRef::Buffer(n) => n,
+            BufferRef::Node(n) | BufferRef::Buffer(n) | BufferRef::Scratch(n) => n,
         }
     }
 }
@@ -75,6 +82,9 @@ pub struct KernelInstance {
     pub flops: u64,
     /// Bytes read and written at minimum (every input and the output once).
     pub bytes: u64,
+    /// Bytes of the scratch buffer the kernel binds as [`BufferRef::Scratch`] (0 when it binds
+    /// none).
+    pub scratch_bytes: u64,
 }
 
 impl KernelInstance {

@@ -17,7 +17,8 @@ pub fn storage_root(graph: &Graph, id: NodeId) -> NodeId {
 }
 
 /// Lowers one node to its kernel instances: none for inputs, parameters and views, one per
-/// input for a concatenation, one otherwise.
+/// input for a concatenation, two for a split-K GEMM (GPU class, see
+/// [`crate::gemm::split_k_splits`]), one otherwise.
 pub fn lower_node(graph: &Graph, id: NodeId, target: &Target) -> Result<Vec<KernelInstance>, KernelError> {
     lower_node_in_place(graph, id, target, None)
 }
@@ -72,9 +73,9 @@ fn lower_node_in_place(
     Ok(match &node.op {
         Op::Input { .. } | Op::Param { .. } | Op::Reshape => Vec::new(),
         Op::Dropout { rate, .. } => one(dropout::lower_dropout(&cx, *rate)?),
-        Op::Conv2d(g) => one(conv::lower_conv2d(&cx, g)?),
-        Op::ConvTranspose2d { geom, .. } => one(conv_transpose::lower_conv_transpose2d(&cx, geom)?),
-        Op::MatMul { trans_a, trans_b } => one(matmul::lower_matmul(&cx, *trans_a, *trans_b)?),
+        Op::Conv2d(g) => conv::lower_conv2d(&cx, g)?,
+        Op::ConvTranspose2d { geom, .. } => conv_transpose::lower_conv_transpose2d(&cx, geom)?,
+        Op::MatMul { trans_a, trans_b } => matmul::lower_matmul(&cx, *trans_a, *trans_b)?,
         Op::Pool2d(p) => one(pool::lower_pool2d(&cx, p)?),
         Op::Reduce { op, axes, .. } => one(reduce::lower_reduce(&cx, *op, axes)?),
         Op::Unary(_) | Op::Binary(_) | Op::UnaryGrad(_) => one(elementwise::lower_elementwise_node(&cx)?),
@@ -91,7 +92,7 @@ fn lower_node_in_place(
         Op::Broadcast { .. } => one(copy::lower_broadcast(&cx)?),
         Op::Fill { value } => one(elementwise::lower_fill(&cx, *value)?),
         Op::Elementwise { expr } => one(crate::fused::lower_fused(&cx, expr)?),
-        Op::GemmEpilogue { base, .. } => one(match &**base {
+        Op::GemmEpilogue { base, .. } => match &**base {
             Op::Conv2d(g) if g.groups > 1 && g.groups == cx.in_shape(0)[3] => {
                 return Err(cx.unsupported("a depthwise convolution has no GEMM epilogue"));
             }
@@ -103,13 +104,13 @@ fn lower_node_in_place(
             }
             Op::Conv2dBackpropFilter { geom, .. } => conv_filter_grad::lower_conv2d_backprop_filter(&cx, geom)?,
             // Not on the GEMM core: the pooling gradient's own kernel stores through the epilogue.
-            Op::Pool2dBackprop(p) => pool_grad::lower_pool2d_backprop(&cx, p)?,
+            Op::Pool2dBackprop(p) => one(pool_grad::lower_pool2d_backprop(&cx, p)?),
             other => return Err(cx.unsupported(format!("{} takes no epilogue", other.name()))),
-        }),
+        },
         Op::Conv2dBackpropInput { geom, filter, .. } => {
-            one(conv_transpose::lower_conv2d_backprop_input(&cx, geom, *filter)?)
+            conv_transpose::lower_conv2d_backprop_input(&cx, geom, *filter)?
         }
-        Op::Conv2dBackpropFilter { geom, .. } => one(conv_filter_grad::lower_conv2d_backprop_filter(&cx, geom)?),
+        Op::Conv2dBackpropFilter { geom, .. } => conv_filter_grad::lower_conv2d_backprop_filter(&cx, geom)?,
         Op::Pool2dBackprop(p) => one(pool_grad::lower_pool2d_backprop(&cx, p)?),
         Op::ResizeBackprop { mode, .. } => one(resize_grad::lower_resize_backprop(&cx, *mode)?),
     })
@@ -205,6 +206,7 @@ impl NodeCx<'_> {
             workgroup_size: [grid.workgroup_size, 1, 1],
             flops,
             bytes: self.io_bytes(),
+            scratch_bytes: 0,
         }
     }
 

@@ -8,7 +8,7 @@ use crate::{BindingRef, KernelError, KernelInstance};
 const MATMUL_WGSL: &str = include_str!("../wgsl/matmul.wgsl");
 
 /// Lowers `MatMul { trans_a, trans_b }` of two 2-D tensors.
-pub(crate) fn lower_matmul(cx: &NodeCx, trans_a: bool, trans_b: bool) -> Result<KernelInstance, KernelError> {
+pub(crate) fn lower_matmul(cx: &NodeCx, trans_a: bool, trans_b: bool) -> Result<Vec<KernelInstance>, KernelError> {
     let a = cx.in_shape(0);
     let (m, k) = if trans_a { (a[1], a[0]) } else { (a[0], a[1]) };
     let n = cx.out_shape()[1];

@@ -478,6 +478,7 @@ pub fn multi_tensor_kernel(spec: &MultiTensorSpec, target: &Target) -> Result<Ke
         workgroup_size: [grid.workgroup_size, 1, 1],
         flops,
         bytes,
+        scratch_bytes: 0,
     })
 }
 

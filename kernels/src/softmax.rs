@@ -81,5 +81,6 @@ pub(crate) fn softmax_kernel(
         workgroup_size,
         flops: 5 * rows * len as u64,
         bytes: cx.io_bytes(),
+        scratch_bytes: 0,
     })
 }

@@ -108,5 +108,6 @@ pub(crate) fn softmax_ce_kernel(
         // element exp, compare, two products, two subtractions, the scale.
         flops: if grad { 15 } else { 8 } * elements,
         bytes: cx.io_bytes(),
+        scratch_bytes: 0,
     })
 }

@@ -116,10 +116,17 @@ fn lower(g: &Graph, id: NodeId, target: &Target) -> Vec<KernelInstance> {
     for k in &ks {
         check(k, target);
         assert_eq!(k.node, id);
+        // The first dispatch of a split-K GEMM writes its partials to the scratch buffer.
+        let out = if split_of(k) > 1 {
+            BufferRef::Scratch(id)
+        } else {
+            BufferRef::Node(id)
+        };
+        assert_eq!(k.bindings.last().unwrap().buffer, out, "{}: output binding", k.name);
         assert_eq!(
-            k.bindings.last().unwrap().buffer,
-            BufferRef::Node(id),
-            "{}: output binding",
+            k.scratch_bytes > 0,
+            k.bindings.iter().any(|b| matches!(b.buffer, BufferRef::Scratch(_))),
+            "{}: scratch bytes",
             k.name
         );
         // Pooling and its gradient take 4 channels per invocation when C % 4 == 0, and the
@@ -181,8 +188,16 @@ fn check_gemm_grid(k: &KernelInstance, m: usize, n: usize, groups: usize, target
     assert_eq!(k.entry_point, tile.entry_point());
     assert!(k.workgroups[0] as usize * tile.bn as usize >= n, "{}", k.name);
     assert!(k.workgroups[1] as usize * tile.bm as usize >= m, "{}", k.name);
-    assert_eq!(k.workgroups[2] as usize, groups);
+    assert_eq!(k.workgroups[2] as usize, groups * split_of(k));
     assert_eq!(k.workgroup_size, [tile.bn / tile.tn, tile.bm / tile.tm, 1]);
+}
+
+/// The number of splits of K of a GEMM core kernel (`..._splitk<s>`), 1 when it is not split.
+fn split_of(k: &KernelInstance) -> usize {
+    match k.name.rsplit_once("_splitk") {
+        Some((_, s)) if k.family == "gemm" => s.parse().unwrap_or_else(|_| panic!("{}: split count", k.name)),
+        _ => 1,
+    }
 }
 
 #[test]
@@ -976,10 +991,26 @@ fn lower_graph_covers_a_small_cnn() {
         g.outputs.push(s);
         let ks = lower_graph(&g, &t).unwrap();
         let families: Vec<&str> = ks.iter().map(|k| k.family).collect();
-        assert_eq!(
-            families,
-            ["gemm", "elementwise", "elementwise", "pool", "gemm", "softmax"]
-        );
+        if t.class == AdapterClass::Gpu {
+            // The dense layer (4 x 512 x 10: one workgroup, a long K) splits K on GPUs.
+            assert_eq!(
+                families,
+                [
+                    "gemm",
+                    "elementwise",
+                    "elementwise",
+                    "pool",
+                    "gemm",
+                    "split_k",
+                    "softmax"
+                ]
+            );
+        } else {
+            assert_eq!(
+                families,
+                ["gemm", "elementwise", "elementwise", "pool", "gemm", "softmax"]
+            );
+        }
         assert_eq!(
             ks[4].bindings[0].buffer,
             BufferRef::Node(p),
@@ -1399,32 +1430,66 @@ fn gemm_epilogue_variants() {
                 let ks = lower(&g, y, &t);
                 let k0 = &ks[0];
                 let plain_k = &lower(&g, plain, &t)[0];
-                assert_eq!(ks.len(), 1);
                 assert_eq!(k0.family, "gemm");
-                assert!(
-                    k0.name.starts_with(&format!("gemm_{what}_{ops}_")),
-                    "{} for {what} {ops}",
-                    k0.name
-                );
                 assert_eq!(
                     (k0.workgroups, k0.workgroup_size),
                     (plain_k.workgroups, plain_k.workgroup_size)
                 );
-                let want: Vec<BufferRef> = inputs.iter().chain([&y]).map(|&i| BufferRef::Node(i)).collect();
-                assert_eq!(
-                    k0.bindings.iter().map(|b| b.buffer).collect::<Vec<_>>(),
-                    want,
-                    "{}",
-                    k0.name
-                );
-                assert!(k0.flops > plain_k.flops, "{}", k0.name);
+                // The kernel that applies the epilogue: the GEMM itself, or with split-K the
+                // reduction of the partials (the GEMM then stores them raw).
+                let epi_k = if split_of(k0) > 1 {
+                    assert_eq!(ks.len(), 2);
+                    assert_eq!(k0.name, plain_k.name, "the split GEMM has no epilogue");
+                    assert_eq!(
+                        k0.bindings.iter().map(|b| b.buffer).collect::<Vec<_>>(),
+                        [BufferRef::Node(a), BufferRef::Node(b), BufferRef::Scratch(y)]
+                    );
+                    let r = &ks[1];
+                    assert_eq!(r.family, "split_k");
+                    assert!(
+                        r.name.starts_with(&format!("splitk_reduce_{what}_{ops}_")),
+                        "{}",
+                        r.name
+                    );
+                    let want: Vec<BufferRef> = std::iter::once(BufferRef::Scratch(y))
+                        .chain(extras.iter().chain([&y]).map(|&i| BufferRef::Node(i)))
+                        .collect();
+                    assert_eq!(
+                        r.bindings.iter().map(|b| b.buffer).collect::<Vec<_>>(),
+                        want,
+                        "{}",
+                        r.name
+                    );
+                    assert_eq!(r.scratch_bytes, k0.scratch_bytes);
+                    r
+                } else {
+                    assert_eq!(ks.len(), 1);
+                    assert!(
+                        k0.name.starts_with(&format!("gemm_{what}_{ops}_")),
+                        "{} for {what} {ops}",
+                        k0.name
+                    );
+                    let want: Vec<BufferRef> = inputs.iter().chain([&y]).map(|&i| BufferRef::Node(i)).collect();
+                    assert_eq!(
+                        k0.bindings.iter().map(|b| b.buffer).collect::<Vec<_>>(),
+                        want,
+                        "{}",
+                        k0.name
+                    );
+                    assert!(k0.flops > plain_k.flops, "{}", k0.name);
+                    k0
+                };
                 for e in 0..extras.len() {
                     let at = if per_channel >> e & 1 == 1 {
                         "[i % EPI_C]"
                     } else {
                         "[i]"
                     };
-                    assert!(k0.source.contains(&format!("epi_in{}{at}", e + 1)), "{}", k0.source);
+                    assert!(
+                        epi_k.source.contains(&format!("epi_in{}{at}", e + 1)),
+                        "{}",
+                        epi_k.source
+                    );
                 }
             }
         }
@@ -1654,4 +1719,181 @@ fn pool_window_and_vec4_variants() {
     }
     let src = include_str!("../wgsl/pool_grad_window.wgsl");
     assert!(src.starts_with("// pool_grad_window.wgsl: ") && src.contains("Bindings"));
+}
+
+/// Split-K shapes (small output, long K) for every GEMM-core op: `(what, build)`; `build`
+/// returns the base op and its two inputs.
+type GemmBase = fn(&mut Graph) -> (Op, [NodeId; 2]);
+fn split_k_bases() -> Vec<(&'static str, GemmBase)> {
+    fn mm(trans_a: bool, trans_b: bool) -> Op {
+        Op::MatMul { trans_a, trans_b }
+    }
+    vec![
+        ("matmul_nn", |g| {
+            (
+                mm(false, false),
+                [input(g, "a", &[20, 3000]), param(g, "b", &[3000, 12])],
+            )
+        }),
+        ("matmul_nt", |g| {
+            (
+                mm(false, true),
+                [input(g, "a", &[20, 3000]), param(g, "b", &[12, 3000])],
+            )
+        }),
+        ("matmul_tn", |g| {
+            (
+                mm(true, false),
+                [input(g, "a", &[3000, 20]), param(g, "b", &[3000, 12])],
+            )
+        }),
+        ("matmul_tt", |g| {
+            (mm(true, true), [input(g, "a", &[3000, 20]), param(g, "b", &[12, 3000])])
+        }),
+        ("conv2d", |g| {
+            // 2 output pixels, K = 3*3*256 = 2304.
+            let (x, w) = (input(g, "x", &[2, 3, 3, 256]), param(g, "w", &[3, 3, 256, 8]));
+            (Op::Conv2d(geom(1, 1, (0, 0, 0, 0), 1)), [x, w])
+        }),
+        ("conv2d_grouped", |g| {
+            let (x, w) = (input(g, "x", &[2, 3, 3, 512]), param(g, "w", &[3, 3, 256, 8]));
+            (Op::Conv2d(geom(1, 1, (0, 0, 0, 0), 2)), [x, w])
+        }),
+        ("conv2d_backprop_input", |g| {
+            // dx of a 1x1 conv with 4096 filters: M = 2*2*2, N = 4, K = 4096.
+            let (dy, w) = (input(g, "dy", &[2, 2, 2, 4096]), param(g, "w", &[1, 1, 4, 4096]));
+            let op = Op::Conv2dBackpropInput {
+                geom: geom(1, 1, (0, 0, 0, 0), 1),
+                input_hw: (2, 2),
+                filter: BackpropFilter::Hwio,
+            };
+            (op, [dy, w])
+        }),
+        ("conv2d_backprop_filter", |g| {
+            // The filter gradient of a 3x3 conv 32 -> 64 at batch 32 on 28x28: 288 x 64 x 5408.
+            let (x, dy) = (input(g, "x", &[32, 15, 15, 32]), input(g, "dy", &[32, 13, 13, 64]));
+            let op = Op::Conv2dBackpropFilter {
+                geom: geom(1, 1, (0, 0, 0, 0), 1),
+                kernel_hw: (3, 3),
+            };
+            (op, [x, dy])
+        }),
+        ("conv2d_backprop_filter_grouped", |g| {
+            let (x, dy) = (input(g, "x", &[8, 10, 10, 8]), input(g, "dy", &[8, 10, 10, 8]));
+            let op = Op::Conv2dBackpropFilter {
+                geom: geom(1, 1, (1, 1, 1, 1), 2),
+                kernel_hw: (3, 3),
+            };
+            (op, [x, dy])
+        }),
+    ]
+}
+
+#[test]
+fn split_k_variants_validate_on_gpu_targets() {
+    let mut split_seen = 0;
+    for t in targets().into_iter().filter(|t| t.class == AdapterClass::Gpu) {
+        for (what, base) in split_k_bases() {
+            let epis = std::iter::once(None).chain(epilogues().into_iter().map(Some));
+            for epi in epis {
+                let mut g = Graph::new();
+                let (op, [a, b]) = base(&mut g);
+                let y = match &epi {
+                    None => g.push(op, &[a, b], "gemm").unwrap(),
+                    Some((_, expr, per_channel)) => {
+                        let plain = g.push(op.clone(), &[a, b], "plain").unwrap();
+                        let shape = g.shape(plain).to_vec();
+                        let c = *shape.last().unwrap();
+                        let mut k = 1;
+                        expr_inputs(expr, &mut k);
+                        let mut inputs = vec![a, b];
+                        for e in 0..k - 1 {
+                            let s = if per_channel >> e & 1 == 1 {
+                                vec![c]
+                            } else {
+                                shape.clone()
+                            };
+                            inputs.push(input(&mut g, &format!("e{e}"), &s));
+                        }
+                        let epi = Op::GemmEpilogue {
+                            base: Box::new(op),
+                            expr: expr.clone(),
+                        };
+                        g.push(epi, &inputs, "gemm").unwrap()
+                    }
+                };
+                // `lower` validates both dispatches with naga and checks their bindings.
+                let ks = lower(&g, y, &t);
+                let s = split_of(&ks[0]);
+                if s == 1 {
+                    assert_eq!(ks.len(), 1, "{}", ks[0].name);
+                    continue;
+                }
+                split_seen += 1;
+                assert!((2..=crate::gemm::SPLIT_K_MAX_SPLITS).contains(&s), "{}", ks[0].name);
+                assert_eq!(ks.len(), 2, "{what}");
+                let numel = g.ty(y).numel() as u64;
+                assert_eq!(ks[0].scratch_bytes, s as u64 * numel * 4, "{}", ks[0].name);
+                assert_eq!(ks[1].family, "split_k");
+                assert!(ks[1].invocations() >= numel, "{}", ks[1].name);
+                assert!(ks[1].source.contains(&format!("const SPLITS: u32 = {s}u;")));
+                assert!(ks[0].source.contains("[split_base + i] = v;"), "{}", ks[0].name);
+                if epi.is_some() {
+                    assert!(
+                        !ks[0].source.contains("var<storage, read> epi_in"),
+                        "{}: raw partials",
+                        ks[0].name
+                    );
+                }
+            }
+        }
+    }
+    assert!(split_seen > 50, "{split_seen} split variants");
+}
+
+#[test]
+fn split_k_only_on_gpus_for_few_tiles_and_long_k() {
+    use crate::gemm::split_k_splits;
+    // The filter gradient 288 x 64 x 5408 (batch 32): 5 workgroups of 64x64 without split-K.
+    let (m, n, k) = (288, 64, 5408);
+    let cpu = Target::cpu();
+    let gpu = Target::gpu();
+    assert_eq!(split_k_splits(&cpu, &choose_gemm_tile(&cpu, n, true), m, n, k, 1), 1);
+    assert_eq!(split_k_splits(&cpu, &choose_gemm_tile(&cpu, n, false), m, n, k, 1), 1);
+    let tile = choose_gemm_tile(&gpu, n, false);
+    let s = split_k_splits(&gpu, &tile, m, n, k, 1);
+    assert!(s > 1 && s <= crate::gemm::SPLIT_K_MAX_SPLITS, "{s}");
+    assert!(5 * s >= crate::gemm::SPLIT_K_MIN_WORKGROUPS, "{s} splits fill the grid");
+    // A large square matmul has tiles enough; a short K is not worth splitting.
+    assert_eq!(
+        split_k_splits(&gpu, &choose_gemm_tile(&gpu, 1024, false), 1024, 1024, 1024, 1),
+        1
+    );
+    assert_eq!(split_k_splits(&gpu, &tile, m, n, 100, 1), 1);
+    // Through the lowering: the same node splits on GPUs, never on the CPU target.
+    for t in targets() {
+        for (what, base) in split_k_bases() {
+            let mut g = Graph::new();
+            let (op, [a, b]) = base(&mut g);
+            let y = g.push(op, &[a, b], "gemm").unwrap();
+            let ks = lower(&g, y, &t);
+            if t.class == AdapterClass::Cpu {
+                assert_eq!(ks.len(), 1, "{what}: {}", ks[0].name);
+                assert_eq!(split_of(&ks[0]), 1);
+                assert_eq!(ks[0].scratch_bytes, 0);
+            } else if what == "conv2d_backprop_filter" && t == gpu {
+                assert_eq!(ks.len(), 2, "{what}");
+                assert_eq!(ks[0].name, format!("gemm_{what}_gpu_64x64_splitk{s}"));
+                assert_eq!(ks[0].workgroups, [1, 5, s as u32]);
+            }
+        }
+        let mut g = Graph::new();
+        let (a, b) = (input(&mut g, "a", &[1024, 1024]), param(&mut g, "b", &[1024, 1024]));
+        let mm = Op::MatMul {
+            trans_a: false,
+            trans_b: false,
+        };
+        let y = g.push(mm, &[a, b], "mm").unwrap();
+        assert_eq!(lower(&g, y, &t).len(), 1, "a large square matmul never splits");
+    }
 }

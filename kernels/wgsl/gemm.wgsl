@@ -31,6 +31,13 @@
 //                workgroup memory. For CPU adapters (lavapipe).
 //   gemm_tiled  (gemm_tiled.wgsl) stages BM x BK of A and BK x BN of B through workgroup memory
 //                per step of BK, with two barriers per step. For GPUs.
+//
+// Split-K (gemm_tiled only, see gemm.rs SPLIT_K_MIN_WORKGROUPS): with SPLITS > 1, workgroup_id.z
+// is g * SPLITS + s and split s reduces only k in [s*KSPLIT, min((s+1)*KSPLIT, K)) (KSPLIT a
+// multiple of BK). gemm.rs then rewrites the loaders' store_c to write the raw partial sum
+// (no epilogue) to element split_base + i of a scratch buffer laid out [SPLITS][SPLIT_STRIDE]
+// (SPLIT_STRIDE = the output's element count), and a second kernel (split_k.wgsl) sums the
+// partials and applies the epilogue. With SPLITS = 1, KSPLIT >= K and split_base is 0.
 
 const M: u32 = {{M}}u;
 const N: u32 = {{N}}u;
@@ -44,6 +51,9 @@ const TM: u32 = {{TM}}u;
 const TN: u32 = {{TN}}u;
 const TX: u32 = {{TX}}u;
 const TY: u32 = {{TY}}u;
+const SPLITS: u32 = {{SPLITS}}u;
+const KSPLIT: u32 = {{KSPLIT}}u;
+const SPLIT_STRIDE: u32 = {{SPLIT_STRIDE}}u;
 
 // ---- epilogue and its bindings (substituted) ----
 {{EPILOGUE}}

@@ -7,26 +7,33 @@
 // rows ly*TM + i (contiguous), columns lx + j*TX (strided so that neighbouring invocations read
 // neighbouring columns). Per step of BK, BM x BK of A and BK x BN of B are staged through
 // workgroup memory (loaded through load_a / load_b, clamped, the K tail zeroed), between two
-// barriers.
+// barriers. With split-K (SPLITS > 1, see gemm.wgsl) workgroup (x, y, g * SPLITS + s) reduces
+// only split s's range of K, and split_base (read by the rewritten store_c) is s * SPLIT_STRIDE.
 
 // tile_a[kk * BM + mm] = A[m0 + mm, k0 + kk]; tile_b[kk * BN + nn] = B[k0 + kk, n0 + nn].
 var<workgroup> tile_a: array<f32, BM * BK>;
 var<workgroup> tile_b: array<f32, BK * BN>;
+// Where this workgroup's split stores its partial tile in the scratch buffer (split-K only).
+var<private> split_base: u32;
 
 @compute @workgroup_size(TX, TY, 1)
 fn gemm_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let g = wid.z;
+    let g = wid.z / SPLITS;
+    let s = wid.z % SPLITS;
+    split_base = s * SPLIT_STRIDE;
+    let k_begin = s * KSPLIT;
+    let k_end = min(K, k_begin + KSPLIT);
     let m0 = wid.y * BM;
     let n0 = wid.x * BN;
     let tid = lid.y * TX + lid.x;
     var acc: array<f32, TM * TN>;
-    for (var k0 = 0u; k0 < K; k0 += BK) {
+    for (var k0 = k_begin; k0 < k_end; k0 += BK) {
         // Neighbouring invocations load neighbouring k of A and neighbouring n of B.
         for (var e = tid; e < BM * BK; e += TX * TY) {
             let mm = e / BK;
             let kk = e % BK;
             let k = k0 + kk;
-            tile_a[kk * BM + mm] = select(0.0, load_a(g, min(m0 + mm, M - 1u), min(k, K - 1u)), k < K);
+            tile_a[kk * BM + mm] = select(0.0, load_a(g, min(m0 + mm, M - 1u), min(k, K - 1u)), k < k_end);
         }
         for (var e = tid; e < BK * BN; e += TX * TY) {
             let kk = e / BN;

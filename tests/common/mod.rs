@@ -42,6 +42,13 @@ pub fn random_feeds(graph: &Graph, seed: u64, lo: f64, hi: f64) -> Vec<(String, 
 /// Runs `graph` on the GPU and in the reference interpreter with the same feeds, and returns
 /// the largest error relative to `|ref| + mean|ref|` over all outputs (with a description).
 pub fn gpu_vs_reference(graph: Graph, feeds: &[(String, Vec<f32>)]) -> (f64, String) {
+    let (err, at, _) = run_vs_reference(&device(), graph, feeds);
+    (err, at)
+}
+
+/// [`gpu_vs_reference`] on `device`, also returning the compiled program (its kernels, its
+/// scratch buffer).
+pub fn run_vs_reference(device: &Arc<Device>, graph: Graph, feeds: &[(String, Vec<f32>)]) -> (f64, String, Program) {
     let reference = {
         let f: Feeds = feeds
             .iter()
@@ -49,7 +56,7 @@ pub fn gpu_vs_reference(graph: Graph, feeds: &[(String, Vec<f32>)]) -> (f64, Str
             .collect();
         interp::evaluate(&graph, &f).expect("reference interpreter")
     };
-    let program = Program::compile(&device(), graph.clone()).unwrap_or_else(|e| panic!("compile: {e}"));
+    let program = Program::compile(device, graph.clone()).unwrap_or_else(|e| panic!("compile: {e}"));
     let mut inputs = Vec::new();
     for &i in &graph.inputs {
         let Op::Input { name } = &graph.node(i).op else {
@@ -81,5 +88,5 @@ pub fn gpu_vs_reference(graph: Graph, feeds: &[(String, Vec<f32>)]) -> (f64, Str
         }
     }
     let names: Vec<String> = program.kernels().iter().map(|k| k.name.clone()).collect();
-    (worst.0, format!("{} (kernels: {})", worst.1, names.join(", ")))
+    (worst.0, format!("{} (kernels: {})", worst.1, names.join(", ")), program)
 }
