@@ -1,9 +1,11 @@
 //! Per-kernel throughput on the adapter `Device::new()` picks, for every kernel family over
 //! the cases of `fovea bench kernels` (`fovea_engine::bench::bench_cases`): square and odd
 //! matmuls, the seed CNN's convolutions forward and backward at batch 32 and 128, depthwise,
-//! pooling, softmax, batch norm, elementwise, the fused Adam update. Each measurement records
-//! the program many times into one command buffer and waits for the device (`iter_custom`);
-//! throughput is FLOPs as criterion's element count (bytes for memory-bound kernels).
+//! pooling, softmax, softmax cross-entropy, batch norm, elementwise, the multi-tensor Adam
+//! update. Each measurement records the program many times into one command buffer
+//! (`iter_custom`) and takes the device time between GPU timestamps where the adapter has
+//! timestamp queries, else the wall time to device idle; throughput is FLOPs as criterion's
+//! element count (bytes for memory-bound kernels).
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use fovea::engine::bench::bench_cases;
@@ -31,7 +33,10 @@ fn kernels(c: &mut Criterion) {
             Throughput::Bytes(bytes)
         });
         group.bench_function(format!("{family} {shape}"), |b| {
-            b.iter_custom(|iters| program.time_runs(iters as usize).expect("run"));
+            b.iter_custom(|iters| match program.gpu_time_runs(iters as usize).expect("run") {
+                Some(t) => t,
+                None => program.time_runs(iters as usize).expect("run"),
+            });
         });
     }
     group.finish();
