@@ -31,6 +31,7 @@
 const TOTAL: u32 = {{TOTAL}}u;
 const H: i32 = {{H}};
 const W: i32 = {{W}};
+const C: u32 = {{C}}u;
 const CL: u32 = {{CL}}u;
 const L: u32 = {{L}}u;
 const OH: i32 = {{OH}};
