@@ -9,7 +9,7 @@
 //! same index (the kernel then binds the shared bytes once, read-write; see
 //! `fovea_kernels::lower_planned`).
 
-use crate::ir::{Graph, NodeId, Op};
+use crate::ir::{Graph, Node, NodeId, Op};
 
 /// Offsets and sizes are rounded up to this many bytes unless [`PlanOptions`] say otherwise
 /// (the largest storage-buffer offset alignment WebGPU allows an adapter to require).
@@ -86,12 +86,13 @@ fn aligned(graph: &Graph, id: NodeId, align: u64) -> u64 {
     (graph.ty(id).size_bytes() as u64).div_ceil(align).max(1) * align
 }
 
-/// Whether `op` is lowered to a generated elementwise kernel, which can run in place.
-fn elementwise(op: &Op) -> bool {
-    matches!(
-        op,
-        Op::Elementwise { .. } | Op::Unary(_) | Op::Binary(_) | Op::UnaryGrad(_)
-    )
+/// Whether elementwise node `node` reads the bytes of `r` only at its own output index (every
+/// input stored in `r` has the output's shape), so it may store over them.
+fn reads_only_at_own_index(graph: &Graph, node: &Node, r: NodeId) -> bool {
+    node.inputs
+        .iter()
+        .filter(|&&x| graph.storage_root(x) == r)
+        .all(|&x| graph.shape(x) == node.ty.shape.as_slice())
 }
 
 /// The parameter updates that can be deferred to the place of the last of them (see
@@ -174,7 +175,7 @@ pub fn plan_memory_with(graph: &Graph, opts: &PlanOptions) -> MemoryPlan {
         .map(|i| {
             let node = &graph.nodes[i];
             let id = NodeId(i as u32);
-            if !opts.in_place || !elementwise(&node.op) {
+            if !opts.in_place || !node.op.is_elementwise() {
                 return None;
             }
             let mut targets = graph.updates.iter().filter(|&&(_, v)| v == id).map(|&(p, _)| p);
@@ -186,11 +187,7 @@ pub fn plan_memory_with(graph: &Graph, opts: &PlanOptions) -> MemoryPlan {
                 && graph.ty(p).dtype == node.ty.dtype
                 && graph.shape(p) == node.ty.shape.as_slice()
                 && node.inputs.contains(&p)
-                && node
-                    .inputs
-                    .iter()
-                    .filter(|&&x| graph.storage_root(x) == p)
-                    .all(|&x| graph.shape(x) == node.ty.shape.as_slice()))
+                && reads_only_at_own_index(graph, node, p))
             .then_some(p)
         })
         .collect();
@@ -225,7 +222,7 @@ pub fn plan_memory_with(graph: &Graph, opts: &PlanOptions) -> MemoryPlan {
             continue;
         }
         baseline += size;
-        let over = (opts.in_place && elementwise(&node.op))
+        let over = (opts.in_place && node.op.is_elementwise())
             .then(|| {
                 node.inputs.iter().copied().find(|&inp| {
                     let r = graph.storage_root(inp);
@@ -233,12 +230,7 @@ pub fn plan_memory_with(graph: &Graph, opts: &PlanOptions) -> MemoryPlan {
                         && last_use[r.index()] == i
                         && aligned(graph, r, align) == size
                         && graph.ty(r).dtype == node.ty.dtype
-                        // Every read of those bytes is at the output's own index.
-                        && node
-                            .inputs
-                            .iter()
-                            .filter(|&&x| graph.storage_root(x) == r)
-                            .all(|&x| graph.shape(x) == node.ty.shape.as_slice())
+                        && reads_only_at_own_index(graph, node, r)
                 })
             })
             .flatten();

@@ -7,7 +7,7 @@ use crate::lower::{NodeCx, storage_root};
 use crate::template::{Template, f32_lit};
 use crate::{BindingRef, KernelError, KernelInstance, Target};
 use fovea_graph::ir::{BinaryOp, UnaryOp};
-use fovea_graph::{Graph, NodeId, Op};
+use fovea_graph::{Graph, NodeId};
 use std::fmt::Write;
 
 const ELEMENTWISE_WGSL: &str = include_str!("../wgsl/elementwise.wgsl");
@@ -297,14 +297,14 @@ pub(crate) fn lower_fill(cx: &NodeCx, value: f32) -> Result<KernelInstance, Kern
     elementwise_kernel_in_place(cx.graph, cx.id, &[], &ElemExpr::Const(value), cx.target, None)
 }
 
-/// Lowers a single `Unary`, `Binary` or `UnaryGrad` node.
+/// Lowers an elementwise node: a single `Unary`, `Binary` or `UnaryGrad`, or a fused
+/// `Elementwise` chain (made by the fusion pass), to one generated kernel.
 pub(crate) fn lower_elementwise_node(cx: &NodeCx) -> Result<KernelInstance, KernelError> {
-    let expr = match &cx.node.op {
-        Op::Unary(op) => ElemExpr::unary(*op, ElemExpr::Input(0)),
-        Op::Binary(op) => ElemExpr::binary(*op, ElemExpr::Input(0), ElemExpr::Input(1)),
-        Op::UnaryGrad(op) => ElemExpr::unary_grad(*op, ElemExpr::Input(0), ElemExpr::Input(1)),
-        other => return Err(cx.unsupported(format!("{} is not elementwise", other.name()))),
-    };
+    let expr = cx
+        .node
+        .op
+        .elementwise_expr()
+        .ok_or_else(|| cx.unsupported(format!("{} is not elementwise", cx.node.op.name())))?;
     elementwise_kernel_in_place(cx.graph, cx.id, &cx.node.inputs, &expr, cx.target, cx.in_place)
 }
 

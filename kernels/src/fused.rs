@@ -1,30 +1,11 @@
-//! Lowering of fused elementwise nodes (`Op::Elementwise`, made by the fusion pass) to the
-//! generated elementwise kernel, and the rendering of fused elementwise epilogues
-//! (`Op::GemmEpilogue`) that the GEMM core and the pooling gradient apply as they store.
+//! The rendering of fused elementwise epilogues (`Op::GemmEpilogue`) that the GEMM core, the
+//! split-K reduction and the pooling gradient apply as they store. (Fused `Op::Elementwise`
+//! nodes lower like single elementwise ops, in `elementwise.rs`.)
 
-use crate::elementwise::{ElemExpr, EmitWgsl, elementwise_kernel_in_place};
+use crate::BindingRef;
+use crate::elementwise::EmitWgsl;
 use crate::gemm::GemmEpilogue;
-use crate::lower::NodeCx;
-use crate::{BindingRef, KernelError, KernelInstance};
 use std::fmt::Write;
-
-/// The expression an elementwise node (`Elementwise`, `Unary`, `Binary`, `UnaryGrad`)
-/// computes per element, over `Input(k)` = the node's `k`-th input; `None` for other ops.
-pub fn node_expr(op: &fovea_graph::Op) -> Option<ElemExpr> {
-    use fovea_graph::Op;
-    Some(match op {
-        Op::Elementwise { expr } => expr.clone(),
-        Op::Unary(u) => ElemExpr::unary(*u, ElemExpr::Input(0)),
-        Op::Binary(b) => ElemExpr::binary(*b, ElemExpr::Input(0), ElemExpr::Input(1)),
-        Op::UnaryGrad(u) => ElemExpr::unary_grad(*u, ElemExpr::Input(0), ElemExpr::Input(1)),
-        _ => return None,
-    })
-}
-
-/// One generated kernel evaluating `expr` over the node's inputs.
-pub(crate) fn lower_fused(cx: &NodeCx, expr: &ElemExpr) -> Result<KernelInstance, KernelError> {
-    elementwise_kernel_in_place(cx.graph, cx.id, &cx.node.inputs, expr, cx.target, cx.in_place)
-}
 
 /// An elementwise epilogue rendered for a kernel's store hook: `fn epilogue(i: u32, v: f32) -> f32`
 /// giving the stored value of output element `i` whose computed value is `v`, with the

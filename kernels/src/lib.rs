@@ -53,7 +53,6 @@ mod validate;
 mod tests;
 
 pub use error::KernelError;
-pub use fused::node_expr;
 pub use instance::{BindingRef, BufferRef, KernelInstance};
 pub use lower::{lower_graph, lower_node, lower_planned, storage_root};
 pub use multi_tensor::{MultiTensorSpec, multi_tensor_kernel};

@@ -38,12 +38,7 @@ fn lower_node_in_place(
         target,
         in_place,
     };
-    if in_place.is_some()
-        && !matches!(
-            cx.node.op,
-            Op::Elementwise { .. } | Op::Unary(_) | Op::Binary(_) | Op::UnaryGrad(_)
-        )
-    {
+    if in_place.is_some() && !cx.node.op.is_elementwise() {
         return Err(cx.unsupported("only elementwise kernels run in place"));
     }
     let node = cx.node;
@@ -78,7 +73,9 @@ fn lower_node_in_place(
         Op::MatMul { trans_a, trans_b } => matmul::lower_matmul(&cx, *trans_a, *trans_b)?,
         Op::Pool2d(p) => one(pool::lower_pool2d(&cx, p)?),
         Op::Reduce { op, axes, .. } => one(reduce::lower_reduce(&cx, *op, axes)?),
-        Op::Unary(_) | Op::Binary(_) | Op::UnaryGrad(_) => one(elementwise::lower_elementwise_node(&cx)?),
+        Op::Unary(_) | Op::Binary(_) | Op::UnaryGrad(_) | Op::Elementwise { .. } => {
+            one(elementwise::lower_elementwise_node(&cx)?)
+        }
         Op::Softmax => one(softmax::lower_softmax(&cx, false)?),
         Op::LogSoftmax => one(softmax::lower_softmax(&cx, true)?),
         Op::SoftmaxCrossEntropy => one(softmax_ce::lower_softmax_ce(&cx, false)?),
@@ -91,7 +88,6 @@ fn lower_node_in_place(
         Op::Slice { starts, sizes } => one(copy::lower_slice(&cx, starts, sizes)?),
         Op::Broadcast { .. } => one(copy::lower_broadcast(&cx)?),
         Op::Fill { value } => one(elementwise::lower_fill(&cx, *value)?),
-        Op::Elementwise { expr } => one(crate::fused::lower_fused(&cx, expr)?),
         Op::GemmEpilogue { base, .. } => match &**base {
             Op::Conv2d(g) if g.groups > 1 && g.groups == cx.in_shape(0)[3] => {
                 return Err(cx.unsupported("a depthwise convolution has no GEMM epilogue"));

@@ -15,7 +15,7 @@
 //! binding limits.
 
 use crate::multi_tensor::{Member, MultiTensorSpec, Operand, Segment, Slot, multi_tensor_kernel};
-use crate::{BufferRef, KernelInstance, Target, node_expr};
+use crate::{BufferRef, KernelInstance, Target};
 use fovea_graph::ir::{Graph, NodeId, Op};
 use fovea_graph::plan::MemoryPlan;
 
@@ -140,7 +140,10 @@ fn build(
             if &node.ty.shape != shape {
                 return Err(format!("{m} and {} differ in shape", members[list[0]]));
             }
-            let expr = node_expr(&node.op).ok_or_else(|| format!("{m} is not elementwise"))?;
+            let expr = node
+                .op
+                .elementwise_expr()
+                .ok_or_else(|| format!("{m} is not elementwise"))?;
             let mut operands = Vec::with_capacity(node.inputs.len());
             for &x in &node.inputs {
                 let r = graph.storage_root(x);

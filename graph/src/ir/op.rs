@@ -576,6 +576,27 @@ impl Op {
         }
     }
 
+    /// Whether the op computes each output element from the inputs' elements at the same
+    /// (broadcast) index: `Elementwise`, `Unary`, `Binary` and `UnaryGrad`.
+    pub fn is_elementwise(&self) -> bool {
+        matches!(
+            self,
+            Op::Elementwise { .. } | Op::Unary(_) | Op::Binary(_) | Op::UnaryGrad(_)
+        )
+    }
+
+    /// The per-element expression of an elementwise op over `Input(k)` = its `k`-th input;
+    /// `None` for other ops.
+    pub fn elementwise_expr(&self) -> Option<ElemExpr> {
+        Some(match self {
+            Op::Elementwise { expr } => expr.clone(),
+            Op::Unary(u) => ElemExpr::unary(*u, ElemExpr::Input(0)),
+            Op::Binary(b) => ElemExpr::binary(*b, ElemExpr::Input(0), ElemExpr::Input(1)),
+            Op::UnaryGrad(u) => ElemExpr::unary_grad(*u, ElemExpr::Input(0), ElemExpr::Input(1)),
+            _ => return None,
+        })
+    }
+
     /// Whether the op only reinterprets its input's buffer (no kernel runs for it).
     pub fn is_view(&self) -> bool {
         matches!(self, Op::Reshape | Op::Dropout { training: false, .. })

@@ -42,18 +42,6 @@ fn takes_epilogue(g: &Graph, id: NodeId) -> bool {
     }
 }
 
-/// The expression of an elementwise node over its inputs.
-fn node_expr(op: &Op) -> Option<ElemExpr> {
-    let inp = |k| Box::new(ElemExpr::Input(k));
-    Some(match op {
-        Op::Elementwise { expr } => expr.clone(),
-        Op::Unary(u) => ElemExpr::Unary(*u, inp(0)),
-        Op::Binary(b) => ElemExpr::Binary(*b, inp(0), inp(1)),
-        Op::UnaryGrad(u) => ElemExpr::UnaryGrad(*u, inp(0), inp(1)),
-        _ => return None,
-    })
-}
-
 fn map_inputs(e: &ElemExpr, args: &[ElemExpr]) -> ElemExpr {
     match e {
         ElemExpr::Input(i) => args[*i].clone(),
@@ -70,7 +58,7 @@ fn map_inputs(e: &ElemExpr, args: &[ElemExpr]) -> ElemExpr {
 /// the epilogue expression and the extra inputs (old ids).
 fn plan(g: &Graph, id: NodeId, readers: &[usize]) -> Option<(NodeId, ElemExpr, Vec<NodeId>)> {
     let n = g.node(id);
-    let expr = node_expr(&n.op)?;
+    let expr = n.op.elementwise_expr()?;
     let shape = &n.ty.shape;
     let c = *shape.last()?;
     let gemm = n.inputs.iter().copied().find(|&i| {

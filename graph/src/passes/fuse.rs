@@ -16,13 +16,6 @@ use crate::ir::{ElemExpr, Graph, Node, NodeId, Op, broadcast_shapes};
 /// WebGPU's default of 8 storage buffers per stage).
 pub const MAX_FUSED_INPUTS: usize = 7;
 
-fn is_elementwise(op: &Op) -> bool {
-    matches!(
-        op,
-        Op::Unary(_) | Op::Binary(_) | Op::UnaryGrad(_) | Op::Elementwise { .. }
-    )
-}
-
 /// The group rooted at `root`: its expression over `leaves` (old node ids).
 struct Group {
     expr: ElemExpr,
@@ -33,7 +26,7 @@ struct Group {
 fn build(g: &Graph, id: NodeId, absorbed: &[bool], group: &mut Group, consts: bool) -> ElemExpr {
     let node = g.node(id);
     let is_member = id == *group.members.first().unwrap_or(&id) || absorbed[id.index()];
-    if !is_member || !is_elementwise(&node.op) {
+    if !is_member || !node.op.is_elementwise() {
         if consts {
             if let Op::Fill { value } = node.op {
                 return ElemExpr::Const(value);
@@ -126,16 +119,16 @@ fn plan_groups(graph: &Graph) -> (Vec<bool>, Vec<Option<Group>>) {
     }
     let mut absorbed = vec![false; graph.nodes.len()];
     for (i, n) in graph.nodes.iter().enumerate() {
-        if let (true, 1, Some(c)) = (is_elementwise(&n.op), readers[i], consumer[i]) {
+        if let (true, 1, Some(c)) = (n.op.is_elementwise(), readers[i], consumer[i]) {
             let cn = graph.node(c);
-            absorbed[i] = is_elementwise(&cn.op) && cn.ty.shape == n.ty.shape && n.inputs.iter().all(|&x| x != c);
+            absorbed[i] = cn.op.is_elementwise() && cn.ty.shape == n.ty.shape && n.inputs.iter().all(|&x| x != c);
         }
     }
     // Groups over the input limit are broken up: their members stay separate nodes.
     let mut groups: Vec<Option<Group>> = (0..graph.nodes.len()).map(|_| None).collect();
     for i in (0..graph.nodes.len()).rev() {
         let id = NodeId(i as u32);
-        if absorbed[i] || !is_elementwise(&graph.nodes[i].op) {
+        if absorbed[i] || !graph.nodes[i].op.is_elementwise() {
             continue;
         }
         match group_at(graph, id, &absorbed) {
