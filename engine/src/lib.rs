@@ -5,6 +5,7 @@
 
 pub mod bench;
 pub mod checkpoint;
+pub mod dataset;
 pub mod device;
 mod dump;
 pub mod error;
