@@ -13,11 +13,11 @@ fn main() -> anyhow::Result<()> {
     let batch: usize = args.get(2).map_or(Ok(32), |b| b.parse())?;
     let device = Arc::new(Device::new()?);
     let model = fovea::models::zoo::by_name(name, 1)?;
-    let cfg = CompileConfig {
-        loss: Loss::SparseCategoricalCrossentropy { from_logits: true },
-        optimizer: Optimizer::adam(0.001),
-        metrics: vec![Metric::Accuracy],
-    };
+    let cfg = CompileConfig::new(
+        Loss::SparseCategoricalCrossentropy { from_logits: true },
+        Optimizer::adam(0.001),
+        vec![Metric::Accuracy],
+    );
     let step = train_step(&model, batch, &cfg)?;
     let state = DeviceState::new(&device);
     state.upload(&model.params)?;

@@ -65,11 +65,7 @@ impl Compile for fovea_graph::Model {
         fovea_engine::CompiledModel::new(
             device,
             self,
-            fovea_graph::train::CompileConfig {
-                loss,
-                optimizer,
-                metrics,
-            },
+            fovea_graph::train::CompileConfig::new(loss, optimizer, metrics),
         )
     }
 }

@@ -73,11 +73,11 @@ fn one_epoch_agrees(name: &str, optimizer: &str) {
     let model = load(name, &format!("{name}.safetensors"));
     let x = npy::read_f32(&fixture(&format!("{name}.x.npy"))).unwrap();
     let (_, labels) = npy::read_labels(&fixture(&format!("{name}.labels.npy"))).unwrap();
-    let cfg = CompileConfig {
-        loss: Loss::SparseCategoricalCrossentropy { from_logits: true },
-        optimizer: Optimizer::parse(optimizer, Some(lr)).unwrap(),
-        metrics: vec![],
-    };
+    let cfg = CompileConfig::new(
+        Loss::SparseCategoricalCrossentropy { from_logits: true },
+        Optimizer::parse(optimizer, Some(lr)).unwrap(),
+        vec![],
+    );
     let mut cm = CompiledModel::new(&common::device(), model, cfg).unwrap();
     let opts = FitOptions {
         epochs: 1,

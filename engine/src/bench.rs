@@ -6,7 +6,7 @@ use crate::error::{EngineError, Result};
 use crate::program::Program;
 use crate::state::DeviceState;
 use fovea_graph::Model;
-use fovea_graph::train::{CompileConfig, LABELS, LEARNING_RATE, STEP_SIZE, train_step};
+use fovea_graph::train::{CompileConfig, LEARNING_RATE, STEP_SIZE, target_input, train_step};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -404,7 +404,7 @@ pub fn bench_step(model: &Model, batch: usize, cfg: &CompileConfig, steps: usize
     }
     let input = model.layers()[0].name.clone();
     program.set_input(&input, &x)?;
-    program.set_input(LABELS, &y)?;
+    program.set_input(&target_input(&model.output_names()[0]), &y)?;
     let (lr, alpha) = cfg.optimizer.hyper(0);
     program.set_input(LEARNING_RATE, &[lr])?;
     program.set_input(STEP_SIZE, &[alpha])?;

@@ -89,7 +89,56 @@ pub trait Dataset: Send + Sync {
 
 /// The random stream of item `index` in `epoch` of a run seeded with `seed`.
 pub fn item_rng(seed: u64, epoch: u64, index: usize) -> Rng {
-    Rng::new(
-        seed ^ epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (index as u64).wrapping_mul(0xD1B5_4A32_D192_ED03),
-    )
+    Rng::new(seed ^ epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (index as u64).wrapping_mul(0xD1B5_4A32_D192_ED03))
+}
+
+/// Stacks `examples` (data set items `indices`) into a batch: every example must have the
+/// same field names and shapes as the first.
+pub fn stack(examples: &[Example], indices: &[usize]) -> Result<Batch, String> {
+    let Some(first) = examples.first() else {
+        return Ok(Batch::default());
+    };
+    let mut fields: Vec<Field> = first
+        .fields
+        .iter()
+        .map(|f| {
+            let mut shape = vec![examples.len()];
+            shape.extend_from_slice(&f.value.shape);
+            Field {
+                name: f.name.clone(),
+                value: Tensor {
+                    shape,
+                    data: Vec::with_capacity(f.value.data.len() * examples.len()),
+                },
+            }
+        })
+        .collect();
+    for (k, e) in examples.iter().enumerate() {
+        if e.fields.len() != fields.len() {
+            return Err(format!(
+                "item {} has {} fields, item {} has {}",
+                indices.get(k).copied().unwrap_or(k),
+                e.fields.len(),
+                indices.first().copied().unwrap_or(0),
+                fields.len()
+            ));
+        }
+        for (f, out) in e.fields.iter().zip(fields.iter_mut()) {
+            if f.name != out.name || f.value.shape[..] != out.value.shape[1..] {
+                return Err(format!(
+                    "item {}: field '{}' {:?} does not match the batch's '{}' {:?}",
+                    indices.get(k).copied().unwrap_or(k),
+                    f.name,
+                    f.value.shape,
+                    out.name,
+                    &out.value.shape[1..]
+                ));
+            }
+            out.value.data.extend_from_slice(&f.value.data);
+        }
+    }
+    Ok(Batch {
+        fields,
+        indices: indices.to_vec(),
+    })
 }

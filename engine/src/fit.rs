@@ -6,6 +6,7 @@
 //! batch, evaluation and prediction. Per-step loss and metrics are copied on the device into a
 //! log that is read at most a few times a second for the progress bar and once per epoch.
 
+use crate::dataset::{Batch, Dataset, Field, item_rng};
 use crate::device::Device;
 use crate::error::{EngineError, Result};
 use crate::program::Program;
@@ -13,7 +14,10 @@ use crate::progress::{Progress, Verbosity};
 use crate::state::DeviceState;
 use fovea_graph::init::Rng;
 use fovea_graph::ir::fmt_shape;
-use fovea_graph::train::{CompileConfig, LABELS, LEARNING_RATE, STEP_SIZE, StepGraph, eval_step, train_step};
+use fovea_graph::train::{
+    CompileConfig, LEARNING_RATE, SAMPLE_WEIGHT, STEP_SIZE, StepGraph, TargetSpec, eval_step, input_gradient_step,
+    target_input, train_step, variable_name,
+};
 use fovea_graph::{Model, Tensor};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -26,15 +30,6 @@ pub enum Targets {
     Classes(Vec<u32>),
     /// Dense targets shaped like the model's output, `(samples, ...)`.
     Dense(Tensor),
-}
-
-impl Targets {
-    fn len(&self) -> usize {
-        match self {
-            Targets::Classes(c) => c.len(),
-            Targets::Dense(t) => t.shape.first().copied().unwrap_or(0),
-        }
-    }
 }
 
 /// Options of `fit`, with Keras's defaults.
@@ -50,6 +45,10 @@ pub struct FitOptions {
     pub seed: u64,
     /// Data evaluated after every epoch.
     pub validation: Option<(Tensor, Targets)>,
+    /// Named arrays evaluated after every epoch (for models with several inputs or outputs).
+    pub validation_arrays: Option<NamedArrays>,
+    /// Worker threads decoding and augmenting a streaming data set (`fit_dataset`).
+    pub workers: usize,
     /// Progress output.
     pub verbosity: Verbosity,
     /// The NaN/Inf tripwire: stop at the first kernel writing a non-finite value (slow).
@@ -64,6 +63,8 @@ impl Default for FitOptions {
             shuffle: true,
             seed: 0,
             validation: None,
+            validation_arrays: None,
+            workers: 2,
             verbosity: Verbosity::Auto,
             check_numerics: false,
         }
@@ -83,6 +84,9 @@ pub struct EpochLog {
     pub seconds: f64,
     /// Training images per second.
     pub images_per_second: f64,
+    /// Seconds the training loop waited for the next batch (data-bound time: the device may
+    /// have idled then).
+    pub data_wait_seconds: f64,
 }
 
 /// What `fit` returns: one entry per epoch.
@@ -102,9 +106,197 @@ impl History {
     }
 }
 
+/// What a compiled step reads from the data, and its program.
 struct Step {
     program: Program,
     names: Vec<String>,
+    inputs: Vec<(String, Vec<usize>)>,
+    targets: Vec<TargetSpec>,
+    sample_weight: bool,
+}
+
+impl Step {
+    /// Uploads one batch: every model input and target by name (class targets one-hot), and
+    /// the sample weights (ones where the batch has none).
+    fn feed(&self, batch: &Batch, scratch: &mut Vec<f32>) -> Result<()> {
+        let n = batch.len();
+        for (name, sample) in &self.inputs {
+            let t = field(batch, name, "input")?;
+            check_field(name, t, n, sample)?;
+            self.program.set_input(name, &t.data)?;
+        }
+        for spec in &self.targets {
+            let t = field(batch, &spec.name, "target")?;
+            check_field(&spec.name, t, n, &spec.shape)?;
+            match spec.classes {
+                None => self.program.set_input(&target_input(&spec.name), &t.data)?,
+                Some(c) => {
+                    one_hot(&spec.name, &t.data, c, scratch)?;
+                    self.program.set_input(&target_input(&spec.name), scratch)?;
+                }
+            }
+        }
+        if self.sample_weight {
+            match batch.get(SAMPLE_WEIGHT) {
+                Some(w) => {
+                    check_field(SAMPLE_WEIGHT, w, n, &[])?;
+                    self.program.set_input(SAMPLE_WEIGHT, &w.data)?;
+                }
+                None => {
+                    scratch.clear();
+                    scratch.resize(n, 1.0);
+                    self.program.set_input(SAMPLE_WEIGHT, scratch)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks that `fields` names only this step's inputs, targets and sample weights.
+    fn check_names<'a>(&self, fields: impl Iterator<Item = &'a str>) -> Result<()> {
+        for f in fields {
+            let known = self.inputs.iter().any(|(n, _)| n == f)
+                || self.targets.iter().any(|t| t.name == f)
+                || f == SAMPLE_WEIGHT;
+            if !known {
+                return Err(EngineError::Input {
+                    what: f.to_string(),
+                    message: format!(
+                        "is neither a model input ({}) nor a target ({})",
+                        list(self.inputs.iter().map(|(n, _)| n.as_str())),
+                        list(self.targets.iter().map(|t| t.name.as_str()))
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+fn list<'a>(names: impl Iterator<Item = &'a str>) -> String {
+    let v: Vec<String> = names.map(|n| format!("'{n}'")).collect();
+    if v.is_empty() { "none".into() } else { v.join(", ") }
+}
+
+fn field<'a>(batch: &'a Batch, name: &str, kind: &str) -> Result<&'a Tensor> {
+    batch.get(name).ok_or_else(|| EngineError::Input {
+        what: name.to_string(),
+        message: format!(
+            "the step reads this {kind} but the data has none (it has {})",
+            list(batch.fields.iter().map(|f| f.name.as_str()))
+        ),
+    })
+}
+
+fn check_field(name: &str, t: &Tensor, n: usize, sample: &[usize]) -> Result<()> {
+    if t.shape.first() != Some(&n) || t.shape[1..] != *sample {
+        let mut want = vec![n];
+        want.extend_from_slice(sample);
+        return Err(EngineError::Input {
+            what: name.to_string(),
+            message: format!("expected shape {}, got {}", fmt_shape(&want), fmt_shape(&t.shape)),
+        });
+    }
+    Ok(())
+}
+
+/// Class indices (whole numbers in `[0, classes)`) to one-hot rows.
+fn one_hot(name: &str, labels: &[f32], classes: usize, out: &mut Vec<f32>) -> Result<()> {
+    out.clear();
+    out.resize(labels.len() * classes, 0.0);
+    for (i, &l) in labels.iter().enumerate() {
+        if l.fract() != 0.0 || l < 0.0 || l as usize >= classes {
+            return Err(EngineError::Input {
+                what: name.to_string(),
+                message: format!("label {l} (element {i}) is not a class index in [0, {classes})"),
+            });
+        }
+        out[i * classes + l as usize] = 1.0;
+    }
+    Ok(())
+}
+
+/// Named arrays with a leading sample axis (Keras's dicts of arrays): model inputs by input
+/// layer name, targets by target name (an output layer's name for built-in losses; class
+/// targets as whole-number class indices), and optionally [`SAMPLE_WEIGHT`] `(samples,)`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NamedArrays {
+    /// The arrays, each `(samples, ...)`.
+    pub arrays: Vec<(String, Tensor)>,
+}
+
+impl NamedArrays {
+    /// No arrays.
+    pub fn new() -> Self {
+        NamedArrays::default()
+    }
+
+    /// Adds an array called `name`.
+    pub fn with(mut self, name: &str, value: Tensor) -> Self {
+        self.arrays.push((name.to_string(), value));
+        self
+    }
+
+    /// The array called `name`.
+    pub fn get(&self, name: &str) -> Option<&Tensor> {
+        self.arrays.iter().find(|(n, _)| n == name).map(|(_, t)| t)
+    }
+
+    /// The common number of samples; an error if the arrays disagree or there are none.
+    pub fn samples(&self) -> Result<usize> {
+        let mut n: Option<(usize, &str)> = None;
+        for (i, (name, t)) in self.arrays.iter().enumerate() {
+            if self.arrays[..i].iter().any(|(o, _)| o == name) {
+                return Err(EngineError::Input {
+                    what: name.clone(),
+                    message: "appears twice in the data".into(),
+                });
+            }
+            let len = t.shape.first().copied().unwrap_or(0);
+            match n {
+                None => n = Some((len, name)),
+                Some((m, first)) if m != len => {
+                    return Err(EngineError::Input {
+                        what: name.clone(),
+                        message: format!("has {len} samples but '{first}' has {m}"),
+                    });
+                }
+                _ => {}
+            }
+        }
+        match n {
+            Some((len, _)) if len > 0 => Ok(len),
+            _ => Err(EngineError::Input {
+                what: "data".into(),
+                message: "no samples".into(),
+            }),
+        }
+    }
+
+    /// Samples `idx` of every array, stacked.
+    pub fn gather(&self, idx: &[usize]) -> Batch {
+        let fields = self
+            .arrays
+            .iter()
+            .map(|(name, t)| {
+                let per: usize = t.shape[1..].iter().product();
+                let mut data = Vec::with_capacity(per * idx.len());
+                for &i in idx {
+                    data.extend_from_slice(&t.data[i * per..(i + 1) * per]);
+                }
+                let mut shape = t.shape.clone();
+                shape[0] = idx.len();
+                Field {
+                    name: name.clone(),
+                    value: Tensor { shape, data },
+                }
+            })
+            .collect();
+        Batch {
+            fields,
+            indices: idx.to_vec(),
+        }
+    }
 }
 
 /// A model compiled with a loss, an optimizer and metrics for one device.
@@ -115,6 +307,7 @@ pub struct CompiledModel {
     state: Arc<DeviceState>,
     train: HashMap<usize, Step>,
     eval: HashMap<usize, Step>,
+    grads: HashMap<(usize, String), Step>,
     predict: HashMap<usize, Program>,
     steps_done: u64,
     weights_on_host: bool,
@@ -129,11 +322,21 @@ impl std::fmt::Debug for CompiledModel {
     }
 }
 
+/// Which step program to build.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum StepKind {
+    Train,
+    Eval,
+    InputGradient(String),
+}
+
 impl CompiledModel {
     /// Keras's `model.compile(optimizer, loss, metrics)`: uploads the weights and checks the
-    /// configuration (programs are built on first use, per batch size).
+    /// configuration by building the step graph (programs are compiled on first use, per batch
+    /// size), so that a loss naming a missing output, or a bad trainable input, fails here.
     pub fn new(device: &Arc<Device>, model: Model, cfg: CompileConfig) -> Result<Self> {
         cfg.optimizer.validate()?;
+        train_step(&model, 1, &cfg)?;
         let state = DeviceState::new(device);
         state.upload(&model.params)?;
         Ok(CompiledModel {
@@ -143,6 +346,7 @@ impl CompiledModel {
             state,
             train: HashMap::new(),
             eval: HashMap::new(),
+            grads: HashMap::new(),
             predict: HashMap::new(),
             steps_done: 0,
             weights_on_host: true,
@@ -189,200 +393,301 @@ impl CompiledModel {
         Ok(())
     }
 
-    fn step_program(&mut self, batch: usize, training: bool) -> Result<&Step> {
-        let have = if training {
-            self.train.contains_key(&batch)
-        } else {
-            self.eval.contains_key(&batch)
+    /// Sets the value of trainable input `input` (see [`CompileConfig::trainable_inputs`]),
+    /// with its batch axis: the starting point of the optimisation.
+    pub fn set_variable(&mut self, input: &str, value: &Tensor) -> Result<()> {
+        let shape = self.variable_shape(input, value.shape[0..1].first().copied().unwrap_or(1))?;
+        if value.shape != shape {
+            return Err(EngineError::Input {
+                what: input.to_string(),
+                message: format!("expected shape {}, got {}", fmt_shape(&shape), fmt_shape(&value.shape)),
+            });
+        }
+        let mut store = fovea_graph::model::ParamStore::new(0);
+        let name = variable_name(input);
+        store.ensure(&name, &shape, fovea_graph::init::Initializer::Zeros, true, input)?;
+        store.set(&name, value.clone())?;
+        self.state.upload(&store)
+    }
+
+    /// The current value of trainable input `input` (`batch` samples).
+    pub fn variable(&self, input: &str, batch: usize) -> Result<Tensor> {
+        let shape = self.variable_shape(input, batch)?;
+        let mut store = fovea_graph::model::ParamStore::new(0);
+        let name = variable_name(input);
+        store.ensure(&name, &shape, fovea_graph::init::Initializer::Zeros, true, input)?;
+        if !self.state.contains(&name) {
+            return Err(EngineError::Input {
+                what: input.to_string(),
+                message: "has no value yet: call set_variable first".into(),
+            });
+        }
+        self.state.download(&mut store)?;
+        Ok(store
+            .get(&name)
+            .map(|p| p.value.clone())
+            .unwrap_or_else(|| Tensor::zeros(shape)))
+    }
+
+    fn variable_shape(&self, input: &str, batch: usize) -> Result<Vec<usize>> {
+        if !self.cfg.trainable_inputs.iter().any(|i| i == input) {
+            return Err(EngineError::Input {
+                what: input.to_string(),
+                message: format!(
+                    "is not a trainable input; the trainable inputs are {}",
+                    list(self.cfg.trainable_inputs.iter().map(|s| s.as_str()))
+                ),
+            });
+        }
+        let names = self.model.input_names();
+        let k = names
+            .iter()
+            .position(|n| n == input)
+            .ok_or_else(|| EngineError::Input {
+                what: input.to_string(),
+                message: "is not a model input".into(),
+            })?;
+        let mut shape = vec![batch.max(1)];
+        shape.extend_from_slice(&self.model.input_shapes()[k]);
+        Ok(shape)
+    }
+
+    fn step_program(&mut self, batch: usize, kind: &StepKind) -> Result<&Step> {
+        let have = match kind {
+            StepKind::Train => self.train.contains_key(&batch),
+            StepKind::Eval => self.eval.contains_key(&batch),
+            StepKind::InputGradient(i) => self.grads.contains_key(&(batch, i.clone())),
         };
         if !have {
+            let sg = match kind {
+                StepKind::Train => train_step(&self.model, batch, &self.cfg)?,
+                StepKind::Eval => eval_step(&self.model, batch, &self.cfg)?,
+                StepKind::InputGradient(i) => input_gradient_step(&self.model, batch, &self.cfg, i)?,
+            };
             let StepGraph {
                 graph,
                 output_names,
                 slots,
-            } = if training {
-                train_step(&self.model, batch, &self.cfg)?
-            } else {
-                eval_step(&self.model, batch, &self.cfg)?
-            };
-            if training {
-                // Optimizer slots start at zero the first time they are seen.
-                let fresh: Vec<_> = slots
-                    .iter()
-                    .filter(|p| !self.state.contains(&p.name))
-                    .cloned()
-                    .collect();
-                let mut store = fovea_graph::model::ParamStore::new(0);
-                for p in fresh {
-                    store.ensure(
-                        &p.name,
-                        &p.value.shape,
-                        fovea_graph::init::Initializer::Zeros,
-                        false,
-                        "optimizer",
-                    )?;
-                }
-                self.state.upload(&store)?;
+                inputs,
+                targets,
+                sample_weight,
+                variables,
+            } = sg;
+            // Optimizer slots start at zero the first time they are seen; so do variables
+            // nobody set (an error names them when they are read back).
+            let mut store = fovea_graph::model::ParamStore::new(0);
+            for p in slots.iter().filter(|p| !self.state.contains(&p.name)) {
+                store.ensure(
+                    &p.name,
+                    &p.value.shape,
+                    fovea_graph::init::Initializer::Zeros,
+                    false,
+                    "optimizer",
+                )?;
             }
+            for (name, shape) in variables.iter().filter(|(n, _)| !self.state.contains(n)) {
+                store.ensure(name, shape, fovea_graph::init::Initializer::Zeros, true, name)?;
+            }
+            self.state.upload(&store)?;
             let program = Program::compile_with_state(&self.device, graph, &self.state)?;
-            let map = if training { &mut self.train } else { &mut self.eval };
-            map.insert(
-                batch,
-                Step {
-                    program,
-                    names: output_names,
-                },
-            );
+            let step = Step {
+                program,
+                names: output_names,
+                inputs,
+                targets,
+                sample_weight,
+            };
+            match kind {
+                StepKind::Train => self.train.insert(batch, step),
+                StepKind::Eval => self.eval.insert(batch, step),
+                StepKind::InputGradient(i) => self.grads.insert((batch, i.clone()), step),
+            };
         }
-        Ok(if training {
-            &self.train[&batch]
-        } else {
-            &self.eval[&batch]
+        Ok(match kind {
+            StepKind::Train => &self.train[&batch],
+            StepKind::Eval => &self.eval[&batch],
+            StepKind::InputGradient(i) => &self.grads[&(batch, i.clone())],
         })
     }
 
-    fn check_data(&self, x: &Tensor, y: Option<&Targets>) -> Result<usize> {
-        let ins = self.model.input_shapes();
-        let outs = self.model.output_shapes();
-        if ins.len() != 1 || outs.len() != 1 {
+    /// `x` and `y` of a one-input, one-output model as named arrays.
+    fn named(&self, x: &Tensor, y: Option<&Targets>) -> Result<NamedArrays> {
+        let ins = self.model.input_names();
+        let outs = self.model.output_names();
+        if ins.len() != 1 || (y.is_some() && outs.len() != 1) {
             return Err(EngineError::Input {
-                what: "fit".into(),
-                message: "needs a model with one input and one output".into(),
-            });
-        }
-        if x.shape.len() != ins[0].len() + 1 || x.shape[1..] != ins[0][..] {
-            return Err(EngineError::Input {
-                what: "x".into(),
+                what: "data".into(),
                 message: format!(
-                    "expected shape (samples, {}), got {}",
-                    join(&ins[0]),
-                    fmt_shape(&x.shape)
+                    "the model has {} inputs and {} outputs: pass named arrays (fit_arrays, evaluate_arrays)",
+                    ins.len(),
+                    outs.len()
                 ),
             });
         }
-        let n = x.shape[0];
-        if n == 0 {
-            return Err(EngineError::Input {
-                what: "x".into(),
-                message: "no samples".into(),
-            });
-        }
+        let mut data = NamedArrays::new().with(&ins[0], x.clone());
         match y {
-            None => {}
             Some(Targets::Classes(c)) => {
-                if !self.cfg.loss.sparse_labels() {
+                if self.cfg.single_loss().is_some_and(|l| !l.sparse_labels()) {
                     return Err(EngineError::Input {
                         what: "y".into(),
                         message: format!(
                             "class labels need a sparse loss; {} needs dense targets",
-                            self.cfg.loss.name()
+                            self.cfg.single_loss().map(|l| l.name()).unwrap_or("this loss")
                         ),
                     });
                 }
-                let classes = *outs[0].last().unwrap_or(&0);
-                if outs[0].len() != 1 {
-                    return Err(EngineError::Input {
-                        what: "y".into(),
-                        message: "class labels need a (batch, classes) output".into(),
-                    });
-                }
-                if let Some(bad) = c.iter().find(|&&l| l as usize >= classes) {
-                    return Err(EngineError::Input {
-                        what: "y".into(),
-                        message: format!("label {bad} is out of range for {classes} classes"),
-                    });
-                }
+                let t = Tensor {
+                    shape: vec![c.len()],
+                    data: c.iter().map(|&v| v as f32).collect(),
+                };
+                data = data.with(&outs[0], t);
             }
-            Some(Targets::Dense(t)) if t.shape.len() != outs[0].len() + 1 || t.shape[1..] != outs[0][..] => {
-                return Err(EngineError::Input {
-                    what: "y".into(),
-                    message: format!(
-                        "expected shape (samples, {}), got {}",
-                        join(&outs[0]),
-                        fmt_shape(&t.shape)
-                    ),
-                });
-            }
-            Some(Targets::Dense(_)) => {}
+            Some(Targets::Dense(t)) => data = data.with(&outs[0], t.clone()),
+            None => {}
         }
-        if let Some(y) = y {
-            if y.len() != n {
+        Ok(data)
+    }
+
+    /// Checks named arrays against the step before anything runs: names, shapes, labels.
+    fn check_arrays(&mut self, data: &NamedArrays, kind: &StepKind) -> Result<usize> {
+        let n = data.samples()?;
+        let step = self.step_program(1, kind)?;
+        step.check_names(data.arrays.iter().map(|(n, _)| n.as_str()))?;
+        let probe = data.gather(&[0]);
+        let mut scratch = Vec::new();
+        for (name, sample) in &step.inputs {
+            let t = field(&probe, name, "input")?;
+            check_field(name, t, 1, sample).map_err(|_| shape_error(name, n, sample, data))?;
+        }
+        for spec in &step.targets {
+            let t = field(&probe, &spec.name, "target")?;
+            check_field(&spec.name, t, 1, &spec.shape).map_err(|_| shape_error(&spec.name, n, &spec.shape, data))?;
+            if let Some(c) = spec.classes {
+                if let Some(full) = data.get(&spec.name) {
+                    one_hot(&spec.name, &full.data, c, &mut scratch)?;
+                }
+            }
+        }
+        if let Some(w) = data.get(SAMPLE_WEIGHT) {
+            if !step.sample_weight {
                 return Err(EngineError::Input {
-                    what: "y".into(),
-                    message: format!("{} targets for {n} samples", y.len()),
+                    what: SAMPLE_WEIGHT.into(),
+                    message: "given, but the model was compiled without sample_weights".into(),
                 });
             }
+            check_field(SAMPLE_WEIGHT, w, n, &[])?;
         }
         Ok(n)
     }
 
-    /// Gathers samples `idx` of `x` and `y` into host batch buffers.
-    fn gather(&self, x: &Tensor, y: Option<&Targets>, idx: &[usize], xb: &mut Vec<f32>, yb: &mut Vec<f32>) {
-        let per: usize = x.shape[1..].iter().product();
-        xb.clear();
-        for &i in idx {
-            xb.extend_from_slice(&x.data[i * per..(i + 1) * per]);
-        }
-        yb.clear();
-        match y {
-            Some(Targets::Classes(c)) => {
-                let classes = self.model.output_shapes()[0][0];
-                for &i in idx {
-                    let start = yb.len();
-                    yb.resize(start + classes, 0.0);
-                    yb[start + c[i] as usize] = 1.0;
-                }
-            }
-            Some(Targets::Dense(t)) => {
-                let per: usize = t.shape[1..].iter().product();
-                for &i in idx {
-                    yb.extend_from_slice(&t.data[i * per..(i + 1) * per]);
-                }
-            }
-            None => {}
-        }
-    }
-
     /// Keras's `fit`: trains for `opts.epochs` epochs and returns the history.
     pub fn fit(&mut self, x: &Tensor, y: &Targets, opts: &FitOptions) -> Result<History> {
-        let n = self.check_data(x, Some(y))?;
-        if opts.batch_size == 0 {
-            return Err(EngineError::Input {
-                what: "batch_size".into(),
-                message: "must be positive".into(),
-            });
-        }
-        if let Some((vx, vy)) = &opts.validation {
-            self.check_data(vx, Some(vy))?;
-        }
-        let input = self.model_input_name();
-        let batch = opts.batch_size.min(n);
-        let steps = n.div_ceil(batch);
+        let data = self.named(x, Some(y))?;
+        self.fit_arrays(&data, opts)
+    }
+
+    /// `fit` on named arrays (several inputs and targets, sample weights).
+    pub fn fit_arrays(&mut self, data: &NamedArrays, opts: &FitOptions) -> Result<History> {
+        let n = self.check_arrays(data, &StepKind::Train)?;
+        self.check_validation(opts)?;
+        let batch = check_batch(opts.batch_size)?.min(n);
         let mut rng = Rng::new(opts.seed);
-        let mut history = History::default();
-        let (mut xb, mut yb) = (Vec::new(), Vec::new());
-        for epoch in 1..=opts.epochs {
+        let mut source = |_epoch: usize| -> Result<Box<dyn Iterator<Item = std::result::Result<Batch, String>>>> {
             let mut order: Vec<usize> = (0..n).collect();
             if opts.shuffle {
                 for i in (1..n).rev() {
                     order.swap(i, rng.below(i + 1));
                 }
             }
+            let batches: Vec<Vec<usize>> = order.chunks(batch).map(|c| c.to_vec()).collect();
+            let data = data.clone();
+            Ok(Box::new(batches.into_iter().map(move |idx| Ok(data.gather(&idx)))))
+        };
+        self.run_fit(n, batch, &mut source, opts)
+    }
+
+    /// `fit` on a streaming data set: items are decoded and augmented on `opts.workers`
+    /// threads while the device runs the previous step. Each epoch visits every item once,
+    /// shuffled when `opts.shuffle`; results do not depend on the number of workers.
+    pub fn fit_dataset(&mut self, dataset: Arc<dyn Dataset>, opts: &FitOptions) -> Result<History> {
+        let n = dataset.len();
+        if n == 0 {
+            return Err(EngineError::Input {
+                what: "dataset".into(),
+                message: "no samples".into(),
+            });
+        }
+        self.check_validation(opts)?;
+        let batch = check_batch(opts.batch_size)?.min(n);
+        let mut rng = Rng::new(opts.seed);
+        let workers = opts.workers.max(1);
+        let mut source = |epoch: usize| -> Result<Box<dyn Iterator<Item = std::result::Result<Batch, String>>>> {
+            let mut order: Vec<usize> = (0..n).collect();
+            if opts.shuffle {
+                for i in (1..n).rev() {
+                    order.swap(i, rng.below(i + 1));
+                }
+            }
+            let _ = workers;
+            let ds = dataset.clone();
+            let seed = opts.seed;
+            let batches: Vec<Vec<usize>> = order.chunks(batch).map(|c| c.to_vec()).collect();
+            Ok(Box::new(batches.into_iter().map(move |idx| {
+                let examples = idx
+                    .iter()
+                    .map(|&i| ds.get(i, &mut item_rng(seed, epoch as u64, i)))
+                    .collect::<std::result::Result<Vec<_>, String>>()?;
+                crate::dataset::stack(&examples, &idx)
+            })))
+        };
+        self.run_fit(n, batch, &mut source, opts)
+    }
+
+    fn check_validation(&mut self, opts: &FitOptions) -> Result<()> {
+        if let Some((vx, vy)) = &opts.validation {
+            let v = self.named(vx, Some(vy))?;
+            self.check_arrays(&v, &StepKind::Eval)?;
+        }
+        if let Some(v) = &opts.validation_arrays {
+            self.check_arrays(v, &StepKind::Eval)?;
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn run_fit(
+        &mut self,
+        n: usize,
+        batch: usize,
+        source: &mut dyn FnMut(usize) -> Result<Box<dyn Iterator<Item = std::result::Result<Batch, String>>>>,
+        opts: &FitOptions,
+    ) -> Result<History> {
+        let steps = n.div_ceil(batch);
+        let mut rng = Rng::new(opts.seed ^ 0x5eed_d0d0);
+        let mut history = History::default();
+        let mut scratch = Vec::new();
+        for epoch in 1..=opts.epochs {
             let mut progress = Progress::new(opts.verbosity, epoch, opts.epochs, steps);
-            let width = self.step_program(batch, true)?.names.len();
+            let width = self.step_program(batch, &StepKind::Train)?.names.len();
             let device = self.device.clone();
             let mut log = MetricLog::new(&device, steps, width);
             let start = Instant::now();
+            let mut waiting = std::time::Duration::ZERO;
             let mut sizes = Vec::with_capacity(steps);
+            let mut batches = source(epoch)?;
             for s in 0..steps {
-                let idx = &order[s * batch..((s + 1) * batch).min(n)];
-                self.gather(x, Some(y), idx, &mut xb, &mut yb);
+                let t0 = Instant::now();
+                let Some(b) = batches.next() else { break };
+                waiting += t0.elapsed();
+                let b = b.map_err(|message| EngineError::Input {
+                    what: "dataset".into(),
+                    message,
+                })?;
                 let (lr, alpha) = self.cfg.optimizer.hyper(self.steps_done);
                 let seed_base = (rng.next_u64() & 0xff_ffff) as f32;
-                let step = self.step_program(idx.len(), true)?;
+                let step = self.step_program(b.len(), &StepKind::Train)?;
+                step.feed(&b, &mut scratch)?;
                 let p = &step.program;
-                p.set_input(&input, &xb)?;
-                p.set_input(LABELS, &yb)?;
                 p.set_input(LEARNING_RATE, &[lr])?;
                 p.set_input(STEP_SIZE, &[alpha])?;
                 for (k, name) in p.input_names().iter().enumerate() {
@@ -403,14 +708,15 @@ impl CompiledModel {
                 device.queue.submit([enc.finish()]);
                 self.steps_done += 1;
                 self.weights_on_host = false;
-                sizes.push(idx.len());
+                sizes.push(b.len());
                 if progress.due() {
-                    let names = self.step_program(batch, true)?.names.clone();
+                    let names = self.step_program(batch, &StepKind::Train)?.names.clone();
                     let running = log.means(&device, &sizes, &names, "")?;
                     progress.draw(s + 1, sizes.iter().sum(), &running);
                 }
             }
-            let names = self.step_program(batch, true)?.names.clone();
+            drop(batches);
+            let names = self.step_program(batch, &StepKind::Train)?.names.clone();
             let train = log.means(&device, &sizes, &names, "")?;
             let seconds = start.elapsed().as_secs_f64();
             if train.iter().any(|(_, v)| !v.is_finite()) {
@@ -423,54 +729,48 @@ impl CompiledModel {
                         .join(", ")
                 )));
             }
-            let val = match &opts.validation {
-                Some((vx, vy)) => self
-                    .evaluate(vx, vy, opts.batch_size)?
-                    .into_iter()
-                    .map(|(k, v)| (format!("val_{k}"), v))
-                    .collect(),
-                None => Vec::new(),
-            };
-            progress.finish(n, &train, &val);
+            let mut val = Vec::new();
+            if let Some((vx, vy)) = &opts.validation {
+                val = self.evaluate(vx, vy, opts.batch_size)?;
+            } else if let Some(v) = &opts.validation_arrays {
+                val = self.evaluate_arrays(v, opts.batch_size)?;
+            }
+            let val: Vec<(String, f64)> = val.into_iter().map(|(k, v)| (format!("val_{k}"), v)).collect();
+            let seen: usize = sizes.iter().sum();
+            progress.finish(seen, &train, &val);
             history.epochs.push(EpochLog {
                 epoch,
                 train,
                 val,
                 seconds,
-                images_per_second: n as f64 / seconds.max(1e-9),
+                images_per_second: seen as f64 / seconds.max(1e-9),
+                data_wait_seconds: waiting.as_secs_f64(),
             });
         }
         Ok(history)
     }
 
-    fn model_input_name(&self) -> String {
-        self.model.layers()[0].name.clone()
-    }
-
     /// Keras's `evaluate`: the mean loss and metrics over `x`, in batches of `batch_size`.
     pub fn evaluate(&mut self, x: &Tensor, y: &Targets, batch_size: usize) -> Result<Vec<(String, f64)>> {
-        let n = self.check_data(x, Some(y))?;
-        if batch_size == 0 {
-            return Err(EngineError::Input {
-                what: "batch_size".into(),
-                message: "must be positive".into(),
-            });
-        }
-        let input = self.model_input_name();
-        let batch = batch_size.min(n);
+        let data = self.named(x, Some(y))?;
+        self.evaluate_arrays(&data, batch_size)
+    }
+
+    /// `evaluate` on named arrays.
+    pub fn evaluate_arrays(&mut self, data: &NamedArrays, batch_size: usize) -> Result<Vec<(String, f64)>> {
+        let n = self.check_arrays(data, &StepKind::Eval)?;
+        let batch = check_batch(batch_size)?.min(n);
         let steps = n.div_ceil(batch);
-        let names = self.step_program(batch, false)?.names.clone();
+        let names = self.step_program(batch, &StepKind::Eval)?.names.clone();
         let device = self.device.clone();
         let mut log = MetricLog::new(&device, steps, names.len());
-        let (mut xb, mut yb) = (Vec::new(), Vec::new());
         let order: Vec<usize> = (0..n).collect();
         let mut sizes = Vec::new();
-        for s in 0..steps {
-            let idx = &order[s * batch..((s + 1) * batch).min(n)];
-            self.gather(x, Some(y), idx, &mut xb, &mut yb);
-            let step = self.step_program(idx.len(), false)?;
-            step.program.set_input(&input, &xb)?;
-            step.program.set_input(LABELS, &yb)?;
+        let mut scratch = Vec::new();
+        for (s, idx) in order.chunks(batch).enumerate() {
+            let b = data.gather(idx);
+            let step = self.step_program(idx.len(), &StepKind::Eval)?;
+            step.feed(&b, &mut scratch)?;
             let mut enc = device.device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
                 label: Some("eval step"),
             });
@@ -484,19 +784,125 @@ impl CompiledModel {
 
     /// Keras's `predict`: the model's outputs for `x`, in batches of `batch_size`.
     pub fn predict(&mut self, x: &Tensor, batch_size: usize) -> Result<Tensor> {
-        self.check_data(x, None)?;
-        if batch_size == 0 {
+        let data = self.named(x, None)?;
+        let mut out = self.predict_arrays(&data, batch_size)?;
+        if out.len() != 1 {
             return Err(EngineError::Input {
-                what: "batch_size".into(),
-                message: "must be positive".into(),
+                what: "predict".into(),
+                message: format!("the model has {} outputs: use predict_arrays", out.len()),
             });
         }
-        crate::predict::run_batches(&self.device, &self.state, &self.model, x, batch_size, &mut self.predict)
+        Ok(out.remove(0).1)
+    }
+
+    /// `predict` on named inputs: every output, keyed by output layer name.
+    pub fn predict_arrays(&mut self, inputs: &NamedArrays, batch_size: usize) -> Result<Vec<(String, Tensor)>> {
+        check_batch(batch_size)?;
+        crate::predict::check_inputs(&self.model, inputs)?;
+        crate::predict::run_batches(
+            &self.device,
+            &self.state,
+            &self.model,
+            inputs,
+            batch_size,
+            &mut self.predict,
+        )
+    }
+
+    /// The gradient of the mean loss over `data` with respect to model input `input`, in
+    /// inference mode (saliency maps), shaped like that input's array. All samples go in one
+    /// batch.
+    pub fn gradient_wrt_input(&mut self, input: &str, data: &NamedArrays) -> Result<Tensor> {
+        let kind = StepKind::InputGradient(input.to_string());
+        let n = self.check_arrays(data, &kind)?;
+        let all: Vec<usize> = (0..n).collect();
+        let b = data.gather(&all);
+        let mut scratch = Vec::new();
+        let device = self.device.clone();
+        let step = self.step_program(n, &kind)?;
+        step.feed(&b, &mut scratch)?;
+        let last = step.names.len() - 1;
+        let rb = device.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("input gradient"),
+            size: (step.program.graph().ty(step.program.graph().outputs[last]).numel() * 4) as u64,
+            usage: wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::MAP_READ,
+            mapped_at_creation: false,
+        });
+        let mut enc = device.device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("input gradient"),
+        });
+        step.program.encode(&mut enc);
+        step.program.copy_output(&mut enc, last, &rb, 0);
+        device.queue.submit([enc.finish()]);
+        let shape = step
+            .program
+            .graph()
+            .ty(step.program.graph().outputs[last])
+            .shape
+            .clone();
+        let values = crate::readback::map_read(&device, &rb, shape.iter().product())?;
+        Ok(Tensor::new(shape, values, "gradient")?)
+    }
+
+    /// Runs `steps` optimizer steps on the same `data` (the whole of it as one batch): the
+    /// loop of optimising trainable inputs (style transfer) against fixed targets. Returns
+    /// the loss and metrics after every step.
+    pub fn train_steps(&mut self, steps: usize, data: &NamedArrays) -> Result<Vec<Vec<(String, f64)>>> {
+        let batch = if data.arrays.is_empty() {
+            1
+        } else {
+            self.check_arrays(data, &StepKind::Train)?
+        };
+        let all: Vec<usize> = (0..batch).collect();
+        let b = if data.arrays.is_empty() {
+            Batch {
+                fields: Vec::new(),
+                indices: all,
+            }
+        } else {
+            data.gather(&all)
+        };
+        let names = self.step_program(batch, &StepKind::Train)?.names.clone();
+        let device = self.device.clone();
+        let mut log = MetricLog::new(&device, steps, names.len());
+        let mut scratch = Vec::new();
+        for s in 0..steps {
+            let (lr, alpha) = self.cfg.optimizer.hyper(self.steps_done);
+            let step = self.step_program(batch, &StepKind::Train)?;
+            step.feed(&b, &mut scratch)?;
+            step.program.set_input(LEARNING_RATE, &[lr])?;
+            step.program.set_input(STEP_SIZE, &[alpha])?;
+            let mut enc = device.device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("train step"),
+            });
+            step.program.encode(&mut enc);
+            log.record(&step.program, &mut enc, s);
+            device.queue.submit([enc.finish()]);
+            self.steps_done += 1;
+            self.weights_on_host = false;
+        }
+        log.per_step(&device, steps, &names)
     }
 }
 
-fn join(s: &[usize]) -> String {
-    s.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")
+fn shape_error(name: &str, n: usize, sample: &[usize], data: &NamedArrays) -> EngineError {
+    let mut want = vec![n];
+    want.extend_from_slice(sample);
+    let got = data.get(name).map(|t| fmt_shape(&t.shape)).unwrap_or_default();
+    EngineError::Input {
+        what: name.to_string(),
+        message: format!("expected shape {}, got {got}", fmt_shape(&want)),
+    }
+}
+
+fn check_batch(batch_size: usize) -> Result<usize> {
+    if batch_size == 0 {
+        return Err(EngineError::Input {
+            what: "batch_size".into(),
+            message: "must be positive".into(),
+        });
+    }
+    Ok(batch_size)
 }
 
 /// Per-step scalar outputs (loss and metrics) copied on the device into one buffer.
@@ -534,6 +940,30 @@ impl MetricLog {
         for i in 0..self.width {
             p.copy_output(enc, i, &self.buffer, ((step * self.width + i) * 4) as u64);
         }
+    }
+
+    /// Every step's values, in order.
+    fn per_step(&mut self, device: &Device, steps: usize, names: &[String]) -> Result<Vec<Vec<(String, f64)>>> {
+        let n = steps.min(self.steps);
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let bytes = (n * self.width * 4) as u64;
+        let mut enc = device.device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("metric log"),
+        });
+        enc.copy_buffer_to_buffer(&self.buffer, 0, &self.staging, 0, bytes.max(4));
+        device.queue.submit([enc.finish()]);
+        let values = crate::readback::map_read(device, &self.staging, n * self.width)?;
+        Ok((0..n)
+            .map(|i| {
+                names
+                    .iter()
+                    .enumerate()
+                    .map(|(j, name)| (name.clone(), values[i * self.width + j] as f64))
+                    .collect()
+            })
+            .collect())
     }
 
     /// The sample-weighted means of the first `sizes.len()` steps, named `prefix + name`.

@@ -11,6 +11,7 @@ mod dump;
 pub mod error;
 pub mod fit;
 pub mod npy;
+pub mod npz;
 pub mod pipelines;
 pub mod predict;
 pub mod program;
@@ -20,8 +21,8 @@ pub mod state;
 
 pub use device::{Device, DeviceInfo};
 pub use error::{EngineError, Result};
-pub use fit::{CompiledModel, EpochLog, FitOptions, History, Targets};
-pub use predict::predict;
+pub use fit::{CompiledModel, EpochLog, FitOptions, History, NamedArrays, Targets};
+pub use predict::{predict, predict_arrays};
 pub use program::{CompileOptions, Program};
 pub use progress::Verbosity;
 pub use state::DeviceState;

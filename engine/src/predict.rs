@@ -1,7 +1,9 @@
-//! `predict`: a model's forward pass over many samples, batch by batch.
+//! `predict`: a model's forward pass over many samples, batch by batch, for any number of
+//! named inputs and outputs.
 
 use crate::device::Device;
 use crate::error::{EngineError, Result};
+use crate::fit::NamedArrays;
 use crate::program::Program;
 use crate::state::DeviceState;
 use fovea_graph::ir::fmt_shape;
@@ -9,59 +11,100 @@ use fovea_graph::{Model, Tensor};
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// Runs `model` (one input, one output) on `x` (`(samples, ...)`) in batches of `batch_size`
+/// Runs a one-input, one-output `model` on `x` (`(samples, ...)`) in batches of `batch_size`
 /// and returns the stacked outputs.
 pub fn predict(device: &Arc<Device>, model: &Model, x: &Tensor, batch_size: usize) -> Result<Tensor> {
-    let in_shapes = model.input_shapes();
-    let out_shapes = model.output_shapes();
-    if in_shapes.len() != 1 || out_shapes.len() != 1 {
+    let ins = model.input_names();
+    let outs = model.output_names();
+    if ins.len() != 1 || outs.len() != 1 {
         return Err(EngineError::Input {
             what: "predict".into(),
             message: format!(
-                "needs a model with one input and one output, this one has {} and {}",
-                in_shapes.len(),
-                out_shapes.len()
+                "needs a model with one input and one output, this one has {} and {}: use predict_arrays",
+                ins.len(),
+                outs.len()
             ),
         });
     }
+    let inputs = NamedArrays::new().with(&ins[0], x.clone());
+    let mut out = predict_arrays(device, model, &inputs, batch_size)?;
+    Ok(out.remove(0).1)
+}
+
+/// Runs `model` on named inputs (every model input, keyed by input layer name) and returns
+/// every output keyed by output layer name, in output order.
+pub fn predict_arrays(
+    device: &Arc<Device>,
+    model: &Model,
+    inputs: &NamedArrays,
+    batch_size: usize,
+) -> Result<Vec<(String, Tensor)>> {
     if batch_size == 0 {
         return Err(EngineError::Input {
             what: "batch_size".into(),
             message: "must be positive".into(),
         });
     }
-    let sample = &in_shapes[0];
-    if x.shape.len() != sample.len() + 1 || x.shape[1..] != sample[..] {
-        return Err(EngineError::Input {
-            what: "x".into(),
-            message: format!(
-                "expected shape (samples, {}), got {}",
-                sample.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "),
-                fmt_shape(&x.shape)
-            ),
-        });
-    }
+    check_inputs(model, inputs)?;
     let state = DeviceState::new(device);
     state.upload(&model.params)?;
-    run_batches(device, &state, model, x, batch_size, &mut HashMap::new())
+    run_batches(device, &state, model, inputs, batch_size, &mut HashMap::new())
 }
 
-/// The forward pass of `model` (one input, one output; `x` already checked against it) over
-/// `x` in batches of `batch_size`, with parameters from `state`. The last, smaller batch gets a
-/// program of its own; `programs` keeps the programs by batch size for later calls.
+/// Checks that `inputs` holds exactly the model's inputs, with the right sample shapes and a
+/// common number of samples.
+pub(crate) fn check_inputs(model: &Model, inputs: &NamedArrays) -> Result<usize> {
+    let n = inputs.samples()?;
+    let names = model.input_names();
+    for (name, _) in &inputs.arrays {
+        if !names.contains(name) {
+            return Err(EngineError::Input {
+                what: name.clone(),
+                message: format!(
+                    "is not a model input; the inputs are {}",
+                    names.iter().map(|n| format!("'{n}'")).collect::<Vec<_>>().join(", ")
+                ),
+            });
+        }
+    }
+    for (name, sample) in names.iter().zip(model.input_shapes()) {
+        let t = inputs.get(name).ok_or_else(|| EngineError::Input {
+            what: name.clone(),
+            message: "the model needs this input but none was given".into(),
+        })?;
+        if t.shape.len() != sample.len() + 1 || t.shape[1..] != sample[..] {
+            return Err(EngineError::Input {
+                what: name.clone(),
+                message: format!(
+                    "expected shape (samples, {}), got {}",
+                    sample.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "),
+                    fmt_shape(&t.shape)
+                ),
+            });
+        }
+    }
+    Ok(n)
+}
+
+/// The forward pass of `model` (inputs already checked) in batches of `batch_size`, with
+/// parameters from `state`. The last, smaller batch gets a program of its own; `programs`
+/// keeps the programs by batch size for later calls.
 pub(crate) fn run_batches(
     device: &Arc<Device>,
     state: &Arc<DeviceState>,
     model: &Model,
-    x: &Tensor,
+    inputs: &NamedArrays,
     batch_size: usize,
     programs: &mut HashMap<usize, Program>,
-) -> Result<Tensor> {
-    let n = x.shape[0];
+) -> Result<Vec<(String, Tensor)>> {
+    let n = inputs.samples()?;
     let batch = batch_size.min(n).max(1);
-    let per_in: usize = x.shape[1..].iter().product();
-    let out_shape = model.output_shapes()[0].clone();
-    let mut out = Vec::with_capacity(n * out_shape.iter().product::<usize>());
+    let out_names = model.output_names();
+    let out_shapes = model.output_shapes();
+    let mut outs: Vec<Vec<f32>> = out_shapes
+        .iter()
+        .map(|s| Vec::with_capacity(n * s.iter().product::<usize>()))
+        .collect();
     let mut start = 0;
     while start < n {
         let take = batch.min(n - start);
@@ -71,11 +114,32 @@ pub(crate) fn run_batches(
                 e.insert(Program::compile_with_state(device, model.graph(take)?, state)?)
             }
         };
-        let y = program.run(&[&x.data[start * per_in..(start + take) * per_in]])?;
-        out.extend_from_slice(&y[0]);
+        let feeds: Vec<&[f32]> = program
+            .input_names()
+            .iter()
+            .map(|name| {
+                let t = inputs.get(name).ok_or_else(|| EngineError::Input {
+                    what: name.clone(),
+                    message: "the program reads this input but none was given".into(),
+                })?;
+                let per: usize = t.shape[1..].iter().product();
+                Ok(&t.data[start * per..(start + take) * per])
+            })
+            .collect::<Result<_>>()?;
+        let ys = program.run(&feeds)?;
+        for (o, y) in outs.iter_mut().zip(ys) {
+            o.extend_from_slice(&y);
+        }
         start += take;
     }
-    let mut shape = vec![n];
-    shape.extend(out_shape);
-    Ok(Tensor::new(shape, out, "predictions")?)
+    out_names
+        .into_iter()
+        .zip(out_shapes)
+        .zip(outs)
+        .map(|((name, s), data)| {
+            let mut shape = vec![n];
+            shape.extend(s);
+            Ok((name, Tensor::new(shape, data, "predictions")?))
+        })
+        .collect()
 }

@@ -78,11 +78,11 @@ fn write_json(path: &std::path::Path, v: &serde_json::Value) -> anyhow::Result<(
 pub fn step(model: &str, batch_size: usize, steps: usize, json_out: Option<PathBuf>) -> anyhow::Result<()> {
     anyhow::ensure!(batch_size > 0, "--batch-size must be positive");
     let m = super::graph::load_model(model)?;
-    let cfg = CompileConfig {
-        loss: Loss::SparseCategoricalCrossentropy { from_logits: true },
-        optimizer: Optimizer::adam(0.001),
-        metrics: vec![Metric::Accuracy],
-    };
+    let cfg = CompileConfig::new(
+        Loss::SparseCategoricalCrossentropy { from_logits: true },
+        Optimizer::adam(0.001),
+        vec![Metric::Accuracy],
+    );
     eprintln!("benchmarking the {model} training step at batch {batch_size} ({steps} steps) ...");
     let r = bench_step(&m, batch_size, &cfg, steps)?;
     println!("adapter: {} ({}, {})", r.adapter, r.backend, r.driver);

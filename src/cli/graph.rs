@@ -147,11 +147,11 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         model.graph(a.batch_size)?
     };
     let full = if a.train {
-        let cfg = CompileConfig {
-            loss: Loss::SparseCategoricalCrossentropy { from_logits: true },
-            optimizer: Optimizer::adam(0.001),
-            metrics: vec![Metric::Accuracy],
-        };
+        let cfg = CompileConfig::new(
+            Loss::SparseCategoricalCrossentropy { from_logits: true },
+            Optimizer::adam(0.001),
+            vec![Metric::Accuracy],
+        );
         train_step(&model, a.batch_size, &cfg)?.graph
     } else {
         ir.clone()

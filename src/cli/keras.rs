@@ -243,11 +243,7 @@ pub fn fit(a: FitArgs) -> anyhow::Result<()> {
         optimizer.name(),
         device.describe()
     );
-    let cfg = CompileConfig {
-        loss,
-        optimizer,
-        metrics,
-    };
+    let cfg = CompileConfig::new(loss, optimizer, metrics);
     let mut cm = CompiledModel::new(&device, model, cfg)?;
     let opts = FitOptions {
         epochs: a.epochs,
@@ -257,6 +253,7 @@ pub fn fit(a: FitArgs) -> anyhow::Result<()> {
         validation: None,
         verbosity: if a.quiet { Verbosity::Silent } else { Verbosity::Auto },
         check_numerics: false,
+        ..FitOptions::default()
     };
     let start = Instant::now();
     let history = cm.fit(&x, &y, &opts)?;

@@ -99,11 +99,11 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         a.batch_size,
         device.describe()
     );
-    let cfg = CompileConfig {
-        loss: Loss::SparseCategoricalCrossentropy { from_logits: true },
-        optimizer: Optimizer::adam(a.learning_rate),
-        metrics: vec![Metric::Accuracy],
-    };
+    let cfg = CompileConfig::new(
+        Loss::SparseCategoricalCrossentropy { from_logits: true },
+        Optimizer::adam(a.learning_rate),
+        vec![Metric::Accuracy],
+    );
     let mut cm = CompiledModel::new(&device, model, cfg)?;
     let opts = FitOptions {
         epochs,
@@ -113,6 +113,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         validation: Some((test.images.clone(), Targets::Classes(test.labels.clone()))),
         verbosity: if a.quiet { Verbosity::Silent } else { Verbosity::Auto },
         check_numerics: a.check_numerics,
+        ..FitOptions::default()
     };
     let start = Instant::now();
     let history = cm.fit(&train.images, &Targets::Classes(train.labels.clone()), &opts)?;

@@ -449,7 +449,9 @@ fn reference_interpreter_reproduces_keras_outputs() {
 
 #[test]
 fn reference_training_step_reproduces_keras_epochs() {
-    use crate::train::{CompileConfig, LABELS, LEARNING_RATE, Loss, Optimizer, STEP_SIZE, reference_step, train_step};
+    use crate::train::{
+        CompileConfig, LEARNING_RATE, Loss, Optimizer, STEP_SIZE, reference_step, target_input, train_step,
+    };
     let manifest: Value =
         serde_json::from_str(&std::fs::read_to_string(fixtures().join("manifest.json")).unwrap()).unwrap();
     for name in ["train_seq", "train_func"] {
@@ -462,11 +464,11 @@ fn reference_training_step_reproduces_keras_epochs() {
         let per: usize = model.input_shapes()[0].iter().product();
         for opt in ["sgd", "adam"] {
             let lr = m[format!("{opt}_lr")].as_f64().unwrap() as f32;
-            let cfg = CompileConfig {
-                loss: Loss::SparseCategoricalCrossentropy { from_logits: true },
-                optimizer: Optimizer::parse(opt, Some(lr)).unwrap(),
-                metrics: vec![],
-            };
+            let cfg = CompileConfig::new(
+                Loss::SparseCategoricalCrossentropy { from_logits: true },
+                Optimizer::parse(opt, Some(lr)).unwrap(),
+                vec![],
+            );
             let step = train_step(&model, batch, &cfg).unwrap();
             let mut feeds = safetensors(&fixtures().join(format!("{name}.safetensors")));
             for s in step.slots.iter() {
@@ -484,7 +486,7 @@ fn reference_training_step_reproduces_keras_epochs() {
                 for (i, &l) in labels[s * batch..(s + 1) * batch].iter().enumerate() {
                     onehot[i * classes + l as usize] = 1.0;
                 }
-                feeds.insert(LABELS.into(), onehot);
+                feeds.insert(target_input(&step.targets[0].name), onehot);
                 feeds.insert(LEARNING_RATE.into(), vec![lr as f64]);
                 feeds.insert(STEP_SIZE.into(), vec![alpha as f64]);
                 loss += reference_step(&step.graph, &mut feeds).unwrap()[0][0] / steps as f64;

@@ -143,6 +143,16 @@ impl Model {
             .collect()
     }
 
+    /// The input layers' names, in feeding order.
+    pub fn input_names(&self) -> Vec<String> {
+        self.inputs.iter().map(|&i| self.layers[i].name.clone()).collect()
+    }
+
+    /// The output layers' names, in output order (Keras keys multi-output data by them).
+    pub fn output_names(&self) -> Vec<String> {
+        self.outputs.iter().map(|&i| self.layers[i].name.clone()).collect()
+    }
+
     /// Whether the model was built as `Sequential` (its summary hides the input layer).
     pub fn is_sequential(&self) -> bool {
         self.sequential

@@ -3,17 +3,23 @@
 
 mod loss;
 mod metrics;
+mod objective;
 mod optimizer;
 mod schedule;
 mod step;
 #[cfg(test)]
 mod tests;
 
-pub use loss::{EPSILON, Loss};
+pub use loss::{EPSILON, Loss, bce_logits_elems, dice_per_sample, focal_elems};
 pub use metrics::Metric;
+pub use objective::{
+    GraphFn, LossCtx, LossKind, LossTerm, MetricKind, MetricTerm, SAMPLE_WEIGHT, TargetSpec, target_input,
+};
 pub use optimizer::{Optimizer, OptimizerKind};
 pub use schedule::Schedule;
-pub use step::{CompileConfig, LABELS, LEARNING_RATE, STEP_SIZE, StepGraph, eval_step, train_step};
+pub use step::{
+    CompileConfig, LEARNING_RATE, STEP_SIZE, StepGraph, eval_step, input_gradient_step, train_step, variable_name,
+};
 
 use crate::error::{GraphError, Result};
 use crate::interp::{Feeds, evaluate_all};

@@ -211,11 +211,11 @@ fn tiny_cnn() -> crate::Model {
 #[test]
 fn training_step_lowers_the_loss_in_the_reference_interpreter() {
     let model = tiny_cnn();
-    let cfg = CompileConfig {
-        loss: Loss::SparseCategoricalCrossentropy { from_logits: true },
-        optimizer: Optimizer::adam(0.02),
-        metrics: vec![Metric::Accuracy],
-    };
+    let cfg = CompileConfig::new(
+        Loss::SparseCategoricalCrossentropy { from_logits: true },
+        Optimizer::adam(0.02),
+        vec![Metric::Accuracy],
+    );
     let step = train_step(&model, 4, &cfg).unwrap();
     assert_eq!(step.output_names, vec!["loss", "accuracy"]);
     assert_eq!(step.slots.len(), 2 * 4, "m and v for two kernels and two biases");
@@ -230,7 +230,7 @@ fn training_step_lowers_the_loss_in_the_reference_interpreter() {
         .collect();
     feeds.extend(step.slots.iter().map(|p| (p.name.clone(), p.value.to_f64())));
     feeds.insert("input_layer".into(), x);
-    feeds.insert(LABELS.into(), labels);
+    feeds.insert(target_input(&step.targets[0].name), labels);
     let mut losses = Vec::new();
     for s in 0..30u64 {
         let (lr, alpha) = cfg.optimizer.hyper(s);
