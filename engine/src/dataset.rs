@@ -89,7 +89,5 @@ pub trait Dataset: Send + Sync {
 
 /// The random stream of item `index` in `epoch` of a run seeded with `seed`.
 pub fn item_rng(seed: u64, epoch: u64, index: usize) -> Rng {
-    Rng::new(
-        seed ^ epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (index as u64).wrapping_mul(0xD1B5_4A32_D192_ED03),
-    )
+    Rng::new(seed ^ epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (index as u64).wrapping_mul(0xD1B5_4A32_D192_ED03))
 }
