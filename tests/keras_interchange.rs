@@ -52,6 +52,10 @@ fn outputs_agree_with_keras() {
         ("train_func", 7),
         ("tf2_seq", 4),
         ("tf2_func", 1),
+        ("train_frozen", 16),
+        ("mobilenet_blocks", 2),
+        ("new_layers", 3),
+        ("unet_pixels", 5),
     ] {
         let model = load(name, &format!("{name}.safetensors"));
         let x = npy::read_f32(&fixture(&format!("{name}.x.npy"))).unwrap();
