@@ -13,6 +13,8 @@ mod norm;
 mod pool;
 mod separable;
 mod spatial;
+#[cfg(test)]
+mod tests;
 
 pub use activation::{ELU, LeakyReLU, PReLU, ReLU, Softmax};
 pub use conv::{Conv2D, Conv2DTranspose, DepthwiseConv2D};
