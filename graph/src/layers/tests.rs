@@ -68,7 +68,10 @@ fn close(got: &[f64], want: &[f64], what: &str) {
     assert_eq!(got.len(), want.len(), "{what}");
     for (i, (a, b)) in got.iter().zip(want).enumerate() {
         // The layers hold their constants in f32 (0.3, 1/3, ...), the formulas in f64.
-        assert!((a - b).abs() <= 1e-6 * (1.0 + b.abs()), "{what}: element {i}: {a} vs {b}");
+        assert!(
+            (a - b).abs() <= 1e-6 * (1.0 + b.abs()),
+            "{what}: element {i}: {a} vs {b}"
+        );
     }
 }
 
@@ -81,7 +84,10 @@ fn check_gradients(model: &Model, batch: usize, kinks: &[f64]) {
     let out = g.outputs[0];
     let shape = g.shape(out).to_vec();
     let r = g.input("fd/r", TensorType::f32(shape.clone())).unwrap();
-    f.insert("fd/r".into(), (0..numel(&shape)).map(|_| rng.uniform_in(-1.0, 1.0)).collect());
+    f.insert(
+        "fd/r".into(),
+        (0..numel(&shape)).map(|_| rng.uniform_in(-1.0, 1.0)).collect(),
+    );
     let w = g.push(Op::Binary(BinaryOp::Mul), &[out, r], "fd").unwrap();
     let loss = g
         .push(
@@ -186,7 +192,10 @@ fn leaky_relu_elu_and_prelu_match_their_formulas() {
     let alpha = model.params.get("p_re_lu/alpha").unwrap().value.shape.clone();
     assert_eq!(alpha, vec![1, 1, 4]);
     model
-        .set_weight("p_re_lu/alpha", crate::Tensor::new(vec![1, 1, 4], vec![0.5, -1.0, 2.0, 0.0], "a").unwrap())
+        .set_weight(
+            "p_re_lu/alpha",
+            crate::Tensor::new(vec![1, 1, 4], vec![0.5, -1.0, 2.0, 0.0], "a").unwrap(),
+        )
         .unwrap();
     let (ins, y) = run(&model, 2, &[0.0], 4);
     let a = [0.5, -1.0, 2.0, 0.0];
@@ -200,7 +209,9 @@ fn leaky_relu_elu_and_prelu_match_their_formulas() {
     // Without shared axes: one alpha per element of a sample.
     let model = one_layer(PReLU::new(), &[&[2, 3]]).unwrap();
     assert_eq!(model.params.get("p_re_lu/alpha").unwrap().value.shape, vec![2, 3]);
-    let e = one_layer(PReLU::new().shared_axes(&[3]), &[&[2, 3]]).unwrap_err().to_string();
+    let e = one_layer(PReLU::new().shared_axes(&[3]), &[&[2, 3]])
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("shared_axes") && e.contains("axis 3"), "{e}");
 }
 
@@ -223,15 +234,22 @@ fn merge_layers_combine_elementwise() {
     let s: &[usize] = &[2, 3];
     type Case = (Box<dyn Fn() -> Box<dyn Layer>>, usize, fn(&[f64]) -> f64);
     let cases: Vec<(&str, Case)> = vec![
-        ("Multiply", (Box::new(|| Box::new(Multiply::new())), 3, |v| v.iter().product())),
+        (
+            "Multiply",
+            (Box::new(|| Box::new(Multiply::new())), 3, |v| v.iter().product()),
+        ),
         ("Subtract", (Box::new(|| Box::new(Subtract::new())), 2, |v| v[0] - v[1])),
         (
             "Maximum",
-            (Box::new(|| Box::new(Maximum::new())), 3, |v| v.iter().cloned().fold(f64::MIN, f64::max)),
+            (Box::new(|| Box::new(Maximum::new())), 3, |v| {
+                v.iter().cloned().fold(f64::MIN, f64::max)
+            }),
         ),
         (
             "Average",
-            (Box::new(|| Box::new(Average::new())), 3, |v| v.iter().sum::<f64>() / v.len() as f64),
+            (Box::new(|| Box::new(Average::new())), 3, |v| {
+                v.iter().sum::<f64>() / v.len() as f64
+            }),
         ),
     ];
     for (class, (make, n, f)) in cases {
@@ -289,7 +307,9 @@ fn cropping2d_keeps_the_inner_box() {
     }
     close(&y, &want, "Cropping2D");
     check_gradients(&model, 1, &[]);
-    let e = one_layer(Cropping2D::symmetric(3, 0), &[&[6, 6, 1]]).unwrap_err().to_string();
+    let e = one_layer(Cropping2D::symmetric(3, 0), &[&[6, 6, 1]])
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("cropping") && e.contains("6x6"), "{e}");
 }
 
@@ -304,8 +324,14 @@ fn separable_conv2d_is_depthwise_then_pointwise() {
     let model = one_layer(sep, &[&[5, 6, 2]]).unwrap();
     let names: Vec<&str> = model.params.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(names, ["sep/depthwise_kernel", "sep/pointwise_kernel", "sep/bias"]);
-    assert_eq!(model.params.get("sep/depthwise_kernel").unwrap().value.shape, vec![3, 3, 2, 2]);
-    assert_eq!(model.params.get("sep/pointwise_kernel").unwrap().value.shape, vec![1, 1, 4, 3]);
+    assert_eq!(
+        model.params.get("sep/depthwise_kernel").unwrap().value.shape,
+        vec![3, 3, 2, 2]
+    );
+    assert_eq!(
+        model.params.get("sep/pointwise_kernel").unwrap().value.shape,
+        vec![1, 1, 4, 3]
+    );
     // The same computation through DepthwiseConv2D and a 1x1 Conv2D with the same weights.
     let mut f = Functional::new("ref");
     let x = f.input(Input::new(&[5, 6, 2]).name("in0"));
@@ -324,7 +350,10 @@ fn separable_conv2d_is_depthwise_then_pointwise() {
     let bias = crate::Tensor::new(vec![3], vec![-0.1, 0.05, 0.2], "bias").unwrap();
     model.set_weight("sep/bias", bias.clone()).unwrap();
     reference.set_weight("pw/bias", bias).unwrap();
-    for (from, to) in [("sep/depthwise_kernel", "dw/kernel"), ("sep/pointwise_kernel", "pw/kernel")] {
+    for (from, to) in [
+        ("sep/depthwise_kernel", "dw/kernel"),
+        ("sep/pointwise_kernel", "pw/kernel"),
+    ] {
         let v = model.params.get(from).unwrap().value.clone();
         reference.set_weight(to, v).unwrap();
     }
@@ -360,16 +389,14 @@ fn spatial_dropout_drops_whole_channels_in_training_only() {
                     assert!((y[at(i, j)] - scale * x[at(i, j)]).abs() < 1e-9, "one mask per channel");
                 }
             }
-            if scale == 0.0 {
-                dropped += 1
-            } else {
-                kept += 1
-            }
+            if scale == 0.0 { dropped += 1 } else { kept += 1 }
         }
     }
     assert!(kept > 4 && dropped > 4, "kept {kept}, dropped {dropped} of {}", n * c);
     check_gradients(&model, 2, &[]);
-    let e = one_layer(SpatialDropout2D::new(1.0), &[&[2, 2, 1]]).unwrap_err().to_string();
+    let e = one_layer(SpatialDropout2D::new(1.0), &[&[2, 2, 1]])
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("rate"), "{e}");
     let e = one_layer(SpatialDropout2D::new(0.1), &[&[4]]).unwrap_err().to_string();
     assert!(e.contains("4-D"), "{e}");
