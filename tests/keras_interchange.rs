@@ -315,6 +315,59 @@ fn cli_fit_matches_keras_adam_and_predict_writes_npy() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// `fovea fit` reads `trainable: false` from the config: the frozen-layer fixture trains as
+/// Keras trained it, and the frozen weights come out bit-identical.
+#[test]
+fn cli_fit_keeps_frozen_layers_frozen() {
+    let dir = scratch("frozen");
+    let name = "train_frozen";
+    let out_w = dir.join("trained.safetensors");
+    let o = fovea(&[
+        "fit",
+        "--model",
+        s(&fixture(&format!("{name}.json"))),
+        "--weights",
+        s(&fixture(&format!("{name}.safetensors"))),
+        "--x",
+        s(&fixture(&format!("{name}.x.npy"))),
+        "--y",
+        s(&fixture(&format!("{name}.labels.npy"))),
+        "--loss",
+        "sparse_categorical_crossentropy",
+        "--from-logits",
+        "--optimizer",
+        "sgd",
+        "--learning-rate",
+        "0.1",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--no-shuffle",
+        "--save-weights",
+        s(&out_w),
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let got = checkpoint::read_safetensors(&out_w).unwrap();
+    let initial = checkpoint::read_safetensors(&fixture(&format!("{name}.safetensors"))).unwrap();
+    let want = checkpoint::read_safetensors(&fixture(&format!("{name}.sgd.safetensors"))).unwrap();
+    assert_eq!(got.len(), want.len());
+    for (wname, w) in &want {
+        let g = &got.iter().find(|(n, _)| n == wname).unwrap().1;
+        let e = rel_err(&g.data, &w.data);
+        assert!(
+            e < 1e-3,
+            "{name} sgd via the CLI: {wname} differs from Keras by {e:.3e}"
+        );
+        if wname.starts_with("frozen_") {
+            let before = &initial.iter().find(|(n, _)| n == wname).unwrap().1;
+            assert_eq!(g.data, before.data, "{wname} is frozen");
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// Writes a `.npy` file with `descr`, `fortran_order` and raw `body`.
 fn raw_npy(path: &Path, descr: &str, fortran: bool, shape: &str, body: &[u8]) {
     let header = format!(
