@@ -630,3 +630,30 @@ fn several_inputs_and_outputs_keep_keras_order() {
     let outputs: Vec<&str> = g.outputs.iter().map(|&o| g.node(o).layer.as_str()).collect();
     assert_eq!(outputs, ["classes", "box"]);
 }
+
+#[test]
+fn activation_layer_arguments_map_to_the_layer() {
+    // tf.keras 2's LeakyReLU `alpha`, Keras 3's `negative_slope`, ReLU's three arguments.
+    let m = load_config(
+        &seq(json!([
+            input(json!([null, 4])),
+            layer("LeakyReLU", json!({"name": "l2", "alpha": 0.1})),
+            layer("LeakyReLU", json!({"name": "l3", "negative_slope": 0.5})),
+            layer(
+                "ReLU",
+                json!({"name": "r", "max_value": 0.4, "negative_slope": 1.0, "threshold": 0.0})
+            ),
+        ])),
+        "m",
+    )
+    .unwrap();
+    let g = m.graph(1).unwrap();
+    let mut feeds = crate::interp::Feeds::new();
+    feeds.insert("x".into(), vec![-2.0, -0.5, 0.3, 3.0]);
+    let y = crate::interp::evaluate(&g, &feeds).unwrap().remove(0);
+    // Slopes 0.1 then 0.5 below zero (the ReLU's slope 1 keeps them), 3 clipped to 0.4.
+    let want = [-0.1, -0.025, 0.3, 0.4];
+    for (a, b) in y.iter().zip(want) {
+        assert!((a - b).abs() < 1e-6, "{y:?}");
+    }
+}
