@@ -6,7 +6,7 @@
 
 mod common;
 
-use fovea::engine::{CompiledModel, FitOptions, Targets, Verbosity, checkpoint, npy};
+use fovea::engine::{CompiledModel, DeviceState, FitOptions, Program, Targets, Verbosity, checkpoint, npy};
 use fovea::graph::train::{CompileConfig, Loss, Optimizer};
 use fovea::graph::{Model, Tensor, keras};
 use std::path::{Path, PathBuf};
@@ -52,6 +52,10 @@ fn outputs_agree_with_keras() {
         ("train_func", 7),
         ("tf2_seq", 4),
         ("tf2_func", 1),
+        ("train_frozen", 16),
+        ("mobilenet_blocks", 2),
+        ("new_layers", 3),
+        ("unet_pixels", 5),
     ] {
         let model = load(name, &format!("{name}.safetensors"));
         let x = npy::read_f32(&fixture(&format!("{name}.x.npy"))).unwrap();
@@ -65,19 +69,21 @@ fn outputs_agree_with_keras() {
 }
 
 /// Trains `name` for one epoch as the fixture script did and compares every weight (and the
-/// epoch's loss) with Keras's.
-fn one_epoch_agrees(name: &str, optimizer: &str) {
+/// epoch's loss) with Keras's; returns the model before and after.
+fn one_epoch_agrees(name: &str, optimizer: &str) -> (Model, Model) {
+    let (_, labels) = npy::read_labels(&fixture(&format!("{name}.labels.npy"))).unwrap();
+    let loss = Loss::SparseCategoricalCrossentropy { from_logits: true };
+    one_epoch_with(name, optimizer, loss, Targets::Classes(labels))
+}
+
+fn one_epoch_with(name: &str, optimizer: &str, loss_fn: Loss, targets: Targets) -> (Model, Model) {
     let v = manifest();
     let m = &v["models"][name];
     let lr = m[format!("{optimizer}_lr")].as_f64().unwrap() as f32;
     let model = load(name, &format!("{name}.safetensors"));
+    let before = load(name, &format!("{name}.safetensors"));
     let x = npy::read_f32(&fixture(&format!("{name}.x.npy"))).unwrap();
-    let (_, labels) = npy::read_labels(&fixture(&format!("{name}.labels.npy"))).unwrap();
-    let cfg = CompileConfig::new(
-        Loss::SparseCategoricalCrossentropy { from_logits: true },
-        Optimizer::parse(optimizer, Some(lr)).unwrap(),
-        vec![],
-    );
+    let cfg = CompileConfig::new(loss_fn, Optimizer::parse(optimizer, Some(lr)).unwrap(), vec![]);
     let mut cm = CompiledModel::new(&common::device(), model, cfg).unwrap();
     let opts = FitOptions {
         epochs: 1,
@@ -86,7 +92,7 @@ fn one_epoch_agrees(name: &str, optimizer: &str) {
         verbosity: Verbosity::Silent,
         ..FitOptions::default()
     };
-    let history = cm.fit(&x, &Targets::Classes(labels), &opts).unwrap();
+    let history = cm.fit(&x, &targets, &opts).unwrap();
     let loss = history.series("loss")[0];
     let keras_loss = m["losses"][optimizer].as_f64().unwrap();
     let trained = cm.model().unwrap();
@@ -115,6 +121,77 @@ fn one_epoch_agrees(name: &str, optimizer: &str) {
         worst.0
     );
     assert!(loss_err < 1e-3, "{name} {optimizer}: loss {loss} vs Keras {keras_loss}");
+    let mut after = load(name, &format!("{name}.safetensors"));
+    after.params = trained.params.clone();
+    (before, after)
+}
+
+/// The frozen Conv2D and BatchNormalization (Keras 3: inference mode, moving statistics kept)
+/// stay bit-identical through `fit`; the trainable layers move, BatchNormalization's moving
+/// statistics included, and every weight matches Keras's after one SGD epoch.
+#[test]
+fn one_epoch_of_sgd_with_frozen_layers_agrees_with_keras() {
+    let (before, after) = one_epoch_agrees("train_frozen", "sgd");
+    assert!(!before.is_trainable("frozen_conv").unwrap() && !before.is_trainable("frozen_bn").unwrap());
+    assert!(before.is_trainable("conv").unwrap());
+    for p in before.params.iter() {
+        let moved = after.params.get(&p.name).unwrap().value.data != p.value.data;
+        let frozen = p.name.starts_with("frozen_");
+        assert_eq!(moved, !frozen, "{}: moved {moved}, frozen {frozen}", p.name);
+    }
+}
+
+/// Per-pixel sparse labels `(B, H, W)` against `(B, H, W, C)` logits, as Keras's sparse
+/// cross-entropy averages them over every pixel: fed here one-hot through the categorical
+/// cross-entropy from logits, which is the same loss.
+#[test]
+fn one_epoch_of_sgd_with_per_pixel_labels_agrees_with_keras() {
+    let name = "unet_pixels";
+    let (shape, labels) = npy::read_labels(&fixture(&format!("{name}.labels.npy"))).unwrap();
+    assert_eq!(shape, vec![16, 8, 8]);
+    let classes = 3;
+    let mut onehot = vec![0.0; labels.len() * classes];
+    for (i, &l) in labels.iter().enumerate() {
+        assert!((l as usize) < classes);
+        onehot[i * classes + l as usize] = 1.0;
+    }
+    let targets = Targets::Dense(Tensor::new(vec![16, 8, 8, classes], onehot, "labels").unwrap());
+    one_epoch_with(
+        name,
+        "sgd",
+        Loss::CategoricalCrossentropy { from_logits: true },
+        targets,
+    );
+}
+
+/// Two inputs and two outputs in Keras's order (`[meta, image]` in, `[classes, box]` out,
+/// neither the layers' creation order): the program's feeds and results follow
+/// `Model::input_names` / `output_names`, and match Keras's outputs.
+#[test]
+fn two_inputs_two_outputs_agree_with_keras() {
+    let name = "two_io";
+    let model = load(name, &format!("{name}.safetensors"));
+    assert_eq!(model.input_names(), vec!["meta", "image"]);
+    assert_eq!(model.output_names(), vec!["classes", "box"]);
+    let device = common::device();
+    let state = DeviceState::new(&device);
+    state.upload(&model.params).unwrap();
+    let xs: Vec<Tensor> = model
+        .input_names()
+        .iter()
+        .map(|n| npy::read_f32(&fixture(&format!("{name}.x.{n}.npy"))).unwrap())
+        .collect();
+    let batch = xs[0].shape[0];
+    let program = Program::compile_with_state(&device, model.graph(batch).unwrap(), &state).unwrap();
+    let feeds: Vec<&[f32]> = xs.iter().map(|x| x.data.as_slice()).collect();
+    let ys = program.run(&feeds).unwrap();
+    assert_eq!(ys.len(), 2);
+    for (out, got) in model.output_names().iter().zip(&ys) {
+        let want = npy::read_f32(&fixture(&format!("{name}.y.{out}.npy"))).unwrap();
+        let e = rel_err(got, &want.data);
+        eprintln!("{name} output {out}: error {e:.2e}");
+        assert!(e < 1e-4, "{name}: output {out} differs from Keras's by {e:.3e}");
+    }
 }
 
 #[test]
@@ -231,6 +308,59 @@ fn cli_fit_matches_keras_adam_and_predict_writes_npy() {
             .unwrap()
             .all(|e| !e.unwrap().path().to_string_lossy().ends_with(".tmp"))
     );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `fovea fit` reads `trainable: false` from the config: the frozen-layer fixture trains as
+/// Keras trained it, and the frozen weights come out bit-identical.
+#[test]
+fn cli_fit_keeps_frozen_layers_frozen() {
+    let dir = scratch("frozen");
+    let name = "train_frozen";
+    let out_w = dir.join("trained.safetensors");
+    let o = fovea(&[
+        "fit",
+        "--model",
+        s(&fixture(&format!("{name}.json"))),
+        "--weights",
+        s(&fixture(&format!("{name}.safetensors"))),
+        "--x",
+        s(&fixture(&format!("{name}.x.npy"))),
+        "--y",
+        s(&fixture(&format!("{name}.labels.npy"))),
+        "--loss",
+        "sparse_categorical_crossentropy",
+        "--from-logits",
+        "--optimizer",
+        "sgd",
+        "--learning-rate",
+        "0.1",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--no-shuffle",
+        "--save-weights",
+        s(&out_w),
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let got = checkpoint::read_safetensors(&out_w).unwrap();
+    let initial = checkpoint::read_safetensors(&fixture(&format!("{name}.safetensors"))).unwrap();
+    let want = checkpoint::read_safetensors(&fixture(&format!("{name}.sgd.safetensors"))).unwrap();
+    assert_eq!(got.len(), want.len());
+    for (wname, w) in &want {
+        let g = &got.iter().find(|(n, _)| n == wname).unwrap().1;
+        let e = rel_err(&g.data, &w.data);
+        assert!(
+            e < 1e-3,
+            "{name} sgd via the CLI: {wname} differs from Keras by {e:.3e}"
+        );
+        if wname.starts_with("frozen_") {
+            let before = &initial.iter().find(|(n, _)| n == wname).unwrap().1;
+            assert_eq!(g.data, before.data, "{wname} is frozen");
+        }
+    }
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

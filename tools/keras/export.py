@@ -9,7 +9,8 @@ writes OUT_PREFIX.json (model.to_json()) and OUT_PREFIX.safetensors, whose tenso
 `<layer name>/<variable name>` (conv2d/kernel, batch_normalization/moving_mean, dense_1/bias...)
 in Keras's own layouts: HWIO Conv2D kernels, (in, out) Dense kernels, (kh, kw, in, multiplier)
 DepthwiseConv2D kernels, (kh, kw, out, in) Conv2DTranspose kernels. tf.keras 2's
-`depthwise_kernel` is written as `kernel`, Keras 3's name. All tensors are float32.
+DepthwiseConv2D `depthwise_kernel` is written as `kernel`, Keras 3's name (SeparableConv2D
+keeps `depthwise_kernel` and `pointwise_kernel`). All tensors are float32.
 
 From Python, `export(model, json_path, weights_path)` does the same for a model in memory.
 Works with Keras 3 (keras>=3) and with tf.keras 2.x (tf_keras, or TensorFlow <= 2.15).
@@ -24,10 +25,12 @@ import sys
 import numpy as np
 
 
-def weight_name(layer_name, variable):
-    """`<layer>/<variable>` from a Keras 3 (`kernel`) or tf.keras 2 (`conv2d/kernel:0`) name."""
+def weight_name(layer_name, variable, layer_class="DepthwiseConv2D"):
+    """`<layer>/<variable>` from a Keras 3 (`kernel`) or tf.keras 2 (`conv2d/kernel:0`) name.
+    A DepthwiseConv2D's tf.keras 2 `depthwise_kernel` becomes Keras 3's `kernel`;
+    SeparableConv2D keeps its `depthwise_kernel` and `pointwise_kernel`."""
     var = variable.split("/")[-1].split(":")[0]
-    if var == "depthwise_kernel":
+    if var == "depthwise_kernel" and layer_class == "DepthwiseConv2D":
         var = "kernel"
     return f"{layer_name}/{var}"
 
@@ -39,7 +42,8 @@ def model_weights(model):
         if hasattr(layer, "layers") and layer.weights:
             raise ValueError(f"layer {layer.name!r} is a nested model; Fovea reads flat models only")
         for w in layer.weights:
-            out.append((weight_name(layer.name, w.name), np.asarray(w.numpy(), dtype=np.float32)))
+            name = weight_name(layer.name, w.name, type(layer).__name__)
+            out.append((name, np.asarray(w.numpy(), dtype=np.float32)))
     names = [n for n, _ in out]
     dupes = {n for n in names if names.count(n) > 1}
     if dupes:

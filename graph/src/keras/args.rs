@@ -138,17 +138,12 @@ impl<'a> Args<'a> {
         }
     }
 
-    /// The arguments every layer has: `name`, `trainable`, `dtype`, and for image layers
-    /// `data_format`.
-    pub fn common(&mut self) -> Result<()> {
+    /// The arguments every layer has: `name`, `trainable` (returned), `dtype`, and for image
+    /// layers `data_format`.
+    pub fn common(&mut self) -> Result<bool> {
+        let trainable = self.bool("trainable", true)?;
         // `batch_input_shape` on a first layer is read by the model (tf.keras 2 Sequential).
         self.ignore(&["name", "batch_input_shape", "batch_shape"]);
-        if !self.bool("trainable", true)? {
-            return Err(self.err(
-                "trainable",
-                "frozen layers (trainable=false) are not supported: Fovea's fit would train them",
-            ));
-        }
         if let Some(d) = self.get("dtype") {
             let name = match d {
                 Value::String(s) => Some(s.as_str()),
@@ -170,7 +165,7 @@ impl<'a> Args<'a> {
                 format!("\"{fmt}\" is not supported; Fovea's images are channels_last (NHWC)"),
             ));
         }
-        Ok(())
+        Ok(trainable)
     }
 
     /// Checks that every argument was read; an unknown one with a non-null value is an error.

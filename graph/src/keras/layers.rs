@@ -5,12 +5,13 @@
 //! naming the layer, its class and the argument.
 
 use super::args::{Args, as_usize};
+use super::{activation_layers, merge_layers};
 use crate::error::{GraphError, Result};
 use crate::ir::NodeId;
 use crate::layers::{
-    Activation, Add, AveragePooling2D, BatchNormalization, Concatenate, Conv2D, Conv2DTranspose, Dense,
-    DepthwiseConv2D, Dropout, Flatten, GlobalAveragePooling2D, Layer, LayerCtx, MaxPooling2D, Reshape, Size2,
-    UpSampling2D, ZeroPadding2D,
+    Activation, AveragePooling2D, BatchNormalization, Conv2D, Conv2DTranspose, Cropping2D, Dense, DepthwiseConv2D,
+    Dropout, Flatten, GlobalAveragePooling2D, Layer, LayerCtx, LayerNormalization, MaxPooling2D, Reshape,
+    SeparableConv2D, Size2, SpatialDropout2D, UpSampling2D, ZeroPadding2D,
 };
 use serde_json::{Map, Value, json};
 
@@ -32,6 +33,19 @@ pub const SUPPORTED: &[&str] = &[
     "UpSampling2D",
     "Reshape",
     "ZeroPadding2D",
+    "ReLU",
+    "LeakyReLU",
+    "PReLU",
+    "ELU",
+    "Softmax",
+    "Multiply",
+    "Subtract",
+    "Maximum",
+    "Average",
+    "Cropping2D",
+    "SeparableConv2D",
+    "SpatialDropout2D",
+    "LayerNormalization",
 ];
 
 /// A layer read from a Keras config: lowers as the Fovea layer it maps to, checks what could
@@ -40,8 +54,10 @@ pub const SUPPORTED: &[&str] = &[
 #[derive(Debug)]
 pub(crate) struct KerasLayer {
     inner: Box<dyn Layer>,
-    /// BatchNormalization's `axis`, which must be the last one.
+    /// BatchNormalization's and LayerNormalization's `axis`, which must be the last one.
     channel_axis: Option<i64>,
+    /// The config's `trainable` (false: a frozen layer).
+    pub trainable: bool,
 }
 
 impl Layer for KerasLayer {
@@ -126,8 +142,14 @@ macro_rules! conv_common {
 /// Converts the config of a layer of class `class` named `name`.
 pub(crate) fn layer_from_config(class: &str, name: &str, cfg: &Map<String, Value>) -> Result<KerasLayer> {
     let mut a = Args::new(class, name, cfg);
-    a.common()?;
+    let trainable = a.common()?;
     let mut channel_axis = None;
+    if let Some(layer) = activation_layers::from_config(class, &mut a)? {
+        return finish(a, layer, None, trainable);
+    }
+    if let Some(layer) = merge_layers::from_config(class, &mut a)? {
+        return finish(a, layer, None, trainable);
+    }
     let layer: Box<dyn Layer> = match class {
         "Conv2D" => {
             let filters = a.usize("filters", 0)?;
@@ -246,16 +268,6 @@ pub(crate) fn layer_from_config(class: &str, name: &str, cfg: &Map<String, Value
             a.ignore(&["seed"]);
             Box::new(Dropout::new(rate).name(name))
         }
-        "Add" => Box::new(Add::new().name(name)),
-        "Concatenate" => {
-            let axis = match a.get("axis") {
-                None => -1,
-                Some(v) => v
-                    .as_i64()
-                    .ok_or_else(|| a.err("axis", format!("expected an integer, got {v}")))?,
-            };
-            Box::new(Concatenate::new().axis(axis).name(name))
-        }
         "UpSampling2D" => {
             let size = a.size2("size", Size2(2, 2))?;
             let interpolation = a.string("interpolation", "nearest")?;
@@ -276,8 +288,48 @@ pub(crate) fn layer_from_config(class: &str, name: &str, cfg: &Map<String, Value
             Box::new(Reshape::new(&target).name(name))
         }
         "ZeroPadding2D" => {
-            let pad = zero_padding(&mut a)?;
+            let pad = edges(&mut a, "padding", 1)?;
             Box::new(ZeroPadding2D::explicit(pad).name(name))
+        }
+        "Cropping2D" => {
+            let crop = edges(&mut a, "cropping", 0)?;
+            Box::new(Cropping2D::explicit(crop).name(name))
+        }
+        "SeparableConv2D" => {
+            let filters = a.usize("filters", 0)?;
+            let k = kernel_size(&mut a)?;
+            let mut l = SeparableConv2D::new(filters, k).depth_multiplier(a.usize("depth_multiplier", 1)?);
+            a.ignore(&["pointwise_initializer"]);
+            a.must_be_null("pointwise_regularizer", REGULARIZERS)?;
+            a.must_be_null("pointwise_constraint", CONSTRAINTS)?;
+            conv_common!(a, l, "depthwise");
+            Box::new(l)
+        }
+        "SpatialDropout2D" => {
+            let rate = a.f32("rate", 0.0)?;
+            a.ignore(&["seed"]);
+            Box::new(SpatialDropout2D::new(rate).name(name))
+        }
+        "LayerNormalization" => {
+            channel_axis = Some(bn_axis(&mut a)?);
+            let epsilon = a.f32("epsilon", 1e-3)?;
+            let center = a.bool("center", true)?;
+            let scale = a.bool("scale", true)?;
+            a.must_equal("rms_scaling", json!(false), "RMS normalization is not supported")?;
+            a.ignore(&["beta_initializer", "gamma_initializer"]);
+            for k in ["beta_regularizer", "gamma_regularizer"] {
+                a.must_be_null(k, REGULARIZERS)?;
+            }
+            for k in ["beta_constraint", "gamma_constraint"] {
+                a.must_be_null(k, CONSTRAINTS)?;
+            }
+            Box::new(
+                LayerNormalization::new()
+                    .epsilon(epsilon)
+                    .center(center)
+                    .scale(scale)
+                    .name(name),
+            )
         }
         _ => {
             return Err(GraphError::arg(
@@ -290,10 +342,16 @@ pub(crate) fn layer_from_config(class: &str, name: &str, cfg: &Map<String, Value
             ));
         }
     };
+    finish(a, layer, channel_axis, trainable)
+}
+
+/// Checks that every argument was read and wraps the layer.
+fn finish(a: Args<'_>, inner: Box<dyn Layer>, channel_axis: Option<i64>, trainable: bool) -> Result<KerasLayer> {
     a.finish()?;
     Ok(KerasLayer {
-        inner: layer,
+        inner,
         channel_axis,
+        trainable,
     })
 }
 
@@ -326,12 +384,13 @@ fn bn_axis(a: &mut Args<'_>) -> Result<i64> {
     }
 }
 
-/// ZeroPadding2D's `padding`: `p`, `(rows, cols)` or `((top, bottom), (left, right))`.
-fn zero_padding(a: &mut Args<'_>) -> Result<((usize, usize), (usize, usize))> {
-    let v = a.get("padding").cloned().unwrap_or(json!(1));
+/// ZeroPadding2D's `padding` and Cropping2D's `cropping`: `p`, `(rows, cols)` or
+/// `((top, bottom), (left, right))`.
+fn edges(a: &mut Args<'_>, key: &'static str, default: usize) -> Result<((usize, usize), (usize, usize))> {
+    let v = a.get(key).cloned().unwrap_or(json!(default));
     let bad = || {
         a.err(
-            "padding",
+            key,
             format!("expected p, (rows, cols) or ((top, bottom), (left, right)), got {v}"),
         )
     };

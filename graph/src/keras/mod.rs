@@ -5,8 +5,9 @@
 //!
 //! Read: `Sequential` and `Functional` (tf.keras 2: `Model`) models built from `InputLayer`
 //! and the classes in [`SUPPORTED`], with their arguments. Initializers are ignored (the
-//! weights come from the weights file); any other argument Fovea does not implement —
-//! `data_format="channels_first"`, a regularizer or constraint, `trainable=false`, a
+//! weights come from the weights file); `trainable: false` freezes a layer (and on the model,
+//! every layer), as [`Model::set_trainable`] does. Any other argument Fovea does not
+//! implement — `data_format="channels_first"`, a regularizer or constraint, a
 //! BatchNormalization axis other than the last, `output_padding`,
 //! a non-float32 dtype, an activation Fovea lacks, an unknown argument with a non-null value —
 //! is an error naming the layer, its class and the argument. So are shared layers (a layer
@@ -21,8 +22,10 @@
 //! assert!(model.params.get("dense/kernel").is_some());
 //! ```
 
+mod activation_layers;
 mod args;
 mod layers;
+mod merge_layers;
 #[cfg(test)]
 mod tests;
 
@@ -163,6 +166,7 @@ fn sequential(
     source: &str,
 ) -> Result<Model> {
     let mut model = Sequential::named(name);
+    let mut frozen = Vec::new();
     let mut rest = layers.iter().enumerate();
     match layers.first().map(|l| entry(l, 0, source)).transpose()? {
         Some(("InputLayer", lname, lcfg)) => {
@@ -204,9 +208,32 @@ fn sequential(
                 message: format!("layer {i} ('{lname}') is an InputLayer; only the first layer may be"),
             });
         }
-        model.push(layers::layer_from_config(class, lname, lcfg)?);
+        let layer = layers::layer_from_config(class, lname, lcfg)?;
+        if !layer.trainable {
+            frozen.push(lname.to_string());
+        }
+        model.push(layer);
     }
-    model.build(0)
+    freeze(model.build(0)?, &frozen, cfg)
+}
+
+/// Freezes the layers named in `frozen`, and every layer if the model's config says
+/// `trainable: false`.
+fn freeze(mut model: Model, frozen: &[String], cfg: &Map<String, Value>) -> Result<Model> {
+    match cfg.get("trainable") {
+        None | Some(Value::Null) | Some(Value::Bool(true)) => {}
+        Some(Value::Bool(false)) => model.set_all_trainable(false)?,
+        Some(v) => {
+            return Err(GraphError::Model {
+                model: model.name().to_string(),
+                message: format!("`trainable` must be true or false, got {v}"),
+            });
+        }
+    }
+    for name in frozen {
+        model.set_trainable(name, false)?;
+    }
+    Ok(model)
 }
 
 /// A reference to a layer's output: `(layer, node_index, tensor_index)`.
@@ -328,6 +355,7 @@ fn functional(name: &str, layers: &[Value], cfg: &Map<String, Value>, source: &s
     let inputs = endpoints(cfg, "input_layers", name)?;
     let outputs = endpoints(cfg, "output_layers", name)?;
     let mut f = Functional::new(name);
+    let mut frozen = Vec::new();
     let mut done: HashMap<String, SymbolicTensor> = HashMap::new();
     // Inputs first, in the model's input order.
     let mut pending = Vec::new();
@@ -361,6 +389,9 @@ fn functional(name: &str, layers: &[Value], cfg: &Map<String, Value>, source: &s
                     return Err(model_err(format!("layer '{lname}' ({class}) has no inputs")));
                 }
                 let layer = layers::layer_from_config(class, lname, lcfg)?;
+                if !layer.trainable {
+                    frozen.push(lname.to_string());
+                }
                 done.insert(lname.to_string(), f.call(layer, &ins));
                 pending.remove(i);
             } else {
@@ -387,5 +418,5 @@ fn functional(name: &str, layers: &[Value], cfg: &Map<String, Value>, source: &s
                 .ok_or_else(|| model_err(format!("output '{o}' is not a layer of the model")))
         })
         .collect::<Result<Vec<_>>>()?;
-    f.build(&outs, 0)
+    freeze(f.build(&outs, 0)?, &frozen, cfg)
 }

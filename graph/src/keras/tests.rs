@@ -43,6 +43,11 @@ fn every_fixture_loads_with_the_weight_names_of_its_file() {
         "train_func",
         "tf2_seq",
         "tf2_func",
+        "train_frozen",
+        "mobilenet_blocks",
+        "new_layers",
+        "unet_pixels",
+        "two_io",
     ] {
         let dir = fixtures();
         let json = std::fs::read_to_string(dir.join(format!("{name}.json"))).unwrap();
@@ -59,7 +64,8 @@ fn every_fixture_loads_with_the_weight_names_of_its_file() {
             safetensors_header(&dir.join(format!("{name}.safetensors"))),
             "{name}"
         );
-        assert_eq!(model.is_sequential(), name.contains("seq"), "{name}");
+        let class = serde_json::from_str::<Value>(&json).unwrap()["class_name"].clone();
+        assert_eq!(model.is_sequential(), class == "Sequential", "{name}");
     }
 }
 
@@ -231,9 +237,50 @@ fn unsupported_layers_and_arguments_name_layer_class_and_argument() {
         (
             img(),
             "Conv2D",
-            json!({"name": "c", "filters": 2, "kernel_size": 3, "trainable": false}),
+            json!({"name": "c", "filters": 2, "kernel_size": 3, "trainable": "no"}),
             "trainable",
         ),
+        (img(), "Softmax", json!({"name": "c", "axis": 1}), "axis"),
+        (img(), "ReLU", json!({"name": "c", "threshold": -1.0}), "threshold"),
+        (img(), "ReLU", json!({"name": "c", "max_value": "six"}), "max_value"),
+        (
+            img(),
+            "PReLU",
+            json!({"name": "c", "alpha_regularizer": {"class_name": "L2"}}),
+            "alpha_regularizer",
+        ),
+        (
+            img(),
+            "PReLU",
+            json!({"name": "c", "shared_axes": [1, 4]}),
+            "shared_axes",
+        ),
+        (img(), "ELU", json!({"name": "c", "alpha": 1.0, "beta": 2}), "beta"),
+        (
+            img(),
+            "LayerNormalization",
+            json!({"name": "c", "rms_scaling": true}),
+            "rms_scaling",
+        ),
+        (
+            img(),
+            "LayerNormalization",
+            json!({"name": "c", "axis": [1, 2]}),
+            "axis",
+        ),
+        (
+            img(),
+            "Cropping2D",
+            json!({"name": "c", "cropping": [[3, 3], [0, 0]]}),
+            "cropping",
+        ),
+        (
+            img(),
+            "SeparableConv2D",
+            json!({"name": "c", "filters": 2, "kernel_size": 3, "pointwise_constraint": {"class_name": "NonNeg"}}),
+            "pointwise_constraint",
+        ),
+        (img(), "SpatialDropout2D", json!({"name": "c", "rate": 1.5}), "rate"),
         (
             img(),
             "Conv2D",
@@ -429,6 +476,10 @@ fn reference_interpreter_reproduces_keras_outputs() {
         "train_func",
         "tf2_seq",
         "tf2_func",
+        "train_frozen",
+        "mobilenet_blocks",
+        "new_layers",
+        "unet_pixels",
     ] {
         let model = fixture_model(name);
         let x = npy(&fixtures().join(format!("{name}.x.npy")));
@@ -454,15 +505,22 @@ fn reference_training_step_reproduces_keras_epochs() {
     };
     let manifest: Value =
         serde_json::from_str(&std::fs::read_to_string(fixtures().join("manifest.json")).unwrap()).unwrap();
-    for name in ["train_seq", "train_func"] {
+    // train_frozen: frozen Conv2D and BatchNormalization; unet_pixels: per-pixel labels.
+    for name in ["train_seq", "train_func", "train_frozen", "unet_pixels"] {
         let m = &manifest["models"][name];
         let batch = m["batch_size"].as_u64().unwrap() as usize;
         let model = fixture_model(name);
         let x = npy(&fixtures().join(format!("{name}.x.npy")));
         let labels = npy(&fixtures().join(format!("{name}.labels.npy")));
-        let classes = model.output_shapes()[0][0];
+        let classes = *model.output_shapes()[0].last().unwrap();
         let per: usize = model.input_shapes()[0].iter().product();
-        for opt in ["sgd", "adam"] {
+        // Labels per sample: 1, or one per pixel.
+        let per_label = labels.len() / (x.len() / per);
+        let optimizers: Vec<String> = match m.get("optimizers") {
+            Some(Value::Array(o)) => o.iter().map(|v| v.as_str().unwrap().to_string()).collect(),
+            _ => vec!["sgd".into(), "adam".into()],
+        };
+        for opt in optimizers.iter().map(String::as_str) {
             let lr = m[format!("{opt}_lr")].as_f64().unwrap() as f32;
             let cfg = CompileConfig::new(
                 Loss::SparseCategoricalCrossentropy { from_logits: true },
@@ -475,15 +533,16 @@ fn reference_training_step_reproduces_keras_epochs() {
                 feeds.insert(s.name.clone(), vec![0.0; s.value.numel()]);
             }
             let mut loss = 0.0;
-            let steps = labels.len() / batch;
+            let steps = labels.len() / per_label / batch;
             for s in 0..steps {
                 let (lr, alpha) = cfg.optimizer.hyper(s as u64);
                 feeds.insert(
                     model.layers()[0].name.clone(),
                     x[s * batch * per..(s + 1) * batch * per].to_vec(),
                 );
-                let mut onehot = vec![0.0; batch * classes];
-                for (i, &l) in labels[s * batch..(s + 1) * batch].iter().enumerate() {
+                let span = batch * per_label;
+                let mut onehot = vec![0.0; span * classes];
+                for (i, &l) in labels[s * span..(s + 1) * span].iter().enumerate() {
                     onehot[i * classes + l as usize] = 1.0;
                 }
                 feeds.insert(target_input(&step.targets[0].name), onehot);
@@ -508,5 +567,95 @@ fn reference_training_step_reproduces_keras_epochs() {
                 "{name} {opt}: loss {loss} vs Keras {keras_loss}"
             );
         }
+    }
+}
+
+#[test]
+fn frozen_layers_and_models_load_frozen() {
+    let json = std::fs::read_to_string(fixtures().join("train_frozen.json")).unwrap();
+    let m = load_config(&json, "train_frozen").unwrap();
+    for (layer, trainable) in [
+        ("frozen_conv", false),
+        ("frozen_bn", false),
+        ("conv", true),
+        ("head", true),
+    ] {
+        assert_eq!(m.is_trainable(layer).unwrap(), trainable, "{layer}");
+    }
+    let frozen: Vec<&str> = m
+        .params
+        .iter()
+        .filter(|p| !p.trainable)
+        .map(|p| p.name.as_str())
+        .collect();
+    assert_eq!(
+        frozen,
+        [
+            "frozen_conv/kernel",
+            "frozen_conv/bias",
+            "frozen_bn/gamma",
+            "frozen_bn/beta",
+            "frozen_bn/moving_mean",
+            "frozen_bn/moving_variance",
+            "bn/moving_mean",
+            "bn/moving_variance"
+        ]
+    );
+    // `trainable: false` on the model freezes every layer (Keras's `model.trainable = False`).
+    let mut v: Value = serde_json::from_str(&json).unwrap();
+    v["config"]["trainable"] = json!(false);
+    let m = load_config(&v.to_string(), "m.json").unwrap();
+    assert!(m.params.iter().all(|p| !p.trainable));
+    v["config"]["trainable"] = json!(3);
+    let e = load_config(&v.to_string(), "m.json").unwrap_err().to_string();
+    assert!(e.contains("trainable") && e.contains("3"), "{e}");
+}
+
+#[test]
+fn several_inputs_and_outputs_keep_keras_order() {
+    let json = std::fs::read_to_string(fixtures().join("two_io.json")).unwrap();
+    let m = load_config(&json, "two_io").unwrap();
+    assert_eq!(m.input_names(), ["meta", "image"]);
+    assert_eq!(m.output_names(), ["classes", "box"]);
+    assert_eq!(m.input_shapes(), vec![vec![4], vec![6, 6, 3]]);
+    assert_eq!(m.output_shapes(), vec![vec![3], vec![4]]);
+    let g = m.graph(2).unwrap();
+    let inputs: Vec<String> = g
+        .inputs
+        .iter()
+        .map(|&i| match &g.node(i).op {
+            crate::ir::Op::Input { name } => name.clone(),
+            op => panic!("{}", op.name()),
+        })
+        .collect();
+    assert_eq!(inputs, ["meta", "image"]);
+    let outputs: Vec<&str> = g.outputs.iter().map(|&o| g.node(o).layer.as_str()).collect();
+    assert_eq!(outputs, ["classes", "box"]);
+}
+
+#[test]
+fn activation_layer_arguments_map_to_the_layer() {
+    // tf.keras 2's LeakyReLU `alpha`, Keras 3's `negative_slope`, ReLU's three arguments.
+    let m = load_config(
+        &seq(json!([
+            input(json!([null, 4])),
+            layer("LeakyReLU", json!({"name": "l2", "alpha": 0.1})),
+            layer("LeakyReLU", json!({"name": "l3", "negative_slope": 0.5})),
+            layer(
+                "ReLU",
+                json!({"name": "r", "max_value": 0.4, "negative_slope": 1.0, "threshold": 0.0})
+            ),
+        ])),
+        "m",
+    )
+    .unwrap();
+    let g = m.graph(1).unwrap();
+    let mut feeds = crate::interp::Feeds::new();
+    feeds.insert("x".into(), vec![-2.0, -0.5, 0.3, 3.0]);
+    let y = crate::interp::evaluate(&g, &feeds).unwrap().remove(0);
+    // Slopes 0.1 then 0.5 below zero (the ReLU's slope 1 keeps them), 3 clipped to 0.4.
+    let want = [-0.1, -0.025, 0.3, 0.4];
+    for (a, b) in y.iter().zip(want) {
+        assert!((a - b).abs() < 1e-6, "{y:?}");
     }
 }

@@ -7,18 +7,18 @@ use crate::ir::{BinaryOp, ConvGeometry, NodeId, Op, Pad2d};
 
 /// Arguments shared by the convolution layers, with Keras's defaults.
 #[derive(Debug, Clone)]
-struct ConvArgs {
-    name: Option<String>,
-    kernel_size: Size2,
-    strides: Size2,
-    padding: String,
-    dilation_rate: Size2,
-    use_bias: bool,
-    activation: String,
+pub(super) struct ConvArgs {
+    pub(super) name: Option<String>,
+    pub(super) kernel_size: Size2,
+    pub(super) strides: Size2,
+    pub(super) padding: String,
+    pub(super) dilation_rate: Size2,
+    pub(super) use_bias: bool,
+    pub(super) activation: String,
 }
 
 impl ConvArgs {
-    fn new(kernel_size: Size2) -> Self {
+    pub(super) fn new(kernel_size: Size2) -> Self {
         ConvArgs {
             name: None,
             kernel_size,
@@ -30,7 +30,7 @@ impl ConvArgs {
         }
     }
 
-    fn check(&self, layer: &str) -> Result<(Padding, ActivationKind)> {
+    pub(super) fn check(&self, layer: &str) -> Result<(Padding, ActivationKind)> {
         positive2(self.kernel_size, layer, "kernel_size")?;
         positive2(self.strides, layer, "strides")?;
         positive2(self.dilation_rate, layer, "dilation_rate")?;
@@ -48,7 +48,13 @@ impl ConvArgs {
     }
 
     /// Adds the bias (if any) and the activation after the convolution output `y`.
-    fn finish(&self, ctx: &mut LayerCtx<'_>, y: NodeId, channels: usize, act: ActivationKind) -> Result<NodeId> {
+    pub(super) fn finish(
+        &self,
+        ctx: &mut LayerCtx<'_>,
+        y: NodeId,
+        channels: usize,
+        act: ActivationKind,
+    ) -> Result<NodeId> {
         let y = if self.use_bias {
             let b = ctx.param("bias", &[channels], Initializer::Zeros, true)?;
             ctx.push(Op::Binary(BinaryOp::Add), &[y, b])?
@@ -95,6 +101,7 @@ macro_rules! conv_builders {
         }
     };
 }
+pub(super) use conv_builders;
 
 /// Keras `Conv2D(filters, kernel_size, strides, padding, dilation_rate, groups, use_bias,
 /// activation)`: kernel `(kh, kw, in/groups, filters)` (glorot_uniform), bias `(filters,)` (zeros).

@@ -1,9 +1,9 @@
-//! Core layers: `Input`, `Dense`, `Activation`, `Flatten`, `Reshape`, `Dropout`.
+//! Core layers: `Input`, `Dense`, `Activation`, `Flatten`, `Reshape`.
 
 use super::{ActivationKind, Layer, LayerCtx, positive};
 use crate::error::{GraphError, Result};
 use crate::init::Initializer;
-use crate::ir::{BinaryOp, NodeId, Op, TensorType, fmt_shape};
+use crate::ir::{BinaryOp, NodeId, Op, fmt_shape};
 
 /// Keras `Input(shape)`: a model input; `shape` excludes the batch axis.
 #[derive(Debug, Clone)]
@@ -264,67 +264,5 @@ impl Layer for Reshape {
             }
         }
         ctx.graph.reshape(inputs[0], &shape, ctx.name)
-    }
-}
-
-/// Keras `Dropout(rate)`: the identity at inference; in training, drops `rate` of the units
-/// and scales the rest by `1 / (1 - rate)`.
-#[derive(Debug, Clone)]
-pub struct Dropout {
-    rate: f32,
-    name: Option<String>,
-}
-
-impl Dropout {
-    /// A dropout layer with drop probability `rate` in `[0, 1)`.
-    pub fn new(rate: f32) -> Self {
-        Dropout { rate, name: None }
-    }
-    /// Sets the layer's name.
-    pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.name = Some(name.into());
-        self
-    }
-}
-
-impl Layer for Dropout {
-    fn class_name(&self) -> &'static str {
-        "Dropout"
-    }
-    fn default_prefix(&self) -> &'static str {
-        "dropout"
-    }
-    fn name(&self) -> Option<&str> {
-        self.name.as_deref()
-    }
-    fn lower(&self, ctx: &mut LayerCtx<'_>, inputs: &[NodeId]) -> Result<NodeId> {
-        if !(0.0..1.0).contains(&self.rate) {
-            return Err(GraphError::arg(
-                ctx.name,
-                "rate",
-                format!("must be in [0, 1), got {}", self.rate),
-            ));
-        }
-        ctx.expect_inputs(inputs, 1)?;
-        if !ctx.training || self.rate == 0.0 {
-            return ctx.push(
-                Op::Dropout {
-                    rate: self.rate,
-                    training: false,
-                },
-                &[inputs[0]],
-            );
-        }
-        // Training: a per-step seed, fed by the trainer under the name `<layer>/seed`.
-        let seed = ctx
-            .graph
-            .input(&format!("{}/seed", ctx.name), TensorType::f32(vec![1]))?;
-        ctx.push(
-            Op::Dropout {
-                rate: self.rate,
-                training: true,
-            },
-            &[inputs[0], seed],
-        )
     }
 }

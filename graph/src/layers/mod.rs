@@ -4,19 +4,27 @@
 //! Arguments carry Keras's names and defaults; a bad argument or a shape the layer cannot
 //! apply to is an error naming the layer.
 
+mod activation;
 mod conv;
 mod core;
+mod dropout;
 mod merge;
 mod norm;
 mod pool;
+mod separable;
 mod spatial;
+#[cfg(test)]
+mod tests;
 
+pub use activation::{ELU, LeakyReLU, PReLU, ReLU, Softmax};
 pub use conv::{Conv2D, Conv2DTranspose, DepthwiseConv2D};
-pub use core::{Activation, Dense, Dropout, Flatten, Input, Reshape};
-pub use merge::{Add, Concatenate};
-pub use norm::BatchNormalization;
+pub use core::{Activation, Dense, Flatten, Input, Reshape};
+pub use dropout::{Dropout, SpatialDropout2D};
+pub use merge::{Add, Average, Concatenate, Maximum, Multiply, Subtract};
+pub use norm::{BatchNormalization, LayerNormalization};
 pub use pool::{AveragePooling2D, GlobalAveragePooling2D, MaxPooling2D};
-pub use spatial::{UpSampling2D, ZeroPadding2D};
+pub use separable::SeparableConv2D;
+pub use spatial::{Cropping2D, UpSampling2D, ZeroPadding2D};
 
 use crate::error::{GraphError, Result};
 use crate::init::Initializer;
@@ -49,14 +57,20 @@ pub struct LayerCtx<'a> {
     pub params: &'a mut ParamStore,
     /// Training mode (Dropout drops, BatchNormalization uses batch statistics).
     pub training: bool,
+    /// Whether the layer is trainable. A frozen layer's parameters are not trainable, and a
+    /// frozen BatchNormalization runs in inference mode even in training (Keras 3).
+    pub trainable: bool,
 }
 
 impl LayerCtx<'_> {
     /// A parameter node named `<layer>/<variable>`: created with `init` the first time, checked
-    /// against its stored shape afterwards.
+    /// against its stored shape afterwards. It is trainable when `trainable` says so and the
+    /// layer is not frozen; the store records that.
     pub fn param(&mut self, variable: &str, shape: &[usize], init: Initializer, trainable: bool) -> Result<NodeId> {
         let full = format!("{}/{}", self.name, variable);
+        let trainable = trainable && self.trainable;
         self.params.ensure(&full, shape, init, trainable, self.name)?;
+        self.params.set_trainable(&full, trainable);
         self.graph.param(&full, shape, trainable, self.name)
     }
 

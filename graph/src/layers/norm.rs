@@ -1,4 +1,4 @@
-//! `BatchNormalization`.
+//! Normalisation layers: `BatchNormalization` and `LayerNormalization`.
 
 use super::{Layer, LayerCtx};
 use crate::error::{GraphError, Result};
@@ -105,7 +105,8 @@ impl Layer for BatchNormalization {
         };
         let mean = ctx.param("moving_mean", &[c], Initializer::Zeros, false)?;
         let var = ctx.param("moving_variance", &[c], Initializer::Ones, false)?;
-        if !ctx.training {
+        // A frozen BatchNormalization runs in inference mode, also in training (Keras 3).
+        if !ctx.training || !ctx.trainable {
             return ctx.push(
                 Op::BatchNormInference { epsilon: self.epsilon },
                 &[inputs[0], gamma, beta, mean, var],
@@ -136,6 +137,108 @@ impl Layer for BatchNormalization {
             let add = ctx.push(Op::Unary(UnaryOp::Scale(1.0 - m)), &[batch])?;
             let new = ctx.push(Op::Binary(BinaryOp::Add), &[keep, add])?;
             ctx.graph.updates.push((moving, new));
+        }
+        Ok(y)
+    }
+}
+
+/// Keras `LayerNormalization(axis=-1, epsilon=0.001, center=True, scale=True)` over the last
+/// axis: each sample's features are normalised by their own mean and (biased) variance, then
+/// scaled by `gamma` and shifted by `beta`, both `(C,)`. The same in training and inference.
+#[derive(Debug, Clone)]
+pub struct LayerNormalization {
+    epsilon: f32,
+    center: bool,
+    scale: bool,
+    name: Option<String>,
+}
+
+impl Default for LayerNormalization {
+    fn default() -> Self {
+        LayerNormalization {
+            epsilon: 1e-3,
+            center: true,
+            scale: true,
+            name: None,
+        }
+    }
+}
+
+impl LayerNormalization {
+    /// Layer normalisation over the last axis with Keras's defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Sets `epsilon` (default 0.001).
+    pub fn epsilon(mut self, e: f32) -> Self {
+        self.epsilon = e;
+        self
+    }
+    /// Sets `center` (default true): learn `beta`.
+    pub fn center(mut self, c: bool) -> Self {
+        self.center = c;
+        self
+    }
+    /// Sets `scale` (default true): learn `gamma`.
+    pub fn scale(mut self, s: bool) -> Self {
+        self.scale = s;
+        self
+    }
+    /// Sets the layer's name.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+}
+
+impl Layer for LayerNormalization {
+    fn class_name(&self) -> &'static str {
+        "LayerNormalization"
+    }
+    fn default_prefix(&self) -> &'static str {
+        "layer_normalization"
+    }
+    fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+    fn lower(&self, ctx: &mut LayerCtx<'_>, inputs: &[NodeId]) -> Result<NodeId> {
+        if self.epsilon.is_nan() || self.epsilon <= 0.0 {
+            return Err(GraphError::arg(
+                ctx.name,
+                "epsilon",
+                format!("must be positive, got {}", self.epsilon),
+            ));
+        }
+        ctx.expect_inputs(inputs, 1)?;
+        let x = inputs[0];
+        let shape = ctx.shape(x);
+        if shape.len() < 2 {
+            return Err(GraphError::shape(
+                ctx.name,
+                "expected an input with a feature axis besides the batch",
+            ));
+        }
+        let last = shape.len() - 1;
+        let c = shape[last];
+        let reduce = |op| Op::Reduce {
+            op,
+            axes: vec![last],
+            keep_dims: true,
+        };
+        let mean = ctx.push(reduce(ReduceOp::Mean), &[x])?;
+        let centered = ctx.push(Op::Binary(BinaryOp::Sub), &[x, mean])?;
+        let sq = ctx.push(Op::Unary(UnaryOp::Square), &[centered])?;
+        let var = ctx.push(reduce(ReduceOp::Mean), &[sq])?;
+        let var_eps = ctx.push(Op::Unary(UnaryOp::AddScalar(self.epsilon)), &[var])?;
+        let std = ctx.push(Op::Unary(UnaryOp::Sqrt), &[var_eps])?;
+        let mut y = ctx.push(Op::Binary(BinaryOp::Div), &[centered, std])?;
+        if self.scale {
+            let gamma = ctx.param("gamma", &[c], Initializer::Ones, true)?;
+            y = ctx.push(Op::Binary(BinaryOp::Mul), &[y, gamma])?;
+        }
+        if self.center {
+            let beta = ctx.param("beta", &[c], Initializer::Zeros, true)?;
+            y = ctx.push(Op::Binary(BinaryOp::Add), &[y, beta])?;
         }
         Ok(y)
     }

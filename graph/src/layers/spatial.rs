@@ -1,4 +1,4 @@
-//! Spatial layers: `UpSampling2D` and `ZeroPadding2D`.
+//! Spatial layers: `UpSampling2D`, `ZeroPadding2D` and `Cropping2D`.
 
 use super::{Layer, LayerCtx, Size2, positive2};
 use crate::error::{GraphError, Result};
@@ -122,6 +122,73 @@ impl Layer for ZeroPadding2D {
             Op::Pad {
                 pads: vec![(0, 0), (t, b), (l, r), (0, 0)],
                 value: 0.0,
+            },
+            &[inputs[0]],
+        )
+    }
+}
+
+/// Keras `Cropping2D(cropping=((0, 0), (0, 0)))`: removes rows and columns at the image's
+/// edges; `cropping` is one number, a `(rows, cols)` pair, or `((top, bottom), (left, right))`.
+#[derive(Debug, Clone)]
+pub struct Cropping2D {
+    crop: ((usize, usize), (usize, usize)),
+    name: Option<String>,
+}
+
+impl Cropping2D {
+    /// The same cropping on all four sides.
+    pub fn new(cropping: usize) -> Self {
+        Cropping2D {
+            crop: ((cropping, cropping), (cropping, cropping)),
+            name: None,
+        }
+    }
+    /// `rows` above and below, `cols` left and right.
+    pub fn symmetric(rows: usize, cols: usize) -> Self {
+        Cropping2D {
+            crop: ((rows, rows), (cols, cols)),
+            name: None,
+        }
+    }
+    /// `((top, bottom), (left, right))`.
+    pub fn explicit(crop: ((usize, usize), (usize, usize))) -> Self {
+        Cropping2D { crop, name: None }
+    }
+    /// Sets the layer's name.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+}
+
+impl Layer for Cropping2D {
+    fn class_name(&self) -> &'static str {
+        "Cropping2D"
+    }
+    fn default_prefix(&self) -> &'static str {
+        "cropping2d"
+    }
+    fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+    fn lower(&self, ctx: &mut LayerCtx<'_>, inputs: &[NodeId]) -> Result<NodeId> {
+        ctx.expect_inputs(inputs, 1)?;
+        let [n, h, w, c] = ctx.expect_image(inputs[0])?;
+        let ((t, b), (l, r)) = self.crop;
+        if t + b >= h || l + r >= w {
+            return Err(GraphError::arg(
+                ctx.name,
+                "cropping",
+                format!(
+                    "(({t}, {b}), ({l}, {r})) leaves nothing of a {h}x{w} image; each axis must keep at least one pixel"
+                ),
+            ));
+        }
+        ctx.push(
+            Op::Slice {
+                starts: vec![0, t, l, 0],
+                sizes: vec![n, h - t - b, w - l - r, c],
             },
             &[inputs[0]],
         )

@@ -49,7 +49,12 @@ impl Functional {
             None => unique_name(layer.default_prefix(), &mut self.taken),
         };
         self.taken.insert(name.clone());
-        self.layers.push(LayerNode { name, layer, inputs });
+        self.layers.push(LayerNode {
+            name,
+            layer,
+            inputs,
+            trainable: true,
+        });
         SymbolicTensor(self.layers.len() - 1)
     }
 

@@ -27,6 +27,8 @@ pub struct LayerNode {
     pub layer: Box<dyn Layer>,
     /// Indices (into [`Model::layers`]) of the layers whose outputs it reads.
     pub inputs: Vec<usize>,
+    /// Whether the layer trains (Keras's `layer.trainable`); set with [`Model::set_trainable`].
+    pub trainable: bool,
 }
 
 /// Per-layer facts found when the model was built (shown by `summary()`).
@@ -153,6 +155,54 @@ impl Model {
         self.outputs.iter().map(|&i| self.layers[i].name.clone()).collect()
     }
 
+    /// The index of the layer named `name`, or an error listing the model's layers.
+    fn layer_index(&self, name: &str) -> Result<usize> {
+        self.layers
+            .iter()
+            .position(|l| l.name == name)
+            .ok_or_else(|| GraphError::Model {
+                model: self.name.clone(),
+                message: format!(
+                    "no layer named '{name}'; the layers are {}",
+                    self.layers
+                        .iter()
+                        .map(|l| l.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            })
+    }
+
+    /// Freezes (`false`) or unfreezes (`true`) the layer named `name`, as Keras's
+    /// `layer.trainable = ...`: a frozen layer's weights are not trained (they get no gradient
+    /// and no optimizer state) and a frozen BatchNormalization runs in inference mode, also in
+    /// training, without updating its moving statistics. Dropout still drops. Takes effect in
+    /// the graphs and summaries made afterwards (compile again to train with it).
+    pub fn set_trainable(&mut self, name: &str, trainable: bool) -> Result<()> {
+        let i = self.layer_index(name)?;
+        self.layers[i].trainable = trainable;
+        self.refresh_trainable()
+    }
+
+    /// Freezes or unfreezes every layer, as Keras's `model.trainable = ...`.
+    pub fn set_all_trainable(&mut self, trainable: bool) -> Result<()> {
+        self.layers.iter_mut().for_each(|l| l.trainable = trainable);
+        self.refresh_trainable()
+    }
+
+    /// Whether the layer named `name` is trainable (not frozen).
+    pub fn is_trainable(&self, name: &str) -> Result<bool> {
+        Ok(self.layers[self.layer_index(name)?].trainable)
+    }
+
+    /// Re-derives every parameter's trainable flag from the layers' (lowering records it).
+    fn refresh_trainable(&mut self) -> Result<()> {
+        let mut params = std::mem::take(&mut self.params);
+        let lowered = self.lower(&mut params, 1, false);
+        self.params = params;
+        lowered.map(|_| ())
+    }
+
     /// Whether the model was built as `Sequential` (its summary hides the input layer).
     pub fn is_sequential(&self) -> bool {
         self.sequential
@@ -191,6 +241,7 @@ impl Model {
                     name: &l.name,
                     params,
                     training,
+                    trainable: l.trainable,
                 };
                 l.layer.lower(&mut ctx, &ins)?
             };

@@ -94,6 +94,13 @@ impl ParamStore {
         Ok(())
     }
 
+    /// Marks `name` trainable or not (nothing happens if there is no such parameter).
+    pub(crate) fn set_trainable(&mut self, name: &str, trainable: bool) {
+        if let Some(p) = self.params.iter_mut().find(|p| p.name == name) {
+            p.trainable = trainable;
+        }
+    }
+
     /// All parameters in creation order.
     pub fn iter(&self) -> impl Iterator<Item = &Param> {
         self.params.iter()

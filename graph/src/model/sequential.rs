@@ -88,7 +88,12 @@ impl Sequential {
                 None => unique_name(layer.default_prefix(), &mut taken),
             };
             let inputs = if i == 0 { vec![] } else { vec![i - 1] };
-            nodes.push(LayerNode { name, layer, inputs });
+            nodes.push(LayerNode {
+                name,
+                layer,
+                inputs,
+                trainable: true,
+            });
         }
         let last = nodes.len() - 1;
         Model::build(&self.name, nodes, vec![0], vec![last], seed, true)

@@ -185,3 +185,122 @@ fn every_layer_builds_with_keras_shapes() {
     let g7 = model.graph(7).unwrap();
     assert_eq!(g7.shape(g7.outputs[0]), &[7, 10]);
 }
+
+// ---- frozen layers ----
+
+fn frozen_test_model() -> crate::model::Model {
+    Sequential::new()
+        .add(Input::new(&[6, 6, 2]))
+        .add(Conv2D::new(3, 3).padding("same").name("a"))
+        .add(BatchNormalization::new().name("bn"))
+        .add(Conv2D::new(3, 3).name("b"))
+        .add(Flatten::new())
+        .add(Dropout::new(0.5).name("drop"))
+        .add(Dense::new(2).name("head"))
+        .build(0)
+        .unwrap()
+}
+
+/// The training step after the passes: its kernels' op names and the optimizer slots.
+fn optimized_step(model: &crate::model::Model) -> (Vec<String>, Vec<String>, crate::ir::Graph) {
+    use crate::train::{CompileConfig, Loss, Optimizer, train_step};
+    let cfg = CompileConfig::new(
+        Loss::SparseCategoricalCrossentropy { from_logits: true },
+        Optimizer::parse("adam", Some(0.01)).unwrap(),
+        vec![],
+    );
+    let step = train_step(model, 4, &cfg).unwrap();
+    let slots = step.slots.iter().map(|p| p.name.clone()).collect();
+    let (g, _) = crate::passes::optimize(step.graph).unwrap();
+    (g.nodes.iter().map(|n| n.op.name()).collect(), slots, g)
+}
+
+fn count(ops: &[String], prefix: &str) -> usize {
+    ops.iter().filter(|o| o.starts_with(prefix)).count()
+}
+
+#[test]
+fn frozen_layers_get_no_gradient_kernels_and_no_optimizer_slots() {
+    let mut model = frozen_test_model();
+    let (ops, slots, _) = optimized_step(&model);
+    assert_eq!(count(&ops, "conv2d_backprop_filter"), 2, "{ops:?}");
+    assert_eq!(slots.len(), 2 * 8, "Adam's m and v for 8 trainable weights: {slots:?}");
+
+    model.set_trainable("a", false).unwrap();
+    let (ops, slots, _) = optimized_step(&model);
+    assert_eq!(count(&ops, "conv2d_backprop_filter"), 1, "{ops:?}");
+    assert!(
+        slots
+            .iter()
+            .all(|s| !s.ends_with("/a/kernel") && !s.ends_with("/a/bias")),
+        "{slots:?}"
+    );
+    assert_eq!(slots.len(), 2 * 6);
+
+    // Freezing `b` too leaves nothing below the head to differentiate: no convolution gradient
+    // of any kind, nor the batch-norm statistics' (the frozen BN runs in inference mode).
+    model.set_trainable("bn", false).unwrap();
+    model.set_trainable("b", false).unwrap();
+    let (ops, slots, g) = optimized_step(&model);
+    assert_eq!(count(&ops, "conv2d_backprop"), 0, "{ops:?}");
+    assert_eq!(slots.len(), 2 * 2);
+    let updated: Vec<String> = g
+        .updates
+        .iter()
+        .map(|&(p, _)| match &g.node(p).op {
+            crate::ir::Op::Param { name, .. } => name.clone(),
+            op => op.name(),
+        })
+        .filter(|n| !n.starts_with("optimizer/"))
+        .collect();
+    assert_eq!(updated, ["head/kernel", "head/bias"]);
+    // Dropout still drops in training.
+    assert!(ops.iter().any(|o| o == "dropout"), "{ops:?}");
+}
+
+#[test]
+fn frozen_batch_norm_runs_in_inference_mode_in_training() {
+    let mut model = frozen_test_model();
+    let g = model.training_graph(2).unwrap();
+    assert!(!g.nodes.iter().any(|n| n.op.name() == "batch_norm"));
+    assert_eq!(g.updates.len(), 2, "moving mean and variance");
+    model.set_trainable("bn", false).unwrap();
+    let g = model.training_graph(2).unwrap();
+    assert_eq!(g.nodes.iter().filter(|n| n.op.name() == "batch_norm").count(), 1);
+    assert!(g.updates.is_empty());
+    let s = model.summary();
+    assert!(
+        s.contains("Non-trainable params: 12 ("),
+        "gamma, beta and the statistics of 3 channels: {s}"
+    );
+}
+
+#[test]
+fn trainable_flags_set_query_and_undo() {
+    let mut model = frozen_test_model();
+    let all = model.params.count(None);
+    assert_eq!(model.params.count(Some(true)), all - 6);
+    model.set_all_trainable(false).unwrap();
+    assert_eq!(model.params.count(Some(true)), 0);
+    assert!(!model.is_trainable("head").unwrap());
+    assert!(
+        model
+            .training_graph(2)
+            .unwrap()
+            .nodes
+            .iter()
+            .all(|n| !matches!(n.op, crate::ir::Op::Param { trainable: true, .. }))
+    );
+    model.set_all_trainable(true).unwrap();
+    model.set_trainable("head", false).unwrap();
+    assert_eq!(model.params.count(Some(true)), all - 6 - (48 * 2 + 2));
+    model.set_trainable("head", true).unwrap();
+    assert_eq!(model.params.count(Some(true)), all - 6);
+    for e in [
+        model.set_trainable("nope", false).unwrap_err(),
+        model.is_trainable("nope").unwrap_err(),
+    ] {
+        let e = e.to_string();
+        assert!(e.contains("no layer named 'nope'") && e.contains("head"), "{e}");
+    }
+}
