@@ -6,7 +6,7 @@
 
 mod common;
 
-use fovea::engine::{CompiledModel, DeviceState, FitOptions, Program, Targets, Verbosity, checkpoint, npy};
+use fovea::engine::{CompiledModel, DeviceState, FitOptions, Program, Targets, Verbosity, checkpoint, npy, npz};
 use fovea::graph::train::{CompileConfig, Loss, Optimizer};
 use fovea::graph::{Model, Tensor, keras};
 use std::path::{Path, PathBuf};
@@ -162,6 +162,106 @@ fn one_epoch_of_sgd_with_per_pixel_labels_agrees_with_keras() {
         Loss::CategoricalCrossentropy { from_logits: true },
         targets,
     );
+    // The same epoch with the labels as they are: sparse CE over the last axis of a 4-D output.
+    let indices = Tensor::new(shape, labels.iter().map(|&l| l as f32).collect(), "labels").unwrap();
+    one_epoch_with(
+        name,
+        "sgd",
+        Loss::SparseCategoricalCrossentropy { from_logits: true },
+        Targets::ClassIndices(indices),
+    );
+}
+
+/// `fovea fit` with per-pixel labels `(B, H, W)` straight from the fixture.
+#[test]
+fn cli_fit_takes_per_pixel_labels() {
+    let dir = scratch("pixels");
+    let name = "unet_pixels";
+    let out_w = dir.join("trained.safetensors");
+    let m = &manifest()["models"][name];
+    let lr = m["sgd_lr"].as_f64().unwrap().to_string();
+    let batch = m["batch_size"].as_u64().unwrap().to_string();
+    let o = fovea(&[
+        "fit",
+        "--model",
+        s(&fixture(&format!("{name}.json"))),
+        "--weights",
+        s(&fixture(&format!("{name}.safetensors"))),
+        "--x",
+        s(&fixture(&format!("{name}.x.npy"))),
+        "--y",
+        s(&fixture(&format!("{name}.labels.npy"))),
+        "--loss",
+        "sparse_categorical_crossentropy",
+        "--from-logits",
+        "--optimizer",
+        "sgd",
+        "--learning-rate",
+        &lr,
+        "--batch-size",
+        &batch,
+        "--no-shuffle",
+        "--save-weights",
+        s(&out_w),
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let got = checkpoint::read_safetensors(&out_w).unwrap();
+    let want = checkpoint::read_safetensors(&fixture(&format!("{name}.sgd.safetensors"))).unwrap();
+    for (wname, w) in &want {
+        let g = &got.iter().find(|(n, _)| n == wname).unwrap().1;
+        let e = rel_err(&g.data, &w.data);
+        assert!(e < 1e-3, "{name}: {wname} differs from Keras by {e:.3e}");
+    }
+}
+
+/// `fovea predict` with an `.npz` of named inputs writes an `.npz` of named outputs.
+#[test]
+fn cli_predict_reads_and_writes_npz_for_several_inputs_and_outputs() {
+    let dir = scratch("npz");
+    let name = "two_io";
+    let out = dir.join("y.npz");
+    let o = fovea(&[
+        "predict",
+        "--model",
+        s(&fixture(&format!("{name}.json"))),
+        "--weights",
+        s(&fixture(&format!("{name}.safetensors"))),
+        "--input",
+        s(&fixture(&format!("{name}.x.npz"))),
+        "--output",
+        s(&out),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let got = npz::read_f32(&out).unwrap();
+    let want = npz::read_f32(&fixture(&format!("{name}.y.npz"))).unwrap();
+    let keys: Vec<&str> = got.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        keys,
+        vec!["classes", "box"],
+        "outputs keyed by layer name, in output order"
+    );
+    for (k, w) in &want {
+        let g = &got.iter().find(|(n, _)| n == k).unwrap().1;
+        assert_eq!(g.shape, w.shape, "{k}");
+        let e = rel_err(&g.data, &w.data);
+        assert!(e < 1e-4, "{name}: output {k} differs from Keras's by {e:.3e}");
+    }
+    // Several outputs do not fit one .npy.
+    let o = fovea(&[
+        "predict",
+        "--model",
+        s(&fixture(&format!("{name}.json"))),
+        "--weights",
+        s(&fixture(&format!("{name}.safetensors"))),
+        "--input",
+        s(&fixture(&format!("{name}.x.npz"))),
+        "--output",
+        s(&dir.join("y.npy")),
+    ]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("2 outputs"), "{}", text(&o));
+    assert!(!dir.join("y.npy").exists());
 }
 
 /// Two inputs and two outputs in Keras's order (`[meta, image]` in, `[classes, box]` out,
@@ -574,7 +674,7 @@ fn bad_inputs_are_clear_errors_and_write_nothing() {
     raw_npy(&labels, "<i4", false, "(15,)", &[0u8; 60]);
     expect(
         fit(&labels),
-        &["labels.npy", "16 class labels", "(15,)"],
+        &["labels.npy", "shaped (16,) for the 16 samples", "(15,)"],
         "too few labels",
     );
     raw_npy(&labels, "<i4", false, "(16,)", &[0u8; 50]);

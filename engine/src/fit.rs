@@ -30,6 +30,9 @@ pub enum Targets {
     Classes(Vec<u32>),
     /// Dense targets shaped like the model's output, `(samples, ...)`.
     Dense(Tensor),
+    /// Class indices of any shape `(samples, ...)` (per-pixel labels `(samples, H, W)` for
+    /// `(samples, H, W, classes)` outputs), as whole numbers; fed one-hot to sparse losses.
+    ClassIndices(Tensor),
 }
 
 /// Options of `fit`, with Keras's defaults.
@@ -526,7 +529,7 @@ impl CompiledModel {
         }
         let mut data = NamedArrays::new().with(&ins[0], x.clone());
         match y {
-            Some(Targets::Classes(c)) => {
+            Some(Targets::Classes(_)) | Some(Targets::ClassIndices(_)) => {
                 if self.cfg.single_loss().is_some_and(|l| !l.sparse_labels()) {
                     return Err(EngineError::Input {
                         what: "y".into(),
@@ -536,9 +539,13 @@ impl CompiledModel {
                         ),
                     });
                 }
-                let t = Tensor {
-                    shape: vec![c.len()],
-                    data: c.iter().map(|&v| v as f32).collect(),
+                let t = match y {
+                    Some(Targets::Classes(c)) => Tensor {
+                        shape: vec![c.len()],
+                        data: c.iter().map(|&v| v as f32).collect(),
+                    },
+                    Some(Targets::ClassIndices(t)) => t.clone(),
+                    _ => unreachable!("matched above"),
                 };
                 data = data.with(&outs[0], t);
             }

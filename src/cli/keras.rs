@@ -5,7 +5,7 @@
 //! bad input gets an error and leaves no output file behind.
 
 use anyhow::{Context, bail, ensure};
-use fovea_engine::{CompiledModel, Device, FitOptions, Targets, Verbosity, checkpoint, npy};
+use fovea_engine::{CompiledModel, Device, FitOptions, Targets, Verbosity, checkpoint, npy, npz};
 use fovea_graph::ir::fmt_shape;
 use fovea_graph::train::{CompileConfig, Loss, Metric, Optimizer};
 use fovea_graph::{Model, Tensor};
@@ -99,22 +99,93 @@ pub fn predict(a: PredictArgs) -> anyhow::Result<()> {
     };
     ensure!(a.batch_size > 0, "--batch-size must be positive");
     let model = load_model(&a.model, Some(weights))?;
-    let (sample, _) = single_io(&model, &a.model)?;
-    let x = read_samples(input, &sample, "--input")?;
+    let inputs = read_inputs(&model, input)?;
+    let npz_out = is_npz(output);
+    ensure!(
+        npz_out || model.output_names().len() == 1,
+        "--output {}: the model has {} outputs ({}); write them to an .npz file",
+        output.display(),
+        model.output_names().len(),
+        model.output_names().join(", ")
+    );
     check_output(output, "--output")?;
     let device = Arc::new(Device::new()?);
     eprintln!("device: {}", device.describe());
     let start = Instant::now();
-    let y = fovea_engine::predict(&device, &model, &x, a.batch_size)?;
+    let n = inputs.samples()?;
+    let ys = fovea_engine::predict_arrays(&device, &model, &inputs, a.batch_size)?;
     let secs = start.elapsed().as_secs_f64();
-    npy::write_f32(output, &y).with_context(|| format!("writing --output {}", output.display()))?;
+    write_outputs(output, &ys)?;
+    let shapes: Vec<String> = ys.iter().map(|(k, t)| format!("{k} {}", fmt_shape(&t.shape))).collect();
     println!(
-        "wrote {} predictions shaped {} to {} ({secs:.2} s, including compilation)",
-        x.shape[0],
-        fmt_shape(&y.shape),
+        "wrote {n} predictions ({}) to {} ({secs:.2} s, including compilation)",
+        shapes.join(", "),
         output.display()
     );
     Ok(())
+}
+
+fn is_npz(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e.eq_ignore_ascii_case("npz"))
+}
+
+/// The model's inputs from `--input`: an `.npy` array for a one-input model, or an `.npz`
+/// archive keyed by input layer name.
+pub fn read_inputs(model: &Model, input: &Path) -> anyhow::Result<fovea_engine::NamedArrays> {
+    let names = model.input_names();
+    let shapes = model.input_shapes();
+    let mut data = fovea_engine::NamedArrays::new();
+    if is_npz(input) {
+        let arrays = npz::read_f32(input).with_context(|| format!("reading --input {}", input.display()))?;
+        for (k, t) in arrays {
+            let Some(i) = names.iter().position(|n| *n == k) else {
+                bail!(
+                    "--input {}: array '{k}' is not a model input; the inputs are {}",
+                    input.display(),
+                    names.join(", ")
+                );
+            };
+            let mut want = vec![t.shape.first().copied().unwrap_or(0)];
+            want.extend_from_slice(&shapes[i]);
+            ensure!(
+                t.shape == want && want[0] > 0,
+                "--input {}: array '{k}' should be (samples, {}), it is {}",
+                input.display(),
+                shapes[i].iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "),
+                fmt_shape(&t.shape)
+            );
+            data = data.with(&k, t);
+        }
+        for n in &names {
+            ensure!(
+                data.get(n).is_some(),
+                "--input {}: no array named '{n}' (the model's inputs are {})",
+                input.display(),
+                names.join(", ")
+            );
+        }
+        data.samples().with_context(|| format!("--input {}", input.display()))?;
+    } else {
+        ensure!(
+            names.len() == 1,
+            "--input {}: the model has {} inputs ({}); give an .npz file keyed by input name",
+            input.display(),
+            names.len(),
+            names.join(", ")
+        );
+        data = data.with(&names[0], read_samples(input, &shapes[0], "--input")?);
+    }
+    Ok(data)
+}
+
+/// Writes predictions: one `.npy` array, or an `.npz` archive keyed by output name.
+pub fn write_outputs(output: &Path, ys: &[(String, Tensor)]) -> anyhow::Result<()> {
+    if is_npz(output) {
+        let refs: Vec<(String, &Tensor)> = ys.iter().map(|(k, t)| (k.clone(), t)).collect();
+        npz::write_f32(output, &refs).with_context(|| format!("writing --output {}", output.display()))
+    } else {
+        npy::write_f32(output, &ys[0].1).with_context(|| format!("writing --output {}", output.display()))
+    }
 }
 
 /// Arguments of `fovea fit`.
@@ -129,7 +200,8 @@ pub struct FitArgs {
     /// Training samples: a float32 .npy array shaped (samples, ...).
     #[arg(long)]
     pub x: PathBuf,
-    /// Targets: integer class labels (samples,) for sparse losses, else float32 like the output.
+    /// Targets: integer class labels for sparse losses, shaped like the output without its class
+    /// axis ((samples,) for classifiers, (samples, H, W) per pixel), else float32 like the output.
     #[arg(long)]
     pub y: PathBuf,
     /// The loss, by Keras name.
@@ -176,26 +248,32 @@ fn read_targets(path: &Path, loss: &Loss, out: &[usize], n: usize) -> anyhow::Re
     let ctx = || format!("reading --y {}", path.display());
     if loss.sparse_labels() {
         let (shape, labels) = npy::read_labels(path).with_context(ctx)?;
+        let Some((&classes, per_sample)) = out.split_last() else {
+            bail!("--y {}: the model's output has no class axis", path.display());
+        };
+        // Class indices shaped like the output without its class axis: (n,) or (n, 1) for
+        // (classes,) outputs, (n, H, W) for per-pixel (H, W, classes) outputs.
+        let mut want = vec![n];
+        want.extend_from_slice(per_sample);
         ensure!(
-            shape == [n] || shape == [n, 1],
-            "--y {}: expected {n} class labels shaped ({n},) or ({n}, 1) for the {n} samples of --x, got {}",
+            shape == want || (per_sample.is_empty() && shape == [n, 1]),
+            "--y {}: expected class labels shaped {} for the {n} samples of --x and the model's output {}, got {}",
             path.display(),
+            fmt_shape(&want),
+            fmt_shape(out),
             fmt_shape(&shape)
         );
-        ensure!(
-            out.len() == 1,
-            "--y {}: class labels need a model whose output is (classes,), this one's is {}",
-            path.display(),
-            fmt_shape(out)
-        );
-        if let Some((i, l)) = labels.iter().enumerate().find(|(_, l)| **l as usize >= out[0]) {
+        if let Some((i, l)) = labels.iter().enumerate().find(|(_, l)| **l as usize >= classes) {
             bail!(
-                "--y {}: label {l} (sample {i}) is out of range for the model's {} classes",
+                "--y {}: label {l} (element {i}) is out of range for the model's {classes} classes",
                 path.display(),
-                out[0]
             );
         }
-        Ok(Targets::Classes(labels))
+        if per_sample.is_empty() {
+            return Ok(Targets::Classes(labels));
+        }
+        let data = labels.iter().map(|&l| l as f32).collect();
+        Ok(Targets::ClassIndices(Tensor { shape: want, data }))
     } else {
         let t = read_samples(path, out, "--y")?;
         ensure!(

@@ -46,16 +46,18 @@ enum Command {
     /// Train a Keras model (model.to_json() config and safetensors weights) on .npy arrays.
     Fit(keras::FitArgs),
     /// Classify MNIST digits with the seed MNIST CNN (random or loaded weights); or, with
-    /// --model, run a Keras model on an .npy array and write its outputs as .npy.
+    /// --model, run a Keras model on .npy/.npz arrays and write its outputs as .npy/.npz.
     Predict {
         /// A Keras model config (model.to_json(); see tools/keras/export.py). With it, --weights,
         /// --input and --output are required and the MNIST options are not used.
         #[arg(long)]
         model: Option<PathBuf>,
-        /// With --model: the input samples, a float32 .npy array shaped (samples, ...).
+        /// With --model: the input samples, a float32 .npy array shaped (samples, ...), or an
+        /// .npz archive keyed by input layer name for models with several inputs.
         #[arg(long, requires = "model")]
         input: Option<PathBuf>,
-        /// With --model: where to write the outputs (float32 .npy).
+        /// With --model: where to write the outputs: float32 .npy (one output), or .npz with
+        /// one array per output keyed by the output layer's name.
         #[arg(long, requires = "model")]
         output: Option<PathBuf>,
         /// Directory with MNIST's IDX files (default: the embedded 1,000 test digits).
