@@ -30,9 +30,13 @@ pub use fovea_models as models;
 /// Everything a model script needs, with Keras's names.
 pub mod prelude {
     pub use crate::Compile;
-    pub use fovea_engine::{CompiledModel, Device, FitOptions, History, Program, Targets, Verbosity, predict};
+    pub use fovea_engine::{
+        CompiledModel, Device, FitOptions, History, NamedArrays, Program, Targets, Verbosity, predict, predict_arrays,
+    };
     pub use fovea_graph::layers::*;
-    pub use fovea_graph::train::{CompileConfig, Loss, Metric, Optimizer, Schedule};
+    pub use fovea_graph::train::{
+        CompileConfig, GraphFn, Loss, LossCtx, LossTerm, Metric, MetricTerm, Optimizer, Schedule,
+    };
     pub use fovea_graph::{Functional, Model, Sequential, Tensor};
     pub use std::sync::Arc;
 }

@@ -396,6 +396,29 @@ impl CompiledModel {
         Ok(())
     }
 
+    /// Freezes (`false`) or unfreezes (`true`) the layer `layer` for the next `fit` (Keras's
+    /// `layer.trainable = ...` then `compile` again): the current weights are kept, the step
+    /// programs are rebuilt, and optimizer state already held for weights stays. Fine-tuning
+    /// is: freeze the backbone, fit the head, unfreeze, fit on.
+    pub fn set_trainable(&mut self, layer: &str, trainable: bool) -> Result<()> {
+        self.sync_weights()?;
+        self.model.set_trainable(layer, trainable)?;
+        self.train.clear();
+        self.eval.clear();
+        self.grads.clear();
+        Ok(())
+    }
+
+    /// [`CompiledModel::set_trainable`] for every layer.
+    pub fn set_all_trainable(&mut self, trainable: bool) -> Result<()> {
+        self.sync_weights()?;
+        self.model.set_all_trainable(trainable)?;
+        self.train.clear();
+        self.eval.clear();
+        self.grads.clear();
+        Ok(())
+    }
+
     /// Sets the value of trainable input `input` (see [`CompileConfig::trainable_inputs`]),
     /// with its batch axis: the starting point of the optimisation.
     pub fn set_variable(&mut self, input: &str, value: &Tensor) -> Result<()> {

@@ -6,7 +6,7 @@ use anyhow::{Context, bail};
 use fovea_graph::dump::{KernelNote, NodeAnnotation, to_dot, to_json, to_text};
 use fovea_graph::passes::{PassReport, fusion_groups, optimize};
 use fovea_graph::plan::{MemoryPlan, plan_memory};
-use fovea_graph::train::{CompileConfig, Loss, Metric, Optimizer, train_step};
+use fovea_graph::train::{LossTerm, CompileConfig, Loss, Metric, Optimizer, train_step};
 use fovea_graph::{Graph, Model, NodeId, Op};
 use fovea_kernels::{KernelInstance, Location, Target, fuse_updates, lower_graph, lower_planned};
 use serde_json::json;
@@ -20,6 +20,9 @@ pub struct Args {
     /// The whole training step (forward, loss, backward, update) instead of inference.
     #[arg(long)]
     pub train: bool,
+    /// With --train: the loss of every output (Keras name; from logits for the cross-entropies).
+    #[arg(long, default_value = "sparse_categorical_crossentropy")]
+    pub loss: String,
     /// layers, ir, grad, optimized, lowered or memory.
     #[arg(long, default_value = "optimized")]
     pub stage: String,
@@ -147,11 +150,16 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         model.graph(a.batch_size)?
     };
     let full = if a.train {
-        let cfg = CompileConfig::new(
-            Loss::SparseCategoricalCrossentropy { from_logits: true },
-            Optimizer::adam(0.001),
-            vec![Metric::Accuracy],
-        );
+        let loss = Loss::parse(&a.loss, true)?;
+        let outputs = model.output_names();
+        let cfg = if outputs.len() == 1 {
+            let metrics = if loss.sparse_labels() { vec![Metric::Accuracy] } else { vec![] };
+            CompileConfig::new(loss, Optimizer::adam(0.001), metrics)
+        } else {
+            // One loss per output, summed, as Keras's compile(loss={...}).
+            let terms = outputs.iter().map(|o| LossTerm::on(o, loss, 1.0)).collect();
+            CompileConfig::with_terms(terms, Optimizer::adam(0.001), vec![])
+        };
         train_step(&model, a.batch_size, &cfg)?.graph
     } else {
         ir.clone()

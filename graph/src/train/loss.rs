@@ -339,7 +339,7 @@ pub fn focal_elems(
     from_logits: bool,
 ) -> Result<NodeId> {
     let l = "loss";
-    if !(gamma >= 0.0) || !gamma.is_finite() {
+    if !gamma.is_finite() || gamma < 0.0 {
         return Err(GraphError::arg(
             l,
             "gamma",
@@ -409,7 +409,7 @@ pub fn dice_per_sample(
     from_logits: bool,
 ) -> Result<NodeId> {
     let l = "loss";
-    if !(smooth >= 0.0) || !smooth.is_finite() {
+    if !smooth.is_finite() || smooth < 0.0 {
         return Err(GraphError::arg(
             l,
             "smooth",

@@ -44,9 +44,12 @@ impl TargetSpec {
     }
 }
 
+/// The function behind a [`GraphFn`].
+type BuildFn = dyn Fn(&mut LossCtx<'_>) -> Result<NodeId> + Send + Sync;
+
 /// A loss or metric written as Rust code over IR nodes.
 #[derive(Clone)]
-pub struct GraphFn(Arc<dyn Fn(&mut LossCtx<'_>) -> Result<NodeId> + Send + Sync>);
+pub struct GraphFn(Arc<BuildFn>);
 
 impl GraphFn {
     /// Wraps `f`. It returns per-sample values shaped `(batch, ...)` (averaged over every
