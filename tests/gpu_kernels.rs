@@ -342,7 +342,15 @@ fn select_reads_an_i32_condition() {
     // cond (2, 1, 3) i32 with values 0, 1, -5 and 7; a (4, 1), b (3,): out (2, 4, 3).
     let cond: Vec<i32> = vec![0, 1, -5, 7, 0, 0];
     let mut g = Graph::new();
-    let c = g.input("cond", TensorType { shape: vec![2, 1, 3], dtype: DType::I32 }).unwrap();
+    let c = g
+        .input(
+            "cond",
+            TensorType {
+                shape: vec![2, 1, 3],
+                dtype: DType::I32,
+            },
+        )
+        .unwrap();
     let a = g.input("a", TensorType::f32(vec![4, 1])).unwrap();
     let b = g.param("b", &[3], true, "w").unwrap();
     let y = g.push(Op::Select, &[c, a, b], "where").unwrap();
@@ -371,9 +379,24 @@ fn select_reads_an_i32_condition() {
 /// kernels take the one-sided values and the NaN rule the interpreter defines.
 #[test]
 fn unary_ops_at_kinks_extremes_and_nan_match_reference() {
-    let points: Vec<f32> = vec![-100.0, -30.0, -3.0, -1.0, -1e-4, 0.0, 1e-4, 1.0, 2.0, 3.0, 30.0, 100.0, f32::NAN];
+    let points: Vec<f32> = vec![
+        -100.0,
+        -30.0,
+        -3.0,
+        -1.0,
+        -1e-4,
+        0.0,
+        1e-4,
+        1.0,
+        2.0,
+        3.0,
+        30.0,
+        100.0,
+        f32::NAN,
+    ];
     let ops = [
         UnaryOp::Clip(-1.0, 2.0),
+        UnaryOp::Clip(f32::NEG_INFINITY, 0.0),
         UnaryOp::Softplus,
         UnaryOp::HardSwish,
         UnaryOp::Elu(0.5),
@@ -394,7 +417,9 @@ fn unary_ops_at_kinks_extremes_and_nan_match_reference() {
             let inputs: Vec<&[f32]> = if grad { vec![&points, &ones] } else { vec![&points] };
             let got = run_gpu(&g, &inputs, &[]);
             let mut feeds: fovea::graph::interp::Feeds =
-                [("x".to_string(), points.iter().map(|&v| f64::from(v)).collect())].into_iter().collect();
+                [("x".to_string(), points.iter().map(|&v| f64::from(v)).collect())]
+                    .into_iter()
+                    .collect();
             feeds.insert("dy".into(), vec![1.0; n]);
             let want = fovea::graph::interp::evaluate(&g, &feeds).unwrap().remove(0);
             for ((&p, &gv), &wv) in points.iter().zip(&got).zip(&want) {
@@ -403,9 +428,114 @@ fn unary_ops_at_kinks_extremes_and_nan_match_reference() {
                 } else {
                     (f64::from(gv) - wv).abs() <= 1e-5 * (1.0 + wv.abs())
                 };
-                assert!(ok, "{}{} at {p}: gpu {gv}, reference {wv}", op.name(), if grad { "_grad" } else { "" });
+                assert!(
+                    ok,
+                    "{}{} at {p}: gpu {gv}, reference {wv}",
+                    op.name(),
+                    if grad { "_grad" } else { "" }
+                );
             }
         }
+    }
+}
+
+/// A select's condition is read on its bits: NaN and any non-zero value pick `a`, +0 and -0
+/// pick `b`, as in the interpreter.
+#[test]
+fn select_conditions_nan_and_signed_zero_match_reference() {
+    let cond = [f32::NAN, -0.0, 0.0, 1.0, -2.5, f32::INFINITY];
+    let n = cond.len();
+    let mut g = Graph::new();
+    let c = g.input("c", TensorType::f32(vec![n])).unwrap();
+    let a = g.input("a", TensorType::f32(vec![n])).unwrap();
+    let b = g.input("b", TensorType::f32(vec![n])).unwrap();
+    let y = g.push(Op::Select, &[c, a, b], "where").unwrap();
+    g.outputs.push(y);
+    let (av, bv) = ([1.0f32; 6], [2.0f32; 6]);
+    let got = run_gpu(&g, &[&cond, &av, &bv], &[]);
+    assert_eq!(got, [1.0, 2.0, 2.0, 1.0, 1.0, 1.0]);
+}
+
+/// Constants reach the kernels, survive several runs (their buffers are never reused by the
+/// arena plan), fold with fills and stay exact.
+#[test]
+fn constants_are_uploaded_once_and_survive_runs() {
+    use fovea::graph::Tensor;
+    let n = 37;
+    let grid: Vec<f32> = (0..n).map(|k| k as f32 * 0.25 - 3.0).collect();
+    let mask: Vec<f32> = (0..n).map(|k| f32::from(u8::from(k % 3 == 0))).collect();
+    let mut g = Graph::new();
+    let x = g.input("x", TensorType::f32(vec![n])).unwrap();
+    let c = g
+        .constant(Tensor::new(vec![n], grid.clone(), "grid").unwrap(), "grid")
+        .unwrap();
+    let m = g
+        .constant(Tensor::new(vec![n], mask.clone(), "mask").unwrap(), "mask")
+        .unwrap();
+    // A chain of intermediates so the arenas get reused, then the constants read late.
+    let mut h = g.push(Op::Unary(UnaryOp::Tanh), &[x], "h").unwrap();
+    for _ in 0..4 {
+        let e = g.push(Op::Unary(UnaryOp::Exp), &[h], "h").unwrap();
+        let s = g
+            .push(
+                Op::Reduce {
+                    op: ReduceOp::Sum,
+                    axes: vec![0],
+                    keep_dims: true,
+                },
+                &[e],
+                "h",
+            )
+            .unwrap();
+        h = g.push(Op::Binary(BinaryOp::Div), &[e, s], "h").unwrap();
+    }
+    let scaled = g.push(Op::Binary(BinaryOp::Mul), &[h, c], "out").unwrap();
+    let y = g.push(Op::Select, &[m, scaled, c], "out").unwrap();
+    g.outputs = vec![y, c];
+    let program = fovea::engine::Program::compile(&common::device(), g.clone()).unwrap();
+    for seed in [1u64, 2, 3] {
+        let xs = common::random(&mut fovea::graph::init::Rng::new(seed), n, -2.0, 2.0);
+        let got = program.run(&[&xs]).unwrap();
+        let feeds: fovea::graph::interp::Feeds = [("x".to_string(), xs.iter().map(|&v| f64::from(v)).collect())]
+            .into_iter()
+            .collect();
+        let want = fovea::graph::interp::evaluate(&g, &feeds).unwrap();
+        assert_eq!(got[1], grid, "the constant itself, run {seed}");
+        for (k, (&gv, &wv)) in got[0].iter().zip(&want[0]).enumerate() {
+            assert!(
+                (f64::from(gv) - wv).abs() <= 1e-5 * (1.0 + wv.abs()),
+                "run {seed} [{k}]: gpu {gv}, reference {wv}"
+            );
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(cfg(12))]
+
+    /// The composite L2 normalisation and its gradient (autodiff through the composition).
+    #[test]
+    fn l2_normalize_and_its_gradient_match_reference(
+        shape in prop::collection::vec(1usize..9, 1..4), mask in 1u32..8, grad in any::<bool>(), seed in any::<u64>(),
+    ) {
+        let mut axes: Vec<usize> = (0..shape.len()).filter(|i| mask & (1 << i) != 0).collect();
+        if axes.is_empty() {
+            axes.push(shape.len() - 1);
+        }
+        let mut g = Graph::new();
+        let x = g.input("x", TensorType::f32(shape.clone())).unwrap();
+        let y = fovea::graph::ops::l2_normalize(&mut g, x, &axes, 1e-12, "embed").unwrap();
+        let out = if grad {
+            let r = g.param("r", &shape, false, "r").unwrap();
+            let p = g.push(Op::Binary(BinaryOp::Mul), &[y, r], "loss").unwrap();
+            let all: Vec<usize> = (0..shape.len()).collect();
+            let loss = g.push(Op::Reduce { op: ReduceOp::Sum, axes: all, keep_dims: false }, &[p], "loss").unwrap();
+            fovea::graph::grad::grad(&mut g, loss, &[x]).unwrap()[0]
+        } else {
+            y
+        };
+        g.outputs.push(out);
+        check(g, seed, -1.0, 1.0)?;
     }
 }
 

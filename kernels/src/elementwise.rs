@@ -41,10 +41,12 @@ impl EmitWgsl for ElemExpr {
                 let (x, dy) = (x.emit(code, next), dy.emit(code, next));
                 format!("{dy} * ({})", derivative_wgsl(*op, &x))
             }
-            // Both branches are evaluated (they are plain values); NaN conditions select `a`.
+            // Both branches are evaluated (they are plain values). The condition is tested on its
+            // bits, so that NaN selects `a` and -0 selects `b` whatever the compiler assumes
+            // about NaN.
             ElemExpr::Select(c, a, b) => {
                 let (c, a, b) = (c.emit(code, next), a.emit(code, next), b.emit(code, next));
-                format!("select({b}, {a}, {c} != 0.0)")
+                format!("select({b}, {a}, (bitcast<u32>({c}) & 0x7fffffffu) != 0u)")
             }
         };
         let name = format!("t{next}");
@@ -73,16 +75,10 @@ fn derivative_wgsl(op: UnaryOp, x: &str) -> String {
         UnaryOp::Abs => format!("sign({x})"),
         UnaryOp::Scale(c) => f32_lit(c),
         UnaryOp::AddScalar(_) => "1.0".to_string(),
-        UnaryOp::Clip(lo, hi) => format!(
-            "select(0.0, 1.0, {x} >= ({}) && {x} <= ({}))",
-            f32_lit(lo),
-            f32_lit(hi)
-        ),
+        UnaryOp::Clip(lo, hi) => format!("select(0.0, 1.0, {x} >= ({}) && {x} <= ({}))", f32_lit(lo), f32_lit(hi)),
         UnaryOp::Softplus => format!("1.0 / (1.0 + exp(-{x}))"),
         // (2x + 3) / 6 inside (-3, 3); written with selects so that NaN stays NaN.
-        UnaryOp::HardSwish => format!(
-            "select(select((2.0 * {x} + 3.0) / 6.0, 1.0, {x} >= 3.0), 0.0, {x} <= -3.0)"
-        ),
+        UnaryOp::HardSwish => format!("select(select((2.0 * {x} + 3.0) / 6.0, 1.0, {x} >= 3.0), 0.0, {x} <= -3.0)"),
         UnaryOp::Elu(alpha) => format!("select(({}) * exp({x}), 1.0, {x} > 0.0)", f32_lit(alpha)),
     }
 }
@@ -106,8 +102,13 @@ fn unary_wgsl(op: UnaryOp, a: &str) -> String {
         UnaryOp::Abs => format!("abs({a})"),
         UnaryOp::Scale(c) => format!("{a} * ({})", f32_lit(c)),
         UnaryOp::AddScalar(c) => format!("{a} + ({})", f32_lit(c)),
-        // NaN kept explicitly: `clamp` of NaN is unspecified in WGSL.
-        UnaryOp::Clip(lo, hi) => format!("select(clamp({a}, {}, {}), {a}, {a} != {a})", f32_lit(lo), f32_lit(hi)),
+        // NaN kept explicitly (`clamp` of NaN is unspecified in WGSL), tested on the bits:
+        // compilers that assume no NaN fold `a != a` to false (lavapipe does).
+        UnaryOp::Clip(lo, hi) => format!(
+            "select(clamp({a}, {}, {}), {a}, (bitcast<u32>({a}) & 0x7fffffffu) > 0x7f800000u)",
+            f32_lit(lo),
+            f32_lit(hi)
+        ),
         // max(a, 0) + log1p(exp(-|a|)); log(1 + e) loses e below f32's epsilon, so small e
         // take the series e - e^2 / 2 (relative error below e^2 / 3).
         UnaryOp::Softplus => format!(

@@ -36,7 +36,10 @@ fn loops_code(axes: &[PadAxis], mode: PadMode) -> String {
             let _ = writeln!(code, "{ind}let o{k} = {prev} + j{k} * {}u;", ost[k]);
         } else if mode == PadMode::Replicate {
             let _ = writeln!(code, "{ind}let lo{k} = select({before}u + j{k}, 0u, j{k} == 0u);");
-            let _ = writeln!(code, "{ind}let hi{k} = select({before}u + j{k} + 1u, {out}u, j{k} == {last}u);");
+            let _ = writeln!(
+                code,
+                "{ind}let hi{k} = select({before}u + j{k} + 1u, {out}u, j{k} == {last}u);"
+            );
             let _ = writeln!(code, "{ind}for (var c{k} = lo{k}; c{k} < hi{k}; c{k}++) {{");
             let _ = writeln!(code, "{ind}    let o{k} = {prev} + c{k} * {}u;", ost[k]);
             close += 1;

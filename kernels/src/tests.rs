@@ -608,7 +608,15 @@ fn select_variants_with_broadcasting_and_i32_conditions() {
         for (c, a, b) in shapes {
             for dtype in [DType::F32, DType::I32] {
                 let mut g = Graph::new();
-                let cond = g.input("cond", TensorType { shape: c.to_vec(), dtype }).unwrap();
+                let cond = g
+                    .input(
+                        "cond",
+                        TensorType {
+                            shape: c.to_vec(),
+                            dtype,
+                        },
+                    )
+                    .unwrap();
                 let x = input(&mut g, "a", a);
                 let y = param(&mut g, "b", b);
                 let z = g.push(Op::Select, &[cond, x, y], "where").unwrap();

@@ -281,9 +281,15 @@ mod tests {
             let d = super::super::grad(&mut g, y, &[xi]).unwrap()[0];
             evaluate_all(&g, &fed(&[("x", x)])).unwrap()[d.index()].clone()
         };
-        assert_eq!(at(UnaryOp::Clip(-1.0, 2.0), vec![-1.5, -1.0, 0.0, 2.0, 2.5]), [0.0, 1.0, 1.0, 1.0, 0.0]);
+        assert_eq!(
+            at(UnaryOp::Clip(-1.0, 2.0), vec![-1.5, -1.0, 0.0, 2.0, 2.5]),
+            [0.0, 1.0, 1.0, 1.0, 0.0]
+        );
         assert_eq!(at(UnaryOp::Clip(1.0, 1.0), vec![0.5, 1.0, 1.5]), [0.0, 1.0, 0.0]);
-        assert_eq!(at(UnaryOp::HardSwish, vec![-4.0, -3.0, 0.0, 3.0, 4.0]), [0.0, 0.0, 0.5, 1.0, 1.0]);
+        assert_eq!(
+            at(UnaryOp::HardSwish, vec![-4.0, -3.0, 0.0, 3.0, 4.0]),
+            [0.0, 0.0, 0.5, 1.0, 1.0]
+        );
         assert_eq!(at(UnaryOp::Elu(0.25), vec![0.0, 1.0]), [0.25, 1.0]);
     }
 

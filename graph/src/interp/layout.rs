@@ -224,7 +224,10 @@ mod tests {
         let x = [1.0, 2.0, 3.0];
         assert_eq!(row(PadMode::Reflect, (2, 2), &x), [3.0, 2.0, 1.0, 2.0, 3.0, 2.0, 1.0]);
         assert_eq!(row(PadMode::Reflect, (1, 0), &x), [2.0, 1.0, 2.0, 3.0]);
-        assert_eq!(row(PadMode::Replicate, (2, 3), &x), [1.0, 1.0, 1.0, 2.0, 3.0, 3.0, 3.0, 3.0]);
+        assert_eq!(
+            row(PadMode::Replicate, (2, 3), &x),
+            [1.0, 1.0, 1.0, 2.0, 3.0, 3.0, 3.0, 3.0]
+        );
         assert_eq!(row(PadMode::Replicate, (2, 1), &[5.0]), [5.0; 4]);
         // Two axes at once: [[1,2],[3,4]] reflected by (1, 1) rows and (1, 0) columns.
         let (shape, y) = run_op(
@@ -256,7 +259,10 @@ mod tests {
             "mirror",
         )
         .unwrap_err();
-        assert!(err.to_string().contains("mirror") && err.to_string().contains("smaller"), "{err}");
+        assert!(
+            err.to_string().contains("mirror") && err.to_string().contains("smaller"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -266,7 +272,10 @@ mod tests {
         };
         // Reflect [1 2 3] by (2, 2) reads x[2] x[1] | x[0] x[1] x[2] | x[1] x[0].
         let dy = [1.0, 10.0, 100.0, 1000.0, 10000.0, 100000.0, 1000000.0];
-        assert_eq!(back(PadMode::Reflect, (2, 2), &dy), [1_000_100.0, 100_010.0 + 1000.0, 10001.0]);
+        assert_eq!(
+            back(PadMode::Reflect, (2, 2), &dy),
+            [1_000_100.0, 100_010.0 + 1000.0, 10001.0]
+        );
         // Replicate by (2, 1) reads x[0] x[0] | x[0] x[1] x[2] | x[2].
         let dy = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0];
         assert_eq!(back(PadMode::Replicate, (2, 1), &dy), [7.0, 8.0, 48.0]);

@@ -329,7 +329,10 @@ mod tests {
     fn clip_softplus_hard_swish_and_elu_by_hand() {
         let x = [-4.0, -3.0, -0.5, 0.0, 1.0, 3.0, 7.0];
         assert_eq!(un(UnaryOp::Clip(-1.0, 2.0), &x), [-1.0, -1.0, -0.5, 0.0, 1.0, 2.0, 2.0]);
-        assert_eq!(un(UnaryOp::Clip(f32::NEG_INFINITY, 0.5), &x), [-4.0, -3.0, -0.5, 0.0, 0.5, 0.5, 0.5]);
+        assert_eq!(
+            un(UnaryOp::Clip(f32::NEG_INFINITY, 0.5), &x),
+            [-4.0, -3.0, -0.5, 0.0, 0.5, 0.5, 0.5]
+        );
         // x * clamp(x + 3, 0, 6) / 6: 0 below -3, x beyond 3, 1 * 4 / 6 at 1, -0.5 * 2.5 / 6.
         assert_close(
             &un(UnaryOp::HardSwish, &x),
@@ -354,7 +357,12 @@ mod tests {
 
     #[test]
     fn nan_stays_nan_through_the_new_unary_ops() {
-        for u in [UnaryOp::Clip(-1.0, 1.0), UnaryOp::Softplus, UnaryOp::HardSwish, UnaryOp::Elu(1.0)] {
+        for u in [
+            UnaryOp::Clip(-1.0, 1.0),
+            UnaryOp::Softplus,
+            UnaryOp::HardSwish,
+            UnaryOp::Elu(1.0),
+        ] {
             assert!(un(u, &[f64::NAN])[0].is_nan(), "{}", u.name());
         }
         // The gradient of clip at NaN is 0 (NaN is not inside the bounds).

@@ -822,7 +822,10 @@ mod tests {
             shape: vec![2, 1],
             dtype: DType::I32,
         };
-        assert_eq!(infer(&Op::Select, &[&i, &t(&[3]), &t(&[1])], "w").unwrap().shape, [2, 3]);
+        assert_eq!(
+            infer(&Op::Select, &[&i, &t(&[3]), &t(&[1])], "w").unwrap().shape,
+            [2, 3]
+        );
         let e = err(Op::Select, &[&t(&[2]), &t(&[3]), &t(&[1])]);
         assert!(e.contains("act_7") && e.contains("(2,)") && e.contains("(3,)"), "{e}");
         assert!(err(Op::Select, &[&t(&[1]), &i, &t(&[1])]).contains("f32"));

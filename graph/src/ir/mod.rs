@@ -189,7 +189,14 @@ impl Graph {
             ));
         }
         let ty = TensorType::f32(value.shape.clone());
-        Ok(self.push_typed(Op::Constant { value: ConstantData(value) }, &[], ty, layer))
+        Ok(self.push_typed(
+            Op::Constant {
+                value: ConstantData(value),
+            },
+            &[],
+            ty,
+            layer,
+        ))
     }
 
     /// Adds a reshape of `x` to `shape` (same element count).

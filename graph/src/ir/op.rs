@@ -46,7 +46,12 @@ impl PartialEq for ConstantData {
     fn eq(&self, other: &Self) -> bool {
         std::sync::Arc::ptr_eq(&self.0, &other.0)
             || (self.0.shape == other.0.shape
-                && self.0.data.iter().zip(&other.0.data).all(|(a, b)| a.to_bits() == b.to_bits()))
+                && self
+                    .0
+                    .data
+                    .iter()
+                    .zip(&other.0.data)
+                    .all(|(a, b)| a.to_bits() == b.to_bits()))
     }
 }
 

@@ -1050,7 +1050,11 @@ fn constants_fold_stay_out_of_the_arenas_and_dump_small() {
         Some(Op::Constant { value }) => assert_eq!(value.tensor().data, [2.0, 4.0, 6.0, 8.0]),
         other => panic!("scaled: {other:?} ({:?})", report.changes),
     }
-    assert!(matches!(folded("gone"), Some(Op::Fill { value: 0.0 })), "{:?}", folded("gone"));
+    assert!(
+        matches!(folded("gone"), Some(Op::Fill { value: 0.0 })),
+        "{:?}",
+        folded("gone")
+    );
     // The whole pipeline keeps the results and plans no arena bytes for constants.
     let (opt, _) = optimize(g.clone()).unwrap();
     assert_same(&want, &evaluate(&opt, &f).unwrap(), "optimize");
@@ -1063,16 +1067,25 @@ fn constants_fold_stay_out_of_the_arenas_and_dump_small() {
     // A large constant dumps as its shape, a hash and four values.
     let mut big = Graph::new();
     let data: Vec<f32> = (0..100_000).map(|k| k as f32).collect();
-    let k = big.constant(Tensor::new(vec![100, 1000], data, "grid").unwrap(), "grid").unwrap();
+    let k = big
+        .constant(Tensor::new(vec![100, 1000], data, "grid").unwrap(), "grid")
+        .unwrap();
     big.outputs.push(k);
     let text = crate::dump::to_text(&big, None);
     assert!(text.len() < 400, "{text}");
-    assert!(text.contains("shape=(100, 1000)") && text.contains("hash=") && text.contains("first=[0, 1, 2, 3, ..]"), "{text}");
+    assert!(
+        text.contains("shape=(100, 1000)") && text.contains("hash=") && text.contains("first=[0, 1, 2, 3, ..]"),
+        "{text}"
+    );
     assert!(crate::dump::to_json(&big, None).to_string().len() < 1000);
     // Two different constants of the same shape are never merged by CSE.
     let mut two_c = Graph::new();
-    let a = two_c.constant(Tensor::new(vec![2], vec![1.0, 2.0], "a").unwrap(), "a").unwrap();
-    let b = two_c.constant(Tensor::new(vec![2], vec![1.0, 3.0], "b").unwrap(), "b").unwrap();
+    let a = two_c
+        .constant(Tensor::new(vec![2], vec![1.0, 2.0], "a").unwrap(), "a")
+        .unwrap();
+    let b = two_c
+        .constant(Tensor::new(vec![2], vec![1.0, 3.0], "b").unwrap(), "b")
+        .unwrap();
     let s = two_c.push(Op::Binary(BinaryOp::Sub), &[a, b], "s").unwrap();
     two_c.outputs.push(s);
     let (merged, _) = cse(two_c.clone()).unwrap();
