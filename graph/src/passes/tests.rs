@@ -1098,3 +1098,45 @@ fn constants_fold_stay_out_of_the_arenas_and_dump_small() {
     let err = Graph::new().constant(bad, "mask").unwrap_err().to_string();
     assert!(err.contains("mask") && err.contains("needs 3 values"), "{err}");
 }
+
+/// The new elementwise ops fuse like the old ones: hard swish and PReLU into a convolution's
+/// epilogue, clip and select into one elementwise kernel.
+#[test]
+fn new_elementwise_ops_fuse_into_chains_and_epilogues() {
+    let mut g = Graph::new();
+    let x = g.input("x", TensorType::f32(vec![1, 5, 5, 3])).unwrap();
+    let k = g.param("conv/kernel", &[3, 3, 3, 4], true, "conv").unwrap();
+    let b = g.param("conv/bias", &[4], true, "conv").unwrap();
+    let geom = ConvGeometry {
+        stride: (1, 1),
+        dilation: (1, 1),
+        pad: Pad2d::default(),
+        groups: 1,
+    };
+    let conv = g.push(Op::Conv2d(geom), &[x, k], "conv").unwrap();
+    let biased = g.push(Op::Binary(BinaryOp::Add), &[conv, b], "conv").unwrap();
+    let act = g.push(Op::Unary(UnaryOp::HardSwish), &[biased], "conv").unwrap();
+    let slope = g.param("prelu/alpha", &[4], true, "prelu").unwrap();
+    let p = g.push(Op::Binary(BinaryOp::PRelu), &[act, slope], "prelu").unwrap();
+    let mask = g.input("mask", TensorType::f32(vec![1, 3, 3, 4])).unwrap();
+    let clipped = g.push(Op::Unary(UnaryOp::Clip(-1.0, 1.0)), &[p], "clip").unwrap();
+    let y = g.push(Op::Select, &[mask, clipped, p], "where").unwrap();
+    g.outputs.push(y);
+    let f = feeds(&g, 5);
+    let want = evaluate(&g, &f).unwrap();
+    let (h, _) = optimize(g).unwrap();
+    assert_same(&want, &evaluate(&h, &f).unwrap(), "optimize");
+    let ops: Vec<String> = h
+        .nodes
+        .iter()
+        .filter(|n| !matches!(n.op, Op::Input { .. } | Op::Param { .. }))
+        .map(|n| match &n.op {
+            Op::GemmEpilogue { expr, .. } | Op::Elementwise { expr } => expr.describe(),
+            op => op.name(),
+        })
+        .collect();
+    assert_eq!(ops.len(), 2, "{ops:?}");
+    // The PReLU output has two readers: it ends the epilogue, and the select chain reads it.
+    assert!(ops[0].contains("hard_swish") && ops[0].contains("prelu"), "{ops:?}");
+    assert!(ops[1].starts_with("select(") && ops[1].contains("clip"), "{ops:?}");
+}
