@@ -522,6 +522,9 @@ proptest! {
         if axes.is_empty() {
             axes.push(shape.len() - 1);
         }
+        // One-element slices normalise to +-1: their gradient is exactly 0 and f32 leaves
+        // ~1e-8 of cancellation, which a relative comparison cannot judge.
+        prop_assume!(!grad || axes.iter().map(|&a| shape[a]).product::<usize>() > 1);
         let mut g = Graph::new();
         let x = g.input("x", TensorType::f32(shape.clone())).unwrap();
         let y = fovea::graph::ops::l2_normalize(&mut g, x, &axes, 1e-12, "embed").unwrap();
