@@ -112,19 +112,20 @@ proptest! {
 
     #[test]
     fn reduce_matches_reference(
-        shape in prop::collection::vec(1usize..7, 1..5), mask in 1u32..16, op in 0usize..3, keep in any::<bool>(), seed in any::<u64>(),
+        shape in prop::collection::vec(1usize..7, 1..5), mask in 1u32..16, op in 0usize..4, keep in any::<bool>(), seed in any::<u64>(),
     ) {
         let axes: Vec<usize> = (0..shape.len()).filter(|i| mask & (1 << i) != 0).collect();
         prop_assume!(!axes.is_empty());
-        let op = [ReduceOp::Sum, ReduceOp::Mean, ReduceOp::Max][op];
+        let op = [ReduceOp::Sum, ReduceOp::Mean, ReduceOp::Max, ReduceOp::Min][op];
         check(single(Op::Reduce { op, axes, keep_dims: keep }, &[shape]).unwrap(), seed, -1.0, 1.0)?;
     }
 
     #[test]
-    fn unary_matches_reference(shape in prop::collection::vec(1usize..9, 1..5), which in 0usize..13, seed in any::<u64>()) {
+    fn unary_matches_reference(shape in prop::collection::vec(1usize..9, 1..5), which in 0usize..18, seed in any::<u64>()) {
         let ops = [
             UnaryOp::Relu, UnaryOp::Relu6, UnaryOp::LeakyRelu(0.2), UnaryOp::Sigmoid, UnaryOp::Tanh, UnaryOp::Exp,
             UnaryOp::Log, UnaryOp::Neg, UnaryOp::Sqrt, UnaryOp::Square, UnaryOp::Abs, UnaryOp::Scale(-1.5), UnaryOp::AddScalar(0.25),
+            UnaryOp::Clip(-0.5, 2.0), UnaryOp::Clip(f32::NEG_INFINITY, 1.0), UnaryOp::Softplus, UnaryOp::HardSwish, UnaryOp::Elu(0.7),
         ];
         let op = ops[which];
         let (lo, hi) = if matches!(op, UnaryOp::Log | UnaryOp::Sqrt) { (0.05, 4.0) } else { (-8.0, 8.0) };
@@ -133,11 +134,11 @@ proptest! {
 
     #[test]
     fn binary_broadcast_matches_reference(
-        shape in prop::collection::vec(1usize..7, 1..5), mask in any::<u32>(), drop in 0usize..3, which in 0usize..6, swap in any::<bool>(), seed in any::<u64>(),
+        shape in prop::collection::vec(1usize..7, 1..5), mask in any::<u32>(), drop in 0usize..3, which in 0usize..7, swap in any::<bool>(), seed in any::<u64>(),
     ) {
         // b: a suffix of the shape with some axes set to 1.
         let b: Vec<usize> = shape[drop.min(shape.len() - 1)..].iter().enumerate().map(|(i, &d)| if mask & (1 << i) != 0 { 1 } else { d }).collect();
-        let op = [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div, BinaryOp::Max, BinaryOp::Min][which];
+        let op = [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div, BinaryOp::Max, BinaryOp::Min, BinaryOp::PRelu][which];
         let shapes = if swap { vec![b, shape] } else { vec![shape, b] };
         // Division: keep the divisor away from zero.
         let (lo, hi) = if op == BinaryOp::Div { (0.5, 2.0) } else { (-2.0, 2.0) };
@@ -180,7 +181,29 @@ proptest! {
     #[test]
     fn pad_matches_reference(shape in prop::collection::vec(1usize..6, 1..5), pads in prop::collection::vec((0usize..3, 0usize..3), 4), seed in any::<u64>()) {
         let pads = pads[..shape.len()].to_vec();
-        check(single(Op::Pad { pads, value: 0.5 }, &[shape]).unwrap(), seed, -1.0, 1.0)?;
+        check(single(Op::Pad { pads, value: 0.5, mode: PadMode::Constant }, &[shape]).unwrap(), seed, -1.0, 1.0)?;
+    }
+
+    /// Reflect and replicate padding of any axis (channels included) and their gradients
+    /// (`PadBackprop`, fed the padded shape): reflect pads are shorter than their axis.
+    #[test]
+    fn reflect_and_replicate_pads_and_gradients_match_reference(
+        shape in prop::collection::vec(1usize..7, 1..5), pads in prop::collection::vec((0usize..4, 0usize..4), 4),
+        reflect in any::<bool>(), backprop in any::<bool>(), seed in any::<u64>(),
+    ) {
+        let mode = if reflect { PadMode::Reflect } else { PadMode::Replicate };
+        let pads: Vec<(usize, usize)> = shape
+            .iter()
+            .zip(&pads)
+            .map(|(&d, &(a, b))| if reflect { (a % d, b % d) } else { (a, b) })
+            .collect();
+        let g = if backprop {
+            let padded: Vec<usize> = shape.iter().zip(&pads).map(|(d, (a, b))| d + a + b).collect();
+            single(Op::PadBackprop { pads, mode }, &[padded])
+        } else {
+            single(Op::Pad { pads, value: 0.0, mode }, &[shape])
+        };
+        check(g.unwrap(), seed, -1.0, 1.0)?;
     }
 
     #[test]
@@ -275,6 +298,247 @@ fn softmax_cross_entropy_keeps_precision_for_confident_rows() {
             let (err, at) = gpu_vs_reference(g, &feeds);
             assert!(err <= TOL, "{classes} classes, grad {grad}: {err:e} at {at}");
         }
+    }
+}
+
+proptest! {
+    #![proptest_config(cfg(16))]
+
+    /// `Select` with all three inputs broadcast (each a suffix of the shape with some axes set
+    /// to 1), the condition an f32 0/1 mask.
+    #[test]
+    fn select_broadcast_matches_reference(
+        shape in prop::collection::vec(1usize..7, 1..5), masks in (any::<u32>(), any::<u32>(), any::<u32>()), seed in any::<u64>(),
+    ) {
+        let sub = |m: u32| -> Vec<usize> {
+            let drop = (m as usize >> 8) % shape.len();
+            shape[drop..].iter().enumerate().map(|(i, &d)| if m & (1 << i) != 0 { 1 } else { d }).collect()
+        };
+        let mut shapes = vec![sub(masks.0), sub(masks.1), sub(masks.2)];
+        // At least one input has the full shape, so the output is `shape`.
+        shapes[(masks.0 % 3) as usize] = shape.clone();
+        let g = single(Op::Select, &shapes).unwrap();
+        let mut feeds = random_feeds(&g, seed, -2.0, 2.0);
+        for v in feeds[0].1.iter_mut() {
+            *v = f32::from(u8::from(*v >= 0.0));
+        }
+        let (err, at) = gpu_vs_reference(g, &feeds);
+        prop_assert!(err <= TOL, "relative error {err:e} at {at}");
+    }
+}
+
+/// Runs `graph` (inputs first, then parameters, as `feeds` lists them) on the GPU; returns the
+/// first output.
+fn run_gpu(graph: &Graph, inputs: &[&[f32]], params: &[(&str, &[f32])]) -> Vec<f32> {
+    let program = fovea::engine::Program::compile(&common::device(), graph.clone()).unwrap_or_else(|e| panic!("{e}"));
+    for (name, v) in params {
+        program.set_param(name, v).unwrap();
+    }
+    program.run(inputs).unwrap_or_else(|e| panic!("{e}")).remove(0)
+}
+
+#[test]
+fn select_reads_an_i32_condition() {
+    // cond (2, 1, 3) i32 with values 0, 1, -5 and 7; a (4, 1), b (3,): out (2, 4, 3).
+    let cond: Vec<i32> = vec![0, 1, -5, 7, 0, 0];
+    let mut g = Graph::new();
+    let c = g
+        .input(
+            "cond",
+            TensorType {
+                shape: vec![2, 1, 3],
+                dtype: DType::I32,
+            },
+        )
+        .unwrap();
+    let a = g.input("a", TensorType::f32(vec![4, 1])).unwrap();
+    let b = g.param("b", &[3], true, "w").unwrap();
+    let y = g.push(Op::Select, &[c, a, b], "where").unwrap();
+    g.outputs.push(y);
+    let (av, bv) = ([1.0f32, 2.0, 3.0, 4.0], [-1.0f32, -2.0, -3.0]);
+    // The engine uploads raw words: the i32 condition goes in as its bits.
+    let bits: Vec<f32> = cond.iter().map(|&v| f32::from_bits(v as u32)).collect();
+    let got = run_gpu(&g, &[&bits, &av], &[("b", &bv)]);
+    let feeds: fovea::graph::interp::Feeds = [
+        ("cond".to_string(), cond.iter().map(|&v| f64::from(v)).collect()),
+        ("a".to_string(), av.iter().map(|&v| f64::from(v)).collect()),
+        ("b".to_string(), bv.iter().map(|&v| f64::from(v)).collect()),
+    ]
+    .into_iter()
+    .collect();
+    let want = fovea::graph::interp::evaluate(&g, &feeds).unwrap().remove(0);
+    let want: Vec<f32> = want.iter().map(|&v| v as f32).collect();
+    assert_eq!(got, want);
+    // Spot check: element (0, 2, 1) has cond 1 -> a[2] = 3; (1, 0, 0) has cond 7 -> a[0] = 1.
+    assert_eq!(got[2 * 3 + 1], 3.0);
+    assert_eq!(got[12], 1.0);
+    assert_eq!(got[13], -2.0);
+}
+
+/// The new unary ops and their gradients at their kinks, at extreme values and at NaN: the
+/// kernels take the one-sided values and the NaN rule the interpreter defines.
+#[test]
+fn unary_ops_at_kinks_extremes_and_nan_match_reference() {
+    let points: Vec<f32> = vec![
+        -100.0,
+        -30.0,
+        -3.0,
+        -1.0,
+        -1e-4,
+        0.0,
+        1e-4,
+        1.0,
+        2.0,
+        3.0,
+        30.0,
+        100.0,
+        f32::NAN,
+    ];
+    let ops = [
+        UnaryOp::Clip(-1.0, 2.0),
+        UnaryOp::Clip(f32::NEG_INFINITY, 0.0),
+        UnaryOp::Softplus,
+        UnaryOp::HardSwish,
+        UnaryOp::Elu(0.5),
+    ];
+    for op in ops {
+        for grad in [false, true] {
+            let n = points.len();
+            let mut g = Graph::new();
+            let x = g.input("x", TensorType::f32(vec![n])).unwrap();
+            let y = if grad {
+                let dy = g.input("dy", TensorType::f32(vec![n])).unwrap();
+                g.push(Op::UnaryGrad(op), &[x, dy], "g").unwrap()
+            } else {
+                g.push(Op::Unary(op), &[x], "f").unwrap()
+            };
+            g.outputs.push(y);
+            let ones = vec![1.0f32; n];
+            let inputs: Vec<&[f32]> = if grad { vec![&points, &ones] } else { vec![&points] };
+            let got = run_gpu(&g, &inputs, &[]);
+            let mut feeds: fovea::graph::interp::Feeds =
+                [("x".to_string(), points.iter().map(|&v| f64::from(v)).collect())]
+                    .into_iter()
+                    .collect();
+            feeds.insert("dy".into(), vec![1.0; n]);
+            let want = fovea::graph::interp::evaluate(&g, &feeds).unwrap().remove(0);
+            for ((&p, &gv), &wv) in points.iter().zip(&got).zip(&want) {
+                let ok = if wv.is_nan() {
+                    gv.is_nan()
+                } else {
+                    (f64::from(gv) - wv).abs() <= 1e-5 * (1.0 + wv.abs())
+                };
+                assert!(
+                    ok,
+                    "{}{} at {p}: gpu {gv}, reference {wv}",
+                    op.name(),
+                    if grad { "_grad" } else { "" }
+                );
+            }
+        }
+    }
+}
+
+/// A select's condition is read on its bits: NaN and any non-zero value pick `a`, +0 and -0
+/// pick `b`, as in the interpreter.
+#[test]
+fn select_conditions_nan_and_signed_zero_match_reference() {
+    let cond = [f32::NAN, -0.0, 0.0, 1.0, -2.5, f32::INFINITY];
+    let n = cond.len();
+    let mut g = Graph::new();
+    let c = g.input("c", TensorType::f32(vec![n])).unwrap();
+    let a = g.input("a", TensorType::f32(vec![n])).unwrap();
+    let b = g.input("b", TensorType::f32(vec![n])).unwrap();
+    let y = g.push(Op::Select, &[c, a, b], "where").unwrap();
+    g.outputs.push(y);
+    let (av, bv) = ([1.0f32; 6], [2.0f32; 6]);
+    let got = run_gpu(&g, &[&cond, &av, &bv], &[]);
+    assert_eq!(got, [1.0, 2.0, 2.0, 1.0, 1.0, 1.0]);
+}
+
+/// Constants reach the kernels, survive several runs (their buffers are never reused by the
+/// arena plan), fold with fills and stay exact.
+#[test]
+fn constants_are_uploaded_once_and_survive_runs() {
+    use fovea::graph::Tensor;
+    let n = 37;
+    let grid: Vec<f32> = (0..n).map(|k| k as f32 * 0.25 - 3.0).collect();
+    let mask: Vec<f32> = (0..n).map(|k| f32::from(u8::from(k % 3 == 0))).collect();
+    let mut g = Graph::new();
+    let x = g.input("x", TensorType::f32(vec![n])).unwrap();
+    let c = g
+        .constant(Tensor::new(vec![n], grid.clone(), "grid").unwrap(), "grid")
+        .unwrap();
+    let m = g
+        .constant(Tensor::new(vec![n], mask.clone(), "mask").unwrap(), "mask")
+        .unwrap();
+    // A chain of intermediates so the arenas get reused, then the constants read late.
+    let mut h = g.push(Op::Unary(UnaryOp::Tanh), &[x], "h").unwrap();
+    for _ in 0..4 {
+        let e = g.push(Op::Unary(UnaryOp::Exp), &[h], "h").unwrap();
+        let s = g
+            .push(
+                Op::Reduce {
+                    op: ReduceOp::Sum,
+                    axes: vec![0],
+                    keep_dims: true,
+                },
+                &[e],
+                "h",
+            )
+            .unwrap();
+        h = g.push(Op::Binary(BinaryOp::Div), &[e, s], "h").unwrap();
+    }
+    let scaled = g.push(Op::Binary(BinaryOp::Mul), &[h, c], "out").unwrap();
+    let y = g.push(Op::Select, &[m, scaled, c], "out").unwrap();
+    g.outputs = vec![y, c];
+    let program = fovea::engine::Program::compile(&common::device(), g.clone()).unwrap();
+    for seed in [1u64, 2, 3] {
+        let xs = common::random(&mut fovea::graph::init::Rng::new(seed), n, -2.0, 2.0);
+        let got = program.run(&[&xs]).unwrap();
+        let feeds: fovea::graph::interp::Feeds = [("x".to_string(), xs.iter().map(|&v| f64::from(v)).collect())]
+            .into_iter()
+            .collect();
+        let want = fovea::graph::interp::evaluate(&g, &feeds).unwrap();
+        assert_eq!(got[1], grid, "the constant itself, run {seed}");
+        for (k, (&gv, &wv)) in got[0].iter().zip(&want[0]).enumerate() {
+            assert!(
+                (f64::from(gv) - wv).abs() <= 1e-5 * (1.0 + wv.abs()),
+                "run {seed} [{k}]: gpu {gv}, reference {wv}"
+            );
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(cfg(12))]
+
+    /// The composite L2 normalisation and its gradient (autodiff through the composition).
+    #[test]
+    fn l2_normalize_and_its_gradient_match_reference(
+        shape in prop::collection::vec(1usize..9, 1..4), mask in 1u32..8, grad in any::<bool>(), seed in any::<u64>(),
+    ) {
+        let mut axes: Vec<usize> = (0..shape.len()).filter(|i| mask & (1 << i) != 0).collect();
+        if axes.is_empty() {
+            axes.push(shape.len() - 1);
+        }
+        // One-element slices normalise to +-1: their gradient is exactly 0 and f32 leaves
+        // ~1e-8 of cancellation, which a relative comparison cannot judge.
+        prop_assume!(!grad || axes.iter().map(|&a| shape[a]).product::<usize>() > 1);
+        let mut g = Graph::new();
+        let x = g.input("x", TensorType::f32(shape.clone())).unwrap();
+        let y = fovea::graph::ops::l2_normalize(&mut g, x, &axes, 1e-12, "embed").unwrap();
+        let out = if grad {
+            let r = g.param("r", &shape, false, "r").unwrap();
+            let p = g.push(Op::Binary(BinaryOp::Mul), &[y, r], "loss").unwrap();
+            let all: Vec<usize> = (0..shape.len()).collect();
+            let loss = g.push(Op::Reduce { op: ReduceOp::Sum, axes: all, keep_dims: false }, &[p], "loss").unwrap();
+            fovea::graph::grad::grad(&mut g, loss, &[x]).unwrap()[0]
+        } else {
+            y
+        };
+        g.outputs.push(out);
+        check(g, seed, -1.0, 1.0)?;
     }
 }
 

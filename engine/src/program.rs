@@ -139,7 +139,7 @@ impl Program {
 
     /// Lowers `graph` as given. Intermediate tensors live in the arenas of the memory plan
     /// ([`fovea_graph::plan`]), allocated exactly as planned; inputs have buffers of their
-    /// own and parameters are the state's. With `in_place`, elementwise nodes overwrite
+    /// own, constants too (written once, here), and parameters are the state's. With `in_place`, elementwise nodes overwrite
     /// inputs that die there, parameter updates are written straight into the state, and
     /// those updates run as one multi-tensor dispatch. Kernels that need temporaries between
     /// their dispatches (the partials of a split-K GEMM on the GPU class) share ONE scratch
@@ -219,6 +219,14 @@ impl Program {
                     size,
                 },
             });
+        }
+        // Constants are uploaded once, here, into their own buffers (the plan never reuses them).
+        for (node, loc) in graph.nodes.iter().zip(&locs) {
+            if let (Op::Constant { value }, Some(l)) = (&node.op, loc) {
+                device
+                    .queue
+                    .write_buffer(&l.buffer, l.offset, bytemuck::cast_slice(&value.tensor().data));
+            }
         }
         let max_binding = dev.limits().max_storage_buffer_binding_size;
         let mut keys: Vec<wgpu::Buffer> = Vec::new();

@@ -11,6 +11,7 @@ pub mod init;
 pub mod interp;
 pub mod ir;
 pub mod keras;
+pub mod ops;
 pub mod tensor;
 pub mod train;
 

@@ -1,8 +1,8 @@
 //! Memory planning: liveness of every intermediate tensor over the schedule (node order, the
 //! order kernels are dispatched), in-place reuse where an elementwise node's input dies at that
 //! node, and a packing of the resulting allocations at aligned offsets into a few arena
-//! buffers. Inputs and parameters (weights, optimizer state) are kept apart in buffers of
-//! their own; outputs and the sources of state updates live to the end.
+//! buffers. Inputs, parameters (weights, optimizer state) and constants (uploaded once) are
+//! kept apart in buffers of their own; outputs and the sources of state updates live to the end.
 //!
 //! Two tensors share bytes only if their lifetimes are disjoint, or if one is computed in place
 //! over the other by an elementwise kernel that reads each element before writing it at the
@@ -165,7 +165,7 @@ pub fn plan_memory_with(graph: &Graph, opts: &PlanOptions) -> MemoryPlan {
     }
     let planned = |id: NodeId| {
         let op = &graph.node(id).op;
-        !op.is_view() && !matches!(op, Op::Input { .. } | Op::Param { .. })
+        !op.is_view() && !matches!(op, Op::Input { .. } | Op::Param { .. } | Op::Constant { .. })
     };
 
     // State updates computed in place over their parameter: the new value is written straight

@@ -7,7 +7,7 @@ use crate::lower::{NodeCx, storage_root};
 use crate::template::{Template, f32_lit};
 use crate::{BindingRef, KernelError, KernelInstance, Target};
 use fovea_graph::ir::{BinaryOp, UnaryOp};
-use fovea_graph::{Graph, NodeId};
+use fovea_graph::{DType, Graph, NodeId};
 use std::fmt::Write;
 
 const ELEMENTWISE_WGSL: &str = include_str!("../wgsl/elementwise.wgsl");
@@ -41,6 +41,13 @@ impl EmitWgsl for ElemExpr {
                 let (x, dy) = (x.emit(code, next), dy.emit(code, next));
                 format!("{dy} * ({})", derivative_wgsl(*op, &x))
             }
+            // Both branches are evaluated (they are plain values). The condition is tested on its
+            // bits, so that NaN selects `a` and -0 selects `b` whatever the compiler assumes
+            // about NaN.
+            ElemExpr::Select(c, a, b) => {
+                let (c, a, b) = (c.emit(code, next), a.emit(code, next), b.emit(code, next));
+                format!("select({b}, {a}, (bitcast<u32>({c}) & 0x7fffffffu) != 0u)")
+            }
         };
         let name = format!("t{next}");
         *next += 1;
@@ -51,7 +58,8 @@ impl EmitWgsl for ElemExpr {
 
 /// WGSL for `f'(x)` of a unary op, `x` being a plain identifier. At the kinks it takes the
 /// one-sided value the reference interpreter does: relu' is 0 at 0, relu6' is 0 at 0 and 6,
-/// leaky relu' is 1 at 0 (the forward tests `x >= 0`), abs' is 0 at 0.
+/// leaky relu' is 1 at 0 (the forward tests `x >= 0`), abs' is 0 at 0, clip' is 1 at both
+/// bounds, hard swish' is 0 at -3 and 1 at 3, elu' is `alpha` at 0.
 fn derivative_wgsl(op: UnaryOp, x: &str) -> String {
     match op {
         UnaryOp::Relu => format!("select(0.0, 1.0, {x} > 0.0)"),
@@ -67,6 +75,11 @@ fn derivative_wgsl(op: UnaryOp, x: &str) -> String {
         UnaryOp::Abs => format!("sign({x})"),
         UnaryOp::Scale(c) => f32_lit(c),
         UnaryOp::AddScalar(_) => "1.0".to_string(),
+        UnaryOp::Clip(lo, hi) => format!("select(0.0, 1.0, {x} >= ({}) && {x} <= ({}))", f32_lit(lo), f32_lit(hi)),
+        UnaryOp::Softplus => format!("1.0 / (1.0 + exp(-{x}))"),
+        // (2x + 3) / 6 inside (-3, 3); written with selects so that NaN stays NaN.
+        UnaryOp::HardSwish => format!("select(select((2.0 * {x} + 3.0) / 6.0, 1.0, {x} >= 3.0), 0.0, {x} <= -3.0)"),
+        UnaryOp::Elu(alpha) => format!("select(({}) * exp({x}), 1.0, {x} > 0.0)", f32_lit(alpha)),
     }
 }
 
@@ -89,6 +102,25 @@ fn unary_wgsl(op: UnaryOp, a: &str) -> String {
         UnaryOp::Abs => format!("abs({a})"),
         UnaryOp::Scale(c) => format!("{a} * ({})", f32_lit(c)),
         UnaryOp::AddScalar(c) => format!("{a} + ({})", f32_lit(c)),
+        // NaN kept explicitly (`clamp` of NaN is unspecified in WGSL), tested on the bits:
+        // compilers that assume no NaN fold `a != a` to false (lavapipe does).
+        UnaryOp::Clip(lo, hi) => format!(
+            "select(clamp({a}, {}, {}), {a}, (bitcast<u32>({a}) & 0x7fffffffu) > 0x7f800000u)",
+            f32_lit(lo),
+            f32_lit(hi)
+        ),
+        // max(a, 0) + log1p(exp(-|a|)); log(1 + e) loses e below f32's epsilon, so small e
+        // take the series e - e^2 / 2 (relative error below e^2 / 3).
+        UnaryOp::Softplus => format!(
+            "max({a}, 0.0) + select(log(1.0 + exp(-abs({a}))), exp(-abs({a})) * (1.0 - 0.5 * exp(-abs({a}))), \
+             exp(-abs({a})) < 1e-4)"
+        ),
+        UnaryOp::HardSwish => format!("{a} * clamp({a} + 3.0, 0.0, 6.0) / 6.0"),
+        // exp(a) - 1 cancels for small |a|: the cubic series below |a| < 1e-3.
+        UnaryOp::Elu(alpha) => format!(
+            "select(({al}) * select(exp({a}) - 1.0, {a} * (1.0 + {a} * (0.5 + {a} / 6.0)), {a} > -1e-3), {a}, {a} > 0.0)",
+            al = f32_lit(alpha)
+        ),
     }
 }
 
@@ -103,6 +135,7 @@ fn binary_wgsl(op: BinaryOp, a: &str, b: &str) -> String {
         BinaryOp::Min => format!("min({a}, {b})"),
         BinaryOp::Ge => format!("select(0.0, 1.0, {a} >= {b})"),
         BinaryOp::Eq => format!("select(0.0, 1.0, {a} == {b})"),
+        BinaryOp::PRelu => format!("select({b} * {a}, {a}, {a} >= 0.0)"),
     }
 }
 
@@ -226,11 +259,16 @@ pub fn elementwise_kernel_in_place(
             ))
         })?;
         let access = if over == Some(k) { "read_write" } else { "read" };
+        // An i32 input (a select's condition) is read as its value in f32.
+        let (elem, load) = match graph.ty(root).dtype {
+            DType::I32 => ("i32", format!("f32(ew_in{k}[{}])", offset_expr("i", &axes))),
+            DType::F32 => ("f32", format!("ew_in{k}[{}]", offset_expr("i", &axes))),
+        };
         let _ = writeln!(
             bindings_code,
-            "@group(0) @binding({k}) var<storage, {access}> ew_in{k}: array<f32>;"
+            "@group(0) @binding({k}) var<storage, {access}> ew_in{k}: array<{elem}>;"
         );
-        let _ = writeln!(body, "    let x{k} = ew_in{k}[{}];", offset_expr("i", &axes));
+        let _ = writeln!(body, "    let x{k} = {load};");
         bindings.push(if over == Some(k) {
             BindingRef::write(root)
         } else {
@@ -297,7 +335,7 @@ pub(crate) fn lower_fill(cx: &NodeCx, value: f32) -> Result<KernelInstance, Kern
     elementwise_kernel_in_place(cx.graph, cx.id, &[], &ElemExpr::Const(value), cx.target, None)
 }
 
-/// Lowers an elementwise node: a single `Unary`, `Binary` or `UnaryGrad`, or a fused
+/// Lowers an elementwise node: a single `Unary`, `Binary`, `UnaryGrad` or `Select`, or a fused
 /// `Elementwise` chain (made by the fusion pass), to one generated kernel.
 pub(crate) fn lower_elementwise_node(cx: &NodeCx) -> Result<KernelInstance, KernelError> {
     let expr = cx

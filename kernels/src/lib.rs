@@ -37,6 +37,7 @@ mod matmul;
 pub mod multi_tensor;
 pub mod multi_update;
 mod pad;
+mod pad_grad;
 pub mod peak;
 mod pool;
 mod pool_grad;

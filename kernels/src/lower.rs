@@ -4,7 +4,7 @@
 use crate::dispatch::LinearGrid;
 use crate::{BindingRef, KernelError, KernelInstance, Target};
 use crate::{
-    batchnorm, concat, conv, conv_filter_grad, conv_transpose, copy, dropout, elementwise, matmul, pad, pool,
+    batchnorm, concat, conv, conv_filter_grad, conv_transpose, copy, dropout, elementwise, matmul, pad, pad_grad, pool,
     pool_grad, reduce, resize, resize_grad, softmax, softmax_ce,
 };
 use fovea_graph::plan::MemoryPlan;
@@ -42,7 +42,7 @@ fn lower_node_in_place(
         return Err(cx.unsupported("only elementwise kernels run in place"));
     }
     let node = cx.node;
-    if matches!(node.op, Op::Input { .. } | Op::Param { .. }) || node.op.is_view() {
+    if matches!(node.op, Op::Input { .. } | Op::Param { .. } | Op::Constant { .. }) || node.op.is_view() {
         return Ok(Vec::new());
     }
     for &i in node.inputs.iter().chain(std::iter::once(&id)) {
@@ -66,14 +66,14 @@ fn lower_node_in_place(
     }
     let one = |k: KernelInstance| vec![k];
     Ok(match &node.op {
-        Op::Input { .. } | Op::Param { .. } | Op::Reshape => Vec::new(),
+        Op::Input { .. } | Op::Param { .. } | Op::Constant { .. } | Op::Reshape => Vec::new(),
         Op::Dropout { rate, .. } => one(dropout::lower_dropout(&cx, *rate)?),
         Op::Conv2d(g) => conv::lower_conv2d(&cx, g)?,
         Op::ConvTranspose2d { geom, .. } => conv_transpose::lower_conv_transpose2d(&cx, geom)?,
         Op::MatMul { trans_a, trans_b } => matmul::lower_matmul(&cx, *trans_a, *trans_b)?,
         Op::Pool2d(p) => one(pool::lower_pool2d(&cx, p)?),
         Op::Reduce { op, axes, .. } => one(reduce::lower_reduce(&cx, *op, axes)?),
-        Op::Unary(_) | Op::Binary(_) | Op::UnaryGrad(_) | Op::Elementwise { .. } => {
+        Op::Unary(_) | Op::Binary(_) | Op::UnaryGrad(_) | Op::Elementwise { .. } | Op::Select => {
             one(elementwise::lower_elementwise_node(&cx)?)
         }
         Op::Softmax => one(softmax::lower_softmax(&cx, false)?),
@@ -83,7 +83,8 @@ fn lower_node_in_place(
         Op::BatchNormInference { epsilon } => one(batchnorm::lower_batchnorm(&cx, *epsilon)?),
         Op::Resize { mode, .. } => one(resize::lower_resize(&cx, *mode)?),
         Op::Concat { axis } => concat::lower_concat(&cx, *axis)?,
-        Op::Pad { pads, value } => one(pad::lower_pad(&cx, pads, *value)?),
+        Op::Pad { pads, value, mode } => one(pad::lower_pad(&cx, pads, *value, *mode)?),
+        Op::PadBackprop { pads, mode } => one(pad_grad::lower_pad_backprop(&cx, pads, *mode)?),
         Op::Transpose { perm } => one(copy::lower_transpose(&cx, perm)?),
         Op::Slice { starts, sizes } => one(copy::lower_slice(&cx, starts, sizes)?),
         Op::Broadcast { .. } => one(copy::lower_broadcast(&cx)?),

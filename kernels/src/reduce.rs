@@ -31,6 +31,7 @@ pub(crate) fn lower_reduce(cx: &NodeCx, op: ReduceOp, axes: &[usize]) -> Result<
         ReduceOp::Sum => (f32_lit(0.0), "acc + v", "acc"),
         ReduceOp::Mean => (f32_lit(0.0), "acc + v", "acc / f32(COUNT)"),
         ReduceOp::Max => (f32_lit(f32::NEG_INFINITY), "max(acc, v)", "acc"),
+        ReduceOp::Min => (f32_lit(f32::INFINITY), "min(acc, v)", "acc"),
     };
     let name = format!("reduce_{}", op.name());
     let total = cx.out_numel();

@@ -490,7 +490,7 @@ fn pool_variants() {
 #[test]
 fn reduce_variants() {
     for t in targets() {
-        for op in [ReduceOp::Sum, ReduceOp::Mean, ReduceOp::Max] {
+        for op in [ReduceOp::Sum, ReduceOp::Mean, ReduceOp::Max, ReduceOp::Min] {
             for axes in [vec![0], vec![1, 2], vec![3], vec![0, 1, 2, 3], vec![0, 2], vec![1, 3]] {
                 for keep_dims in [false, true] {
                     let mut g = Graph::new();
@@ -530,10 +530,16 @@ fn unary_ops() -> Vec<UnaryOp> {
         Abs,
         Scale(-0.5),
         AddScalar(1e-7),
+        Clip(-0.5, 2.0),
+        Clip(f32::NEG_INFINITY, 1.0),
+        Softplus,
+        HardSwish,
+        Elu(1.0),
+        Elu(0.25),
     ]
 }
 
-const BINARY_OPS: [BinaryOp; 8] = [
+const BINARY_OPS: [BinaryOp; 9] = [
     BinaryOp::Add,
     BinaryOp::Sub,
     BinaryOp::Mul,
@@ -542,6 +548,7 @@ const BINARY_OPS: [BinaryOp; 8] = [
     BinaryOp::Min,
     BinaryOp::Ge,
     BinaryOp::Eq,
+    BinaryOp::PRelu,
 ];
 
 #[test]
@@ -585,6 +592,53 @@ fn binary_variants_with_broadcasting() {
             let z = g.push(Op::Binary(op), &[x, x], "bin").unwrap();
             assert_eq!(lower(&g, z, &t)[0].bindings.len(), 2);
         }
+    }
+}
+
+#[test]
+fn select_variants_with_broadcasting_and_i32_conditions() {
+    let shapes: [(&[usize], &[usize], &[usize]); 5] = [
+        (&[2, 3, 4], &[2, 3, 4], &[2, 3, 4]),
+        (&[2, 3, 1], &[4], &[1]),
+        (&[4], &[2, 3, 4], &[3, 1]),
+        (&[1], &[5, 7], &[5, 7]),
+        (&[2, 1, 1, 16], &[2, 8, 8, 16], &[16]),
+    ];
+    for t in targets() {
+        for (c, a, b) in shapes {
+            for dtype in [DType::F32, DType::I32] {
+                let mut g = Graph::new();
+                let cond = g
+                    .input(
+                        "cond",
+                        TensorType {
+                            shape: c.to_vec(),
+                            dtype,
+                        },
+                    )
+                    .unwrap();
+                let x = input(&mut g, "a", a);
+                let y = param(&mut g, "b", b);
+                let z = g.push(Op::Select, &[cond, x, y], "where").unwrap();
+                let ks = lower(&g, z, &t);
+                assert_eq!(ks[0].name, "elementwise_select");
+                assert_eq!(ks[0].bindings.len(), 4);
+                let i32_binding = ks[0].source.contains("ew_in0: array<i32>");
+                assert_eq!(i32_binding, dtype == DType::I32, "{}", ks[0].source);
+            }
+        }
+        // Fused: where(x >= 0, x, 0.1 * x) over a per-channel slope, one kernel.
+        let mut g = Graph::new();
+        let x = input(&mut g, "x", &[2, 4, 4, 8]);
+        let s = param(&mut g, "s", &[8]);
+        let e = ElemExpr::select(
+            ElemExpr::binary(BinaryOp::Ge, ElemExpr::Input(0), ElemExpr::Const(0.0)),
+            ElemExpr::Input(0),
+            ElemExpr::binary(BinaryOp::PRelu, ElemExpr::Input(0), ElemExpr::Input(1)),
+        );
+        let y = g.push(Op::Elementwise { expr: e }, &[x, s], "fused").unwrap();
+        let ks = lower(&g, y, &t);
+        assert_eq!(ks[0].name, "elementwise_ge_prelu_select");
     }
 }
 
@@ -789,8 +843,42 @@ fn batchnorm_resize_pad_transpose() {
             (vec![(1, 0), (0, 2), (3, 0), (1, 1)], -1.5),
             (vec![(0, 0); 4], f32::NEG_INFINITY),
         ] {
-            let y = g.push(Op::Pad { pads, value }, &[x], "pad").unwrap();
+            let y = g
+                .push(
+                    Op::Pad {
+                        pads,
+                        value,
+                        mode: PadMode::Constant,
+                    },
+                    &[x],
+                    "pad",
+                )
+                .unwrap();
             lower(&g, y, &t);
+        }
+        // Reflect and replicate on any axis (channels included), and their gradients.
+        for mode in [PadMode::Reflect, PadMode::Replicate] {
+            for pads in [
+                vec![(0, 0), (1, 1), (1, 1), (0, 0)],
+                vec![(1, 0), (0, 2), (3, 0), (1, 2)],
+                vec![(0, 0), (0, 0), (0, 0), (2, 2)],
+                vec![(0, 0); 4],
+            ] {
+                let op = Op::Pad {
+                    pads: pads.clone(),
+                    value: 0.0,
+                    mode,
+                };
+                let y = g.push(op, &[x], "pad").unwrap();
+                let ks = lower(&g, y, &t);
+                assert_eq!(ks[0].name, format!("pad_{}", mode.name()));
+                let padded = g.shape(y).to_vec();
+                let dy = input(&mut g, "dy", &padded);
+                let dx = g.push(Op::PadBackprop { pads, mode }, &[dy], "pad").unwrap();
+                assert_eq!(g.shape(dx), g.shape(x));
+                let ks = lower(&g, dx, &t);
+                assert_eq!(ks[0].name, format!("pad_{}_backprop", mode.name()));
+            }
         }
         for perm in [
             vec![0, 3, 1, 2],
@@ -1062,6 +1150,7 @@ fn every_template_has_a_header_comment() {
         ("gemm_tiled", include_str!("../wgsl/gemm_tiled.wgsl")),
         ("matmul", include_str!("../wgsl/matmul.wgsl")),
         ("conv", include_str!("../wgsl/conv.wgsl")),
+        ("pad_grad", include_str!("../wgsl/pad_grad.wgsl")),
         ("conv_transpose", include_str!("../wgsl/conv_transpose.wgsl")),
         ("depthwise", include_str!("../wgsl/depthwise.wgsl")),
         ("pool", include_str!("../wgsl/pool.wgsl")),
@@ -1291,7 +1380,8 @@ fn dispatches_beyond_the_target_limits_are_unsupported_errors_naming_the_layer()
 }
 
 /// The epilogues the fusion pass makes most: bias, bias + relu, a residual add after the bias,
-/// the relu gradient with x (`x` the output-shaped input 2, `dy` the GEMM), and five extras.
+/// the relu gradient with x (`x` the output-shaped input 2, `dy` the GEMM), five extras, a
+/// hard swish after the bias, and a per-channel PReLU under an output-shaped select mask.
 fn epilogues() -> Vec<(&'static str, ElemExpr, usize)> {
     let i = |k| Box::new(ElemExpr::Input(k));
     let add = |a: Box<ElemExpr>, b: Box<ElemExpr>| Box::new(ElemExpr::Binary(BinaryOp::Add, a, b));
@@ -1304,11 +1394,21 @@ fn epilogues() -> Vec<(&'static str, ElemExpr, usize)> {
         many = ElemExpr::Binary(BinaryOp::Mul, Box::new(many), i(k));
     }
     vec![
-        ("add", bias, 0b1),
+        ("add", bias.clone(), 0b1),
         ("add_relu", relu, 0b1),
         ("add_add_relu", residual, 0b01),
         ("relu_grad", relu_grad, 0b0),
         ("epilogue5ops", many, 0b10101),
+        (
+            "add_hard_swish",
+            ElemExpr::Unary(UnaryOp::HardSwish, Box::new(bias.clone())),
+            0b1,
+        ),
+        (
+            "prelu_select",
+            ElemExpr::select(*i(2), ElemExpr::Binary(BinaryOp::PRelu, i(0), i(1)), *i(0)),
+            0b01,
+        ),
     ]
 }
 
@@ -1618,15 +1718,7 @@ fn pool_grad_epilogue_variants() {
 
 /// Counts past the highest input index `e` reads: `k` ends as one more than it.
 fn expr_inputs(e: &ElemExpr, k: &mut usize) {
-    match e {
-        ElemExpr::Input(i) => *k = (*k).max(i + 1),
-        ElemExpr::Const(_) => {}
-        ElemExpr::Unary(_, a) => expr_inputs(a, k),
-        ElemExpr::Binary(_, a, b) | ElemExpr::UnaryGrad(_, a, b) => {
-            expr_inputs(a, k);
-            expr_inputs(b, k);
-        }
-    }
+    e.visit_inputs(&mut |i| *k = (*k).max(i + 1));
 }
 
 #[test]

@@ -1,4 +1,4 @@
-// reduce.wgsl: sum, mean or max over some axes of a tensor.
+// reduce.wgsl: sum, mean, max or min over some axes of a tensor.
 //
 // The input's axes are split into kept and reduced ones (neighbours merged where contiguous).
 // Output element o (row-major over the kept axes, which is also the output's layout whether or

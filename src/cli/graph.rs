@@ -62,6 +62,7 @@ fn buffer_note(g: &Graph, plan: &MemoryPlan, id: NodeId) -> (String, u64) {
         _ if root != id => (format!("view of {root}"), 0),
         (Op::Param { .. }, ..) => ("param".into(), 0),
         (Op::Input { .. }, ..) => ("input".into(), 0),
+        (Op::Constant { .. }, ..) => ("constant".into(), 0),
         (_, Some(p), None) => (format!("arena {}", p.arena), p.offset),
         (_, Some(p), Some(r)) => (format!("arena {} (in place over {r})", p.arena), p.offset),
         (_, None, Some(r)) => (format!("param {r} (update in place)"), 0),

@@ -49,7 +49,7 @@ fn op_flops(g: &Graph, id: NodeId, op: &Op) -> u64 {
 /// Bytes a node's kernels read and write at least (inputs once, output once); 0 for views.
 pub fn bytes_moved(g: &Graph, id: NodeId) -> u64 {
     let n = g.node(id);
-    if n.op.is_view() || matches!(n.op, Op::Input { .. } | Op::Param { .. }) {
+    if n.op.is_view() || matches!(n.op, Op::Input { .. } | Op::Param { .. } | Op::Constant { .. }) {
         return 0;
     }
     let ins: usize = n.inputs.iter().map(|&i| g.ty(i).size_bytes()).sum();

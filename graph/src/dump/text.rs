@@ -1,7 +1,7 @@
 //! The text dump: one line per node, stable and diffable.
 
 use super::{NodeAnnotation, bytes_moved, flops};
-use crate::ir::{Graph, NodeId, Op};
+use crate::ir::{Graph, NodeId, Op, PadMode};
 use std::fmt::Write;
 
 fn attrs(op: &Op) -> String {
@@ -41,12 +41,18 @@ fn attrs(op: &Op) -> String {
         Op::Elementwise { expr } => expr.describe(),
         Op::GemmEpilogue { base, expr } => format!("{} epilogue={}", attrs(base), expr.describe()),
         Op::Fill { value } => format!("value={value}"),
+        Op::Constant { value } => value.describe(),
         Op::Concat { axis } => format!("axis={axis}"),
         Op::Transpose { perm } => format!("perm={perm:?}"),
         Op::Slice { starts, .. } => format!("starts={starts:?}"),
         Op::Dropout { rate, training } => format!("rate={rate} training={training}"),
         Op::BatchNormInference { epsilon } => format!("epsilon={epsilon}"),
-        Op::Pad { pads, value } => format!("pads={pads:?} value={value}"),
+        Op::Pad {
+            pads,
+            value,
+            mode: PadMode::Constant,
+        } => format!("pads={pads:?} value={value}"),
+        Op::Pad { pads, .. } | Op::PadBackprop { pads, .. } => format!("pads={pads:?}"),
         _ => String::new(),
     }
 }

@@ -5,7 +5,8 @@
 //! | `Reshape` | `dy` reshaped to the input's shape |
 //! | `Transpose { perm }` | `Transpose { inverse of perm }(dy)` |
 //! | `Concat { axis }` | input `k`: `Slice(dy)` of its block along `axis` |
-//! | `Pad { pads }` | `Slice(dy)` at the `before` offsets, of the input's size |
+//! | `Pad { pads }`, constant | `Slice(dy)` at the `before` offsets, of the input's size |
+//! | `Pad { pads }`, reflect or replicate | `PadBackprop(dy)`: the mirrored or repeated cotangents summed back |
 //! | `Slice { starts, sizes }` | `Pad(dy)` with zeros back to the input's size |
 //! | `Broadcast` | `sum_to(dy)` (`Reduce Sum` over the broadcast axes, then a reshape) |
 //! | `Resize { mode }` | `ResizeBackprop { mode, input_hw }(dy)` |
@@ -14,7 +15,7 @@
 
 use super::{Grads, Vjp};
 use crate::error::Result;
-use crate::ir::{Op, ResizeMode};
+use crate::ir::{Op, PadMode, ResizeMode};
 
 /// `Reshape` of `x`.
 pub(super) fn reshape(v: &mut Vjp) -> Result<Grads> {
@@ -56,12 +57,19 @@ pub(super) fn concat(v: &mut Vjp, axis: usize) -> Result<Grads> {
     Ok(grads)
 }
 
-/// `Pad { pads }` of `x`.
-pub(super) fn pad(v: &mut Vjp, pads: &[(usize, usize)]) -> Result<Grads> {
+/// `Pad { pads, mode }` of `x`.
+pub(super) fn pad(v: &mut Vjp, pads: &[(usize, usize)], mode: PadMode) -> Result<Grads> {
     let sizes = v.shape(v.x(0));
     let starts: Vec<usize> = pads.iter().map(|p| p.0).collect();
     let dy = v.dy;
-    Ok(vec![v.when(0, |v| v.push(Op::Slice { starts, sizes }, &[dy]))?])
+    let op = match mode {
+        PadMode::Constant => Op::Slice { starts, sizes },
+        _ => Op::PadBackprop {
+            pads: pads.to_vec(),
+            mode,
+        },
+    };
+    Ok(vec![v.when(0, |v| v.push(op, &[dy]))?])
 }
 
 /// `Slice { starts, sizes }` of `x`.
@@ -72,7 +80,12 @@ pub(super) fn slice(v: &mut Vjp, starts: &[usize]) -> Result<Grads> {
         .map(|a| (starts[a], x_shape[a] - starts[a] - y_shape[a]))
         .collect();
     let dy = v.dy;
-    Ok(vec![v.when(0, |v| v.push(Op::Pad { pads, value: 0.0 }, &[dy]))?])
+    let op = Op::Pad {
+        pads,
+        value: 0.0,
+        mode: PadMode::Constant,
+    };
+    Ok(vec![v.when(0, |v| v.push(op, &[dy]))?])
 }
 
 /// `Broadcast` of `x`.
@@ -109,7 +122,7 @@ pub(super) fn dropout(v: &mut Vjp, rate: f32, training: bool) -> Result<Grads> {
 mod tests {
     use super::super::testing::Check;
     use crate::init::Rng;
-    use crate::ir::{Op, ResizeMode, dropout_uniform, numel};
+    use crate::ir::{Op, PadMode, ResizeMode, dropout_uniform, numel};
     use proptest::prelude::*;
 
     fn shape() -> impl Strategy<Value = Vec<usize>> {
@@ -164,7 +177,7 @@ mod tests {
             let mut c = Check::new(Rng::new(seed));
             let x = c.input("x", &shape, -1.0, 1.0);
             let pads: Vec<(usize, usize)> = cuts[..rank].to_vec();
-            let y = c.push(Op::Pad { pads, value: 0.5 }, &[x]);
+            let y = c.push(Op::Pad { pads, value: 0.5, mode: PadMode::Constant }, &[x]);
             c.check(y, &[x])?;
             // A slice of a random box of x.
             let mut c = Check::new(Rng::new(seed ^ 1));
@@ -173,6 +186,25 @@ mod tests {
             let sizes: Vec<usize> = (0..rank).map(|a| 1 + cuts[a].1 % (shape[a] - starts[a])).collect();
             let y = c.push(Op::Slice { starts, sizes }, &[x]);
             c.check(y, &[x])?;
+        }
+
+        #[test]
+        fn reflect_and_replicate_pads_match_finite_differences(
+            shape in prop::collection::vec(1usize..5, 1..4), cuts in prop::collection::vec((0usize..4, 0usize..4), 3),
+            seed in any::<u64>(),
+        ) {
+            for mode in [PadMode::Reflect, PadMode::Replicate] {
+                // Reflect pads must be shorter than their axis.
+                let pads: Vec<(usize, usize)> = shape
+                    .iter()
+                    .zip(&cuts)
+                    .map(|(&d, &(a, b))| if mode == PadMode::Reflect { (a % d, b % d) } else { (a, b) })
+                    .collect();
+                let mut c = Check::new(Rng::new(seed));
+                let x = c.input("x", &shape, -1.0, 1.0);
+                let y = c.push(Op::Pad { pads: pads.clone(), value: 0.0, mode }, &[x]);
+                c.check(y, &[x]).map_err(|e| TestCaseError::fail(format!("{mode:?} {shape:?} {pads:?}: {e}")))?;
+            }
         }
 
         #[test]

@@ -161,20 +161,22 @@ fn vjp(v: &mut Vjp) -> Result<Grads> {
         Op::BatchNormInference { epsilon } => norm::batch_norm(v, epsilon),
         Op::Resize { mode, .. } => layout::resize(v, mode),
         Op::Concat { axis } => layout::concat(v, axis),
-        Op::Pad { pads, .. } => layout::pad(v, &pads),
+        Op::Pad { pads, mode, .. } => layout::pad(v, &pads, mode),
         Op::Reshape => layout::reshape(v),
         Op::Transpose { perm } => layout::transpose(v, &perm),
         Op::Dropout { rate, training } => layout::dropout(v, rate, training),
         Op::Broadcast { .. } => layout::broadcast(v),
         Op::Slice { starts, .. } => layout::slice(v, &starts),
+        Op::Select => pointwise::select(v),
         // No inputs: nothing to propagate to (the driver never gets here).
-        Op::Input { .. } | Op::Param { .. } | Op::Fill { .. } => Ok(Vec::new()),
+        Op::Input { .. } | Op::Param { .. } | Op::Fill { .. } | Op::Constant { .. } => Ok(Vec::new()),
         op @ (Op::UnaryGrad(_)
         | Op::Conv2dBackpropInput { .. }
         | Op::Conv2dBackpropFilter { .. }
         | Op::Pool2dBackprop(_)
         | Op::SoftmaxCrossEntropyGrad
         | Op::ResizeBackprop { .. }
+        | Op::PadBackprop { .. }
         // Fusion runs after autodiff: fused nodes never need a gradient.
         | Op::Elementwise { .. }
         | Op::GemmEpilogue { .. }) => Err(no_vjp(&op, &v.node.layer)),

@@ -13,6 +13,8 @@
 //! | `Max` | `sum_to(dy * m)`, `m = Ge(a, b)` | `sum_to(dy - dy * m)` |
 //! | `Min` | `sum_to(dy * m)`, `m = Ge(b, a)` | `sum_to(dy - dy * m)` |
 //! | `Ge`, `Eq` | none (zero) | none (zero) |
+//! | `PRelu` | `sum_to(Select(m, dy, dy * b))`, `m = Ge(a, 0)` | `sum_to(Select(m, 0, dy * a))` |
+//! | `Select(c, a, b)` | `a`: `sum_to(Select(c, dy, 0))` | `b`: `sum_to(Select(c, 0, dy))`; `c` none |
 //!
 //! `sum_to` sums over the axes an input was broadcast along ([`super::sum_to_shape`]). At a tie
 //! of `Max` or `Min` the whole gradient goes to `a`.
@@ -95,8 +97,43 @@ pub(super) fn binary(v: &mut Vjp, op: BinaryOp) -> Result<Grads> {
             )
         }
         BinaryOp::Ge | BinaryOp::Eq => (None, None),
+        BinaryOp::PRelu => {
+            // `m` is 1 where `a >= 0` (the identity side), 0 where the slope applies.
+            let zero = v.fill(&[1], 0.0)?;
+            let mask = v.binary(BinaryOp::Ge, a, zero)?;
+            (
+                v.when(0, |v| {
+                    let sloped = v.binary(BinaryOp::Mul, dy, b)?;
+                    let s = v.push(Op::Select, &[mask, dy, sloped])?;
+                    v.sum_to(s, &a_shape)
+                })?,
+                v.when(1, |v| {
+                    let p = v.binary(BinaryOp::Mul, dy, a)?;
+                    let s = v.push(Op::Select, &[mask, zero, p])?;
+                    v.sum_to(s, &b_shape)
+                })?,
+            )
+        }
     };
     Ok(vec![da, db])
+}
+
+/// `Select` of `(cond, a, b)`, with broadcasting: `dy` goes to `a` where `cond` holds, to `b`
+/// elsewhere; the condition gets no gradient.
+pub(super) fn select(v: &mut Vjp) -> Result<Grads> {
+    let (cond, a, b, dy) = (v.x(0), v.x(1), v.x(2), v.dy);
+    let (a_shape, b_shape) = (v.shape(a), v.shape(b));
+    let da = v.when(1, |v| {
+        let zero = v.fill(&[1], 0.0)?;
+        let s = v.push(Op::Select, &[cond, dy, zero])?;
+        v.sum_to(s, &a_shape)
+    })?;
+    let db = v.when(2, |v| {
+        let zero = v.fill(&[1], 0.0)?;
+        let s = v.push(Op::Select, &[cond, zero, dy])?;
+        v.sum_to(s, &b_shape)
+    })?;
+    Ok(vec![None, da, db])
 }
 
 #[cfg(test)]
@@ -124,15 +161,29 @@ mod tests {
             (UnaryOp::Abs, -2.0, 2.0),
             (UnaryOp::Scale(-1.75), -2.0, 2.0),
             (UnaryOp::AddScalar(0.5), -2.0, 2.0),
+            (UnaryOp::Clip(-0.5, 0.75), -2.0, 2.0),
+            (UnaryOp::Softplus, -30.0, 30.0),
+            (UnaryOp::HardSwish, -5.0, 5.0),
+            (UnaryOp::Elu(1.0), -3.0, 2.0),
+            (UnaryOp::Elu(0.3), -3.0, 2.0),
         ]
     }
 
-    /// Values uniform in `[lo, hi)` at least 0.01 away from the kinks 0 and 6.
-    fn away_from_kinks(rng: &mut Rng, n: usize, lo: f64, hi: f64) -> Vec<f64> {
+    /// Where `u`'s derivative jumps.
+    fn kinks(u: UnaryOp) -> Vec<f64> {
+        match u {
+            UnaryOp::Clip(lo, hi) => vec![f64::from(lo), f64::from(hi)],
+            UnaryOp::HardSwish => vec![-3.0, 3.0],
+            _ => vec![0.0, 6.0],
+        }
+    }
+
+    /// Values uniform in `[lo, hi)` at least 0.01 away from `kinks`.
+    fn away_from_kinks(rng: &mut Rng, n: usize, lo: f64, hi: f64, kinks: &[f64]) -> Vec<f64> {
         let mut out = Vec::with_capacity(n);
         while out.len() < n {
             let v = rng.uniform_in(lo, hi);
-            if v.abs() > 0.01 && (v - 6.0).abs() > 0.01 {
+            if kinks.iter().all(|k| (v - k).abs() > 0.01) {
                 out.push(v);
             }
         }
@@ -143,7 +194,7 @@ mod tests {
     fn every_unary_matches_finite_differences() {
         for (i, (u, lo, hi)) in unaries().into_iter().enumerate() {
             let mut c = Check::new(Rng::new(100 + i as u64));
-            let values = away_from_kinks(&mut c.rng, 24, lo, hi);
+            let values = away_from_kinks(&mut c.rng, 24, lo, hi, &kinks(u));
             let x = c.input_values("x", &[2, 3, 4], values);
             let y = c.push(Op::Unary(u), &[x]);
             c.check(y, &[x]).unwrap_or_else(|e| panic!("{}: {e}", u.name()));
@@ -170,7 +221,7 @@ mod tests {
         fn every_binary_with_broadcasting_matches_finite_differences(seed in any::<u64>()) {
             let ops = [
                 BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div,
-                BinaryOp::Max, BinaryOp::Min, BinaryOp::Ge, BinaryOp::Eq,
+                BinaryOp::Max, BinaryOp::Min, BinaryOp::Ge, BinaryOp::Eq, BinaryOp::PRelu,
             ];
             for (i, op) in ops.into_iter().enumerate() {
                 for (j, (sa, sb)) in shape_pairs().into_iter().enumerate() {
@@ -218,5 +269,94 @@ mod tests {
             let want_b: Vec<f64> = want_a.iter().map(|m| 1.0 - m).collect();
             assert_eq!(db, &want_b, "{op:?}");
         }
+    }
+
+    #[test]
+    fn clip_hard_swish_and_elu_gradients_at_their_kinks() {
+        // The boundary values the doc comments promise, through autodiff (UnaryGrad).
+        let at = |u: UnaryOp, x: Vec<f64>| {
+            let mut g = Graph::new();
+            let xi = g.input("x", TensorType::f32(vec![x.len()])).unwrap();
+            let y = g.push(Op::Unary(u), &[xi], "u").unwrap();
+            let d = super::super::grad(&mut g, y, &[xi]).unwrap()[0];
+            evaluate_all(&g, &fed(&[("x", x)])).unwrap()[d.index()].clone()
+        };
+        assert_eq!(
+            at(UnaryOp::Clip(-1.0, 2.0), vec![-1.5, -1.0, 0.0, 2.0, 2.5]),
+            [0.0, 1.0, 1.0, 1.0, 0.0]
+        );
+        assert_eq!(at(UnaryOp::Clip(1.0, 1.0), vec![0.5, 1.0, 1.5]), [0.0, 1.0, 0.0]);
+        assert_eq!(
+            at(UnaryOp::HardSwish, vec![-4.0, -3.0, 0.0, 3.0, 4.0]),
+            [0.0, 0.0, 0.5, 1.0, 1.0]
+        );
+        assert_eq!(at(UnaryOp::Elu(0.25), vec![0.0, 1.0]), [0.25, 1.0]);
+    }
+
+    #[test]
+    fn prelu_gradients_by_hand_with_a_per_channel_slope() {
+        // a (2, 2) = [[-1, 2], [0, -3]], slope b (2,) = [0.5, 0.25]; dy = 1.
+        // da = [[0.5, 1], [1, 0.25]] (1 at a = 0, the identity side), db = sum over rows of
+        // a where a < 0: [-1 + 0, 0 + -3] = [-1, -3].
+        let mut g = Graph::new();
+        let a = g.input("a", TensorType::f32(vec![2, 2])).unwrap();
+        let b = g.input("b", TensorType::f32(vec![2])).unwrap();
+        let y = g.push(Op::Binary(BinaryOp::PRelu), &[a, b], "prelu").unwrap();
+        let d = super::super::grad(&mut g, y, &[a, b]).unwrap();
+        let f = fed(&[("a", vec![-1.0, 2.0, 0.0, -3.0]), ("b", vec![0.5, 0.25])]);
+        let values = evaluate_all(&g, &f).unwrap();
+        assert_eq!(values[y.index()], [-0.5, 2.0, 0.0, -0.75]);
+        assert_eq!(values[d[0].index()], [0.5, 1.0, 1.0, 0.25]);
+        assert_eq!(values[d[1].index()], [-1.0, -3.0]);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 8, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn select_with_broadcasting_matches_finite_differences(seed in any::<u64>(), int_cond in any::<bool>()) {
+            let cases: [(&[usize], &[usize], &[usize]); 5] = [
+                (&[2, 3], &[2, 3], &[2, 3]),
+                (&[2, 1], &[3], &[2, 3]),
+                (&[3], &[2, 1], &[1]),
+                (&[2, 1, 3], &[4, 1], &[3]),
+                (&[1], &[2, 2], &[2, 2]),
+            ];
+            for (j, (sc, sa, sb)) in cases.into_iter().enumerate() {
+                let mut c = Check::new(Rng::new(seed ^ j as u64));
+                let mask: Vec<f64> = (0..sc.iter().product()).map(|_| f64::from(u8::from(c.rng.uniform() < 0.5))).collect();
+                let cond = if int_cond {
+                    c.feeds.insert("cond".into(), mask);
+                    c.graph.input("cond", TensorType { shape: sc.to_vec(), dtype: crate::ir::DType::I32 }).unwrap()
+                } else {
+                    c.input_values("cond", sc, mask)
+                };
+                let a = c.input("a", sa, -1.0, 1.0);
+                let b = c.input("b", sb, -1.0, 1.0);
+                let y = c.push(Op::Select, &[cond, a, b]);
+                c.check(y, &[a, b]).map_err(|e| TestCaseError::fail(format!("{sc:?} {sa:?} {sb:?}: {e}")))?;
+            }
+        }
+    }
+
+    #[test]
+    fn select_sends_the_gradient_to_the_chosen_side_only() {
+        // cond = [1, 0, 2, NaN]: a is chosen where cond is non-zero, NaN included.
+        let mut g = Graph::new();
+        let c = g.input("c", TensorType::f32(vec![4])).unwrap();
+        let a = g.input("a", TensorType::f32(vec![4])).unwrap();
+        let b = g.input("b", TensorType::f32(vec![1])).unwrap();
+        let y = g.push(Op::Select, &[c, a, b], "where").unwrap();
+        let d = super::super::grad(&mut g, y, &[c, a, b]).unwrap();
+        let f = fed(&[
+            ("c", vec![1.0, 0.0, 2.0, f64::NAN]),
+            ("a", vec![10.0, 20.0, 30.0, 40.0]),
+            ("b", vec![-1.0]),
+        ]);
+        let values = evaluate_all(&g, &f).unwrap();
+        assert_eq!(values[y.index()], [10.0, -1.0, 30.0, 40.0]);
+        assert_eq!(values[d[0].index()], [0.0; 4]);
+        assert_eq!(values[d[1].index()], [1.0, 0.0, 1.0, 1.0]);
+        assert_eq!(values[d[2].index()], [1.0]);
     }
 }

@@ -4,10 +4,11 @@
 //! | --- | --- |
 //! | `Reduce Sum` | `Broadcast(reshape(dy, kept))` |
 //! | `Reduce Mean` | `Broadcast(Scale(1 / count)(reshape(dy, kept)))` |
-//! | `Reduce Max` | `m * reshape(dy, kept) / Reduce Sum(m)` with `m = Eq(x, reshape(y, kept))` |
+//! | `Reduce Max`, `Reduce Min` | `m * reshape(dy, kept) / Reduce Sum(m)` with `m = Eq(x, reshape(y, kept))` |
 //!
-//! `kept` is the input's shape with the reduced axes set to 1. Reduce-max splits the gradient
-//! evenly among tied maxima (as TensorFlow does), so the gradients of a window still sum to `dy`.
+//! `kept` is the input's shape with the reduced axes set to 1. Reduce-max and reduce-min split
+//! the gradient evenly among tied extrema (as TensorFlow does), so the gradients of a window
+//! still sum to `dy`.
 
 use super::{Grads, Vjp};
 use crate::error::{GraphError, Result};
@@ -77,7 +78,7 @@ pub(super) fn reduce(v: &mut Vjp, op: ReduceOp, axes: &[usize]) -> Result<Grads>
                 let share = v.unary(UnaryOp::Scale((1.0 / count as f64) as f32), dy)?;
                 broadcast(v, share, &x_shape)
             }
-            ReduceOp::Max => {
+            ReduceOp::Max | ReduceOp::Min => {
                 let y = v.reshape(v.id, &kept)?;
                 let mask = v.binary(BinaryOp::Eq, x, y)?;
                 let ties = v.push(
@@ -151,24 +152,34 @@ mod tests {
     }
 
     #[test]
-    fn reduce_max_splits_the_gradient_among_ties() {
-        // max([1, 3, 3, 2]) = 3 twice: each gets half; the other elements nothing.
-        let mut g = Graph::new();
-        let x = g.input("x", TensorType::f32(vec![4])).unwrap();
-        let y = g
-            .push(
-                Op::Reduce {
-                    op: ReduceOp::Max,
-                    axes: vec![0],
-                    keep_dims: false,
-                },
-                &[x],
-                "max",
-            )
-            .unwrap();
-        let dx = super::super::grad(&mut g, y, &[x]).unwrap()[0];
-        let values = crate::interp::evaluate_all(&g, &fed(&[("x", vec![1.0, 3.0, 3.0, 2.0])])).unwrap();
-        assert_eq!(values[dx.index()], [0.0, 0.5, 0.5, 0.0]);
+    fn reduce_max_and_min_split_the_gradient_among_ties() {
+        // max([1, 3, 3, 2]) = 3 twice: each gets half; the other elements nothing. min of
+        // [2, 1, 3, 1, 1] = 1 three times: a third each.
+        for (op, x_values, want) in [
+            (ReduceOp::Max, vec![1.0, 3.0, 3.0, 2.0], vec![0.0, 0.5, 0.5, 0.0]),
+            (
+                ReduceOp::Min,
+                vec![2.0, 1.0, 3.0, 1.0, 1.0],
+                vec![0.0, 1.0 / 3.0, 0.0, 1.0 / 3.0, 1.0 / 3.0],
+            ),
+        ] {
+            let mut g = Graph::new();
+            let x = g.input("x", TensorType::f32(vec![x_values.len()])).unwrap();
+            let y = g
+                .push(
+                    Op::Reduce {
+                        op,
+                        axes: vec![0],
+                        keep_dims: false,
+                    },
+                    &[x],
+                    "extremum",
+                )
+                .unwrap();
+            let dx = super::super::grad(&mut g, y, &[x]).unwrap()[0];
+            let values = crate::interp::evaluate_all(&g, &fed(&[("x", x_values)])).unwrap();
+            assert_eq!(values[dx.index()], want, "{op:?}");
+        }
     }
 
     /// Random sorted, non-empty axes of a rank-`rank` tensor from `bits`.
@@ -188,7 +199,7 @@ mod tests {
             seed in any::<u64>(),
         ) {
             let axes = axes_from(bits, shape.len());
-            for op in [ReduceOp::Sum, ReduceOp::Mean, ReduceOp::Max] {
+            for op in [ReduceOp::Sum, ReduceOp::Mean, ReduceOp::Max, ReduceOp::Min] {
                 let mut c = Check::new(Rng::new(seed));
                 // Distinct values: no ties for reduce-max within the finite-difference step.
                 let x = c.input_distinct("x", &shape);

@@ -228,3 +228,20 @@ fn gradient_nodes_are_named_after_the_forward_layers() {
         1
     );
 }
+
+/// The composite L2 normalisation (graph/src/ops.rs) differentiates through its nodes.
+#[test]
+fn l2_normalize_matches_finite_differences() {
+    for (shape, axes) in [(vec![3, 4], vec![1]), (vec![2, 3, 5], vec![1, 2]), (vec![5], vec![0])] {
+        let mut c = Check::new(Rng::new(7 + shape.len() as u64));
+        let x = c.input("x", &shape, -1.0, 1.0);
+        let y = crate::ops::l2_normalize(&mut c.graph, x, &axes, 1e-12, "embed").unwrap();
+        c.check(y, &[x]).unwrap_or_else(|e| panic!("{shape:?} {axes:?}: {e}"));
+    }
+    // A row below epsilon: the gradient is that of x / sqrt(eps).
+    let mut c = Check::new(Rng::new(3));
+    let x = c.input("x", &[2, 3], -0.01, 0.01);
+    let y = crate::ops::l2_normalize(&mut c.graph, x, &[1], 0.5, "embed").unwrap();
+    let g = c.check(y, &[x]).unwrap();
+    assert!(g[0].iter().any(|v| v.abs() > 0.0));
+}

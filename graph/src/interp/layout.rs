@@ -1,8 +1,8 @@
-//! Layout ops: concatenation, constant padding, axis permutation, broadcasting and slicing.
+//! Layout ops: concatenation, padding (constant, reflect, replicate) and its gradient, axis permutation, broadcasting and slicing.
 
 use super::pointwise::broadcast_strides;
 use super::{Arg, strides, unravel};
-use crate::ir::numel;
+use crate::ir::{PadMode, numel};
 
 /// `Concat` of all `inputs` along `axis`: for every index of the axes before `axis`, the
 /// inputs' blocks one after the other.
@@ -18,18 +18,50 @@ pub(super) fn concat(axis: usize, inputs: &[Arg], out_shape: &[usize]) -> Vec<f6
     out
 }
 
-/// `Pad`: the output is filled with `value`, and `x[i]` goes to `out[i + before]` per axis.
-pub(super) fn pad(pads: &[(usize, usize)], value: f32, x: Arg, out_shape: &[usize]) -> Vec<f64> {
+/// `Pad`: output position `d` along axis `a` reads input coordinate
+/// `mode.source(d - before_a, len_a)` ([`PadMode::source`]); a constant pad's border is
+/// `value`.
+pub(super) fn pad(pads: &[(usize, usize)], value: f32, mode: PadMode, x: Arg, out_shape: &[usize]) -> Vec<f64> {
     let (shape, data) = x;
-    let out_strides = strides(out_shape);
-    let mut out = vec![f64::from(value); numel(out_shape)];
+    let in_strides = strides(shape);
+    let mut index = vec![0; out_shape.len()];
+    (0..numel(out_shape))
+        .map(|i| {
+            unravel(i, out_shape, &mut index);
+            pad_source(pads, mode, shape, &in_strides, &index).map_or(f64::from(value), |s| data[s])
+        })
+        .collect()
+}
+
+/// `PadBackprop`: every element of `dy` is added to the input element its position read.
+pub(super) fn pad_backprop(pads: &[(usize, usize)], mode: PadMode, dy: Arg, out_shape: &[usize]) -> Vec<f64> {
+    let (shape, data) = dy;
+    let x_strides = strides(out_shape);
+    let mut dx = vec![0.0; numel(out_shape)];
     let mut index = vec![0; shape.len()];
-    for (i, &v) in data.iter().enumerate() {
+    for (i, &g) in data.iter().enumerate() {
         unravel(i, shape, &mut index);
-        let o: usize = (0..shape.len()).map(|a| (index[a] + pads[a].0) * out_strides[a]).sum();
-        out[o] = v;
+        if let Some(s) = pad_source(pads, mode, out_shape, &x_strides, &index) {
+            dx[s] += g;
+        }
     }
-    out
+    dx
+}
+
+/// The flat input index that padded position `index` reads, or `None` for a constant border.
+fn pad_source(
+    pads: &[(usize, usize)],
+    mode: PadMode,
+    shape: &[usize],
+    in_strides: &[usize],
+    index: &[usize],
+) -> Option<usize> {
+    let mut src = 0;
+    for a in 0..shape.len() {
+        let r = index[a] as i64 - pads[a].0 as i64;
+        src += mode.source(r, shape[a])? * in_strides[a];
+    }
+    Some(src)
 }
 
 /// `Transpose`: output axis `i` is input axis `perm[i]`, i.e.
@@ -85,7 +117,7 @@ mod tests {
     use super::super::testing::{dot, random, run_op};
     use super::super::{Feeds, evaluate};
     use crate::init::Rng;
-    use crate::ir::{Graph, Op, ReduceOp, TensorType, numel};
+    use crate::ir::{Graph, Op, PadMode, ReduceOp, TensorType, numel};
 
     #[test]
     fn concat_by_hand() {
@@ -149,6 +181,7 @@ mod tests {
         let op = Op::Pad {
             pads: vec![(1, 0), (0, 2)],
             value: 9.0,
+            mode: PadMode::Constant,
         };
         let (shape, y) = run_op(op, &[(&[2, 2], &[1.0, 2.0, 3.0, 4.0])]);
         assert_eq!(shape, [3, 4]);
@@ -168,10 +201,84 @@ mod tests {
         let op = Op::Pad {
             pads: vec![(0, 0), (0, 0), (1, 0), (0, 1)],
             value: 0.0,
+            mode: PadMode::Constant,
         };
         let (shape, y) = run_op(op, &[(&[1, 1, 2, 2], &[1.0, 2.0, 3.0, 4.0])]);
         assert_eq!(shape, [1, 1, 3, 3]);
         assert_eq!(y, [0.0, 0.0, 0.0, 1.0, 2.0, 0.0, 3.0, 4.0, 0.0]);
+    }
+
+    #[test]
+    fn reflect_and_replicate_pads_by_hand() {
+        let row = |mode, pads: (usize, usize), x: &[f64]| {
+            run_op(
+                Op::Pad {
+                    pads: vec![pads],
+                    value: 9.0,
+                    mode,
+                },
+                &[(&[x.len()], x)],
+            )
+            .1
+        };
+        let x = [1.0, 2.0, 3.0];
+        assert_eq!(row(PadMode::Reflect, (2, 2), &x), [3.0, 2.0, 1.0, 2.0, 3.0, 2.0, 1.0]);
+        assert_eq!(row(PadMode::Reflect, (1, 0), &x), [2.0, 1.0, 2.0, 3.0]);
+        assert_eq!(
+            row(PadMode::Replicate, (2, 3), &x),
+            [1.0, 1.0, 1.0, 2.0, 3.0, 3.0, 3.0, 3.0]
+        );
+        assert_eq!(row(PadMode::Replicate, (2, 1), &[5.0]), [5.0; 4]);
+        // Two axes at once: [[1,2],[3,4]] reflected by (1, 1) rows and (1, 0) columns.
+        let (shape, y) = run_op(
+            Op::Pad {
+                pads: vec![(1, 1), (1, 0)],
+                value: 0.0,
+                mode: PadMode::Reflect,
+            },
+            &[(&[2, 2], &[1.0, 2.0, 3.0, 4.0])],
+        );
+        assert_eq!(shape, [4, 3]);
+        #[rustfmt::skip]
+        let want = [
+            4.0, 3.0, 4.0,
+            2.0, 1.0, 2.0,
+            4.0, 3.0, 4.0,
+            2.0, 1.0, 2.0,
+        ];
+        assert_eq!(y, want);
+        // Reflect padding as long as the axis is an error naming the layer.
+        let err = crate::interp::eval_op(
+            &Op::Pad {
+                pads: vec![(3, 0)],
+                value: 0.0,
+                mode: PadMode::Reflect,
+            },
+            &[(&[3], &x)],
+            &[6],
+            "mirror",
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("mirror") && err.to_string().contains("smaller"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn pad_backprop_folds_the_copies_back_by_hand() {
+        let back = |mode, pads: (usize, usize), dy: &[f64]| {
+            run_op(Op::PadBackprop { pads: vec![pads], mode }, &[(&[dy.len()], dy)]).1
+        };
+        // Reflect [1 2 3] by (2, 2) reads x[2] x[1] | x[0] x[1] x[2] | x[1] x[0].
+        let dy = [1.0, 10.0, 100.0, 1000.0, 10000.0, 100000.0, 1000000.0];
+        assert_eq!(
+            back(PadMode::Reflect, (2, 2), &dy),
+            [1_000_100.0, 100_010.0 + 1000.0, 10001.0]
+        );
+        // Replicate by (2, 1) reads x[0] x[0] | x[0] x[1] x[2] | x[2].
+        let dy = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0];
+        assert_eq!(back(PadMode::Replicate, (2, 1), &dy), [7.0, 8.0, 48.0]);
     }
 
     #[test]
@@ -296,7 +403,14 @@ mod tests {
                 &[(&shape, &x)],
             );
             let y = random(&mut rng, numel(&sizes));
-            let (_, py) = run_op(Op::Pad { pads, value: 0.0 }, &[(&sizes, &y)]);
+            let (_, py) = run_op(
+                Op::Pad {
+                    pads,
+                    value: 0.0,
+                    mode: PadMode::Constant,
+                },
+                &[(&sizes, &y)],
+            );
             let (lhs, rhs) = (dot(&sx, &y), dot(&x, &py));
             assert!(
                 (lhs - rhs).abs() <= 1e-12 * lhs.abs().max(1.0),

@@ -105,7 +105,8 @@ fn compute(op: &Op, inputs: &[Arg], out_shape: &[usize]) -> Vec<f64> {
         Op::BatchNormInference { epsilon } => norm::batch_norm(*epsilon, inputs),
         Op::Resize { mode, .. } => resize::resize(*mode, inputs[0], out_shape),
         Op::Concat { axis } => layout::concat(*axis, inputs, out_shape),
-        Op::Pad { pads, value } => layout::pad(pads, *value, inputs[0], out_shape),
+        Op::Pad { pads, value, mode } => layout::pad(pads, *value, *mode, inputs[0], out_shape),
+        Op::PadBackprop { pads, mode } => layout::pad_backprop(pads, *mode, inputs[0], out_shape),
         Op::Transpose { perm } => layout::transpose(perm, inputs[0], out_shape),
         Op::Dropout { rate, training: true } => pointwise::dropout(*rate, inputs[0].1, inputs[1].1[0]),
         Op::UnaryGrad(u) => pointwise::unary_grad(*u, inputs[0].1, inputs[1].1),
@@ -118,7 +119,16 @@ fn compute(op: &Op, inputs: &[Arg], out_shape: &[usize]) -> Vec<f64> {
         Op::Broadcast { .. } => layout::broadcast(inputs[0], out_shape),
         Op::Slice { starts, .. } => layout::slice(starts, inputs[0], out_shape),
         Op::Fill { value } => vec![f64::from(*value); numel(out_shape)],
+        Op::Constant { value } => value.tensor().to_f64(),
         Op::Elementwise { expr } => pointwise::elementwise(expr, inputs, out_shape),
+        Op::Select => {
+            let expr = crate::ir::ElemExpr::select(
+                crate::ir::ElemExpr::Input(0),
+                crate::ir::ElemExpr::Input(1),
+                crate::ir::ElemExpr::Input(2),
+            );
+            pointwise::elementwise(&expr, inputs, out_shape)
+        }
         Op::GemmEpilogue { base, expr } => {
             let y = compute(base, &inputs[..2], out_shape);
             let mut args: Vec<Arg> = vec![(out_shape, &y)];
@@ -160,6 +170,16 @@ fn check_shapes(op: &Op, inputs: &[Arg], out_shape: &[usize], layer: &str) -> Re
         }
         let mut g = Graph::new();
         let id = g.fill(out_shape, *value, layer)?;
+        g.shape(id).to_vec()
+    } else if let Op::Constant { value } = op {
+        if !inputs.is_empty() {
+            return Err(GraphError::shape(
+                layer,
+                format!("constant takes no inputs, got {}", inputs.len()),
+            ));
+        }
+        let mut g = Graph::new();
+        let id = g.constant(value.0.clone(), layer)?;
         g.shape(id).to_vec()
     } else if let Op::Reshape = op {
         if inputs.len() != 1 {

@@ -30,6 +30,22 @@ fn apply_unary(u: UnaryOp, x: f64) -> f64 {
         UnaryOp::Abs => x.abs(),
         UnaryOp::Scale(c) => x * f64::from(c),
         UnaryOp::AddScalar(c) => x + f64::from(c),
+        UnaryOp::Clip(lo, hi) => {
+            if x.is_nan() {
+                x
+            } else {
+                x.max(f64::from(lo)).min(f64::from(hi))
+            }
+        }
+        UnaryOp::Softplus => x.max(0.0) + (-x.abs()).exp().ln_1p(),
+        UnaryOp::HardSwish => x * (x + 3.0).clamp(0.0, 6.0) / 6.0,
+        UnaryOp::Elu(alpha) => {
+            if x > 0.0 {
+                x
+            } else {
+                f64::from(alpha) * x.exp_m1()
+            }
+        }
     }
 }
 
@@ -40,7 +56,8 @@ pub(super) fn unary_grad(u: UnaryOp, x: &[f64], dy: &[f64]) -> Vec<f64> {
 
 /// `f'(x)` of a unary op. At the kinks of the piecewise ops it takes the one-sided value the
 /// forward's comparison picks: relu' is 0 at 0, relu6' is 0 at 0 and 6, leaky relu' is 1 at 0
-/// (the forward tests `x >= 0`), abs' is 0 at 0.
+/// (the forward tests `x >= 0`), abs' is 0 at 0, clip' is 1 at both bounds, hard swish' is 0
+/// at -3 and 1 at 3, elu' is `alpha` at 0.
 fn derivative(u: UnaryOp, x: f64) -> f64 {
     let step = |on: bool| if on { 1.0 } else { 0.0 };
     match u {
@@ -66,6 +83,16 @@ fn derivative(u: UnaryOp, x: f64) -> f64 {
         UnaryOp::Abs => step(x > 0.0) - step(x < 0.0),
         UnaryOp::Scale(c) => f64::from(c),
         UnaryOp::AddScalar(_) => 1.0,
+        UnaryOp::Clip(lo, hi) => step(f64::from(lo) <= x && x <= f64::from(hi)),
+        UnaryOp::Softplus => 1.0 / (1.0 + (-x).exp()),
+        UnaryOp::HardSwish => (x + 3.0).clamp(0.0, 6.0) / 6.0 + x * step(x > -3.0 && x < 3.0) / 6.0,
+        UnaryOp::Elu(alpha) => {
+            if x > 0.0 {
+                1.0
+            } else {
+                f64::from(alpha) * x.exp()
+            }
+        }
     }
 }
 
@@ -96,6 +123,13 @@ fn apply_binary(op: BinaryOp, a: f64, b: f64) -> f64 {
         BinaryOp::Min => a.min(b),
         BinaryOp::Ge => f64::from(u8::from(a >= b)),
         BinaryOp::Eq => f64::from(u8::from(a == b)),
+        BinaryOp::PRelu => {
+            if a >= 0.0 {
+                a
+            } else {
+                b * a
+            }
+        }
     }
 }
 
@@ -137,6 +171,13 @@ fn eval_expr(e: &ElemExpr, v: &[f64]) -> f64 {
         ElemExpr::Unary(u, a) => apply_unary(*u, eval_expr(a, v)),
         ElemExpr::Binary(b, x, y) => apply_binary(*b, eval_expr(x, v), eval_expr(y, v)),
         ElemExpr::UnaryGrad(u, x, dy) => eval_expr(dy, v) * derivative(*u, eval_expr(x, v)),
+        ElemExpr::Select(c, a, b) => {
+            if eval_expr(c, v) != 0.0 {
+                eval_expr(a, v)
+            } else {
+                eval_expr(b, v)
+            }
+        }
     }
 }
 
@@ -282,5 +323,67 @@ mod tests {
         let (shape, y) = bin(BinaryOp::Div, (&[1, 2, 1, 3], a.1), (&[1], &[2.0]));
         assert_eq!(shape, [1, 2, 1, 3]);
         assert_eq!(y, [0.5, 1.0, 1.5, 2.0, 2.5, 3.0]);
+    }
+
+    #[test]
+    fn clip_softplus_hard_swish_and_elu_by_hand() {
+        let x = [-4.0, -3.0, -0.5, 0.0, 1.0, 3.0, 7.0];
+        assert_eq!(un(UnaryOp::Clip(-1.0, 2.0), &x), [-1.0, -1.0, -0.5, 0.0, 1.0, 2.0, 2.0]);
+        assert_eq!(
+            un(UnaryOp::Clip(f32::NEG_INFINITY, 0.5), &x),
+            [-4.0, -3.0, -0.5, 0.0, 0.5, 0.5, 0.5]
+        );
+        // x * clamp(x + 3, 0, 6) / 6: 0 below -3, x beyond 3, 1 * 4 / 6 at 1, -0.5 * 2.5 / 6.
+        assert_close(
+            &un(UnaryOp::HardSwish, &x),
+            &[0.0, 0.0, -0.5 * 2.5 / 6.0, 0.0, 4.0 / 6.0, 3.0, 7.0],
+            1e-15,
+        );
+        // elu(-ln 2) = alpha * (1/2 - 1).
+        let ln2 = 2f64.ln();
+        assert_close(&un(UnaryOp::Elu(0.5), &[-ln2, 0.0, 2.0]), &[-0.25, 0.0, 2.0], 1e-15);
+        // softplus(ln 3) = ln 4, softplus(-ln 3) = ln(4/3), softplus(0) = ln 2; far out it is x
+        // (no overflow) and exp(x) (no cancellation to 0).
+        let ln3 = 3f64.ln();
+        assert_close(
+            &un(UnaryOp::Softplus, &[ln3, -ln3, 0.0]),
+            &[4f64.ln(), (4.0f64 / 3.0).ln(), ln2],
+            1e-15,
+        );
+        assert_eq!(un(UnaryOp::Softplus, &[800.0])[0], 800.0);
+        let tiny = un(UnaryOp::Softplus, &[-50.0])[0];
+        assert!((tiny / (-50f64).exp() - 1.0).abs() < 1e-12, "{tiny}");
+    }
+
+    #[test]
+    fn nan_stays_nan_through_the_new_unary_ops() {
+        for u in [
+            UnaryOp::Clip(-1.0, 1.0),
+            UnaryOp::Softplus,
+            UnaryOp::HardSwish,
+            UnaryOp::Elu(1.0),
+        ] {
+            assert!(un(u, &[f64::NAN])[0].is_nan(), "{}", u.name());
+        }
+        // The gradient of clip at NaN is 0 (NaN is not inside the bounds).
+        assert_eq!(grad(UnaryOp::Clip(-1.0, 1.0), &[f64::NAN], &[1.0]), [0.0]);
+    }
+
+    #[test]
+    fn prelu_and_select_by_hand() {
+        // PRelu: slope per column; 0 is on the identity side.
+        let (_, y) = bin(
+            BinaryOp::PRelu,
+            (&[2, 2], &[-2.0, 3.0, 0.0, -4.0]),
+            (&[2], &[0.5, 0.25]),
+        );
+        assert_eq!(y, [-1.0, 3.0, 0.0, -1.0]);
+        // Select with a column condition, a row a and a scalar b.
+        let (shape, y) = run_op(
+            Op::Select,
+            &[(&[2, 1], &[1.0, 0.0]), (&[3], &[1.0, 2.0, 3.0]), (&[1], &[-7.0])],
+        );
+        assert_eq!(shape, [2, 3]);
+        assert_eq!(y, [1.0, 2.0, 3.0, -7.0, -7.0, -7.0]);
     }
 }

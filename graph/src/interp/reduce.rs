@@ -1,4 +1,7 @@
-//! Reductions (sum, mean, max) over some axes.
+//! Reductions (sum, mean, max, min) over some axes.
+//!
+//! Max and min use `f64::max`/`f64::min`, which skip NaN: a NaN element never wins (all-NaN
+//! gives -inf for max, +inf for min); the GPU kernel's `max`/`min` leave NaN unspecified.
 
 use super::{Arg, strides, unravel};
 use crate::ir::{ReduceOp, numel};
@@ -16,6 +19,7 @@ pub(super) fn reduce(op: ReduceOp, axes: &[usize], x: Arg) -> Vec<f64> {
     let init = match op {
         ReduceOp::Sum | ReduceOp::Mean => 0.0,
         ReduceOp::Max => f64::NEG_INFINITY,
+        ReduceOp::Min => f64::INFINITY,
     };
     let mut out = vec![init; numel(&kept)];
     let mut index = vec![0; shape.len()];
@@ -28,6 +32,7 @@ pub(super) fn reduce(op: ReduceOp, axes: &[usize], x: Arg) -> Vec<f64> {
         match op {
             ReduceOp::Sum | ReduceOp::Mean => out[o] += v,
             ReduceOp::Max => out[o] = out[o].max(v),
+            ReduceOp::Min => out[o] = out[o].min(v),
         }
     }
     if op == ReduceOp::Mean {
@@ -97,6 +102,20 @@ mod tests {
         let (shape, y) = run_op(reduce(ReduceOp::Mean, &[1], false), &[(&[2, 3, 4], &x)]);
         assert_eq!(shape, [2, 4]);
         assert_eq!(y, [4.0, 5.0, 6.0, 7.0, 16.0, 17.0, 18.0, 19.0]);
+    }
+
+    #[test]
+    fn min_by_hand() {
+        // x[i,j,k] = 12i + 4j + k on (2,3,4): the min over i and k is at i = 0, k = 0: 4j.
+        let x: Vec<f64> = (0..24).map(f64::from).collect();
+        let (shape, y) = run_op(reduce(ReduceOp::Min, &[0, 2], false), &[(&[2, 3, 4], &x)]);
+        assert_eq!(shape, [3]);
+        assert_eq!(y, [0.0, 4.0, 8.0]);
+        let (_, y) = run_op(reduce(ReduceOp::Min, &[0], false), &[(&[3], &[3.0, 1.0, 2.0])]);
+        assert_eq!(y, [1.0]);
+        // A NaN is skipped, as by max.
+        let (_, y) = run_op(reduce(ReduceOp::Min, &[0], false), &[(&[3], &[3.0, f64::NAN, 2.0])]);
+        assert_eq!(y, [2.0]);
     }
 
     #[test]

@@ -51,18 +51,22 @@ fn float(t: &TensorType, layer: &str) -> Result<()> {
 
 /// Infers the output type of `op` applied to `inputs`.
 pub(crate) fn infer(op: &Op, inputs: &[&TensorType], layer: &str) -> Result<TensorType> {
-    for t in inputs {
-        if !matches!(
+    for (k, t) in inputs.iter().enumerate() {
+        // Layout ops move any type; a select's condition may be i32, and so may the inputs of
+        // a fused expression holding one (its kernel reads them as numbers).
+        let any_type = matches!(
             op,
             Op::Reshape | Op::Concat { .. } | Op::Transpose { .. } | Op::Slice { .. } | Op::Broadcast { .. }
-        ) {
+        ) || (k == 0 && matches!(op, Op::Select))
+            || matches!(op, Op::Elementwise { .. });
+        if !any_type {
             float(t, layer)?;
         }
     }
     match op {
-        Op::Input { .. } | Op::Param { .. } | Op::Fill { .. } => Err(GraphError::shape(
+        Op::Input { .. } | Op::Param { .. } | Op::Fill { .. } | Op::Constant { .. } => Err(GraphError::shape(
             layer,
-            "inputs, parameters and fills are added with Graph::input/param/fill",
+            "inputs, parameters, fills and constants are added with Graph::input/param/fill/constant",
         )),
         Op::Conv2d(g) => {
             arity(op, inputs, 2, layer)?;
@@ -249,7 +253,12 @@ pub(crate) fn infer(op: &Op, inputs: &[&TensorType], layer: &str) -> Result<Tens
             }
             Ok(TensorType::f32(shape))
         }
-        Op::Unary(_) | Op::Softmax | Op::LogSoftmax | Op::Dropout { training: false, .. } => {
+        Op::Unary(u) => {
+            arity(op, inputs, 1, layer)?;
+            check_unary(*u, layer)?;
+            Ok(inputs[0].clone())
+        }
+        Op::Softmax | Op::LogSoftmax | Op::Dropout { training: false, .. } => {
             arity(op, inputs, 1, layer)?;
             Ok(inputs[0].clone())
         }
@@ -288,8 +297,9 @@ pub(crate) fn infer(op: &Op, inputs: &[&TensorType], layer: &str) -> Result<Tens
             }
             Ok(inputs[0].clone())
         }
-        Op::UnaryGrad(_) => {
+        Op::UnaryGrad(u) => {
             arity(op, inputs, 2, layer)?;
+            check_unary(*u, layer)?;
             same(inputs[0], inputs[1], layer)?;
             Ok(inputs[0].clone())
         }
@@ -542,15 +552,10 @@ pub(crate) fn infer(op: &Op, inputs: &[&TensorType], layer: &str) -> Result<Tens
                 dtype: first.dtype,
             })
         }
-        Op::Pad { pads, .. } => {
+        Op::Pad { pads, mode, .. } => {
             arity(op, inputs, 1, layer)?;
             let x = inputs[0];
-            if pads.len() != x.rank() {
-                return Err(GraphError::shape(
-                    layer,
-                    format!("{} pad pairs given for the rank-{} input", pads.len(), x.rank()),
-                ));
-            }
+            check_pads(&x.shape, pads, *mode, layer)?;
             Ok(TensorType::f32(
                 x.shape
                     .iter()
@@ -559,7 +564,48 @@ pub(crate) fn infer(op: &Op, inputs: &[&TensorType], layer: &str) -> Result<Tens
                     .collect::<Vec<_>>(),
             ))
         }
+        Op::PadBackprop { pads, mode } => {
+            arity(op, inputs, 1, layer)?;
+            let dy = inputs[0];
+            if *mode == PadMode::Constant {
+                return Err(GraphError::arg(
+                    layer,
+                    "mode",
+                    "a constant pad's gradient is a slice, not a pad_backprop",
+                ));
+            }
+            if pads.len() != dy.rank() || dy.shape.iter().zip(pads).any(|(&d, &(a, b))| d <= a + b) {
+                return Err(GraphError::shape(
+                    layer,
+                    format!(
+                        "pads {pads:?} do not leave a non-empty input inside the gradient {}",
+                        fmt_shape(&dy.shape)
+                    ),
+                ));
+            }
+            let x: Vec<usize> = dy.shape.iter().zip(pads).map(|(d, (a, b))| d - a - b).collect();
+            check_pads(&x, pads, *mode, layer)?;
+            Ok(TensorType::f32(x))
+        }
         Op::Reshape => Err(GraphError::shape(layer, "reshapes are added with Graph::reshape")),
+        Op::Select => {
+            arity(op, inputs, 3, layer)?;
+            let mut shape = inputs[0].shape.clone();
+            for t in &inputs[1..] {
+                shape = broadcast_shapes(&shape, &t.shape).ok_or_else(|| {
+                    GraphError::shape(
+                        layer,
+                        format!(
+                            "select: the condition {}, a {} and b {} cannot be broadcast together",
+                            fmt_shape(&inputs[0].shape),
+                            fmt_shape(&inputs[1].shape),
+                            fmt_shape(&inputs[2].shape)
+                        ),
+                    )
+                })?;
+            }
+            Ok(TensorType::f32(shape))
+        }
         Op::Transpose { perm } => {
             arity(op, inputs, 1, layer)?;
             let x = inputs[0];
@@ -593,6 +639,54 @@ fn epilogue_inputs(e: &ElemExpr, f: &mut impl FnMut(usize)) {
             epilogue_inputs(a, f);
             epilogue_inputs(b, f);
         }
+        ElemExpr::Select(c, a, b) => {
+            epilogue_inputs(c, f);
+            epilogue_inputs(a, f);
+            epilogue_inputs(b, f);
+        }
+    }
+}
+
+/// Checks `pads` against the input shape `x`: one pair per axis, and for a reflect pad each
+/// side shorter than its axis (the mirror does not repeat the edge).
+fn check_pads(x: &[usize], pads: &[(usize, usize)], mode: PadMode, layer: &str) -> Result<()> {
+    if pads.len() != x.len() {
+        return Err(GraphError::shape(
+            layer,
+            format!("{} pad pairs given for the rank-{} input", pads.len(), x.len()),
+        ));
+    }
+    if mode == PadMode::Reflect
+        && let Some(axis) = (0..x.len()).find(|&a| pads[a].0.max(pads[a].1) >= x[a])
+    {
+        return Err(GraphError::shape(
+            layer,
+            format!(
+                "reflect padding {:?} on axis {axis} of {} must be smaller than the axis ({})",
+                pads[axis],
+                fmt_shape(x),
+                x[axis]
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks the constants of a unary op: `Clip`'s bounds are ordered and not NaN, `Elu`'s
+/// `alpha` is finite.
+fn check_unary(u: UnaryOp, layer: &str) -> Result<()> {
+    match u {
+        UnaryOp::Clip(lo, hi) if lo.is_nan() || hi.is_nan() || lo > hi => Err(GraphError::arg(
+            layer,
+            "clip",
+            format!("bounds ({lo}, {hi}) must be numbers with min <= max"),
+        )),
+        UnaryOp::Elu(alpha) if !alpha.is_finite() => Err(GraphError::arg(
+            layer,
+            "alpha",
+            format!("must be a finite number, got {alpha}"),
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -710,6 +804,32 @@ mod tests {
         );
         let e = err(&grad, &[&t(&[4, 10]), &t(&[4, 10])]);
         assert!(e.contains("takes 3 inputs"), "{e}");
+    }
+
+    #[test]
+    fn bad_unary_constants_and_select_shapes_are_errors_naming_the_layer() {
+        let t = |s: &[usize]| TensorType::f32(s.to_vec());
+        let err = |op: Op, ins: &[&TensorType]| infer(&op, ins, "act_7").unwrap_err().to_string();
+        let e = err(Op::Unary(UnaryOp::Clip(2.0, 1.0)), &[&t(&[3])]);
+        assert!(e.contains("act_7") && e.contains("min <= max"), "{e}");
+        assert!(err(Op::Unary(UnaryOp::Clip(f32::NAN, 1.0)), &[&t(&[3])]).contains("act_7"));
+        assert!(err(Op::UnaryGrad(UnaryOp::Clip(1.0, 0.0)), &[&t(&[3]), &t(&[3])]).contains("act_7"));
+        let e = err(Op::Unary(UnaryOp::Elu(f32::INFINITY)), &[&t(&[3])]);
+        assert!(e.contains("act_7") && e.contains("alpha"), "{e}");
+        assert!(infer(&Op::Unary(UnaryOp::Clip(f32::NEG_INFINITY, 0.0)), &[&t(&[3])], "l").is_ok());
+        // Select: all three broadcast; the condition may be i32, the values may not.
+        let i = TensorType {
+            shape: vec![2, 1],
+            dtype: DType::I32,
+        };
+        assert_eq!(
+            infer(&Op::Select, &[&i, &t(&[3]), &t(&[1])], "w").unwrap().shape,
+            [2, 3]
+        );
+        let e = err(Op::Select, &[&t(&[2]), &t(&[3]), &t(&[1])]);
+        assert!(e.contains("act_7") && e.contains("(2,)") && e.contains("(3,)"), "{e}");
+        assert!(err(Op::Select, &[&t(&[1]), &i, &t(&[1])]).contains("f32"));
+        assert!(err(Op::Select, &[&t(&[1]), &t(&[1])]).contains("takes 3 inputs"));
     }
 
     #[test]

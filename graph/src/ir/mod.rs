@@ -172,6 +172,33 @@ impl Graph {
         Ok(self.push_typed(Op::Fill { value }, &[], TensorType::f32(shape.to_vec()), layer))
     }
 
+    /// Adds a constant holding `value` (its shape and data), named after `layer`. Errors if an
+    /// axis is 0 or the data does not match the shape.
+    pub fn constant(&mut self, value: impl Into<std::sync::Arc<crate::tensor::Tensor>>, layer: &str) -> Result<NodeId> {
+        let value = value.into();
+        check_dims(layer, &value.shape)?;
+        if value.data.len() != numel(&value.shape) {
+            return Err(GraphError::shape(
+                layer,
+                format!(
+                    "constant of shape {} needs {} values, got {}",
+                    fmt_shape(&value.shape),
+                    numel(&value.shape),
+                    value.data.len()
+                ),
+            ));
+        }
+        let ty = TensorType::f32(value.shape.clone());
+        Ok(self.push_typed(
+            Op::Constant {
+                value: ConstantData(value),
+            },
+            &[],
+            ty,
+            layer,
+        ))
+    }
+
     /// Adds a reshape of `x` to `shape` (same element count).
     pub fn reshape(&mut self, x: NodeId, shape: &[usize], layer: &str) -> Result<NodeId> {
         if x.index() >= self.nodes.len() {

@@ -5,6 +5,62 @@
 //! reductions, layout ops). Layouts are Keras's: NHWC activations, HWIO conv kernels,
 //! `(kh, kw, out, in)` transposed-conv kernels and `(in, out)` dense kernels.
 
+/// The host data of an [`Op::Constant`]: shared, compared by value, and printed as its shape
+/// and a fingerprint (never the data itself: dumps and errors stay small).
+#[derive(Clone)]
+pub struct ConstantData(pub std::sync::Arc<crate::tensor::Tensor>);
+
+impl ConstantData {
+    /// The tensor.
+    pub fn tensor(&self) -> &crate::tensor::Tensor {
+        &self.0
+    }
+
+    /// A 64-bit FNV-1a hash of the shape and the elements' bits.
+    pub fn fingerprint(&self) -> u64 {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        let mut eat = |w: u64| {
+            for b in w.to_le_bytes() {
+                h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+            }
+        };
+        self.0.shape.iter().for_each(|&d| eat(d as u64));
+        self.0.data.iter().for_each(|v| eat(u64::from(v.to_bits())));
+        h
+    }
+
+    /// `shape=(2, 3) hash=0123456789abcdef first=[1, 2, 3, 4]` (at most four values).
+    pub fn describe(&self) -> String {
+        let first: Vec<String> = self.0.data.iter().take(4).map(|v| v.to_string()).collect();
+        let more = if self.0.data.len() > 4 { ", .." } else { "" };
+        format!(
+            "shape={} hash={:016x} first=[{}{more}]",
+            super::fmt_shape(&self.0.shape),
+            self.fingerprint(),
+            first.join(", ")
+        )
+    }
+}
+
+impl PartialEq for ConstantData {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+            || (self.0.shape == other.0.shape
+                && self
+                    .0
+                    .data
+                    .iter()
+                    .zip(&other.0.data)
+                    .all(|(a, b)| a.to_bits() == b.to_bits()))
+    }
+}
+
+impl std::fmt::Debug for ConstantData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Constant({})", self.describe())
+    }
+}
+
 /// Element type of a tensor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DType {
@@ -59,6 +115,20 @@ pub enum UnaryOp {
     Scale(f32),
     /// `x + c`.
     AddScalar(f32),
+    /// `min(max(x, lo), hi)` with `lo <= hi` (either may be infinite); NaN stays NaN. The
+    /// gradient passes where `lo <= x <= hi`, boundaries included (as TensorFlow's
+    /// `clip_by_value`), and is 0 outside and at NaN.
+    Clip(f32, f32),
+    /// `log(1 + exp(x))`, computed stably as `max(x, 0) + log1p(exp(-|x|))`; its derivative is
+    /// `sigmoid(x)`. NaN stays NaN.
+    Softplus,
+    /// `x * relu6(x + 3) / 6` (TFLite's and Keras's hard swish). Derivative
+    /// `relu6(x + 3) / 6 + x * [-3 < x < 3] / 6`, the one-sided value at the kinks: 0 at
+    /// `x = -3`, 1 at `x = 3`. NaN stays NaN.
+    HardSwish,
+    /// `x` if `x > 0`, else `alpha * (exp(x) - 1)` (Keras's ELU). Derivative 1 for `x > 0`, else
+    /// `alpha * exp(x)` (so `alpha` at 0). NaN stays NaN.
+    Elu(f32),
 }
 
 impl UnaryOp {
@@ -78,6 +148,10 @@ impl UnaryOp {
             UnaryOp::Abs => "abs",
             UnaryOp::Scale(_) => "scale",
             UnaryOp::AddScalar(_) => "add_scalar",
+            UnaryOp::Clip(..) => "clip",
+            UnaryOp::Softplus => "softplus",
+            UnaryOp::HardSwish => "hard_swish",
+            UnaryOp::Elu(_) => "elu",
         }
     }
 }
@@ -101,6 +175,11 @@ pub enum BinaryOp {
     Ge,
     /// `1.0` where `a == b`, else `0.0` (no gradient; masks for reduce-max gradients).
     Eq,
+    /// Parametric ReLU: `a` where `a >= 0`, else `b * a`, with `b` the (broadcast) slope, per
+    /// channel as Keras's `PReLU` holds it. Gradients: `a` gets `dy` where `a >= 0`, else
+    /// `dy * b` (so 1 at 0, as `LeakyRelu`); `b` gets `dy * a` where `a < 0`, else 0. NaN in
+    /// `a` gives `b * NaN` = NaN.
+    PRelu,
 }
 
 impl BinaryOp {
@@ -115,6 +194,7 @@ impl BinaryOp {
             BinaryOp::Min => "min",
             BinaryOp::Ge => "ge",
             BinaryOp::Eq => "eq",
+            BinaryOp::PRelu => "prelu",
         }
     }
 }
@@ -134,6 +214,8 @@ pub enum ElemExpr {
     Binary(BinaryOp, Box<ElemExpr>, Box<ElemExpr>),
     /// `dy * f'(x)` of `(x, dy)`.
     UnaryGrad(UnaryOp, Box<ElemExpr>, Box<ElemExpr>),
+    /// `cond != 0 ? a : b` of `(cond, a, b)` (see [`Op::Select`]).
+    Select(Box<ElemExpr>, Box<ElemExpr>, Box<ElemExpr>),
 }
 
 impl ElemExpr {
@@ -152,12 +234,18 @@ impl ElemExpr {
         ElemExpr::UnaryGrad(op, Box::new(x), Box::new(dy))
     }
 
+    /// `cond != 0 ? a : b`.
+    pub fn select(cond: ElemExpr, a: ElemExpr, b: ElemExpr) -> Self {
+        ElemExpr::Select(Box::new(cond), Box::new(a), Box::new(b))
+    }
+
     /// The sub-expressions, in evaluation order.
     pub fn children(&self) -> Vec<&ElemExpr> {
         match self {
             ElemExpr::Input(_) | ElemExpr::Const(_) => vec![],
             ElemExpr::Unary(_, a) => vec![a],
             ElemExpr::Binary(_, a, b) | ElemExpr::UnaryGrad(_, a, b) => vec![a, b],
+            ElemExpr::Select(c, a, b) => vec![c, a, b],
         }
     }
 
@@ -175,6 +263,7 @@ impl ElemExpr {
             ElemExpr::Unary(op, _) => out.push(op.name().to_string()),
             ElemExpr::Binary(op, ..) => out.push(op.name().to_string()),
             ElemExpr::UnaryGrad(op, ..) => out.push(format!("{}_grad", op.name())),
+            ElemExpr::Select(..) => out.push("select".to_string()),
         }
     }
 
@@ -194,6 +283,7 @@ impl ElemExpr {
             ElemExpr::Unary(op, a) => ElemExpr::unary(*op, a.remap(map)),
             ElemExpr::Binary(op, a, b) => ElemExpr::binary(*op, a.remap(map), b.remap(map)),
             ElemExpr::UnaryGrad(op, a, b) => ElemExpr::unary_grad(*op, a.remap(map), b.remap(map)),
+            ElemExpr::Select(c, a, b) => ElemExpr::select(c.remap(map), a.remap(map), b.remap(map)),
         }
     }
 
@@ -205,6 +295,7 @@ impl ElemExpr {
             ElemExpr::Unary(u, a) => format!("{}({})", u.name(), a.describe()),
             ElemExpr::Binary(b, x, y) => format!("{}({}, {})", b.name(), x.describe(), y.describe()),
             ElemExpr::UnaryGrad(u, x, dy) => format!("{}_grad({}, {})", u.name(), x.describe(), dy.describe()),
+            ElemExpr::Select(c, a, b) => format!("select({}, {}, {})", c.describe(), a.describe(), b.describe()),
         }
     }
 }
@@ -296,6 +387,8 @@ pub enum ReduceOp {
     Mean,
     /// Maximum.
     Max,
+    /// Minimum (its gradient splits `dy` evenly among tied minima, as `Max` does).
+    Min,
 }
 
 impl ReduceOp {
@@ -305,7 +398,50 @@ impl ReduceOp {
             ReduceOp::Sum => "sum",
             ReduceOp::Mean => "mean",
             ReduceOp::Max => "max",
+            ReduceOp::Min => "min",
         }
+    }
+}
+
+/// How `Pad` fills the border of each padded axis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum PadMode {
+    /// Every added element is the op's `value`.
+    #[default]
+    Constant,
+    /// A mirror image without the edge (numpy's and TensorFlow's `REFLECT`): `[1, 2, 3]` padded
+    /// by 2 on both sides is `[3, 2, 1, 2, 3, 2, 1]`. Each pad must be shorter than its axis.
+    Reflect,
+    /// The edge repeated (numpy's `edge`, PyTorch's `replicate`): `[1, 2, 3]` padded by 2 is
+    /// `[1, 1, 1, 2, 3, 3, 3]`.
+    Replicate,
+}
+
+impl PadMode {
+    /// A short lower-case name (`constant`, `reflect`, `replicate`).
+    pub fn name(self) -> &'static str {
+        match self {
+            PadMode::Constant => "constant",
+            PadMode::Reflect => "reflect",
+            PadMode::Replicate => "replicate",
+        }
+    }
+
+    /// The input coordinate read by the padded coordinate `r` (the output coordinate minus the
+    /// padding before it) along an axis of length `len`: `r` itself inside `0..len`; outside,
+    /// `None` for a constant pad, else the mirrored or clamped coordinate.
+    pub fn source(self, r: i64, len: usize) -> Option<usize> {
+        let n = len as i64;
+        if (0..n).contains(&r) {
+            return Some(r as usize);
+        }
+        let s = match self {
+            PadMode::Constant => return None,
+            PadMode::Reflect if r < 0 => -r,
+            PadMode::Reflect => 2 * (n - 1) - r,
+            PadMode::Replicate => r.clamp(0, n - 1),
+        };
+        (0..n).contains(&s).then_some(s as usize)
     }
 }
 
@@ -400,12 +536,15 @@ pub enum Op {
         /// The axis to join along.
         axis: usize,
     },
-    /// Constant padding: `pads[i] = (before, after)` for every axis.
+    /// Padding of every axis (channels included): `pads[i] = (before, after)`, the border
+    /// filled as `mode` says ([`PadMode::source`] gives the element each position reads).
     Pad {
         /// Elements added before and after, per axis.
         pads: Vec<(usize, usize)>,
-        /// The fill value.
+        /// The fill value of a constant pad (unused by the other modes).
         value: f32,
+        /// Constant, reflect or replicate.
+        mode: PadMode,
     },
     /// Same data, new shape (the node's output type holds the shape).
     Reshape,
@@ -496,6 +635,27 @@ pub enum Op {
         /// Length per axis.
         sizes: Vec<usize>,
     },
+    /// Gradient of a reflect or replicate `Pad` (a constant pad's is a `Slice`). Input: `dy`
+    /// of the padded shape; output: the unpadded shape, each element the sum of `dy` over every
+    /// padded position that reads it (the mirrored or repeated copies folded back).
+    PadBackprop {
+        /// The forward pad's `(before, after)` per axis.
+        pads: Vec<(usize, usize)>,
+        /// The forward pad's mode (reflect or replicate).
+        mode: PadMode,
+    },
+    /// A tensor of host data (anchors, masks, coordinate grids; no inputs; made by
+    /// `Graph::constant`). The engine uploads it once, when the program is compiled, into a
+    /// buffer of its own that no other tensor reuses.
+    Constant {
+        /// The values (`f32`, the node's shape).
+        value: ConstantData,
+    },
+    /// `cond ? a : b` elementwise, all three broadcast together (numpy rules). Inputs: `cond`
+    /// (an `f32` 0/1 mask as `Ge` makes, or an `i32` tensor; any non-zero value, NaN included,
+    /// selects `a`), `a`, `b` (`f32`). Gradients: `a` gets `dy` where `cond` holds, `b` where it
+    /// does not; `cond` gets none.
+    Select,
 }
 
 /// The layout of the forward kernel `Conv2dBackpropInput` reads. Both hold the same numbers;
@@ -553,7 +713,10 @@ impl Op {
                 ResizeMode::Bilinear => "resize_bilinear".into(),
             },
             Op::Concat { .. } => "concat".into(),
-            Op::Pad { .. } => "pad".into(),
+            Op::Pad { mode, .. } => match mode {
+                PadMode::Constant => "pad".into(),
+                m => format!("pad_{}", m.name()),
+            },
             Op::Reshape => "reshape".into(),
             Op::Transpose { .. } => "transpose".into(),
             Op::Dropout { .. } => "dropout".into(),
@@ -573,15 +736,18 @@ impl Op {
             Op::Fill { .. } => "fill".into(),
             Op::Elementwise { .. } => "fused_elementwise".into(),
             Op::GemmEpilogue { base, .. } => format!("{}_epilogue", base.name()),
+            Op::Select => "select".into(),
+            Op::PadBackprop { mode, .. } => format!("pad_{}_backprop", mode.name()),
+            Op::Constant { .. } => "constant".into(),
         }
     }
 
     /// Whether the op computes each output element from the inputs' elements at the same
-    /// (broadcast) index: `Elementwise`, `Unary`, `Binary` and `UnaryGrad`.
+    /// (broadcast) index: `Elementwise`, `Unary`, `Binary`, `UnaryGrad` and `Select`.
     pub fn is_elementwise(&self) -> bool {
         matches!(
             self,
-            Op::Elementwise { .. } | Op::Unary(_) | Op::Binary(_) | Op::UnaryGrad(_)
+            Op::Elementwise { .. } | Op::Unary(_) | Op::Binary(_) | Op::UnaryGrad(_) | Op::Select
         )
     }
 
@@ -593,6 +759,7 @@ impl Op {
             Op::Unary(u) => ElemExpr::unary(*u, ElemExpr::Input(0)),
             Op::Binary(b) => ElemExpr::binary(*b, ElemExpr::Input(0), ElemExpr::Input(1)),
             Op::UnaryGrad(u) => ElemExpr::unary_grad(*u, ElemExpr::Input(0), ElemExpr::Input(1)),
+            Op::Select => ElemExpr::select(ElemExpr::Input(0), ElemExpr::Input(1), ElemExpr::Input(2)),
             _ => return None,
         })
     }

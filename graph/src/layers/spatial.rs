@@ -122,6 +122,7 @@ impl Layer for ZeroPadding2D {
             Op::Pad {
                 pads: vec![(0, 0), (t, b), (l, r), (0, 0)],
                 value: 0.0,
+                mode: crate::ir::PadMode::Constant,
             },
             &[inputs[0]],
         )

@@ -14,7 +14,8 @@ pub fn cse(graph: Graph) -> Result<(Graph, PassReport)> {
     let mut changes = Vec::new();
     for (i, n) in graph.nodes.iter().enumerate() {
         let id = NodeId(i as u32);
-        if matches!(n.op, Op::Input { .. } | Op::Param { .. }) {
+        // Constants are keyed by a fingerprint in their debug form: never merged on it.
+        if matches!(n.op, Op::Input { .. } | Op::Param { .. } | Op::Constant { .. }) {
             rb.copy(id);
             continue;
         }

@@ -51,6 +51,7 @@ fn map_inputs(e: &ElemExpr, args: &[ElemExpr]) -> ElemExpr {
         ElemExpr::UnaryGrad(u, x, y) => {
             ElemExpr::UnaryGrad(*u, Box::new(map_inputs(x, args)), Box::new(map_inputs(y, args)))
         }
+        ElemExpr::Select(c, a, b) => ElemExpr::select(map_inputs(c, args), map_inputs(a, args), map_inputs(b, args)),
     }
 }
 
@@ -71,6 +72,9 @@ fn plan(g: &Graph, id: NodeId, readers: &[usize]) -> Option<(NodeId, ElemExpr, V
             ElemExpr::Input(0)
         } else if let Op::Fill { value } = g.node(i).op {
             ElemExpr::Const(value)
+        } else if g.ty(i).dtype != crate::ir::DType::F32 {
+            // The GEMM core reads its extra inputs as f32 (an i32 select condition is not).
+            return None;
         } else if g.shape(i) == shape.as_slice() || g.shape(i) == [c] {
             let k = extras.iter().position(|&e| e == i).unwrap_or_else(|| {
                 extras.push(i);

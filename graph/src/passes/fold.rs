@@ -1,11 +1,14 @@
-//! Constant folding: a node whose inputs are all fills is computed at compile time by the
-//! reference interpreter; if the result is uniform it becomes a fill.
+//! Constant folding: a node whose inputs are all fills or constants is computed at compile
+//! time by the reference interpreter; if the result is uniform it becomes a fill, else, when
+//! some input was a constant (host data), a constant of the result.
 
 use super::PassReport;
 use super::rebuild::Rebuild;
 use crate::error::Result;
 use crate::interp::eval_op;
-use crate::ir::{Graph, Node, NodeId, Op, numel};
+use crate::ir::{ConstantData, DType, Graph, Node, NodeId, Op, numel};
+use crate::tensor::Tensor;
+use std::sync::Arc;
 
 /// Largest result folded (elements).
 const MAX_FOLD: usize = 1 << 16;
@@ -20,16 +23,20 @@ pub fn fold_constants(graph: Graph) -> Result<(Graph, PassReport)> {
         let foldable = !ins.is_empty()
             && !matches!(n.op, Op::Dropout { training: true, .. })
             && numel(&n.ty.shape) <= MAX_FOLD
-            && ins.iter().all(|&x| matches!(rb.new.node(x).op, Op::Fill { .. }));
+            && ins
+                .iter()
+                .all(|&x| matches!(rb.new.node(x).op, Op::Fill { .. } | Op::Constant { .. }));
         if foldable {
             let values: Vec<(Vec<usize>, Vec<f64>)> = ins
                 .iter()
                 .map(|&x| {
                     let node = rb.new.node(x);
-                    let Op::Fill { value } = node.op else {
-                        unreachable!("checked above")
+                    let values = match &node.op {
+                        Op::Constant { value } => value.tensor().to_f64(),
+                        Op::Fill { value } => vec![f64::from(*value); node.ty.numel()],
+                        _ => unreachable!("checked above"),
                     };
-                    (node.ty.shape.clone(), vec![f64::from(value); node.ty.numel()])
+                    (node.ty.shape.clone(), values)
                 })
                 .collect();
             let args: Vec<(&[usize], &[f64])> = values.iter().map(|(s, v)| (s.as_slice(), v.as_slice())).collect();
@@ -47,6 +54,21 @@ pub fn fold_constants(graph: Graph) -> Result<(Graph, PassReport)> {
                     rb.alias(id, new);
                     continue;
                 }
+            }
+            let from_data = ins.iter().any(|&x| matches!(rb.new.node(x).op, Op::Constant { .. }));
+            if from_data && n.ty.dtype == DType::F32 {
+                let data: Vec<f32> = result.iter().map(|&v| v as f32).collect();
+                let tensor = Tensor::new(n.ty.shape.clone(), data, &n.layer)?;
+                changes.push(format!("%{i} {} ({}): folded to a constant", n.op.name(), n.layer));
+                let new = rb.add(Node {
+                    op: Op::Constant {
+                        value: ConstantData(Arc::new(tensor)),
+                    },
+                    inputs: Default::default(),
+                    ..n.clone()
+                });
+                rb.alias(id, new);
+                continue;
             }
         }
         rb.copy(id);

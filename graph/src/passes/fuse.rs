@@ -56,6 +56,10 @@ fn build(g: &Graph, id: NodeId, absorbed: &[bool], group: &mut Group, consts: bo
             let args: Vec<ElemExpr> = (0..node.inputs.len()).map(|k| arg(k, group)).collect();
             substitute(expr, &args)
         }
+        Op::Select => {
+            let (c, a) = (arg(0, group), arg(1, group));
+            ElemExpr::select(c, a, arg(2, group))
+        }
         _ => unreachable!("checked by is_elementwise"),
     }
 }
@@ -69,6 +73,7 @@ fn substitute(e: &ElemExpr, args: &[ElemExpr]) -> ElemExpr {
         ElemExpr::UnaryGrad(u, x, y) => {
             ElemExpr::UnaryGrad(*u, Box::new(substitute(x, args)), Box::new(substitute(y, args)))
         }
+        ElemExpr::Select(c, a, b) => ElemExpr::select(substitute(c, args), substitute(a, args), substitute(b, args)),
     }
 }
 

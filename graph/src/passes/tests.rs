@@ -8,7 +8,7 @@ use crate::interp::{Feeds, evaluate};
 use crate::ir::*;
 use proptest::prelude::*;
 
-const UNARY: [UnaryOp; 10] = [
+const UNARY: [UnaryOp; 14] = [
     UnaryOp::Relu,
     UnaryOp::Relu6,
     UnaryOp::LeakyRelu(0.2),
@@ -19,14 +19,19 @@ const UNARY: [UnaryOp; 10] = [
     UnaryOp::Abs,
     UnaryOp::Scale(0.5),
     UnaryOp::AddScalar(-0.25),
+    UnaryOp::Clip(-0.5, 1.5),
+    UnaryOp::Softplus,
+    UnaryOp::HardSwish,
+    UnaryOp::Elu(0.7),
 ];
-const BINARY: [BinaryOp; 6] = [
+const BINARY: [BinaryOp; 7] = [
     BinaryOp::Add,
     BinaryOp::Sub,
     BinaryOp::Mul,
     BinaryOp::Max,
     BinaryOp::Min,
     BinaryOp::Ge,
+    BinaryOp::PRelu,
 ];
 
 /// A random graph over two inputs, built by `steps` random choices.
@@ -127,7 +132,7 @@ fn other_op(g: &mut Graph, rng: &mut Rng, x: NodeId, nodes: &[NodeId], layer: &s
         }
         g.reshape(x, &s4, layer)
     };
-    match rng.below(12) {
+    match rng.below(15) {
         0 => {
             let x4 = as4(g)?;
             let c = g.shape(x4)[3];
@@ -194,7 +199,15 @@ fn other_op(g: &mut Graph, rng: &mut Rng, x: NodeId, nodes: &[NodeId], layer: &s
         }
         7 => {
             let pads = s.iter().map(|_| (rng.below(2), rng.below(2))).collect();
-            g.push(Op::Pad { pads, value: 0.5 }, &[x], layer)
+            g.push(
+                Op::Pad {
+                    pads,
+                    value: 0.5,
+                    mode: PadMode::Constant,
+                },
+                &[x],
+                layer,
+            )
         }
         8 => {
             let starts: Vec<usize> = s.iter().map(|&d| rng.below(d)).collect();
@@ -219,6 +232,24 @@ fn other_op(g: &mut Graph, rng: &mut Rng, x: NodeId, nodes: &[NodeId], layer: &s
                 &[x4],
                 layer,
             )
+        }
+        11 => {
+            // where(x >= y, x, w) with the per-channel parameter as the other branch.
+            let y = nodes[rng.below(nodes.len())];
+            let w = nodes[2];
+            let cond = g.push(Op::Binary(BinaryOp::Ge), &[x, y], layer)?;
+            g.push(Op::Select, &[cond, x, w], layer)
+        }
+        12 => {
+            let mode = [PadMode::Reflect, PadMode::Replicate][rng.below(2)];
+            let pads = s.iter().map(|&d| (rng.below(d.min(3)), rng.below(d.min(3)))).collect();
+            g.push(Op::Pad { pads, value: 0.0, mode }, &[x], layer)
+        }
+        13 => {
+            // x times host data of its shape (foldable when x is).
+            let data = (0..numel(&s)).map(|k| (k % 5) as f32 - 2.0).collect();
+            let c = g.constant(crate::tensor::Tensor::new(s.clone(), data, layer)?, layer)?;
+            g.push(Op::Binary(BinaryOp::Mul), &[x, c], layer)
         }
         _ => {
             let x4 = as4(g)?;
@@ -991,4 +1022,121 @@ fn transposed_backprop_filters_follow_the_rules() {
         .collect();
     assert_eq!(epi.len(), 1, "{:?}", o.nodes);
     assert!(epi[0].starts_with("conv2d_backprop_input_hwoi relu_grad"), "{epi:?}");
+}
+
+/// Host data: computations on constants fold into constants (uniform results into fills),
+/// the memory plan keeps them out of the arenas, and the dumps print a fingerprint, not data.
+#[test]
+fn constants_fold_stay_out_of_the_arenas_and_dump_small() {
+    use crate::tensor::Tensor;
+    let mut g = Graph::new();
+    let anchors = Tensor::new(vec![2, 2], vec![1.0, 2.0, 3.0, 4.0], "anchors").unwrap();
+    let c = g.constant(anchors, "anchors").unwrap();
+    let two = g.fill(&[1], 2.0, "two").unwrap();
+    let scaled = g.push(Op::Binary(BinaryOp::Mul), &[c, two], "scaled").unwrap();
+    let zero = g.fill(&[1], 0.0, "zero").unwrap();
+    let gone = g.push(Op::Binary(BinaryOp::Mul), &[c, zero], "gone").unwrap();
+    let x = g.input("x", TensorType::f32(vec![2, 2])).unwrap();
+    let out = g.push(Op::Binary(BinaryOp::Add), &[x, scaled], "out").unwrap();
+    let out2 = g.push(Op::Binary(BinaryOp::Sub), &[x, gone], "out2").unwrap();
+    g.outputs = vec![out, out2];
+    let f: Feeds = [("x".to_string(), vec![0.5, -1.0, 2.0, 0.0])].into_iter().collect();
+    let want = evaluate(&g, &f).unwrap();
+    assert_eq!(want[0], [2.5, 3.0, 8.0, 8.0]);
+    let (h, report) = fold_constants(g.clone()).unwrap();
+    assert_same(&want, &evaluate(&h, &f).unwrap(), "fold_constants");
+    let folded = |layer: &str| h.nodes.iter().find(|n| n.layer == layer).map(|n| n.op.clone());
+    match folded("scaled") {
+        Some(Op::Constant { value }) => assert_eq!(value.tensor().data, [2.0, 4.0, 6.0, 8.0]),
+        other => panic!("scaled: {other:?} ({:?})", report.changes),
+    }
+    assert!(
+        matches!(folded("gone"), Some(Op::Fill { value: 0.0 })),
+        "{:?}",
+        folded("gone")
+    );
+    // The whole pipeline keeps the results and plans no arena bytes for constants.
+    let (opt, _) = optimize(g.clone()).unwrap();
+    assert_same(&want, &evaluate(&opt, &f).unwrap(), "optimize");
+    let plan = crate::plan::plan_memory(&opt);
+    for (i, n) in opt.nodes.iter().enumerate() {
+        if matches!(n.op, Op::Constant { .. }) {
+            assert_eq!(plan.place[i], None, "constant %{i} placed in an arena");
+        }
+    }
+    // A large constant dumps as its shape, a hash and four values.
+    let mut big = Graph::new();
+    let data: Vec<f32> = (0..100_000).map(|k| k as f32).collect();
+    let k = big
+        .constant(Tensor::new(vec![100, 1000], data, "grid").unwrap(), "grid")
+        .unwrap();
+    big.outputs.push(k);
+    let text = crate::dump::to_text(&big, None);
+    assert!(text.len() < 400, "{text}");
+    assert!(
+        text.contains("shape=(100, 1000)") && text.contains("hash=") && text.contains("first=[0, 1, 2, 3, ..]"),
+        "{text}"
+    );
+    assert!(crate::dump::to_json(&big, None).to_string().len() < 1000);
+    // Two different constants of the same shape are never merged by CSE.
+    let mut two_c = Graph::new();
+    let a = two_c
+        .constant(Tensor::new(vec![2], vec![1.0, 2.0], "a").unwrap(), "a")
+        .unwrap();
+    let b = two_c
+        .constant(Tensor::new(vec![2], vec![1.0, 3.0], "b").unwrap(), "b")
+        .unwrap();
+    let s = two_c.push(Op::Binary(BinaryOp::Sub), &[a, b], "s").unwrap();
+    two_c.outputs.push(s);
+    let (merged, _) = cse(two_c.clone()).unwrap();
+    assert_eq!(evaluate(&merged, &Feeds::new()).unwrap()[0], [0.0, -1.0]);
+    // Bad data is an error naming the layer, not a panic.
+    let bad = Tensor {
+        shape: vec![3],
+        data: vec![1.0],
+    };
+    let err = Graph::new().constant(bad, "mask").unwrap_err().to_string();
+    assert!(err.contains("mask") && err.contains("needs 3 values"), "{err}");
+}
+
+/// The new elementwise ops fuse like the old ones: hard swish and PReLU into a convolution's
+/// epilogue, clip and select into one elementwise kernel.
+#[test]
+fn new_elementwise_ops_fuse_into_chains_and_epilogues() {
+    let mut g = Graph::new();
+    let x = g.input("x", TensorType::f32(vec![1, 5, 5, 3])).unwrap();
+    let k = g.param("conv/kernel", &[3, 3, 3, 4], true, "conv").unwrap();
+    let b = g.param("conv/bias", &[4], true, "conv").unwrap();
+    let geom = ConvGeometry {
+        stride: (1, 1),
+        dilation: (1, 1),
+        pad: Pad2d::default(),
+        groups: 1,
+    };
+    let conv = g.push(Op::Conv2d(geom), &[x, k], "conv").unwrap();
+    let biased = g.push(Op::Binary(BinaryOp::Add), &[conv, b], "conv").unwrap();
+    let act = g.push(Op::Unary(UnaryOp::HardSwish), &[biased], "conv").unwrap();
+    let slope = g.param("prelu/alpha", &[4], true, "prelu").unwrap();
+    let p = g.push(Op::Binary(BinaryOp::PRelu), &[act, slope], "prelu").unwrap();
+    let mask = g.input("mask", TensorType::f32(vec![1, 3, 3, 4])).unwrap();
+    let clipped = g.push(Op::Unary(UnaryOp::Clip(-1.0, 1.0)), &[p], "clip").unwrap();
+    let y = g.push(Op::Select, &[mask, clipped, p], "where").unwrap();
+    g.outputs.push(y);
+    let f = feeds(&g, 5);
+    let want = evaluate(&g, &f).unwrap();
+    let (h, _) = optimize(g).unwrap();
+    assert_same(&want, &evaluate(&h, &f).unwrap(), "optimize");
+    let ops: Vec<String> = h
+        .nodes
+        .iter()
+        .filter(|n| !matches!(n.op, Op::Input { .. } | Op::Param { .. }))
+        .map(|n| match &n.op {
+            Op::GemmEpilogue { expr, .. } | Op::Elementwise { expr } => expr.describe(),
+            op => op.name(),
+        })
+        .collect();
+    assert_eq!(ops.len(), 2, "{ops:?}");
+    // The PReLU output has two readers: it ends the epilogue, and the select chain reads it.
+    assert!(ops[0].contains("hard_swish") && ops[0].contains("prelu"), "{ops:?}");
+    assert!(ops[1].starts_with("select(") && ops[1].contains("clip"), "{ops:?}");
 }
