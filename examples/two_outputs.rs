@@ -28,14 +28,43 @@ fn synthetic(n: usize, seed: u64) -> NamedArrays {
                 img[i * 256 + y * 16 + x] = 1.0;
             }
         }
-        boxes.extend([x0 as f32 / 16.0, y0 as f32 / 16.0, (x0 + 5) as f32 / 16.0, (y0 + 5) as f32 / 16.0]);
+        boxes.extend([
+            x0 as f32 / 16.0,
+            y0 as f32 / 16.0,
+            (x0 + 5) as f32 / 16.0,
+            (y0 + 5) as f32 / 16.0,
+        ]);
         present.push(1.0);
     }
     NamedArrays::new()
-        .with("image", Tensor { shape: vec![n, 16, 16, 1], data: img })
-        .with("classes", Tensor { shape: vec![n], data: cls })
-        .with("box", Tensor { shape: vec![n, 4], data: boxes })
-        .with("present", Tensor { shape: vec![n], data: present })
+        .with(
+            "image",
+            Tensor {
+                shape: vec![n, 16, 16, 1],
+                data: img,
+            },
+        )
+        .with(
+            "classes",
+            Tensor {
+                shape: vec![n],
+                data: cls,
+            },
+        )
+        .with(
+            "box",
+            Tensor {
+                shape: vec![n, 4],
+                data: boxes,
+            },
+        )
+        .with(
+            "present",
+            Tensor {
+                shape: vec![n],
+                data: present,
+            },
+        )
 }
 
 fn main() -> anyhow::Result<()> {
@@ -57,11 +86,16 @@ fn main() -> anyhow::Result<()> {
         let truth = ctx.target("box", &[4])?;
         let present = ctx.target("present", &[])?;
         let per_image = Loss::Huber { delta: 1.0 }.elements(ctx.graph, pred, truth, None)?;
-        ctx.graph.push(Op::Binary(BinaryOp::Mul), &[per_image, present], "box_loss")
+        ctx.graph
+            .push(Op::Binary(BinaryOp::Mul), &[per_image, present], "box_loss")
     });
     let cfg = CompileConfig::with_terms(
         vec![
-            LossTerm::on("classes", Loss::SparseCategoricalCrossentropy { from_logits: true }, 1.0),
+            LossTerm::on(
+                "classes",
+                Loss::SparseCategoricalCrossentropy { from_logits: true },
+                1.0,
+            ),
             LossTerm::custom("box_loss", 5.0, box_loss),
         ],
         Optimizer::adam(0.01),
@@ -94,7 +128,10 @@ fn main() -> anyhow::Result<()> {
                 count += 4.0;
             }
         }
-        println!("mean box corner error on held-out images with an object: {:.2} px", err / count);
+        println!(
+            "mean box corner error on held-out images with an object: {:.2} px",
+            err / count
+        );
     }
     Ok(())
 }

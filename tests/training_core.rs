@@ -60,7 +60,11 @@ fn config() -> CompileConfig {
     });
     let mut cfg = CompileConfig::with_terms(
         vec![
-            LossTerm::on("classes", Loss::SparseCategoricalCrossentropy { from_logits: true }, 1.0),
+            LossTerm::on(
+                "classes",
+                Loss::SparseCategoricalCrossentropy { from_logits: true },
+                1.0,
+            ),
             LossTerm::custom("masked_box", 2.0, box_loss),
             LossTerm::on(
                 "box",
@@ -133,7 +137,14 @@ fn two_outputs_with_a_custom_loss_train_as_the_interpreter_does() {
     let step = train_step(&model, n, &cfg).unwrap();
     assert_eq!(
         step.output_names,
-        ["loss", "classes_loss", "masked_box", "box_loss", "classes_accuracy", "mean_box"]
+        [
+            "loss",
+            "classes_loss",
+            "masked_box",
+            "box_loss",
+            "classes_accuracy",
+            "mean_box"
+        ]
     );
     // Reference: three SGD-momentum steps on the whole data.
     let mut feeds = reference_feeds(&step, &model, &d);
@@ -198,7 +209,11 @@ fn loss_terms_are_weighted_and_sample_weights_scale_them() {
     let mut cm = CompiledModel::new(&device(), model, cfg).unwrap();
     let got = cm.evaluate_arrays(&d, 3).unwrap();
     // Batches of 3 then 1 average to the whole-data value.
-    assert!((got[0].1 - total).abs() < 1e-4 * (1.0 + total.abs()), "{:?} vs {total}", got[0]);
+    assert!(
+        (got[0].1 - total).abs() < 1e-4 * (1.0 + total.abs()),
+        "{:?} vs {total}",
+        got[0]
+    );
 }
 
 #[test]
@@ -210,17 +225,26 @@ fn bad_configurations_and_data_are_errors_naming_the_culprit() {
         Optimizer::sgd(0.1),
         vec![],
     );
-    let e = CompiledModel::new(&dev, two_output_model(1), cfg).unwrap_err().to_string();
+    let e = CompiledModel::new(&dev, two_output_model(1), cfg)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("boxes_loss") && e.contains("'classes', 'box'"), "{e}");
     // A built-in loss without an output name on a two-output model.
     let cfg = CompileConfig::new(Loss::MeanSquaredError, Optimizer::sgd(0.1), vec![]);
-    let e = CompiledModel::new(&dev, two_output_model(1), cfg).unwrap_err().to_string();
+    let e = CompiledModel::new(&dev, two_output_model(1), cfg)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("2 outputs"), "{e}");
     // A frozen layer's name given as a trainable input.
     let mut cfg = config();
     cfg.trainable_inputs = vec!["classes".into()];
-    let e = CompiledModel::new(&dev, two_output_model(1), cfg).unwrap_err().to_string();
-    assert!(e.contains("'classes' is not a model input") && e.contains("set_trainable"), "{e}");
+    let e = CompiledModel::new(&dev, two_output_model(1), cfg)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("'classes' is not a model input") && e.contains("set_trainable"),
+        "{e}"
+    );
     // Targets of the wrong shape, a missing target, an unknown field, a bad class index.
     let mut cm = CompiledModel::new(&dev, two_output_model(1), config()).unwrap();
     let mut d = data(4, 1);
@@ -287,7 +311,10 @@ fn a_trainable_input_is_optimised_through_frozen_weights() {
     let model = frozen_features(4);
     let step = train_step(&model, 1, &cfg).unwrap();
     assert!(step.variables.iter().any(|(n, _)| n == &variable_name("image")));
-    assert!(step.slots.iter().all(|p| p.name.ends_with("image/variable")), "slots only for the image");
+    assert!(
+        step.slots.iter().all(|p| p.name.ends_with("image/variable")),
+        "slots only for the image"
+    );
     // Asking for a variable that is not one is an error.
     assert!(cm.variable("head", 1).is_err());
 }
@@ -302,7 +329,11 @@ fn input_gradients_match_the_interpreter() {
     let y = tensor(&[n, 5, 5, 2], common::random(&mut rng, n * 50, -1.0, 1.0));
     let cfg = CompileConfig::new(Loss::MeanSquaredError, Optimizer::sgd(0.1), vec![]);
     let step = input_gradient_step(&model, n, &cfg, "image").unwrap();
-    let mut feeds: Feeds = model.params.iter().map(|p| (p.name.clone(), p.value.to_f64())).collect();
+    let mut feeds: Feeds = model
+        .params
+        .iter()
+        .map(|p| (p.name.clone(), p.value.to_f64()))
+        .collect();
     feeds.insert("image".into(), x.to_f64());
     feeds.insert(target_input("head"), y.to_f64());
     let want = fovea::graph::interp::evaluate(&step.graph, &feeds).unwrap();

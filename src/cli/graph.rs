@@ -6,7 +6,7 @@ use anyhow::{Context, bail};
 use fovea_graph::dump::{KernelNote, NodeAnnotation, to_dot, to_json, to_text};
 use fovea_graph::passes::{PassReport, fusion_groups, optimize};
 use fovea_graph::plan::{MemoryPlan, plan_memory};
-use fovea_graph::train::{LossTerm, CompileConfig, Loss, Metric, Optimizer, train_step};
+use fovea_graph::train::{CompileConfig, Loss, LossTerm, Metric, Optimizer, train_step};
 use fovea_graph::{Graph, Model, NodeId, Op};
 use fovea_kernels::{KernelInstance, Location, Target, fuse_updates, lower_graph, lower_planned};
 use serde_json::json;
@@ -154,7 +154,11 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         let loss = Loss::parse(&a.loss, true)?;
         let outputs = model.output_names();
         let cfg = if outputs.len() == 1 {
-            let metrics = if loss.sparse_labels() { vec![Metric::Accuracy] } else { vec![] };
+            let metrics = if loss.sparse_labels() {
+                vec![Metric::Accuracy]
+            } else {
+                vec![]
+            };
             CompileConfig::new(loss, Optimizer::adam(0.001), metrics)
         } else {
             // One loss per output, summed, as Keras's compile(loss={...}).
