@@ -66,7 +66,10 @@ pub const BUILTINS: &[OpEntry] = &[
     OpEntry { code: 43, name: "SQUEEZE", map: |c| Ok(Mapped::Layer(Kind::Reshape, vec![c.arg(0)?])) },
     OpEntry { code: 45, name: "STRIDED_SLICE", map: strided_slice },
     OpEntry { code: 54, name: "PRELU", map: |c| Ok(Mapped::Layer(Kind::PRelu, vec![c.arg(0)?, c.param_arg(1, "alpha")?])) },
+    OpEntry { code: 55, name: "MAXIMUM", map: |c| binary(c, BinaryOp::Max) },
+    OpEntry { code: 57, name: "MINIMUM", map: |c| binary(c, BinaryOp::Min) },
     OpEntry { code: 60, name: "PADV2", map: pad },
+    OpEntry { code: 65, name: "SLICE", map: slice },
     OpEntry { code: 67, name: "TRANSPOSE_CONV", map: transpose_conv },
     OpEntry { code: 74, name: "SUM", map: |c| reduce(c, ReduceOp::Sum) },
     OpEntry { code: 97, name: "RESIZE_NEAREST_NEIGHBOR", map: |c| resize(c, false) },
@@ -650,6 +653,29 @@ fn resize(c: &OpCtx<'_>, bilinear: bool) -> Result<Mapped> {
         return Err(c.err(format!("expected a 4-D output, got {out:?}")));
     }
     Ok(Mapped::Layer(Kind::Resize { mode, size: (out[1], out[2]) }, vec![c.arg(0)?]))
+}
+
+fn slice(c: &OpCtx<'_>) -> Result<Mapped> {
+    let dims = c.shape(c.input(0)?)?;
+    let begin = c.const_ints(c.input(1)?)?;
+    let size = c.const_ints(c.input(2)?)?;
+    if begin.len() != dims.len() || size.len() != dims.len() {
+        return Err(c.err(format!("begin {begin:?} and size {size:?} do not fit an input of rank {}", dims.len())));
+    }
+    let (mut starts, mut sizes) = (Vec::new(), Vec::new());
+    for (i, &d) in dims.iter().enumerate() {
+        let (b, d) = (begin[i], d as i64);
+        let n = if size[i] == -1 { d - b } else { size[i] };
+        if b < 0 || n <= 0 || b + n > d {
+            return Err(c.err(format!("axis {i}: begin {b}, size {} do not fit {d} elements", size[i])));
+        }
+        starts.push(b as usize);
+        sizes.push(n as usize);
+    }
+    if starts[0] != 0 || sizes[0] != dims[0] {
+        return Err(c.err("slicing the batch axis is not supported"));
+    }
+    Ok(Mapped::Layer(Kind::Slice { starts, sizes }, vec![c.arg(0)?]))
 }
 
 fn strided_slice(c: &OpCtx<'_>) -> Result<Mapped> {
