@@ -100,11 +100,12 @@ pub fn build(file: &TfliteFile, source: &str, model_name: &str) -> Result<Import
                 )
             })?;
         if d.dtype != ElementType::F32 || d.quantized {
+            let what = if d.quantized { "integer-quantised " } else { "" };
             return Err(FormatError::tensor(
                 source,
                 t,
                 &d.name,
-                format!("model input of type {}: Fovea imports float32 inputs", d.dtype.name()),
+                format!("model input is {what}{}: Fovea imports float32 models", d.dtype.name()),
             ));
         }
         let name = layer_name(file, t, &mut taken);
