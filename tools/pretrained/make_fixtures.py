@@ -62,6 +62,21 @@ def litert_order(path):
     return [g.Tensors(g.Outputs(i)).Name().decode() for i in range(g.OutputsLength())]
 
 
+def float_constants(path):
+    """Scalars in the file's float constant tensors (FLOAT32 or FLOAT16 with data): the
+    parameter count Fovea's importer should report."""
+    from ai_edge_litert import schema_py_generated as s
+
+    m = s.Model.GetRootAsModel(open(path, "rb").read(), 0)
+    g = m.Subgraphs(0)
+    n = 0
+    for i in range(g.TensorsLength()):
+        t = g.Tensors(i)
+        if t.Type() in (0, 1) and m.Buffers(t.Buffer()).DataLength() > 0:
+            n += int(np.prod(t.ShapeAsNumpy())) if t.ShapeLength() else 1
+    return n
+
+
 def subsample(y, steps):
     return y[tuple(slice(None, None, s) for s in steps)]
 
@@ -171,6 +186,7 @@ def synthetic_models():
     models.append(("resize_align_corners", resize_align, (1, 5, 3, 2)))
 
     keras = tf.keras
+    keras.utils.set_random_seed(7)
     prelu = keras.Sequential([
         keras.Input((4, 6, 3), batch_size=1, name="x"),
         keras.layers.Conv2D(5, 3, padding="same"),
@@ -213,7 +229,8 @@ def main():
 
     blaze = os.path.join(ROOT, "data", "pretrained", "face_detection_short_range.tflite")
     photo_in = (photo.astype(np.float32) / np.float32(127.5) - np.float32(1.0))[None]
-    manifest["models"].append({"name": "blazeface_short_range", "file": "data/pretrained/face_detection_short_range.tflite", "cases": [
+    manifest["models"].append({"name": "blazeface_short_range", "file": "data/pretrained/face_detection_short_range.tflite",
+                               "parameters": float_constants(blaze), "cases": [
         case(blaze, hash_input((1, 128, 128, 3), 1, -1.0, 1.0), "blazeface_short.hash",
              {"kind": "hash", "shape": [1, 128, 128, 3], "seed": 1, "lo": -1.0, "hi": 1.0}, full),
         case(blaze, photo_in, "blazeface_short.photo",
