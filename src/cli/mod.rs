@@ -113,6 +113,20 @@ enum BenchCommand {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+    /// A TFLite model's inference time per batch size (upload, run, readback).
+    Tflite {
+        /// The .tflite file.
+        model: PathBuf,
+        /// Batch sizes to time, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "1,32")]
+        batch_sizes: Vec<usize>,
+        /// Timed runs per batch size (the median is reported).
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// Write the figures as JSON.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
 }
 
 /// Parses the command line and runs the subcommand.
@@ -129,6 +143,12 @@ pub fn run() -> anyhow::Result<()> {
                 steps,
                 json,
             } => bench::step(&model, batch_size, steps, json),
+            BenchCommand::Tflite {
+                model,
+                batch_sizes,
+                runs,
+                json,
+            } => bench::tflite(&model, &batch_sizes, runs, json),
         },
         Command::Graph(args) => graph::run(args),
         Command::Summary { model } => summary::run(&model),
