@@ -48,18 +48,28 @@ fn hash_input(n: usize, seed: u64, lo: f32, hi: f32) -> Vec<f32> {
 fn input(spec: &Value) -> Vec<f32> {
     match spec["kind"].as_str().unwrap() {
         "hash" => {
-            let n = spec["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).product();
+            let n = spec["shape"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d.as_u64().unwrap() as usize)
+                .product();
             let f = |k: &str| spec[k].as_f64().unwrap() as f32;
             hash_input(n, spec["seed"].as_u64().unwrap(), f("lo"), f("hi"))
         }
         "npy" => npy::read_f32(&fixture(spec["file"].as_str().unwrap())).unwrap().data,
         "photo" => {
             let a = npy::read(&fixture(spec["file"].as_str().unwrap())).unwrap();
-            let npy::NpyData::Int(px) = a.data else { panic!("photo is not uint8") };
+            let npy::NpyData::Int(px) = a.data else {
+                panic!("photo is not uint8")
+            };
             let (h, w) = (a.shape[0], a.shape[1]);
             let r = spec["repeat"].as_u64().unwrap() as usize;
             let flip = spec["flip"].as_bool().unwrap_or(false);
-            let (scale, offset) = (spec["scale"].as_f64().unwrap() as f32, spec["offset"].as_f64().unwrap() as f32);
+            let (scale, offset) = (
+                spec["scale"].as_f64().unwrap() as f32,
+                spec["offset"].as_f64().unwrap() as f32,
+            );
             let mut out = Vec::with_capacity(h * w * 3 * r * r);
             for y in 0..h * r {
                 for x in 0..w * r {
@@ -110,9 +120,23 @@ fn check_model(name: &str, model_path: &Path) {
         let outs = case["outputs"].as_array().unwrap();
         assert_eq!(got.len(), outs.len(), "{name}: output count");
         for (k, (o, y)) in outs.iter().zip(&got).enumerate() {
-            assert_eq!(imported.outputs[k], o["name"].as_str().unwrap(), "{name}: output {k} name");
-            let shape: Vec<usize> = o["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect();
-            let steps: Vec<usize> = o["steps"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect();
+            assert_eq!(
+                imported.outputs[k],
+                o["name"].as_str().unwrap(),
+                "{name}: output {k} name"
+            );
+            let shape: Vec<usize> = o["shape"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d.as_u64().unwrap() as usize)
+                .collect();
+            let steps: Vec<usize> = o["steps"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d.as_u64().unwrap() as usize)
+                .collect();
             assert_eq!(y.len(), shape.iter().product::<usize>(), "{name}: output {k} size");
             let want = npy::read_f32(&fixture(o["file"].as_str().unwrap())).unwrap();
             let got = subsample(y, &shape, &steps);
@@ -147,7 +171,10 @@ fn blazeface_short_range_agrees_with_litert() {
 
 #[test]
 fn selfie_segmentation_agrees_with_litert() {
-    check_model("selfie_segmentation", &root().join("data/pretrained/selfie_segmentation.tflite"));
+    check_model(
+        "selfie_segmentation",
+        &root().join("data/pretrained/selfie_segmentation.tflite"),
+    );
 }
 
 /// BlazeFace full range is 1 MB, so it is not in the repository: the test runs when

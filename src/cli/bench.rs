@@ -105,7 +105,12 @@ pub fn step(model: &str, batch_size: usize, steps: usize, json_out: Option<PathB
 /// `fovea bench tflite M.tflite`: inference time of an imported model at each batch size, a
 /// whole `run` (upload, every dispatch, readback) as the median of `runs`, after one warm-up.
 /// `tools/pretrained/bench_litert.py` times LiteRT on the same inputs for comparison.
-pub fn tflite(model: &std::path::Path, batch_sizes: &[usize], runs: usize, json_out: Option<PathBuf>) -> anyhow::Result<()> {
+pub fn tflite(
+    model: &std::path::Path,
+    batch_sizes: &[usize],
+    runs: usize,
+    json_out: Option<PathBuf>,
+) -> anyhow::Result<()> {
     anyhow::ensure!(runs > 0, "--runs must be positive");
     anyhow::ensure!(
         !batch_sizes.is_empty() && batch_sizes.iter().all(|&b| b > 0),

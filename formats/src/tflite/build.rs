@@ -33,11 +33,18 @@ fn check_tensors(c: &OpCtx<'_>) -> Result<()> {
         if d.quantized {
             return Err(c.err_tensor(
                 t,
-                format!("tensor '{}' is integer-quantised ({}); Fovea imports float models", d.name, d.dtype.name()),
+                format!(
+                    "tensor '{}' is integer-quantised ({}); Fovea imports float models",
+                    d.name,
+                    d.dtype.name()
+                ),
             ));
         }
         if d.sparse {
-            return Err(c.err_tensor(t, format!("tensor '{}' is stored sparse, which Fovea does not read", d.name)));
+            return Err(c.err_tensor(
+                t,
+                format!("tensor '{}' is stored sparse, which Fovea does not read", d.name),
+            ));
         }
         let ok = match d.dtype {
             ElementType::F32 => true,
@@ -186,7 +193,12 @@ pub fn build(file: &TfliteFile, source: &str, model_name: &str) -> Result<Import
     for &t in &file.outputs {
         let d = &file.tensors[t];
         let s = *sym.get(&t).ok_or_else(|| {
-            FormatError::tensor(source, t, &d.name, "model output is a constant or produced by no operator")
+            FormatError::tensor(
+                source,
+                t,
+                &d.name,
+                "model output is a constant or produced by no operator",
+            )
         })?;
         outs.push(s);
         out_names.push(d.name.clone());

@@ -216,7 +216,9 @@ impl Layer for ImportedOp {
         let mut ops = Vec::with_capacity(self.slots.len());
         for s in &self.slots {
             ops.push(match s {
-                Slot::Input(k) => *inputs.get(*k).ok_or_else(|| self.err(format!("input {k} is missing")))?,
+                Slot::Input(k) => *inputs
+                    .get(*k)
+                    .ok_or_else(|| self.err(format!("input {k} is missing")))?,
                 Slot::Param(var, shape) => ctx.param(var, shape, Initializer::Zeros, true)?,
             });
         }

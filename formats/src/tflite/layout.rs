@@ -84,9 +84,9 @@ mod tests {
         let a = iota(&[o, kh, kw, i]);
         let b = conv_filter(&a);
         assert_eq!(b.shape, vec![kh, kw, i, o]);
-        for (oo, y, x, ii) in (0..o).flat_map(|oo| {
-            (0..kh).flat_map(move |y| (0..kw).flat_map(move |x| (0..i).map(move |ii| (oo, y, x, ii))))
-        }) {
+        for (oo, y, x, ii) in (0..o)
+            .flat_map(|oo| (0..kh).flat_map(move |y| (0..kw).flat_map(move |x| (0..i).map(move |ii| (oo, y, x, ii)))))
+        {
             let src = ((oo * kh + y) * kw + x) * i + ii;
             let dst = ((y * kw + x) * i + ii) * o + oo;
             assert_eq!(b.data[dst], a.data[src]);

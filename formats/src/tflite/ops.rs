@@ -42,44 +42,175 @@ pub struct OpEntry {
 
 /// The builtin operators Fovea imports.
 pub const BUILTINS: &[OpEntry] = &[
-    OpEntry { code: 0, name: "ADD", map: |c| binary(c, BinaryOp::Add) },
-    OpEntry { code: 1, name: "AVERAGE_POOL_2D", map: |c| pool(c, PoolKind::Avg) },
-    OpEntry { code: 2, name: "CONCATENATION", map: concatenation },
-    OpEntry { code: 3, name: "CONV_2D", map: conv2d },
-    OpEntry { code: 4, name: "DEPTHWISE_CONV_2D", map: depthwise },
-    OpEntry { code: 6, name: "DEQUANTIZE", map: dequantize },
-    OpEntry { code: 9, name: "FULLY_CONNECTED", map: fully_connected },
-    OpEntry { code: 14, name: "LOGISTIC", map: |c| unary(c, UnaryOp::Sigmoid) },
-    OpEntry { code: 17, name: "MAX_POOL_2D", map: |c| pool(c, PoolKind::Max) },
-    OpEntry { code: 18, name: "MUL", map: |c| binary(c, BinaryOp::Mul) },
-    OpEntry { code: 19, name: "RELU", map: |c| unary(c, UnaryOp::Relu) },
-    OpEntry { code: 20, name: "RELU_N1_TO_1", map: |c| Ok(Mapped::Layer(Kind::Clip { lo: -1.0, hi: 1.0 }, vec![c.arg(0)?])) },
-    OpEntry { code: 21, name: "RELU6", map: |c| unary(c, UnaryOp::Relu6) },
-    OpEntry { code: 22, name: "RESHAPE", map: |c| Ok(Mapped::Layer(Kind::Reshape, vec![c.arg(0)?])) },
-    OpEntry { code: 23, name: "RESIZE_BILINEAR", map: |c| resize(c, true) },
-    OpEntry { code: 25, name: "SOFTMAX", map: softmax },
-    OpEntry { code: 28, name: "TANH", map: |c| unary(c, UnaryOp::Tanh) },
-    OpEntry { code: 34, name: "PAD", map: pad },
-    OpEntry { code: 40, name: "MEAN", map: |c| reduce(c, ReduceOp::Mean) },
-    OpEntry { code: 41, name: "SUB", map: |c| binary(c, BinaryOp::Sub) },
-    OpEntry { code: 42, name: "DIV", map: |c| binary(c, BinaryOp::Div) },
-    OpEntry { code: 43, name: "SQUEEZE", map: |c| Ok(Mapped::Layer(Kind::Reshape, vec![c.arg(0)?])) },
-    OpEntry { code: 45, name: "STRIDED_SLICE", map: strided_slice },
-    OpEntry { code: 54, name: "PRELU", map: |c| Ok(Mapped::Layer(Kind::PRelu, vec![c.arg(0)?, c.param_arg(1, "alpha")?])) },
-    OpEntry { code: 55, name: "MAXIMUM", map: |c| binary(c, BinaryOp::Max) },
-    OpEntry { code: 57, name: "MINIMUM", map: |c| binary(c, BinaryOp::Min) },
-    OpEntry { code: 60, name: "PADV2", map: pad },
-    OpEntry { code: 65, name: "SLICE", map: slice },
-    OpEntry { code: 67, name: "TRANSPOSE_CONV", map: transpose_conv },
-    OpEntry { code: 74, name: "SUM", map: |c| reduce(c, ReduceOp::Sum) },
-    OpEntry { code: 97, name: "RESIZE_NEAREST_NEIGHBOR", map: |c| resize(c, false) },
-    OpEntry { code: 98, name: "LEAKY_RELU", map: leaky_relu },
-    OpEntry { code: 117, name: "HARD_SWISH", map: |c| Ok(Mapped::Layer(Kind::HardSwish, vec![c.arg(0)?])) },
+    OpEntry {
+        code: 0,
+        name: "ADD",
+        map: |c| binary(c, BinaryOp::Add),
+    },
+    OpEntry {
+        code: 1,
+        name: "AVERAGE_POOL_2D",
+        map: |c| pool(c, PoolKind::Avg),
+    },
+    OpEntry {
+        code: 2,
+        name: "CONCATENATION",
+        map: concatenation,
+    },
+    OpEntry {
+        code: 3,
+        name: "CONV_2D",
+        map: conv2d,
+    },
+    OpEntry {
+        code: 4,
+        name: "DEPTHWISE_CONV_2D",
+        map: depthwise,
+    },
+    OpEntry {
+        code: 6,
+        name: "DEQUANTIZE",
+        map: dequantize,
+    },
+    OpEntry {
+        code: 9,
+        name: "FULLY_CONNECTED",
+        map: fully_connected,
+    },
+    OpEntry {
+        code: 14,
+        name: "LOGISTIC",
+        map: |c| unary(c, UnaryOp::Sigmoid),
+    },
+    OpEntry {
+        code: 17,
+        name: "MAX_POOL_2D",
+        map: |c| pool(c, PoolKind::Max),
+    },
+    OpEntry {
+        code: 18,
+        name: "MUL",
+        map: |c| binary(c, BinaryOp::Mul),
+    },
+    OpEntry {
+        code: 19,
+        name: "RELU",
+        map: |c| unary(c, UnaryOp::Relu),
+    },
+    OpEntry {
+        code: 20,
+        name: "RELU_N1_TO_1",
+        map: |c| Ok(Mapped::Layer(Kind::Clip { lo: -1.0, hi: 1.0 }, vec![c.arg(0)?])),
+    },
+    OpEntry {
+        code: 21,
+        name: "RELU6",
+        map: |c| unary(c, UnaryOp::Relu6),
+    },
+    OpEntry {
+        code: 22,
+        name: "RESHAPE",
+        map: |c| Ok(Mapped::Layer(Kind::Reshape, vec![c.arg(0)?])),
+    },
+    OpEntry {
+        code: 23,
+        name: "RESIZE_BILINEAR",
+        map: |c| resize(c, true),
+    },
+    OpEntry {
+        code: 25,
+        name: "SOFTMAX",
+        map: softmax,
+    },
+    OpEntry {
+        code: 28,
+        name: "TANH",
+        map: |c| unary(c, UnaryOp::Tanh),
+    },
+    OpEntry {
+        code: 34,
+        name: "PAD",
+        map: pad,
+    },
+    OpEntry {
+        code: 40,
+        name: "MEAN",
+        map: |c| reduce(c, ReduceOp::Mean),
+    },
+    OpEntry {
+        code: 41,
+        name: "SUB",
+        map: |c| binary(c, BinaryOp::Sub),
+    },
+    OpEntry {
+        code: 42,
+        name: "DIV",
+        map: |c| binary(c, BinaryOp::Div),
+    },
+    OpEntry {
+        code: 43,
+        name: "SQUEEZE",
+        map: |c| Ok(Mapped::Layer(Kind::Reshape, vec![c.arg(0)?])),
+    },
+    OpEntry {
+        code: 45,
+        name: "STRIDED_SLICE",
+        map: strided_slice,
+    },
+    OpEntry {
+        code: 54,
+        name: "PRELU",
+        map: |c| Ok(Mapped::Layer(Kind::PRelu, vec![c.arg(0)?, c.param_arg(1, "alpha")?])),
+    },
+    OpEntry {
+        code: 55,
+        name: "MAXIMUM",
+        map: |c| binary(c, BinaryOp::Max),
+    },
+    OpEntry {
+        code: 57,
+        name: "MINIMUM",
+        map: |c| binary(c, BinaryOp::Min),
+    },
+    OpEntry {
+        code: 60,
+        name: "PADV2",
+        map: pad,
+    },
+    OpEntry {
+        code: 65,
+        name: "SLICE",
+        map: slice,
+    },
+    OpEntry {
+        code: 67,
+        name: "TRANSPOSE_CONV",
+        map: transpose_conv,
+    },
+    OpEntry {
+        code: 74,
+        name: "SUM",
+        map: |c| reduce(c, ReduceOp::Sum),
+    },
+    OpEntry {
+        code: 97,
+        name: "RESIZE_NEAREST_NEIGHBOR",
+        map: |c| resize(c, false),
+    },
+    OpEntry {
+        code: 98,
+        name: "LEAKY_RELU",
+        map: leaky_relu,
+    },
+    OpEntry {
+        code: 117,
+        name: "HARD_SWISH",
+        map: |c| Ok(Mapped::Layer(Kind::HardSwish, vec![c.arg(0)?])),
+    },
 ];
 
 /// The custom operators Fovea imports, by `custom_code`.
-pub const CUSTOM: &[(&str, fn(&OpCtx<'_>) -> Result<Mapped>)] =
-    &[("Convolution2DTransposeBias", conv_transpose_bias)];
+pub const CUSTOM: &[(&str, fn(&OpCtx<'_>) -> Result<Mapped>)] = &[("Convolution2DTransposeBias", conv_transpose_bias)];
 
 /// The operator's display name: `CONV_2D`, `CUSTOM:Name`, or `builtin operator 123`.
 pub fn op_name(code: &OpCode) -> String {
@@ -148,10 +279,7 @@ impl OpCtx<'_> {
     pub fn input(&self, k: usize) -> Result<usize> {
         match self.op.inputs.get(k) {
             Some(&t) if t >= 0 => Ok(t as usize),
-            _ => Err(self.err(format!(
-                "expected at least {} input(s), input {k} is missing",
-                k + 1
-            ))),
+            _ => Err(self.err(format!("expected at least {} input(s), input {k} is missing", k + 1))),
         }
     }
 
@@ -196,13 +324,18 @@ impl OpCtx<'_> {
             .data
             .as_ref()
             .ok_or_else(|| self.err_tensor(t as i32, "expected a constant tensor (weights), got an activation"))?;
-        let shape = self.shape(t).or_else(|e| if d.shape.is_empty() { Ok(vec![]) } else { Err(e) })?;
+        let shape = self
+            .shape(t)
+            .or_else(|e| if d.shape.is_empty() { Ok(vec![]) } else { Err(e) })?;
         let n: usize = shape.iter().product();
         let size = match d.dtype {
             ElementType::F32 => 4,
             ElementType::F16 => 2,
             other => {
-                return Err(self.err_tensor(t as i32, format!("expected FLOAT32 or FLOAT16 values, got {}", other.name())));
+                return Err(self.err_tensor(
+                    t as i32,
+                    format!("expected FLOAT32 or FLOAT16 values, got {}", other.name()),
+                ));
             }
         };
         self.check_len(t, data.len(), n, size)?;
@@ -249,7 +382,10 @@ impl OpCtx<'_> {
                     .map(|b| i64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]))
                     .collect())
             }
-            other => Err(self.err_tensor(t as i32, format!("expected INT32 or INT64 values, got {}", other.name()))),
+            other => Err(self.err_tensor(
+                t as i32,
+                format!("expected INT32 or INT64 values, got {}", other.name()),
+            )),
         }
     }
 
@@ -277,9 +413,7 @@ impl OpCtx<'_> {
         let t = self.input(k)?;
         if self.is_const(t) {
             const NAMES: [&str; 8] = ["in0", "in1", "in2", "in3", "in4", "in5", "in6", "in7"];
-            let name = NAMES
-                .get(k)
-                .ok_or_else(|| self.err("more than 8 constant inputs"))?;
+            let name = NAMES.get(k).ok_or_else(|| self.err("more than 8 constant inputs"))?;
             Ok(Arg::Param(name, self.const_f32(t)?))
         } else {
             Ok(Arg::Tensor(t))
@@ -388,7 +522,10 @@ fn bias(c: &OpCtx<'_>, k: usize, out_channels: usize) -> Result<Option<Arg>> {
     if b.data.len() != out_channels {
         return Err(c.err_tensor(
             t as i32,
-            format!("bias has {} values, the operator has {out_channels} output channels", b.data.len()),
+            format!(
+                "bias has {} values, the operator has {out_channels} output channels",
+                b.data.len()
+            ),
         ));
     }
     Ok(Some(Arg::Param(
@@ -424,7 +561,13 @@ fn pad2d(p: Padding, h: usize, w: usize, k: (usize, usize), s: (usize, usize), d
 }
 
 fn conv2d(c: &OpCtx<'_>) -> Result<Mapped> {
-    let Options::Conv2d { padding, stride, dilation, act } = c.op.options else {
+    let Options::Conv2d {
+        padding,
+        stride,
+        dilation,
+        act,
+    } = c.op.options
+    else {
         return Err(c.bad_options("Conv2DOptions"));
     };
     let (x, [_, h, w, ch]) = image(c, 0)?;
@@ -434,7 +577,10 @@ fn conv2d(c: &OpCtx<'_>) -> Result<Mapped> {
         return Err(c.err(format!("the filter reads {i} channels, the input has {ch}")));
     }
     let stride = (c.positive(stride.0, "stride_h")?, c.positive(stride.1, "stride_w")?);
-    let dilation = (c.positive(dilation.0, "dilation_h")?, c.positive(dilation.1, "dilation_w")?);
+    let dilation = (
+        c.positive(dilation.0, "dilation_h")?,
+        c.positive(dilation.1, "dilation_w")?,
+    );
     let geom = ConvGeometry {
         stride,
         dilation,
@@ -443,11 +589,24 @@ fn conv2d(c: &OpCtx<'_>) -> Result<Mapped> {
     };
     let mut args = vec![x, Arg::Param("kernel", layout::conv_filter(&f))];
     args.extend(bias(c, 2, o)?);
-    Ok(Mapped::Layer(Kind::Conv { geom, act: c.activation(act)? }, args))
+    Ok(Mapped::Layer(
+        Kind::Conv {
+            geom,
+            act: c.activation(act)?,
+        },
+        args,
+    ))
 }
 
 fn depthwise(c: &OpCtx<'_>) -> Result<Mapped> {
-    let Options::Depthwise { padding, stride, dilation, multiplier, act } = c.op.options else {
+    let Options::Depthwise {
+        padding,
+        stride,
+        dilation,
+        multiplier,
+        act,
+    } = c.op.options
+    else {
         return Err(c.bad_options("DepthwiseConv2DOptions"));
     };
     let (x, [_, h, w, ch]) = image(c, 0)?;
@@ -460,7 +619,10 @@ fn depthwise(c: &OpCtx<'_>) -> Result<Mapped> {
         )));
     }
     let stride = (c.positive(stride.0, "stride_h")?, c.positive(stride.1, "stride_w")?);
-    let dilation = (c.positive(dilation.0, "dilation_h")?, c.positive(dilation.1, "dilation_w")?);
+    let dilation = (
+        c.positive(dilation.0, "dilation_h")?,
+        c.positive(dilation.1, "dilation_w")?,
+    );
     let geom = ConvGeometry {
         stride,
         dilation,
@@ -469,7 +631,13 @@ fn depthwise(c: &OpCtx<'_>) -> Result<Mapped> {
     };
     let mut args = vec![x, Arg::Param("kernel", layout::depthwise_filter(&f))];
     args.extend(bias(c, 2, o)?);
-    Ok(Mapped::Layer(Kind::Conv { geom, act: c.activation(act)? }, args))
+    Ok(Mapped::Layer(
+        Kind::Conv {
+            geom,
+            act: c.activation(act)?,
+        },
+        args,
+    ))
 }
 
 /// The geometry of a transposed convolution from `input` to `output` along one axis, as TFLite
@@ -478,11 +646,23 @@ fn tconv_axis(input: usize, output: usize, k: usize, s: usize, p: Padding) -> Op
     let (before, _) = p.amounts(output, k, s, 1);
     let full = (input - 1) * s + k;
     let need = output + before;
-    let (after, extra) = if full >= need { (full - need, 0) } else { (0, need - full) };
+    let (after, extra) = if full >= need {
+        (full - need, 0)
+    } else {
+        (0, need - full)
+    };
     (extra < s).then_some(((before, after), extra))
 }
 
-fn tconv(c: &OpCtx<'_>, x: Arg, xs: [usize; 4], f: &Array, p: Padding, stride: (usize, usize), act: Activation) -> Result<Kind> {
+fn tconv(
+    c: &OpCtx<'_>,
+    x: Arg,
+    xs: [usize; 4],
+    f: &Array,
+    p: Padding,
+    stride: (usize, usize),
+    act: Activation,
+) -> Result<Kind> {
     let out = c.out_shape()?;
     let (o, kh, kw, i) = (f.shape[0], f.shape[1], f.shape[2], f.shape[3]);
     if out.len() != 4 || out[3] != o || i != xs[3] {
@@ -496,13 +676,20 @@ fn tconv(c: &OpCtx<'_>, x: Arg, xs: [usize; 4], f: &Array, p: Padding, stride: (
         tconv_axis(xs[1], out[1], kh, stride.0, p),
         tconv_axis(xs[2], out[2], kw, stride.1, p),
     ) else {
-        return Err(c.err(format!("output {out:?} is not reachable from input {xs:?} with stride {stride:?}")));
+        return Err(c.err(format!(
+            "output {out:?} is not reachable from input {xs:?} with stride {stride:?}"
+        )));
     };
     Ok(Kind::ConvTranspose {
         geom: ConvGeometry {
             stride,
             dilation: (1, 1),
-            pad: Pad2d { top: ph.0, bottom: ph.1, left: pw.0, right: pw.1 },
+            pad: Pad2d {
+                top: ph.0,
+                bottom: ph.1,
+                left: pw.0,
+                right: pw.1,
+            },
             groups: 1,
         },
         out_pad: (eh, ew),
@@ -541,7 +728,10 @@ fn conv_transpose_bias(c: &OpCtx<'_>) -> Result<Mapped> {
         2 => Padding::Valid,
         p => return Err(c.err(format!("custom option padding {p}: expected 1 (SAME) or 2 (VALID)"))),
     };
-    let stride = (c.positive(word(2), "stride_height")?, c.positive(word(1), "stride_width")?);
+    let stride = (
+        c.positive(word(2), "stride_height")?,
+        c.positive(word(1), "stride_width")?,
+    );
     let (x, xs) = image(c, 0)?;
     let f = filter(c, 1)?;
     let kind = tconv(c, x.clone(), xs, &f, padding, stride, Activation::None)?;
@@ -552,7 +742,11 @@ fn conv_transpose_bias(c: &OpCtx<'_>) -> Result<Mapped> {
 
 fn fully_connected(c: &OpCtx<'_>) -> Result<Mapped> {
     let (act, keep_dims) = match c.op.options {
-        Options::FullyConnected { act, weights_format: 0, keep_num_dims } => (act, keep_num_dims),
+        Options::FullyConnected {
+            act,
+            weights_format: 0,
+            keep_num_dims,
+        } => (act, keep_num_dims),
         Options::FullyConnected { weights_format, .. } => {
             return Err(c.err(format!("weights format {weights_format} (shuffled) is not supported")));
         }
@@ -562,19 +756,37 @@ fn fully_connected(c: &OpCtx<'_>) -> Result<Mapped> {
     let wt = c.input(1)?;
     let w = c.const_f32(wt)?;
     if w.shape.len() != 2 {
-        return Err(c.err_tensor(wt as i32, format!("expected (units, features) weights, got {:?}", w.shape)));
+        return Err(c.err_tensor(
+            wt as i32,
+            format!("expected (units, features) weights, got {:?}", w.shape),
+        ));
     }
     let mut args = vec![c.arg(0)?, Arg::Param("kernel", layout::dense_kernel(&w))];
     args.extend(bias(c, 2, w.shape[0])?);
-    Ok(Mapped::Layer(Kind::Dense { keep_dims, act: c.activation(act)? }, args))
+    Ok(Mapped::Layer(
+        Kind::Dense {
+            keep_dims,
+            act: c.activation(act)?,
+        },
+        args,
+    ))
 }
 
 fn pool(c: &OpCtx<'_>, kind: PoolKind) -> Result<Mapped> {
-    let Options::Pool2d { padding, stride, filter, act } = c.op.options else {
+    let Options::Pool2d {
+        padding,
+        stride,
+        filter,
+        act,
+    } = c.op.options
+    else {
         return Err(c.bad_options("Pool2DOptions"));
     };
     let (x, [_, h, w, _]) = image(c, 0)?;
-    let size = (c.positive(filter.0, "filter_height")?, c.positive(filter.1, "filter_width")?);
+    let size = (
+        c.positive(filter.0, "filter_height")?,
+        c.positive(filter.1, "filter_width")?,
+    );
     let stride = (c.positive(stride.0, "stride_h")?, c.positive(stride.1, "stride_w")?);
     let geom = PoolGeometry {
         kind,
@@ -582,7 +794,13 @@ fn pool(c: &OpCtx<'_>, kind: PoolKind) -> Result<Mapped> {
         stride,
         pad: pad2d(c.padding(padding)?, h, w, size, stride, (1, 1)),
     };
-    Ok(Mapped::Layer(Kind::Pool { geom, act: c.activation(act)? }, vec![x]))
+    Ok(Mapped::Layer(
+        Kind::Pool {
+            geom,
+            act: c.activation(act)?,
+        },
+        vec![x],
+    ))
 }
 
 fn concatenation(c: &OpCtx<'_>) -> Result<Mapped> {
@@ -621,7 +839,9 @@ fn pad(c: &OpCtx<'_>) -> Result<Mapped> {
     let rank = c.shape(c.input(0)?)?.len();
     let p = c.const_ints(c.input(1)?)?;
     if p.len() != 2 * rank || p.iter().any(|&v| v < 0) {
-        return Err(c.err(format!("paddings {p:?} are not {rank} non-negative (before, after) pairs")));
+        return Err(c.err(format!(
+            "paddings {p:?} are not {rank} non-negative (before, after) pairs"
+        )));
     }
     let pads = p.chunks(2).map(|w| (w[0] as usize, w[1] as usize)).collect();
     let value = match c.opt_input(2) {
@@ -635,7 +855,11 @@ fn pad(c: &OpCtx<'_>) -> Result<Mapped> {
 }
 
 fn resize(c: &OpCtx<'_>, bilinear: bool) -> Result<Mapped> {
-    let Options::Resize { align_corners, half_pixel_centers } = c.op.options else {
+    let Options::Resize {
+        align_corners,
+        half_pixel_centers,
+    } = c.op.options
+    else {
         return Err(c.bad_options("ResizeBilinearOptions/ResizeNearestNeighborOptions"));
     };
     let mode = match (bilinear, align_corners, half_pixel_centers) {
@@ -652,7 +876,13 @@ fn resize(c: &OpCtx<'_>, bilinear: bool) -> Result<Mapped> {
     if out.len() != 4 {
         return Err(c.err(format!("expected a 4-D output, got {out:?}")));
     }
-    Ok(Mapped::Layer(Kind::Resize { mode, size: (out[1], out[2]) }, vec![c.arg(0)?]))
+    Ok(Mapped::Layer(
+        Kind::Resize {
+            mode,
+            size: (out[1], out[2]),
+        },
+        vec![c.arg(0)?],
+    ))
 }
 
 fn slice(c: &OpCtx<'_>) -> Result<Mapped> {
@@ -660,7 +890,10 @@ fn slice(c: &OpCtx<'_>) -> Result<Mapped> {
     let begin = c.const_ints(c.input(1)?)?;
     let size = c.const_ints(c.input(2)?)?;
     if begin.len() != dims.len() || size.len() != dims.len() {
-        return Err(c.err(format!("begin {begin:?} and size {size:?} do not fit an input of rank {}", dims.len())));
+        return Err(c.err(format!(
+            "begin {begin:?} and size {size:?} do not fit an input of rank {}",
+            dims.len()
+        )));
     }
     let (mut starts, mut sizes) = (Vec::new(), Vec::new());
     for (i, &d) in dims.iter().enumerate() {
@@ -679,8 +912,14 @@ fn slice(c: &OpCtx<'_>) -> Result<Mapped> {
 }
 
 fn strided_slice(c: &OpCtx<'_>) -> Result<Mapped> {
-    let Options::StridedSlice { begin_mask, end_mask, ellipsis_mask, new_axis_mask, shrink_axis_mask, offset } =
-        c.op.options
+    let Options::StridedSlice {
+        begin_mask,
+        end_mask,
+        ellipsis_mask,
+        new_axis_mask,
+        shrink_axis_mask,
+        offset,
+    } = c.op.options
     else {
         return Err(c.bad_options("StridedSliceOptions"));
     };
@@ -707,7 +946,10 @@ fn strided_slice(c: &OpCtx<'_>) -> Result<Mapped> {
             continue;
         }
         if strides[i] != 1 {
-            return Err(c.err(format!("stride {} on axis {i}: only unit strides are supported", strides[i])));
+            return Err(c.err(format!(
+                "stride {} on axis {i}: only unit strides are supported",
+                strides[i]
+            )));
         }
         let norm = |v: i64| (if v < 0 { v + di } else { v }).clamp(0, di);
         let b = if bit(begin_mask) { 0 } else { norm(begin[i]) };

@@ -34,7 +34,16 @@ impl ElementType {
     /// The schema's name of the type (`FLOAT32`, `INT8`, ...).
     pub fn name(self) -> String {
         let names = [
-            "FLOAT32", "FLOAT16", "INT32", "UINT8", "INT64", "STRING", "BOOL", "INT16", "COMPLEX64", "INT8",
+            "FLOAT32",
+            "FLOAT16",
+            "INT32",
+            "UINT8",
+            "INT64",
+            "STRING",
+            "BOOL",
+            "INT16",
+            "COMPLEX64",
+            "INT8",
             "FLOAT64",
         ];
         match self {
@@ -95,21 +104,70 @@ pub type FusedActivation = i8;
 pub enum Options {
     /// No options table.
     None,
-    Conv2d { padding: i8, stride: (i32, i32), dilation: (i32, i32), act: FusedActivation },
-    Depthwise { padding: i8, stride: (i32, i32), dilation: (i32, i32), multiplier: i32, act: FusedActivation },
-    Pool2d { padding: i8, stride: (i32, i32), filter: (i32, i32), act: FusedActivation },
-    FullyConnected { act: FusedActivation, weights_format: i8, keep_num_dims: bool },
-    Softmax { beta: f32 },
-    Concatenation { axis: i32, act: FusedActivation },
+    Conv2d {
+        padding: i8,
+        stride: (i32, i32),
+        dilation: (i32, i32),
+        act: FusedActivation,
+    },
+    Depthwise {
+        padding: i8,
+        stride: (i32, i32),
+        dilation: (i32, i32),
+        multiplier: i32,
+        act: FusedActivation,
+    },
+    Pool2d {
+        padding: i8,
+        stride: (i32, i32),
+        filter: (i32, i32),
+        act: FusedActivation,
+    },
+    FullyConnected {
+        act: FusedActivation,
+        weights_format: i8,
+        keep_num_dims: bool,
+    },
+    Softmax {
+        beta: f32,
+    },
+    Concatenation {
+        axis: i32,
+        act: FusedActivation,
+    },
     /// ADD, SUB, MUL, DIV.
-    Activation { act: FusedActivation },
-    Resize { align_corners: bool, half_pixel_centers: bool },
-    Reshape { new_shape: Option<Vec<i32>> },
-    Reducer { keep_dims: bool },
-    Squeeze { dims: Vec<i32> },
-    StridedSlice { begin_mask: i32, end_mask: i32, ellipsis_mask: i32, new_axis_mask: i32, shrink_axis_mask: i32, offset: bool },
-    TransposeConv { padding: i8, stride: (i32, i32), act: FusedActivation },
-    LeakyRelu { alpha: f32 },
+    Activation {
+        act: FusedActivation,
+    },
+    Resize {
+        align_corners: bool,
+        half_pixel_centers: bool,
+    },
+    Reshape {
+        new_shape: Option<Vec<i32>>,
+    },
+    Reducer {
+        keep_dims: bool,
+    },
+    Squeeze {
+        dims: Vec<i32>,
+    },
+    StridedSlice {
+        begin_mask: i32,
+        end_mask: i32,
+        ellipsis_mask: i32,
+        new_axis_mask: i32,
+        shrink_axis_mask: i32,
+        offset: bool,
+    },
+    TransposeConv {
+        padding: i8,
+        stride: (i32, i32),
+        act: FusedActivation,
+    },
+    LeakyRelu {
+        alpha: f32,
+    },
     /// Options of a type Fovea does not read, by union key.
     Other(u8),
 }
@@ -156,7 +214,9 @@ pub fn read(bytes: &[u8], file: &str) -> Result<TfliteFile> {
         return Err(bad("not a TFLite model: the file identifier is not \"TFL3\"".into()));
     }
     let model = schema::root(bytes).map_err(|e| bad(format!("not a valid TFLite flatbuffer: {e}")))?;
-    let subgraphs = model.subgraphs().ok_or_else(|| bad("the model has no subgraphs".into()))?;
+    let subgraphs = model
+        .subgraphs()
+        .ok_or_else(|| bad("the model has no subgraphs".into()))?;
     if subgraphs.is_empty() {
         return Err(bad("the model has no subgraphs".into()));
     }
@@ -190,7 +250,14 @@ pub fn read(bytes: &[u8], file: &str) -> Result<TfliteFile> {
         let buffer = t.buffer().unwrap_or(0) as usize;
         let data = match buffers {
             _ if buffer == 0 => None,
-            None => return Err(FormatError::tensor(file, i, &name_or_index, "refers to a buffer, the model has none")),
+            None => {
+                return Err(FormatError::tensor(
+                    file,
+                    i,
+                    &name_or_index,
+                    "refers to a buffer, the model has none",
+                ));
+            }
             Some(b) if buffer >= b.len() => {
                 return Err(FormatError::tensor(
                     file,
@@ -206,10 +273,7 @@ pub fn read(bytes: &[u8], file: &str) -> Result<TfliteFile> {
             shape: t.shape().map(|s| s.iter().collect()).unwrap_or_default(),
             dtype: ElementType::from_schema(t.type_().unwrap_or(0)),
             data,
-            quantized: t
-                .quantization()
-                .and_then(|q| q.scale())
-                .is_some_and(|s| !s.is_empty()),
+            quantized: t.quantization().and_then(|q| q.scale()).is_some_and(|s| !s.is_empty()),
             sparse: t.sparsity().is_some(),
         });
     }
@@ -243,7 +307,9 @@ pub fn read(bytes: &[u8], file: &str) -> Result<TfliteFile> {
                     if t == -1 || (t >= 0 && (t as usize) < n) {
                         Ok(t)
                     } else {
-                        Err(bad(format!("operator {i}: {what} names tensor {t}, the subgraph has {n}")))
+                        Err(bad(format!(
+                            "operator {i}: {what} names tensor {t}, the subgraph has {n}"
+                        )))
                     }
                 })
                 .collect()
@@ -274,18 +340,21 @@ fn buffer_bytes(b: schema::Buffer<'_>, file_bytes: &[u8], file: &str, i: usize, 
     match (b.offset().unwrap_or(0), b.size().unwrap_or(0)) {
         (_, 0) => Ok(None),
         (off, size) => {
-            let end = off.checked_add(size).filter(|&e| e <= file_bytes.len() as u64).ok_or_else(|| {
-                FormatError::tensor(
-                    file,
-                    i,
-                    name,
-                    format!(
-                        "its buffer lies at bytes {off}..{} of the file, which has {} bytes",
-                        off.saturating_add(size),
-                        file_bytes.len()
-                    ),
-                )
-            })?;
+            let end = off
+                .checked_add(size)
+                .filter(|&e| e <= file_bytes.len() as u64)
+                .ok_or_else(|| {
+                    FormatError::tensor(
+                        file,
+                        i,
+                        name,
+                        format!(
+                            "its buffer lies at bytes {off}..{} of the file, which has {} bytes",
+                            off.saturating_add(size),
+                            file_bytes.len()
+                        ),
+                    )
+                })?;
             Ok(Some(file_bytes[off as usize..end as usize].to_vec()))
         }
     }
@@ -364,7 +433,9 @@ fn options(op: &schema::Operator<'_>) -> Options {
             }
         }
         key::RESHAPE => Options::Reshape {
-            new_shape: cast::<schema::ReshapeOptions>(t).new_shape().map(|v| v.iter().collect()),
+            new_shape: cast::<schema::ReshapeOptions>(t)
+                .new_shape()
+                .map(|v| v.iter().collect()),
         },
         key::REDUCER => Options::Reducer {
             keep_dims: cast::<schema::ReducerOptions>(t).keep_dims().unwrap_or(false),

@@ -4,7 +4,9 @@ use super::*;
 use std::path::PathBuf;
 
 fn pretrained(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../data/pretrained").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../data/pretrained")
+        .join(name)
 }
 
 #[test]
@@ -35,7 +37,12 @@ fn err_of(bytes: &[u8]) -> String {
 
 #[test]
 fn a_written_model_imports_with_its_constant_as_a_parameter() {
-    let m = import_bytes(&add_model(C::Builtin(0), f32_bytes(&[1.0, 2.0, 3.0]), false), "m.tflite", "m").unwrap();
+    let m = import_bytes(
+        &add_model(C::Builtin(0), f32_bytes(&[1.0, 2.0, 3.0]), false),
+        "m.tflite",
+        "m",
+    )
+    .unwrap();
     assert_eq!(m.inputs, vec!["x"]);
     assert_eq!(m.outputs, vec!["y"]);
     let p = m.model.params.get("y/in1").unwrap();
@@ -83,15 +90,24 @@ fn offsets_outside_the_file_are_errors() {
 #[test]
 fn a_buffer_shorter_than_its_shape_names_the_tensor() {
     let e = err_of(&add_model(C::Builtin(0), f32_bytes(&[1.0, 2.0]), false));
-    assert!(e.contains("tensor 1 'c'") && e.contains("holds 8 bytes") && e.contains("needs 12"), "{e}");
+    assert!(
+        e.contains("tensor 1 'c'") && e.contains("holds 8 bytes") && e.contains("needs 12"),
+        "{e}"
+    );
 }
 
 #[test]
 fn unknown_and_custom_operators_name_the_operator_and_tensor() {
     let e = err_of(&add_model(C::Builtin(150), f32_bytes(&[1.0; 3]), false));
-    assert!(e.contains("operator 0 (builtin operator 150, output tensor 'y')") && e.contains("unknown operator"), "{e}");
+    assert!(
+        e.contains("operator 0 (builtin operator 150, output tensor 'y')") && e.contains("unknown operator"),
+        "{e}"
+    );
     let e = err_of(&add_model(C::Custom("FancyOp"), f32_bytes(&[1.0; 3]), false));
-    assert!(e.contains("CUSTOM:FancyOp") && e.contains("unknown custom operator"), "{e}");
+    assert!(
+        e.contains("CUSTOM:FancyOp") && e.contains("unknown custom operator"),
+        "{e}"
+    );
 }
 
 #[test]

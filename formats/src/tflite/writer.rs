@@ -144,11 +144,34 @@ pub fn add_model(code: C, c_bytes: Vec<u8>, quantized_x: bool) -> Vec<u8> {
     model(
         &[code],
         &[
-            T { name: "x", shape: vec![1, 2, 2, 3], dtype: 0, data: None, quantized: quantized_x },
-            T { name: "c", shape: vec![3], dtype: 0, data: Some(c_bytes), quantized: false },
-            T { name: "y", shape: vec![1, 2, 2, 3], dtype: 0, data: None, quantized: false },
+            T {
+                name: "x",
+                shape: vec![1, 2, 2, 3],
+                dtype: 0,
+                data: None,
+                quantized: quantized_x,
+            },
+            T {
+                name: "c",
+                shape: vec![3],
+                dtype: 0,
+                data: Some(c_bytes),
+                quantized: false,
+            },
+            T {
+                name: "y",
+                shape: vec![1, 2, 2, 3],
+                dtype: 0,
+                data: None,
+                quantized: false,
+            },
         ],
-        &[O { opcode: 0, inputs: vec![0, 1], outputs: vec![2], options_key: 11 }],
+        &[O {
+            opcode: 0,
+            inputs: vec![0, 1],
+            outputs: vec![2],
+            options_key: 11,
+        }],
         &[0],
         &[2],
     )
