@@ -257,7 +257,7 @@ impl Layer for ImportedOp {
                 let k = ctx.shape(ops[1]);
                 let (fan_in, units) = (k[0], k[1]);
                 let total: usize = xs.iter().product();
-                if total % fan_in != 0 {
+                if !total.is_multiple_of(fan_in) {
                     return Err(self.err(format!(
                         "the input {} does not split into rows of {fan_in} features",
                         fmt_shape(&xs)

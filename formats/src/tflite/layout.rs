@@ -95,11 +95,21 @@ mod tests {
 
     #[test]
     fn transpose_conv_filter_is_hwoi() {
-        let a = iota(&[2, 3, 1, 5]);
+        let (o, kh, kw, i) = (2, 3, 4, 5);
+        let a = iota(&[o, kh, kw, i]);
         let b = transpose_conv_filter(&a);
-        assert_eq!(b.shape, vec![3, 1, 2, 5]);
-        // element (o=1, y=2, x=0, i=4) of the TFLite filter
-        assert_eq!(b.data[((2 * 1) * 2 + 1) * 5 + 4], a.data[((3 + 2) * 1) * 5 + 4]);
+        assert_eq!(b.shape, vec![kh, kw, o, i]);
+        for oo in 0..o {
+            for y in 0..kh {
+                for x in 0..kw {
+                    for ii in 0..i {
+                        let src = ((oo * kh + y) * kw + x) * i + ii;
+                        let dst = ((y * kw + x) * o + oo) * i + ii;
+                        assert_eq!(b.data[dst], a.data[src]);
+                    }
+                }
+            }
+        }
     }
 
     #[test]

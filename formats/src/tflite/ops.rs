@@ -30,6 +30,9 @@ pub enum Mapped {
     Constant(Array),
 }
 
+/// A mapping function: resolves one operator.
+pub type MapFn = fn(&OpCtx<'_>) -> Result<Mapped>;
+
 /// A row of the mapping table.
 pub struct OpEntry {
     /// `BuiltinOperator` code.
@@ -37,7 +40,7 @@ pub struct OpEntry {
     /// The schema's name (`CONV_2D`).
     pub name: &'static str,
     /// Resolves one operator.
-    pub map: fn(&OpCtx<'_>) -> Result<Mapped>,
+    pub map: MapFn,
 }
 
 /// The builtin operators Fovea imports.
@@ -210,7 +213,7 @@ pub const BUILTINS: &[OpEntry] = &[
 ];
 
 /// The custom operators Fovea imports, by `custom_code`.
-pub const CUSTOM: &[(&str, fn(&OpCtx<'_>) -> Result<Mapped>)] = &[("Convolution2DTransposeBias", conv_transpose_bias)];
+pub const CUSTOM: &[(&str, MapFn)] = &[("Convolution2DTransposeBias", conv_transpose_bias)];
 
 /// The operator's display name: `CONV_2D`, `CUSTOM:Name`, or `builtin operator 123`.
 pub fn op_name(code: &OpCode) -> String {
@@ -233,7 +236,7 @@ pub fn class_name(code: &OpCode) -> &'static str {
 }
 
 /// The mapping function for an operator code, if Fovea has one.
-pub fn mapper(code: &OpCode) -> Option<fn(&OpCtx<'_>) -> Result<Mapped>> {
+pub fn mapper(code: &OpCode) -> Option<MapFn> {
     match code {
         OpCode::Builtin(c) => BUILTINS.iter().find(|e| e.code == *c).map(|e| e.map),
         OpCode::Custom(n) => CUSTOM.iter().find(|e| e.0 == n).map(|e| e.1),

@@ -38,6 +38,7 @@ macro_rules! table_struct {
                 }
             )*
 
+            #[allow(clippy::needless_question_mark)]
             fn visit_fields<'v, 'o, 'b>(
                 t: flatbuffers::TableVerifier<'v, 'o, 'b>,
             ) -> Result<flatbuffers::TableVerifier<'v, 'o, 'b>, InvalidFlatbuffer> {
