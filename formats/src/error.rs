@@ -35,7 +35,7 @@ pub enum FormatError {
         message: String,
     },
     /// An operator cannot be imported (unknown, quantised, unsupported options).
-    #[error("{file}: operator {index} ({operator}, output tensor '{tensor}'): {message}")]
+    #[error("{file}: operator {index} ({operator}), tensor '{tensor}': {message}")]
     Operator {
         /// The file's path.
         file: String,
@@ -43,7 +43,7 @@ pub enum FormatError {
         index: usize,
         /// The operator's name (`CONV_2D`, `CUSTOM:Foo`, builtin code 123).
         operator: String,
-        /// The name of its first output tensor (or the tensor the error is about).
+        /// The tensor the error is about (the operator's first output unless an input is at fault).
         tensor: String,
         /// What is wrong and what was expected.
         message: String,

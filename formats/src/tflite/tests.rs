@@ -100,7 +100,7 @@ fn a_buffer_shorter_than_its_shape_names_the_tensor() {
 fn unknown_and_custom_operators_name_the_operator_and_tensor() {
     let e = err_of(&add_model(C::Builtin(150), f32_bytes(&[1.0; 3]), false));
     assert!(
-        e.contains("operator 0 (builtin operator 150, output tensor 'y')") && e.contains("unknown operator"),
+        e.contains("operator 0 (builtin operator 150), tensor 'y'") && e.contains("unknown operator"),
         "{e}"
     );
     let e = err_of(&add_model(C::Custom("FancyOp"), f32_bytes(&[1.0; 3]), false));
@@ -129,4 +129,25 @@ fn real_model_with_corrupted_bytes_never_panics() {
         }
         let _ = import_bytes(&bytes, "m.tflite", "m");
     }
+}
+
+#[test]
+fn a_quantised_weight_names_the_operator_and_tensor() {
+    use super::writer::{O, T, model};
+    let bytes = model(
+        &[C::Builtin(0)],
+        &[
+            T { name: "x", shape: vec![1, 2, 2, 3], dtype: 0, data: None, quantized: false },
+            T { name: "w_q", shape: vec![3], dtype: 9, data: Some(vec![1, 2, 3]), quantized: true },
+            T { name: "y", shape: vec![1, 2, 2, 3], dtype: 0, data: None, quantized: false },
+        ],
+        &[O { opcode: 0, inputs: vec![0, 1], outputs: vec![2], options_key: 11 }],
+        &[0],
+        &[2],
+    );
+    let e = err_of(&bytes);
+    assert!(
+        e.contains("operator 0 (ADD), tensor 'w_q'") && e.contains("'w_q' is integer-quantised (INT8)"),
+        "{e}"
+    );
 }
