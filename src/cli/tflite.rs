@@ -49,7 +49,10 @@ pub fn info(path: &Path, json: bool) -> anyhow::Result<()> {
     for (n, s) in m.outputs.iter().zip(&outs) {
         println!("  {n:<32} {}", shape_text(s));
     }
-    println!("operators:  {} in the file", m.operators.iter().map(|o| o.1).sum::<usize>());
+    println!(
+        "operators:  {} in the file",
+        m.operators.iter().map(|o| o.1).sum::<usize>()
+    );
     for (n, c) in &m.operators {
         println!("  {n:<32} {c}");
     }
@@ -80,8 +83,16 @@ pub fn predict(a: PredictArgs) -> anyhow::Result<()> {
         "--output {}: a TFLite model's outputs go into one .npz file (one array per output)",
         output.display()
     );
-    let dir = output.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    ensure!(dir.is_dir(), "--output {}: the folder {} does not exist", output.display(), dir.display());
+    let dir = output
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    ensure!(
+        dir.is_dir(),
+        "--output {}: the folder {} does not exist",
+        output.display(),
+        dir.display()
+    );
     let mut m = tflite::import(&a.model)?;
     if let Some(w) = &a.weights {
         checkpoint::load_params(w, &mut m.model.params)

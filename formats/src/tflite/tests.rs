@@ -137,11 +137,34 @@ fn a_quantised_weight_names_the_operator_and_tensor() {
     let bytes = model(
         &[C::Builtin(0)],
         &[
-            T { name: "x", shape: vec![1, 2, 2, 3], dtype: 0, data: None, quantized: false },
-            T { name: "w_q", shape: vec![3], dtype: 9, data: Some(vec![1, 2, 3]), quantized: true },
-            T { name: "y", shape: vec![1, 2, 2, 3], dtype: 0, data: None, quantized: false },
+            T {
+                name: "x",
+                shape: vec![1, 2, 2, 3],
+                dtype: 0,
+                data: None,
+                quantized: false,
+            },
+            T {
+                name: "w_q",
+                shape: vec![3],
+                dtype: 9,
+                data: Some(vec![1, 2, 3]),
+                quantized: true,
+            },
+            T {
+                name: "y",
+                shape: vec![1, 2, 2, 3],
+                dtype: 0,
+                data: None,
+                quantized: false,
+            },
         ],
-        &[O { opcode: 0, inputs: vec![0, 1], outputs: vec![2], options_key: 11 }],
+        &[O {
+            opcode: 0,
+            inputs: vec![0, 1],
+            outputs: vec![2],
+            options_key: 11,
+        }],
         &[0],
         &[2],
     );
