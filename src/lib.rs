@@ -23,9 +23,15 @@
 //! ```
 
 pub use fovea_engine as engine;
+pub use fovea_formats as formats;
 pub use fovea_graph as graph;
 pub use fovea_kernels as kernels;
 pub use fovea_models as models;
+
+/// Importers of models made elsewhere: `fovea::import::tflite::load(path)`.
+pub mod import {
+    pub use fovea_formats::tflite;
+}
 
 /// Everything a model script needs, with Keras's names.
 pub mod prelude {

@@ -98,3 +98,150 @@ fn predict_errors_name_the_file_or_directory() {
     assert!(!o.status.success() && text(&o).contains("--batch-size"), "{}", text(&o));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+const BLAZEFACE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/data/pretrained/face_detection_short_range.tflite"
+);
+
+#[test]
+fn info_describes_a_tflite_model() {
+    let o = fovea(&["info", BLAZEFACE, "--json"], &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(v["inputs"][0]["name"], "input");
+    assert_eq!(v["inputs"][0]["shape"], serde_json::json!([128, 128, 3]));
+    assert_eq!(v["outputs"][0]["name"], "regressors");
+    assert_eq!(v["outputs"][1]["shape"], serde_json::json!([896, 1]));
+    let ops = v["operators"].as_array().unwrap();
+    let count = |n: &str| {
+        ops.iter()
+            .find(|o| o["operator"] == n)
+            .map(|o| o["count"].as_u64().unwrap())
+    };
+    assert_eq!(count("CONV_2D"), Some(21));
+    assert_eq!(count("DEQUANTIZE"), Some(74));
+    // The fixture script counts the file's float constants with LiteRT's schema reader.
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/tflite/manifest.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let blaze = manifest["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "blazeface_short_range")
+        .unwrap();
+    assert_eq!(v["parameters"], blaze["parameters"], "{v}");
+    let o = fovea(&["info", BLAZEFACE], &[]);
+    assert!(
+        text(&o).contains("DEPTHWISE_CONV_2D") && text(&o).contains("regressors"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
+fn graph_dumps_a_tflite_model() {
+    let o = fovea(&["graph", BLAZEFACE, "--stage", "ir", "--batch-size", "1"], &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("conv2d") && text(&o).contains("classificators"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
+fn predict_writes_every_tflite_output_to_npz() {
+    let dir = std::env::temp_dir().join(format!("fovea-cli-tflite-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let x = dir.join("x.npy");
+    let n = 2 * 128 * 128 * 3;
+    let t = fovea::graph::Tensor {
+        shape: vec![2, 128, 128, 3],
+        data: (0..n).map(|i| ((i * 7919) % 255) as f32 / 127.5 - 1.0).collect(),
+    };
+    fovea::engine::npy::write_f32(&x, &t).unwrap();
+    let y = dir.join("y.npz");
+    let (xs, ys) = (x.to_str().unwrap(), y.to_str().unwrap());
+    let o = fovea(
+        &[
+            "predict",
+            "--model",
+            BLAZEFACE,
+            "--input",
+            xs,
+            "--output",
+            ys,
+            "--batch-size",
+            "2",
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("regressors: (2, 896, 16)") && text(&o).contains("classificators: (2, 896, 1)"),
+        "{}",
+        text(&o)
+    );
+    let bytes = std::fs::read(&y).unwrap();
+    assert!(
+        bytes.starts_with(b"PK") && bytes.len() > 2 * 896 * 17 * 4,
+        "{} bytes",
+        bytes.len()
+    );
+    // Bad input: the wrong sample shape, and an output that is not .npz; no file written.
+    let bad = dir.join("bad.npy");
+    fovea::engine::npy::write_f32(
+        &bad,
+        &fovea::graph::Tensor {
+            shape: vec![1, 64, 64, 3],
+            data: vec![0.0; 64 * 64 * 3],
+        },
+    )
+    .unwrap();
+    let z = dir.join("z.npz");
+    let o = fovea(
+        &[
+            "predict",
+            "--model",
+            BLAZEFACE,
+            "--input",
+            bad.to_str().unwrap(),
+            "--output",
+            z.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("bad.npy") && text(&o).contains("(samples, 128, 128, 3)"),
+        "{}",
+        text(&o)
+    );
+    assert!(!z.exists());
+    let o = fovea(
+        &[
+            "predict",
+            "--model",
+            BLAZEFACE,
+            "--input",
+            xs,
+            "--output",
+            dir.join("y.npy").to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(!o.status.success() && text(&o).contains(".npz"), "{}", text(&o));
+    let o = fovea(
+        &["info", dir.join("bad.npy").with_extension("tflite").to_str().unwrap()],
+        &[],
+    );
+    assert!(!o.status.success() && text(&o).contains("bad.tflite"), "{}", text(&o));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

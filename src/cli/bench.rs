@@ -101,3 +101,60 @@ pub fn step(model: &str, batch_size: usize, steps: usize, json_out: Option<PathB
     }
     Ok(())
 }
+
+/// `fovea bench tflite M.tflite`: inference time of an imported model at each batch size, a
+/// whole `run` (upload, every dispatch, readback) as the median of `runs`, after one warm-up.
+/// `tools/pretrained/bench_litert.py` times LiteRT on the same inputs for comparison.
+pub fn tflite(
+    model: &std::path::Path,
+    batch_sizes: &[usize],
+    runs: usize,
+    json_out: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(runs > 0, "--runs must be positive");
+    anyhow::ensure!(
+        !batch_sizes.is_empty() && batch_sizes.iter().all(|&b| b > 0),
+        "--batch-sizes must list positive batch sizes, got {batch_sizes:?}"
+    );
+    let m = fovea_formats::tflite::load(model)?;
+    let device = Arc::new(Device::new()?);
+    println!(
+        "adapter: {} ({}, {})",
+        device.info().name,
+        device.info().backend,
+        device.info().driver_info
+    );
+    let state = DeviceState::new(&device);
+    state.upload(&m.params)?;
+    let per: usize = m.input_shapes().iter().map(|s| s.iter().product::<usize>()).sum();
+    let mut rows = Vec::new();
+    for &b in batch_sizes {
+        let t0 = std::time::Instant::now();
+        let p = Program::compile_with_state(&device, m.graph(b)?, &state)?;
+        let compile = t0.elapsed().as_secs_f64();
+        let x: Vec<f32> = (0..b * per).map(|i| ((i * 7919) % 251) as f32 / 251.0).collect();
+        p.run(&[&x])?;
+        let mut times: Vec<f64> = (0..runs)
+            .map(|_| {
+                let t = std::time::Instant::now();
+                p.run(&[&x]).map(|_| t.elapsed().as_secs_f64() * 1e3)
+            })
+            .collect::<Result<_, _>>()?;
+        times.sort_by(f64::total_cmp);
+        let ms = times[times.len() / 2];
+        println!(
+            "{} batch {b}: {ms:.1} ms per run median of {runs} ({:.1} ms per sample, {:.1} samples/s), {} dispatches, compile {compile:.2} s",
+            model.display(),
+            ms / b as f64,
+            1e3 * b as f64 / ms,
+            p.dispatch_count()
+        );
+        rows.push(json!({"batch": b, "ms_per_run": ms, "ms_per_sample": ms / b as f64, "dispatches": p.dispatch_count(), "compile_seconds": compile}));
+    }
+    if let Some(path) = json_out {
+        let j = json!({"model": model.display().to_string(), "adapter": device.info().name, "backend": device.info().backend,
+            "driver": device.info().driver_info, "runs": runs, "results": rows});
+        write_json(&path, &j)?;
+    }
+    Ok(())
+}

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 /// Arguments of `fovea graph`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// A zoo model (mnist, cifar10) or a Keras model file (.json).
+    /// A zoo model (mnist, cifar10), a Keras model file (.json) or a TFLite file (.tflite).
     pub model: String,
     /// The whole training step (forward, loss, backward, update) instead of inference.
     #[arg(long)]
@@ -46,8 +46,11 @@ pub struct Args {
     pub render: Option<PathBuf>,
 }
 
-/// A zoo model by name, or a Keras model file (`.json`).
+/// A zoo model by name, a Keras model file (`.json`) or a TFLite file (`.tflite`).
 pub fn load_model(spec: &str) -> anyhow::Result<Model> {
+    if fovea_formats::tflite::is_tflite_path(std::path::Path::new(spec)) {
+        return Ok(fovea_formats::tflite::load(spec)?);
+    }
     if spec.ends_with(".json") || std::path::Path::new(spec).is_file() {
         return super::keras::load_model_file(std::path::Path::new(spec));
     }

@@ -6,6 +6,7 @@ mod info;
 pub mod keras;
 mod predict;
 mod summary;
+mod tflite;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -21,8 +22,11 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Show the GPU adapter Fovea would use: name, backend, type, key limits and features.
+    /// Show the GPU adapter Fovea would use: name, backend, type, key limits and features;
+    /// or, given a .tflite file, the model's inputs, outputs, operators and parameter count.
     Info {
+        /// A TFLite model to describe instead of the adapter.
+        model: Option<PathBuf>,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -48,8 +52,10 @@ enum Command {
     /// Classify MNIST digits with the seed MNIST CNN (random or loaded weights); or, with
     /// --model, run a Keras model on .npy/.npz arrays and write its outputs as .npy/.npz.
     Predict {
-        /// A Keras model config (model.to_json(); see tools/keras/export.py). With it, --weights,
-        /// --input and --output are required and the MNIST options are not used.
+        /// A Keras model config (model.to_json(); see tools/keras/export.py) or a .tflite file.
+        /// With it, --input and --output are required (and --weights for Keras models; for
+        /// TFLite, --weights optionally replaces the file's weights) and the MNIST options are
+        /// not used. A TFLite model writes every output into one .npz keyed by tensor name.
         #[arg(long)]
         model: Option<PathBuf>,
         /// With --model: the input samples, a float32 .npy array shaped (samples, ...), or an
@@ -107,13 +113,28 @@ enum BenchCommand {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+    /// A TFLite model's inference time per batch size (upload, run, readback).
+    Tflite {
+        /// The .tflite file.
+        model: PathBuf,
+        /// Batch sizes to time, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "1,32")]
+        batch_sizes: Vec<usize>,
+        /// Timed runs per batch size (the median is reported).
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// Write the figures as JSON.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
 }
 
 /// Parses the command line and runs the subcommand.
 pub fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Info { json } => info::run(json),
+        Command::Info { model: Some(m), json } => tflite::info(&m, json),
+        Command::Info { model: None, json } => info::run(json),
         Command::Bench { what } => match what {
             BenchCommand::Kernels { json, large } => bench::kernels(json, large),
             BenchCommand::Step {
@@ -122,11 +143,31 @@ pub fn run() -> anyhow::Result<()> {
                 steps,
                 json,
             } => bench::step(&model, batch_size, steps, json),
+            BenchCommand::Tflite {
+                model,
+                batch_sizes,
+                runs,
+                json,
+            } => bench::tflite(&model, &batch_sizes, runs, json),
         },
         Command::Graph(args) => graph::run(args),
         Command::Summary { model } => summary::run(&model),
         Command::Train(args) => train::run(args),
         Command::Fit(args) => keras::fit(args),
+        Command::Predict {
+            model: Some(model),
+            input,
+            output,
+            weights,
+            batch_size,
+            ..
+        } if tflite::is_tflite(&model) => tflite::predict(tflite::PredictArgs {
+            model,
+            weights,
+            input,
+            output,
+            batch_size,
+        }),
         Command::Predict {
             model: Some(model),
             input,
