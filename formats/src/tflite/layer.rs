@@ -9,7 +9,9 @@
 
 use fovea_graph::error::{GraphError, Result};
 use fovea_graph::init::Initializer;
-use fovea_graph::ir::{BinaryOp, ConvGeometry, NodeId, Op, PoolGeometry, ReduceOp, ResizeMode, UnaryOp, fmt_shape};
+use fovea_graph::ir::{
+    BinaryOp, ConvGeometry, NodeId, Op, PadMode, PoolGeometry, ReduceOp, ResizeMode, UnaryOp, fmt_shape,
+};
 use fovea_graph::layers::{Layer, LayerCtx};
 
 /// A fused activation (`ActivationFunctionType`) Fovea implements.
@@ -331,6 +333,7 @@ impl Layer for ImportedOp {
                 Op::Pad {
                     pads: pads.clone(),
                     value: *value,
+                    mode: PadMode::Constant,
                 },
                 &ops[..1],
             )?,
