@@ -2,6 +2,7 @@
 //! layer and saying what was expected.
 
 use super::op::*;
+use super::structural::{infer_structural, input_dtype};
 use super::{TensorType, fmt_shape};
 use crate::error::{GraphError, Result};
 
@@ -51,13 +52,23 @@ fn float(t: &TensorType, layer: &str) -> Result<()> {
 
 /// Infers the output type of `op` applied to `inputs`.
 pub(crate) fn infer(op: &Op, inputs: &[&TensorType], layer: &str) -> Result<TensorType> {
-    for t in inputs {
-        if !matches!(
+    for (k, t) in inputs.iter().enumerate() {
+        if input_dtype(op, k) == DType::I32 {
+            if t.dtype != DType::I32 {
+                return Err(GraphError::shape(
+                    layer,
+                    format!("{}: expected i32 indices as input {k}, got {t}", op.name()),
+                ));
+            }
+        } else if !matches!(
             op,
             Op::Reshape | Op::Concat { .. } | Op::Transpose { .. } | Op::Slice { .. } | Op::Broadcast { .. }
         ) {
             float(t, layer)?;
         }
+    }
+    if let Some(ty) = infer_structural(op, inputs, layer) {
+        return ty;
     }
     match op {
         Op::Input { .. } | Op::Param { .. } | Op::Fill { .. } => Err(GraphError::shape(
@@ -157,26 +168,33 @@ pub(crate) fn infer(op: &Op, inputs: &[&TensorType], layer: &str) -> Result<Tens
         Op::MatMul { trans_a, trans_b } => {
             arity(op, inputs, 2, layer)?;
             let (a, b) = (inputs[0], inputs[1]);
-            if a.rank() != 2 {
+            if a.rank() != 2 && a.rank() != 3 {
                 return Err(GraphError::shape(
                     layer,
                     format!(
-                        "expected a 2-D input (batch, features), got shape {}; add a Flatten layer before it",
+                        "expected a 2-D input (batch, features) or a 3-D batch of matrices, got shape {}; \
+                         add a Flatten layer before it",
                         fmt_shape(&a.shape)
                     ),
                 ));
             }
-            rank(b, 2, "matrix", layer)?;
-            let (m, ka) = if *trans_a {
-                (a.shape[1], a.shape[0])
-            } else {
-                (a.shape[0], a.shape[1])
-            };
-            let (kb, n) = if *trans_b {
-                (b.shape[1], b.shape[0])
-            } else {
-                (b.shape[0], b.shape[1])
-            };
+            rank(b, a.rank(), "matrix (the rank of the other operand)", layer)?;
+            // Batched (rank 3): (B, M, K) x (B, K, N), the flags applying to the last two axes.
+            let batch = a.shape[..a.rank() - 2].to_vec();
+            if b.shape[..b.rank() - 2] != batch[..] {
+                return Err(GraphError::shape(
+                    layer,
+                    format!(
+                        "batched matmul: the batch sizes of {} and {} differ",
+                        fmt_shape(&a.shape),
+                        fmt_shape(&b.shape)
+                    ),
+                ));
+            }
+            let (a0, a1) = (a.shape[a.rank() - 2], a.shape[a.rank() - 1]);
+            let (b0, b1) = (b.shape[b.rank() - 2], b.shape[b.rank() - 1]);
+            let (m, ka) = if *trans_a { (a1, a0) } else { (a0, a1) };
+            let (kb, n) = if *trans_b { (b1, b0) } else { (b0, b1) };
             if ka != kb {
                 return Err(GraphError::shape(
                     layer,
@@ -187,7 +205,9 @@ pub(crate) fn infer(op: &Op, inputs: &[&TensorType], layer: &str) -> Result<Tens
                     ),
                 ));
             }
-            Ok(TensorType::f32(vec![m, n]))
+            let mut out = batch;
+            out.extend([m, n]);
+            Ok(TensorType::f32(out))
         }
         Op::Pool2d(p) => {
             arity(op, inputs, 1, layer)?;
@@ -560,6 +580,12 @@ pub(crate) fn infer(op: &Op, inputs: &[&TensorType], layer: &str) -> Result<Tens
             ))
         }
         Op::Reshape => Err(GraphError::shape(layer, "reshapes are added with Graph::reshape")),
+        Op::Gather { .. }
+        | Op::ScatterAdd { .. }
+        | Op::TopK { .. }
+        | Op::ArgSort { .. }
+        | Op::ArgMax { .. }
+        | Op::InstanceNorm { .. } => unreachable!("inferred by infer_structural above"),
         Op::Transpose { perm } => {
             arity(op, inputs, 1, layer)?;
             let x = inputs[0];

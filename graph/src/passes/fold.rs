@@ -5,7 +5,7 @@ use super::PassReport;
 use super::rebuild::Rebuild;
 use crate::error::Result;
 use crate::interp::eval_op;
-use crate::ir::{Graph, Node, NodeId, Op, numel};
+use crate::ir::{DType, Graph, Node, NodeId, Op, numel};
 
 /// Largest result folded (elements).
 const MAX_FOLD: usize = 1 << 16;
@@ -20,6 +20,8 @@ pub fn fold_constants(graph: Graph) -> Result<(Graph, PassReport)> {
         let foldable = !ins.is_empty()
             && !matches!(n.op, Op::Dropout { training: true, .. })
             && numel(&n.ty.shape) <= MAX_FOLD
+            // A fill is f32: integer results (argmax of a constant) stay computed.
+            && n.ty.dtype == DType::F32
             && ins.iter().all(|&x| matches!(rb.new.node(x).op, Op::Fill { .. }));
         if foldable {
             let values: Vec<(Vec<usize>, Vec<f64>)> = ins
