@@ -661,7 +661,14 @@ fn with_indices(op: Op, shapes: &[(Vec<usize>, bool)]) -> Option<Graph> {
     let mut ids = vec![g.input("x", TensorType::f32(shapes[0].0.clone())).ok()?];
     for (i, (s, is_index)) in shapes[1..].iter().enumerate() {
         ids.push(if *is_index {
-            g.input("idx", TensorType { shape: s.clone(), dtype: DType::I32 }).ok()?
+            g.input(
+                "idx",
+                TensorType {
+                    shape: s.clone(),
+                    dtype: DType::I32,
+                },
+            )
+            .ok()?
         } else {
             g.param(&format!("p{}", i + 1), s, true, "test").ok()?
         });
@@ -694,7 +701,11 @@ fn exact_indices(g: Graph, feeds: &[(String, Vec<f32>)]) -> Result<(), TestCaseE
         fovea::graph::interp::evaluate(&g, &f).expect("reference interpreter")
     };
     let program = fovea::engine::Program::compile(&common::device(), g.clone()).expect("compile");
-    let inputs: Vec<&[f32]> = feeds.iter().filter(|(n, _)| n == "x").map(|(_, v)| v.as_slice()).collect();
+    let inputs: Vec<&[f32]> = feeds
+        .iter()
+        .filter(|(n, _)| n == "x")
+        .map(|(_, v)| v.as_slice())
+        .collect();
     let got = program.run(&inputs).expect("run");
     let want: Vec<f32> = reference[0].iter().map(|&v| v as f32).collect();
     let kernels: Vec<&str> = program.kernels().iter().map(|k| k.name.as_str()).collect();
@@ -802,7 +813,9 @@ fn top_k_over_ssd_anchors_matches_reference() {
     g.outputs.push(idx);
     let values = tied_values(2 * 8732, false, 9);
     exact_indices(g.clone(), &[("x".to_string(), values.clone())]).unwrap();
-    let picked = g.push(Op::Gather { axis: 1, batch_dims: 1 }, &[x, idx], "pick").unwrap();
+    let picked = g
+        .push(Op::Gather { axis: 1, batch_dims: 1 }, &[x, idx], "pick")
+        .unwrap();
     g.outputs = vec![picked];
     let (err, at) = gpu_vs_reference(g, &[("x".to_string(), values)]);
     assert!(err <= TOL, "{err:e} at {at}");
@@ -812,20 +825,67 @@ fn top_k_over_ssd_anchors_matches_reference() {
 /// with integers, or the wrong count) is an error naming the input.
 #[test]
 fn i32_inputs_are_fed_with_set_input_i32() {
-    let g = with_indices(Op::Gather { axis: 0, batch_dims: 0 }, &[(vec![4, 2], false), (vec![3], true)]).unwrap();
+    let g = with_indices(
+        Op::Gather { axis: 0, batch_dims: 0 },
+        &[(vec![4, 2], false), (vec![3], true)],
+    )
+    .unwrap();
     let program = fovea::engine::Program::compile(&common::device(), g).unwrap();
     let e = program.set_input("idx", &[0.0, 1.0, 2.0]).unwrap_err().to_string();
     assert!(e.contains("idx") && e.contains("set_input_i32"), "{e}");
     let e = program.set_input_i32("x", &[0; 8]).unwrap_err().to_string();
     assert!(e.contains('x') && e.contains("set_input"), "{e}");
-    assert!(program.set_input_i32("idx", &[0, 1]).unwrap_err().to_string().contains("expected 3 values"));
-    program.set_input("x", &[0.0, 1.0, 10.0, 11.0, 20.0, 21.0, 30.0, 31.0]).unwrap();
+    assert!(
+        program
+            .set_input_i32("idx", &[0, 1])
+            .unwrap_err()
+            .to_string()
+            .contains("expected 3 values")
+    );
+    program
+        .set_input("x", &[0.0, 1.0, 10.0, 11.0, 20.0, 21.0, 30.0, 31.0])
+        .unwrap();
     program.set_input_i32("idx", &[3, -1, 1]).unwrap();
     let out = program.run_fed().unwrap();
     assert_eq!(out[0], [30.0, 31.0, 0.0, 0.0, 10.0, 11.0]);
     // `run` converts integral f32 values and refuses others.
     let x = [0.0, 1.0, 10.0, 11.0, 20.0, 21.0, 30.0, 31.0];
-    assert_eq!(program.run(&[&x, &[0.0, 0.0, 2.0]]).unwrap()[0], [0.0, 1.0, 0.0, 1.0, 20.0, 21.0]);
+    assert_eq!(
+        program.run(&[&x, &[0.0, 0.0, 2.0]]).unwrap()[0],
+        [0.0, 1.0, 0.0, 1.0, 20.0, 21.0]
+    );
     let e = program.run(&[&x, &[0.5, 0.0, 2.0]]).unwrap_err().to_string();
     assert!(e.contains("idx") && e.contains("0.5"), "{e}");
+}
+
+proptest! {
+    #![proptest_config(cfg(10))]
+
+    // Batched matmul with the GPU class's kernels (workgroup-memory tiles; split-K for Gram
+    // shapes, few output tiles and a long K, the splits sharing workgroup_id.z with the batch)
+    // and with either class's fused bias + relu epilogue.
+    #[test]
+    fn batched_matmul_gpu_class_split_k_and_epilogue_match_reference(
+        b in 1usize..4, m in 1usize..40, n in 1usize..40, k in prop_oneof![1usize..20, 1500usize..2500],
+        ta in any::<bool>(), tb in any::<bool>(), gpu in any::<bool>(), epi in any::<bool>(), seed in any::<u64>(),
+    ) {
+        let base = Op::MatMul { trans_a: ta, trans_b: tb };
+        let shapes = vec![if ta { vec![b, k, m] } else { vec![b, m, k] }, if tb { vec![b, n, k] } else { vec![b, k, n] }];
+        let g = if epi {
+            let expr = ElemExpr::Unary(
+                UnaryOp::Relu,
+                Box::new(ElemExpr::Binary(BinaryOp::Add, Box::new(ElemExpr::Input(0)), Box::new(ElemExpr::Input(1)))),
+            );
+            let all: Vec<Vec<usize>> = shapes.into_iter().chain([vec![n]]).collect();
+            single(Op::GemmEpilogue { base: Box::new(base), expr }, &all).unwrap()
+        } else {
+            single(base, &shapes).unwrap()
+        };
+        let feeds = random_feeds(&g, seed, -1.0, 1.0);
+        let device = if gpu { gpu_class_device() } else { common::device() };
+        let (err, at, program) = run_vs_reference(&device, g, &feeds);
+        let names: Vec<&str> = program.kernels().iter().map(|k| k.name.as_str()).collect();
+        prop_assert!(names[0].starts_with("gemm_batched_matmul_"), "{names:?}");
+        prop_assert!(err <= TOL, "relative error {err:e} at {at}");
+    }
 }

@@ -14,7 +14,11 @@ const MATMUL_WGSL: &str = include_str!("../wgsl/matmul.wgsl");
 pub(crate) fn lower_matmul(cx: &NodeCx, trans_a: bool, trans_b: bool) -> Result<Vec<KernelInstance>, KernelError> {
     let a = cx.in_shape(0);
     let r = a.len();
-    let (m, k) = if trans_a { (a[r - 1], a[r - 2]) } else { (a[r - 2], a[r - 1]) };
+    let (m, k) = if trans_a {
+        (a[r - 1], a[r - 2])
+    } else {
+        (a[r - 2], a[r - 1])
+    };
     let out = cx.out_shape();
     let n = out[out.len() - 1];
     let batch: usize = out[..out.len() - 2].iter().product();

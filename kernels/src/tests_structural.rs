@@ -29,14 +29,28 @@ fn batched_matmul_runs_the_batch_as_gemm_groups() {
                 let mut g = Graph::new();
                 let a = input(&mut g, "a", &if ta { [b, k, m] } else { [b, m, k] });
                 let w = param(&mut g, "w", &if tb { [b, n, k] } else { [b, k, n] });
-                let y = g.push(Op::MatMul { trans_a: ta, trans_b: tb }, &[a, w], "gram").unwrap();
+                let y = g
+                    .push(
+                        Op::MatMul {
+                            trans_a: ta,
+                            trans_b: tb,
+                        },
+                        &[a, w],
+                        "gram",
+                    )
+                    .unwrap();
                 assert_eq!(g.shape(y), [b, m, n]);
                 let ks = lower(&g, y, &t);
                 check_gemm_grid(&ks[0], m, n, b, &t);
                 assert_eq!(ks.iter().map(|k| k.flops).max(), Some(2 * (b * m * n * k) as u64));
                 assert!(ks[0].name.starts_with("gemm_batched_matmul_"), "{}", ks[0].name);
                 // Each group reads its own matrices (the offsets are only emitted for b > 1).
-                assert_eq!(ks[0].source.contains(&format!("g * {}u", m * k)), b > 1, "{}", ks[0].name);
+                assert_eq!(
+                    ks[0].source.contains(&format!("g * {}u", m * k)),
+                    b > 1,
+                    "{}",
+                    ks[0].name
+                );
             }
         }
     }
@@ -61,7 +75,9 @@ fn gather_and_scatter_add_variants() {
             let k = one(&g, y, &t);
             assert_eq!((k.entry_point, k.family), ("gather", "gather"));
             let len = x_shape[axis];
-            let s = g.push(Op::ScatterAdd { axis, batch_dims, len }, &[y, idx], "scatter").unwrap();
+            let s = g
+                .push(Op::ScatterAdd { axis, batch_dims, len }, &[y, idx], "scatter")
+                .unwrap();
             assert_eq!(g.shape(s), x_shape);
             let k = one(&g, s, &t);
             assert_eq!(k.entry_point, "scatter_add");
@@ -73,7 +89,14 @@ fn gather_and_scatter_add_variants() {
 #[test]
 fn order_op_variants() {
     for t in targets() {
-        for shape in [vec![1], vec![7], vec![3, 257], vec![32, 8732], vec![4, 1, 3], vec![2, 300, 5]] {
+        for shape in [
+            vec![1],
+            vec![7],
+            vec![3, 257],
+            vec![32, 8732],
+            vec![4, 1, 3],
+            vec![2, 300, 5],
+        ] {
             let last = shape.len() - 1;
             for axis in 0..shape.len() {
                 for descending in [false, true] {
@@ -110,7 +133,9 @@ fn instance_norm_variants() {
             let x = input(&mut g, "x", &shape);
             let gamma = param(&mut g, "in/gamma", &[shape[3]]);
             let beta = param(&mut g, "in/beta", &[shape[3]]);
-            let y = g.push(Op::InstanceNorm { epsilon: 1e-3 }, &[x, gamma, beta], "in").unwrap();
+            let y = g
+                .push(Op::InstanceNorm { epsilon: 1e-3 }, &[x, gamma, beta], "in")
+                .unwrap();
             let k = one(&g, y, &t);
             let wgs = k.workgroups.iter().map(|&w| w as usize).product::<usize>();
             assert!(wgs >= shape[0] * shape[3], "{:?}", k.workgroups);
@@ -125,7 +150,9 @@ fn integer_outputs_are_accepted_only_for_the_order_ops() {
     let idx = g.push(Op::TopK { k: 2 }, &[x], "top_k").unwrap();
     assert_eq!(g.ty(idx).dtype, DType::I32);
     // The values of the top k, as a training graph picks them.
-    let v = g.push(Op::Gather { axis: 1, batch_dims: 1 }, &[x, idx], "pick").unwrap();
+    let v = g
+        .push(Op::Gather { axis: 1, batch_dims: 1 }, &[x, idx], "pick")
+        .unwrap();
     assert_eq!(g.shape(v), [4, 2]);
     for t in targets() {
         one(&g, idx, &t);

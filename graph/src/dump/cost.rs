@@ -49,10 +49,11 @@ fn op_flops(g: &Graph, id: NodeId, op: &Op) -> u64 {
         // Sorting ops compare; count one operation per comparison of the kernels' rank counts.
         Op::TopK { .. } | Op::ArgSort { .. } => {
             let x = shape(0);
-            numel(x) as u64 * match op {
-                Op::ArgSort { axis, .. } => x[*axis],
-                _ => *x.last().unwrap_or(&1),
-            } as u64
+            numel(x) as u64
+                * match op {
+                    Op::ArgSort { axis, .. } => x[*axis],
+                    _ => *x.last().unwrap_or(&1),
+                } as u64
         }
         Op::ArgMax { .. } => numel(shape(0)) as u64,
         // Mean, variance, then normalise, scale and shift.

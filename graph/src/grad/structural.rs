@@ -144,7 +144,13 @@ mod tests {
     fn a_gram_matrix_of_one_node_matches_finite_differences() {
         let mut c = Check::new(Rng::new(3));
         let f = c.input("f", &[2, 5, 3], -1.0, 1.0);
-        let gram = c.push(Op::MatMul { trans_a: true, trans_b: false }, &[f, f]);
+        let gram = c.push(
+            Op::MatMul {
+                trans_a: true,
+                trans_b: false,
+            },
+            &[f, f],
+        );
         let g = c.check(gram, &[f]).unwrap();
         assert!(g[0].iter().any(|v| v.abs() > 1e-3));
     }

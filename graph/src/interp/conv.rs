@@ -97,7 +97,11 @@ pub(super) fn conv_transpose2d(
 /// the flags transposing the last two axes), where `op` transposes when its flag is set.
 pub(super) fn matmul(trans_a: bool, trans_b: bool, a: Arg, b: Arg, out_shape: &[usize]) -> Vec<f64> {
     let r = out_shape.len();
-    let (batch, m, n) = (out_shape[..r - 2].iter().product::<usize>(), out_shape[r - 2], out_shape[r - 1]);
+    let (batch, m, n) = (
+        out_shape[..r - 2].iter().product::<usize>(),
+        out_shape[r - 2],
+        out_shape[r - 1],
+    );
     let k = if trans_a { a.0[r - 2] } else { a.0[r - 1] };
     let mut out = vec![0.0; batch * m * n];
     for g in 0..batch {

@@ -181,16 +181,37 @@ mod tests {
     #[test]
     fn sorting_is_stable_with_nan_on_top() {
         let x = [3.0, 1.0, 3.0, f64::NAN, -0.0, 0.0];
-        let asc = eval(Op::ArgSort { axis: 0, descending: false }, &[(&[6], &x)], &[6]);
+        let asc = eval(
+            Op::ArgSort {
+                axis: 0,
+                descending: false,
+            },
+            &[(&[6], &x)],
+            &[6],
+        );
         assert_eq!(asc, [4.0, 5.0, 1.0, 0.0, 2.0, 3.0]);
-        let desc = eval(Op::ArgSort { axis: 0, descending: true }, &[(&[6], &x)], &[6]);
+        let desc = eval(
+            Op::ArgSort {
+                axis: 0,
+                descending: true,
+            },
+            &[(&[6], &x)],
+            &[6],
+        );
         assert_eq!(desc, [3.0, 0.0, 2.0, 1.0, 4.0, 5.0]);
         let top = eval(Op::TopK { k: 3 }, &[(&[2, 3], &x)], &[2, 3]);
         assert_eq!(top, [0.0, 2.0, 1.0, 0.0, 1.0, 2.0]);
         // Along axis 0 of a (3, 2) tensor: columns [5 1 5] and [2 2 -1].
         let x = [5.0, 2.0, 1.0, 2.0, 5.0, -1.0];
         assert_eq!(
-            eval(Op::ArgSort { axis: 0, descending: false }, &[(&[3, 2], &x)], &[3, 2]),
+            eval(
+                Op::ArgSort {
+                    axis: 0,
+                    descending: false
+                },
+                &[(&[3, 2], &x)],
+                &[3, 2]
+            ),
             [1.0, 2.0, 0.0, 0.0, 2.0, 1.0]
         );
         assert_eq!(eval(Op::ArgMax { axis: 0 }, &[(&[3, 2], &x)], &[2]), [0.0, 0.0]);

@@ -173,7 +173,10 @@ pub(crate) fn infer_structural(op: &Op, inputs: &[&TensorType], layer: &str) -> 
                     return Err(GraphError::arg(
                         layer,
                         "k",
-                        format!("top_k: k = {k} must be in 1..={len} for the input {}", fmt_shape(&x.shape)),
+                        format!(
+                            "top_k: k = {k} must be in 1..={len} for the input {}",
+                            fmt_shape(&x.shape)
+                        ),
                     ));
                 }
                 let mut s = x.shape.clone();
@@ -206,7 +209,10 @@ pub(crate) fn infer_structural(op: &Op, inputs: &[&TensorType], layer: &str) -> 
                 if x.rank() != 4 {
                     return Err(GraphError::shape(
                         layer,
-                        format!("instance_norm: expected a 4-D NHWC input, got shape {}", fmt_shape(&x.shape)),
+                        format!(
+                            "instance_norm: expected a 4-D NHWC input, got shape {}",
+                            fmt_shape(&x.shape)
+                        ),
                     ));
                 }
                 let c = x.shape[3];
@@ -270,13 +276,22 @@ mod tests {
     #[test]
     fn gather_and_scatter_shapes_follow_tf_gather() {
         let g = |axis, batch_dims| Op::Gather { axis, batch_dims };
-        assert_eq!(push(g(1, 0), &[(&[2, 5, 3], F), (&[4, 6], I)]).unwrap().shape, [2, 4, 6, 3]);
+        assert_eq!(
+            push(g(1, 0), &[(&[2, 5, 3], F), (&[4, 6], I)]).unwrap().shape,
+            [2, 4, 6, 3]
+        );
         assert_eq!(push(g(0, 0), &[(&[5], F), (&[7], I)]).unwrap().shape, [7]);
         // take_along_axis: one index row per row.
         assert_eq!(push(g(1, 1), &[(&[3, 9], F), (&[3, 4], I)]).unwrap().shape, [3, 4]);
-        assert_eq!(push(g(2, 1), &[(&[3, 2, 9], F), (&[3, 4], I)]).unwrap().shape, [3, 2, 4]);
+        assert_eq!(
+            push(g(2, 1), &[(&[3, 2, 9], F), (&[3, 4], I)]).unwrap().shape,
+            [3, 2, 4]
+        );
         let s = |axis, batch_dims, len| Op::ScatterAdd { axis, batch_dims, len };
-        assert_eq!(push(s(1, 0, 5), &[(&[2, 4, 6, 3], F), (&[4, 6], I)]).unwrap().shape, [2, 5, 3]);
+        assert_eq!(
+            push(s(1, 0, 5), &[(&[2, 4, 6, 3], F), (&[4, 6], I)]).unwrap().shape,
+            [2, 5, 3]
+        );
         assert_eq!(push(s(1, 1, 9), &[(&[3, 4], F), (&[3, 4], I)]).unwrap().shape, [3, 9]);
         // Errors name the layer and what was expected.
         let e = push(g(1, 0), &[(&[2, 5], F), (&[4], F)]).unwrap_err().to_string();
@@ -285,7 +300,9 @@ mod tests {
         assert!(e.contains("layer_x") && e.contains("axis 2"), "{e}");
         let e = push(g(1, 1), &[(&[2, 5], F), (&[3, 4], I)]).unwrap_err().to_string();
         assert!(e.contains("batch"), "{e}");
-        let e = push(s(1, 0, 5), &[(&[2, 4, 7, 3], F), (&[4, 6], I)]).unwrap_err().to_string();
+        let e = push(s(1, 0, 5), &[(&[2, 4, 7, 3], F), (&[4, 6], I)])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("layer_x") && e.contains("(4, 6)"), "{e}");
         assert!(push(s(1, 0, 0), &[(&[2, 4], F), (&[4], I)]).is_err());
     }
@@ -294,11 +311,32 @@ mod tests {
     fn sorting_ops_give_i32_and_check_their_arguments() {
         let t = push(Op::TopK { k: 3 }, &[(&[2, 7], F)]).unwrap();
         assert_eq!((t.shape, t.dtype), (vec![2, 3], I));
-        assert!(push(Op::TopK { k: 8 }, &[(&[2, 7], F)]).unwrap_err().to_string().contains("1..=7"));
+        assert!(
+            push(Op::TopK { k: 8 }, &[(&[2, 7], F)])
+                .unwrap_err()
+                .to_string()
+                .contains("1..=7")
+        );
         assert!(push(Op::TopK { k: 0 }, &[(&[2, 7], F)]).is_err());
-        let t = push(Op::ArgSort { axis: 0, descending: true }, &[(&[4, 3], F)]).unwrap();
+        let t = push(
+            Op::ArgSort {
+                axis: 0,
+                descending: true,
+            },
+            &[(&[4, 3], F)],
+        )
+        .unwrap();
         assert_eq!((t.shape, t.dtype), (vec![4, 3], I));
-        assert!(push(Op::ArgSort { axis: 2, descending: false }, &[(&[4, 3], F)]).is_err());
+        assert!(
+            push(
+                Op::ArgSort {
+                    axis: 2,
+                    descending: false
+                },
+                &[(&[4, 3], F)]
+            )
+            .is_err()
+        );
         assert_eq!(push(Op::ArgMax { axis: 1 }, &[(&[4, 3, 2], F)]).unwrap().shape, [4, 2]);
         assert_eq!(push(Op::ArgMax { axis: 0 }, &[(&[5], F)]).unwrap().shape, [1]);
         // Sorting indices is not defined: they are not f32.
@@ -309,13 +347,23 @@ mod tests {
     fn instance_norm_checks_its_parameters() {
         let op = Op::InstanceNorm { epsilon: 1e-3 };
         assert_eq!(
-            push(op.clone(), &[(&[2, 3, 3, 4], F), (&[4], F), (&[4], F)]).unwrap().shape,
+            push(op.clone(), &[(&[2, 3, 3, 4], F), (&[4], F), (&[4], F)])
+                .unwrap()
+                .shape,
             [2, 3, 3, 4]
         );
-        let e = push(op.clone(), &[(&[2, 3, 3, 4], F), (&[3], F), (&[4], F)]).unwrap_err().to_string();
+        let e = push(op.clone(), &[(&[2, 3, 3, 4], F), (&[3], F), (&[4], F)])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("gamma") && e.contains("(4,)"), "{e}");
         assert!(push(op, &[(&[2, 3, 4], F), (&[4], F), (&[4], F)]).is_err());
-        assert!(push(Op::InstanceNorm { epsilon: -1.0 }, &[(&[1, 1, 1, 1], F), (&[1], F), (&[1], F)]).is_err());
+        assert!(
+            push(
+                Op::InstanceNorm { epsilon: -1.0 },
+                &[(&[1, 1, 1, 1], F), (&[1], F), (&[1], F)]
+            )
+            .is_err()
+        );
     }
 
     #[test]
