@@ -131,12 +131,13 @@ pub(crate) fn lower(g: &Graph, id: NodeId, target: &Target) -> Vec<KernelInstanc
         );
         // Pooling and its gradient take 4 channels per invocation when C % 4 == 0, and the
         // gradient of non-overlapping windows one invocation per stride cell: their coverage is
-        // checked by `pool_window_and_vec4_variants`. Instance norm strides a workgroup over each
-        // plane (`tests_structural::instance_norm_variants`).
+        // checked by `pool_window_and_vec4_variants`. Instance norm and the bitonic sort stride a
+        // workgroup over each plane or line (`tests_structural`).
         if !matches!(
             k.family,
             "gemm" | "softmax" | "softmax_ce" | "concat" | "pool" | "pool_grad" | "instance_norm"
-        ) {
+        ) && k.entry_point != "bitonic_top"
+        {
             assert!(
                 k.invocations() >= g.ty(id).numel() as u64,
                 "{}: grid {:?}",

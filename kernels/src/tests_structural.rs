@@ -86,6 +86,17 @@ fn gather_and_scatter_add_variants() {
     }
 }
 
+/// The entry point an argsort or top-k of `kout` results over lines of `len` should get.
+fn expected_entry(kout: usize, len: usize, t: &Target) -> &'static str {
+    let wg = t.max_invocations_per_workgroup.min(256);
+    let cap = crate::sort::bitonic_capacity(t.max_workgroup_storage_bytes, wg);
+    if crate::sort::bitonic_chunk(kout, len, cap).is_some() {
+        "bitonic_top"
+    } else {
+        "rank_sort"
+    }
+}
+
 #[test]
 fn order_op_variants() {
     for t in targets() {
@@ -104,7 +115,15 @@ fn order_op_variants() {
                     let x = input(&mut g, "x", &shape);
                     let y = g.push(Op::ArgSort { axis, descending }, &[x], "sort").unwrap();
                     let k = one(&g, y, &t);
-                    assert_eq!((k.entry_point, k.family), ("rank_sort", "sort"));
+                    assert_eq!(k.family, "sort");
+                    assert_eq!(
+                        k.entry_point,
+                        expected_entry(shape[axis], shape[axis], &t),
+                        "{}",
+                        k.name
+                    );
+                    let lines = shape.iter().product::<usize>() / shape[axis];
+                    assert!(k.workgroups.iter().map(|&w| w as usize).product::<usize>() >= lines);
                     assert!(k.source.contains(&format!("DESCENDING: bool = {descending}")));
                 }
                 let mut g = Graph::new();
@@ -117,7 +136,7 @@ fn order_op_variants() {
                 let x = input(&mut g, "x", &shape);
                 let y = g.push(Op::TopK { k }, &[x], "top_k").unwrap();
                 let kern = one(&g, y, &t);
-                assert_eq!(kern.entry_point, "rank_sort");
+                assert_eq!(kern.entry_point, expected_entry(k, shape[last], &t), "{}", kern.name);
                 assert!(kern.source.contains(&format!("KOUT: u32 = {k}u")));
             }
         }
