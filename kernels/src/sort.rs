@@ -7,7 +7,7 @@
 use crate::dispatch::LinearGrid;
 use crate::lower::NodeCx;
 use crate::template::Template;
-use crate::{BindingRef, KernelError, KernelInstance};
+use crate::{AdapterClass, BindingRef, KernelError, KernelInstance};
 
 const SORT_WGSL: &str = include_str!("../wgsl/sort.wgsl");
 
@@ -32,12 +32,26 @@ pub(crate) fn bitonic_capacity(max_workgroup_bytes: u32, wg: u32) -> usize {
     (1usize << (31 - room.leading_zeros())).min(1024)
 }
 
+/// The bitonic variant's preferred chunk length and workgroup size on an adapter class.
+///
+/// GPUs: chunks of 256 and 256 invocations (every stage's 256 compare-exchanges in parallel).
+/// CPU adapters (lavapipe): a barrier costs a pass over every SIMD group of the workgroup
+/// (PLATFORM.md), and the sort is barrier-bound, so 32 invocations (4 groups of 8 lanes) each
+/// doing P / 32 exchanges per stage, and chunks of 1024: fewer chunks, fewer barriers per
+/// element (SSD's top-200 of 8732: 9 chunks of 66 stages instead of 35 of 45).
+fn bitonic_shape(class: AdapterClass) -> (usize, u32) {
+    match class {
+        AdapterClass::Gpu => (256, 256),
+        AdapterClass::Cpu => (1024, 32),
+    }
+}
+
 /// The chunk length `P` of the bitonic variant for `kout` results of lines of `len`, or `None`
 /// when it does not fit (`capacity`): at least `kout` (the kept best), at least
-/// `min(len, 256)` rounded up to a power of two (longer chunks, fewer of them: each costs a
-/// full sort of `2 * P`).
-pub(crate) fn bitonic_chunk(kout: usize, len: usize, capacity: usize) -> Option<usize> {
-    let p = kout.next_power_of_two().max(len.min(256).next_power_of_two());
+/// `min(len, preferred)` rounded up to a power of two (longer chunks, fewer of them: each costs
+/// a full sort of `2 * P`), else just `kout` rounded up.
+pub(crate) fn bitonic_chunk(kout: usize, len: usize, capacity: usize, preferred: usize) -> Option<usize> {
+    let p = kout.next_power_of_two().max(len.min(preferred).next_power_of_two());
     let p = if p > capacity { kout.next_power_of_two() } else { p };
     (p <= capacity).then_some(p)
 }
@@ -68,12 +82,20 @@ pub(crate) fn lower_order(cx: &NodeCx, op: OrderOp) -> Result<KernelInstance, Ke
     let chunks = len.div_ceil(wg as usize) as u64;
     let rank_grid = LinearGrid::new(lines * chunks, 1, cx.target).ok_or_else(|| cx.too_large("sort"))?;
     let thread_grid = cx.linear_grid(lines)?;
+    let (preferred, bitonic_wg) = bitonic_shape(cx.target.class);
     let bitonic = match op {
         OrderOp::ArgMax { .. } => None,
-        _ => bitonic_chunk(kout, len, bitonic_capacity(cx.target.max_workgroup_storage_bytes, wg)),
+        _ => bitonic_chunk(
+            kout,
+            len,
+            bitonic_capacity(cx.target.max_workgroup_storage_bytes, wg),
+            preferred,
+        ),
     };
     let p = bitonic.unwrap_or(1);
-    let wgb = rank_workgroup_size(cx.target.max_invocations_per_workgroup).min(p as u32);
+    let wgb = rank_workgroup_size(cx.target.max_invocations_per_workgroup)
+        .min(bitonic_wg)
+        .min(p as u32);
     let line_grid = LinearGrid::new(lines, 1, cx.target).ok_or_else(|| cx.too_large("sort"))?;
     let variant = if bitonic.is_some() { "bitonic" } else { "rank" };
     let name = match op {
@@ -149,15 +171,17 @@ mod tests {
         assert_eq!(bitonic_capacity(32768, 256), 1024);
         assert_eq!(bitonic_capacity(1024, 64), 32);
         assert_eq!(bitonic_capacity(100, 64), 0);
-        // SSD's mining: chunks of 256 keep the best 256 >= 200.
-        assert_eq!(bitonic_chunk(200, 8732, 512), Some(256));
+        // SSD's mining: chunks of 256 keep the best 256 >= 200 (GPU); 1024 where they fit (CPU).
+        assert_eq!(bitonic_chunk(200, 8732, 512, 256), Some(256));
+        assert_eq!(bitonic_chunk(200, 8732, 1024, 1024), Some(1024));
+        assert_eq!(bitonic_chunk(200, 8732, 512, 1024), Some(256));
         // Short lines: one chunk of the line's length; top-1 still reads 256 at a time.
-        assert_eq!(bitonic_chunk(7, 7, 512), Some(8));
-        assert_eq!(bitonic_chunk(1, 8732, 512), Some(256));
+        assert_eq!(bitonic_chunk(7, 7, 512, 256), Some(8));
+        assert_eq!(bitonic_chunk(1, 8732, 512, 256), Some(256));
         // Small workgroup memory: chunks only as long as k needs, or the rank variant.
-        assert_eq!(bitonic_chunk(3, 8732, 32), Some(4));
-        assert_eq!(bitonic_chunk(200, 8732, 32), None);
-        assert_eq!(bitonic_chunk(600, 600, 512), None);
+        assert_eq!(bitonic_chunk(3, 8732, 32, 256), Some(4));
+        assert_eq!(bitonic_chunk(200, 8732, 32, 256), None);
+        assert_eq!(bitonic_chunk(600, 600, 512, 256), None);
     }
 
     #[test]

@@ -90,7 +90,8 @@ fn gather_and_scatter_add_variants() {
 fn expected_entry(kout: usize, len: usize, t: &Target) -> &'static str {
     let wg = t.max_invocations_per_workgroup.min(256);
     let cap = crate::sort::bitonic_capacity(t.max_workgroup_storage_bytes, wg);
-    if crate::sort::bitonic_chunk(kout, len, cap).is_some() {
+    let preferred = if t.class == crate::AdapterClass::Gpu { 256 } else { 1024 };
+    if crate::sort::bitonic_chunk(kout, len, cap, preferred).is_some() {
         "bitonic_top"
     } else {
         "rank_sort"

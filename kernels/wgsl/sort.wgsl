@@ -16,7 +16,9 @@
 //              log2(S) * (log2(S) + 1) / 2 barrier-separated stages per chunk of P. For
 //              KOUT <= P <= P_MAX (sort.rs: 2 * P pairs of 8 bytes in the target's workgroup
 //              memory): top-k with k up to P_MAX over any LEN, argsort of lines up to P_MAX. SSD's
-//              mining (8732 anchors, k = 200): P = 256, 35 chunks of 45 stages per image.
+//              mining (8732 anchors, k = 200): P = 256, 35 chunks of 45 stages per image on GPUs;
+//              P = 1024 and WGB = 32, 9 chunks of 66 stages, on CPU adapters (sort.rs).
+//              Each invocation does P / WGB compare-exchanges per stage.
 //   rank_sort  (every other size) the rank of element j in its line, r = #{t : key[t] < key[j] or (key[t] == key[j]
 //              and t < j)}, is its position in the sorted line: so_out[(o * KOUT + r) * INNER + i]
 //              = j when r < KOUT (KOUT = LEN for ArgSort, k for TopK). Every r < KOUT is written
