@@ -789,7 +789,7 @@ proptest! {
             2 => Op::TopK { k: 1 + ((last - 1) as f64 * k_frac) as usize },
             _ => Op::ArgMax { axis },
         };
-        let g = single(op, &[shape.clone()]).unwrap();
+        let g = single(op, std::slice::from_ref(&shape)).unwrap();
         let x = tied_values(shape.iter().product(), nan, seed);
         exact_indices(g, &[("x".to_string(), x)])?;
     }
