@@ -2,7 +2,8 @@
 //! the cases of `fovea bench kernels` (`fovea_engine::bench::bench_cases`): square and odd
 //! matmuls, the seed CNN's convolutions forward and backward at batch 32 and 128, depthwise,
 //! pooling, softmax, softmax cross-entropy, batch norm, elementwise, the multi-tensor Adam
-//! update. Each measurement records the program many times into one command buffer
+//! update, and the structural ops (Gram-matrix batched matmul, SSD-sized top-k and gather,
+//! instance norm). Each measurement records the program many times into one command buffer
 //! (`iter_custom`) and takes the device time between GPU timestamps where the adapter has
 //! timestamp queries, else the wall time to device idle; throughput is FLOPs as criterion's
 //! element count (bytes for memory-bound kernels).

@@ -914,3 +914,243 @@ proptest! {
         prop_assert!(err <= TOL, "relative error {err:e} at {at}");
     }
 }
+
+// ---- the structural ops: batched matmul, gather and scatter-add, the order-based ops (exact
+// indices), instance norm ----
+
+/// A graph computing `op` of an f32 input `x` (first shape), then i32 inputs `idx` for the
+/// shapes flagged `true` and f32 parameters `p1, ...` for the others.
+fn with_indices(op: Op, shapes: &[(Vec<usize>, bool)]) -> Option<Graph> {
+    let mut g = Graph::new();
+    let mut ids = vec![g.input("x", TensorType::f32(shapes[0].0.clone())).ok()?];
+    for (i, (s, is_index)) in shapes[1..].iter().enumerate() {
+        ids.push(if *is_index {
+            g.input(
+                "idx",
+                TensorType {
+                    shape: s.clone(),
+                    dtype: DType::I32,
+                },
+            )
+            .ok()?
+        } else {
+            g.param(&format!("p{}", i + 1), s, true, "test").ok()?
+        });
+    }
+    let y = g.push(op, &ids, "test").ok()?;
+    g.outputs.push(y);
+    Some(g)
+}
+
+/// Index feeds in `-1..=len` (out of range at both ends) for the graph's `idx` input.
+fn index_feeds(g: &Graph, len: usize, seed: u64) -> Vec<(String, Vec<f32>)> {
+    let mut rng = fovea::graph::init::Rng::new(seed ^ 0x5eed);
+    let mut feeds = random_feeds(g, seed, -1.0, 1.0);
+    for (name, v) in feeds.iter_mut() {
+        if name == "idx" {
+            v.iter_mut().for_each(|e| *e = rng.below(len + 2) as f32 - 1.0);
+        }
+    }
+    feeds
+}
+
+/// Runs a graph with one integer output on the GPU and in the interpreter; the indices must be
+/// equal, element for element.
+fn exact_indices(g: Graph, feeds: &[(String, Vec<f32>)]) -> Result<(), TestCaseError> {
+    let reference = {
+        let f: fovea::graph::interp::Feeds = feeds
+            .iter()
+            .map(|(n, v)| (n.clone(), v.iter().map(|&x| f64::from(x)).collect()))
+            .collect();
+        fovea::graph::interp::evaluate(&g, &f).expect("reference interpreter")
+    };
+    let program = fovea::engine::Program::compile(&common::device(), g.clone()).expect("compile");
+    let inputs: Vec<&[f32]> = feeds
+        .iter()
+        .filter(|(n, _)| n == "x")
+        .map(|(_, v)| v.as_slice())
+        .collect();
+    let got = program.run(&inputs).expect("run");
+    let want: Vec<f32> = reference[0].iter().map(|&v| v as f32).collect();
+    let kernels: Vec<&str> = program.kernels().iter().map(|k| k.name.as_str()).collect();
+    if let Some(i) = (0..want.len()).find(|&i| got[0][i] != want[i]) {
+        return Err(TestCaseError::fail(format!(
+            "index {i}: gpu {}, reference {} (kernels {kernels:?})",
+            got[0][i], want[i]
+        )));
+    }
+    Ok(())
+}
+
+/// Values with many ties (small integers), some signed zeros and, when `nan`, a few NaNs.
+fn tied_values(n: usize, nan: bool, seed: u64) -> Vec<f32> {
+    let mut rng = fovea::graph::init::Rng::new(seed);
+    (0..n)
+        .map(|_| match rng.below(12) {
+            0 if nan => f32::NAN,
+            1 => -0.0,
+            2 => rng.uniform_in(-1.0, 1.0) as f32,
+            r => r as f32 - 7.0,
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(cfg(24))]
+
+    // (B, M, K) x (B, K, N) on the GEMM core's group axis: batch 1, 7 and small, odd and
+    // prime matrix sizes, N divisible by 4 or not (vec4 or scalar B), every transpose pair.
+    #[test]
+    fn batched_matmul_matches_reference(
+        b in batch(), m in 1usize..40, k in prop_oneof![1usize..40, Just(131usize)], n in prop_oneof![1usize..40, Just(64usize)],
+        ta in any::<bool>(), tb in any::<bool>(), seed in any::<u64>(),
+    ) {
+        let a = if ta { vec![b, k, m] } else { vec![b, m, k] };
+        let w = if tb { vec![b, n, k] } else { vec![b, k, n] };
+        check(single(Op::MatMul { trans_a: ta, trans_b: tb }, &[a, w]).unwrap(), seed, -1.0, 1.0)?;
+    }
+
+    #[test]
+    fn gather_and_scatter_add_match_reference(
+        lead in prop::collection::vec(1usize..5, 0..3), len in prop_oneof![Just(1usize), 2usize..12, Just(97usize)],
+        tail in prop::collection::vec(1usize..4, 0..2), count in prop::collection::vec(1usize..7, 0..3),
+        batched in any::<bool>(), scatter in any::<bool>(), seed in any::<u64>(),
+    ) {
+        // x = lead ++ [len] ++ tail, gathered along axis rank(lead); with batch_dims 1 the
+        // indices share the first axis of lead.
+        let batch_dims = usize::from(batched && !lead.is_empty());
+        let axis = lead.len();
+        let x: Vec<usize> = lead.iter().copied().chain([len]).chain(tail.iter().copied()).collect();
+        let idx: Vec<usize> = lead[..batch_dims].iter().copied().chain(count.iter().copied()).collect();
+        let gathered: Vec<usize> = lead.iter().copied().chain(count.iter().copied()).chain(tail.iter().copied()).collect();
+        let g = if scatter {
+            with_indices(Op::ScatterAdd { axis, batch_dims, len }, &[(gathered, false), (idx, true)])
+        } else {
+            with_indices(Op::Gather { axis, batch_dims }, &[(x, false), (idx, true)])
+        };
+        prop_assume!(g.is_some());
+        let g = g.unwrap();
+        let feeds = index_feeds(&g, len, seed);
+        let (err, at) = gpu_vs_reference(g, &feeds);
+        prop_assert!(err <= TOL, "relative error {err:e} at {at}");
+    }
+
+    // Stable argsort (ascending and descending) along any axis, top-k along the last and
+    // argmax along any: lines of 1, odd and prime lengths, longer than one 256-wide workgroup
+    // and than the bitonic variant's 1024 (the rank-counting variant), values full of ties,
+    // signed zeros and NaNs; the indices must be equal.
+    #[test]
+    fn order_ops_match_reference_exactly(
+        shape in prop::collection::vec(prop_oneof![Just(1usize), 2usize..9, Just(257usize), Just(600usize), Just(1500usize)], 1..4),
+        axis in 0usize..3, which in 0usize..4, k_frac in 0.0f64..1.0, nan in any::<bool>(), seed in any::<u64>(),
+    ) {
+        prop_assume!(shape.iter().product::<usize>() <= 20_000);
+        let axis = axis % shape.len();
+        let last = *shape.last().unwrap();
+        let op = match which {
+            0 => Op::ArgSort { axis, descending: false },
+            1 => Op::ArgSort { axis, descending: true },
+            2 => Op::TopK { k: 1 + ((last - 1) as f64 * k_frac) as usize },
+            _ => Op::ArgMax { axis },
+        };
+        let g = single(op, std::slice::from_ref(&shape)).unwrap();
+        let x = tied_values(shape.iter().product(), nan, seed);
+        exact_indices(g, &[("x".to_string(), x)])?;
+    }
+
+    #[test]
+    fn instance_norm_matches_reference(
+        n in batch(), h in prop_oneof![Just(1usize), 2usize..12, Just(33usize)], w in 1usize..12,
+        c in prop_oneof![1usize..9, Just(13usize)], seed in any::<u64>(),
+    ) {
+        let g = single(Op::InstanceNorm { epsilon: 1e-3 }, &[vec![n, h, w, c], vec![c], vec![c]]).unwrap();
+        check(g, seed, -2.0, 2.0)?;
+    }
+}
+
+/// SSD's hard-negative mining size: top 200 of 8732 anchors per image (2 images here; the
+/// benchmark runs 32), with ties; then the values picked by a gather along the row.
+#[test]
+fn top_k_over_ssd_anchors_matches_reference() {
+    let mut g = Graph::new();
+    let x = g.input("x", TensorType::f32(vec![2, 8732])).unwrap();
+    let idx = g.push(Op::TopK { k: 200 }, &[x], "mining").unwrap();
+    g.outputs.push(idx);
+    let values = tied_values(2 * 8732, false, 9);
+    exact_indices(g.clone(), &[("x".to_string(), values.clone())]).unwrap();
+    let picked = g
+        .push(Op::Gather { axis: 1, batch_dims: 1 }, &[x, idx], "pick")
+        .unwrap();
+    g.outputs = vec![picked];
+    let (err, at) = gpu_vs_reference(g, &[("x".to_string(), values)]);
+    assert!(err <= TOL, "{err:e} at {at}");
+}
+
+/// Integer inputs are fed with `set_input_i32`; feeding one with f32 values (or an f32 input
+/// with integers, or the wrong count) is an error naming the input.
+#[test]
+fn i32_inputs_are_fed_with_set_input_i32() {
+    let g = with_indices(
+        Op::Gather { axis: 0, batch_dims: 0 },
+        &[(vec![4, 2], false), (vec![3], true)],
+    )
+    .unwrap();
+    let program = fovea::engine::Program::compile(&common::device(), g).unwrap();
+    let e = program.set_input("idx", &[0.0, 1.0, 2.0]).unwrap_err().to_string();
+    assert!(e.contains("idx") && e.contains("set_input_i32"), "{e}");
+    let e = program.set_input_i32("x", &[0; 8]).unwrap_err().to_string();
+    assert!(e.contains('x') && e.contains("set_input"), "{e}");
+    assert!(
+        program
+            .set_input_i32("idx", &[0, 1])
+            .unwrap_err()
+            .to_string()
+            .contains("expected 3 values")
+    );
+    program
+        .set_input("x", &[0.0, 1.0, 10.0, 11.0, 20.0, 21.0, 30.0, 31.0])
+        .unwrap();
+    program.set_input_i32("idx", &[3, -1, 1]).unwrap();
+    let out = program.run_fed().unwrap();
+    assert_eq!(out[0], [30.0, 31.0, 0.0, 0.0, 10.0, 11.0]);
+    // `run` converts integral f32 values and refuses others.
+    let x = [0.0, 1.0, 10.0, 11.0, 20.0, 21.0, 30.0, 31.0];
+    assert_eq!(
+        program.run(&[&x, &[0.0, 0.0, 2.0]]).unwrap()[0],
+        [0.0, 1.0, 0.0, 1.0, 20.0, 21.0]
+    );
+    let e = program.run(&[&x, &[0.5, 0.0, 2.0]]).unwrap_err().to_string();
+    assert!(e.contains("idx") && e.contains("0.5"), "{e}");
+}
+
+proptest! {
+    #![proptest_config(cfg(10))]
+
+    // Batched matmul with the GPU class's kernels (workgroup-memory tiles; split-K for Gram
+    // shapes, few output tiles and a long K, the splits sharing workgroup_id.z with the batch)
+    // and with either class's fused bias + relu epilogue.
+    #[test]
+    fn batched_matmul_gpu_class_split_k_and_epilogue_match_reference(
+        b in 1usize..4, m in 1usize..40, n in 1usize..40, k in prop_oneof![1usize..20, 1500usize..2500],
+        ta in any::<bool>(), tb in any::<bool>(), gpu in any::<bool>(), epi in any::<bool>(), seed in any::<u64>(),
+    ) {
+        let base = Op::MatMul { trans_a: ta, trans_b: tb };
+        let shapes = vec![if ta { vec![b, k, m] } else { vec![b, m, k] }, if tb { vec![b, n, k] } else { vec![b, k, n] }];
+        let g = if epi {
+            let expr = ElemExpr::Unary(
+                UnaryOp::Relu,
+                Box::new(ElemExpr::Binary(BinaryOp::Add, Box::new(ElemExpr::Input(0)), Box::new(ElemExpr::Input(1)))),
+            );
+            let all: Vec<Vec<usize>> = shapes.into_iter().chain([vec![n]]).collect();
+            single(Op::GemmEpilogue { base: Box::new(base), expr }, &all).unwrap()
+        } else {
+            single(base, &shapes).unwrap()
+        };
+        let feeds = random_feeds(&g, seed, -1.0, 1.0);
+        let device = if gpu { gpu_class_device() } else { common::device() };
+        let (err, at, program) = run_vs_reference(&device, g, &feeds);
+        let names: Vec<&str> = program.kernels().iter().map(|k| k.name.as_str()).collect();
+        prop_assert!(names[0].starts_with("gemm_batched_matmul_"), "{names:?}");
+        prop_assert!(err <= TOL, "relative error {err:e} at {at}");
+    }
+}

@@ -153,7 +153,8 @@ fn conv(stride: usize, pad: usize, groups: usize) -> ConvGeometry {
 /// The kernel cases of `fovea bench kernels` and `cargo bench`: (kernel family, shape, graph):
 /// square and odd matmuls, the seed CIFAR-10 CNN's convolutions (forward, data and filter
 /// gradients) at batch 32 and 128, depthwise, pooling forward and backward, softmax,
-/// batch norm, elementwise, and the multi-tensor Adam update.
+/// batch norm, elementwise, the multi-tensor Adam update, and the structural ops (Gram-matrix
+/// batched matmul, SSD-sized top-k and gather, instance norm).
 pub fn bench_cases(large: bool) -> Result<Vec<(String, String, Graph)>> {
     let mut v = Vec::new();
     let mut sizes = vec![128usize, 256, 512, 1024];
@@ -182,6 +183,39 @@ pub fn bench_cases(large: bool) -> Result<Vec<(String, String, Graph)>> {
                 trans_b: false,
             },
             &[vec![97, 61], vec![61, 131]],
+        )?,
+    ));
+    // ---- structural ops ----
+    // Style transfer's Gram matrix F^T F of a 128x128x64 feature map (K = H * W), on the GEMM
+    // core's batch (group) axis; and four of a 64x64 map at once.
+    for (b, hw) in [(1usize, 128usize * 128), (4, 64 * 64)] {
+        v.push((
+            "batched_matmul (Gram F^T F)".into(),
+            format!("b{b} 64x{hw}x64"),
+            single(
+                Op::MatMul {
+                    trans_a: true,
+                    trans_b: false,
+                },
+                &[vec![b, hw, 64], vec![b, hw, 64]],
+            )?,
+        ));
+    }
+    // SSD's hard-negative mining: the top 200 of 8732 anchor losses per image, then their values.
+    let mut g = Graph::new();
+    let x = g.input("x", TensorType::f32(vec![32, 8732]))?;
+    let idx = g.push(Op::TopK { k: 200 }, &[x], "bench")?;
+    g.outputs.push(idx);
+    v.push(("top_k".into(), "32x8732 k=200".into(), g.clone()));
+    let picked = g.push(Op::Gather { axis: 1, batch_dims: 1 }, &[x, idx], "bench")?;
+    g.outputs = vec![picked];
+    v.push(("top_k + gather".into(), "32x8732 k=200".into(), g));
+    v.push((
+        "instance_norm".into(),
+        "b4 64x64x32".into(),
+        single(
+            Op::InstanceNorm { epsilon: 1e-3 },
+            &[vec![4, 64, 64, 32], vec![32], vec![32]],
         )?,
     ));
     // The seed CIFAR-10 CNN's convolutions at batch 32 and 128: forward, data and filter gradients.

@@ -8,7 +8,7 @@ use crate::error::{EngineError, Result};
 use crate::pipelines::CompiledKernel;
 use crate::readback::map_read;
 use crate::state::DeviceState;
-use fovea_graph::ir::{Graph, NodeId, Op, fmt_shape};
+use fovea_graph::ir::{DType, Graph, NodeId, Op, fmt_shape};
 use fovea_graph::model::ParamStore;
 use fovea_graph::plan::{MemoryPlan, PlanOptions, plan_memory_with};
 use fovea_kernels::{BufferRef, KernelInstance, Location, fuse_updates, storage_root};
@@ -371,23 +371,44 @@ impl Program {
         self.locs[storage_root(&self.graph, id).index()].as_ref()
     }
 
+    /// Uploads `data` into the f32 tensor `id` (`what` names it in errors).
     fn write(&self, id: NodeId, what: &str, data: &[f32]) -> Result<()> {
+        self.check_dtype(id, what, DType::F32, "set_input_i32")?;
+        self.write_bytes(id, what, data.len(), bytemuck::cast_slice(data))
+    }
+
+    /// The error for feeding `id` values of another element type than its own.
+    fn check_dtype(&self, id: NodeId, what: &str, want: DType, instead: &str) -> Result<()> {
         let ty = self.graph.ty(id);
-        if data.len() != ty.numel() {
+        if ty.dtype != want {
             return Err(EngineError::Input {
                 what: what.to_string(),
                 message: format!(
-                    "expected {} values for shape {}, got {}",
+                    "is an {} tensor {}, got {} values; feed it with {instead}",
+                    ty.dtype.name(),
+                    fmt_shape(&ty.shape),
+                    want.name()
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Uploads `len` elements (`bytes`) into the tensor `id`, after checking the count.
+    fn write_bytes(&self, id: NodeId, what: &str, len: usize, bytes: &[u8]) -> Result<()> {
+        let ty = self.graph.ty(id);
+        if len != ty.numel() {
+            return Err(EngineError::Input {
+                what: what.to_string(),
+                message: format!(
+                    "expected {} values for shape {}, got {len}",
                     ty.numel(),
                     fmt_shape(&ty.shape),
-                    data.len()
                 ),
             });
         }
         if let Some(l) = self.loc(id) {
-            self.device
-                .queue
-                .write_buffer(&l.buffer, l.offset, bytemuck::cast_slice(data));
+            self.device.queue.write_buffer(&l.buffer, l.offset, bytes);
         }
         Ok(())
     }
@@ -429,10 +450,9 @@ impl Program {
             .collect()
     }
 
-    /// Uploads the input named `name` (queued before the next submit).
-    pub fn set_input(&self, name: &str, data: &[f32]) -> Result<()> {
-        let id = self
-            .graph
+    /// The input node named `name`.
+    fn input_node(&self, name: &str) -> Result<NodeId> {
+        self.graph
             .inputs
             .iter()
             .copied()
@@ -440,8 +460,22 @@ impl Program {
             .ok_or_else(|| EngineError::Input {
                 what: name.to_string(),
                 message: "the program has no input of this name".into(),
-            })?;
+            })
+    }
+
+    /// Uploads the f32 input named `name` (queued before the next submit); an `i32` input is
+    /// an error (use [`Program::set_input_i32`]).
+    pub fn set_input(&self, name: &str, data: &[f32]) -> Result<()> {
+        let id = self.input_node(name)?;
         self.write(id, name, data)
+    }
+
+    /// Uploads the `i32` input named `name` (indices for `Gather`/`ScatterAdd`), queued before
+    /// the next submit; an f32 input is an error (use [`Program::set_input`]).
+    pub fn set_input_i32(&self, name: &str, data: &[i32]) -> Result<()> {
+        let id = self.input_node(name)?;
+        self.check_dtype(id, name, DType::I32, "set_input")?;
+        self.write_bytes(id, name, data.len(), bytemuck::cast_slice(data))
     }
 
     /// Records every dispatch, then the state updates, into `enc`.
@@ -601,7 +635,9 @@ impl Program {
     }
 
     /// Runs the program on `inputs` (one slice per graph input, in order) and reads back every
-    /// output. All dispatches go into one command encoder and one submit.
+    /// output. All dispatches go into one command encoder and one submit. An `i32` input takes
+    /// integral values (`3.0`), converted; any other value is an error naming the input. `i32`
+    /// outputs (indices) come back converted to f32 values (`3.0`), exact below 2^24.
     pub fn run(&self, inputs: &[&[f32]]) -> Result<Vec<Vec<f32>>> {
         if inputs.len() != self.graph.inputs.len() {
             return Err(EngineError::Input {
@@ -614,8 +650,19 @@ impl Program {
             });
         }
         for ((&id, name), data) in self.graph.inputs.iter().zip(self.input_names()).zip(inputs) {
-            self.write(id, &name, data)?;
+            if self.graph.ty(id).dtype == DType::I32 {
+                let ints = integral(&name, data)?;
+                self.write_bytes(id, &name, ints.len(), bytemuck::cast_slice(&ints))?;
+            } else {
+                self.write(id, &name, data)?;
+            }
         }
+        self.run_fed()
+    }
+
+    /// Runs the program on the inputs already uploaded ([`Program::set_input`],
+    /// [`Program::set_input_i32`]) and reads back every output, as [`Program::run`] does.
+    pub fn run_fed(&self) -> Result<Vec<Vec<f32>>> {
         let mut enc = self
             .device
             .device
@@ -631,7 +678,30 @@ impl Program {
             .outputs
             .iter()
             .zip(&self.readback)
-            .map(|(&o, rb)| map_read(&self.device, rb, self.graph.ty(o).numel()))
+            .map(|(&o, rb)| {
+                let words = map_read(&self.device, rb, self.graph.ty(o).numel())?;
+                Ok(match self.graph.ty(o).dtype {
+                    DType::F32 => words,
+                    DType::I32 => words.iter().map(|w| w.to_bits() as i32 as f32).collect(),
+                })
+            })
             .collect()
     }
+}
+
+/// `data` as `i32`s when every value is an integer in range, else an error naming `what`.
+fn integral(what: &str, data: &[f32]) -> Result<Vec<i32>> {
+    data.iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            if v.fract() == 0.0 && v >= i32::MIN as f32 && v < i32::MAX as f32 {
+                Ok(v as i32)
+            } else {
+                Err(EngineError::Input {
+                    what: what.to_string(),
+                    message: format!("is an i32 input, but value {i} is {v}; expected an integer"),
+                })
+            }
+        })
+        .collect()
 }

@@ -13,7 +13,8 @@
 //! ([`elementwise::ElemExpr`]), ready for fused chains. Everything else has a direct kernel:
 //! depthwise convolution, pooling and its gradient, reductions, softmax, softmax cross-entropy and
 //! its gradient, batch norm, resize and its gradient, training dropout, concatenation, padding and
-//! strided copies (transpose, slice, broadcast).
+//! strided copies (transpose, slice, broadcast), and the structural ops: gather and scatter-add,
+//! top-k, argsort and argmax, instance norm (batched matmul runs on the GEMM core).
 
 #![warn(missing_docs)]
 
@@ -29,9 +30,11 @@ mod dropout;
 pub mod elementwise;
 mod error;
 mod fused;
+mod gather;
 pub mod gemm;
 pub mod index;
 mod instance;
+mod instance_norm;
 mod lower;
 mod matmul;
 pub mod multi_tensor;
@@ -46,12 +49,15 @@ mod resize;
 mod resize_grad;
 pub mod softmax;
 mod softmax_ce;
+mod sort;
 mod target;
 pub mod template;
 mod validate;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_structural;
 
 pub use error::KernelError;
 pub use instance::{BindingRef, BufferRef, KernelInstance};

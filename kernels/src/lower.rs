@@ -7,6 +7,7 @@ use crate::{
     batchnorm, concat, conv, conv_filter_grad, conv_transpose, copy, dropout, elementwise, matmul, pad, pad_grad, pool,
     pool_grad, reduce, resize, resize_grad, softmax, softmax_ce,
 };
+use crate::{gather, instance_norm, sort, sort::OrderOp};
 use fovea_graph::plan::MemoryPlan;
 use fovea_graph::{DType, Graph, Node, NodeId, Op};
 
@@ -57,7 +58,9 @@ fn lower_node_in_place(
         node.op,
         Op::Concat { .. } | Op::Transpose { .. } | Op::Slice { .. } | Op::Broadcast { .. }
     );
-    if !layout_op && node.ty.dtype != DType::F32 {
+    // The order-based ops write i32 indices (their input is f32).
+    let index_op = matches!(node.op, Op::TopK { .. } | Op::ArgSort { .. } | Op::ArgMax { .. });
+    if !layout_op && !index_op && node.ty.dtype != DType::F32 {
         return Err(cx.unsupported(format!(
             "{} has no kernel for {} tensors",
             node.op.name(),
@@ -110,6 +113,18 @@ fn lower_node_in_place(
         Op::Conv2dBackpropFilter { geom, .. } => conv_filter_grad::lower_conv2d_backprop_filter(&cx, geom)?,
         Op::Pool2dBackprop(p) => one(pool_grad::lower_pool2d_backprop(&cx, p)?),
         Op::ResizeBackprop { mode, .. } => one(resize_grad::lower_resize_backprop(&cx, *mode)?),
+        Op::Gather { axis, batch_dims } => one(gather::lower_gather(&cx, *axis, *batch_dims, false)?),
+        Op::ScatterAdd { axis, batch_dims, .. } => one(gather::lower_gather(&cx, *axis, *batch_dims, true)?),
+        Op::TopK { k } => one(sort::lower_order(&cx, OrderOp::TopK { k: *k })?),
+        Op::ArgSort { axis, descending } => one(sort::lower_order(
+            &cx,
+            OrderOp::ArgSort {
+                axis: *axis,
+                descending: *descending,
+            },
+        )?),
+        Op::ArgMax { axis } => one(sort::lower_order(&cx, OrderOp::ArgMax { axis: *axis })?),
+        Op::InstanceNorm { epsilon } => one(instance_norm::lower_instance_norm(&cx, *epsilon)?),
     })
 }
 

@@ -28,8 +28,10 @@ fn op_flops(g: &Graph, id: NodeId, op: &Op) -> u64 {
             2 * out / dy[3] as u64 * numel(dy) as u64
         }
         Op::MatMul { trans_a, .. } => {
+            // The reduced axis is one of A's last two (a batched matmul has a batch axis first).
             let a = shape(0);
-            2 * out * if *trans_a { a[0] } else { a[1] } as u64
+            let r = a.len();
+            2 * out * if *trans_a { a[r - 2] } else { a[r - 1] } as u64
         }
         Op::Pool2d(p) | Op::Pool2dBackprop(p) => out.max(numel(shape(0)) as u64) * (p.size.0 * p.size.1) as u64,
         Op::Reduce { .. } | Op::Softmax | Op::LogSoftmax => 4 * numel(shape(0)) as u64,
@@ -42,6 +44,20 @@ fn op_flops(g: &Graph, id: NodeId, op: &Op) -> u64 {
         Op::Unary(_) | Op::Binary(_) | Op::UnaryGrad(_) | Op::Dropout { training: true, .. } => out,
         Op::BatchNormInference { .. } => 4 * out,
         Op::Resize { .. } | Op::ResizeBackprop { .. } => 8 * out,
+        // Gathers and scatters move data; a scatter-add adds each update once.
+        Op::ScatterAdd { .. } => numel(shape(0)) as u64,
+        // Sorting ops compare; count one operation per comparison of the kernels' rank counts.
+        Op::TopK { .. } | Op::ArgSort { .. } => {
+            let x = shape(0);
+            numel(x) as u64
+                * match op {
+                    Op::ArgSort { axis, .. } => x[*axis],
+                    _ => *x.last().unwrap_or(&1),
+                } as u64
+        }
+        Op::ArgMax { .. } => numel(shape(0)) as u64,
+        // Mean, variance, then normalise, scale and shift.
+        Op::InstanceNorm { .. } => 7 * out,
         _ => 0,
     }
 }

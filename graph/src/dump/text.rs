@@ -53,6 +53,12 @@ fn attrs(op: &Op) -> String {
             mode: PadMode::Constant,
         } => format!("pads={pads:?} value={value}"),
         Op::Pad { pads, .. } | Op::PadBackprop { pads, .. } => format!("pads={pads:?}"),
+        Op::Gather { axis, batch_dims } => format!("axis={axis} batch_dims={batch_dims}"),
+        Op::ScatterAdd { axis, batch_dims, len } => format!("axis={axis} batch_dims={batch_dims} len={len}"),
+        Op::TopK { k } => format!("k={k}"),
+        Op::ArgSort { axis, descending } => format!("axis={axis} descending={descending}"),
+        Op::ArgMax { axis } => format!("axis={axis}"),
+        Op::InstanceNorm { epsilon } => format!("epsilon={epsilon}"),
         _ => String::new(),
     }
 }

@@ -10,7 +10,7 @@
 //! The rules are grouped by the ops they differentiate: `conv` (convolution and its
 //! transpose), `matmul`, `pointwise` (unary and broadcasting binary), `reduce`, `norm`
 //! (softmax, log-softmax, softmax cross-entropy, batch norm), `layout` (reshape, transpose, concat, pad, slice,
-//! broadcast, resize, dropout) and `pool`. Every gradient node is named after the `layer` of
+//! broadcast, resize, dropout), `pool` and `structural` (gather, scatter-add, instance norm). Every gradient node is named after the `layer` of
 //! the forward node it comes from.
 
 mod conv;
@@ -20,6 +20,7 @@ mod norm;
 mod pointwise;
 mod pool;
 mod reduce;
+mod structural;
 #[cfg(test)]
 mod testing;
 #[cfg(test)]
@@ -168,6 +169,11 @@ fn vjp(v: &mut Vjp) -> Result<Grads> {
         Op::Broadcast { .. } => layout::broadcast(v),
         Op::Slice { starts, .. } => layout::slice(v, &starts),
         Op::Select => pointwise::select(v),
+        Op::Gather { axis, batch_dims } => structural::gather(v, axis, batch_dims),
+        Op::ScatterAdd { axis, batch_dims, .. } => structural::scatter_add(v, axis, batch_dims),
+        Op::InstanceNorm { epsilon } => structural::instance_norm(v, epsilon),
+        // Integer outputs carry no gradient (the driver never differentiates them).
+        Op::TopK { .. } | Op::ArgSort { .. } | Op::ArgMax { .. } => Ok(vec![None]),
         // No inputs: nothing to propagate to (the driver never gets here).
         Op::Input { .. } | Op::Param { .. } | Op::Fill { .. } | Op::Constant { .. } => Ok(Vec::new()),
         op @ (Op::UnaryGrad(_)

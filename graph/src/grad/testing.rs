@@ -52,6 +52,17 @@ impl Check {
             .expect("a valid input")
     }
 
+    /// An `i32` input named `name` (indices) holding the integers `values`.
+    pub fn input_indices(&mut self, name: &str, shape: &[usize], values: Vec<f64>) -> NodeId {
+        assert_eq!(values.len(), numel(shape));
+        self.feeds.insert(name.to_string(), values);
+        let ty = TensorType {
+            shape: shape.to_vec(),
+            dtype: crate::ir::DType::I32,
+        };
+        self.graph.input(name, ty).expect("a valid input")
+    }
+
     /// An input of values uniform in `[lo, hi)`.
     pub fn input(&mut self, name: &str, shape: &[usize], lo: f64, hi: f64) -> NodeId {
         let values = (0..numel(shape)).map(|_| self.rng.uniform_in(lo, hi)).collect();

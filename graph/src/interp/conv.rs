@@ -93,16 +93,25 @@ pub(super) fn conv_transpose2d(
     out
 }
 
-/// `MatMul`: `op(a) @ op(b)` for 2-D `a` and `b`, where `op` transposes when its flag is set.
+/// `MatMul`: `op(a) @ op(b)` for 2-D `a` and `b`, or for each matrix of a batch of them (3-D,
+/// the flags transposing the last two axes), where `op` transposes when its flag is set.
 pub(super) fn matmul(trans_a: bool, trans_b: bool, a: Arg, b: Arg, out_shape: &[usize]) -> Vec<f64> {
-    let (m, n) = (out_shape[0], out_shape[1]);
-    let k = if trans_a { a.0[0] } else { a.0[1] };
-    let a_at = |i: usize, p: usize| if trans_a { a.1[p * m + i] } else { a.1[i * k + p] };
-    let b_at = |p: usize, j: usize| if trans_b { b.1[j * k + p] } else { b.1[p * n + j] };
-    let mut out = vec![0.0; m * n];
-    for i in 0..m {
-        for j in 0..n {
-            out[i * n + j] = (0..k).map(|p| a_at(i, p) * b_at(p, j)).sum();
+    let r = out_shape.len();
+    let (batch, m, n) = (
+        out_shape[..r - 2].iter().product::<usize>(),
+        out_shape[r - 2],
+        out_shape[r - 1],
+    );
+    let k = if trans_a { a.0[r - 2] } else { a.0[r - 1] };
+    let mut out = vec![0.0; batch * m * n];
+    for g in 0..batch {
+        let (a, b) = (&a.1[g * m * k..(g + 1) * m * k], &b.1[g * k * n..(g + 1) * k * n]);
+        let a_at = |i: usize, p: usize| if trans_a { a[p * m + i] } else { a[i * k + p] };
+        let b_at = |p: usize, j: usize| if trans_b { b[j * k + p] } else { b[p * n + j] };
+        for i in 0..m {
+            for j in 0..n {
+                out[(g * m + i) * n + j] = (0..k).map(|p| a_at(i, p) * b_at(p, j)).sum();
+            }
         }
     }
     out
@@ -231,6 +240,19 @@ mod tests {
         assert_eq!(run_op(mm(true, false), &[(&[3, 2], &a_t), (&[3, 2], &b)]).1, want);
         assert_eq!(run_op(mm(false, true), &[(&[2, 3], &a), (&[2, 3], &b_t)]).1, want);
         assert_eq!(run_op(mm(true, true), &[(&[3, 2], &a_t), (&[2, 3], &b_t)]).1, want);
+        // A batch of two matrices: the product above, then iota(6) as (2, 3) times as (3, 2).
+        let a2: Vec<f64> = a.iter().copied().chain(iota(6)).collect();
+        let b2: Vec<f64> = b.iter().copied().chain(iota(6)).collect();
+        let (shape, y) = run_op(mm(false, false), &[(&[2, 2, 3], &a2), (&[2, 3, 2], &b2)]);
+        assert_eq!(shape, [2, 2, 2]);
+        assert_eq!(y[..4], want);
+        // Second batch: [[1,2,3],[4,5,6]] @ [[1,2],[3,4],[5,6]] = [[22,28],[49,64]].
+        assert_eq!(y[4..], [22.0, 28.0, 49.0, 64.0]);
+        let (shape, y) = run_op(mm(true, false), &[(&[2, 3, 2], &b2), (&[2, 3, 2], &b2)]);
+        assert_eq!(shape, [2, 2, 2]);
+        // Gram matrices b^T b: [[7,8],[9,10],[11,12]] gives [[251,278],[278,308]], and
+        // [[1,2],[3,4],[5,6]] gives [[35,44],[44,56]].
+        assert_eq!(y, [251.0, 278.0, 278.0, 308.0, 35.0, 44.0, 44.0, 56.0]);
     }
 
     #[test]

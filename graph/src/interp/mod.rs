@@ -14,6 +14,7 @@ mod pointwise;
 mod pool;
 mod reduce;
 mod resize;
+mod structural;
 #[cfg(test)]
 mod testing;
 
@@ -135,6 +136,14 @@ fn compute(op: &Op, inputs: &[Arg], out_shape: &[usize]) -> Vec<f64> {
             args.extend_from_slice(&inputs[2..]);
             pointwise::elementwise(expr, &args, out_shape)
         }
+        Op::Gather { axis, batch_dims } => structural::gather(*axis, *batch_dims, inputs[0], inputs[1]),
+        Op::ScatterAdd { axis, batch_dims, .. } => {
+            structural::scatter_add(*axis, *batch_dims, inputs[0], inputs[1], out_shape)
+        }
+        Op::TopK { k } => structural::top_k(*k, inputs[0]),
+        Op::ArgSort { axis, descending } => structural::argsort(*axis, *descending, inputs[0]),
+        Op::ArgMax { axis } => structural::argmax(*axis, inputs[0]),
+        Op::InstanceNorm { epsilon } => structural::instance_norm(*epsilon, inputs),
         // Reshape is a copy; inference-mode dropout is the identity. `Input` and `Param` never
         // get here (`eval_op` rejects them) and have no inputs, so they copy nothing.
         Op::Reshape | Op::Dropout { training: false, .. } | Op::Input { .. } | Op::Param { .. } => {
@@ -199,7 +208,14 @@ fn check_shapes(op: &Op, inputs: &[Arg], out_shape: &[usize], layer: &str) -> Re
         let mut g = Graph::new();
         let ids = inputs
             .iter()
-            .map(|(shape, _)| g.input(layer, TensorType::f32(shape.to_vec())))
+            .enumerate()
+            .map(|(k, (shape, _))| {
+                let ty = TensorType {
+                    shape: shape.to_vec(),
+                    dtype: crate::ir::input_dtype(op, k),
+                };
+                g.input(layer, ty)
+            })
             .collect::<Result<Vec<_>>>()?;
         let id = g.push(op.clone(), &ids, layer)?;
         g.shape(id).to_vec()

@@ -2,6 +2,7 @@
 //! layer and saying what was expected.
 
 use super::op::*;
+use super::structural::{infer_structural, input_dtype};
 use super::{TensorType, fmt_shape};
 use crate::error::{GraphError, Result};
 
@@ -52,6 +53,15 @@ fn float(t: &TensorType, layer: &str) -> Result<()> {
 /// Infers the output type of `op` applied to `inputs`.
 pub(crate) fn infer(op: &Op, inputs: &[&TensorType], layer: &str) -> Result<TensorType> {
     for (k, t) in inputs.iter().enumerate() {
+        if input_dtype(op, k) == DType::I32 {
+            if t.dtype != DType::I32 {
+                return Err(GraphError::shape(
+                    layer,
+                    format!("{}: expected i32 indices as input {k}, got {t}", op.name()),
+                ));
+            }
+            continue;
+        }
         // Layout ops move any type; a select's condition may be i32, and so may the inputs of
         // a fused expression holding one (its kernel reads them as numbers).
         let any_type = matches!(
@@ -62,6 +72,9 @@ pub(crate) fn infer(op: &Op, inputs: &[&TensorType], layer: &str) -> Result<Tens
         if !any_type {
             float(t, layer)?;
         }
+    }
+    if let Some(ty) = infer_structural(op, inputs, layer) {
+        return ty;
     }
     match op {
         Op::Input { .. } | Op::Param { .. } | Op::Fill { .. } | Op::Constant { .. } => Err(GraphError::shape(
@@ -161,26 +174,33 @@ pub(crate) fn infer(op: &Op, inputs: &[&TensorType], layer: &str) -> Result<Tens
         Op::MatMul { trans_a, trans_b } => {
             arity(op, inputs, 2, layer)?;
             let (a, b) = (inputs[0], inputs[1]);
-            if a.rank() != 2 {
+            if a.rank() != 2 && a.rank() != 3 {
                 return Err(GraphError::shape(
                     layer,
                     format!(
-                        "expected a 2-D input (batch, features), got shape {}; add a Flatten layer before it",
+                        "expected a 2-D input (batch, features) or a 3-D batch of matrices, got shape {}; \
+                         add a Flatten layer before it",
                         fmt_shape(&a.shape)
                     ),
                 ));
             }
-            rank(b, 2, "matrix", layer)?;
-            let (m, ka) = if *trans_a {
-                (a.shape[1], a.shape[0])
-            } else {
-                (a.shape[0], a.shape[1])
-            };
-            let (kb, n) = if *trans_b {
-                (b.shape[1], b.shape[0])
-            } else {
-                (b.shape[0], b.shape[1])
-            };
+            rank(b, a.rank(), "matrix (the rank of the other operand)", layer)?;
+            // Batched (rank 3): (B, M, K) x (B, K, N), the flags applying to the last two axes.
+            let batch = a.shape[..a.rank() - 2].to_vec();
+            if b.shape[..b.rank() - 2] != batch[..] {
+                return Err(GraphError::shape(
+                    layer,
+                    format!(
+                        "batched matmul: the batch sizes of {} and {} differ",
+                        fmt_shape(&a.shape),
+                        fmt_shape(&b.shape)
+                    ),
+                ));
+            }
+            let (a0, a1) = (a.shape[a.rank() - 2], a.shape[a.rank() - 1]);
+            let (b0, b1) = (b.shape[b.rank() - 2], b.shape[b.rank() - 1]);
+            let (m, ka) = if *trans_a { (a1, a0) } else { (a0, a1) };
+            let (kb, n) = if *trans_b { (b1, b0) } else { (b0, b1) };
             if ka != kb {
                 return Err(GraphError::shape(
                     layer,
@@ -191,7 +211,9 @@ pub(crate) fn infer(op: &Op, inputs: &[&TensorType], layer: &str) -> Result<Tens
                     ),
                 ));
             }
-            Ok(TensorType::f32(vec![m, n]))
+            let mut out = batch;
+            out.extend([m, n]);
+            Ok(TensorType::f32(out))
         }
         Op::Pool2d(p) => {
             arity(op, inputs, 1, layer)?;
@@ -606,6 +628,12 @@ pub(crate) fn infer(op: &Op, inputs: &[&TensorType], layer: &str) -> Result<Tens
             }
             Ok(TensorType::f32(shape))
         }
+        Op::Gather { .. }
+        | Op::ScatterAdd { .. }
+        | Op::TopK { .. }
+        | Op::ArgSort { .. }
+        | Op::ArgMax { .. }
+        | Op::InstanceNorm { .. } => unreachable!("inferred by infer_structural above"),
         Op::Transpose { perm } => {
             arity(op, inputs, 1, layer)?;
             let x = inputs[0];

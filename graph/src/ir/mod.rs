@@ -2,9 +2,11 @@
 
 mod infer;
 mod op;
+mod structural;
 
 pub use infer::broadcast_shapes;
 pub use op::*;
+pub use structural::{GatherDims, input_dtype, sort_order};
 
 use crate::error::{GraphError, Result};
 use smallvec::SmallVec;

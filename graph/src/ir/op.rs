@@ -656,6 +656,62 @@ pub enum Op {
     /// selects `a`), `a`, `b` (`f32`). Gradients: `a` gets `dy` where `cond` holds, `b` where it
     /// does not; `cond` gets none.
     Select,
+    // ---- structural ops (detection, faces, style transfer): see `structural.rs` ----
+    /// `tf.gather(x, indices, axis, batch_dims)`. Inputs: `x` f32 and `indices` i32, where the
+    /// first `batch_dims` axes of both match. With `x = B ++ P ++ [len] ++ I` (`B` the batch
+    /// axes, `axis = rank(B ++ P)`) and `indices = B ++ T`, the output is `B ++ P ++ T ++ I`:
+    /// `out[b, p, t, i] = x[b, p, indices[b, t], i]`, and 0 where the index is outside
+    /// `0..len` (negative or too large: zero, never a clamp or an out-of-bounds read).
+    Gather {
+        /// The axis of `x` the indices select along.
+        axis: usize,
+        /// Leading axes shared by `x` and `indices` (0: plain `tf.gather`; `rank - 1` with
+        /// `axis = rank - 1`: one index row per row, as `take_along_axis`).
+        batch_dims: usize,
+    },
+    /// The adjoint of `Gather`: inputs `updates` f32 (a `Gather` output's shape,
+    /// `B ++ P ++ T ++ I`) and `indices` i32 (`B ++ T`); output `B ++ P ++ [len] ++ I` with
+    /// `out[b, p, j, i] = sum over t with indices[b, t] == j of updates[b, p, t, i]`. Colliding
+    /// indices accumulate; indices outside `0..len` are dropped.
+    ScatterAdd {
+        /// The axis of the output the indices address.
+        axis: usize,
+        /// Leading axes shared by `updates` and `indices`.
+        batch_dims: usize,
+        /// The output's length along `axis`.
+        len: usize,
+    },
+    /// Indices (i32) of the `k` largest elements of each row of the last axis, largest first,
+    /// ties broken by the lower index first; NaN orders above `+inf`, `-0.0` equals `0.0`
+    /// (see [`sort_order`]). Output: the input's shape with its last axis `k`. Values are a
+    /// `Gather { axis: rank - 1, batch_dims: rank - 1 }` of the indices (differentiable).
+    TopK {
+        /// How many indices per row (`1..=row length`).
+        k: usize,
+    },
+    /// The permutation (i32) that sorts along `axis`, stable (equal elements keep their order),
+    /// ascending or descending, in the order of [`sort_order`]. Output: the input's shape.
+    ArgSort {
+        /// The axis to sort along.
+        axis: usize,
+        /// Largest first.
+        descending: bool,
+    },
+    /// The index (i32) of the first maximum along `axis` (a NaN is a maximum, so the first NaN
+    /// wins, as numpy's `argmax`). Output: the input's shape without `axis`, `(1,)` for 1-D.
+    ArgMax {
+        /// The axis to search.
+        axis: usize,
+    },
+    /// Instance normalisation of an NHWC tensor: each `(n, c)` plane of `H * W` elements is
+    /// normalised by its own mean and (biased) variance, then scaled and shifted:
+    /// `y = (x - mean) / sqrt(var + epsilon) * gamma[c] + beta[c]`. Inputs: `x` `(N, H, W, C)`,
+    /// `gamma` `(C,)`, `beta` `(C,)`. The same computation in training and inference (as
+    /// Keras's `GroupNormalization(groups=-1)`).
+    InstanceNorm {
+        /// Added to the variance.
+        epsilon: f32,
+    },
 }
 
 /// The layout of the forward kernel `Conv2dBackpropInput` reads. Both hold the same numbers;
@@ -739,6 +795,13 @@ impl Op {
             Op::Select => "select".into(),
             Op::PadBackprop { mode, .. } => format!("pad_{}_backprop", mode.name()),
             Op::Constant { .. } => "constant".into(),
+            Op::Gather { .. } => "gather".into(),
+            Op::ScatterAdd { .. } => "scatter_add".into(),
+            Op::TopK { .. } => "top_k".into(),
+            Op::ArgSort { descending: false, .. } => "argsort".into(),
+            Op::ArgSort { descending: true, .. } => "argsort_descending".into(),
+            Op::ArgMax { .. } => "argmax".into(),
+            Op::InstanceNorm { .. } => "instance_norm".into(),
         }
     }
 

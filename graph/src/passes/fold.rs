@@ -23,6 +23,8 @@ pub fn fold_constants(graph: Graph) -> Result<(Graph, PassReport)> {
         let foldable = !ins.is_empty()
             && !matches!(n.op, Op::Dropout { training: true, .. })
             && numel(&n.ty.shape) <= MAX_FOLD
+            // A fill is f32: integer results (argmax of a constant) stay computed.
+            && n.ty.dtype == DType::F32
             && ins
                 .iter()
                 .all(|&x| matches!(rb.new.node(x).op, Op::Fill { .. } | Op::Constant { .. }));
