@@ -72,7 +72,8 @@ mod tests {
         assert!(same.data.iter().zip(&img.data).all(|(a, b)| (a - b).abs() < 1e-6));
         let doubled = adjust_contrast(&img, 2.0);
         let mean = img.to_gray().data.iter().sum::<f32>() / 2.0;
-        assert!((doubled.data[0] - (mean + 2.0 * (0.2 - mean))).abs() < 1e-6);
+        assert!((doubled.data[2] - (mean + 2.0 * (0.6 - mean))).abs() < 1e-6);
+        assert_eq!(doubled.data[0], 0.0, "clamped");
         let flat = adjust_contrast(&img, 0.0);
         assert!(flat.data.windows(2).all(|w| (w[0] - w[1]).abs() < 1e-6));
         let grey = adjust_saturation(&img, 0.0);

@@ -87,15 +87,21 @@ pub fn displacement_field(lattice: &[(f32, f32)], n: usize, width: usize, height
     field
 }
 
-/// Reads channel `k` at pixel `(x, y)`, clamped to the edge.
+/// `i` folded into `0..n` by mirroring at the edges (`-1` reads `0`, `n` reads `n - 1`).
+fn mirror(i: i64, n: usize) -> usize {
+    let n = n as i64;
+    let m = i.rem_euclid(2 * n);
+    (if m < n { m } else { 2 * n - 1 - m }) as usize
+}
+
+/// Reads channel `k` at pixel `(x, y)`, mirrored at the edges (as U-Net extrapolates).
 fn tap(img: &Image, x: i64, y: i64, k: usize) -> f32 {
-    let x = x.clamp(0, img.width as i64 - 1) as usize;
-    let y = y.clamp(0, img.height as i64 - 1) as usize;
+    let (x, y) = (mirror(x, img.width), mirror(y, img.height));
     img.data[(y * img.width + x) * img.channels + k]
 }
 
 /// Output pixel `(x, y)` reads the input at `(x + dx, y + dy)`: the image bilinearly, the mask
-/// at the nearest pixel, both clamped to the edge. Boxes move by minus the displacement at their
+/// at the nearest pixel, both mirrored at the edges. Boxes move by minus the displacement at their
 /// corners (the inverse, to first order) and follow the keep-if-centre-inside rule.
 pub fn elastic_with_grid(s: &Sample, lattice: &[(f32, f32)], n: usize) -> Sample {
     let (w, h) = (s.image.width, s.image.height);
@@ -157,6 +163,12 @@ mod tests {
         let mut m = Image::filled(w, h, 1, 0.0);
         m.pixel_mut(x, y)[0] = 1.0;
         m
+    }
+
+    #[test]
+    fn mirroring_folds_indices_back() {
+        let got: Vec<usize> = (-3..7).map(|i| mirror(i, 4)).collect();
+        assert_eq!(got, vec![2, 1, 0, 0, 1, 2, 3, 3, 2, 1]);
     }
 
     #[test]
