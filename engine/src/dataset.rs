@@ -97,66 +97,31 @@ pub fn item_rng(seed: u64, epoch: u64, index: usize) -> Rng {
     Rng::new(seed ^ epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (index as u64).wrapping_mul(0xD1B5_4A32_D192_ED03))
 }
 
-/// Stacks `examples` (data set items `indices`) into a batch: every example must have the
-/// same field names and shapes as the first.
+/// Stacks `examples` (data set items `indices`, in the same order) into a batch; see
+/// [`stack_examples`].
 pub fn stack(examples: &[Example], indices: &[usize]) -> Result<Batch, String> {
-    let Some(first) = examples.first() else {
-        return Ok(Batch::default());
-    };
-    let mut fields: Vec<Field> = first
-        .fields
-        .iter()
-        .map(|f| {
-            let mut shape = vec![examples.len()];
-            shape.extend_from_slice(&f.value.shape);
-            Field {
-                name: f.name.clone(),
-                value: Tensor {
-                    shape,
-                    data: Vec::with_capacity(f.value.data.len() * examples.len()),
-                },
-            }
-        })
-        .collect();
-    for (k, e) in examples.iter().enumerate() {
-        if e.fields.len() != fields.len() {
-            return Err(format!(
-                "item {} has {} fields, item {} has {}",
-                indices.get(k).copied().unwrap_or(k),
-                e.fields.len(),
-                indices.first().copied().unwrap_or(0),
-                fields.len()
-            ));
-        }
-        for (f, out) in e.fields.iter().zip(fields.iter_mut()) {
-            if f.name != out.name || f.value.shape[..] != out.value.shape[1..] {
-                return Err(format!(
-                    "item {}: field '{}' {:?} does not match the batch's '{}' {:?}",
-                    indices.get(k).copied().unwrap_or(k),
-                    f.name,
-                    f.value.shape,
-                    out.name,
-                    &out.value.shape[1..]
-                ));
-            }
-            out.value.data.extend_from_slice(&f.value.data);
-        }
+    if examples.len() != indices.len() {
+        return Err(format!("{} examples but {} indices", examples.len(), indices.len()));
     }
-    Ok(Batch {
-        fields,
-        indices: indices.to_vec(),
-    })
+    let items: Vec<(usize, &Example)> = indices.iter().copied().zip(examples).collect();
+    stack_refs(&items)
 }
 
 /// Stacks examples into a batch: each field's values along a new leading axis.
 ///
-/// Every example must have the first example's field names and shapes; an error names the data
-/// set index of the offending item and the field. `items` pairs each example with its index.
+/// Every example must have the first example's field names (in any order) and shapes; an error
+/// names the data set index of the offending item and the field. `items` pairs each example
+/// with its index.
 pub fn stack_examples(items: Vec<(usize, Example)>) -> Result<Batch, String> {
+    let refs: Vec<(usize, &Example)> = items.iter().map(|(i, e)| (*i, e)).collect();
+    stack_refs(&refs)
+}
+
+fn stack_refs(items: &[(usize, &Example)]) -> Result<Batch, String> {
     let Some((first_index, first)) = items.first() else {
         return Ok(Batch::default());
     };
-    for (index, example) in &items {
+    for (index, example) in items {
         if example.fields.len() != first.fields.len() {
             return Err(format!(
                 "item {index}: has {} fields ({}), item {first_index} has {} ({})",
@@ -200,7 +165,7 @@ pub fn stack_examples(items: Vec<(usize, Example)>) -> Result<Batch, String> {
         .iter()
         .map(|f| {
             let mut data = Vec::with_capacity(f.value.data.len() * items.len());
-            for (_, example) in &items {
+            for (_, example) in items {
                 if let Some(v) = example.get(&f.name) {
                     data.extend_from_slice(&v.data);
                 }
@@ -306,9 +271,7 @@ impl Prefetcher {
                 workers: Vec::new(),
                 batches: 0,
                 next: Some(0),
-                setup_error: Some(format!(
-                    "order[{pos}] = {bad} is outside the data set ({len} items)"
-                )),
+                setup_error: Some(format!("order[{pos}] = {bad} is outside the data set ({len} items)")),
             };
         }
         let batches = order.len().div_ceil(batch_size);
@@ -563,7 +526,11 @@ mod tests {
             .next()
             .unwrap()
             .unwrap();
-        assert_ne!(one[0].get("x"), other_epoch.get("x"), "another epoch draws other numbers");
+        assert_ne!(
+            one[0].get("x"),
+            other_epoch.get("x"),
+            "another epoch draws other numbers"
+        );
     }
 
     #[test]
@@ -626,7 +593,10 @@ mod tests {
             .next()
             .unwrap()
             .unwrap_err();
-        assert!(err.contains("item 3") && err.contains("'x'") && err.contains("[2]"), "{err}");
+        assert!(
+            err.contains("item 3") && err.contains("'x'") && err.contains("[2]"),
+            "{err}"
+        );
         let a = Example::default().with("x", Tensor::zeros(vec![1]));
         let b = Example::default().with("z", Tensor::zeros(vec![1]));
         let err = stack_examples(vec![(0, a), (5, b)]).unwrap_err();
@@ -657,7 +627,11 @@ mod tests {
         assert!(start.elapsed() < Duration::from_secs(2));
         let calls = data.calls.load(Ordering::SeqCst);
         std::thread::sleep(Duration::from_millis(100));
-        assert_eq!(data.calls.load(Ordering::SeqCst), calls, "no worker runs after the drop");
+        assert_eq!(
+            data.calls.load(Ordering::SeqCst),
+            calls,
+            "no worker runs after the drop"
+        );
         assert!(calls <= 8 * 5 + 4, "{calls}");
         // Never consumed at all.
         drop(Prefetcher::new(data, (0..1000).collect(), 8, 4, 0, 0, 4));

@@ -20,7 +20,10 @@ pub fn parse_array_augment(spec: &str) -> Result<Pipeline> {
             "flip" => Augmentation::HorizontalFlip(0.5),
             "crop" => Augmentation::PadCrop(4),
             other => {
-                return Err(DataError::value("--augment", format!("unknown augmentation '{other}' (expected flip, crop)")));
+                return Err(DataError::value(
+                    "--augment",
+                    format!("unknown augmentation '{other}' (expected flip, crop)"),
+                ));
             }
         });
     }
@@ -48,10 +51,19 @@ impl ArrayStream {
         if data.images.shape.len() != 4 || data.images.shape[0] != data.labels.len() {
             return Err(DataError::value(
                 "images",
-                format!("shape {:?} is not (count, height, width, channels) for {} labels", data.images.shape, data.labels.len()),
+                format!(
+                    "shape {:?} is not (count, height, width, channels) for {} labels",
+                    data.images.shape,
+                    data.labels.len()
+                ),
             ));
         }
-        Ok(ArrayStream { data, pipeline, image_field: image_field.into(), label_field: label_field.into() })
+        Ok(ArrayStream {
+            data,
+            pipeline,
+            image_field: image_field.into(),
+            label_field: label_field.into(),
+        })
     }
 }
 
@@ -68,18 +80,41 @@ impl Dataset for ArrayStream {
             return Err(format!("image {index} is outside the set ({n})"));
         }
         let per = h * w * c;
-        let image = Image { width: w, height: h, channels: c, data: self.data.images.data[index * per..(index + 1) * per].to_vec() };
+        let image = Image {
+            width: w,
+            height: h,
+            channels: c,
+            data: self.data.images.data[index * per..(index + 1) * per].to_vec(),
+        };
         let out = if self.pipeline.steps.is_empty() {
             image
         } else {
-            self.pipeline.apply(Sample::new(image), rng).map_err(|e| e.to_string())?.image
+            self.pipeline
+                .apply(Sample::new(image), rng)
+                .map_err(|e| e.to_string())?
+                .image
         };
         if (out.width, out.height, out.channels) != (w, h, c) {
-            return Err(format!("the augmentation changed the size {w}x{h} to {}x{}", out.width, out.height));
+            return Err(format!(
+                "the augmentation changed the size {w}x{h} to {}x{}",
+                out.width, out.height
+            ));
         }
         Ok(Example::default()
-            .with(&self.image_field, Tensor { shape: vec![h, w, c], data: out.data })
-            .with(&self.label_field, Tensor { shape: vec![], data: vec![self.data.labels[index] as f32] }))
+            .with(
+                &self.image_field,
+                Tensor {
+                    shape: vec![h, w, c],
+                    data: out.data,
+                },
+            )
+            .with(
+                &self.label_field,
+                Tensor {
+                    shape: vec![],
+                    data: vec![self.data.labels[index] as f32],
+                },
+            ))
     }
 }
 
@@ -95,12 +130,22 @@ mod tests {
         for k in 0..4 {
             data[k * 36 + 2 * 6 + k + 1] = 1.0;
         }
-        LabelledImages { images: Tensor { shape: vec![4, 6, 6, 1], data }, labels: vec![3, 1, 4, 1], classes: 5 }
+        LabelledImages {
+            images: Tensor {
+                shape: vec![4, 6, 6, 1],
+                data,
+            },
+            labels: vec![3, 1, 4, 1],
+            classes: 5,
+        }
     }
 
     #[test]
     fn parse_knows_flip_and_crop() {
-        assert_eq!(parse_array_augment("flip,crop").unwrap().steps, vec![Augmentation::HorizontalFlip(0.5), Augmentation::PadCrop(4)]);
+        assert_eq!(
+            parse_array_augment("flip,crop").unwrap().steps,
+            vec![Augmentation::HorizontalFlip(0.5), Augmentation::PadCrop(4)]
+        );
         assert!(parse_array_augment("").unwrap().steps.is_empty());
         let err = parse_array_augment("flip,rotate").unwrap_err().to_string();
         assert!(err.contains("--augment") && err.contains("'rotate'"), "{err}");
@@ -147,7 +192,10 @@ mod tests {
                 .find(|&(f, dx, dy)| moved(&src, f, dx, dy) == out);
             seen.insert(found.expect("output is a flip + shift of the input"));
         }
-        assert!(seen.iter().any(|s| s.0) && seen.iter().any(|s| !s.0), "both flipped and unflipped");
+        assert!(
+            seen.iter().any(|s| s.0) && seen.iter().any(|s| !s.0),
+            "both flipped and unflipped"
+        );
         assert!(seen.len() > 20, "{}", seen.len());
     }
 }

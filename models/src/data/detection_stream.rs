@@ -49,12 +49,20 @@ impl DetectionStream {
     /// Item `index` decoded (RGB), augmented and resized, with its boxes.
     pub fn sample(&self, index: usize, rng: &mut Rng) -> Result<Sample> {
         let item = self.set.items.get(index).ok_or_else(|| {
-            crate::DataError::value("index", format!("{index} is outside the data set ({} items)", self.set.items.len()))
+            crate::DataError::value(
+                "index",
+                format!("{index} is outside the data set ({} items)", self.set.items.len()),
+            )
         })?;
         let image = read_image(&item.image)?.to_rgb();
-        let sample = self.pipeline.apply(Sample::new(image).with_boxes(item.boxes.clone()), rng)?;
+        let sample = self
+            .pipeline
+            .apply(Sample::new(image).with_boxes(item.boxes.clone()), rng)?;
         let (w, h) = self.size;
-        let (sx, sy) = (w as f32 / sample.image.width as f32, h as f32 / sample.image.height as f32);
+        let (sx, sy) = (
+            w as f32 / sample.image.width as f32,
+            h as f32 / sample.image.height as f32,
+        );
         Ok(Sample {
             image: resize(&sample.image, w, h, Filter::Bilinear)?,
             boxes: sample.boxes.iter().map(|b| b.scaled(sx, sy)).collect(),
@@ -69,7 +77,10 @@ pub fn boxes_tensor(boxes: &[BBox], max_boxes: usize) -> Tensor {
     for (row, b) in data.chunks_exact_mut(5).zip(boxes) {
         row.copy_from_slice(&[b.xmin, b.ymin, b.xmax, b.ymax, b.class as f32]);
     }
-    Tensor { shape: vec![max_boxes, 5], data }
+    Tensor {
+        shape: vec![max_boxes, 5],
+        data,
+    }
 }
 
 impl Dataset for DetectionStream {
@@ -96,7 +107,12 @@ mod tests {
     use std::sync::Arc;
 
     fn set() -> VocSet {
-        load_voc(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/raccoon"), &VocSplit::All, None).unwrap()
+        load_voc(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/raccoon"),
+            &VocSplit::All,
+            None,
+        )
+        .unwrap()
     }
 
     #[test]
@@ -107,7 +123,13 @@ mod tests {
         assert_eq!(ex.get("image").unwrap().shape, vec![50, 100, 3]);
         let b = ex.get("boxes").unwrap();
         assert_eq!(b.shape, vec![16, 5]);
-        let want = [80.0 * 100.0 / 275.0, 62.0 * 50.0 / 183.0, 187.0 * 100.0 / 275.0, 169.0 * 50.0 / 183.0, 0.0];
+        let want = [
+            80.0 * 100.0 / 275.0,
+            62.0 * 50.0 / 183.0,
+            187.0 * 100.0 / 275.0,
+            169.0 * 50.0 / 183.0,
+            0.0,
+        ];
         for (x, y) in b.data[..5].iter().zip(want) {
             assert!((x - y).abs() < 1e-3, "{x} {y}");
         }
@@ -125,7 +147,10 @@ mod tests {
         assert!((b[0].xmin - 49.0 * 64.0 / 236.0).abs() < 1e-3 && (b[0].xmax - 154.0 * 64.0 / 236.0).abs() < 1e-3);
         let batches: Vec<_> = Prefetcher::new(Arc::new(stream), (0..5).collect(), 2, 2, 0, 0, 2).collect();
         assert_eq!(batches.len(), 3);
-        assert_eq!(batches[0].as_ref().unwrap().get("image").unwrap().shape, vec![2, 64, 64, 3]);
+        assert_eq!(
+            batches[0].as_ref().unwrap().get("image").unwrap().shape,
+            vec![2, 64, 64, 3]
+        );
     }
 
     #[test]

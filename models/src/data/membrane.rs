@@ -27,7 +27,11 @@ pub struct MembraneSet {
 
 /// Finds the pairs in `dir` (which holds `image/` and `label/`, or a `train/` folder that does).
 pub fn load_membrane(dir: &Path) -> Result<MembraneSet> {
-    let root = if dir.join("image").is_dir() { dir.to_path_buf() } else { dir.join("train") };
+    let root = if dir.join("image").is_dir() {
+        dir.to_path_buf()
+    } else {
+        dir.join("train")
+    };
     let (img_dir, lab_dir) = (root.join("image"), root.join("label"));
     let list = |d: &Path| -> Result<Vec<String>> {
         let mut v: Vec<String> = std::fs::read_dir(d)
@@ -52,15 +56,29 @@ pub fn load_membrane(dir: &Path) -> Result<MembraneSet> {
         let dims = |p: &Path| image::ImageReader::open(p).ok().and_then(|r| r.into_dimensions().ok());
         match (dims(&i), dims(&l)) {
             (Some(a), Some(b)) if a == b => pairs.push((i, l)),
-            (Some(a), Some(b)) => warnings.push(format!("{}: {}x{}, its label is {}x{}; skipped", i.display(), a.0, a.1, b.0, b.1)),
+            (Some(a), Some(b)) => warnings.push(format!(
+                "{}: {}x{}, its label is {}x{}; skipped",
+                i.display(),
+                a.0,
+                a.1,
+                b.0,
+                b.1
+            )),
             _ => warnings.push(format!("{}: image or label header unreadable; skipped", i.display())),
         }
     }
     for name in labels.iter().filter(|n| !images.contains(n)) {
-        warnings.push(format!("{}: no image for this label; skipped", lab_dir.join(name).display()));
+        warnings.push(format!(
+            "{}: no image for this label; skipped",
+            lab_dir.join(name).display()
+        ));
     }
     if pairs.is_empty() {
-        return Err(DataError::Missing { dir: root, names: "image/*.png with label/*.png".into(), hint: String::new() });
+        return Err(DataError::Missing {
+            dir: root,
+            names: "image/*.png with label/*.png".into(),
+            hint: String::new(),
+        });
     }
     Ok(MembraneSet { pairs, warnings })
 }
@@ -83,26 +101,41 @@ pub struct MembraneStream {
 impl MembraneStream {
     /// Whole slices, no augmentation, `[0, 1]` pixels.
     pub fn new(set: MembraneSet) -> MembraneStream {
-        MembraneStream { set, crop: None, pipeline: Pipeline::default(), normalization: Normalization::UnitRange }
+        MembraneStream {
+            set,
+            crop: None,
+            pipeline: Pipeline::default(),
+            normalization: Normalization::UnitRange,
+        }
     }
 
     /// Pair `index`: grey image and binary mask, cropped and augmented.
     pub fn sample(&self, index: usize, rng: &mut Rng) -> Result<Sample> {
-        let (ip, lp) = self
-            .set
-            .pairs
-            .get(index)
-            .ok_or_else(|| DataError::value("index", format!("{index} is outside the data set ({} pairs)", self.set.pairs.len())))?;
+        let (ip, lp) = self.set.pairs.get(index).ok_or_else(|| {
+            DataError::value(
+                "index",
+                format!("{index} is outside the data set ({} pairs)", self.set.pairs.len()),
+            )
+        })?;
         let image = read_image(ip)?.to_gray();
         let label = read_image(lp)?.to_gray();
         if (image.width, image.height) != (label.width, label.height) {
-            return Err(DataError::format(lp, format!("{}x{}, its image is {}x{}", label.width, label.height, image.width, image.height)));
+            return Err(DataError::format(
+                lp,
+                format!(
+                    "{}x{}, its image is {}x{}",
+                    label.width, label.height, image.width, image.height
+                ),
+            ));
         }
-        let mask = Image { data: label.data.iter().map(|&v| if v > 0.5 { 1.0 } else { 0.0 }).collect(), ..label };
+        let mask = Image {
+            data: label.data.iter().map(|&v| if v > 0.5 { 1.0 } else { 0.0 }).collect(),
+            ..label
+        };
         let mut sample = Sample::new(image).with_mask(mask);
         if let Some(side) = self.crop {
-            let rect = random_rect(&sample.image, side, side, rng)
-                .map_err(|e| DataError::format(ip, format!("crop: {e}")))?;
+            let rect =
+                random_rect(&sample.image, side, side, rng).map_err(|e| DataError::format(ip, format!("crop: {e}")))?;
             sample = crop_sample(&sample, rect)?;
         }
         self.pipeline.apply(sample, rng)
@@ -118,8 +151,14 @@ impl Dataset for MembraneStream {
         let s = self.sample(index, rng).map_err(|e| e.to_string())?;
         let mask = s.mask.as_ref().ok_or("the pipeline lost the mask")?;
         Ok(Example::default()
-            .with("image", image_to_tensor(&s.image, &self.normalization).map_err(|e| e.to_string())?)
-            .with("mask", image_to_tensor(mask, &Normalization::UnitRange).map_err(|e| e.to_string())?))
+            .with(
+                "image",
+                image_to_tensor(&s.image, &self.normalization).map_err(|e| e.to_string())?,
+            )
+            .with(
+                "mask",
+                image_to_tensor(mask, &Normalization::UnitRange).map_err(|e| e.to_string())?,
+            ))
     }
 }
 
@@ -156,12 +195,34 @@ mod tests {
         // Find the crop in the flipped whole slice: the mask must match at the same place.
         let flipped = crate::vision::augment::hflip(&whole);
         let found = (0..=64).flat_map(|y| (0..=64).map(move |x| (x, y))).find(|&(x, y)| {
-            crate::vision::crop::crop(&flipped.image, crate::vision::crop::Rect { x, y, width: 64, height: 64 }).unwrap() == s.image
+            crate::vision::crop::crop(
+                &flipped.image,
+                crate::vision::crop::Rect {
+                    x,
+                    y,
+                    width: 64,
+                    height: 64,
+                },
+            )
+            .unwrap()
+                == s.image
         });
         let (x, y) = found.expect("the crop comes from the slice");
-        let m = crate::vision::crop::crop(flipped.mask.as_ref().unwrap(), crate::vision::crop::Rect { x, y, width: 64, height: 64 }).unwrap();
+        let m = crate::vision::crop::crop(
+            flipped.mask.as_ref().unwrap(),
+            crate::vision::crop::Rect {
+                x,
+                y,
+                width: 64,
+                height: 64,
+            },
+        )
+        .unwrap();
         assert_eq!(&m, s.mask.as_ref().unwrap());
-        stream.pipeline.steps.push(Augmentation::Elastic { p: 1.0, elastic: Elastic::default() });
+        stream.pipeline.steps.push(Augmentation::Elastic {
+            p: 1.0,
+            elastic: Elastic::default(),
+        });
         let e = stream.get(0, &mut Rng::new(5)).unwrap();
         assert!(e.get("mask").unwrap().data.iter().all(|&v| v == 0.0 || v == 1.0));
     }
@@ -174,7 +235,11 @@ mod tests {
             std::fs::create_dir_all(dir.join(sub)).unwrap();
         }
         for sub in ["image", "label"] {
-            std::fs::copy(embedded().join(format!("{sub}/0.png")), dir.join(format!("train/{sub}/0.png"))).unwrap();
+            std::fs::copy(
+                embedded().join(format!("{sub}/0.png")),
+                dir.join(format!("train/{sub}/0.png")),
+            )
+            .unwrap();
         }
         std::fs::copy(embedded().join("image/0.png"), dir.join("train/image/1.png")).unwrap();
         std::fs::write(dir.join("train/label/2.png"), b"junk").unwrap();

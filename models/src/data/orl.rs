@@ -59,13 +59,21 @@ pub fn load_orl(path: &Path) -> Result<FaceSet> {
     if archive.is_file() {
         return load_archive(&archive);
     }
-    let root = if path.join("att_faces").is_dir() { path.join("att_faces") } else { path.to_path_buf() };
+    let root = if path.join("att_faces").is_dir() {
+        path.join("att_faces")
+    } else {
+        path.to_path_buf()
+    };
     let mut files = Vec::new();
     let subjects = std::fs::read_dir(&root).map_err(|e| DataError::io(&root, e))?;
     for dir in subjects.filter_map(|e| e.ok()).filter(|e| e.path().is_dir()) {
         let entries = std::fs::read_dir(dir.path()).map_err(|e| DataError::io(dir.path(), e))?;
         for f in entries.filter_map(|e| e.ok()) {
-            let name = format!("{}/{}", dir.file_name().to_string_lossy(), f.file_name().to_string_lossy());
+            let name = format!(
+                "{}/{}",
+                dir.file_name().to_string_lossy(),
+                f.file_name().to_string_lossy()
+            );
             if parse_name(&name).is_some() {
                 files.push((name, f.path()));
             }
@@ -97,19 +105,32 @@ pub fn load_orl(path: &Path) -> Result<FaceSet> {
 fn load_archive(path: &Path) -> Result<FaceSet> {
     let members = read_tar_gz_members(path, |n| parse_name(n).is_some())?;
     if members.is_empty() {
-        return Err(DataError::format(path, "no sN/M.pgm members (expected the AT&T faces archive)"));
+        return Err(DataError::format(
+            path,
+            "no sN/M.pgm members (expected the AT&T faces archive)",
+        ));
     }
     Ok(decode_members(
-        members.into_iter().map(|(n, b)| (n.clone(), format!("{}:{n}", path.display()), b)).collect(),
+        members
+            .into_iter()
+            .map(|(n, b)| (n.clone(), format!("{}:{n}", path.display()), b))
+            .collect(),
     ))
 }
 
 /// Decodes `(member name, source, bytes)`; unreadable faces become warnings.
 fn decode_members(mut members: Vec<(String, String, Vec<u8>)>) -> FaceSet {
     members.sort_by_key(|(n, _, _)| parse_name(n));
-    let mut set = FaceSet { images: Vec::new(), subjects: Vec::new(), sources: Vec::new(), warnings: Warnings::default() };
+    let mut set = FaceSet {
+        images: Vec::new(),
+        subjects: Vec::new(),
+        sources: Vec::new(),
+        warnings: Warnings::default(),
+    };
     for (name, source, bytes) in members {
-        let Some((subject, _)) = parse_name(&name) else { continue };
+        let Some((subject, _)) = parse_name(&name) else {
+            continue;
+        };
         match decode_image(&bytes, Path::new(&source), &DecodeLimits::default()) {
             Ok(img) => {
                 set.images.push(img.to_gray());
@@ -137,7 +158,11 @@ pub struct FaceStream {
 impl FaceStream {
     /// No augmentation, `[0, 1]` pixels.
     pub fn new(set: FaceSet) -> FaceStream {
-        FaceStream { set, pipeline: Pipeline::default(), normalization: Normalization::UnitRange }
+        FaceStream {
+            set,
+            pipeline: Pipeline::default(),
+            normalization: Normalization::UnitRange,
+        }
     }
 }
 
@@ -147,11 +172,24 @@ impl Dataset for FaceStream {
     }
 
     fn get(&self, index: usize, rng: &mut Rng) -> std::result::Result<Example, String> {
-        let image = self.set.images.get(index).ok_or_else(|| format!("face {index} is outside the set"))?;
-        let s = self.pipeline.apply(Sample::new(image.clone()), rng).map_err(|e| e.to_string())?;
-        let label = Tensor { shape: vec![], data: vec![self.set.subjects[index] as f32] };
+        let image = self
+            .set
+            .images
+            .get(index)
+            .ok_or_else(|| format!("face {index} is outside the set"))?;
+        let s = self
+            .pipeline
+            .apply(Sample::new(image.clone()), rng)
+            .map_err(|e| e.to_string())?;
+        let label = Tensor {
+            shape: vec![],
+            data: vec![self.set.subjects[index] as f32],
+        };
         Ok(Example::default()
-            .with("image", image_to_tensor(&s.image, &self.normalization).map_err(|e| e.to_string())?)
+            .with(
+                "image",
+                image_to_tensor(&s.image, &self.normalization).map_err(|e| e.to_string())?,
+            )
             .with("label", label))
     }
 }
@@ -179,7 +217,13 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::copy(embedded(), dir.join("faces.tar.gz")).unwrap();
-        assert_eq!(load_orl(&dir).unwrap(), FaceSet { sources: load_orl(&dir).unwrap().sources, ..set.clone() });
+        assert_eq!(
+            load_orl(&dir).unwrap(),
+            FaceSet {
+                sources: load_orl(&dir).unwrap().sources,
+                ..set.clone()
+            }
+        );
     }
 
     #[test]
@@ -198,7 +242,11 @@ mod tests {
         std::fs::write(dir.join("att_faces/s2/3.pgm"), b"P5\n92 112\n255\nshort").unwrap();
         let damaged = load_orl(&dir).unwrap();
         assert_eq!(damaged.images.len(), 19);
-        assert!(damaged.warnings.to_string().contains("s2/3.pgm"), "{}", damaged.warnings);
+        assert!(
+            damaged.warnings.to_string().contains("s2/3.pgm"),
+            "{}",
+            damaged.warnings
+        );
         let stream = FaceStream::new(damaged);
         let ex = stream.get(12, &mut Rng::new(0)).unwrap();
         assert_eq!(ex.get("image").unwrap().shape, vec![112, 92, 1]);

@@ -63,7 +63,8 @@ pub struct VocAnnotation {
 
 /// Parses VOC XML (`path` names it in errors).
 pub fn parse_voc_xml(text: &str, path: &Path) -> Result<VocAnnotation> {
-    let doc = roxmltree::Document::parse(text).map_err(|e| DataError::format(path, format!("not well-formed XML: {e}")))?;
+    let doc =
+        roxmltree::Document::parse(text).map_err(|e| DataError::format(path, format!("not well-formed XML: {e}")))?;
     let root = doc.root_element();
     fn child<'a, 'i>(node: roxmltree::Node<'a, 'i>, name: &str) -> Option<roxmltree::Node<'a, 'i>> {
         node.children().find(|c| c.has_tag_name(name))
@@ -84,15 +85,29 @@ pub fn parse_voc_xml(text: &str, path: &Path) -> Result<VocAnnotation> {
     let filename = text_of(root, "filename")?;
     let size = child(root, "size").ok_or_else(|| DataError::format(path, "no <size>"))?;
     let (w, h) = (number(size, "width")?, number(size, "height")?);
-    let depth = if child(size, "depth").is_some() { number(size, "depth")? } else { 3.0 };
+    let depth = if child(size, "depth").is_some() {
+        number(size, "depth")?
+    } else {
+        3.0
+    };
     let mut objects = Vec::new();
     for (i, obj) in root.children().filter(|c| c.has_tag_name("object")).enumerate() {
         let name = text_of(obj, "name")?;
-        let bb = child(obj, "bndbox").ok_or_else(|| DataError::format(path, format!("<object> {} ({name}) has no <bndbox>", i + 1)))?;
-        let bbox = [number(bb, "xmin")?, number(bb, "ymin")?, number(bb, "xmax")?, number(bb, "ymax")?];
+        let bb = child(obj, "bndbox")
+            .ok_or_else(|| DataError::format(path, format!("<object> {} ({name}) has no <bndbox>", i + 1)))?;
+        let bbox = [
+            number(bb, "xmin")?,
+            number(bb, "ymin")?,
+            number(bb, "xmax")?,
+            number(bb, "ymax")?,
+        ];
         objects.push(VocObject { name, bbox });
     }
-    Ok(VocAnnotation { filename, size: (w as usize, h as usize, depth as usize), objects })
+    Ok(VocAnnotation {
+        filename,
+        size: (w as usize, h as usize, depth as usize),
+        objects,
+    })
 }
 
 /// One row of a CSV box list.
@@ -119,14 +134,19 @@ pub fn read_box_csv(path: &Path) -> Result<Vec<CsvBox>> {
         .trim(csv::Trim::All)
         .from_path(path)
         .map_err(|e| DataError::format(path, format!("cannot open CSV: {e}")))?;
-    let headers = reader.headers().map_err(|e| DataError::format(path, format!("row 1: {e}")))?.clone();
+    let headers = reader
+        .headers()
+        .map_err(|e| DataError::format(path, format!("row 1: {e}")))?
+        .clone();
     let names = ["filename", "width", "height", "class", "xmin", "ymin", "xmax", "ymax"];
     let mut cols = [0usize; 8];
     for (c, name) in cols.iter_mut().zip(names) {
-        *c = headers
-            .iter()
-            .position(|h| h == name)
-            .ok_or_else(|| DataError::format(path, format!("row 1: no column '{name}' (expected {})", names.join(","))))?;
+        *c = headers.iter().position(|h| h == name).ok_or_else(|| {
+            DataError::format(
+                path,
+                format!("row 1: no column '{name}' (expected {})", names.join(",")),
+            )
+        })?;
     }
     let mut out = Vec::new();
     for (i, record) in reader.records().enumerate() {
@@ -140,10 +160,12 @@ pub fn read_box_csv(path: &Path) -> Result<Vec<CsvBox>> {
         };
         let num = |k: usize| -> Result<f32> {
             let s = field(k)?;
-            s.parse::<f32>()
-                .ok()
-                .filter(|v| v.is_finite())
-                .ok_or_else(|| DataError::format(path, format!("row {row}: field '{}' is '{s}', expected a number", names[k])))
+            s.parse::<f32>().ok().filter(|v| v.is_finite()).ok_or_else(|| {
+                DataError::format(
+                    path,
+                    format!("row {row}: field '{}' is '{s}', expected a number", names[k]),
+                )
+            })
         };
         out.push(CsvBox {
             filename: field(0)?.to_string(),
@@ -168,8 +190,14 @@ pub enum VocSplit {
 /// Sort key: file names with their digits compared as numbers (`raccoon-2` before `raccoon-10`).
 pub(crate) fn natural_key(name: &str) -> (String, u64, String) {
     let start = name.find(|c: char| c.is_ascii_digit()).unwrap_or(name.len());
-    let end = name[start..].find(|c: char| !c.is_ascii_digit()).map_or(name.len(), |e| start + e);
-    (name[..start].to_string(), name[start..end].parse().unwrap_or(0), name[end..].to_string())
+    let end = name[start..]
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or(name.len(), |e| start + e);
+    (
+        name[..start].to_string(),
+        name[start..end].parse().unwrap_or(0),
+        name[end..].to_string(),
+    )
 }
 
 /// Loads a VOC folder (`dir/images`, `dir/annotations`). `classes` fixes the class list (a box of
@@ -216,7 +244,10 @@ pub fn load_voc(dir: &Path, split: &VocSplit, classes: Option<&[&str]>) -> Resul
     let class_list: Vec<String> = match classes {
         Some(c) => c.iter().map(|s| s.to_string()).collect(),
         None => {
-            let set: BTreeSet<&str> = annotations.iter().flat_map(|(_, a)| a.objects.iter().map(|o| o.name.as_str())).collect();
+            let set: BTreeSet<&str> = annotations
+                .iter()
+                .flat_map(|(_, a)| a.objects.iter().map(|o| o.name.as_str()))
+                .collect();
             set.into_iter().map(String::from).collect()
         }
     };
@@ -232,7 +263,11 @@ pub fn load_voc(dir: &Path, split: &VocSplit, classes: Option<&[&str]>) -> Resul
                 }
             },
             Err(e) => {
-                warnings.push(format!("{}: {e} (named by {}); skipped", image.display(), xml.display()));
+                warnings.push(format!(
+                    "{}: {e} (named by {}); skipped",
+                    image.display(),
+                    xml.display()
+                ));
                 continue;
             }
         };
@@ -247,7 +282,12 @@ pub fn load_voc(dir: &Path, split: &VocSplit, classes: Option<&[&str]>) -> Resul
         let mut boxes = Vec::new();
         for (k, obj) in ann.objects.iter().enumerate() {
             let Some(class) = class_list.iter().position(|c| *c == obj.name) else {
-                warnings.push(format!("{}: object {} has class '{}', not in the class list; skipped", xml.display(), k + 1, obj.name));
+                warnings.push(format!(
+                    "{}: object {} has class '{}', not in the class list; skipped",
+                    xml.display(),
+                    k + 1,
+                    obj.name
+                ));
                 continue;
             };
             let [x0, y0, x1, y1] = obj.bbox;
@@ -276,9 +316,18 @@ pub fn load_voc(dir: &Path, split: &VocSplit, classes: Option<&[&str]>) -> Resul
             warnings.push(format!("{}: no usable boxes; image skipped", xml.display()));
             continue;
         }
-        items.push(VocItem { image, width, height, boxes });
+        items.push(VocItem {
+            image,
+            width,
+            height,
+            boxes,
+        });
     }
-    Ok(VocSet { items, classes: class_list, warnings })
+    Ok(VocSet {
+        items,
+        classes: class_list,
+        warnings,
+    })
 }
 
 #[cfg(test)]
@@ -294,14 +343,43 @@ mod tests {
         let set = load_voc(&embedded(), &VocSplit::All, None).unwrap();
         assert!(set.warnings.is_empty(), "{}", set.warnings);
         assert_eq!(set.classes, vec!["raccoon"]);
-        let names: Vec<String> = set.items.iter().map(|i| i.image.file_name().unwrap().to_string_lossy().into_owned()).collect();
-        assert_eq!(names, ["raccoon-31.jpg", "raccoon-39.jpg", "raccoon-125.jpg", "raccoon-150.jpg", "raccoon-151.jpg"]);
+        let names: Vec<String> = set
+            .items
+            .iter()
+            .map(|i| i.image.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "raccoon-31.jpg",
+                "raccoon-39.jpg",
+                "raccoon-125.jpg",
+                "raccoon-150.jpg",
+                "raccoon-151.jpg"
+            ]
+        );
         let r31 = &set.items[0];
         assert_eq!((r31.width, r31.height), (236, 214));
-        assert_eq!(r31.boxes, vec![BBox::new(82.0, 21.0, 187.0, 197.0, 0), BBox::new(11.0, 55.0, 80.0, 145.0, 0)]);
-        let train = load_voc(&embedded(), &VocSplit::Csv(embedded().join("data/train_labels.csv")), None).unwrap();
+        assert_eq!(
+            r31.boxes,
+            vec![
+                BBox::new(82.0, 21.0, 187.0, 197.0, 0),
+                BBox::new(11.0, 55.0, 80.0, 145.0, 0)
+            ]
+        );
+        let train = load_voc(
+            &embedded(),
+            &VocSplit::Csv(embedded().join("data/train_labels.csv")),
+            None,
+        )
+        .unwrap();
         assert_eq!(train.items.len(), 4);
-        let test = load_voc(&embedded(), &VocSplit::Csv(embedded().join("data/test_labels.csv")), None).unwrap();
+        let test = load_voc(
+            &embedded(),
+            &VocSplit::Csv(embedded().join("data/test_labels.csv")),
+            None,
+        )
+        .unwrap();
         assert_eq!(test.items.len(), 1);
         assert!(test.items[0].image.ends_with("raccoon-125.jpg"));
     }
@@ -325,54 +403,103 @@ mod tests {
         std::fs::create_dir_all(dir.join("annotations")).unwrap();
         std::fs::create_dir_all(dir.join("images")).unwrap();
         for f in ["raccoon-150", "raccoon-151"] {
-            std::fs::copy(embedded().join(format!("images/{f}.jpg")), dir.join(format!("images/{f}.jpg"))).unwrap();
+            std::fs::copy(
+                embedded().join(format!("images/{f}.jpg")),
+                dir.join(format!("images/{f}.jpg")),
+            )
+            .unwrap();
         }
         dir
     }
 
     fn xml(file: &str, objects: &str) -> String {
-        format!("<annotation><filename>{file}</filename><size><width>275</width><height>183</height><depth>1</depth></size>{objects}</annotation>")
+        format!(
+            "<annotation><filename>{file}</filename><size><width>275</width><height>183</height><depth>1</depth></size>{objects}</annotation>"
+        )
     }
 
     fn obj(x0: i32, y0: i32, x1: i32, y1: i32) -> String {
-        format!("<object><name>raccoon</name><bndbox><xmin>{x0}</xmin><ymin>{y0}</ymin><xmax>{x1}</xmax><ymax>{y1}</ymax></bndbox></object>")
+        format!(
+            "<object><name>raccoon</name><bndbox><xmin>{x0}</xmin><ymin>{y0}</ymin><xmax>{x1}</xmax><ymax>{y1}</ymax></bndbox></object>"
+        )
     }
 
     #[test]
     fn boxes_outside_and_images_without_boxes_are_warnings() {
         let dir = scratch("warn");
-        let a = format!("{}{}{}", obj(300, 10, 400, 50), obj(-20, 10, 100, 50), obj(10, 10, 5, 50));
+        let a = format!(
+            "{}{}{}",
+            obj(300, 10, 400, 50),
+            obj(-20, 10, 100, 50),
+            obj(10, 10, 5, 50)
+        );
         std::fs::write(dir.join("annotations/raccoon-150.xml"), xml("raccoon-150.jpg", &a)).unwrap();
         std::fs::write(dir.join("annotations/raccoon-151.xml"), xml("raccoon-151.jpg", "")).unwrap();
-        std::fs::write(dir.join("annotations/raccoon-9.xml"), xml("raccoon-9.jpg", &obj(1, 1, 5, 5))).unwrap();
+        std::fs::write(
+            dir.join("annotations/raccoon-9.xml"),
+            xml("raccoon-9.jpg", &obj(1, 1, 5, 5)),
+        )
+        .unwrap();
         let set = load_voc(&dir, &VocSplit::All, None).unwrap();
         assert_eq!(set.items.len(), 1);
         assert_eq!(set.items[0].boxes, vec![BBox::new(0.0, 10.0, 100.0, 50.0, 0)]);
         let text = set.warnings.to_string();
         assert_eq!(set.warnings.len(), 6, "{text}");
-        assert!(text.contains("raccoon-150.xml: object 1 box (300, 10, 400, 50) is empty or outside"), "{text}");
-        assert!(text.contains("raccoon-150.xml: object 2") && text.contains("clipped"), "{text}");
+        assert!(
+            text.contains("raccoon-150.xml: object 1 box (300, 10, 400, 50) is empty or outside"),
+            "{text}"
+        );
+        assert!(
+            text.contains("raccoon-150.xml: object 2") && text.contains("clipped"),
+            "{text}"
+        );
         assert!(text.contains("raccoon-150.xml: object 3"), "{text}");
         assert!(text.contains("raccoon-151.xml: no usable boxes"), "{text}");
         assert!(text.contains("raccoon-9.jpg") && text.contains("skipped"), "{text}");
-        assert!(text.contains("raccoon-151.jpg") || text.contains("<size> says"), "{text}");
+        assert!(
+            text.contains("raccoon-151.jpg") || text.contains("<size> says"),
+            "{text}"
+        );
         assert!(text.ends_with("6 warnings"), "{text}");
     }
 
     #[test]
     fn malformed_xml_and_short_csv_rows_are_errors_naming_file_and_row() {
         let dir = scratch("err");
-        std::fs::write(dir.join("annotations/raccoon-150.xml"), "<annotation><filename>raccoon-150.jpg</filename>").unwrap();
+        std::fs::write(
+            dir.join("annotations/raccoon-150.xml"),
+            "<annotation><filename>raccoon-150.jpg</filename>",
+        )
+        .unwrap();
         let err = load_voc(&dir, &VocSplit::All, None).unwrap_err().to_string();
         assert!(err.contains("raccoon-150.xml") && err.contains("XML"), "{err}");
-        std::fs::write(dir.join("annotations/raccoon-150.xml"), xml("raccoon-150.jpg", "<object><name>r</name><bndbox><xmin>a</xmin></bndbox></object>")).unwrap();
+        std::fs::write(
+            dir.join("annotations/raccoon-150.xml"),
+            xml(
+                "raccoon-150.jpg",
+                "<object><name>r</name><bndbox><xmin>a</xmin></bndbox></object>",
+            ),
+        )
+        .unwrap();
         let err = load_voc(&dir, &VocSplit::All, None).unwrap_err().to_string();
         assert!(err.contains("<xmin> is 'a'"), "{err}");
         let csv = dir.join("split.csv");
         std::fs::write(&csv, "filename,width,height,class,xmin,ymin,xmax,ymax\nraccoon-150.jpg,275,183,raccoon,1,2,3,4\nraccoon-151.jpg,225,225,raccoon,42,94,108\n").unwrap();
         let err = read_box_csv(&csv).unwrap_err().to_string();
-        assert!(err.contains("split.csv") && err.contains("row 3") && err.contains("'ymax' is missing"), "{err}");
-        std::fs::write(&csv, "filename,width,height,class,xmin,ymin,xmax,ymax\nraccoon-150.jpg,275,183,raccoon,1,2,x,4\n").unwrap();
-        assert!(read_box_csv(&csv).unwrap_err().to_string().contains("row 2: field 'xmax' is 'x'"));
+        assert!(
+            err.contains("split.csv") && err.contains("row 3") && err.contains("'ymax' is missing"),
+            "{err}"
+        );
+        std::fs::write(
+            &csv,
+            "filename,width,height,class,xmin,ymin,xmax,ymax\nraccoon-150.jpg,275,183,raccoon,1,2,x,4\n",
+        )
+        .unwrap();
+        assert!(
+            read_box_csv(&csv)
+                .unwrap_err()
+                .to_string()
+                .contains("row 2: field 'xmax' is 'x'")
+        );
     }
 }

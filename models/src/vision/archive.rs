@@ -17,7 +17,9 @@ pub fn read_tar_gz_members(path: &Path, wanted: impl Fn(&str) -> bool) -> Result
     let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
     let bad = |message: String| DataError::format(path, message);
     let mut archive = tar::Archive::new(GzDecoder::new(std::io::BufReader::new(file)));
-    let entries = archive.entries().map_err(|e| bad(format!("not a tar.gz archive: {e}")))?;
+    let entries = archive
+        .entries()
+        .map_err(|e| bad(format!("not a tar.gz archive: {e}")))?;
     let mut out = Vec::new();
     for entry in entries {
         let mut entry = entry.map_err(|e| bad(format!("corrupt archive: {e}")))?;
@@ -34,12 +36,19 @@ pub fn read_tar_gz_members(path: &Path, wanted: impl Fn(&str) -> bool) -> Result
         }
         let size = entry.size();
         if size > MAX_MEMBER_BYTES {
-            return Err(bad(format!("member {name} claims {size} bytes, more than the {MAX_MEMBER_BYTES} allowed")));
+            return Err(bad(format!(
+                "member {name} claims {size} bytes, more than the {MAX_MEMBER_BYTES} allowed"
+            )));
         }
         let mut bytes = Vec::with_capacity(size as usize);
-        entry.read_to_end(&mut bytes).map_err(|e| bad(format!("member {name}: {e}")))?;
+        entry
+            .read_to_end(&mut bytes)
+            .map_err(|e| bad(format!("member {name}: {e}")))?;
         if bytes.len() as u64 != size {
-            return Err(bad(format!("member {name}: {} of {size} bytes (truncated)", bytes.len())));
+            return Err(bad(format!(
+                "member {name}: {} of {size} bytes (truncated)",
+                bytes.len()
+            )));
         }
         out.push((name, bytes));
     }
@@ -67,9 +76,19 @@ mod tests {
     #[test]
     fn reads_the_members_asked_for() {
         let p = std::env::temp_dir().join(format!("fovea-archive-{}.tar.gz", std::process::id()));
-        std::fs::write(&p, archive(&[("a/1.txt", b"one"), ("a/2.bin", b"two"), ("b/3.txt", b"three")])).unwrap();
+        std::fs::write(
+            &p,
+            archive(&[("a/1.txt", b"one"), ("a/2.bin", b"two"), ("b/3.txt", b"three")]),
+        )
+        .unwrap();
         let got = read_tar_gz_members(&p, |n| n.ends_with(".txt")).unwrap();
-        assert_eq!(got, vec![("a/1.txt".to_string(), b"one".to_vec()), ("b/3.txt".to_string(), b"three".to_vec())]);
+        assert_eq!(
+            got,
+            vec![
+                ("a/1.txt".to_string(), b"one".to_vec()),
+                ("b/3.txt".to_string(), b"three".to_vec())
+            ]
+        );
         let bytes = std::fs::read(&p).unwrap();
         std::fs::write(&p, &bytes[..bytes.len() / 2]).unwrap();
         let err = read_tar_gz_members(&p, |_| true).unwrap_err().to_string();

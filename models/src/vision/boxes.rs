@@ -19,7 +19,13 @@ pub struct BBox {
 impl BBox {
     /// A box from its edges and class.
     pub fn new(xmin: f32, ymin: f32, xmax: f32, ymax: f32, class: u32) -> BBox {
-        BBox { xmin, ymin, xmax, ymax, class }
+        BBox {
+            xmin,
+            ymin,
+            xmax,
+            ymax,
+            class,
+        }
     }
 
     /// Width (0 when empty).
@@ -73,12 +79,24 @@ impl BBox {
 
     /// Moved by `(dx, dy)`.
     pub fn shifted(&self, dx: f32, dy: f32) -> BBox {
-        BBox { xmin: self.xmin + dx, ymin: self.ymin + dy, xmax: self.xmax + dx, ymax: self.ymax + dy, class: self.class }
+        BBox {
+            xmin: self.xmin + dx,
+            ymin: self.ymin + dy,
+            xmax: self.xmax + dx,
+            ymax: self.ymax + dy,
+            class: self.class,
+        }
     }
 
     /// Scaled by `(sx, sy)` about the origin.
     pub fn scaled(&self, sx: f32, sy: f32) -> BBox {
-        BBox { xmin: self.xmin * sx, ymin: self.ymin * sy, xmax: self.xmax * sx, ymax: self.ymax * sy, class: self.class }
+        BBox {
+            xmin: self.xmin * sx,
+            ymin: self.ymin * sy,
+            xmax: self.xmax * sx,
+            ymax: self.ymax * sy,
+            class: self.class,
+        }
     }
 }
 
@@ -93,7 +111,10 @@ mod tests {
         assert!((a.iou(&b) - 1.0 / 7.0).abs() < 1e-6);
         assert_eq!(a.iou(&a), 1.0);
         assert_eq!(a.iou(&BBox::new(5.0, 5.0, 6.0, 6.0, 0)), 0.0);
-        assert_eq!(BBox::new(-1.0, 2.0, 12.0, 4.0, 3).clip(10.0, 3.0), BBox::new(0.0, 2.0, 10.0, 3.0, 3));
+        assert_eq!(
+            BBox::new(-1.0, 2.0, 12.0, 4.0, 3).clip(10.0, 3.0),
+            BBox::new(0.0, 2.0, 10.0, 3.0, 3)
+        );
         assert_eq!(a.centre(), (1.0, 1.0));
     }
 }

@@ -42,7 +42,10 @@ impl Normalization {
                     .map(|c| {
                         let (m, s) = (pick(mean, c, "mean")?, pick(std, c, "std")?);
                         if !(s > 0.0 && s.is_finite()) {
-                            return Err(DataError::value("normalization", format!("std[{c}] = {s} must be positive")));
+                            return Err(DataError::value(
+                                "normalization",
+                                format!("std[{c}] = {s} must be positive"),
+                            ));
                         }
                         Ok((1.0 / s, -m / s))
                     })
@@ -64,7 +67,10 @@ pub fn image_to_tensor(image: &Image, norm: &Normalization) -> Result<Tensor> {
             v * s + o
         })
         .collect();
-    Ok(Tensor { shape: vec![image.height, image.width, image.channels], data })
+    Ok(Tensor {
+        shape: vec![image.height, image.width, image.channels],
+        data,
+    })
 }
 
 /// Images of one size as an NHWC `(count, height, width, channels)` tensor.
@@ -85,7 +91,10 @@ pub fn images_to_tensor(images: &[Image], norm: &Normalization) -> Result<Tensor
         }
         data.extend(image_to_tensor(image, norm)?.data);
     }
-    Ok(Tensor { shape: vec![images.len(), first.height, first.width, first.channels], data })
+    Ok(Tensor {
+        shape: vec![images.len(), first.height, first.width, first.channels],
+        data,
+    })
 }
 
 /// A `(height, width, channels)` or `(1, height, width, channels)` tensor back to an image:
@@ -100,17 +109,29 @@ pub fn tensor_to_image(tensor: &Tensor, norm: &Normalization) -> Result<Image> {
             ));
         }
     };
-    let mut images = tensor_to_images(&Tensor { shape: [&[1], &shape[..]].concat(), data: tensor.data.clone() }, norm)?;
+    let mut images = tensor_to_images(
+        &Tensor {
+            shape: [&[1], &shape[..]].concat(),
+            data: tensor.data.clone(),
+        },
+        norm,
+    )?;
     Ok(images.remove(0))
 }
 
 /// An NHWC tensor back to images (normalisation undone, clamped to `[0, 1]`).
 pub fn tensor_to_images(tensor: &Tensor, norm: &Normalization) -> Result<Vec<Image>> {
     let [n, h, w, c] = tensor.shape[..] else {
-        return Err(DataError::value("tensor", format!("shape {:?} is not NHWC", tensor.shape)));
+        return Err(DataError::value(
+            "tensor",
+            format!("shape {:?} is not NHWC", tensor.shape),
+        ));
     };
     if tensor.data.len() != n * h * w * c {
-        return Err(DataError::value("tensor", format!("shape {:?} but {} values", tensor.shape, tensor.data.len())));
+        return Err(DataError::value(
+            "tensor",
+            format!("shape {:?} but {} values", tensor.shape, tensor.data.len()),
+        ));
     }
     let affine = norm.affine(c)?;
     let per = h * w * c;
@@ -124,7 +145,12 @@ pub fn tensor_to_images(tensor: &Tensor, norm: &Normalization) -> Result<Vec<Ima
                     ((t - o) / s).clamp(0.0, 1.0)
                 })
                 .collect();
-            Image { width: w, height: h, channels: c, data }
+            Image {
+                width: w,
+                height: h,
+                channels: c,
+                data,
+            }
         })
         .collect())
 }
@@ -136,9 +162,18 @@ mod tests {
     #[test]
     fn normalisations_map_known_values() {
         let img = Image::new(1, 1, 3, vec![0.0, 0.5, 1.0]).unwrap();
-        assert_eq!(image_to_tensor(&img, &Normalization::UnitRange).unwrap().data, vec![0.0, 0.5, 1.0]);
-        assert_eq!(image_to_tensor(&img, &Normalization::SymmetricRange).unwrap().data, vec![-1.0, 0.0, 1.0]);
-        let ms = Normalization::MeanStd { mean: vec![0.5, 0.5, 0.0], std: vec![0.25, 0.5, 2.0] };
+        assert_eq!(
+            image_to_tensor(&img, &Normalization::UnitRange).unwrap().data,
+            vec![0.0, 0.5, 1.0]
+        );
+        assert_eq!(
+            image_to_tensor(&img, &Normalization::SymmetricRange).unwrap().data,
+            vec![-1.0, 0.0, 1.0]
+        );
+        let ms = Normalization::MeanStd {
+            mean: vec![0.5, 0.5, 0.0],
+            std: vec![0.25, 0.5, 2.0],
+        };
         let t = image_to_tensor(&img, &ms).unwrap();
         assert_eq!(t.shape, vec![1, 1, 3]);
         assert_eq!(t.data, vec![-2.0, 0.0, 0.5]);
@@ -159,19 +194,45 @@ mod tests {
             }
         }
         let c = Image::new(1, 1, 1, vec![0.0]).unwrap();
-        assert!(images_to_tensor(&[back[0].clone(), c], &Normalization::UnitRange).unwrap_err().to_string().contains("images[1]"));
+        assert!(
+            images_to_tensor(&[back[0].clone(), c], &Normalization::UnitRange)
+                .unwrap_err()
+                .to_string()
+                .contains("images[1]")
+        );
     }
 
     #[test]
     fn bad_normalisations_and_shapes_are_errors() {
         let img = Image::new(1, 1, 3, vec![0.0; 3]).unwrap();
-        let two = Normalization::MeanStd { mean: vec![0.0, 0.0], std: vec![1.0] };
-        assert!(image_to_tensor(&img, &two).unwrap_err().to_string().contains("mean has 2 entries"));
-        let zero = Normalization::MeanStd { mean: vec![0.0], std: vec![0.0] };
+        let two = Normalization::MeanStd {
+            mean: vec![0.0, 0.0],
+            std: vec![1.0],
+        };
+        assert!(
+            image_to_tensor(&img, &two)
+                .unwrap_err()
+                .to_string()
+                .contains("mean has 2 entries")
+        );
+        let zero = Normalization::MeanStd {
+            mean: vec![0.0],
+            std: vec![0.0],
+        };
         assert!(image_to_tensor(&img, &zero).is_err());
-        let t = Tensor { shape: vec![2, 2], data: vec![0.0; 4] };
+        let t = Tensor {
+            shape: vec![2, 2],
+            data: vec![0.0; 4],
+        };
         assert!(tensor_to_image(&t, &Normalization::UnitRange).is_err());
-        let clamped = tensor_to_image(&Tensor { shape: vec![1, 1, 1], data: vec![3.0] }, &Normalization::UnitRange).unwrap();
+        let clamped = tensor_to_image(
+            &Tensor {
+                shape: vec![1, 1, 1],
+                data: vec![3.0],
+            },
+            &Normalization::UnitRange,
+        )
+        .unwrap();
         assert_eq!(clamped.data, vec![1.0]);
     }
 }

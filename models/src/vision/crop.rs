@@ -35,7 +35,12 @@ pub fn crop(image: &Image, rect: Rect) -> Result<Image> {
         let start = (y * image.width + rect.x) * c;
         data.extend_from_slice(&image.data[start..start + rect.width * c]);
     }
-    Ok(Image { width: rect.width, height: rect.height, channels: c, data })
+    Ok(Image {
+        width: rect.width,
+        height: rect.height,
+        channels: c,
+        data,
+    })
 }
 
 /// The centred `width` x `height` rectangle (rounded towards the top-left).
@@ -43,10 +48,18 @@ pub fn centre_rect(image: &Image, width: usize, height: usize) -> Result<Rect> {
     if width > image.width || height > image.height {
         return Err(DataError::value(
             "crop",
-            format!("{width}x{height} is larger than the {}x{} image", image.width, image.height),
+            format!(
+                "{width}x{height} is larger than the {}x{} image",
+                image.width, image.height
+            ),
         ));
     }
-    Ok(Rect { x: (image.width - width) / 2, y: (image.height - height) / 2, width, height })
+    Ok(Rect {
+        x: (image.width - width) / 2,
+        y: (image.height - height) / 2,
+        width,
+        height,
+    })
 }
 
 /// A uniformly random `width` x `height` rectangle inside the image.
@@ -54,12 +67,20 @@ pub fn random_rect(image: &Image, width: usize, height: usize, rng: &mut Rng) ->
     if width > image.width || height > image.height {
         return Err(DataError::value(
             "crop",
-            format!("{width}x{height} is larger than the {}x{} image", image.width, image.height),
+            format!(
+                "{width}x{height} is larger than the {}x{} image",
+                image.width, image.height
+            ),
         ));
     }
     let x = (rng.uniform() * (image.width - width + 1) as f64) as usize;
     let y = (rng.uniform() * (image.height - height + 1) as f64) as usize;
-    Ok(Rect { x: x.min(image.width - width), y: y.min(image.height - height), width, height })
+    Ok(Rect {
+        x: x.min(image.width - width),
+        y: y.min(image.height - height),
+        width,
+        height,
+    })
 }
 
 /// The centred `width` x `height` crop.
@@ -83,7 +104,12 @@ pub struct Padding {
 impl Padding {
     /// The same width on all four sides.
     pub fn uniform(n: usize) -> Padding {
-        Padding { top: n, bottom: n, left: n, right: n }
+        Padding {
+            top: n,
+            bottom: n,
+            left: n,
+            right: n,
+        }
     }
 }
 
@@ -112,10 +138,32 @@ mod tests {
     #[test]
     fn crops_take_the_right_pixels() {
         let r = ramp(4, 3);
-        let c = crop(&r, Rect { x: 1, y: 1, width: 2, height: 2 }).unwrap();
+        let c = crop(
+            &r,
+            Rect {
+                x: 1,
+                y: 1,
+                width: 2,
+                height: 2,
+            },
+        )
+        .unwrap();
         assert_eq!(c.data, vec![5.0, 6.0, 9.0, 10.0]);
         assert_eq!(centre_crop(&r, 2, 1).unwrap().data, vec![5.0, 6.0]);
-        assert!(crop(&r, Rect { x: 3, y: 0, width: 2, height: 1 }).unwrap_err().to_string().contains("does not fit"));
+        assert!(
+            crop(
+                &r,
+                Rect {
+                    x: 3,
+                    y: 0,
+                    width: 2,
+                    height: 1
+                }
+            )
+            .unwrap_err()
+            .to_string()
+            .contains("does not fit")
+        );
         assert!(centre_crop(&r, 5, 1).is_err());
     }
 
@@ -135,7 +183,16 @@ mod tests {
     #[test]
     fn pad_surrounds_with_the_value() {
         let r = ramp(2, 1);
-        let p = pad(&r, Padding { top: 1, bottom: 0, left: 0, right: 1 }, -1.0);
+        let p = pad(
+            &r,
+            Padding {
+                top: 1,
+                bottom: 0,
+                left: 0,
+                right: 1,
+            },
+            -1.0,
+        );
         assert_eq!((p.width, p.height), (3, 2));
         assert_eq!(p.data, vec![-1.0, -1.0, -1.0, 0.0, 1.0, -1.0]);
     }

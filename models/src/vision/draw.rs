@@ -45,7 +45,12 @@ fn to_rgb8(image: &Image) -> Result<RgbImage> {
 
 fn from_rgb8(img: &RgbImage) -> Image {
     let data = img.as_raw().iter().map(|&v| v as f32 / 255.0).collect();
-    Image { width: img.width() as usize, height: img.height() as usize, channels: 3, data }
+    Image {
+        width: img.width() as usize,
+        height: img.height() as usize,
+        channels: 3,
+        data,
+    }
 }
 
 /// Writes `text` with its top-left corner at `(x, y)`, each font pixel a `scale` x `scale` block.
@@ -53,7 +58,10 @@ fn from_rgb8(img: &RgbImage) -> Image {
 pub fn draw_text(img: &mut RgbImage, x: i32, y: i32, text: &str, scale: u32, colour: [u8; 3]) {
     let scale = scale.max(1) as i32;
     for (i, ch) in text.chars().enumerate() {
-        let glyph = font8x8::BASIC_FONTS.get(ch).or_else(|| font8x8::BASIC_FONTS.get('?')).unwrap_or([0; 8]);
+        let glyph = font8x8::BASIC_FONTS
+            .get(ch)
+            .or_else(|| font8x8::BASIC_FONTS.get('?'))
+            .unwrap_or([0; 8]);
         let gx = x + i as i32 * 8 * scale;
         for (row, bits) in glyph.iter().enumerate() {
             for col in 0..8 {
@@ -83,22 +91,35 @@ pub fn draw_detections(image: &Image, detections: &[Detection], classes: &[Strin
         let b = d.bbox.clip(w as f32, h as f32);
         let colour = class_colour(b.class);
         let (x0, y0) = (b.xmin.round() as i32, b.ymin.round() as i32);
-        let (bw, bh) = ((b.xmax - b.xmin).round().max(1.0) as i32, (b.ymax - b.ymin).round().max(1.0) as i32);
+        let (bw, bh) = (
+            (b.xmax - b.xmin).round().max(1.0) as i32,
+            (b.ymax - b.ymin).round().max(1.0) as i32,
+        );
         for t in 0..thickness {
             if bw > 2 * t && bh > 2 * t {
                 let r = PixelRect::at(x0 + t, y0 + t).of_size((bw - 2 * t) as u32, (bh - 2 * t) as u32);
                 draw_hollow_rect_mut(&mut img, r, Rgb(colour));
             }
         }
-        let name = classes.get(b.class as usize).cloned().unwrap_or_else(|| b.class.to_string());
+        let name = classes
+            .get(b.class as usize)
+            .cloned()
+            .unwrap_or_else(|| b.class.to_string());
         let label = match d.score {
             Some(s) => format!("{name} {s:.2}"),
             None => name,
         };
-        let (tw, th) = (label.chars().count() as i32 * 8 * scale as i32 + 4, 8 * scale as i32 + 4);
+        let (tw, th) = (
+            label.chars().count() as i32 * 8 * scale as i32 + 4,
+            8 * scale as i32 + 4,
+        );
         let ty = if y0 - th >= 0 { y0 - th } else { y0 };
         let tx = x0.min(w - tw).max(0);
-        draw_filled_rect_mut(&mut img, PixelRect::at(tx, ty).of_size(tw as u32, th as u32), Rgb(colour));
+        draw_filled_rect_mut(
+            &mut img,
+            PixelRect::at(tx, ty).of_size(tw as u32, th as u32),
+            Rgb(colour),
+        );
         let luma = 0.299 * colour[0] as f32 + 0.587 * colour[1] as f32 + 0.114 * colour[2] as f32;
         let ink = if luma > 150.0 { [0, 0, 0] } else { [255, 255, 255] };
         draw_text(&mut img, tx + 2, ty + 2, &label, scale, ink);
@@ -141,7 +162,11 @@ pub fn image_grid(rows: &[Vec<Image>], captions: &[&str], gap: usize) -> Result<
     let cell_w = rows.iter().flatten().map(|i| i.width).max().unwrap_or(1);
     let cell_h = rows.iter().flatten().map(|i| i.height).max().unwrap_or(1);
     let scale = 1 + (cell_w.min(cell_h) / 400) as u32;
-    let caption_h = if captions.is_empty() { 0 } else { 8 * scale as usize + 2 * gap.max(2) };
+    let caption_h = if captions.is_empty() {
+        0
+    } else {
+        8 * scale as usize + 2 * gap.max(2)
+    };
     let width = cols * cell_w + (cols + 1) * gap;
     let height = caption_h + rows.len() * cell_h + (rows.len() + 1) * gap;
     let mut img = RgbImage::from_pixel(width.max(1) as u32, height.max(1) as u32, Rgb([40, 40, 40]));
@@ -166,7 +191,10 @@ mod tests {
     #[test]
     fn a_box_is_framed_in_its_class_colour_with_a_label_bar() {
         let img = Image::filled(120, 80, 3, 0.0);
-        let d = Detection { bbox: BBox::new(30.0, 40.0, 90.0, 70.0, 1), score: Some(0.5) };
+        let d = Detection {
+            bbox: BBox::new(30.0, 40.0, 90.0, 70.0, 1),
+            score: Some(0.5),
+        };
         let out = draw_detections(&img, &[d], &["bg".into(), "raccoon".into()]).unwrap();
         let c = class_colour(1).map(|v| v as f32 / 255.0);
         assert_eq!(out.pixel(30, 55), &c, "left edge");
@@ -175,7 +203,10 @@ mod tests {
         assert_eq!(out.pixel(60, 55), &[0.0, 0.0, 0.0], "inside stays");
         // The label bar sits above the box: 12 rows (8 + 4).
         assert_eq!(out.pixel(30, 28), &c);
-        let ink = (28..40).flat_map(|y| (30..120).map(move |x| (x, y))).filter(|&(x, y)| out.pixel(x, y) == [1.0, 1.0, 1.0] || out.pixel(x, y) == [0.0, 0.0, 0.0]).count();
+        let ink = (28..40)
+            .flat_map(|y| (30..120).map(move |x| (x, y)))
+            .filter(|&(x, y)| out.pixel(x, y) == [1.0, 1.0, 1.0] || out.pixel(x, y) == [0.0, 0.0, 0.0])
+            .count();
         assert!(ink > 40, "text was drawn: {ink}");
     }
 

@@ -26,15 +26,29 @@ impl Image {
         if width.checked_mul(height).and_then(|n| n.checked_mul(channels)) != Some(data.len()) {
             return Err(DataError::value(
                 "image",
-                format!("{width}x{height}x{channels} needs {} values, got {}", width * height * channels, data.len()),
+                format!(
+                    "{width}x{height}x{channels} needs {} values, got {}",
+                    width * height * channels,
+                    data.len()
+                ),
             ));
         }
-        Ok(Image { width, height, channels, data })
+        Ok(Image {
+            width,
+            height,
+            channels,
+            data,
+        })
     }
 
     /// An image filled with `value`.
     pub fn filled(width: usize, height: usize, channels: usize, value: f32) -> Image {
-        Image { width, height, channels, data: vec![value; width * height * channels] }
+        Image {
+            width,
+            height,
+            channels,
+            data: vec![value; width * height * channels],
+        }
     }
 
     /// The values of pixel `(x, y)`.
@@ -61,7 +75,12 @@ impl Image {
                 _ => data.extend_from_slice(&p[..3]),
             }
         }
-        Image { width: self.width, height: self.height, channels: 3, data }
+        Image {
+            width: self.width,
+            height: self.height,
+            channels: 3,
+            data,
+        }
     }
 
     /// One channel: RGB is weighted by ITU-R BT.601 luma (0.299, 0.587, 0.114); alpha is dropped.
@@ -77,7 +96,12 @@ impl Image {
                 _ => 0.299 * p[0] + 0.587 * p[1] + 0.114 * p[2],
             })
             .collect();
-        Image { width: self.width, height: self.height, channels: 1, data }
+        Image {
+            width: self.width,
+            height: self.height,
+            channels: 1,
+            data,
+        }
     }
 }
 

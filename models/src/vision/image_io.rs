@@ -53,7 +53,10 @@ pub fn read_image_with(path: &Path, limits: &DecodeLimits) -> Result<Image> {
     if size > limits.max_file_bytes {
         return Err(DataError::format(
             path,
-            format!("{size} bytes is more than the {} an image file may have", limits.max_file_bytes),
+            format!(
+                "{size} bytes is more than the {} an image file may have",
+                limits.max_file_bytes
+            ),
         ));
     }
     let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
@@ -118,7 +121,12 @@ pub fn from_dynamic(image: DynamicImage) -> Image {
         DynamicImage::ImageRgb32F(b) => (3, b.into_raw()),
         other => (4, other.to_rgba32f().into_raw()),
     };
-    Image { width, height, channels, data }
+    Image {
+        width,
+        height,
+        channels,
+        data,
+    }
 }
 
 fn scale8(v: &[u8]) -> Vec<f32> {
@@ -142,11 +150,20 @@ pub enum BitDepth {
 /// Channels must be 1, 2, 3 or 4.
 pub fn to_dynamic(image: &Image, depth: BitDepth) -> Result<DynamicImage> {
     let (w, h) = (image.width as u32, image.height as u32);
-    let bad = || DataError::value("image", format!("cannot write {} channels (1-4 can be written)", image.channels));
+    let bad = || {
+        DataError::value(
+            "image",
+            format!("cannot write {} channels (1-4 can be written)", image.channels),
+        )
+    };
     let missing = || DataError::value("image", "the pixel count does not match the size".to_string());
     Ok(match depth {
         BitDepth::Eight => {
-            let v: Vec<u8> = image.data.iter().map(|&x| (x.clamp(0.0, 1.0) * 255.0).round() as u8).collect();
+            let v: Vec<u8> = image
+                .data
+                .iter()
+                .map(|&x| (x.clamp(0.0, 1.0) * 255.0).round() as u8)
+                .collect();
             match image.channels {
                 1 => DynamicImage::ImageLuma8(image::ImageBuffer::from_raw(w, h, v).ok_or_else(missing)?),
                 2 => DynamicImage::ImageLumaA8(image::ImageBuffer::from_raw(w, h, v).ok_or_else(missing)?),
@@ -156,7 +173,11 @@ pub fn to_dynamic(image: &Image, depth: BitDepth) -> Result<DynamicImage> {
             }
         }
         BitDepth::Sixteen => {
-            let v: Vec<u16> = image.data.iter().map(|&x| (x.clamp(0.0, 1.0) * 65535.0).round() as u16).collect();
+            let v: Vec<u16> = image
+                .data
+                .iter()
+                .map(|&x| (x.clamp(0.0, 1.0) * 65535.0).round() as u16)
+                .collect();
             match image.channels {
                 1 => DynamicImage::ImageLuma16(image::ImageBuffer::from_raw(w, h, v).ok_or_else(missing)?),
                 2 => DynamicImage::ImageLumaA16(image::ImageBuffer::from_raw(w, h, v).ok_or_else(missing)?),
@@ -243,7 +264,10 @@ mod tests {
         assert_eq!((back.width, back.height, back.channels), (3, 2, 1));
         assert_eq!(back.data, vec![0.0, 0.2, 0.4, 0.6, 0.8, 1.0]);
         let p = tmp("g.bmp");
-        to_dynamic(&gradient(4, 3, 3), BitDepth::Eight).unwrap().save_with_format(&p, ImageFormat::Bmp).unwrap();
+        to_dynamic(&gradient(4, 3, 3), BitDepth::Eight)
+            .unwrap()
+            .save_with_format(&p, ImageFormat::Bmp)
+            .unwrap();
         assert_eq!(read_image(&p).unwrap().channels, 3);
     }
 

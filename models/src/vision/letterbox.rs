@@ -24,7 +24,8 @@ impl LetterboxFit {
 
     /// A box in frame coordinates (a detection) back in the original image's coordinates.
     pub fn to_original(&self, b: &BBox) -> BBox {
-        b.shifted(-self.offset_x, -self.offset_y).scaled(1.0 / self.scale, 1.0 / self.scale)
+        b.shifted(-self.offset_x, -self.offset_y)
+            .scaled(1.0 / self.scale, 1.0 / self.scale)
     }
 }
 
@@ -42,7 +43,14 @@ pub fn letterbox(image: &Image, width: usize, height: usize, fill: f32) -> Resul
         let start = ((y + oy) * width + ox) * c;
         out.data[start..start + w * c].copy_from_slice(&inner.data[y * w * c..(y + 1) * w * c]);
     }
-    Ok((out, LetterboxFit { scale: scale as f32, offset_x: ox as f32, offset_y: oy as f32 }))
+    Ok((
+        out,
+        LetterboxFit {
+            scale: scale as f32,
+            offset_x: ox as f32,
+            offset_y: oy as f32,
+        },
+    ))
 }
 
 #[cfg(test)]
@@ -53,7 +61,14 @@ mod tests {
     fn a_wide_image_gets_bars_above_and_below() {
         let img = Image::filled(40, 20, 3, 1.0);
         let (out, fit) = letterbox(&img, 20, 20, 0.0).unwrap();
-        assert_eq!(fit, LetterboxFit { scale: 0.5, offset_x: 0.0, offset_y: 5.0 });
+        assert_eq!(
+            fit,
+            LetterboxFit {
+                scale: 0.5,
+                offset_x: 0.0,
+                offset_y: 5.0
+            }
+        );
         assert_eq!(out.pixel(10, 4), &[0.0, 0.0, 0.0]);
         assert_eq!(out.pixel(10, 5), &[1.0, 1.0, 1.0]);
         assert_eq!(out.pixel(10, 14), &[1.0, 1.0, 1.0]);

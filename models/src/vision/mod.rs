@@ -16,8 +16,8 @@ pub mod image_io;
 pub mod letterbox;
 pub mod resize;
 
+pub use self::image::Image;
 pub use boxes::BBox;
 pub use convert::{Normalization, image_to_tensor, images_to_tensor, tensor_to_image, tensor_to_images};
-pub use self::image::Image;
 pub use image_io::{BitDepth, DecodeLimits, decode_image, read_image, write_jpeg, write_png};
 pub use resize::{Filter, resize};

@@ -21,7 +21,10 @@ pub fn resize(image: &Image, width: usize, height: usize, filter: Filter) -> Res
     if width == 0 || height == 0 || image.width == 0 || image.height == 0 {
         return Err(DataError::value(
             "resize",
-            format!("cannot resize {}x{} to {width}x{height} (sizes must be positive)", image.width, image.height),
+            format!(
+                "cannot resize {}x{} to {width}x{height} (sizes must be positive)",
+                image.width, image.height
+            ),
         ));
     }
     let wx = weights(image.width, width, filter);
@@ -52,7 +55,12 @@ pub fn resize(image: &Image, width: usize, height: usize, filter: Filter) -> Res
             }
         }
     }
-    Ok(Image { width, height, channels: c, data })
+    Ok(Image {
+        width,
+        height,
+        channels: c,
+        data,
+    })
 }
 
 /// For each output index, the input indices and weights (summing to one) along one axis.
@@ -69,7 +77,11 @@ fn weights(n_in: usize, n_out: usize, filter: Filter) -> Vec<Vec<(usize, f32)>> 
                 let i0 = s.floor() as usize;
                 let i1 = (i0 + 1).min(n_in - 1);
                 let f = (s - i0 as f64) as f32;
-                if i1 == i0 || f == 0.0 { vec![(i0, 1.0)] } else { vec![(i0, 1.0 - f), (i1, f)] }
+                if i1 == i0 || f == 0.0 {
+                    vec![(i0, 1.0)]
+                } else {
+                    vec![(i0, 1.0 - f), (i1, f)]
+                }
             }
             Filter::Area => {
                 let (lo, hi) = (o as f64 * scale, (o as f64 + 1.0) * scale);
@@ -99,17 +111,26 @@ mod tests {
     #[test]
     fn nearest_doubles_and_halves_exactly() {
         let img = Image::new(2, 1, 1, vec![3.0, 7.0]).unwrap();
-        assert_eq!(resize(&img, 4, 2, Filter::Nearest).unwrap().data, vec![3.0, 3.0, 7.0, 7.0, 3.0, 3.0, 7.0, 7.0]);
+        assert_eq!(
+            resize(&img, 4, 2, Filter::Nearest).unwrap().data,
+            vec![3.0, 3.0, 7.0, 7.0, 3.0, 3.0, 7.0, 7.0]
+        );
         let r = ramp(4, 4);
         // Output pixel 0 covers input 0..2, its centre at 1.0 falls in pixel 1.
-        assert_eq!(resize(&r, 2, 2, Filter::Nearest).unwrap().data, vec![5.0, 7.0, 13.0, 15.0]);
+        assert_eq!(
+            resize(&r, 2, 2, Filter::Nearest).unwrap().data,
+            vec![5.0, 7.0, 13.0, 15.0]
+        );
     }
 
     #[test]
     fn bilinear_uses_half_pixel_centres() {
         let img = Image::new(2, 1, 1, vec![0.0, 1.0]).unwrap();
         // Output centres at input coordinates -0.25, 0.25, 0.75, 1.25 (clamped at the edges).
-        assert_eq!(resize(&img, 4, 1, Filter::Bilinear).unwrap().data, vec![0.0, 0.25, 0.75, 1.0]);
+        assert_eq!(
+            resize(&img, 4, 1, Filter::Bilinear).unwrap().data,
+            vec![0.0, 0.25, 0.75, 1.0]
+        );
         let r = ramp(4, 1);
         // Halving: centres at 0.5 and 2.5.
         assert_eq!(resize(&r, 2, 1, Filter::Bilinear).unwrap().data, vec![0.5, 2.5]);
@@ -136,6 +157,11 @@ mod tests {
         for f in [Filter::Nearest, Filter::Bilinear, Filter::Area] {
             assert_eq!(resize(&r, 5, 3, f).unwrap(), r);
         }
-        assert!(resize(&r, 0, 3, Filter::Bilinear).unwrap_err().to_string().contains("5x3 to 0x3"));
+        assert!(
+            resize(&r, 0, 3, Filter::Bilinear)
+                .unwrap_err()
+                .to_string()
+                .contains("5x3 to 0x3")
+        );
     }
 }

@@ -7,14 +7,24 @@ use crate::vision::Image;
 
 /// Adds `delta` to every value, clamped to `[0, 1]`.
 pub fn adjust_brightness(img: &Image, delta: f32) -> Image {
-    Image { data: img.data.iter().map(|v| (v + delta).clamp(0.0, 1.0)).collect(), ..img.clone() }
+    Image {
+        data: img.data.iter().map(|v| (v + delta).clamp(0.0, 1.0)).collect(),
+        ..img.clone()
+    }
 }
 
 /// Scales the distance of every value from the image's mean grey by `factor`, clamped to `[0, 1]`.
 pub fn adjust_contrast(img: &Image, factor: f32) -> Image {
     let grey = img.to_gray();
     let mean = grey.data.iter().sum::<f32>() / grey.data.len().max(1) as f32;
-    Image { data: img.data.iter().map(|v| (mean + (v - mean) * factor).clamp(0.0, 1.0)).collect(), ..img.clone() }
+    Image {
+        data: img
+            .data
+            .iter()
+            .map(|v| (mean + (v - mean) * factor).clamp(0.0, 1.0))
+            .collect(),
+        ..img.clone()
+    }
 }
 
 /// Blends each RGB pixel with its own grey: `factor` 0 is greyscale, 1 unchanged. Images
@@ -86,8 +96,14 @@ mod tests {
     #[test]
     fn jitter_leaves_masks_and_boxes_alone() {
         let img = Image::filled(3, 3, 3, 0.5);
-        let s = Sample::new(img).with_mask(Image::filled(3, 3, 1, 1.0)).with_boxes(vec![crate::vision::BBox::new(0.0, 0.0, 1.0, 1.0, 0)]);
-        let j = ColorJitter { brightness: 0.3, contrast: 0.3, saturation: 0.3 };
+        let s = Sample::new(img)
+            .with_mask(Image::filled(3, 3, 1, 1.0))
+            .with_boxes(vec![crate::vision::BBox::new(0.0, 0.0, 1.0, 1.0, 0)]);
+        let j = ColorJitter {
+            brightness: 0.3,
+            contrast: 0.3,
+            saturation: 0.3,
+        };
         let out = j.apply(s.clone(), &mut Rng::new(9));
         assert_eq!(out.mask, s.mask);
         assert_eq!(out.boxes, s.boxes);

@@ -60,7 +60,11 @@ pub fn displacement_field(lattice: &[(f32, f32)], n: usize, width: usize, height
         let u = p as f32 * (n - 1) as f32 / (len - 1) as f32;
         let base = (u.floor() as i64).min(n as i64 - 1);
         let t = u - base as f32;
-        if t == 0.0 { (base, [0.0, 1.0, 0.0, 0.0]) } else { (base, cubic_weights(t)) }
+        if t == 0.0 {
+            (base, [0.0, 1.0, 0.0, 0.0])
+        } else {
+            (base, cubic_weights(t))
+        }
     };
     let mut field = Vec::with_capacity(width * height);
     for y in 0..height {
@@ -182,7 +186,10 @@ mod tests {
             }
         }
         let flat = displacement_field(&[(2.0, -3.0); 9], 3, 11, 21);
-        assert!(flat.iter().all(|(x, y)| (x - 2.0).abs() < 1e-5 && (y + 3.0).abs() < 1e-5));
+        assert!(
+            flat.iter()
+                .all(|(x, y)| (x - 2.0).abs() < 1e-5 && (y + 3.0).abs() < 1e-5)
+        );
     }
 
     #[test]
@@ -207,7 +214,10 @@ mod tests {
         let s = Sample::new(m.clone()).with_mask(m);
         let out = Elastic::default().apply(&s, &mut Rng::new(4));
         let mask = out.mask.unwrap();
-        assert!(mask.data.iter().all(|&v| v == 0.0 || v == 1.0), "nearest sampling keeps labels");
+        assert!(
+            mask.data.iter().all(|&v| v == 0.0 || v == 1.0),
+            "nearest sampling keeps labels"
+        );
         assert_ne!(mask, s.image);
         let ones = mask.data.iter().filter(|&&v| v == 1.0).count();
         assert!(ones > 400 && ones < 1200, "{ones}");

@@ -35,7 +35,11 @@ pub fn hflip(s: &Sample) -> Sample {
     Sample {
         image: mirror_x(&s.image),
         mask: s.mask.as_ref().map(mirror_x),
-        boxes: s.boxes.iter().map(|b| BBox::new(w - b.xmax, b.ymin, w - b.xmin, b.ymax, b.class)).collect(),
+        boxes: s
+            .boxes
+            .iter()
+            .map(|b| BBox::new(w - b.xmax, b.ymin, w - b.xmin, b.ymax, b.class))
+            .collect(),
         ..s.clone()
     }
 }
@@ -46,7 +50,11 @@ pub fn vflip(s: &Sample) -> Sample {
     Sample {
         image: mirror_y(&s.image),
         mask: s.mask.as_ref().map(mirror_y),
-        boxes: s.boxes.iter().map(|b| BBox::new(b.xmin, h - b.ymax, b.xmax, h - b.ymin, b.class)).collect(),
+        boxes: s
+            .boxes
+            .iter()
+            .map(|b| BBox::new(b.xmin, h - b.ymax, b.xmax, h - b.ymin, b.class))
+            .collect(),
         ..s.clone()
     }
 }
@@ -62,7 +70,12 @@ fn turn(img: &Image) -> Image {
             data[d..d + c].copy_from_slice(&img.data[(y * w + x) * c..(y * w + x + 1) * c]);
         }
     }
-    Image { width: h, height: w, channels: c, data }
+    Image {
+        width: h,
+        height: w,
+        channels: c,
+        data,
+    }
 }
 
 /// `k` clockwise quarter turns. Each turn maps a point `(x, y)` to `(H - y, x)` and the size
@@ -73,7 +86,11 @@ pub fn rot90(s: &Sample, k: usize) -> Sample {
         let h = out.image.height as f32;
         out.image = turn(&out.image);
         out.mask = out.mask.as_ref().map(turn);
-        out.boxes = out.boxes.iter().map(|b| BBox::new(h - b.ymax, b.xmin, h - b.ymin, b.xmax, b.class)).collect();
+        out.boxes = out
+            .boxes
+            .iter()
+            .map(|b| BBox::new(h - b.ymax, b.xmin, h - b.ymin, b.xmax, b.class))
+            .collect();
     }
     out
 }
@@ -91,7 +108,10 @@ pub struct Affine {
 impl Affine {
     /// A shift by `(dx, dy)` pixels.
     pub fn shift(dx: f32, dy: f32) -> Affine {
-        Affine { row_x: [1.0, 0.0, dx], row_y: [0.0, 1.0, dy] }
+        Affine {
+            row_x: [1.0, 0.0, dx],
+            row_y: [0.0, 1.0, dy],
+        }
     }
 
     /// Where a source point lands.
@@ -110,7 +130,10 @@ impl Affine {
             return None;
         }
         let (ia, ib, ic, id) = (d / det, -b / det, -c / det, a / det);
-        Some(Affine { row_x: [ia, ib, -(ia * tx + ib * ty)], row_y: [ic, id, -(ic * tx + id * ty)] })
+        Some(Affine {
+            row_x: [ia, ib, -(ia * tx + ib * ty)],
+            row_y: [ic, id, -(ic * tx + id * ty)],
+        })
     }
 }
 
@@ -150,7 +173,11 @@ pub(crate) fn warp(img: &Image, inv: &Affine, nearest: bool, fill: f32) -> Image
     let (w, h, c) = (img.width, img.height, img.channels);
     let mut out = Image::filled(w, h, c, fill);
     let tap = |x: i64, y: i64, k: usize| -> f32 {
-        if x < 0 || y < 0 || x >= w as i64 || y >= h as i64 { fill } else { img.data[(y as usize * w + x as usize) * c + k] }
+        if x < 0 || y < 0 || x >= w as i64 || y >= h as i64 {
+            fill
+        } else {
+            img.data[(y as usize * w + x as usize) * c + k]
+        }
     };
     for j in 0..h {
         for i in 0..w {
@@ -190,7 +217,12 @@ pub fn affine(s: &Sample, map: &Affine) -> Sample {
     };
     let (w, h) = (s.image.width as f32, s.image.height as f32);
     let boxes = s.boxes.iter().map(|b| {
-        let corners = [map.apply(b.xmin, b.ymin), map.apply(b.xmax, b.ymin), map.apply(b.xmin, b.ymax), map.apply(b.xmax, b.ymax)];
+        let corners = [
+            map.apply(b.xmin, b.ymin),
+            map.apply(b.xmax, b.ymin),
+            map.apply(b.xmin, b.ymax),
+            map.apply(b.xmax, b.ymax),
+        ];
         let xs = corners.iter().map(|p| p.0);
         let ys = corners.iter().map(|p| p.1);
         BBox::new(
@@ -222,7 +254,9 @@ mod tests {
 
     fn sample() -> Sample {
         let img = Image::new(5, 3, 1, (0..15).map(|i| i as f32).collect()).unwrap();
-        Sample::new(img).with_mask(one_hot(5, 3, 1, 0)).with_boxes(vec![BBox::new(1.0, 0.5, 2.0, 2.0, 7)])
+        Sample::new(img)
+            .with_mask(one_hot(5, 3, 1, 0))
+            .with_boxes(vec![BBox::new(1.0, 0.5, 2.0, 2.0, 7)])
     }
 
     #[test]
@@ -266,19 +300,29 @@ mod tests {
         assert!(affine(&sample(), &Affine::shift(-2.0, 0.0)).boxes.is_empty());
         // Partly out but centre inside: clipped.
         let b = Sample::new(Image::filled(5, 3, 1, 0.0)).with_boxes(vec![BBox::new(0.0, 0.0, 4.0, 2.0, 1)]);
-        assert_eq!(affine(&b, &Affine::shift(-1.5, 0.0)).boxes, vec![BBox::new(0.0, 0.0, 2.5, 2.0, 1)]);
+        assert_eq!(
+            affine(&b, &Affine::shift(-1.5, 0.0)).boxes,
+            vec![BBox::new(0.0, 0.0, 2.5, 2.0, 1)]
+        );
     }
 
     #[test]
     fn a_half_turn_about_the_centre_matches_two_quarter_turns() {
-        let range = AffineRange { max_shift: 0.0, max_rotation_deg: 0.0, scale: (1.0, 1.0) };
+        let range = AffineRange {
+            max_shift: 0.0,
+            max_rotation_deg: 0.0,
+            scale: (1.0, 1.0),
+        };
         let id = range.draw(5, 3, &mut Rng::new(1));
         let s = affine(&sample(), &id);
         assert_eq!(s.mask, sample().mask);
         for (a, b) in s.image.data.iter().zip(&sample().image.data) {
             assert!((a - b).abs() < 1e-4);
         }
-        let half = Affine { row_x: [-1.0, 0.0, 5.0], row_y: [0.0, -1.0, 3.0] };
+        let half = Affine {
+            row_x: [-1.0, 0.0, 5.0],
+            row_y: [0.0, -1.0, 3.0],
+        };
         let h = affine(&sample(), &half);
         let r = rot90(&sample(), 2);
         assert_eq!(h.mask, r.mask);

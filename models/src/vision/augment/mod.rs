@@ -37,7 +37,13 @@ pub struct Sample {
 impl Sample {
     /// A sample of just an image (fills 0).
     pub fn new(image: Image) -> Sample {
-        Sample { image, mask: None, boxes: Vec::new(), fill: 0.0, mask_fill: 0.0 }
+        Sample {
+            image,
+            mask: None,
+            boxes: Vec::new(),
+            fill: 0.0,
+            mask_fill: 0.0,
+        }
     }
 
     /// With a mask.
@@ -124,9 +130,11 @@ impl Augmentation {
             Augmentation::SsdCrop(c) => c.apply(&sample, rng),
             Augmentation::Affine(r) => Ok(affine(&sample, &r.draw(sample.image.width, sample.image.height, rng))),
             Augmentation::Color(j) => Ok(j.apply(sample, rng)),
-            Augmentation::Elastic { p, elastic } => {
-                Ok(if rng.uniform() < *p { elastic.apply(&sample, rng) } else { sample })
-            }
+            Augmentation::Elastic { p, elastic } => Ok(if rng.uniform() < *p {
+                elastic.apply(&sample, rng)
+            } else {
+                sample
+            }),
         }
     }
 }
@@ -155,7 +163,11 @@ mod tests {
     #[test]
     fn keep_boxes_drops_boxes_whose_centre_leaves() {
         let kept = keep_boxes(
-            vec![BBox::new(-4.0, 0.0, 2.0, 2.0, 0), BBox::new(-1.0, 0.0, 5.0, 2.0, 1), BBox::new(8.0, 8.0, 12.0, 12.0, 2)],
+            vec![
+                BBox::new(-4.0, 0.0, 2.0, 2.0, 0),
+                BBox::new(-1.0, 0.0, 5.0, 2.0, 1),
+                BBox::new(8.0, 8.0, 12.0, 12.0, 2),
+            ],
             10.0,
             10.0,
         );
@@ -170,8 +182,16 @@ mod tests {
             steps: vec![
                 Augmentation::HorizontalFlip(0.5),
                 Augmentation::Rotate90,
-                Augmentation::Affine(AffineRange { max_shift: 0.1, max_rotation_deg: 10.0, scale: (0.9, 1.1) }),
-                Augmentation::Color(ColorJitter { brightness: 0.1, contrast: 0.1, saturation: 0.1 }),
+                Augmentation::Affine(AffineRange {
+                    max_shift: 0.1,
+                    max_rotation_deg: 10.0,
+                    scale: (0.9, 1.1),
+                }),
+                Augmentation::Color(ColorJitter {
+                    brightness: 0.1,
+                    contrast: 0.1,
+                    saturation: 0.1,
+                }),
             ],
         };
         let a = p.apply(s.clone(), &mut Rng::new(5)).unwrap();

@@ -5,8 +5,8 @@ use fovea_graph::init::Rng;
 
 use super::{Sample, keep_boxes};
 use crate::Result;
-use crate::vision::crop::{Padding, Rect, crop, pad, random_rect};
 use crate::vision::BBox;
+use crate::vision::crop::{Padding, Rect, crop, pad, random_rect};
 
 /// The part of the sample inside `rect`: image and mask cropped, boxes whose centre lies in the
 /// rectangle kept (moved to its frame and clipped), the others dropped.
@@ -15,7 +15,12 @@ pub fn crop_sample(s: &Sample, rect: Rect) -> Result<Sample> {
     let mask = s.mask.as_ref().map(|m| crop(m, rect)).transpose()?;
     let moved = s.boxes.iter().map(|b| b.shifted(-(rect.x as f32), -(rect.y as f32)));
     let boxes = keep_boxes(moved.collect::<Vec<_>>(), rect.width as f32, rect.height as f32);
-    Ok(Sample { image, mask, boxes, ..s.clone() })
+    Ok(Sample {
+        image,
+        mask,
+        boxes,
+        ..s.clone()
+    })
 }
 
 /// Zooms out: the sample placed at `(left, top)` on a canvas `ratio` times its size, filled with
@@ -25,7 +30,12 @@ pub fn expand(s: &Sample, ratio: f32, left: usize, top: usize) -> Sample {
     let cw = ((w as f32 * ratio.max(1.0)) as usize).max(w);
     let ch = ((h as f32 * ratio.max(1.0)) as usize).max(h);
     let (left, top) = (left.min(cw - w), top.min(ch - h));
-    let padding = Padding { top, bottom: ch - h - top, left, right: cw - w - left };
+    let padding = Padding {
+        top,
+        bottom: ch - h - top,
+        left,
+        right: cw - w - left,
+    };
     Sample {
         image: pad(&s.image, padding, s.fill),
         mask: s.mask.as_ref().map(|m| pad(m, padding, s.mask_fill)),
@@ -95,8 +105,12 @@ impl SsdCrop {
         };
         let (w, h) = (s.image.width as f32, s.image.height as f32);
         for _ in 0..self.trials {
-            let cw = (rng.uniform_in(self.scale.0 as f64, self.scale.1 as f64) as f32 * w).floor().max(1.0);
-            let ch = (rng.uniform_in(self.scale.0 as f64, self.scale.1 as f64) as f32 * h).floor().max(1.0);
+            let cw = (rng.uniform_in(self.scale.0 as f64, self.scale.1 as f64) as f32 * w)
+                .floor()
+                .max(1.0);
+            let ch = (rng.uniform_in(self.scale.0 as f64, self.scale.1 as f64) as f32 * h)
+                .floor()
+                .max(1.0);
             let ratio = ch / cw;
             if ratio < self.aspect.0 || ratio > self.aspect.1 || cw > w || ch > h {
                 continue;
@@ -104,7 +118,12 @@ impl SsdCrop {
             let x = (rng.uniform() as f32 * (w - cw + 1.0)).floor().min(w - cw);
             let y = (rng.uniform() as f32 * (h - ch + 1.0)).floor().min(h - ch);
             let patch = BBox::new(x, y, x + cw, y + ch, 0);
-            let rect = Rect { x: x as usize, y: y as usize, width: cw as usize, height: ch as usize };
+            let rect = Rect {
+                x: x as usize,
+                y: y as usize,
+                width: cw as usize,
+                height: ch as usize,
+            };
             if s.boxes.is_empty() {
                 return crop_sample(s, rect);
             }
@@ -134,7 +153,16 @@ mod tests {
         let s = Sample::new(ramp(10, 10))
             .with_mask(ramp(10, 10))
             .with_boxes(vec![BBox::new(0.0, 0.0, 4.0, 4.0, 1), BBox::new(3.0, 3.0, 9.0, 7.0, 2)]);
-        let c = crop_sample(&s, Rect { x: 3, y: 2, width: 5, height: 5 }).unwrap();
+        let c = crop_sample(
+            &s,
+            Rect {
+                x: 3,
+                y: 2,
+                width: 5,
+                height: 5,
+            },
+        )
+        .unwrap();
         // Box 1's centre (2, 2) is left of x = 3: dropped. Box 2 moves by (-3, -2) and is clipped to 5x5.
         assert_eq!(c.boxes, vec![BBox::new(0.0, 1.0, 5.0, 5.0, 2)]);
         assert_eq!(c.image.data[0], 23.0);
@@ -143,7 +171,9 @@ mod tests {
 
     #[test]
     fn expand_moves_boxes_and_fills_the_mask() {
-        let mut s = Sample::new(ramp(2, 2)).with_mask(Image::filled(2, 2, 1, 1.0)).with_boxes(vec![BBox::new(0.0, 0.0, 1.0, 2.0, 0)]);
+        let mut s = Sample::new(ramp(2, 2))
+            .with_mask(Image::filled(2, 2, 1, 1.0))
+            .with_boxes(vec![BBox::new(0.0, 0.0, 1.0, 2.0, 0)]);
         s.mask_fill = 9.0;
         let e = expand(&s, 2.0, 1, 2);
         assert_eq!((e.image.width, e.image.height), (4, 4));
@@ -176,7 +206,10 @@ mod tests {
     #[test]
     fn ssd_crop_meets_the_minimum_iou() {
         let s = Sample::new(ramp(100, 80)).with_boxes(vec![BBox::new(20.0, 10.0, 70.0, 60.0, 0)]);
-        let crop = SsdCrop { min_ious: vec![Some(0.5)], ..SsdCrop::default() };
+        let crop = SsdCrop {
+            min_ious: vec![Some(0.5)],
+            ..SsdCrop::default()
+        };
         let mut rng = Rng::new(2);
         let mut changed = 0;
         for _ in 0..50 {
@@ -192,7 +225,10 @@ mod tests {
             }
         }
         assert!(changed > 30, "{changed}");
-        let keep = SsdCrop { min_ious: vec![None], ..SsdCrop::default() };
+        let keep = SsdCrop {
+            min_ious: vec![None],
+            ..SsdCrop::default()
+        };
         assert_eq!(keep.apply(&s, &mut rng).unwrap(), s);
     }
 }
