@@ -603,16 +603,23 @@ mod tests {
         assert!(err.contains("item 5") && err.contains("no field 'x'"), "{err}");
     }
 
+    /// Waits (up to 10 s, for a loaded machine) until `calls` reaches `n`, then a little longer.
+    fn settle(calls: &AtomicUsize, n: usize) -> usize {
+        let start = Instant::now();
+        while calls.load(Ordering::SeqCst) < n && start.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        calls.load(Ordering::SeqCst)
+    }
+
     #[test]
     fn at_most_depth_batches_are_prepared_ahead() {
         let data = Arc::new(Numbers::new(40));
-        let p = Prefetcher::new(data.clone(), (0..40).collect(), 4, 3, 0, 0, 2);
-        std::thread::sleep(Duration::from_millis(300));
-        assert_eq!(data.calls.load(Ordering::SeqCst), 8, "two batches of four, no more");
-        let mut p = p;
+        let mut p = Prefetcher::new(data.clone(), (0..40).collect(), 4, 3, 0, 0, 2);
+        assert_eq!(settle(&data.calls, 8), 8, "two batches of four, no more");
         p.next().unwrap().unwrap();
-        std::thread::sleep(Duration::from_millis(300));
-        assert_eq!(data.calls.load(Ordering::SeqCst), 12);
+        assert_eq!(settle(&data.calls, 12), 12, "taking one lets one more be prepared");
     }
 
     #[test]

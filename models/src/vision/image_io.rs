@@ -12,10 +12,11 @@ use crate::{DataError, Result};
 /// What a decoder may accept before it allocates anything.
 ///
 /// The header is read first; a file is refused when its width or height exceeds the maxima, when
-/// `width * height` exceeds `max_pixels`, or when the decoded size (`width * height * 4` bytes,
-/// 8 for 16-bit) exceeds `max_expansion` times the file's size plus 1 MiB. None of the supported
-/// formats compresses by more than about 1,000x (deflate's limit is 1,032x; a JPEG needs at least a
-/// few bits per 8x8 block), so a file failing that test is corrupt or hostile.
+/// `width * height` exceeds `max_pixels`, or when `width * height` exceeds `max_expansion` pixels
+/// per byte of the file plus one megapixel. No supported format packs more: deflate expands at
+/// most 1,032x, so a 1-bit PNG holds at most about 8,256 pixels per byte, and a JPEG needs a few
+/// bits per 8x8 block. A file failing that test is truncated, corrupt or hostile. The decoder
+/// itself may then allocate at most 8 bytes per claimed pixel plus 1 MiB.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct DecodeLimits {
     /// Largest width in pixels (default 16,384).
@@ -26,7 +27,7 @@ pub struct DecodeLimits {
     pub max_pixels: u64,
     /// Largest file in bytes (default 256 MiB).
     pub max_file_bytes: u64,
-    /// Largest ratio of decoded bytes to file bytes (default 2,048).
+    /// Largest number of pixels per byte of the file (default 8,300).
     pub max_expansion: u64,
 }
 
@@ -37,7 +38,7 @@ impl Default for DecodeLimits {
             max_height: 16_384,
             max_pixels: 64 << 20,
             max_file_bytes: 256 << 20,
-            max_expansion: 2_048,
+            max_expansion: 8_300,
         }
     }
 }
@@ -88,9 +89,8 @@ pub fn decode_image(bytes: &[u8], name: &Path, limits: &DecodeLimits) -> Result<
             limits.max_width, limits.max_height, limits.max_pixels
         )));
     }
-    let decoded_bytes = pixels * 8;
     let allowed = (bytes.len() as u64).saturating_mul(limits.max_expansion) + (1 << 20);
-    if decoded_bytes > allowed {
+    if pixels > allowed {
         return Err(bad(format!(
             "the header claims {w}x{h} pixels, more than a {}-byte file can hold (truncated or corrupt)",
             bytes.len()
@@ -100,7 +100,7 @@ pub fn decode_image(bytes: &[u8], name: &Path, limits: &DecodeLimits) -> Result<
     let mut decoder_limits = Limits::default();
     decoder_limits.max_image_width = Some(limits.max_width);
     decoder_limits.max_image_height = Some(limits.max_height);
-    decoder_limits.max_alloc = Some(decoded_bytes + (1 << 20));
+    decoder_limits.max_alloc = Some(pixels * 8 + (1 << 20));
     reader.limits(decoder_limits);
     let image = reader.decode().map_err(|e| bad(format!("cannot decode: {e}")))?;
     Ok(from_dynamic(image))
@@ -302,6 +302,16 @@ mod tests {
         std::fs::write(&p, png_claiming(8_000, 8_000)).unwrap();
         let err = read_image(&p).unwrap_err().to_string();
         assert!(err.contains("more than a") && err.contains("huge.png"), "{err}");
+    }
+
+    #[test]
+    fn a_large_flat_image_that_compresses_well_is_accepted() {
+        let p = tmp("flat.png");
+        write_png(&p, &Image::filled(2048, 2048, 1, 0.5), BitDepth::Eight).unwrap();
+        let bytes = std::fs::metadata(&p).unwrap().len();
+        assert!(bytes < 40_000, "{bytes}");
+        let back = read_image(&p).unwrap();
+        assert_eq!((back.width, back.height), (2048, 2048));
     }
 
     #[test]
