@@ -6,7 +6,7 @@
 //! batch, evaluation and prediction. Per-step loss and metrics are copied on the device into a
 //! log that is read at most a few times a second for the progress bar and once per epoch.
 
-use crate::dataset::{Batch, Dataset, Field, item_rng};
+use crate::dataset::{Batch, Dataset, Field, Prefetcher};
 use crate::device::Device;
 use crate::error::{EngineError, Result};
 use crate::program::Program;
@@ -658,17 +658,15 @@ impl CompiledModel {
                     order.swap(i, rng.below(i + 1));
                 }
             }
-            let _ = workers;
-            let ds = dataset.clone();
-            let seed = opts.seed;
-            let batches: Vec<Vec<usize>> = order.chunks(batch).map(|c| c.to_vec()).collect();
-            Ok(Box::new(batches.into_iter().map(move |idx| {
-                let examples = idx
-                    .iter()
-                    .map(|&i| ds.get(i, &mut item_rng(seed, epoch as u64, i)))
-                    .collect::<std::result::Result<Vec<_>, String>>()?;
-                crate::dataset::stack(&examples, &idx)
-            })))
+            Ok(Box::new(Prefetcher::new(
+                dataset.clone(),
+                order,
+                batch,
+                workers,
+                opts.seed,
+                epoch as u64,
+                2,
+            )))
         };
         self.run_fit(n, batch, &mut source, opts)
     }

@@ -32,6 +32,14 @@ pub enum DataError {
         /// Where such data can be had.
         hint: String,
     },
+    /// A value handed to a function is not what it accepts (an image size, a crop, a tensor).
+    #[error("{what}: {message}")]
+    Value {
+        /// The argument or value.
+        what: String,
+        /// What was wrong and what was expected.
+        message: String,
+    },
     /// Building a model failed.
     #[error(transparent)]
     Graph(#[from] fovea_graph::GraphError),
@@ -39,3 +47,29 @@ pub enum DataError {
 
 /// The models crate's result type.
 pub type Result<T, E = DataError> = std::result::Result<T, E>;
+
+impl DataError {
+    /// A [`DataError::Format`] for `path`.
+    pub fn format(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        DataError::Format {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+
+    /// A [`DataError::Value`] for `what`.
+    pub fn value(what: impl Into<String>, message: impl Into<String>) -> Self {
+        DataError::Value {
+            what: what.into(),
+            message: message.into(),
+        }
+    }
+
+    /// A [`DataError::Io`] for `path`.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        DataError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

@@ -1,8 +1,16 @@
 //! Data loaders. Each takes a directory (`--data DIR`); the small embedded subsets need none.
 
+pub mod arrays;
 pub mod cifar;
+pub mod detection_stream;
 pub mod idx;
+pub mod membrane;
 pub mod mnist;
+pub mod orl;
+pub mod voc;
+pub mod warnings;
+
+pub use warnings::Warnings;
 
 use fovea_graph::Tensor;
 
