@@ -406,3 +406,55 @@ fn fine_tuning_freezes_a_backbone_then_unfreezes_it() {
     assert_ne!(conv(&mut cm), c1, "unfrozen, the backbone trains");
     assert!(cm.set_trainable("no_such_layer", false).is_err());
 }
+
+/// Serves the rows of named arrays one at a time (the streaming path, no augmentation).
+struct Rows(NamedArrays);
+
+impl fovea::engine::dataset::Dataset for Rows {
+    fn len(&self) -> usize {
+        self.0.samples().unwrap()
+    }
+
+    fn get(&self, index: usize, _rng: &mut Rng) -> Result<fovea::engine::dataset::Example, String> {
+        let b = self.0.gather(&[index]);
+        let mut e = fovea::engine::dataset::Example::default();
+        for f in b.fields {
+            let shape = f.value.shape[1..].to_vec();
+            e = e.with(
+                &f.name,
+                Tensor {
+                    shape,
+                    data: f.value.data,
+                },
+            );
+        }
+        Ok(e)
+    }
+}
+
+#[test]
+fn streaming_fit_matches_fit_on_arrays_whatever_the_worker_count() {
+    let d = data(10, 4);
+    let opts = |workers| FitOptions {
+        workers,
+        shuffle: true,
+        seed: 3,
+        ..quiet(2, 4)
+    };
+    let run_arrays = || {
+        let mut cm = CompiledModel::new(&device(), two_output_model(5), config()).unwrap();
+        cm.fit_arrays(&d, &opts(1)).unwrap();
+        cm.model().unwrap().params.clone()
+    };
+    let run_stream = |workers| {
+        let mut cm = CompiledModel::new(&device(), two_output_model(5), config()).unwrap();
+        let h = cm
+            .fit_dataset(std::sync::Arc::new(Rows(d.clone())), &opts(workers))
+            .unwrap();
+        assert!(h.epochs.iter().all(|e| e.data_wait_seconds >= 0.0));
+        cm.model().unwrap().params.clone()
+    };
+    let want = run_arrays();
+    assert_eq!(run_stream(1), want, "one worker");
+    assert_eq!(run_stream(3), want, "three workers");
+}

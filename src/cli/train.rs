@@ -48,6 +48,13 @@ pub struct Args {
     /// Stop at the first kernel that writes a NaN or an infinity, naming its node and layer (slow).
     #[arg(long)]
     pub check_numerics: bool,
+    /// Augment the training images as they stream: comma-separated `flip` (horizontal, p 0.5)
+    /// and `crop` (pad 4 with zeros, random crop back); `flip,crop` is the standard CIFAR recipe.
+    #[arg(long)]
+    pub augment: Option<String>,
+    /// Worker threads decoding and augmenting batches with --augment.
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
 }
 
 fn load(model: &str, dir: &Option<PathBuf>) -> anyhow::Result<(Dataset, Dataset)> {
@@ -84,6 +91,20 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let epochs = a.epochs.unwrap_or(if a.model == "mnist" { 5 } else { 10 });
     anyhow::ensure!(epochs > 0, "--epochs must be positive");
     let model = fovea_models::zoo::by_name(&a.model, a.seed)?;
+    let stream = match &a.augment {
+        Some(spec) => {
+            anyhow::ensure!(a.workers > 0, "--workers must be positive");
+            let pipeline = fovea_models::data::arrays::parse_array_augment(spec)?;
+            let (input, output) = (model.input_names()[0].clone(), model.output_names()[0].clone());
+            Some(fovea_models::data::arrays::ArrayStream::new(
+                train.clone(),
+                pipeline,
+                &input,
+                &output,
+            )?)
+        }
+        None => None,
+    };
     let device = Arc::new(Device::new()?);
     let source = a
         .data
@@ -113,10 +134,21 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         validation: Some((test.images.clone(), Targets::Classes(test.labels.clone()))),
         verbosity: if a.quiet { Verbosity::Silent } else { Verbosity::Auto },
         check_numerics: a.check_numerics,
+        workers: a.workers,
         ..FitOptions::default()
     };
     let start = Instant::now();
-    let history = cm.fit(&train.images, &Targets::Classes(train.labels.clone()), &opts)?;
+    let history = match stream {
+        Some(s) => {
+            eprintln!(
+                "augmenting with {} on {} worker threads",
+                a.augment.as_deref().unwrap_or(""),
+                a.workers
+            );
+            cm.fit_dataset(Arc::new(s), &opts)?
+        }
+        None => cm.fit(&train.images, &Targets::Classes(train.labels.clone()), &opts)?,
+    };
     let wall = start.elapsed().as_secs_f64();
     let result = cm.evaluate(&test.images, &Targets::Classes(test.labels.clone()), a.batch_size)?;
     let get = |k: &str| result.iter().find(|(n, _)| n == k).map_or(f64::NAN, |(_, v)| *v);
