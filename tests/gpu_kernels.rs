@@ -356,8 +356,8 @@ fn select_reads_an_i32_condition() {
     let y = g.push(Op::Select, &[c, a, b], "where").unwrap();
     g.outputs.push(y);
     let (av, bv) = ([1.0f32, 2.0, 3.0, 4.0], [-1.0f32, -2.0, -3.0]);
-    // The engine uploads raw words: the i32 condition goes in as its bits.
-    let bits: Vec<f32> = cond.iter().map(|&v| f32::from_bits(v as u32)).collect();
+    // `Program::run` takes an i32 input's values as whole numbers in f32 and converts them.
+    let bits: Vec<f32> = cond.iter().map(|&v| v as f32).collect();
     let got = run_gpu(&g, &[&bits, &av], &[("b", &bv)]);
     let feeds: fovea::graph::interp::Feeds = [
         ("cond".to_string(), cond.iter().map(|&v| f64::from(v)).collect()),
