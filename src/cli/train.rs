@@ -208,6 +208,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             "batch_size": a.batch_size,
             "seed": a.seed,
             "learning_rate": a.learning_rate,
+            "augment": a.augment,
+            "workers": a.workers,
             "test_loss": get("loss"),
             "test_accuracy": get("accuracy"),
             "history": history.epochs,
