@@ -622,7 +622,7 @@ impl CompiledModel {
         self.check_validation(opts)?;
         let batch = check_batch(opts.batch_size)?.min(n);
         let mut rng = Rng::new(opts.seed);
-        let mut source = |_epoch: usize| -> Result<Box<dyn Iterator<Item = std::result::Result<Batch, String>>>> {
+        let mut source = |_epoch: usize| -> Result<Box<dyn Iterator<Item = std::result::Result<Batch, String>> + '_>> {
             let mut order: Vec<usize> = (0..n).collect();
             if opts.shuffle {
                 for i in (1..n).rev() {
@@ -630,7 +630,6 @@ impl CompiledModel {
                 }
             }
             let batches: Vec<Vec<usize>> = order.chunks(batch).map(|c| c.to_vec()).collect();
-            let data = data.clone();
             Ok(Box::new(batches.into_iter().map(move |idx| Ok(data.gather(&idx)))))
         };
         self.run_fit(n, batch, &mut source, opts)
@@ -683,11 +682,11 @@ impl CompiledModel {
     }
 
     #[allow(clippy::type_complexity)]
-    fn run_fit(
+    fn run_fit<'a>(
         &mut self,
         n: usize,
         batch: usize,
-        source: &mut dyn FnMut(usize) -> Result<Box<dyn Iterator<Item = std::result::Result<Batch, String>>>>,
+        source: &mut dyn FnMut(usize) -> Result<Box<dyn Iterator<Item = std::result::Result<Batch, String>> + 'a>>,
         opts: &FitOptions,
     ) -> Result<History> {
         let steps = n.div_ceil(batch);
