@@ -43,6 +43,9 @@ pub enum DataError {
     /// Building a model failed.
     #[error(transparent)]
     Graph(#[from] fovea_graph::GraphError),
+    /// Compiling or running a model on the device failed.
+    #[error(transparent)]
+    Engine(#[from] fovea_engine::EngineError),
 }
 
 /// The models crate's result type.

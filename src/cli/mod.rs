@@ -1,10 +1,14 @@
 //! Command-line parsing and dispatch of the `fovea` subcommands.
 
 mod bench;
+mod detect;
+mod faces;
 mod graph;
 mod info;
 pub mod keras;
 mod predict;
+mod segment;
+mod style;
 mod summary;
 mod tflite;
 mod train;
@@ -47,6 +51,15 @@ enum Command {
     /// Train a seed model (mnist, cifar10) as the seed's Keras program does: Adam, from-logits
     /// sparse cross-entropy, accuracy; test set as validation data.
     Train(train::Args),
+    /// Object detection: train and evaluate a single-shot detector, draw its boxes; or run a
+    /// pretrained face detector.
+    Detect(detect::Args),
+    /// Segmentation: train and evaluate U-Net / DeepLab-style nets, predict masks and overlays.
+    Segment(segment::Args),
+    /// Face recognition: train embeddings, verify, enroll and identify.
+    Faces(faces::Args),
+    /// Style transfer: optimise an image, or train and apply a feed-forward transform net.
+    Style(style::Args),
     /// Train a Keras model (model.to_json() config and safetensors weights) on .npy arrays.
     Fit(keras::FitArgs),
     /// Classify MNIST digits with the seed MNIST CNN (random or loaded weights); or, with
@@ -154,6 +167,10 @@ pub fn run() -> anyhow::Result<()> {
         Command::Summary { model } => summary::run(&model),
         Command::Train(args) => train::run(args),
         Command::Fit(args) => keras::fit(args),
+        Command::Detect(args) => detect::run(args),
+        Command::Segment(args) => segment::run(args),
+        Command::Faces(args) => faces::run(args),
+        Command::Style(args) => style::run(args),
         Command::Predict {
             model: Some(model),
             input,

@@ -1,6 +1,10 @@
 //! The model zoo: the seed's Keras models, exactly as Keras defines them.
 
 mod classification;
+pub mod detection;
+pub mod faces;
+pub mod segmentation;
+pub mod style;
 
 pub use classification::{cifar10_cnn, mnist_cnn, seed_cnn};
 

@@ -1,0 +1,1 @@
+//! The detection task: its targets, losses built from graph ops, metrics and pictures.

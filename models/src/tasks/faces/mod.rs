@@ -1,0 +1,1 @@
+//! The faces task: its targets, losses built from graph ops, metrics and pictures.

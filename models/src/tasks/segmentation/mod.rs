@@ -1,0 +1,1 @@
+//! The segmentation task: its targets, losses built from graph ops, metrics and pictures.

@@ -1,0 +1,1 @@
+//! The faces models of the zoo, written with the Keras-like API.

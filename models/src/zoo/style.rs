@@ -1,0 +1,1 @@
+//! The style models of the zoo, written with the Keras-like API.
