@@ -102,6 +102,47 @@ pub fn parse_safetensors(bytes: &[u8], path: &Path) -> Result<Vec<(String, Tenso
 
 /// Writes tensors to a safetensors file atomically (temporary file, then rename).
 pub fn write_safetensors(path: &Path, tensors: &[(String, &Tensor)]) -> Result<()> {
+    write_safetensors_with(path, tensors, &BTreeMap::new())
+}
+
+/// The `__metadata__` string map of a safetensors file (empty when it has none).
+pub fn read_safetensors_metadata(path: &Path) -> Result<BTreeMap<String, String>> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).map_err(|e| bad(path, format!("cannot read: {e}")))?;
+    let size = f.metadata().map_err(|e| bad(path, format!("cannot read: {e}")))?.len();
+    let mut len = [0u8; 8];
+    f.read_exact(&mut len)
+        .map_err(|_| bad(path, "not a safetensors file: shorter than its 8-byte header length"))?;
+    let n = u64::from_le_bytes(len);
+    if n > size.saturating_sub(8) || n > 100 << 20 {
+        return Err(bad(
+            path,
+            format!("not a safetensors file (or truncated): header length {n}, file {size} bytes"),
+        ));
+    }
+    let mut header = vec![0u8; n as usize];
+    f.read_exact(&mut header)
+        .map_err(|e| bad(path, format!("cannot read: {e}")))?;
+    let header: serde_json::Value = serde_json::from_slice(&header)
+        .map_err(|e| bad(path, format!("not a safetensors file: header is not JSON ({e})")))?;
+    let mut out = BTreeMap::new();
+    if let Some(meta) = header.get("__metadata__").and_then(|m| m.as_object()) {
+        for (k, v) in meta {
+            if let Some(v) = v.as_str() {
+                out.insert(k.clone(), v.to_string());
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Writes tensors to a safetensors file atomically, with extra `__metadata__` entries
+/// (strings, as the format requires); the data reach the disk (fsync) before the rename.
+pub fn write_safetensors_with(
+    path: &Path,
+    tensors: &[(String, &Tensor)],
+    metadata: &BTreeMap<String, String>,
+) -> Result<()> {
     let mut header = BTreeMap::new();
     let mut offset = 0usize;
     for (name, t) in tensors {
@@ -112,10 +153,11 @@ pub fn write_safetensors(path: &Path, tensors: &[(String, &Tensor)]) -> Result<(
         );
         offset += len;
     }
-    header.insert(
-        "__metadata__".into(),
-        serde_json::json!({ "format": "fovea", "layout": "keras" }),
-    );
+    let mut meta = serde_json::json!({ "format": "fovea", "layout": "keras" });
+    for (k, v) in metadata {
+        meta[k.as_str()] = serde_json::Value::String(v.clone());
+    }
+    header.insert("__metadata__".into(), meta);
     let mut json = serde_json::to_vec(&header).map_err(|e| bad(path, e.to_string()))?;
     while (json.len() + 8) % 8 != 0 {
         json.push(b' ');
@@ -127,7 +169,16 @@ pub fn write_safetensors(path: &Path, tensors: &[(String, &Tensor)]) -> Result<(
         bytes.extend_from_slice(bytemuck::cast_slice(&t.data));
     }
     let tmp = path.with_extension("safetensors.tmp");
-    std::fs::write(&tmp, &bytes).map_err(|e| bad(&tmp, format!("cannot write: {e}")))?;
+    let written = (|| {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(&bytes)?;
+        f.sync_all()
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(bad(&tmp, format!("cannot write: {e}")));
+    }
     std::fs::rename(&tmp, path).map_err(|e| bad(path, format!("cannot rename {} into place: {e}", tmp.display())))
 }
 

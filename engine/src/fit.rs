@@ -11,6 +11,7 @@ use crate::device::Device;
 use crate::error::{EngineError, Result};
 use crate::program::Program;
 use crate::progress::{Progress, Verbosity};
+use crate::resume::{self, CheckpointOptions, RunState};
 use crate::state::DeviceState;
 use fovea_graph::init::Rng;
 use fovea_graph::ir::fmt_shape;
@@ -56,6 +57,9 @@ pub struct FitOptions {
     pub verbosity: Verbosity,
     /// The NaN/Inf tripwire: stop at the first kernel writing a non-finite value (slow).
     pub check_numerics: bool,
+    /// Crash-safe checkpoints of the run (weights, optimizer state, position, random streams)
+    /// and resuming from the newest one; see [`crate::resume`].
+    pub checkpoint: Option<CheckpointOptions>,
 }
 
 impl Default for FitOptions {
@@ -70,12 +74,13 @@ impl Default for FitOptions {
             workers: 2,
             verbosity: Verbosity::Auto,
             check_numerics: false,
+            checkpoint: None,
         }
     }
 }
 
 /// One epoch of a training history.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct EpochLog {
     /// 1-based epoch number.
     pub epoch: usize,
@@ -621,14 +626,9 @@ impl CompiledModel {
         let n = self.check_arrays(data, &StepKind::Train)?;
         self.check_validation(opts)?;
         let batch = check_batch(opts.batch_size)?.min(n);
-        let mut rng = Rng::new(opts.seed);
-        let mut source = |_epoch: usize| -> Result<Box<dyn Iterator<Item = std::result::Result<Batch, String>> + '_>> {
-            let mut order: Vec<usize> = (0..n).collect();
-            if opts.shuffle {
-                for i in (1..n).rev() {
-                    order.swap(i, rng.below(i + 1));
-                }
-            }
+        let mut source = |_epoch: usize,
+                          order: Vec<usize>|
+         -> Result<Box<dyn Iterator<Item = std::result::Result<Batch, String>> + '_>> {
             let batches: Vec<Vec<usize>> = order.chunks(batch).map(|c| c.to_vec()).collect();
             Ok(Box::new(batches.into_iter().map(move |idx| Ok(data.gather(&idx)))))
         };
@@ -648,25 +648,19 @@ impl CompiledModel {
         }
         self.check_validation(opts)?;
         let batch = check_batch(opts.batch_size)?.min(n);
-        let mut rng = Rng::new(opts.seed);
         let workers = opts.workers.max(1);
-        let mut source = |epoch: usize| -> Result<Box<dyn Iterator<Item = std::result::Result<Batch, String>>>> {
-            let mut order: Vec<usize> = (0..n).collect();
-            if opts.shuffle {
-                for i in (1..n).rev() {
-                    order.swap(i, rng.below(i + 1));
-                }
-            }
-            Ok(Box::new(Prefetcher::new(
-                dataset.clone(),
-                order,
-                batch,
-                workers,
-                opts.seed,
-                epoch as u64,
-                2,
-            )))
-        };
+        let mut source =
+            |epoch: usize, order: Vec<usize>| -> Result<Box<dyn Iterator<Item = std::result::Result<Batch, String>>>> {
+                Ok(Box::new(Prefetcher::new(
+                    dataset.clone(),
+                    order,
+                    batch,
+                    workers,
+                    opts.seed,
+                    epoch as u64,
+                    2,
+                )))
+            };
         self.run_fit(n, batch, &mut source, opts)
     }
 
@@ -681,28 +675,126 @@ impl CompiledModel {
         Ok(())
     }
 
+    /// What a checkpoint must agree on to continue this run.
+    fn fingerprint(&self, n: usize, batch: usize, opts: &FitOptions) -> String {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for name in self.state.names() {
+            for b in name.bytes() {
+                h = (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
+            }
+        }
+        format!(
+            "model {} | {n} samples | batch {batch} | seed {} | shuffle {} | state {h:016x}",
+            self.model.name(),
+            opts.seed,
+            opts.shuffle
+        )
+    }
+
+    /// Restores the newest checkpoint of `ck.dir` (when resuming and there is one) after
+    /// checking that it belongs to this run; returns its run state.
+    fn restore_checkpoint(&mut self, ck: &CheckpointOptions, fingerprint: &str) -> Result<Option<RunState>> {
+        if !ck.resume {
+            return Ok(None);
+        }
+        let Some((path, run, tensors)) = resume::newest(&ck.dir)? else {
+            eprintln!(
+                "note: no checkpoint in {} yet: starting from the beginning",
+                ck.dir.display()
+            );
+            return Ok(None);
+        };
+        if run.fingerprint != fingerprint {
+            return Err(EngineError::Input {
+                what: path.display().to_string(),
+                message: format!(
+                    "this checkpoint belongs to another run ({}); this run is {fingerprint}: resume with the same \
+                     model, data, --batch-size and --seed, or use another --checkpoint-dir",
+                    run.fingerprint
+                ),
+            });
+        }
+        let held = self.state.names();
+        if tensors.len() != held.len() {
+            return Err(EngineError::Input {
+                what: path.display().to_string(),
+                message: format!("holds {} tensors, the run has {}", tensors.len(), held.len()),
+            });
+        }
+        for (name, t) in &tensors {
+            self.state.restore(name, &t.data)?;
+        }
+        self.steps_done = run.steps_done;
+        self.weights_on_host = false;
+        eprintln!(
+            "resuming from {} (epoch {}, step {} of the run)",
+            path.display(),
+            run.epochs_done + usize::from(run.step_in_epoch > 0),
+            run.steps_done
+        );
+        Ok(Some(run))
+    }
+
     #[allow(clippy::type_complexity)]
     fn run_fit<'a>(
         &mut self,
         n: usize,
         batch: usize,
-        source: &mut dyn FnMut(usize) -> Result<Box<dyn Iterator<Item = std::result::Result<Batch, String>> + 'a>>,
+        source: &mut dyn FnMut(
+            usize,
+            Vec<usize>,
+        ) -> Result<Box<dyn Iterator<Item = std::result::Result<Batch, String>> + 'a>>,
         opts: &FitOptions,
     ) -> Result<History> {
         let steps = n.div_ceil(batch);
+        let mut shuffle_rng = Rng::new(opts.seed);
         let mut rng = Rng::new(opts.seed ^ 0x5eed_d0d0);
         let mut history = History::default();
         let mut scratch = Vec::new();
-        for epoch in 1..=opts.epochs {
+        // Build the step first: it places every state tensor a checkpoint holds.
+        let width = self.step_program(batch, &StepKind::Train)?.names.len();
+        let fingerprint = self.fingerprint(n, batch, opts);
+        let mut resumed = match &opts.checkpoint {
+            Some(ck) => self.restore_checkpoint(ck, &fingerprint)?,
+            None => None,
+        };
+        let mut first_epoch = 1;
+        if let Some(run) = &resumed {
+            shuffle_rng = Rng::from_state(run.shuffle_rng);
+            rng = Rng::from_state(run.dropout_rng);
+            history.epochs = run.history.clone();
+            first_epoch = run.epochs_done + 1;
+        }
+        for epoch in first_epoch..=opts.epochs {
+            // The epoch's order, and where in it to start: mid-epoch after a resume.
+            let (order, first_step, mut done_values, mut sizes, done_seconds, done_wait) =
+                match resumed.take().filter(|r| r.step_in_epoch > 0) {
+                    Some(r) => (
+                        r.order,
+                        r.step_in_epoch,
+                        r.partial,
+                        r.partial_sizes,
+                        r.partial_seconds,
+                        r.partial_wait,
+                    ),
+                    None => {
+                        let mut order: Vec<usize> = (0..n).collect();
+                        if opts.shuffle {
+                            for i in (1..n).rev() {
+                                order.swap(i, shuffle_rng.below(i + 1));
+                            }
+                        }
+                        (order, 0, Vec::new(), Vec::new(), 0.0, 0.0)
+                    }
+                };
             let mut progress = Progress::new(opts.verbosity, epoch, opts.epochs, steps);
-            let width = self.step_program(batch, &StepKind::Train)?.names.len();
             let device = self.device.clone();
             let mut log = MetricLog::new(&device, steps, width);
             let start = Instant::now();
             let mut waiting = std::time::Duration::ZERO;
-            let mut sizes = Vec::with_capacity(steps);
-            let mut batches = source(epoch)?;
-            for s in 0..steps {
+            let mut batches = source(epoch, order[(first_step * batch).min(n)..].to_vec())?;
+            let mut logged = 0;
+            for s in first_step..steps {
                 let t0 = Instant::now();
                 let Some(b) = batches.next() else { break };
                 waiting += t0.elapsed();
@@ -731,21 +823,44 @@ impl CompiledModel {
                 } else {
                     p.encode(&mut enc);
                 }
-                log.record(p, &mut enc, s);
+                log.record(p, &mut enc, logged);
                 device.queue.submit([enc.finish()]);
                 self.steps_done += 1;
                 self.weights_on_host = false;
+                logged += 1;
                 sizes.push(b.len());
                 if progress.due() {
                     let names = self.step_program(batch, &StepKind::Train)?.names.clone();
-                    let running = log.means(&device, &sizes, &names, "")?;
+                    let running = log.means(&device, &sizes[sizes.len() - logged..], &names, "")?;
                     progress.draw(s + 1, sizes.iter().sum(), &running);
+                }
+                let every = opts.checkpoint.as_ref().map_or(0, |c| c.every_steps);
+                if every > 0 && self.steps_done.is_multiple_of(every as u64) && s + 1 < steps {
+                    let names = self.step_program(batch, &StepKind::Train)?.names.clone();
+                    let mut values = done_values.clone();
+                    values.extend(log.per_step(&device, logged, &names)?.into_iter().map(values_of));
+                    let run = RunState {
+                        fingerprint: fingerprint.clone(),
+                        epochs_done: epoch - 1,
+                        step_in_epoch: s + 1,
+                        steps_done: self.steps_done,
+                        shuffle_rng: shuffle_rng.state(),
+                        dropout_rng: rng.state(),
+                        order: order.clone(),
+                        partial: values,
+                        partial_sizes: sizes.clone(),
+                        partial_seconds: done_seconds + start.elapsed().as_secs_f64(),
+                        partial_wait: done_wait + waiting.as_secs_f64(),
+                        history: history.epochs.clone(),
+                    };
+                    self.write_checkpoint(opts, &run)?;
                 }
             }
             drop(batches);
             let names = self.step_program(batch, &StepKind::Train)?.names.clone();
-            let train = log.means(&device, &sizes, &names, "")?;
-            let seconds = start.elapsed().as_secs_f64();
+            done_values.extend(log.per_step(&device, logged, &names)?.into_iter().map(values_of));
+            let train = weighted_means(&names, &done_values, &sizes);
+            let seconds = done_seconds + start.elapsed().as_secs_f64();
             if train.iter().any(|(_, v)| !v.is_finite()) {
                 return Err(EngineError::Device(format!(
                     "training diverged in epoch {epoch}: {} (lower the learning rate?)",
@@ -771,10 +886,35 @@ impl CompiledModel {
                 val,
                 seconds,
                 images_per_second: seen as f64 / seconds.max(1e-9),
-                data_wait_seconds: waiting.as_secs_f64(),
+                data_wait_seconds: done_wait + waiting.as_secs_f64(),
             });
+            if opts.checkpoint.is_some() {
+                let run = RunState {
+                    fingerprint: fingerprint.clone(),
+                    epochs_done: epoch,
+                    step_in_epoch: 0,
+                    steps_done: self.steps_done,
+                    shuffle_rng: shuffle_rng.state(),
+                    dropout_rng: rng.state(),
+                    order: Vec::new(),
+                    partial: Vec::new(),
+                    partial_sizes: Vec::new(),
+                    partial_seconds: 0.0,
+                    partial_wait: 0.0,
+                    history: history.epochs.clone(),
+                };
+                self.write_checkpoint(opts, &run)?;
+            }
         }
         Ok(history)
+    }
+
+    /// Saves the device state at `run` into the run's checkpoint folder.
+    fn write_checkpoint(&self, opts: &FitOptions, run: &RunState) -> Result<()> {
+        let Some(ck) = &opts.checkpoint else { return Ok(()) };
+        let tensors = self.state.snapshot()?;
+        resume::save(ck, run, &tensors)?;
+        Ok(())
     }
 
     /// Keras's `evaluate`: the mean loss and metrics over `x`, in batches of `batch_size`.
@@ -930,6 +1070,28 @@ fn check_batch(batch_size: usize) -> Result<usize> {
         });
     }
     Ok(batch_size)
+}
+
+/// The values of one step's named outputs.
+fn values_of(step: Vec<(String, f64)>) -> Vec<f64> {
+    step.into_iter().map(|(_, v)| v).collect()
+}
+
+/// Sample-weighted means of per-step values (`sizes[i]` samples in step `i`).
+fn weighted_means(names: &[String], values: &[Vec<f64>], sizes: &[usize]) -> Vec<(String, f64)> {
+    let total: usize = sizes.iter().take(values.len()).sum();
+    names
+        .iter()
+        .enumerate()
+        .map(|(j, name)| {
+            let s: f64 = values
+                .iter()
+                .zip(sizes)
+                .map(|(v, &n)| v.get(j).copied().unwrap_or(f64::NAN) * n as f64)
+                .sum();
+            (name.clone(), s / total.max(1) as f64)
+        })
+        .collect()
 }
 
 /// Per-step scalar outputs (loss and metrics) copied on the device into one buffer.

@@ -17,6 +17,7 @@ pub mod predict;
 pub mod program;
 pub mod progress;
 mod readback;
+pub mod resume;
 pub mod state;
 
 pub use device::{Device, DeviceInfo};
@@ -25,4 +26,5 @@ pub use fit::{CompiledModel, EpochLog, FitOptions, History, NamedArrays, Targets
 pub use predict::{predict, predict_arrays};
 pub use program::{CompileOptions, Program};
 pub use progress::Verbosity;
+pub use resume::CheckpointOptions;
 pub use state::DeviceState;

@@ -137,6 +137,48 @@ impl DeviceState {
         Ok(())
     }
 
+    /// Every tensor the state holds (parameters and optimizer slots), sorted by name, read
+    /// back from the device: what a training checkpoint saves.
+    pub fn snapshot(&self) -> Result<Vec<(String, Vec<f32>)>> {
+        let mut locs: Vec<(String, StateLoc)> = self.lock()?.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        locs.sort_by(|a, b| a.0.cmp(&b.0));
+        locs.into_iter()
+            .map(|(name, loc)| {
+                let data = crate::readback::read_buffer(&self.device, &loc.buffer, loc.offset, loc.numel)?;
+                Ok((name, data))
+            })
+            .collect()
+    }
+
+    /// Overwrites the held tensor `name` with `data` (same length), as a checkpoint restores it.
+    pub fn restore(&self, name: &str, data: &[f32]) -> Result<()> {
+        let loc = self.lock()?.get(name).cloned().ok_or_else(|| EngineError::Input {
+            what: name.to_string(),
+            message: "the checkpoint holds a tensor this model's training step does not have".into(),
+        })?;
+        if loc.numel != data.len() {
+            return Err(EngineError::Input {
+                what: name.to_string(),
+                message: format!("checkpoint holds {} values, the model needs {}", data.len(), loc.numel),
+            });
+        }
+        self.device
+            .queue
+            .write_buffer(&loc.buffer, loc.offset, bytemuck::cast_slice(data));
+        Ok(())
+    }
+
+    /// Names of every held tensor.
+    pub fn names(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .tensors
+            .lock()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+
     /// Reads every tensor of `store` that this state holds back into `store`.
     pub fn download(&self, store: &mut ParamStore) -> Result<()> {
         let names: Vec<(String, usize)> = store.iter().map(|p| (p.name.clone(), p.value.numel())).collect();

@@ -55,6 +55,16 @@ impl Rng {
     pub fn below(&mut self, n: usize) -> usize {
         (self.next_u64() % n as u64) as usize
     }
+
+    /// The generator's whole state, for checkpoints: [`Rng::from_state`] continues the stream.
+    pub fn state(&self) -> u64 {
+        self.0
+    }
+
+    /// A generator continuing from a [`Rng::state`].
+    pub fn from_state(state: u64) -> Self {
+        Rng(state)
+    }
 }
 
 /// How a parameter's initial values are drawn.

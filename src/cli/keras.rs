@@ -231,6 +231,9 @@ pub struct FitArgs {
     /// Seed of the shuffling and dropout.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Crash-safe checkpoints and resuming.
+    #[command(flatten)]
+    pub checkpoints: super::checkpointing::CheckpointArgs,
     /// Where to save the trained weights (safetensors, Keras names).
     #[arg(long)]
     pub save_weights: Option<PathBuf>,
@@ -331,6 +334,7 @@ pub fn fit(a: FitArgs) -> anyhow::Result<()> {
         validation: None,
         verbosity: if a.quiet { Verbosity::Silent } else { Verbosity::Auto },
         check_numerics: false,
+        checkpoint: a.checkpoints.options()?,
         ..FitOptions::default()
     };
     let start = Instant::now();

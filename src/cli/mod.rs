@@ -1,6 +1,7 @@
 //! Command-line parsing and dispatch of the `fovea` subcommands.
 
 mod bench;
+pub mod checkpointing;
 mod detect;
 mod faces;
 mod graph;

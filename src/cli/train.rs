@@ -55,6 +55,9 @@ pub struct Args {
     /// Worker threads decoding and augmenting batches with --augment.
     #[arg(long, default_value_t = 2)]
     pub workers: usize,
+    /// Crash-safe checkpoints and resuming.
+    #[command(flatten)]
+    pub checkpoints: super::checkpointing::CheckpointArgs,
 }
 
 fn load(model: &str, dir: &Option<PathBuf>) -> anyhow::Result<(Dataset, Dataset)> {
@@ -90,6 +93,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     }
     let epochs = a.epochs.unwrap_or(if a.model == "mnist" { 5 } else { 10 });
     anyhow::ensure!(epochs > 0, "--epochs must be positive");
+    let checkpoint = a.checkpoints.options()?;
     let model = fovea_models::zoo::by_name(&a.model, a.seed)?;
     let stream = match &a.augment {
         Some(spec) => {
@@ -135,6 +139,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         verbosity: if a.quiet { Verbosity::Silent } else { Verbosity::Auto },
         check_numerics: a.check_numerics,
         workers: a.workers,
+        checkpoint,
         ..FitOptions::default()
     };
     let start = Instant::now();
