@@ -84,6 +84,40 @@ impl std::fmt::Debug for Program {
     }
 }
 
+/// Checks, before anything is allocated, that every tensor of `graph` fits in one buffer the
+/// adapter can bind (`max_storage_buffer_binding_size`, and `max_buffer_size`); the error names
+/// the tensor, its size and the limit.
+fn check_fits(device: &Device, graph: &Graph) -> Result<()> {
+    let limits = device.device.limits();
+    let limit = (limits.max_storage_buffer_binding_size).min(limits.max_buffer_size);
+    for (i, node) in graph.nodes.iter().enumerate() {
+        if node.op.is_view() {
+            continue;
+        }
+        let bytes = (node.ty.numel() as u64).saturating_mul(4);
+        if bytes > limit {
+            let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
+            return Err(EngineError::Input {
+                what: format!(
+                    "tensor {} of layer '{}' ({} {})",
+                    NodeId(i as u32),
+                    node.layer,
+                    node.op.name(),
+                    fmt_shape(&node.ty.shape)
+                ),
+                message: format!(
+                    "needs {:.1} MiB, but this adapter ({}) binds at most {:.1} MiB per buffer \
+                     (max_storage_buffer_binding_size): use a smaller batch size or input size",
+                    mib(bytes),
+                    device.describe(),
+                    mib(limit)
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
 fn byte_len(graph: &Graph, id: NodeId) -> u64 {
     (graph.ty(id).size_bytes().max(4) as u64).div_ceil(4) * 4
 }
@@ -148,6 +182,8 @@ impl Program {
     /// barriers between them, so no two nodes' temporaries are ever live at once.
     fn build(device: &Arc<Device>, graph: Graph, state: &Arc<DeviceState>, in_place: bool) -> Result<Program> {
         let dev = &device.device;
+        check_fits(device, &graph)?;
+        let oom = dev.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let plan = plan_memory_with(&graph, &Self::plan_options(device, in_place));
         let kernels = fovea_kernels::lower_planned(&graph, device.target(), &plan)?;
         let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC;
@@ -321,6 +357,14 @@ impl Program {
             .collect();
         if let Some(e) = pollster::block_on(scope.pop()) {
             return Err(EngineError::Device(format!("while building the program: {e}")));
+        }
+        if let Some(e) = pollster::block_on(oom.pop()) {
+            let total: u64 = plan.arenas.iter().sum();
+            return Err(EngineError::Device(format!(
+                "out of device memory while allocating the program's buffers ({:.1} MiB of arenas): {e}; \
+                 use a smaller batch size or input",
+                total as f64 / (1 << 20) as f64
+            )));
         }
         Ok(Program {
             device: device.clone(),

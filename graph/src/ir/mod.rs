@@ -20,6 +20,21 @@ pub fn numel(shape: &[usize]) -> usize {
     shape.iter().product()
 }
 
+/// The most elements one tensor may hold: 2^30 (4 GiB of `f32`). Every shape a graph node,
+/// parameter, input or constant gets is checked against it (with overflow-safe arithmetic)
+/// before anything is allocated, so a model file asking for `filters: 10^15` is an error naming
+/// its layer, not an aborted process. The device's own buffer limits are checked again when a
+/// program is compiled.
+pub const MAX_TENSOR_ELEMENTS: usize = 1 << 30;
+
+/// The element count of `shape`, or `None` when it overflows or exceeds [`MAX_TENSOR_ELEMENTS`].
+pub fn checked_numel(shape: &[usize]) -> Option<usize> {
+    shape
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .filter(|&n| n <= MAX_TENSOR_ELEMENTS)
+}
+
 /// Formats a shape as `(32, 28, 28, 1)`.
 pub fn fmt_shape(shape: &[usize]) -> String {
     let parts: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
@@ -165,6 +180,7 @@ impl Graph {
         }
         let in_types: Vec<&TensorType> = inputs.iter().map(|&i| self.ty(i)).collect();
         let ty = infer::infer(&op, &in_types, layer)?;
+        check_size(layer, &ty.shape)?;
         Ok(self.push_typed(op, inputs, ty, layer))
     }
 
@@ -289,11 +305,27 @@ impl Graph {
     }
 }
 
-fn check_dims(what: &str, shape: &[usize]) -> Result<()> {
+/// Checks that `shape` has no zero-length axis and at most [`MAX_TENSOR_ELEMENTS`] elements.
+pub fn check_dims(what: &str, shape: &[usize]) -> Result<()> {
     if shape.contains(&0) {
         return Err(GraphError::shape(
             what,
             format!("shape {} has a zero-length axis", fmt_shape(shape)),
+        ));
+    }
+    check_size(what, shape)
+}
+
+/// Checks that `shape` holds at most [`MAX_TENSOR_ELEMENTS`] elements (overflow-safe).
+pub fn check_size(what: &str, shape: &[usize]) -> Result<()> {
+    if checked_numel(shape).is_none() {
+        return Err(GraphError::shape(
+            what,
+            format!(
+                "a tensor of shape {} would exceed the limit of {MAX_TENSOR_ELEMENTS} elements (4 GiB) per tensor; \
+                 check the layer's sizes (filters, units, kernel_size) or the input size",
+                fmt_shape(shape)
+            ),
         ));
     }
     Ok(())

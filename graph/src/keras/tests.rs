@@ -659,3 +659,37 @@ fn activation_layer_arguments_map_to_the_layer() {
         assert!((a - b).abs() < 1e-6, "{y:?}");
     }
 }
+
+#[test]
+fn sizes_from_a_hostile_config_are_errors_not_aborts() {
+    let img = || input(json!([null, 8, 8, 3]));
+    for (cfg, class, want) in [
+        (
+            json!({"name": "c", "filters": 1_000_000_000_000_000u64, "kernel_size": [3, 3]}),
+            "Conv2D",
+            "limit",
+        ),
+        (
+            json!({"name": "c", "filters": 4, "kernel_size": [1u64 << 40, 1u64 << 40]}),
+            "Conv2D",
+            "limit",
+        ),
+        (
+            json!({"name": "c", "filters": 1u64 << 62, "kernel_size": [3, 3]}),
+            "Conv2D",
+            "limit",
+        ),
+        (json!({"name": "d", "units": 1u64 << 40}), "Dense", "limit"),
+    ] {
+        let layers = if class == "Dense" {
+            json!([input(json!([null, 1u64 << 30])), layer(class, cfg)])
+        } else {
+            json!([img(), layer(class, cfg)])
+        };
+        let e = err(&seq(layers));
+        assert!(e.contains(want) && (e.contains("'c'") || e.contains("'d'")), "{e}");
+    }
+    // An input whose shape overflows is refused too.
+    let e = err(&seq(json!([input(json!([null, 1u64 << 32, 1u64 << 32, 3]))])));
+    assert!(e.contains("limit"), "{e}");
+}

@@ -55,6 +55,7 @@ impl ParamStore {
             }
             return Ok(());
         }
+        crate::ir::check_dims(layer, shape)?;
         let mut rng = Rng::for_name(self.seed, name);
         let value = init.sample(shape, &mut rng);
         self.params.push(Param {
