@@ -29,6 +29,8 @@ pub use fovea_kernels as kernels;
 pub use fovea_models as models;
 
 /// Importers of models made elsewhere: `fovea::import::tflite::load(path)`.
+pub mod fuzzing;
+
 pub mod import {
     pub use fovea_formats::tflite;
 }
