@@ -245,3 +245,24 @@ fn predict_writes_every_tflite_output_to_npz() {
     assert!(!o.status.success() && text(&o).contains("bad.tflite"), "{}", text(&o));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn bench_step_checks_its_augmentation_before_any_work() {
+    let o = fovea(&["bench", "step", "mnist", "--augment", "sideways"], &[]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("sideways"), "{}", text(&o));
+    let o = fovea(
+        &[
+            "bench",
+            "step",
+            "tests/fixtures/keras/seq_cnn.json",
+            "--augment",
+            "flip",
+            "--steps",
+            "1",
+        ],
+        &[],
+    );
+    assert!(!o.status.success());
+    assert!(text(&o).contains("embedded images"), "{}", text(&o));
+}

@@ -75,8 +75,22 @@ fn write_json(path: &std::path::Path, v: &serde_json::Value) -> anyhow::Result<(
 }
 
 /// `fovea bench step MODEL`.
-pub fn step(model: &str, batch_size: usize, steps: usize, json_out: Option<PathBuf>) -> anyhow::Result<()> {
+pub fn step(
+    model: &str,
+    batch_size: usize,
+    steps: usize,
+    json_out: Option<PathBuf>,
+    augment: Option<&str>,
+    workers: usize,
+) -> anyhow::Result<()> {
     anyhow::ensure!(batch_size > 0, "--batch-size must be positive");
+    if let Some(spec) = augment {
+        fovea_models::data::arrays::parse_array_augment(spec)?;
+        anyhow::ensure!(
+            matches!(model, "mnist" | "cifar10"),
+            "--augment needs a seed model with embedded images (mnist, cifar10), not {model}"
+        );
+    }
     let m = super::graph::load_model(model)?;
     let cfg = CompileConfig::new(
         Loss::SparseCategoricalCrossentropy { from_logits: true },
@@ -85,6 +99,7 @@ pub fn step(model: &str, batch_size: usize, steps: usize, json_out: Option<PathB
     );
     eprintln!("benchmarking the {model} training step at batch {batch_size} ({steps} steps) ...");
     let r = bench_step(&m, batch_size, &cfg, steps)?;
+    let m = super::graph::load_model(model)?;
     println!("adapter: {} ({}, {})", r.adapter, r.backend, r.driver);
     println!(
         "{model} training step, batch {batch_size}: {:.1} ms/step median, {:.0} images/s, {} dispatches",
@@ -94,12 +109,73 @@ pub fn step(model: &str, batch_size: usize, steps: usize, json_out: Option<PathB
         "first step (compile + run): {:.2} s; compile cold {:.2} s, warm (disk pipeline cache) {:.2} s",
         r.first_step_seconds, r.compile_seconds_cold, r.compile_seconds_warm
     );
+    let mut v = serde_json::to_value(&r)?;
+    v["model"] = json!(model);
+    if let Some(spec) = augment {
+        v["streaming"] = streaming(model, m, &cfg, batch_size, steps, spec, workers)?;
+    }
     if let Some(path) = json_out {
-        let mut v = serde_json::to_value(&r)?;
-        v["model"] = json!(model);
         write_json(&path, &v)?;
     }
     Ok(())
+}
+
+/// The same step fed by the streaming pipeline (`--augment`): the embedded training images of a
+/// seed model, augmented on `workers` threads while the device runs, against the same images
+/// fed from memory; both as `fit` epochs of `steps` steps. Reports images/s and the time the
+/// training loop waited for data (when the device may have idled).
+fn streaming(
+    model: &str,
+    m: fovea_graph::Model,
+    cfg: &CompileConfig,
+    batch: usize,
+    steps: usize,
+    spec: &str,
+    workers: usize,
+) -> anyhow::Result<serde_json::Value> {
+    use fovea_engine::{CompiledModel, FitOptions, Targets, Verbosity};
+    use fovea_models::data::{arrays, cifar, mnist};
+    anyhow::ensure!(workers > 0, "--workers must be positive");
+    let pipeline = arrays::parse_array_augment(spec)?;
+    let data = match model {
+        "cifar10" => cifar::embedded(cifar::Split::Train)?,
+        "mnist" => mnist::embedded(mnist::Split::Train)?,
+        _ => anyhow::bail!("--augment needs a seed model with embedded images (mnist, cifar10), not {model}"),
+    }
+    .take(batch * steps.max(1));
+    let (input, output) = (m.input_names()[0].clone(), m.output_names()[0].clone());
+    let stream = Arc::new(arrays::ArrayStream::new(data.clone(), pipeline, &input, &output)?);
+    let device = Arc::new(Device::new()?);
+    let mut cm = CompiledModel::new(&device, m, cfg.clone())?;
+    let opts = FitOptions {
+        epochs: 1,
+        batch_size: batch,
+        workers,
+        verbosity: Verbosity::Silent,
+        ..FitOptions::default()
+    };
+    // One warm-up epoch compiles the step; then plain and streamed epochs alternate, twice.
+    cm.fit(&data.images, &Targets::Classes(data.labels.clone()), &opts)?;
+    let mut rows = Vec::new();
+    for round in 0..2 {
+        let plain = cm.fit(&data.images, &Targets::Classes(data.labels.clone()), &opts)?;
+        let streamed = cm.fit_dataset(stream.clone(), &opts)?;
+        for (what, h) in [("in memory", &plain), ("streamed, augmented", &streamed)] {
+            let e = &h.epochs[0];
+            println!(
+                "{what:>20}: {:.0} images/s, waited {:.0} ms for data ({:.1}% of the epoch) [round {}]",
+                e.images_per_second,
+                1e3 * e.data_wait_seconds,
+                100.0 * e.data_wait_seconds / e.seconds.max(1e-9),
+                round + 1
+            );
+            rows.push(
+                json!({"feed": what, "round": round + 1, "images_per_second": e.images_per_second,
+                "data_wait_seconds": e.data_wait_seconds, "seconds": e.seconds}),
+            );
+        }
+    }
+    Ok(json!({"augment": spec, "workers": workers, "images": data.len(), "epochs": rows}))
 }
 
 /// `fovea bench tflite M.tflite`: inference time of an imported model at each batch size, a

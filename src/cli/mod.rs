@@ -126,6 +126,13 @@ enum BenchCommand {
         /// Write the figures as JSON.
         #[arg(long)]
         json: Option<PathBuf>,
+        /// Also time the step fed by the streaming pipeline with this augmentation (`flip,crop`)
+        /// against the same images from memory, with the time spent waiting for data.
+        #[arg(long)]
+        augment: Option<String>,
+        /// Worker threads of the streaming pipeline (with --augment).
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
     },
     /// A TFLite model's inference time per batch size (upload, run, readback).
     Tflite {
@@ -156,7 +163,9 @@ pub fn run() -> anyhow::Result<()> {
                 batch_size,
                 steps,
                 json,
-            } => bench::step(&model, batch_size, steps, json),
+                augment,
+                workers,
+            } => bench::step(&model, batch_size, steps, json, augment.as_deref(), workers),
             BenchCommand::Tflite {
                 model,
                 batch_sizes,
