@@ -32,7 +32,7 @@ seed npy $r/tests/fixtures/keras/func_misc.x.npy $r/tests/fixtures/tflite/arith.
 seed npz $r/tests/fixtures/keras/two_io.x.npz
 seed idx $r/data/mnist/t10k-labels-idx1-ubyte.gz
 seed cifar $r/data/cifar10/batches.meta.txt
-seed tflite $r/tests/fixtures/tflite/*.tflite
+seed tflite $r/tests/fixtures/tflite/synthetic/*.tflite $r/data/pretrained/*.tflite
 seed image $r/data/membrane/image/0.png $r/data/raccoon/images/raccoon-1*.jpg
 seed voc_xml $r/data/raccoon/annotations/raccoon-125.xml $r/data/raccoon/annotations/raccoon-150.xml
 seed box_csv $r/data/raccoon/data/test_labels.csv
