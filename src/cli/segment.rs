@@ -97,7 +97,7 @@ struct EvalArgs {
     /// Folder with image/*.png and label/*.png; default: the embedded slice.
     #[arg(long)]
     data: Option<PathBuf>,
-    /// Held-out slice indices (as for train).
+    /// Slices to score (as for train; all of them may be listed).
     #[arg(long)]
     test_slices: Option<String>,
     /// Weights written by `fovea segment train --save`.
@@ -148,7 +148,11 @@ fn embedded_membrane() -> PathBuf {
 
 /// The data, checked (every mask 0/255 and its image's size), split into training pairs and
 /// held-out slices.
-fn load_split(data: &Option<PathBuf>, spec: &Option<String>) -> anyhow::Result<(MembraneSet, Vec<Slice>)> {
+fn load_split(
+    data: &Option<PathBuf>,
+    spec: &Option<String>,
+    allow_all: bool,
+) -> anyhow::Result<(MembraneSet, Vec<Slice>)> {
     let dir = data.clone().unwrap_or_else(embedded_membrane);
     let set = load_membrane(&dir).with_context(|| format!("--data {}", dir.display()))?;
     // An unpaired file or a mask of another size than its image is an error here, not a skip.
@@ -160,7 +164,7 @@ fn load_split(data: &Option<PathBuf>, spec: &Option<String>) -> anyhow::Result<(
     );
     let n = set.pairs.len();
     let test = match spec {
-        Some(s) => parse_test_slices(s, n, false)?,
+        Some(s) => parse_test_slices(s, n, allow_all)?,
         None if n >= 30 => DEFAULT_TEST_SLICES.to_vec(),
         None if n == 1 => {
             eprintln!("one slice only: training and scoring on it");
@@ -234,7 +238,7 @@ fn run_train(a: TrainArgs) -> anyhow::Result<()> {
     check_writable(&a.save, "--save")?;
     check_writable(&a.metrics_json, "--metrics-json")?;
     check_writable(&a.plot, "--plot")?;
-    let (train_set, held) = load_split(&a.data, &a.test_slices)?;
+    let (train_set, held) = load_split(&a.data, &a.test_slices, false)?;
     let mut net = NetSpec::new(arch);
     net.tile = a.tile;
     net.base_width = a.base_width;
@@ -369,7 +373,7 @@ fn run_eval(a: EvalArgs) -> anyhow::Result<()> {
     if let Some(d) = &a.masks {
         anyhow::ensure!(!d.is_file(), "--masks {}: is a file, expected a folder", d.display());
     }
-    let (_, held) = load_split(&a.data, &a.test_slices)?;
+    let (_, held) = load_split(&a.data, &a.test_slices, true)?;
     let (spec, model) =
         NetSpec::load(&a.weights, a.tile).with_context(|| format!("--weights {}", a.weights.display()))?;
     let device = Arc::new(Device::new()?);
