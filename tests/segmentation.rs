@@ -4,6 +4,7 @@
 
 mod common;
 
+use fovea::models::vision::read_image;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -258,9 +259,12 @@ fn the_command_trains_evaluates_and_predicts() {
         masks.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", text(&o));
-    let mask = image::open(masks.join("2.png")).unwrap().to_luma8();
-    assert_eq!(mask.dimensions(), (128, 128));
-    assert!(mask.pixels().all(|p| p.0[0] == 0 || p.0[0] == 255));
+    let mask = read_image(&masks.join("2.png")).unwrap();
+    assert_eq!((mask.width, mask.height, mask.channels), (128, 128, 1));
+    assert!(
+        mask.data.iter().all(|&v| v == 0.0 || v == 1.0),
+        "mask values other than 0/255"
+    );
     assert!(masks.join("0.png").is_file());
     let pred = out.join("pred");
     let o = fovea(&[
@@ -373,11 +377,11 @@ fn the_selfie_model_masks_a_photo() {
         out.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", text(&o));
-    let (pw, ph) = image::image_dimensions(&photo).unwrap();
-    let mask = image::open(out.join("raccoon-31-mask.png")).unwrap().to_luma8();
-    assert_eq!(mask.dimensions(), (pw, ph));
-    let overlay = image::open(out.join("raccoon-31-overlay.png")).unwrap();
-    assert_eq!((overlay.width(), overlay.height()), (pw, ph));
+    let p = read_image(&photo).unwrap();
+    let mask = read_image(&out.join("raccoon-31-mask.png")).unwrap();
+    assert_eq!((mask.width, mask.height), (p.width, p.height));
+    let overlay = read_image(&out.join("raccoon-31-overlay.png")).unwrap();
+    assert_eq!((overlay.width, overlay.height), (p.width, p.height));
     let o = fovea(&[
         "segment",
         "predict",
