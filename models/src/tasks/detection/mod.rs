@@ -1,1 +1,12 @@
-//! The detection task: its targets, losses built from graph ops, metrics and pictures.
+//! The detection task, as the recipe reads: data ([`data`], [`shapes`]), the model
+//! ([`crate::zoo::detection`]), targets ([`targets`]), the loss ([`loss`]), training
+//! ([`train`]), decoding ([`decode`]) and evaluation ([`evaluate`], [`metrics`]).
+
+pub mod data;
+pub mod decode;
+pub mod evaluate;
+pub mod loss;
+pub mod metrics;
+pub mod shapes;
+pub mod targets;
+pub mod train;
