@@ -14,18 +14,29 @@ use fovea::graph::ir::{Graph, Op, ReduceOp, TensorType};
 use fovea::models::tasks::faces::loss::{Mining, triplet_loss};
 
 fn fovea(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_fovea")).args(args).output().expect("run fovea")
+    Command::new(env!("CARGO_BIN_EXE_fovea"))
+        .args(args)
+        .output()
+        .expect("run fovea")
 }
 
 fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 #[test]
 fn triplet_losses_and_gradients_match_the_reference_on_the_gpu() {
     // 12 = P 3 x K 4 (batch-hard) and 7 with an odd subject (batch-all); embeddings of 5 and 128.
     for (mining, labels, dim) in [
-        (Mining::BatchHard, vec![0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0, 2.0, 2.0, 2.0, 2.0], 5usize),
+        (
+            Mining::BatchHard,
+            vec![0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0, 2.0, 2.0, 2.0, 2.0],
+            5usize,
+        ),
         (Mining::BatchAll, vec![4.0, 4.0, 9.0, 9.0, 9.0, 1.0, 1.0], 128),
     ] {
         let n = labels.len();
@@ -75,7 +86,11 @@ fn tiny_faces(dir: &Path) {
             }
             let folder = dir.join(format!("s{subject}"));
             std::fs::create_dir_all(&folder).unwrap();
-            let px: Vec<u8> = out.data.iter().map(|v| (v * 255.0).round().clamp(0.0, 255.0) as u8).collect();
+            let px: Vec<u8> = out
+                .data
+                .iter()
+                .map(|v| (v * 255.0).round().clamp(0.0, 255.0) as u8)
+                .collect();
             let mut pgm = format!("P5\n{} {}\n255\n", img.width, img.height).into_bytes();
             pgm.extend(px);
             std::fs::write(folder.join(format!("{}.pgm", i % 10 + 1)), pgm).unwrap();
@@ -98,8 +113,22 @@ fn train_verify_enroll_identify_round_trip() {
     let (w, m) = (dir.join("w.safetensors"), dir.join("m.json"));
     let d = data.to_str().unwrap();
     let o = fovea(&[
-        "faces", "train", "--data", d, "--test-subjects", "3,4", "--epochs", "2", "--pk", "2x2", "--eval-every", "1",
-        "--save", w.to_str().unwrap(), "--metrics-json", m.to_str().unwrap(),
+        "faces",
+        "train",
+        "--data",
+        d,
+        "--test-subjects",
+        "3,4",
+        "--epochs",
+        "2",
+        "--pk",
+        "2x2",
+        "--eval-every",
+        "1",
+        "--save",
+        w.to_str().unwrap(),
+        "--metrics-json",
+        m.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", text(&o));
     let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&m).unwrap()).unwrap();
@@ -113,8 +142,20 @@ fn train_verify_enroll_identify_round_trip() {
     // verify with the saved weights writes the embeddings (20 held-out faces x 128) and labels.
     let (e, l, roc) = (dir.join("e.npy"), dir.join("l.npy"), dir.join("roc.png"));
     let o = fovea(&[
-        "faces", "verify", "--data", d, "--test-subjects", "3,4", "--weights", w.to_str().unwrap(),
-        "--embeddings", e.to_str().unwrap(), "--labels", l.to_str().unwrap(), "--roc", roc.to_str().unwrap(),
+        "faces",
+        "verify",
+        "--data",
+        d,
+        "--test-subjects",
+        "3,4",
+        "--weights",
+        w.to_str().unwrap(),
+        "--embeddings",
+        e.to_str().unwrap(),
+        "--labels",
+        l.to_str().unwrap(),
+        "--roc",
+        roc.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", text(&o));
     let emb = fovea::engine::npy::read_f32(&e).unwrap();
@@ -129,14 +170,33 @@ fn train_verify_enroll_identify_round_trip() {
     for s in ["s3", "s4"] {
         std::fs::create_dir_all(gallery.join(s)).unwrap();
         for i in 1..=3 {
-            std::fs::copy(data.join(s).join(format!("{i}.pgm")), gallery.join(s).join(format!("{i}.pgm"))).unwrap();
+            std::fs::copy(
+                data.join(s).join(format!("{i}.pgm")),
+                gallery.join(s).join(format!("{i}.pgm")),
+            )
+            .unwrap();
         }
     }
     let g = dir.join("g.json");
-    let o = fovea(&["faces", "enroll", "--weights", w.to_str().unwrap(), "--gallery", gallery.to_str().unwrap(), "--out", g.to_str().unwrap()]);
+    let o = fovea(&[
+        "faces",
+        "enroll",
+        "--weights",
+        w.to_str().unwrap(),
+        "--gallery",
+        gallery.to_str().unwrap(),
+        "--out",
+        g.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", text(&o));
     let probe = data.join("s4/1.pgm");
-    let o = fovea(&["faces", "identify", "--gallery", g.to_str().unwrap(), probe.to_str().unwrap()]);
+    let o = fovea(&[
+        "faces",
+        "identify",
+        "--gallery",
+        g.to_str().unwrap(),
+        probe.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", text(&o));
     // An enrolled image is at distance 0 from itself.
     assert!(text(&o).contains("s4 (distance 0.0000)"), "{}", text(&o));
@@ -151,15 +211,91 @@ fn bad_input_names_the_argument_and_writes_nothing() {
     let embedded = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/faces");
     let d = embedded.to_str().unwrap();
     let cases: Vec<(Vec<&str>, &str)> = vec![
-        (vec!["faces", "train", "--data", d, "--test-subjects", "1", "--metrics-json", ms], "training needs at least 2"),
-        (vec!["faces", "train", "--data", d, "--test-subjects", "7", "--metrics-json", ms], "subject 7"),
-        (vec!["faces", "train", "--data", d, "--test-subjects", "x", "--metrics-json", ms], "--test-subjects"),
-        (vec!["faces", "train", "--data", d, "--pk", "1x4", "--metrics-json", ms], "--pk"),
-        (vec!["faces", "train", "--data", d, "--loss", "semi", "--metrics-json", ms], "semi"),
-        (vec!["faces", "train", "--data", "/nonexistent", "--metrics-json", ms], "/nonexistent"),
-        (vec!["faces", "verify", "--data", d, "--test-subjects", "1,2", "--weights", "/nonexistent.safetensors", "--metrics-json", ms], "nonexistent.safetensors"),
-        (vec!["faces", "verify", "--data", d, "--test-subjects", "1,2", "--pretrained", "face-api", "--metrics-json", ms], "not available"),
-        (vec!["faces", "identify", "--gallery", "/nonexistent.json", "x.pgm"], "nonexistent.json"),
+        (
+            vec![
+                "faces",
+                "train",
+                "--data",
+                d,
+                "--test-subjects",
+                "1",
+                "--metrics-json",
+                ms,
+            ],
+            "training needs at least 2",
+        ),
+        (
+            vec![
+                "faces",
+                "train",
+                "--data",
+                d,
+                "--test-subjects",
+                "7",
+                "--metrics-json",
+                ms,
+            ],
+            "subject 7",
+        ),
+        (
+            vec![
+                "faces",
+                "train",
+                "--data",
+                d,
+                "--test-subjects",
+                "x",
+                "--metrics-json",
+                ms,
+            ],
+            "--test-subjects",
+        ),
+        (
+            vec!["faces", "train", "--data", d, "--pk", "1x4", "--metrics-json", ms],
+            "--pk",
+        ),
+        (
+            vec!["faces", "train", "--data", d, "--loss", "semi", "--metrics-json", ms],
+            "semi",
+        ),
+        (
+            vec!["faces", "train", "--data", "/nonexistent", "--metrics-json", ms],
+            "/nonexistent",
+        ),
+        (
+            vec![
+                "faces",
+                "verify",
+                "--data",
+                d,
+                "--test-subjects",
+                "1,2",
+                "--weights",
+                "/nonexistent.safetensors",
+                "--metrics-json",
+                ms,
+            ],
+            "nonexistent.safetensors",
+        ),
+        (
+            vec![
+                "faces",
+                "verify",
+                "--data",
+                d,
+                "--test-subjects",
+                "1,2",
+                "--pretrained",
+                "face-api",
+                "--metrics-json",
+                ms,
+            ],
+            "not available",
+        ),
+        (
+            vec!["faces", "identify", "--gallery", "/nonexistent.json", "x.pgm"],
+            "nonexistent.json",
+        ),
     ];
     for (args, want) in cases {
         let o = fovea(&args);
@@ -168,7 +304,18 @@ fn bad_input_names_the_argument_and_writes_nothing() {
         assert!(!m.exists(), "{args:?} wrote {}", m.display());
     }
     // The raw-pixel floor needs no weights and no training subjects.
-    let o = fovea(&["faces", "verify", "--data", d, "--test-subjects", "1,2", "--pretrained", "pixels", "--metrics-json", ms]);
+    let o = fovea(&[
+        "faces",
+        "verify",
+        "--data",
+        d,
+        "--test-subjects",
+        "1,2",
+        "--pretrained",
+        "pixels",
+        "--metrics-json",
+        ms,
+    ]);
     assert!(o.status.success(), "{}", text(&o));
     let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&m).unwrap()).unwrap();
     assert!(json["auc"].as_f64().unwrap() > 0.5, "{json}");

@@ -270,14 +270,22 @@ pub fn line_plot(axes: &Axes<'_>, curves: &[Curve<'_>]) -> Canvas {
     c.line((l, t), (l, b), BLACK, 1);
     c.line((l, b), (r, b), BLACK, 1);
     let ticks: Vec<f64> = if axes.log_x {
-        (x0.ceil() as i64..=x1.floor() as i64).map(|e| 10f64.powi(e as i32)).collect()
+        (x0.ceil() as i64..=x1.floor() as i64)
+            .map(|e| 10f64.powi(e as i32))
+            .collect()
     } else {
-        (0..=4).map(|i| axes.x_range.0 + (axes.x_range.1 - axes.x_range.0) * i as f64 / 4.0).collect()
+        (0..=4)
+            .map(|i| axes.x_range.0 + (axes.x_range.1 - axes.x_range.0) * i as f64 / 4.0)
+            .collect()
     };
     for x in ticks {
         c.line((px(x), b), (px(x), b + 4.0), BLACK, 1);
         c.line((px(x), t), (px(x), b), [225, 225, 225], 1);
-        let label = if axes.log_x { format!("1e{}", x.log10().round()) } else { short(x) };
+        let label = if axes.log_x {
+            format!("1e{}", x.log10().round())
+        } else {
+            short(x)
+        };
         c.text(px(x) as i64 - 8, b as i64 + 8, &label, 2, BLACK);
     }
     for i in 0..=4 {
@@ -286,7 +294,13 @@ pub fn line_plot(axes: &Axes<'_>, curves: &[Curve<'_>]) -> Canvas {
         c.text(l as i64 - 50, py(y) as i64 - 4, &short(y), 2, BLACK);
     }
     c.text(l as i64, 10, axes.title, 3, BLACK);
-    c.text(r as i64 - 8 * axes.x_label.len() as i64, b as i64 + 28, axes.x_label, 2, GREY);
+    c.text(
+        r as i64 - 8 * axes.x_label.len() as i64,
+        b as i64 + 28,
+        axes.x_label,
+        2,
+        GREY,
+    );
     c.text(4, t as i64 - 20, axes.y_label, 2, GREY);
     for (k, curve) in curves.iter().enumerate() {
         let color = PALETTE[k % PALETTE.len()];
@@ -332,13 +346,20 @@ mod tests {
         let bytes = c.png_bytes().unwrap();
         assert_eq!(&bytes[1..4], b"PNG");
         let count = |col: [u8; 3]| c.rgb.chunks(3).filter(|p| *p == col).count();
-        assert!(count(BLUE) > 300 && count(ORANGE) > 300, "{} {}", count(BLUE), count(ORANGE));
+        assert!(
+            count(BLUE) > 300 && count(ORANGE) > 300,
+            "{} {}",
+            count(BLUE),
+            count(ORANGE)
+        );
         // TAR 0.9 at FAR 1e-2: two of three decades along, 90% up.
         let (x, y) = (70.0 + (540.0 - 70.0) * 2.0 / 3.0, 390.0 - 350.0 * 0.9);
-        let near = (-3i64..=3).any(|dx| (-3i64..=3).any(|dy| {
-            let i = (((y as i64 + dy) as usize) * c.width + (x as i64 + dx) as usize) * 3;
-            c.rgb[i..i + 3] == BLUE
-        }));
+        let near = (-3i64..=3).any(|dx| {
+            (-3i64..=3).any(|dy| {
+                let i = (((y as i64 + dy) as usize) * c.width + (x as i64 + dx) as usize) * 3;
+                c.rgb[i..i + 3] == BLUE
+            })
+        });
         assert!(near, "the curve passes (1e-2, 0.9)");
     }
 

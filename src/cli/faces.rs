@@ -205,11 +205,15 @@ fn expand_home(p: &str) -> PathBuf {
 /// The embedder the model arguments name.
 fn embedder(m: &ModelArgs) -> anyhow::Result<Embedder> {
     match (&m.weights, m.pretrained.as_deref()) {
-        (Some(w), None) => Embedder::trained(w, &EmbeddingConfig::default()).with_context(|| format!("--weights {}", w.display())),
+        (Some(w), None) => {
+            Embedder::trained(w, &EmbeddingConfig::default()).with_context(|| format!("--weights {}", w.display()))
+        }
         (None, Some("face-api")) => Ok(Embedder::face_api(&expand_home(&m.pretrained_dir))?),
         (None, Some("pixels")) => Ok(Embedder::raw_pixels(112, 92)?),
         (None, Some(other)) => anyhow::bail!("--pretrained {other}: expected face-api or pixels"),
-        _ => anyhow::bail!("give --weights W.safetensors (from fovea faces train --save) or --pretrained face-api|pixels"),
+        _ => anyhow::bail!(
+            "give --weights W.safetensors (from fovea faces train --save) or --pretrained face-api|pixels"
+        ),
     }
 }
 
@@ -225,8 +229,14 @@ fn run_train(a: TrainArgs) -> anyhow::Result<()> {
         a.learning_rate.is_finite() && a.learning_rate > 0.0,
         "--learning-rate must be a positive number"
     );
-    let loss = FaceLoss::parse(&a.loss, a.margin, 0).map_err(|e| anyhow::anyhow!("--loss {} / --margin {}: {e}", a.loss, a.margin))?;
-    for (flag, path) in [("--save", &a.save), ("--metrics-json", &a.metrics_json), ("--plot", &a.plot), ("--roc", &a.roc)] {
+    let loss = FaceLoss::parse(&a.loss, a.margin, 0)
+        .map_err(|e| anyhow::anyhow!("--loss {} / --margin {}: {e}", a.loss, a.margin))?;
+    for (flag, path) in [
+        ("--save", &a.save),
+        ("--metrics-json", &a.metrics_json),
+        ("--plot", &a.plot),
+        ("--roc", &a.roc),
+    ] {
         check_output(flag, path)?;
     }
     let split = load_split(&a.data, true)?;
@@ -291,7 +301,11 @@ fn run_train(a: TrainArgs) -> anyhow::Result<()> {
             &sidecar(path),
             &serde_json::json!({"threshold": eval.verification.threshold, "test_subjects": a.data.test_subjects, "loss": a.loss}),
         )?;
-        println!("weights saved to {} (threshold in {})", path.display(), sidecar(path).display());
+        println!(
+            "weights saved to {} (threshold in {})",
+            path.display(),
+            sidecar(path).display()
+        );
     }
     if let Some(path) = &a.metrics_json {
         let mut json = eval.to_json();
@@ -322,8 +336,20 @@ fn write_training_plot(path: &Path, history: &[fovea_models::tasks::faces::train
     training_curves(
         &tmp,
         &[
-            (Series { name: "loss", values: &loss }, None),
-            (Series { name: "mean distance", values: &dist }, None),
+            (
+                Series {
+                    name: "loss",
+                    values: &loss,
+                },
+                None,
+            ),
+            (
+                Series {
+                    name: "mean distance",
+                    values: &dist,
+                },
+                None,
+            ),
         ],
     )?;
     std::fs::rename(&tmp, path).with_context(|| format!("--plot {}", path.display()))?;
@@ -332,15 +358,28 @@ fn write_training_plot(path: &Path, history: &[fovea_models::tasks::faces::train
 
 fn run_verify(a: VerifyArgs) -> anyhow::Result<()> {
     anyhow::ensure!(a.gallery_size > 0, "--gallery-size must be at least 1");
-    anyhow::ensure!(a.labels.is_none() || a.embeddings.is_some(), "--labels needs --embeddings");
-    for (flag, path) in [("--metrics-json", &a.metrics_json), ("--embeddings", &a.embeddings), ("--labels", &a.labels), ("--roc", &a.roc)] {
+    anyhow::ensure!(
+        a.labels.is_none() || a.embeddings.is_some(),
+        "--labels needs --embeddings"
+    );
+    for (flag, path) in [
+        ("--metrics-json", &a.metrics_json),
+        ("--embeddings", &a.embeddings),
+        ("--labels", &a.labels),
+        ("--roc", &a.roc),
+    ] {
         check_output(flag, path)?;
     }
     let embedder = embedder(&a.model)?;
     let split = load_split(&a.data, false)?;
     let device = Arc::new(Device::new()?);
     let eval: Evaluation = evaluate(&device, &embedder, &split, a.gallery_size)?;
-    println!("{} on held-out subjects {}: {}", embedder.kind, a.data.test_subjects, eval.summary());
+    println!(
+        "{} on held-out subjects {}: {}",
+        embedder.kind,
+        a.data.test_subjects,
+        eval.summary()
+    );
     if let Some(path) = &a.embeddings {
         let d = eval.embeddings.first().map_or(0, Vec::len);
         let t = Tensor {
@@ -367,7 +406,10 @@ fn run_verify(a: VerifyArgs) -> anyhow::Result<()> {
 
 /// A version-1 `<i4` `.npy` of `values`.
 fn int32_npy(values: &[u32]) -> Vec<u8> {
-    let mut header = format!("{{'descr': '<i4', 'fortran_order': False, 'shape': ({},), }}", values.len());
+    let mut header = format!(
+        "{{'descr': '<i4', 'fortran_order': False, 'shape': ({},), }}",
+        values.len()
+    );
     while !(10 + header.len() + 1).is_multiple_of(64) {
         header.push(' ');
     }
@@ -390,14 +432,18 @@ fn run_enroll(a: EnrollArgs) -> anyhow::Result<()> {
             let side = sidecar(w);
             let text = std::fs::read_to_string(&side)
                 .with_context(|| format!("no --threshold and no {} (written by train --save)", side.display()))?;
-            let v: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{}: not JSON", side.display()))?;
+            let v: serde_json::Value =
+                serde_json::from_str(&text).with_context(|| format!("{}: not JSON", side.display()))?;
             v["threshold"]
                 .as_f64()
                 .with_context(|| format!("{}: no numeric \"threshold\"", side.display()))?
         }
         (None, None) => anyhow::bail!("--threshold is needed with --pretrained"),
     };
-    anyhow::ensure!(threshold.is_finite() && threshold >= 0.0, "--threshold must be a non-negative distance");
+    anyhow::ensure!(
+        threshold.is_finite() && threshold >= 0.0,
+        "--threshold must be a non-negative distance"
+    );
     let people = read_gallery_folder(&a.gallery).with_context(|| format!("--gallery {}", a.gallery.display()))?;
     let device = Arc::new(Device::new()?);
     let mut enrolled = Vec::new();

@@ -440,6 +440,8 @@ fn unit_normalization_gives_each_sample_unit_norm_over_the_last_axis() {
     }
     close(&y, &want, "UnitNormalization");
     check_gradients(&model, 2, &[]);
-    let e = one_layer(UnitNormalization::new().name("u"), &[&[]]).unwrap_err().to_string();
+    let e = one_layer(UnitNormalization::new().name("u"), &[&[]])
+        .unwrap_err()
+        .to_string();
     assert!(e.contains('u') && e.contains("feature axis"), "{e}");
 }

@@ -94,7 +94,10 @@ mod tests {
         assert_eq!(c.output_shapes(), vec![vec![128], vec![30]]);
         // The classifier holds the embedding net's parameters under the same names.
         for p in m.params.iter() {
-            assert_eq!(c.params.get(&p.name).map(|q| q.value.shape.clone()), Some(p.value.shape.clone()));
+            assert_eq!(
+                c.params.get(&p.name).map(|q| q.value.shape.clone()),
+                Some(p.value.shape.clone())
+            );
         }
     }
 

@@ -88,7 +88,11 @@ pub fn split(set: &FaceSet, test_subjects: &[u32], source: &str, need_train: boo
     let mut test = train.clone();
     for (img, &s) in set.images.iter().zip(&set.subjects) {
         let s = s + 1;
-        let part = if test_subjects.contains(&s) { &mut test } else { &mut train };
+        let part = if test_subjects.contains(&s) {
+            &mut test
+        } else {
+            &mut train
+        };
         part.images.push(img.clone());
         part.subjects.push(s);
     }
@@ -96,7 +100,10 @@ pub fn split(set: &FaceSet, test_subjects: &[u32], source: &str, need_train: boo
     if let Some(missing) = test_subjects.iter().find(|s| !present.contains(s)) {
         return Err(DataError::value(
             "--test-subjects",
-            format!("subject {missing} is not in {source} (it holds s1..s{})", present.iter().max().unwrap_or(&0)),
+            format!(
+                "subject {missing} is not in {source} (it holds s1..s{})",
+                present.iter().max().unwrap_or(&0)
+            ),
         ));
     }
     for s in train.subject_list().into_iter().chain(test.subject_list()) {
@@ -171,7 +178,10 @@ impl PkBatches {
         seed: u64,
     ) -> Result<PkBatches> {
         if p < 2 || k < 2 {
-            return Err(DataError::value("--pk", format!("P and K must be at least 2, got {p}x{k}")));
+            return Err(DataError::value(
+                "--pk",
+                format!("P and K must be at least 2, got {p}x{k}"),
+            ));
         }
         let n_classes = classes.iter().max().map_or(0, |m| m + 1);
         let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); n_classes];
@@ -185,7 +195,10 @@ impl PkBatches {
             ));
         }
         if let Some(c) = by_class.iter().position(|v| v.len() < 2) {
-            return Err(DataError::value("training data", format!("class {c} has fewer than 2 images")));
+            return Err(DataError::value(
+                "training data",
+                format!("class {c} has fewer than 2 images"),
+            ));
         }
         let mut rng = Rng::new(seed);
         let mut order: Vec<usize> = Vec::new();
@@ -235,7 +248,10 @@ impl Dataset for PkBatches {
     }
 
     fn get(&self, index: usize, rng: &mut Rng) -> std::result::Result<Example, String> {
-        let &i = self.plan.get(index).ok_or_else(|| format!("position {index} is outside the epoch"))?;
+        let &i = self
+            .plan
+            .get(index)
+            .ok_or_else(|| format!("position {index} is outside the epoch"))?;
         let s = self
             .augment
             .apply(Sample::new(self.images[i].clone()), rng)
@@ -245,7 +261,9 @@ impl Dataset for PkBatches {
             shape: vec![],
             data: vec![self.classes[i] as f32],
         };
-        Ok(Example::default().with(&self.input_name, image).with(LABEL_TARGET, label))
+        Ok(Example::default()
+            .with(&self.input_name, image)
+            .with(LABEL_TARGET, label))
     }
 }
 
@@ -256,7 +274,10 @@ mod tests {
     #[test]
     fn subject_lists_and_ranges_parse_and_bad_ones_name_the_argument() {
         assert_eq!(parse_subjects("31-33, 40,31").unwrap(), vec![31, 32, 33, 40]);
-        assert_eq!(parse_subjects(DEFAULT_TEST_SUBJECTS).unwrap(), (31..=40).collect::<Vec<_>>());
+        assert_eq!(
+            parse_subjects(DEFAULT_TEST_SUBJECTS).unwrap(),
+            (31..=40).collect::<Vec<_>>()
+        );
         for bad in ["", "0", "x", "5-3", "3-"] {
             let e = parse_subjects(bad).unwrap_err().to_string();
             assert!(e.contains("--test-subjects"), "{bad}: {e}");
@@ -301,7 +322,19 @@ mod tests {
         let ex = ds.get(0, &mut Rng::new(0)).unwrap();
         assert_eq!(ex.get("image").unwrap().shape, vec![3, 4, 1]);
         assert_eq!(ex.get(LABEL_TARGET).unwrap().data, vec![classes[ds.plan()[0]] as f32]);
-        assert!(PkBatches::new(Arc::new(vec![]), Arc::new(vec![]), 1, 2, 1, Pipeline::default(), "image", 0).is_err());
+        assert!(
+            PkBatches::new(
+                Arc::new(vec![]),
+                Arc::new(vec![]),
+                1,
+                2,
+                1,
+                Pipeline::default(),
+                "image",
+                0
+            )
+            .is_err()
+        );
         let Err(e) = PkBatches::new(
             Arc::new((0..20).map(|_| Image::filled(2, 2, 1, 0.0)).collect()),
             Arc::new(classes),

@@ -168,7 +168,9 @@ mod tests {
     #[test]
     fn preparations_give_the_model_sizes() {
         let img = Image::filled(92, 112, 1, 0.5);
-        let r = Preparation::for_config(&EmbeddingConfig::default()).apply(&img).unwrap();
+        let r = Preparation::for_config(&EmbeddingConfig::default())
+            .apply(&img)
+            .unwrap();
         assert_eq!((r.width, r.height, r.channels), (46, 56, 1));
         assert!(r.data.iter().all(|v| (v - 0.5).abs() < 1e-6));
         let s = Preparation::PadSquare { size: 150 }.apply(&img).unwrap();
@@ -176,7 +178,9 @@ mod tests {
         // 92 of 112 columns are face: the padded columns at the sides are black.
         assert_eq!(s.pixel(0, 75), &[0.0, 0.0, 0.0]);
         assert!((s.pixel(75, 75)[0] - 0.5).abs() < 1e-6);
-        let t = Preparation::PadSquare { size: 150 }.tensor(&[img.clone(), img]).unwrap();
+        let t = Preparation::PadSquare { size: 150 }
+            .tensor(&[img.clone(), img])
+            .unwrap();
         assert_eq!(t.shape, vec![2, 150, 150, 3]);
     }
 

@@ -37,8 +37,12 @@ pub fn evaluate(device: &Arc<Device>, embedder: &Embedder, split: &Split, galler
         return Err(DataError::value("--gallery-size", "must be at least 1"));
     }
     let test = embedder.embed(device, &split.test.images)?;
-    let (_, roc) = verify(&test, &split.test.subjects, 0.0)
-        .ok_or_else(|| DataError::value("--test-subjects", "the held-out faces give no genuine or no impostor pair"))?;
+    let (_, roc) = verify(&test, &split.test.subjects, 0.0).ok_or_else(|| {
+        DataError::value(
+            "--test-subjects",
+            "the held-out faces give no genuine or no impostor pair",
+        )
+    })?;
     let threshold = if split.train.subject_list().len() >= 2 {
         let train = embedder.embed(device, &split.train.images)?;
         choose_threshold(&train, &split.train.subjects).unwrap_or_else(|| roc.eer().1)

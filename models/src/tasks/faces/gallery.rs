@@ -74,13 +74,23 @@ impl GalleryFile {
     pub fn read(path: &Path) -> Result<GalleryFile> {
         let meta = std::fs::metadata(path).map_err(|e| DataError::io(path, e))?;
         if meta.len() > MAX_GALLERY_BYTES {
-            return Err(DataError::format(path, format!("{} bytes is too large for a gallery", meta.len())));
+            return Err(DataError::format(
+                path,
+                format!("{} bytes is too large for a gallery", meta.len()),
+            ));
         }
         let text = std::fs::read_to_string(path).map_err(|e| DataError::io(path, e))?;
-        let g: GalleryFile = serde_json::from_str(&text)
-            .map_err(|e| DataError::format(path, format!("not a gallery file (fovea faces enroll writes them): {e}")))?;
+        let g: GalleryFile = serde_json::from_str(&text).map_err(|e| {
+            DataError::format(
+                path,
+                format!("not a gallery file (fovea faces enroll writes them): {e}"),
+            )
+        })?;
         if g.format != GALLERY_FORMAT {
-            return Err(DataError::format(path, format!("format is '{}', expected '{GALLERY_FORMAT}'", g.format)));
+            return Err(DataError::format(
+                path,
+                format!("format is '{}', expected '{GALLERY_FORMAT}'", g.format),
+            ));
         }
         let dim = g.people.first().and_then(|p| p.embeddings.first()).map(Vec::len);
         let Some(dim) = dim.filter(|&d| d > 0) else {
@@ -88,16 +98,24 @@ impl GalleryFile {
         };
         for p in &g.people {
             if p.embeddings.is_empty()
-                || p.embeddings.iter().any(|e| e.len() != dim || e.iter().any(|v| !v.is_finite()))
+                || p.embeddings
+                    .iter()
+                    .any(|e| e.len() != dim || e.iter().any(|v| !v.is_finite()))
             {
                 return Err(DataError::format(
                     path,
-                    format!("person '{}' needs at least one finite embedding of {dim} values", p.name),
+                    format!(
+                        "person '{}' needs at least one finite embedding of {dim} values",
+                        p.name
+                    ),
                 ));
             }
         }
         if !g.threshold.is_finite() || g.threshold < 0.0 {
-            return Err(DataError::format(path, format!("threshold {} is not a distance", g.threshold)));
+            return Err(DataError::format(
+                path,
+                format!("threshold {} is not a distance", g.threshold),
+            ));
         }
         Ok(g)
     }
@@ -107,7 +125,11 @@ impl GalleryFile {
         self.people
             .iter()
             .map(|p| {
-                let d = p.embeddings.iter().map(|e| distance(e, probe)).fold(f64::INFINITY, f64::min);
+                let d = p
+                    .embeddings
+                    .iter()
+                    .map(|e| distance(e, probe))
+                    .fold(f64::INFINITY, f64::min);
                 (p, d)
             })
             .min_by(|a, b| a.1.total_cmp(&b.1))
@@ -123,11 +145,17 @@ impl GalleryFile {
 /// person's face images (PGM, PNG, JPEG, BMP). Errors name the folder or the unreadable image.
 pub fn read_gallery_folder(dir: &Path) -> Result<Vec<(String, Vec<(String, Image)>)>> {
     let entries = std::fs::read_dir(dir).map_err(|e| DataError::io(dir, e))?;
-    let mut folders: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_dir()).collect();
+    let mut folders: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir())
+        .collect();
     folders.sort();
     let mut people = Vec::new();
     for folder in folders {
-        let name = folder.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = folder
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let mut files: Vec<PathBuf> = std::fs::read_dir(&folder)
             .map_err(|e| DataError::io(&folder, e))?
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -164,7 +192,9 @@ mod tests {
     fn file(threshold: f64) -> GalleryFile {
         GalleryFile {
             format: GALLERY_FORMAT.into(),
-            model: GalleryModel::Trained { weights: "w.safetensors".into() },
+            model: GalleryModel::Trained {
+                weights: "w.safetensors".into(),
+            },
             threshold,
             people: vec![
                 Person {
@@ -186,7 +216,10 @@ mod tests {
         let g = file(0.5);
         let m = g.identify(&[0.9, 0.2]).unwrap();
         assert_eq!(m.nearest, "ann");
-        assert!((m.distance - (0.01f64 + 0.04).sqrt()).abs() < 1e-6 && m.accepted, "{m:?}");
+        assert!(
+            (m.distance - (0.01f64 + 0.04).sqrt()).abs() < 1e-6 && m.accepted,
+            "{m:?}"
+        );
         let far = g.identify(&[0.0, 2.0]).unwrap();
         assert_eq!(far.nearest, "bob");
         assert!(!far.accepted, "distance 1 > 0.5: unknown");

@@ -66,7 +66,9 @@ impl FaceLoss {
                 margin,
             }),
             "softmax" => Ok(FaceLoss::Softmax { classes }),
-            other => Err(format!("unknown loss '{other}'; expected batch-hard, batch-all or softmax")),
+            other => Err(format!(
+                "unknown loss '{other}'; expected batch-hard, batch-all or softmax"
+            )),
         }
     }
 
@@ -88,7 +90,8 @@ impl FaceLoss {
                 GraphFn::new(move |ctx: &mut LossCtx<'_>| {
                     let logits = ctx.output(LOGITS_OUTPUT)?;
                     let onehot = ctx.class_target(LABEL_TARGET, &[], classes)?;
-                    ctx.graph.push(Op::SoftmaxCrossEntropy, &[logits, onehot], "softmax_loss")
+                    ctx.graph
+                        .push(Op::SoftmaxCrossEntropy, &[logits, onehot], "softmax_loss")
                 }),
             ),
         }
@@ -106,7 +109,9 @@ pub fn mean_distance_metric() -> MetricTerm {
             let d = pairwise_sq_distances(ctx.graph, e, "mean_distance")?;
             let sum = reduce(ctx.graph, ReduceOp::Sum, d, &[0, 1], "mean_distance")?;
             let pairs = (n * n.saturating_sub(1)).max(1) as f32;
-            let mean = ctx.graph.push(Op::Unary(UnaryOp::Scale(1.0 / pairs)), &[sum], "mean_distance")?;
+            let mean = ctx
+                .graph
+                .push(Op::Unary(UnaryOp::Scale(1.0 / pairs)), &[sum], "mean_distance")?;
             ctx.graph.reshape(mean, &[1], "mean_distance")
         }),
     )
@@ -133,7 +138,10 @@ fn binary(g: &mut Graph, op: BinaryOp, a: NodeId, b: NodeId, layer: &str) -> Res
 pub fn pairwise_sq_distances(g: &mut Graph, e: NodeId, layer: &str) -> Result<NodeId> {
     let shape = g.shape(e).to_vec();
     let [n, _] = shape[..] else {
-        return Err(GraphError::shape(layer, format!("expected embeddings (N, D), got {shape:?}")));
+        return Err(GraphError::shape(
+            layer,
+            format!("expected embeddings (N, D), got {shape:?}"),
+        ));
     };
     let gram = g.push(
         Op::MatMul {
@@ -187,7 +195,11 @@ pub fn triplet_loss(
     layer: &str,
 ) -> Result<NodeId> {
     if !(margin.is_finite() && margin > 0.0) {
-        return Err(GraphError::arg(layer, "margin", format!("must be a positive number, got {margin}")));
+        return Err(GraphError::arg(
+            layer,
+            "margin",
+            format!("must be a positive number, got {margin}"),
+        ));
     }
     let n = g.shape(e)[0];
     let d = pairwise_sq_distances(g, e, layer)?;

@@ -147,7 +147,11 @@ fn distances_and_masks_by_hand() {
 fn a_collapsed_embedding_sits_at_the_margin() {
     // Every face on one point: batch-hard gives exactly the margin (the collapse signature).
     let g = loss_graph(4, 2, Mining::BatchHard, 0.3);
-    let out = evaluate(&g, &feeds(&[0.6, 0.8, 0.6, 0.8, 0.6, 0.8, 0.6, 0.8], &[0.0, 0.0, 1.0, 1.0])).unwrap();
+    let out = evaluate(
+        &g,
+        &feeds(&[0.6, 0.8, 0.6, 0.8, 0.6, 0.8, 0.6, 0.8], &[0.0, 0.0, 1.0, 1.0]),
+    )
+    .unwrap();
     assert!(out[0].iter().all(|v| (v - 0.3).abs() < 1e-7), "{:?}", out[0]);
 }
 
@@ -159,6 +163,8 @@ fn bad_margins_and_names_are_errors() {
     let mut g = Graph::new();
     let e = g.input("e", TensorType::f32(vec![2, 2])).unwrap();
     let l = g.input("l", TensorType::f32(vec![2])).unwrap();
-    let err = triplet_loss(&mut g, e, l, Mining::BatchAll, f32::NAN, "tl").unwrap_err().to_string();
+    let err = triplet_loss(&mut g, e, l, Mining::BatchAll, f32::NAN, "tl")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("tl") && err.contains("margin"), "{err}");
 }

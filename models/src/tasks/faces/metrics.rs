@@ -23,7 +23,11 @@
 
 /// Euclidean distance.
 pub fn distance(a: &[f32], b: &[f32]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| ((x - y) as f64).powi(2)).sum::<f64>().sqrt()
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| ((x - y) as f64).powi(2))
+        .sum::<f64>()
+        .sqrt()
 }
 
 /// Distances of every genuine and every impostor pair of `embeddings` (one row per image,
@@ -258,7 +262,11 @@ pub fn identify(embeddings: &[Vec<f32>], labels: &[u32], k: usize, threshold: f6
     let known = |l: &u32| enrolled.subjects.iter().any(|(s, _)| s == l);
     let (mut dir, mut n_known, mut alarms, mut n_unknown) = (0usize, 0usize, 0usize, 0usize);
     for (l, e) in &probes {
-        let accepted = enrolled.ranked(e).first().filter(|(_, d)| *d <= threshold).map(|(s, _)| *s);
+        let accepted = enrolled
+            .ranked(e)
+            .first()
+            .filter(|(_, d)| *d <= threshold)
+            .map(|(s, _)| *s);
         if known(l) {
             n_known += 1;
             dir += usize::from(accepted == Some(*l));

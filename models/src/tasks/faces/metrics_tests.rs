@@ -30,7 +30,10 @@ fn roc_auc_eer_and_tar_by_hand() {
     assert!(close(roc.tar_at_far(0.34), 1.0));
     let (best, acc) = roc.best_threshold();
     assert!(close(best, 0.4) && close(acc, (1.0 + 2.0 / 3.0) / 2.0), "{best} {acc}");
-    assert!(close(accuracy_at(&[0.1, 0.4], &[0.2, 0.5, 0.6], 0.15), (0.5 + 1.0) / 2.0));
+    assert!(close(
+        accuracy_at(&[0.1, 0.4], &[0.2, 0.5, 0.6], 0.15),
+        (0.5 + 1.0) / 2.0
+    ));
 }
 
 #[test]
@@ -65,8 +68,14 @@ fn identification_ranks_and_open_set_by_hand() {
     assert_eq!(id.probes, 4);
     assert!(close(id.rank1, 0.75) && close(id.rank5, 1.0), "{id:?}");
     // Only subject 1 enrolled: 0.1 accepted, 0.6 rejected; 1.1 and 2.2 rejected.
-    assert!(close(id.open_set_dir, 0.5) && close(id.open_set_false_alarm, 0.0), "{id:?}");
+    assert!(
+        close(id.open_set_dir, 0.5) && close(id.open_set_false_alarm, 0.0),
+        "{id:?}"
+    );
     let loose = identify(&e, &labels, 1, 1.5);
     // Now 0.6 is accepted as 1, and 1.1 (subject 2, unenrolled) is a false alarm; 2.2 is not.
-    assert!(close(loose.open_set_dir, 1.0) && close(loose.open_set_false_alarm, 0.5), "{loose:?}");
+    assert!(
+        close(loose.open_set_dir, 1.0) && close(loose.open_set_false_alarm, 0.5),
+        "{loose:?}"
+    );
 }

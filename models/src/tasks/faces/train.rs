@@ -231,8 +231,12 @@ pub fn train(
 
 /// The threshold chosen on the training subjects' faces (balanced accuracy), for `embed`.
 pub fn training_threshold(embeddings: &[Vec<f32>], subjects: &[u32]) -> Result<f64> {
-    choose_threshold(embeddings, subjects)
-        .ok_or_else(|| DataError::value("training subjects", "need at least 2 subjects of 2 images to choose a threshold"))
+    choose_threshold(embeddings, subjects).ok_or_else(|| {
+        DataError::value(
+            "training subjects",
+            "need at least 2 subjects of 2 images to choose a threshold",
+        )
+    })
 }
 
 #[cfg(test)]
