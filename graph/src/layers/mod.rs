@@ -23,7 +23,7 @@ pub use core::{Activation, Dense, Flatten, Input, Reshape};
 pub use dropout::{Dropout, SpatialDropout2D};
 pub use instance_norm::InstanceNormalization;
 pub use merge::{Add, Average, Concatenate, Maximum, Multiply, Subtract};
-pub use norm::{BatchNormalization, LayerNormalization};
+pub use norm::{BatchNormalization, LayerNormalization, UnitNormalization};
 pub use pool::{AveragePooling2D, GlobalAveragePooling2D, MaxPooling2D};
 pub use separable::SeparableConv2D;
 pub use spatial::{Cropping2D, ReflectionPadding2D, UpSampling2D, ZeroPadding2D};

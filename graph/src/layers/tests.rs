@@ -482,3 +482,21 @@ fn reflection_padding_mirrors_without_repeating_the_edge() {
         .to_string();
     assert!(e.contains("3 rows") && e.contains("3x8"), "{e}");
 }
+
+#[test]
+fn unit_normalization_gives_each_sample_unit_norm_over_the_last_axis() {
+    let model = one_layer(UnitNormalization::new().name("embedding"), &[&[3, 4]]).unwrap();
+    assert!(model.params.is_empty());
+    let (ins, y) = run(&model, 2, &[], 11);
+    let mut want = Vec::new();
+    for row in ins[0].chunks(4) {
+        let norm = row.iter().map(|v| v * v).sum::<f64>().sqrt();
+        want.extend(row.iter().map(|v| v / norm));
+    }
+    close(&y, &want, "UnitNormalization");
+    check_gradients(&model, 2, &[]);
+    let e = one_layer(UnitNormalization::new().name("u"), &[&[]])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains('u') && e.contains("feature axis"), "{e}");
+}
