@@ -551,6 +551,38 @@ fn large_elementwise_uses_a_2d_grid() {
     assert!(err <= TOL, "{err:e} at {at}");
 }
 
+/// A convolution whose row tiles exceed one grid dimension (batch 32 of a 128x128 image has
+/// 524,288 output pixels; lavapipe's GEMM tile is 8 rows, so 65,536 row tiles > 65,535): the
+/// excess folds into the grid's z. 1x1 conv of a 1x725x725x3 image (525,625 rows; 65,704 row
+/// tiles) and a 3x3 "same" one of 2x513x513x2, against the reference.
+#[test]
+fn conv_with_more_row_tiles_than_a_grid_dimension_matches_reference() {
+    for (x, k, pad) in [([1, 725, 725, 3], 1, 0), ([2, 513, 513, 2], 3, 1)] {
+        let geom = ConvGeometry {
+            stride: (1, 1),
+            dilation: (1, 1),
+            pad: Pad2d {
+                top: pad,
+                bottom: pad,
+                left: pad,
+                right: pad,
+            },
+            groups: 1,
+        };
+        let g = single(Op::Conv2d(geom), &[x.to_vec(), vec![k, k, x[3], 5]]).unwrap();
+        let rows = x[0] * x[1] * x[2];
+        assert!(rows.div_ceil(8) > 65_535, "{rows} rows fit one grid dimension");
+        let (err, at, program) =
+            common::run_vs_reference(&common::device(), g.clone(), &random_feeds(&g, 9, -1.0, 1.0));
+        assert!(err <= TOL, "{x:?}: {err:e} at {at}");
+        let kernels = program.kernels();
+        eprintln!(
+            "{x:?}: {:?}",
+            kernels.iter().map(|k| (&k.name, k.workgroups)).collect::<Vec<_>>()
+        );
+    }
+}
+
 #[test]
 fn seed_cnn_forward_matches_reference_at_batch_7() {
     let model = fovea::models::zoo::cifar10_cnn(3).unwrap();

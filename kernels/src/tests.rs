@@ -189,8 +189,16 @@ pub(crate) fn check_gemm_grid(k: &KernelInstance, m: usize, n: usize, groups: us
     assert_eq!(k.family, "gemm");
     assert_eq!(k.entry_point, tile.entry_point());
     assert!(k.workgroups[0] as usize * tile.bn as usize >= n, "{}", k.name);
-    assert!(k.workgroups[1] as usize * tile.bm as usize >= m, "{}", k.name);
-    assert_eq!(k.workgroups[2] as usize, groups * split_of(k));
+    // Row tiles beyond the grid limit fold into z (gemm.wgsl): z = groups * splits * folds.
+    let zg = groups * split_of(k);
+    assert_eq!(k.workgroups[2] as usize % zg, 0, "{}", k.name);
+    let folds = k.workgroups[2] as usize / zg;
+    assert!(k.workgroups[1] as usize * folds * tile.bm as usize >= m, "{}", k.name);
+    assert!(
+        k.workgroups.iter().all(|&w| w <= target.max_workgroups_per_dim),
+        "{}",
+        k.name
+    );
     assert_eq!(k.workgroup_size, [tile.bn / tile.tn, tile.bm / tile.tm, 1]);
 }
 
@@ -989,6 +997,50 @@ fn concat_writes_one_slice_per_input() {
         .unwrap();
     let y = g.push(Op::Transpose { perm: vec![1, 0] }, &[x], "t").unwrap();
     assert!(lower(&g, y, &Target::cpu())[0].source.contains("array<i32>"));
+}
+
+/// GEMMs with more row tiles than one grid dimension holds fold them into z, on every target
+/// class, and stay valid; unfolded grids are unchanged. A target whose grid limit is about the
+/// square root of the row tiles stands in for 65,535 (a batch-32 128x128 convolution).
+#[test]
+fn gemm_row_tiles_beyond_the_grid_limit_fold_into_z() {
+    for t in targets() {
+        for (x, k, pad) in [([1, 64, 63, 1], 1, 0), ([2, 17, 19, 2], 3, 1)] {
+            let mut g = Graph::new();
+            let xi = input(&mut g, "x", &x);
+            let w = param(&mut g, "w", &[k, k, x[3], 2]);
+            let y = g
+                .push(Op::Conv2d(geom(1, 1, (pad, pad, pad, pad), 1)), &[xi, w], "conv")
+                .unwrap();
+            let m = x[0] * x[1] * x[2];
+            let gemm_of = |target: &Target| {
+                let ks = lower(&g, y, target);
+                ks.into_iter().find(|k| k.family == "gemm").expect("a GEMM kernel")
+            };
+            let plain = gemm_of(&t);
+            check(&plain, &t);
+            check_gemm_grid(&plain, m, 2, 1, &t);
+            assert_eq!(plain.workgroups[2], 1, "{}: folded without need", plain.name);
+            let tiles = plain.workgroups[1];
+            let limit = (tiles as f64).sqrt().ceil() as u32;
+            assert!(limit < tiles, "{}: {tiles} row tiles", plain.name);
+            let small = Target {
+                max_workgroups_per_dim: limit,
+                ..t
+            };
+            let folded = gemm_of(&small);
+            check(&folded, &small);
+            check_gemm_grid(&folded, m, 2, 1, &small);
+            assert_eq!(folded.workgroups[1], limit, "{}", folded.name);
+            assert!(
+                folded.workgroups[2] > 1,
+                "{}: {:?} did not fold",
+                folded.name,
+                folded.workgroups
+            );
+            assert!(folded.source.contains("row_tile(wid)"), "{}", folded.name);
+        }
+    }
 }
 
 #[test]
