@@ -17,7 +17,7 @@ cd "$(dirname "$0")"
 secs="${1:-600}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(keras_json safetensors npy npz idx cifar tflite image voc_xml box_csv tar_gz)
+[ ${#targets[@]} -gt 0 ] || targets=(keras_json safetensors npy npz idx cifar tflite image voc_xml box_csv tar_gz tfjs_manifest)
 
 seed() { # target, files...
   local t=$1; shift
@@ -37,6 +37,7 @@ seed image $r/data/membrane/image/0.png $r/data/raccoon/images/raccoon-1*.jpg
 seed voc_xml $r/data/raccoon/annotations/raccoon-125.xml $r/data/raccoon/annotations/raccoon-150.xml
 seed box_csv $r/data/raccoon/data/test_labels.csv
 seed tar_gz $r/data/faces/att_faces_s1_s2.tar.gz
+seed tfjs_manifest $r/tests/fixtures/tfjs/*.json
 
 mkdir -p logs
 for t in "${targets[@]}"; do

@@ -287,10 +287,12 @@ fn bad_input_names_the_argument_and_writes_nothing() {
                 "1,2",
                 "--pretrained",
                 "face-api",
+                "--pretrained-dir",
+                "/nonexistent-face-api",
                 "--metrics-json",
                 ms,
             ],
-            "not available",
+            "nonexistent-face-api",
         ),
         (
             vec!["faces", "identify", "--gallery", "/nonexistent.json", "x.pgm"],

@@ -173,7 +173,12 @@ fn a_few_steps_of_lbfgs_and_of_adam_lower_the_style_loss() {
         ..OptimizeOptions::default()
     };
     let r = optimize(&dev, &net, &content, &style, &opts, |_| {}).unwrap();
-    assert!(r.end.content > 0.1 && r.start.content < 1e-9, "{:?} {:?}", r.start, r.end);
+    assert!(
+        r.end.content > 0.1 && r.start.content < 1e-9,
+        "{:?} {:?}",
+        r.start,
+        r.end
+    );
 }
 
 #[test]

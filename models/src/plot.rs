@@ -352,8 +352,8 @@ mod tests {
             count(BLUE),
             count(ORANGE)
         );
-        // TAR 0.9 at FAR 1e-2: two of three decades along, 90% up.
-        let (x, y) = (70.0 + (540.0 - 70.0) * 2.0 / 3.0, 390.0 - 350.0 * 0.9);
+        // TAR 0.9 at FAR 1e-2: one of the three decades (1e-3 .. 1) along, 90% up.
+        let (x, y) = (70.0 + (540.0 - 70.0) / 3.0, 390.0 - 350.0 * 0.9);
         let near = (-3i64..=3).any(|dx| {
             (-3i64..=3).any(|dy| {
                 let i = (((y as i64 + dy) as usize) * c.width + (x as i64 + dx) as usize) * 3;

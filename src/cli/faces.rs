@@ -105,7 +105,7 @@ struct ModelArgs {
     #[arg(long)]
     pretrained: Option<String>,
     /// With `--pretrained face-api`: the package folder.
-    #[arg(long, default_value = "~/.cache/fovea/pretrained/face-api")]
+    #[arg(long, default_value = "~/.cache/fovea/pretrained")]
     pretrained_dir: String,
 }
 
