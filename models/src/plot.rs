@@ -259,10 +259,10 @@ pub fn line_plot(axes: &Axes<'_>, curves: &[Curve<'_>]) -> Canvas {
     let fx = |x: f64| if axes.log_x { x.max(axes.x_range.0).log10() } else { x };
     let (x0, mut x1) = (fx(axes.x_range.0), fx(axes.x_range.1));
     let (y0, mut y1) = axes.y_range;
-    if !(x1 - x0 > 1e-12) {
+    if (x1 - x0).partial_cmp(&1e-12) != Some(std::cmp::Ordering::Greater) {
         x1 = x0 + 1.0;
     }
-    if !(y1 - y0 > 1e-12) {
+    if (y1 - y0).partial_cmp(&1e-12) != Some(std::cmp::Ordering::Greater) {
         y1 = y0 + 1.0;
     }
     let px = |x: f64| l + (r - l) * ((fx(x) - x0) / (x1 - x0)).clamp(0.0, 1.0);

@@ -214,7 +214,7 @@ fn check_writable(path: &Option<PathBuf>, arg: &str) -> anyhow::Result<()> {
 
 fn check_tile(tile: usize) -> anyhow::Result<()> {
     anyhow::ensure!(
-        tile >= 32 && tile % 16 == 0,
+        tile >= 32 && tile.is_multiple_of(16),
         "--tile {tile}: expected a multiple of 16, at least 32"
     );
     Ok(())

@@ -205,7 +205,7 @@ fn loss_network(a: &OptimizeArgs) -> anyhow::Result<LossNetwork> {
         content: content.clone(),
         style,
     };
-    Ok(LossNetwork::keras(model, weights, layers).with_context(|| format!("--features {}", model.display()))?)
+    LossNetwork::keras(model, weights, layers).with_context(|| format!("--features {}", model.display()))
 }
 
 fn run_optimize(a: OptimizeArgs) -> anyhow::Result<()> {

@@ -252,7 +252,6 @@ pub fn deeplab(cfg: &DeepLabConfig, seed: u64) -> Result<Model> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use fovea_graph::layers::Layer;
 
     #[test]
     fn unet_keeps_the_input_size_and_names_its_ends() {

@@ -187,7 +187,7 @@ pub const MIN_TRANSFORM_SIDE: usize = 16;
 
 /// Checks a side against the networks' downsampling: at least `min` and a multiple of 4.
 pub fn check_side(what: &str, height: usize, width: usize, min: usize) -> Result<()> {
-    if height < min || width < min || height % 4 != 0 || width % 4 != 0 {
+    if height < min || width < min || !height.is_multiple_of(4) || !width.is_multiple_of(4) {
         return Err(DataError::value(
             what,
             format!(

@@ -141,9 +141,12 @@ impl GalleryFile {
     }
 }
 
+/// A person of a gallery folder: the name and its (file name, image) pairs.
+pub type GalleryPerson = (String, Vec<(String, Image)>);
+
 /// The people of a gallery folder: one subfolder per person (its name), holding that
 /// person's face images (PGM, PNG, JPEG, BMP). Errors name the folder or the unreadable image.
-pub fn read_gallery_folder(dir: &Path) -> Result<Vec<(String, Vec<(String, Image)>)>> {
+pub fn read_gallery_folder(dir: &Path) -> Result<Vec<GalleryPerson>> {
     let entries = std::fs::read_dir(dir).map_err(|e| DataError::io(dir, e))?;
     let mut folders: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))

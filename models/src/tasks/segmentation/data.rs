@@ -70,7 +70,7 @@ pub fn split(set: &MembraneSet, test: &[usize]) -> (MembraneSet, MembraneSet) {
             .pairs
             .iter()
             .enumerate()
-            .filter(|(i, _)| test.contains(i) == !keep)
+            .filter(|(i, _)| test.contains(i) != keep)
             .map(|(_, p)| p.clone())
             .collect(),
         warnings: Default::default(),

@@ -1,6 +1,6 @@
 //! Gatys-style transfer by optimisation: the image is the variable; the loss is content
-//! (feature MSE at one layer of the loss network) + style (Gram matrices at several layers)
-//! + total variation; Adam (one device program per step, the image a trainable input) or
+//! (feature MSE at one layer of the loss network), plus style (Gram matrices at several
+//! layers), plus total variation; Adam (one device program per step, the image a trainable input) or
 //! L-BFGS (the host-side two-loop recursion of `fovea_engine::lbfgs`, each evaluation one
 //! device program returning the loss parts and the gradient); starting from the content
 //! image or noise; optionally coarse to fine (half size first, then full size).
@@ -345,7 +345,7 @@ fn report(
     opts: &OptimizeOptions,
     end_of_scale: bool,
 ) -> Result<()> {
-    let show = end_of_scale || (opts.progress_every > 0 && step % opts.progress_every == 0);
+    let show = end_of_scale || (opts.progress_every > 0 && step.is_multiple_of(opts.progress_every));
     let image = if show {
         Some(from_batch(&Tensor::new(scale.shape.clone(), x.to_vec(), "image")?)?)
     } else {
