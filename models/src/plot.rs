@@ -132,23 +132,9 @@ impl Canvas {
         Ok(out)
     }
 
-    /// Writes the canvas as an 8-bit RGB PNG.
+    /// Writes the canvas as an 8-bit RGB PNG, atomically (nothing half-written on error).
     pub fn save_png(&self, path: &Path) -> Result<()> {
-        let io = |source| DataError::Io {
-            path: path.to_path_buf(),
-            source,
-        };
-        let file = std::fs::File::create(path).map_err(io)?;
-        let mut enc = png::Encoder::new(std::io::BufWriter::new(file), self.width as u32, self.height as u32);
-        enc.set_color(png::ColorType::Rgb);
-        enc.set_depth(png::BitDepth::Eight);
-        let fmt = |e: png::EncodingError| DataError::Format {
-            path: path.to_path_buf(),
-            message: format!("writing PNG: {e}"),
-        };
-        let mut w = enc.write_header().map_err(fmt)?;
-        w.write_image_data(&self.rgb).map_err(fmt)?;
-        w.finish().map_err(fmt)
+        crate::tasks::output::write_atomic(path, &self.png_bytes()?)
     }
 }
 

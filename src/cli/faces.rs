@@ -332,9 +332,8 @@ fn write_training_plot(path: &Path, history: &[fovea_models::tasks::faces::train
     use fovea_models::plot::{Series, training_curves};
     let loss: Vec<f64> = history.iter().map(|r| r.loss).collect();
     let dist: Vec<f64> = history.iter().map(|r| r.mean_distance).collect();
-    let tmp = path.with_extension("plot.tmp.png");
     training_curves(
-        &tmp,
+        path,
         &[
             (
                 Series {
@@ -351,8 +350,8 @@ fn write_training_plot(path: &Path, history: &[fovea_models::tasks::faces::train
                 None,
             ),
         ],
-    )?;
-    std::fs::rename(&tmp, path).with_context(|| format!("--plot {}", path.display()))?;
+    )
+    .with_context(|| format!("--plot {}", path.display()))?;
     Ok(())
 }
 

@@ -1,6 +1,7 @@
 //! `fovea style`: style transfer (see `fovea_models::tasks::style`). Thin: parse, check every
 //! argument before any work, call the task, print, write results atomically.
 
+use super::keras::check_output;
 use anyhow::{Context, bail, ensure};
 use fovea::engine::Device;
 use fovea::models::tasks::output::{write_atomic, write_json};
@@ -152,22 +153,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         StyleCommand::Train(a) => run_train(a),
         StyleCommand::Apply(a) => run_apply(a),
     }
-}
-
-/// Checks that `path` can be written later: its folder exists and it is not a folder.
-fn check_output(path: &Path, flag: &str) -> anyhow::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    ensure!(
-        dir.is_dir(),
-        "{flag} {}: the folder {} does not exist",
-        path.display(),
-        dir.display()
-    );
-    ensure!(!path.is_dir(), "{flag} {}: is a folder", path.display());
-    Ok(())
 }
 
 fn read(path: &Path, flag: &str) -> anyhow::Result<Image> {

@@ -3,13 +3,10 @@
 
 use std::path::Path;
 
-use image::ImageFormat;
-
+use crate::Result;
 use crate::tasks::output::write_atomic;
 use crate::vision::draw::overlay_mask;
-use crate::vision::image_io::to_dynamic;
 use crate::vision::{BitDepth, Image};
-use crate::{DataError, Result};
 
 /// A `width x height` one-channel picture of `mask` (`true` -> 1.0, `false` -> 0.0).
 pub fn mask_image(mask: &[bool], width: usize, height: usize) -> Result<Image> {
@@ -23,12 +20,7 @@ pub fn mask_image(mask: &[bool], width: usize, height: usize) -> Result<Image> {
 
 /// Encodes `image` as an 8-bit PNG.
 pub fn png_bytes(image: &Image) -> Result<Vec<u8>> {
-    let dynamic = to_dynamic(image, BitDepth::Eight)?;
-    let mut bytes = std::io::Cursor::new(Vec::new());
-    dynamic
-        .write_to(&mut bytes, ImageFormat::Png)
-        .map_err(|e| DataError::value("png", format!("cannot encode: {e}")))?;
-    Ok(bytes.into_inner())
+    crate::vision::image_io::encode_png(image, BitDepth::Eight)
 }
 
 /// Writes `image` as an 8-bit PNG at `path`, atomically.
