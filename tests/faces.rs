@@ -4,29 +4,15 @@
 
 mod common;
 
+use common::{fovea, text};
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use common::{gpu_vs_reference, random};
 use fovea::graph::grad::grad;
 use fovea::graph::init::Rng;
 use fovea::graph::ir::{Graph, Op, ReduceOp, TensorType};
 use fovea::models::tasks::faces::loss::{Mining, triplet_loss};
-
-fn fovea(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_fovea"))
-        .args(args)
-        .output()
-        .expect("run fovea")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 #[test]
 fn triplet_losses_and_gradients_match_the_reference_on_the_gpu() {

@@ -4,9 +4,10 @@
 
 mod common;
 
+use common::{fovea, text};
+
 use fovea::models::vision::read_image;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use fovea::engine::NamedArrays;
 use fovea::graph::Tensor;
@@ -29,21 +30,6 @@ fn tmp(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
-}
-
-fn fovea(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_fovea"))
-        .args(args)
-        .output()
-        .expect("run fovea")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 #[test]

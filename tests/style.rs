@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::{fovea, text};
+
 use common::device;
 use fovea::graph::init::Rng;
 use fovea::graph::interp::{Feeds, evaluate};
@@ -16,7 +18,6 @@ use fovea::models::tasks::style::loss::{GramTarget, host_content_loss, host_gram
 use fovea::models::tasks::style::optimize::{Method, OptimizeOptions, Start, loss_parts, optimize};
 use fovea::models::vision::Image;
 use fovea::models::zoo::style::{FeatureLayers, TransformConfig, random_feature_layers};
-use std::process::{Command, Output};
 
 /// A smooth random picture: a few sinusoids per channel plus noise, in `[0, 1]`.
 fn picture(w: usize, h: usize, seed: u64) -> Image {
@@ -229,21 +230,6 @@ fn a_transform_network_trains_saves_and_applies_at_any_size() {
     let e = Stylizer::load(&photos[0]).unwrap_err().to_string();
     assert!(e.contains("photo0.png"), "{e}");
     std::fs::remove_dir_all(&dir).ok();
-}
-
-fn fovea(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_fovea"))
-        .args(args)
-        .output()
-        .expect("run fovea")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 #[test]
