@@ -515,7 +515,7 @@ impl GemmGrid {
 /// The second dispatch of a split-K GEMM (`wgsl/split_k.wgsl`): sums `splits` partials of
 /// `total` output elements from the scratch buffer and stores them through `epilogue` into
 /// `node`. `None` if its grid exceeds the target's limits.
-fn split_k_reduce(
+pub(crate) fn split_k_reduce(
     what: &str,
     node: NodeId,
     epilogue: Option<&GemmEpilogue>,
