@@ -47,6 +47,8 @@ struct DataArgs {
 struct TrainArgs {
     #[command(flatten)]
     data: DataArgs,
+    #[command(flatten)]
+    checkpoint: super::checkpointing::CheckpointArgs,
     /// Passes over the training images.
     #[arg(long, default_value_t = 60)]
     epochs: usize,
@@ -143,6 +145,7 @@ fn run_train(a: TrainArgs) -> anyhow::Result<()> {
         seed: a.seed,
         workers: a.workers,
         verbosity: Verbosity::Silent,
+        checkpoint: a.checkpoint.options()?,
         ..TrainSettings::default()
     };
     let device = Arc::new(Device::new()?);

@@ -99,6 +99,8 @@ struct OptimizeArgs {
 
 #[derive(Debug, clap::Args)]
 struct TrainArgs {
+    #[command(flatten)]
+    checkpoint: super::checkpointing::CheckpointArgs,
     /// The style painting.
     #[arg(long)]
     style: PathBuf,
@@ -285,6 +287,7 @@ fn run_train(a: TrainArgs) -> anyhow::Result<()> {
         content_weight: a.content_weight,
         seed: a.seed,
         max_seconds: a.max_minutes.map(|m| m * 60.0),
+        checkpoint: a.checkpoint.options()?,
         ..TrainOptions::default()
     };
     opts.validate()?;
