@@ -102,3 +102,45 @@ fn a_lost_device_is_an_error_and_keeps_the_last_checkpoint() {
     assert!(!tensors.is_empty());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+// A program whose buffers together exceed the memory limit (FOVEA_MEMORY_LIMIT_MB here; the
+// host's available memory on a CPU adapter by default) is refused before anything is
+// allocated, with the total, the limit and advice; the command exits 1 and saves nothing.
+#[test]
+fn a_program_over_the_memory_limit_is_refused_naming_the_total_and_the_limit() {
+    let dir = std::env::temp_dir().join(format!("fovea-memlimit-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let save = dir.join("w.safetensors");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_fovea"))
+        .args([
+            "train",
+            "mnist",
+            "--limit",
+            "64",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "64",
+            "--quiet",
+            "--save",
+        ])
+        .arg(&save)
+        .env("FOVEA_MEMORY_LIMIT_MB", "1")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(o.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("FOVEA_MEMORY_LIMIT_MB") && text.contains("MiB in all"),
+        "{text}"
+    );
+    assert!(text.contains("smaller batch size"), "{text}");
+    assert!(!text.contains("panicked"), "{text}");
+    assert!(!save.exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
