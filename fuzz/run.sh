@@ -4,6 +4,7 @@
 #
 #   fuzz/run.sh [SECONDS_PER_TARGET] [TARGET...]     (default: 600 s, every target)
 #
+# FUZZ_RUNS=N also stops a target after N inputs (the "10 minutes or 1 million inputs").
 # FUZZ_SANITIZER=address adds AddressSanitizer (slower; the default, none, finds panics, aborts,
 # overflows and timeouts in the safe Rust the parsers are).
 #
@@ -42,7 +43,7 @@ seed tfjs_manifest $r/tests/fixtures/tfjs/*.json
 mkdir -p logs
 for t in "${targets[@]}"; do
   echo "== $t: $secs s"
-  nice -n 19 cargo +nightly fuzz run --debug-assertions --sanitizer "${FUZZ_SANITIZER:-none}" "$t" "corpus/$t" -- -max_total_time="$secs" -max_len=262144 \
+  nice -n 19 cargo +nightly fuzz run --debug-assertions --sanitizer "${FUZZ_SANITIZER:-none}" "$t" "corpus/$t" -- -max_total_time="$secs" ${FUZZ_RUNS:+-runs=$FUZZ_RUNS} -max_len=262144 \
     -rss_limit_mb=4096 -print_final_stats=1 >"logs/$t.log" 2>&1 || echo "   $t stopped: see fuzz/logs/$t.log"
   grep -E "^#[0-9]+.*(DONE|pulse|NEW|REDUCE)" "logs/$t.log" | tail -n 1 || true
   grep -E "stat::number_of_executed_units|stat::peak_rss_mb" "logs/$t.log" || true

@@ -186,7 +186,14 @@ pub fn training_curves(path: &Path, panels: &[(Series<'_>, Option<Series<'_>>)])
         let py = |v: f64| b - (b - t) * (v - lo) / (hi - lo);
         c.line((l, t), (l, b), BLACK, 1);
         c.line((l, b), (r, b), BLACK, 1);
-        for i in 0..n {
+        // Epoch labels far enough apart to read: every `step`-th (1, 2, 5, 10, 20, 50, ...).
+        let width = 12.0 * (n.to_string().len() as f64) + 8.0;
+        let spacing = (r - l) / (n - 1) as f64;
+        let step = (0..)
+            .flat_map(|e| [1usize, 2, 5].map(|m| m * 10usize.pow(e)))
+            .find(|&s| s as f64 * spacing >= width || s >= n)
+            .unwrap_or(n);
+        for i in (0..n).filter(|i| (i + 1) % step == 0 || *i == 0) {
             c.line((px(i), b), (px(i), b + 4.0), BLACK, 1);
             c.text(px(i) as i64 - 2, b as i64 + 8, &(i + 1).to_string(), 2, BLACK);
         }
