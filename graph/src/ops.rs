@@ -34,6 +34,51 @@ pub fn l2_normalize(graph: &mut Graph, x: NodeId, axes: &[usize], epsilon: f32, 
     graph.push(Op::Binary(BinaryOp::Div), &[x, norm], layer)
 }
 
+/// The settings of [`batched_nms`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NmsParams {
+    /// Suppress a box overlapping a kept box of its class by more than this IoU.
+    pub iou_threshold: f32,
+    /// Drop scores at or below this.
+    pub score_threshold: f32,
+    /// Rows per image.
+    pub max_detections: usize,
+    /// Candidates per class taken (by `TopK`) before suppression.
+    pub candidates: usize,
+}
+
+/// The final detections of `boxes` `(B, N, 4)` (corners) scored by `scores` `(B, N, C)`:
+/// scores transposed to `(B, C, N)`, each class's best `candidates` picked by `TopK`, their
+/// scores and boxes gathered, then [`Op::Nms`]. Output `(B, max_detections, 6)` rows
+/// `(xmin, ymin, xmax, ymax, score, class)`, unused rows -1: only these rows need to leave
+/// the device.
+pub fn batched_nms(graph: &mut Graph, boxes: NodeId, scores: NodeId, p: NmsParams, layer: &str) -> Result<NodeId> {
+    let (bs, ss) = (graph.shape(boxes).to_vec(), graph.shape(scores).to_vec());
+    if bs.len() != 3 || bs[2] != 4 || ss.len() != 3 || ss[..2] != bs[..2] {
+        return Err(GraphError::shape(
+            layer,
+            format!("batched_nms: expected boxes (B, N, 4) and scores (B, N, C), got {bs:?} and {ss:?}"),
+        ));
+    }
+    let (b, n, c) = (ss[0], ss[1], ss[2]);
+    let k = p.candidates.clamp(1, n);
+    let t = graph.push(Op::Transpose { perm: vec![0, 2, 1] }, &[scores], layer)?;
+    let idx = graph.push(Op::TopK { k }, &[t], layer)?;
+    let top = graph.push(Op::Gather { axis: 2, batch_dims: 2 }, &[t, idx], layer)?;
+    let flat = graph.reshape(idx, &[b, c * k], layer)?;
+    let picked = graph.push(Op::Gather { axis: 1, batch_dims: 1 }, &[boxes, flat], layer)?;
+    let picked = graph.reshape(picked, &[b, c, k, 4], layer)?;
+    graph.push(
+        Op::Nms {
+            iou_threshold: p.iou_threshold,
+            score_threshold: p.score_threshold,
+            max_detections: p.max_detections,
+        },
+        &[top, picked],
+        layer,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -179,3 +179,46 @@ fn integer_outputs_are_accepted_only_for_the_order_ops() {
         one(&g, v, &t);
     }
 }
+
+#[test]
+fn nms_variants_fit_workgroup_memory_or_say_why() {
+    for t in targets() {
+        // One candidate, odd and prime sizes, 10,000 candidates of one class, several images.
+        for (b, c, k, m) in [
+            (1, 1, 1, 1),
+            (3, 2, 37, 5),
+            (1, 1, 10_000, 100),
+            (7, 3, 1344, 100),
+            (2, 20, 200, 100),
+        ] {
+            let mut g = Graph::new();
+            let s = input(&mut g, "scores", &[b, c, k]);
+            let bx = input(&mut g, "boxes", &[b, c, k, 4]);
+            let op = Op::Nms {
+                iou_threshold: 0.5,
+                score_threshold: 0.05,
+                max_detections: m,
+            };
+            let y = g.push(op, &[s, bx], "nms").unwrap();
+            assert_eq!(g.shape(y), [b, m, 6]);
+            let kern = one(&g, y, &t);
+            assert_eq!(kern.bindings.len(), 3);
+            let wgs = kern.workgroups.iter().map(|&w| w as usize).product::<usize>();
+            assert!(wgs >= b, "{:?}", kern.workgroups);
+        }
+        // Too many classes x detections for 16 KiB of workgroup memory: an error naming the node.
+        let mut g = Graph::new();
+        let s = input(&mut g, "scores", &[1, 80, 100]);
+        let bx = input(&mut g, "boxes", &[1, 80, 100, 4]);
+        let op = Op::Nms {
+            iou_threshold: 0.5,
+            score_threshold: 0.05,
+            max_detections: 100,
+        };
+        let y = g.push(op, &[s, bx], "nms").unwrap();
+        if t.max_workgroup_storage_bytes < 32_768 {
+            let e = crate::lower::lower_node(&g, y, &t).unwrap_err().to_string();
+            assert!(e.contains("nms") && e.contains("workgroup memory"), "{e}");
+        }
+    }
+}
