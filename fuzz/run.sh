@@ -17,7 +17,7 @@ cd "$(dirname "$0")"
 secs="${1:-600}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(keras_json safetensors npy npz idx cifar tflite image voc_xml box_csv tar_gz)
+[ ${#targets[@]} -gt 0 ] || targets=(keras_json safetensors npy npz idx cifar tflite image voc_xml box_csv tar_gz tfjs_manifest)
 
 seed() { # target, files...
   local t=$1; shift
@@ -32,11 +32,12 @@ seed npy $r/tests/fixtures/keras/func_misc.x.npy $r/tests/fixtures/tflite/arith.
 seed npz $r/tests/fixtures/keras/two_io.x.npz
 seed idx $r/data/mnist/t10k-labels-idx1-ubyte.gz
 seed cifar $r/data/cifar10/batches.meta.txt
-seed tflite $r/tests/fixtures/tflite/*.tflite
+seed tflite $r/tests/fixtures/tflite/synthetic/*.tflite $r/data/pretrained/*.tflite
 seed image $r/data/membrane/image/0.png $r/data/raccoon/images/raccoon-1*.jpg
 seed voc_xml $r/data/raccoon/annotations/raccoon-125.xml $r/data/raccoon/annotations/raccoon-150.xml
 seed box_csv $r/data/raccoon/data/test_labels.csv
 seed tar_gz $r/data/faces/att_faces_s1_s2.tar.gz
+seed tfjs_manifest $r/tests/fixtures/tfjs/*.json
 
 mkdir -p logs
 for t in "${targets[@]}"; do

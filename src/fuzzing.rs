@@ -21,6 +21,7 @@ pub const TARGETS: &[&str] = &[
     "voc_xml",
     "box_csv",
     "tar_gz",
+    "tfjs_manifest",
 ];
 
 /// Runs the parser of `target` on `data`; `None` for an unknown target name.
@@ -37,6 +38,7 @@ pub fn run(target: &str, data: &[u8]) -> Option<bool> {
         "voc_xml" => voc_xml(data),
         "box_csv" => box_csv(data),
         "tar_gz" => tar_gz(data),
+        "tfjs_manifest" => tfjs_manifest(data),
         _ => return None,
     })
 }
@@ -107,6 +109,12 @@ pub fn tar_gz(data: &[u8]) -> bool {
     with_file("tar.gz", data, |p| {
         fovea_models::vision::archive::read_tar_gz_members(p, |_| true).is_ok()
     })
+}
+
+/// A tfjs weights manifest (`*-weights_manifest.json`), parsed and checked.
+pub fn tfjs_manifest(data: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(data);
+    fovea_formats::tfjs::manifest::parse(&text, "fuzz-weights_manifest.json").is_ok()
 }
 
 /// Calls `f` on a scratch file holding `data` (one per process and extension).

@@ -28,10 +28,12 @@ pub use fovea_graph as graph;
 pub use fovea_kernels as kernels;
 pub use fovea_models as models;
 
-/// Importers of models made elsewhere: `fovea::import::tflite::load(path)`.
 pub mod fuzzing;
 
+/// Importers of models made elsewhere: `fovea::import::tflite::load(path)`,
+/// `fovea::import::tfjs::load(manifest)` (named weights for architectures written in Fovea).
 pub mod import {
+    pub use fovea_formats::tfjs;
     pub use fovea_formats::tflite;
 }
 

@@ -62,13 +62,72 @@ proptest! {
         check(g.unwrap(), seed, -1.0, 1.0)?;
     }
 
+    // Channel counts 4 and 8 take the vec4 kernels; the others and multipliers above 1 the
+    // scalar ones. Widths 1..13 against blocks of 4 columns (and of a multiple of the stride
+    // for the input gradient) leave partial blocks; strides and dilations up to 3 with
+    // asymmetric padding reach taps that land on no column of a block.
     #[test]
     fn depthwise_conv2d_matches_reference(
         n in batch(), h in 1usize..13, w in 1usize..13, c in 1usize..10, mult in 1usize..3,
-        k in 1usize..5, s in 1usize..4, pad in 0usize..3, seed in any::<u64>(),
+        kh in 1usize..5, kw in 1usize..5, sh in 1usize..4, sw in 1usize..4, dil in 1usize..3,
+        pads in (0usize..3, 0usize..3, 0usize..3, 0usize..3), seed in any::<u64>(),
     ) {
-        let geom = ConvGeometry { stride: (s, s), dilation: (1, 1), pad: Pad2d { top: pad, bottom: pad, left: pad, right: 0 }, groups: c };
-        let g = single(Op::Conv2d(geom), &[vec![n, h, w, c], vec![k, k, 1, c * mult]]);
+        let geom = ConvGeometry {
+            stride: (sh, sw),
+            dilation: (dil, dil),
+            pad: Pad2d { top: pads.0, bottom: pads.1, left: pads.2, right: pads.3 },
+            groups: c,
+        };
+        let g = single(Op::Conv2d(geom), &[vec![n, h, w, c], vec![kh, kw, 1, c * mult]]);
+        prop_assume!(g.is_some());
+        check(g.unwrap(), seed, -1.0, 1.0)?;
+    }
+
+    #[test]
+    fn depthwise_backprop_input_matches_reference(
+        n in batch(), h in 1usize..13, w in 1usize..13, c in 1usize..10, mult in 1usize..3,
+        kh in 1usize..5, kw in 1usize..5, sh in 1usize..4, sw in 1usize..4, dil in 1usize..3,
+        pads in (0usize..3, 0usize..3, 0usize..3, 0usize..3), transposed in any::<bool>(), seed in any::<u64>(),
+    ) {
+        let geom = ConvGeometry {
+            stride: (sh, sw),
+            dilation: (dil, dil),
+            pad: Pad2d { top: pads.0, bottom: pads.1, left: pads.2, right: pads.3 },
+            groups: c,
+        };
+        let oh = conv_out(h, kh, sh, dil, pads.0 + pads.1);
+        let ow = conv_out(w, kw, sw, dil, pads.2 + pads.3);
+        prop_assume!(oh.is_some() && ow.is_some());
+        let dy = vec![n, oh.unwrap(), ow.unwrap(), c * mult];
+        let (filter, kernel) = if transposed {
+            (BackpropFilter::Hwoi, vec![kh, kw, c * mult, 1])
+        } else {
+            (BackpropFilter::Hwio, vec![kh, kw, 1, c * mult])
+        };
+        let op = Op::Conv2dBackpropInput { geom, input_hw: (h, w), filter };
+        let g = single(op, &[dy, kernel]);
+        prop_assume!(g.is_some());
+        check(g.unwrap(), seed, -1.0, 1.0)?;
+    }
+
+    #[test]
+    fn depthwise_backprop_filter_matches_reference(
+        n in batch(), h in 1usize..13, w in 1usize..13, c in 1usize..10, mult in 1usize..3,
+        kh in 1usize..5, kw in 1usize..5, sh in 1usize..4, sw in 1usize..4, dil in 1usize..3,
+        pads in (0usize..3, 0usize..3, 0usize..3, 0usize..3), seed in any::<u64>(),
+    ) {
+        let geom = ConvGeometry {
+            stride: (sh, sw),
+            dilation: (dil, dil),
+            pad: Pad2d { top: pads.0, bottom: pads.1, left: pads.2, right: pads.3 },
+            groups: c,
+        };
+        let oh = conv_out(h, kh, sh, dil, pads.0 + pads.1);
+        let ow = conv_out(w, kw, sw, dil, pads.2 + pads.3);
+        prop_assume!(oh.is_some() && ow.is_some());
+        let dy = vec![n, oh.unwrap(), ow.unwrap(), c * mult];
+        let op = Op::Conv2dBackpropFilter { geom, kernel_hw: (kh, kw) };
+        let g = single(op, &[vec![n, h, w, c], dy]);
         prop_assume!(g.is_some());
         check(g.unwrap(), seed, -1.0, 1.0)?;
     }
@@ -551,6 +610,38 @@ fn large_elementwise_uses_a_2d_grid() {
     assert!(err <= TOL, "{err:e} at {at}");
 }
 
+/// A convolution whose row tiles exceed one grid dimension (batch 32 of a 128x128 image has
+/// 524,288 output pixels; lavapipe's GEMM tile is 8 rows, so 65,536 row tiles > 65,535): the
+/// excess folds into the grid's z. 1x1 conv of a 1x725x725x3 image (525,625 rows; 65,704 row
+/// tiles) and a 3x3 "same" one of 2x513x513x2, against the reference.
+#[test]
+fn conv_with_more_row_tiles_than_a_grid_dimension_matches_reference() {
+    for (x, k, pad) in [([1, 725, 725, 3], 1, 0), ([2, 513, 513, 2], 3, 1)] {
+        let geom = ConvGeometry {
+            stride: (1, 1),
+            dilation: (1, 1),
+            pad: Pad2d {
+                top: pad,
+                bottom: pad,
+                left: pad,
+                right: pad,
+            },
+            groups: 1,
+        };
+        let g = single(Op::Conv2d(geom), &[x.to_vec(), vec![k, k, x[3], 5]]).unwrap();
+        let rows = x[0] * x[1] * x[2];
+        assert!(rows.div_ceil(8) > 65_535, "{rows} rows fit one grid dimension");
+        let (err, at, program) =
+            common::run_vs_reference(&common::device(), g.clone(), &random_feeds(&g, 9, -1.0, 1.0));
+        assert!(err <= TOL, "{x:?}: {err:e} at {at}");
+        let kernels = program.kernels();
+        eprintln!(
+            "{x:?}: {:?}",
+            kernels.iter().map(|k| (&k.name, k.workgroups)).collect::<Vec<_>>()
+        );
+    }
+}
+
 #[test]
 fn seed_cnn_forward_matches_reference_at_batch_7() {
     let model = fovea::models::zoo::cifar10_cnn(3).unwrap();
@@ -595,6 +686,30 @@ proptest! {
         let dy = vec![n, oh.unwrap(), ow.unwrap(), og * groups];
         let op = Op::Conv2dBackpropInput { geom, input_hw: (h, w), filter: BackpropFilter::Hwio };
         let g = single(op, &[dy, vec![kh, kw, cg, og * groups]]);
+        prop_assume!(g.is_some());
+        check(g.unwrap(), seed, -1.0, 1.0)?;
+    }
+
+    // The input gradient of a layer with 1-4 input channels (an image's first layer): the
+    // direct narrow kernel when CO % 4 == 0 (blocks of 8 columns, or a multiple of the
+    // stride), the GEMM core otherwise.
+    #[test]
+    fn narrow_conv2d_backprop_input_matches_reference(
+        n in batch(), h in 1usize..14, w in 1usize..20, c in 1usize..5, co in prop_oneof![Just(4usize), Just(8), Just(12), Just(32), 1usize..7],
+        kh in 1usize..5, kw in 1usize..5, sh in 1usize..4, sw in 1usize..4, dil in 1usize..3,
+        pads in (0usize..3, 0usize..3, 0usize..3, 0usize..3), seed in any::<u64>(),
+    ) {
+        let geom = ConvGeometry {
+            stride: (sh, sw),
+            dilation: (dil, dil),
+            pad: Pad2d { top: pads.0, bottom: pads.1, left: pads.2, right: pads.3 },
+            groups: 1,
+        };
+        let oh = conv_out(h, kh, sh, dil, pads.0 + pads.1);
+        let ow = conv_out(w, kw, sw, dil, pads.2 + pads.3);
+        prop_assume!(oh.is_some() && ow.is_some());
+        let op = Op::Conv2dBackpropInput { geom, input_hw: (h, w), filter: BackpropFilter::Hwio };
+        let g = single(op, &[vec![n, oh.unwrap(), ow.unwrap(), co], vec![kh, kw, c, co]]);
         prop_assume!(g.is_some());
         check(g.unwrap(), seed, -1.0, 1.0)?;
     }

@@ -279,6 +279,42 @@ pub fn bench_cases(large: bool) -> Result<Vec<(String, String, Graph)>> {
         "b32 32x32x64 3x3".into(),
         single(Op::Conv2d(conv(1, 1, 64)), &[vec![32, 32, 32, 64], vec![3, 3, 1, 64]])?,
     ));
+    // The SSD-lite detector's depthwise 3x3 layers at 256 px, batch 16 (zoo::detection): the
+    // first block (stride 2 on the stem's 64x64x24), a stride-1 block and a head level; forward
+    // and both gradients.
+    for (h, c, s) in [(64usize, 24usize, 2usize), (32, 48, 1), (16, 96, 1)] {
+        let oh = (h + 2 - 3) / s + 1;
+        let shape = format!("b16 {h}x{h}x{c} s{s}");
+        let dw = conv(s, 1, c);
+        v.push((
+            "depthwise conv2d".into(),
+            shape.clone(),
+            single(Op::Conv2d(dw), &[vec![16, h, h, c], vec![3, 3, 1, c]])?,
+        ));
+        v.push((
+            "depthwise backprop_input".into(),
+            shape.clone(),
+            single(
+                Op::Conv2dBackpropInput {
+                    geom: dw,
+                    input_hw: (h, h),
+                    filter: BackpropFilter::Hwio,
+                },
+                &[vec![16, oh, oh, c], vec![3, 3, 1, c]],
+            )?,
+        ));
+        v.push((
+            "depthwise backprop_filter".into(),
+            shape,
+            single(
+                Op::Conv2dBackpropFilter {
+                    geom: dw,
+                    kernel_hw: (3, 3),
+                },
+                &[vec![16, h, h, c], vec![16, oh, oh, c]],
+            )?,
+        ));
+    }
     let pool = PoolGeometry {
         kind: PoolKind::Max,
         size: (2, 2),

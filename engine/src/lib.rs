@@ -10,6 +10,7 @@ pub mod device;
 mod dump;
 pub mod error;
 pub mod fit;
+pub mod lbfgs;
 pub mod npy;
 pub mod npz;
 pub mod pipelines;

@@ -1,13 +1,53 @@
-//! Direct depthwise convolution (`wgsl/depthwise.wgsl`): one invocation per output element.
+//! Direct depthwise convolution and its two gradients (`wgsl/depthwise*.wgsl`): the convolutions
+//! with `groups == C` (one input channel per group, `CO = C * multiplier`), which the GEMM core
+//! would run as C tiny GEMMs.
+//!
+//! All three kernels slide a kernel row along x: an invocation owns a block of neighbouring
+//! output (or, for the input gradient, input) columns, loads every column of the other tensor
+//! those need once per kernel row, and accumulates the taps with `fma`. Which tap of which
+//! output reads which loaded column is fixed by the geometry, so the row body is generated here,
+//! unrolled ([`crate::row_taps`]). Channels are read four at a time (`vec4`) when the multiplier is 1 and
+//! `C % 4 == 0`. The filter gradient splits its long reduction (every pixel of the batch) into
+//! slabs of rows whose partial sums the split-K reduction adds up in a fixed order.
 
+use crate::gemm::split_k_reduce;
 use crate::lower::NodeCx;
+use crate::row_taps::{acc_decl, col_index, columns, forward_taps, input_grad_taps, load_columns};
 use crate::template::Template;
-use crate::{BindingRef, KernelError, KernelInstance};
+use crate::{BindingRef, BufferRef, KernelError, KernelInstance};
 use fovea_graph::ir::ConvGeometry;
+use std::fmt::Write;
 
 const DEPTHWISE_WGSL: &str = include_str!("../wgsl/depthwise.wgsl");
+const INPUT_GRAD_WGSL: &str = include_str!("../wgsl/depthwise_input_grad.wgsl");
+const FILTER_GRAD_WGSL: &str = include_str!("../wgsl/depthwise_filter_grad.wgsl");
 
-/// Lowers a `Conv2d` with `groups == C` (one input channel per group, `CO = C * multiplier`).
+/// Output columns an invocation computes (the forward pass and the filter gradient): 4 loads of
+/// a 3-wide kernel row then serve 12 taps with 6 loads.
+const BLOCK: usize = 8;
+
+/// The filter gradient aims at about this many invocations (slabs x channel slots): enough to
+/// fill a GPU's compute units, and on lavapipe every thread, while the partial sums stay small
+/// (slabs x KH x KW x CO floats).
+const FILTER_GRAD_INVOCATIONS: usize = 4096;
+
+/// Whether `Conv2d`/its gradients with geometry `g` over an input of `c` channels and a kernel
+/// of shape `w` (HWIO `(KH, KW, 1, CO)`, or `(KH, KW, CO, 1)` transposed) is depthwise.
+pub(crate) fn is_depthwise(g: &ConvGeometry, c: usize, w: &[usize]) -> bool {
+    g.groups > 1 && g.groups == c && w.len() == 4 && (w[2] == 1 || w[3] == 1)
+}
+
+/// The element type and channel width: `vec4<f32>` and 4 when the multiplier is 1 and the
+/// channels come in fours, else `f32` and 1.
+fn lanes(c: usize, mult: usize) -> (&'static str, usize) {
+    if mult == 1 && c.is_multiple_of(4) {
+        ("vec4<f32>", 4)
+    } else {
+        ("f32", 1)
+    }
+}
+
+/// Lowers a depthwise `Conv2d`: bindings x, w, y.
 pub(crate) fn lower_depthwise(cx: &NodeCx, g: &ConvGeometry) -> Result<KernelInstance, KernelError> {
     let x = cx.in_shape(0);
     let w = cx.in_shape(1);
@@ -16,29 +56,58 @@ pub(crate) fn lower_depthwise(cx: &NodeCx, g: &ConvGeometry) -> Result<KernelIns
     if g.groups != c || w[2] != 1 || co % c != 0 {
         return Err(cx.unsupported("the depthwise kernel needs groups == input channels"));
     }
-    let name = "depthwise_conv2d".to_string();
-    let total = cx.out_numel();
+    let mult = co / c;
+    let (ty, lanes) = lanes(c, mult);
+    let (kh, kw) = (w[0], w[1]);
+    let oxb = BLOCK.min(y[2]).max(1);
+    let oxblk = y[2].div_ceil(oxb);
+    let ys = co / lanes;
+    let total = (y[0] * y[1] * oxblk * ys) as u64;
+    let taps = forward_taps(oxb, kw, g.stride.1, g.dilation.1);
+    let cols = columns(&taps);
+    let mut row = String::new();
+    load_columns(&mut row, &cols, "dw_x", "ixb", "W", "XS", "xc");
+    for kx in 0..kw {
+        let _ = writeln!(row, "            let w{kx} = dw_w[wrow + {kx}u * YS];");
+    }
+    for tap in &taps {
+        let (a, j, kx) = (tap.t, col_index(&cols, tap.col), tap.kx);
+        let _ = writeln!(row, "            acc{a} = fma(v{j}, w{kx}, acc{a});");
+    }
+    let store: String = (0..oxb)
+        .map(|t| format!("    if (ox0 + {t}u < OW) {{ dw_y[out + {t}u * YS] = acc{t}; }}\n"))
+        .collect();
+    let name = if lanes == 4 {
+        "depthwise_conv2d_vec4"
+    } else {
+        "depthwise_conv2d"
+    };
     let grid = cx.linear_grid(total)?;
     let source = Template::new(DEPTHWISE_WGSL)
+        .set("T", ty)
         .set("TOTAL", total)
         .set("H", x[1])
         .set("W", x[2])
-        .set("C", c)
         .set("OH", y[1])
         .set("OW", y[2])
-        .set("CO", co)
-        .set("MULT", co / c)
-        .set("KH", w[0])
-        .set("KW", w[1])
+        .set("XS", c / lanes)
+        .set("YS", ys)
+        .set("MULT", mult)
+        .set("KH", kh)
+        .set("KW", kw)
         .set("SH", g.stride.0)
         .set("SW", g.stride.1)
         .set("DH", g.dilation.0)
-        .set("DW", g.dilation.1)
         .set("PT", g.pad.top)
         .set("PL", g.pad.left)
+        .set("OXB", oxb)
+        .set("OXBLK", oxblk)
+        .set("ACC", acc_decl(oxb))
+        .set("ROW", row)
+        .set("STORE", store)
         .set("WG", grid.workgroup_size)
         .set("INDEX", grid.index_expr("gid"))
-        .render(&name)?;
+        .render(name)?;
     Ok(cx.linear_instance(
         name,
         "depthwise",
@@ -49,6 +118,202 @@ pub(crate) fn lower_depthwise(cx: &NodeCx, g: &ConvGeometry) -> Result<KernelIns
             BindingRef::write(cx.id),
         ],
         &grid,
-        2 * total * (w[0] * w[1]) as u64,
+        2 * cx.out_numel() * (kh * kw) as u64,
     ))
+}
+
+/// Lowers a depthwise `Conv2dBackpropInput` (inputs dy and the kernel, HWIO or transposed, the
+/// same memory for one input channel per group; output dx): bindings dy, w, dx.
+pub(crate) fn lower_depthwise_input_grad(cx: &NodeCx, g: &ConvGeometry) -> Result<KernelInstance, KernelError> {
+    if matches!(cx.node.op, fovea_graph::ir::Op::GemmEpilogue { .. }) {
+        return Err(cx.unsupported("a depthwise convolution's input gradient has no GEMM epilogue"));
+    }
+    let dy = cx.in_shape(0);
+    let w = cx.in_shape(1);
+    let dx = cx.out_shape();
+    let (c, co) = (dx[3], dy[3]);
+    if !is_depthwise(g, c, w) || co % c != 0 || w[2] * w[3] != co {
+        return Err(cx.unsupported("the depthwise input gradient needs groups == input channels"));
+    }
+    let mult = co / c;
+    let (ty, lanes) = lanes(c, mult);
+    let (kh, kw) = (w[0], w[1]);
+    let (sw, width) = (g.stride.1, dx[2]);
+    let ixb = crate::row_taps::block(BLOCK, sw, width);
+    let ixblk = width.div_ceil(ixb);
+    let cs = c / lanes;
+    let total = (dx[0] * dx[1] * ixblk * cs) as u64;
+    let taps = input_grad_taps(ixb, kw, sw, g.dilation.1, g.pad.left);
+    let cols = columns(&taps);
+    let mut row = String::new();
+    load_columns(&mut row, &cols, "dwi_dy", "oxq", "OW", "YS", "co");
+    for kx in 0..kw {
+        if taps.iter().any(|t| t.kx == kx) {
+            let _ = writeln!(row, "            let w{kx} = dwi_w[wrow + {kx}u * YS];");
+        }
+    }
+    for tap in &taps {
+        let (a, j, kx) = (tap.t, col_index(&cols, tap.col), tap.kx);
+        let _ = writeln!(row, "            acc{a} = fma(v{j}, w{kx}, acc{a});");
+    }
+    let store: String = (0..ixb)
+        .map(|t| format!("    if (ix0 + {t}u < W) {{ dwi_dx[out + {t}u * CS] = acc{t}; }}\n"))
+        .collect();
+    let name = if lanes == 4 {
+        "depthwise_input_grad_vec4"
+    } else {
+        "depthwise_input_grad"
+    };
+    let grid = cx.linear_grid(total)?;
+    let source = Template::new(INPUT_GRAD_WGSL)
+        .set("T", ty)
+        .set("TOTAL", total)
+        .set("H", dx[1])
+        .set("W", width)
+        .set("OH", dy[1])
+        .set("OW", dy[2])
+        .set("CS", cs)
+        .set("YS", co / lanes)
+        .set("MULT", mult)
+        .set("KH", kh)
+        .set("KW", kw)
+        .set("SH", g.stride.0)
+        .set("SW", sw)
+        .set("DH", g.dilation.0)
+        .set("PT", g.pad.top)
+        .set("IXB", ixb)
+        .set("IXBLK", ixblk)
+        .set("ACC", acc_decl(ixb))
+        .set("ROW", row)
+        .set("STORE", store)
+        .set("WG", grid.workgroup_size)
+        .set("INDEX", grid.index_expr("gid"))
+        .render(name)?;
+    Ok(cx.linear_instance(
+        name,
+        "depthwise",
+        source,
+        vec![
+            BindingRef::read(cx.input(0)),
+            BindingRef::read(cx.input(1)),
+            BindingRef::write(cx.id),
+        ],
+        &grid,
+        2 * (dy.iter().product::<usize>() * kh * kw) as u64,
+    ))
+}
+
+/// Lowers a depthwise `Conv2dBackpropFilter` (inputs x, dy; output the `(KH, KW, 1, CO)` kernel
+/// gradient): one kernel writing slab partials (bindings x, dy, scratch) and the split-K
+/// reduction, or, with one slab, the kernel alone writing dw.
+pub(crate) fn lower_depthwise_filter_grad(cx: &NodeCx, g: &ConvGeometry) -> Result<Vec<KernelInstance>, KernelError> {
+    if matches!(cx.node.op, fovea_graph::ir::Op::GemmEpilogue { .. }) {
+        return Err(cx.unsupported("a depthwise convolution's filter gradient has no GEMM epilogue"));
+    }
+    let x = cx.in_shape(0);
+    let dy = cx.in_shape(1);
+    let dw = cx.out_shape();
+    let (c, co) = (x[3], dy[3]);
+    if !is_depthwise(g, c, dw) || dw[2] != 1 || co % c != 0 {
+        return Err(cx.unsupported("the depthwise filter gradient needs groups == input channels"));
+    }
+    let mult = co / c;
+    let (ty, lanes) = lanes(c, mult);
+    let (kh, kw) = (dw[0], dw[1]);
+    let taps_n = kh * kw;
+    let ys = co / lanes;
+    let rows = dy[0] * dy[1];
+    let slabs = FILTER_GRAD_INVOCATIONS.div_ceil(ys).clamp(1, rows.max(1));
+    let rps = rows.div_ceil(slabs).max(1);
+    let slabs = rows.div_ceil(rps).max(1);
+    let oxb = BLOCK.min(dy[2]).max(1);
+    let oxblk = dy[2].div_ceil(oxb);
+    let total = (slabs * ys) as u64;
+    let taps = forward_taps(oxb, kw, g.stride.1, g.dilation.1);
+    let cols = columns(&taps);
+    let mut body = String::new();
+    for t in 0..oxb {
+        let _ = writeln!(
+            body,
+            "            var g{t} = T(0.0);\n            if (ox0 + {t}u < OW) {{ g{t} = dwf_dy[g_at + {t}u * YS]; }}"
+        );
+    }
+    for ky in 0..kh {
+        let _ = writeln!(
+            body,
+            "            {{\n            let iy = i32(oy) * SH - PT + {ky} * DH;\n            if (iy >= 0 && iy < H) {{\n            let row = (n * u32(H) + u32(iy)) * u32(W);"
+        );
+        load_columns(&mut body, &cols, "dwf_x", "ixb", "W", "XS", "xc");
+        for tap in &taps {
+            let (a, j, t) = (ky * kw + tap.kx, col_index(&cols, tap.col), tap.t);
+            let _ = writeln!(body, "            acc{a} = fma(v{j}, g{t}, acc{a});");
+        }
+        body.push_str("            }\n            }\n");
+    }
+    let store: String = (0..taps_n)
+        .map(|a| format!("    dwf_out[out + {a}u * YS] = acc{a};\n"))
+        .collect();
+    let name = format!(
+        "depthwise_filter_grad{}{}",
+        if lanes == 4 { "_vec4" } else { "" },
+        if slabs > 1 {
+            format!("_slabs{slabs}")
+        } else {
+            String::new()
+        }
+    );
+    let grid = cx.linear_grid(total)?;
+    let source = Template::new(FILTER_GRAD_WGSL)
+        .set("T", ty)
+        .set("TOTAL", total)
+        .set("ROWS", rows)
+        .set("RPS", rps)
+        .set("H", x[1])
+        .set("W", x[2])
+        .set("OH", dy[1])
+        .set("OW", dy[2])
+        .set("XS", c / lanes)
+        .set("YS", ys)
+        .set("MULT", mult)
+        .set("SH", g.stride.0)
+        .set("SW", g.stride.1)
+        .set("DH", g.dilation.0)
+        .set("PT", g.pad.top)
+        .set("PL", g.pad.left)
+        .set("OXB", oxb)
+        .set("OXBLK", oxblk)
+        .set("TAPS", taps_n)
+        .set("ACC", acc_decl(taps_n))
+        .set("ROW", body)
+        .set("STORE", store)
+        .set("WG", grid.workgroup_size)
+        .set("INDEX", grid.index_expr("gid"))
+        .render(&name)?;
+    let flops = 2 * (dy.iter().product::<usize>() * taps_n) as u64;
+    let out = if slabs > 1 {
+        BindingRef {
+            buffer: BufferRef::Scratch(cx.id),
+            writable: true,
+        }
+    } else {
+        BindingRef::write(cx.id)
+    };
+    let mut k = cx.linear_instance(
+        name,
+        "depthwise",
+        source,
+        vec![BindingRef::read(cx.input(0)), BindingRef::read(cx.input(1)), out],
+        &grid,
+        flops,
+    );
+    if slabs == 1 {
+        return Ok(vec![k]);
+    }
+    let out_numel = taps_n * co;
+    let scratch_bytes = (slabs * out_numel * 4) as u64;
+    k.scratch_bytes = scratch_bytes;
+    k.bytes += scratch_bytes;
+    let reduce = split_k_reduce("depthwise_filter_grad", cx.id, None, out_numel, slabs, cx.target)?
+        .ok_or_else(|| cx.too_large("depthwise filter-gradient reduction"))?;
+    Ok(vec![k, reduce])
 }

@@ -404,13 +404,11 @@ pub fn gemm_kernel(
         ));
     }
     let [tx, ty] = tile.threads();
-    let max = target.max_workgroups_per_dim as usize;
-    let workgroups = [
-        problem.n.div_ceil(tile.bn as usize),
-        problem.m.div_ceil(tile.bm as usize),
-        problem.groups * splits,
-    ];
-    if workgroups.iter().any(|&w| w > max)
+    let Some(grid) = GemmGrid::new(&problem, &tile, splits, target) else {
+        return Ok(None);
+    };
+    let workgroups = grid.workgroups;
+    if problem.m.div_ceil(tile.bm as usize) > u32::MAX as usize
         || [problem.m, problem.n, problem.k].iter().any(|&d| d > u32::MAX as usize)
         || splits * out_numel > u32::MAX as usize
     {
@@ -441,6 +439,8 @@ pub fn gemm_kernel(
         .set("SPLITS", splits)
         .set("KSPLIT", ksplit)
         .set("SPLIT_STRIDE", if splits > 1 { out_numel } else { 0 })
+        .set("ZG", grid.zg)
+        .set("GRID_Y", workgroups[1])
         .set("LOADERS", problem.loaders)
         .set("EPILOGUE", epilogue)
         .render(&name)?
@@ -486,10 +486,36 @@ pub fn gemm_kernel(
     Ok(Some(vec![gemm, reduce]))
 }
 
+/// The workgroup grid of a GEMM: `(column tiles, row tiles, groups * splits)`, with the row
+/// tiles beyond the target's per-dimension limit folded into z (`gemm.wgsl`, "Row tiles beyond
+/// the grid limit"): y = min(row tiles, limit), z = zg * ceil(row tiles / y).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct GemmGrid {
+    /// Workgroup counts to dispatch.
+    pub workgroups: [usize; 3],
+    /// The z extent without folding (`groups * splits`).
+    pub zg: usize,
+}
+
+impl GemmGrid {
+    /// The grid, or `None` if even folded it exceeds the target's limits.
+    pub fn new(problem: &GemmProblem, tile: &GemmTile, splits: usize, target: &Target) -> Option<Self> {
+        let max = (target.max_workgroups_per_dim as usize).max(1);
+        let row_tiles = problem.m.div_ceil(tile.bm as usize).max(1);
+        let zg = problem.groups.max(1) * splits.max(1);
+        let y = row_tiles.min(max);
+        let workgroups = [problem.n.div_ceil(tile.bn as usize), y, zg * row_tiles.div_ceil(y)];
+        if workgroups.iter().any(|&w| w > max) {
+            return None;
+        }
+        Some(GemmGrid { workgroups, zg })
+    }
+}
+
 /// The second dispatch of a split-K GEMM (`wgsl/split_k.wgsl`): sums `splits` partials of
 /// `total` output elements from the scratch buffer and stores them through `epilogue` into
 /// `node`. `None` if its grid exceeds the target's limits.
-fn split_k_reduce(
+pub(crate) fn split_k_reduce(
     what: &str,
     node: NodeId,
     epilogue: Option<&GemmEpilogue>,

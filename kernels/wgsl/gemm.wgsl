@@ -38,6 +38,14 @@
 // (no epilogue) to element split_base + i of a scratch buffer laid out [SPLITS][SPLIT_STRIDE]
 // (SPLIT_STRIDE = the output's element count), and a second kernel (split_k.wgsl) sums the
 // partials and applies the epilogue. With SPLITS = 1, KSPLIT >= K and split_base is 0.
+//
+// Row tiles beyond the grid limit (gemm.rs): when ceil(M / BM) exceeds the adapter's
+// maxComputeWorkgroupsPerDimension (65535 in WebGPU; a batch-32 convolution over 128x128
+// pixels has 524288 rows), the row tiles are dealt over y and the upper part of z: workgroup
+// (x, y, z) computes row tile y + (z / ZG) * GRID_Y of group/split z % ZG, where ZG = groups *
+// SPLITS is the z extent without folding and GRID_Y the y extent; tiles past the last row tile
+// return at once (a uniform branch: it depends on workgroup_id only). Unfolded, z < ZG and
+// the row tile is y.
 
 const M: u32 = {{M}}u;
 const N: u32 = {{N}}u;
@@ -54,6 +62,13 @@ const TY: u32 = {{TY}}u;
 const SPLITS: u32 = {{SPLITS}}u;
 const KSPLIT: u32 = {{KSPLIT}}u;
 const SPLIT_STRIDE: u32 = {{SPLIT_STRIDE}}u;
+const ZG: u32 = {{ZG}}u;
+const GRID_Y: u32 = {{GRID_Y}}u;
+
+// The row tile of workgroup `wid` (see "Row tiles beyond the grid limit" above).
+fn row_tile(wid: vec3<u32>) -> u32 {
+    return wid.y + (wid.z / ZG) * GRID_Y;
+}
 
 // ---- epilogue and its bindings (substituted) ----
 {{EPILOGUE}}

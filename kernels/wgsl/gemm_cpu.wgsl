@@ -2,7 +2,8 @@
 //
 // Bindings: none of its own; the loaders substituted into gemm.wgsl declare them.
 //
-// Workgroup (x, y, g) computes the TM x BN tile of C at rows y*TM, columns x*BN of group g with
+// Workgroup (x, y, g) computes the TM x BN tile of C at rows y*TM, columns x*BN of group g (row
+// tiles past the grid limit fold into z: gemm.wgsl) with
 // TX x 1 invocations (BN = TX*TN). Invocation lx accumulates all TM rows and TN columns of the
 // tile in registers: columns x*BN + lx*BV + j*TX*BV + c (j < TN/BV, c < BV), where BV is 4 when
 // B is read as vec4 (its columns contiguous and N % 4 == 0) and 1 otherwise.
@@ -34,8 +35,11 @@ fn bvec_get(v: BVec, c: u32) -> f32 {
 
 @compute @workgroup_size(TX, 1, 1)
 fn gemm_global(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let g = wid.z;
-    let m0 = wid.y * BM;
+    let m0 = row_tile(wid) * BM;
+    if (m0 >= M) {
+        return;
+    }
+    let g = wid.z % ZG;
     let n_first = wid.x * BN + lid.x * BV;
     var cols: array<u32, TNV>;
     for (var j = 0u; j < TNV; j++) {

@@ -2,7 +2,8 @@
 //
 // Bindings: none of its own; the loaders substituted into gemm.wgsl declare them.
 //
-// Workgroup (x, y, g) computes the BM x BN tile of C at rows y*BM, columns x*BN of group g with
+// Workgroup (x, y, g) computes the BM x BN tile of C at rows y*BM, columns x*BN of group g (row
+// tiles past the grid limit fold into z: gemm.wgsl) with
 // TX x TY invocations (TX = BN / TN, TY = BM / TM), each accumulating a TM x TN register block:
 // rows ly*TM + i (contiguous), columns lx + j*TX (strided so that neighbouring invocations read
 // neighbouring columns). Per step of BK, BM x BK of A and BK x BN of B are staged through
@@ -18,12 +19,16 @@ var<private> split_base: u32;
 
 @compute @workgroup_size(TX, TY, 1)
 fn gemm_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let g = wid.z / SPLITS;
-    let s = wid.z % SPLITS;
+    let m0 = row_tile(wid) * BM;
+    if (m0 >= M) {
+        return;
+    }
+    let z = wid.z % ZG;
+    let g = z / SPLITS;
+    let s = z % SPLITS;
     split_base = s * SPLIT_STRIDE;
     let k_begin = s * KSPLIT;
     let k_end = min(K, k_begin + KSPLIT);
-    let m0 = wid.y * BM;
     let n0 = wid.x * BN;
     let tid = lid.y * TX + lid.x;
     var acc: array<f32, TM * TN>;

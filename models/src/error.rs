@@ -43,6 +43,9 @@ pub enum DataError {
     /// Building a model failed.
     #[error(transparent)]
     Graph(#[from] fovea_graph::GraphError),
+    /// A model file (TFLite, tfjs manifest) could not be imported; the error names the file and tensor.
+    #[error(transparent)]
+    Import(#[from] fovea_formats::FormatError),
     /// Compiling or running a model on the device failed.
     #[error(transparent)]
     Engine(#[from] fovea_engine::EngineError),

@@ -57,6 +57,14 @@ fn glyph(c: char) -> [u8; 5] {
         'k' => [4, 5, 6, 5, 5],
         'm' => [0, 7, 7, 5, 5],
         'x' => [0, 5, 2, 5, 5],
+        'b' => [4, 4, 7, 5, 7],
+        'd' => [1, 1, 7, 5, 7],
+        'f' => [3, 4, 7, 4, 4],
+        'g' => [0, 7, 5, 7, 1],
+        'w' => [0, 5, 5, 7, 7],
+        '=' => [0, 7, 0, 7, 0],
+        '/' => [1, 1, 2, 4, 4],
+        '+' => [0, 2, 7, 2, 0],
         _ => [0, 0, 0, 0, 0],
     }
 }
@@ -111,23 +119,22 @@ impl Canvas {
         }
     }
 
-    /// Writes the canvas as an 8-bit RGB PNG.
-    pub fn save_png(&self, path: &Path) -> Result<()> {
-        let io = |source| DataError::Io {
-            path: path.to_path_buf(),
-            source,
-        };
-        let file = std::fs::File::create(path).map_err(io)?;
-        let mut enc = png::Encoder::new(std::io::BufWriter::new(file), self.width as u32, self.height as u32);
+    /// The canvas as 8-bit RGB PNG bytes (to write atomically).
+    pub fn png_bytes(&self) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut enc = png::Encoder::new(&mut out, self.width as u32, self.height as u32);
         enc.set_color(png::ColorType::Rgb);
         enc.set_depth(png::BitDepth::Eight);
-        let fmt = |e: png::EncodingError| DataError::Format {
-            path: path.to_path_buf(),
-            message: format!("writing PNG: {e}"),
-        };
+        let fmt = |e: png::EncodingError| DataError::value("PNG", format!("cannot encode: {e}"));
         let mut w = enc.write_header().map_err(fmt)?;
         w.write_image_data(&self.rgb).map_err(fmt)?;
-        w.finish().map_err(fmt)
+        w.finish().map_err(fmt)?;
+        Ok(out)
+    }
+
+    /// Writes the canvas as an 8-bit RGB PNG, atomically (nothing half-written on error).
+    pub fn save_png(&self, path: &Path) -> Result<()> {
+        crate::tasks::output::write_atomic(path, &self.png_bytes()?)
     }
 }
 
@@ -202,9 +209,145 @@ pub fn training_curves(path: &Path, panels: &[(Series<'_>, Option<Series<'_>>)])
     c.save_png(path)
 }
 
+/// One curve of a [`line_plot`].
+pub struct Curve<'a> {
+    /// Shown in the legend.
+    pub name: &'a str,
+    /// The points, in drawing order.
+    pub points: &'a [(f64, f64)],
+}
+
+/// The frame of a [`line_plot`].
+pub struct Axes<'a> {
+    /// Shown above the plot.
+    pub title: &'a str,
+    /// Under the x axis.
+    pub x_label: &'a str,
+    /// Beside the y axis.
+    pub y_label: &'a str,
+    /// `(low, high)` of x; with `log_x`, both positive (points below `low` are drawn at it).
+    pub x_range: (f64, f64),
+    /// `(low, high)` of y.
+    pub y_range: (f64, f64),
+    /// A logarithmic x axis with a tick per decade.
+    pub log_x: bool,
+}
+
+/// Colours of successive curves.
+const PALETTE: [[u8; 3]; 5] = [BLUE, ORANGE, [44, 160, 44], [214, 39, 40], [148, 103, 189]];
+
+/// A line plot of `curves` in `axes` (e.g. ROC curves), 560x440, with a legend; PNG via
+/// [`Canvas::png_bytes`]. A degenerate range is widened to a unit one.
+pub fn line_plot(axes: &Axes<'_>, curves: &[Curve<'_>]) -> Canvas {
+    let (w, h) = (560.0, 440.0);
+    let mut c = Canvas::new(w as usize, h as usize);
+    let (l, r, t, b) = (70.0, w - 20.0, 40.0, h - 50.0);
+    let fx = |x: f64| if axes.log_x { x.max(axes.x_range.0).log10() } else { x };
+    let (x0, mut x1) = (fx(axes.x_range.0), fx(axes.x_range.1));
+    let (y0, mut y1) = axes.y_range;
+    if (x1 - x0).partial_cmp(&1e-12) != Some(std::cmp::Ordering::Greater) {
+        x1 = x0 + 1.0;
+    }
+    if (y1 - y0).partial_cmp(&1e-12) != Some(std::cmp::Ordering::Greater) {
+        y1 = y0 + 1.0;
+    }
+    let px = |x: f64| l + (r - l) * ((fx(x) - x0) / (x1 - x0)).clamp(0.0, 1.0);
+    let py = |y: f64| b - (b - t) * ((y - y0) / (y1 - y0)).clamp(0.0, 1.0);
+    c.line((l, t), (l, b), BLACK, 1);
+    c.line((l, b), (r, b), BLACK, 1);
+    let ticks: Vec<f64> = if axes.log_x {
+        (x0.ceil() as i64..=x1.floor() as i64)
+            .map(|e| 10f64.powi(e as i32))
+            .collect()
+    } else {
+        (0..=4)
+            .map(|i| axes.x_range.0 + (axes.x_range.1 - axes.x_range.0) * i as f64 / 4.0)
+            .collect()
+    };
+    for x in ticks {
+        c.line((px(x), b), (px(x), b + 4.0), BLACK, 1);
+        c.line((px(x), t), (px(x), b), [225, 225, 225], 1);
+        let label = if axes.log_x {
+            format!("1e{}", x.log10().round())
+        } else {
+            short(x)
+        };
+        c.text(px(x) as i64 - 8, b as i64 + 8, &label, 2, BLACK);
+    }
+    for i in 0..=4 {
+        let y = y0 + (y1 - y0) * i as f64 / 4.0;
+        c.line((l - 4.0, py(y)), (l, py(y)), BLACK, 1);
+        c.text(l as i64 - 50, py(y) as i64 - 4, &short(y), 2, BLACK);
+    }
+    c.text(l as i64, 10, axes.title, 3, BLACK);
+    c.text(
+        r as i64 - 8 * axes.x_label.len() as i64,
+        b as i64 + 28,
+        axes.x_label,
+        2,
+        GREY,
+    );
+    c.text(4, t as i64 - 20, axes.y_label, 2, GREY);
+    for (k, curve) in curves.iter().enumerate() {
+        let color = PALETTE[k % PALETTE.len()];
+        for p in curve.points.windows(2) {
+            c.line((px(p[0].0), py(p[0].1)), (px(p[1].0), py(p[1].1)), color, 2);
+        }
+        let ly = b - 20.0 - 18.0 * (curves.len() - 1 - k) as f64;
+        c.line((r - 200.0, ly), (r - 180.0, ly), color, 3);
+        c.text(r as i64 - 172, ly as i64 - 4, curve.name, 2, color);
+    }
+    c
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_line_plot_draws_each_curve_in_its_colour() {
+        let roc = [(0.0, 0.0), (0.001, 0.6), (0.01, 0.9), (1.0, 1.0)];
+        let diag = [(0.001, 0.001), (1.0, 1.0)];
+        let axes = Axes {
+            title: "roc",
+            x_label: "far",
+            y_label: "tar",
+            x_range: (1e-3, 1.0),
+            y_range: (0.0, 1.0),
+            log_x: true,
+        };
+        let c = line_plot(
+            &axes,
+            &[
+                Curve {
+                    name: "trained",
+                    points: &roc,
+                },
+                Curve {
+                    name: "pixels",
+                    points: &diag,
+                },
+            ],
+        );
+        let bytes = c.png_bytes().unwrap();
+        assert_eq!(&bytes[1..4], b"PNG");
+        let count = |col: [u8; 3]| c.rgb.chunks(3).filter(|p| *p == col).count();
+        assert!(
+            count(BLUE) > 300 && count(ORANGE) > 300,
+            "{} {}",
+            count(BLUE),
+            count(ORANGE)
+        );
+        // TAR 0.9 at FAR 1e-2: one of the three decades (1e-3 .. 1) along, 90% up.
+        let (x, y) = (70.0 + (540.0 - 70.0) / 3.0, 390.0 - 350.0 * 0.9);
+        let near = (-3i64..=3).any(|dx| {
+            (-3i64..=3).any(|dy| {
+                let i = (((y as i64 + dy) as usize) * c.width + (x as i64 + dx) as usize) * 3;
+                c.rgb[i..i + 3] == BLUE
+            })
+        });
+        assert!(near, "the curve passes (1e-2, 0.9)");
+    }
 
     #[test]
     fn draws_a_readable_png() {

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 /// `fovea bench kernels`.
-pub fn kernels(json_out: Option<PathBuf>, large: bool) -> anyhow::Result<()> {
+pub fn kernels(json_out: Option<PathBuf>, large: bool, only: &[String]) -> anyhow::Result<()> {
     let device = Arc::new(Device::new()?);
     eprintln!("measuring peaks on {} ...", device.describe());
     let peak = measure_peak(&device)?;
@@ -31,7 +31,22 @@ pub fn kernels(json_out: Option<PathBuf>, large: bool) -> anyhow::Result<()> {
         "kernel", "shape", "time", "throughput", "% peak"
     );
     let mut rows = Vec::new();
-    for (name, shape, g) in bench_cases(large)? {
+    let cases: Vec<_> = bench_cases(large)?
+        .into_iter()
+        .filter(|(name, shape, _)| {
+            only.is_empty()
+                || only
+                    .iter()
+                    .any(|o| name.contains(o.as_str()) || shape.contains(o.as_str()))
+        })
+        .collect();
+    if cases.is_empty() {
+        anyhow::bail!(
+            "--only {}: no benchmark case matches (see `fovea bench kernels` for the list)",
+            only.join(",")
+        );
+    }
+    for (name, shape, g) in cases {
         let state = DeviceState::new(&device);
         let p = Program::compile_exact(&device, g, &state)?;
         let flops: u64 = p.kernels().iter().map(|k| k.flops).sum();

@@ -1,10 +1,511 @@
-//! `fovea faces`: Face recognition (see fovea_models::tasks::faces). Thin: parse, call the task, print.
+//! `fovea faces`: face recognition (see `fovea_models::tasks::faces`). Thin: parse, check
+//! every argument, call the task, print, write the results (atomically, only at the end).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use fovea_engine::{Device, checkpoint, npy};
+use fovea_graph::Tensor;
+use fovea_models::data::orl::load_orl;
+use fovea_models::tasks::faces::data::{DEFAULT_TEST_SUBJECTS, Split, parse_subjects, split};
+use fovea_models::tasks::faces::embed::Embedder;
+use fovea_models::tasks::faces::evaluate::{DEFAULT_GALLERY_PER_SUBJECT, Evaluation, evaluate};
+use fovea_models::tasks::faces::gallery::{GALLERY_FORMAT, GalleryFile, GalleryModel, Person, read_gallery_folder};
+use fovea_models::tasks::faces::loss::FaceLoss;
+use fovea_models::tasks::faces::pictures::roc_png;
+use fovea_models::tasks::faces::train::{TrainConfig, train};
+use fovea_models::tasks::output::{write_atomic, write_json};
+use fovea_models::vision::read_image;
+use fovea_models::zoo::faces::EmbeddingConfig;
 
 /// Arguments of `fovea faces`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    #[command(subcommand)]
+    command: FacesCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum FacesCommand {
+    /// Train the embedding net on the AT&T faces (held-out subjects excluded) and report
+    /// verification and identification on the held-out subjects.
+    Train(TrainArgs),
+    /// Verification and identification figures of trained weights (or a pretrained or
+    /// raw-pixel embedder) on the held-out subjects.
+    Verify(VerifyArgs),
+    /// Embed a gallery folder (one subfolder of face images per person) into a gallery file.
+    Enroll(EnrollArgs),
+    /// Name the faces in images from a gallery file, or say "unknown".
+    Identify(IdentifyArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct DataArgs {
+    /// A folder holding att_faces.tar.gz or the unpacked s1..s40 folders (or the .tar.gz itself).
+    #[arg(long)]
+    data: PathBuf,
+    /// Held-out subjects (1-based, as the sN folders): a list and/or ranges, `31,32,40` or `31-40`.
+    #[arg(long, default_value = DEFAULT_TEST_SUBJECTS)]
+    test_subjects: String,
+}
+
+#[derive(Debug, clap::Args)]
+struct TrainArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    /// Passes of P x K batches over the training subjects.
+    #[arg(long, default_value_t = 60)]
+    epochs: usize,
+    /// The loss: batch-hard or batch-all triplet mining, or softmax over the training subjects.
+    #[arg(long, default_value = "batch-hard")]
+    loss: String,
+    /// The triplet margin, on squared distances of unit embeddings.
+    #[arg(long, default_value_t = 0.2)]
+    margin: f32,
+    /// Batches of P subjects with K images each, `PxK`.
+    #[arg(long, default_value = "8x4")]
+    pk: String,
+    /// Adam's learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    learning_rate: f32,
+    /// Seed of the weights, batches and augmentation.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Held-out evaluation every N epochs during training (0: only at the end).
+    #[arg(long, default_value_t = 10)]
+    eval_every: usize,
+    /// Gallery images per held-out subject for identification.
+    #[arg(long, default_value_t = DEFAULT_GALLERY_PER_SUBJECT)]
+    gallery_size: usize,
+    /// Save the trained weights (safetensors); a `.json` beside them records the threshold.
+    #[arg(long)]
+    save: Option<PathBuf>,
+    /// Write the history and the held-out figures as JSON.
+    #[arg(long)]
+    metrics_json: Option<PathBuf>,
+    /// Plot the training loss and the collapse monitor as PNG.
+    #[arg(long)]
+    plot: Option<PathBuf>,
+    /// Plot the held-out ROC as PNG.
+    #[arg(long)]
+    roc: Option<PathBuf>,
+    /// No per-epoch lines.
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct ModelArgs {
+    /// Weights written by `fovea faces train --save`.
+    #[arg(long, conflicts_with = "pretrained")]
+    weights: Option<PathBuf>,
+    /// A pretrained embedder instead: `face-api` (its 128-d descriptor) or `pixels` (the
+    /// raw-pixel nearest-neighbour floor).
+    #[arg(long)]
+    pretrained: Option<String>,
+    /// With `--pretrained face-api`: the package folder.
+    #[arg(long, default_value = "~/.cache/fovea/pretrained")]
+    pretrained_dir: String,
+}
+
+#[derive(Debug, clap::Args)]
+struct VerifyArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Gallery images per held-out subject for identification.
+    #[arg(long, default_value_t = DEFAULT_GALLERY_PER_SUBJECT)]
+    gallery_size: usize,
+    /// Write the figures as JSON.
+    #[arg(long)]
+    metrics_json: Option<PathBuf>,
+    /// Write one embedding per held-out image (float32 .npy, rows in data order).
+    #[arg(long)]
+    embeddings: Option<PathBuf>,
+    /// With --embeddings: each row's subject number 1..40 (int32 .npy).
+    #[arg(long)]
+    labels: Option<PathBuf>,
+    /// Plot the held-out ROC as PNG.
+    #[arg(long)]
+    roc: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+struct EnrollArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// A folder with one subfolder per person (named for them) of face images.
+    #[arg(long)]
+    gallery: PathBuf,
+    /// The gallery file to write.
+    #[arg(long)]
+    out: PathBuf,
+    /// Distances at most this are a match (default: the threshold `train --save` recorded).
+    #[arg(long)]
+    threshold: Option<f64>,
+}
+
+#[derive(Debug, clap::Args)]
+struct IdentifyArgs {
+    /// A gallery file written by `fovea faces enroll`.
+    #[arg(long)]
+    gallery: PathBuf,
+    /// Face images to identify.
+    #[arg(required = true)]
+    images: Vec<PathBuf>,
+}
 
 /// Runs `fovea faces`.
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("fovea faces is not built yet")
+pub fn run(args: Args) -> anyhow::Result<()> {
+    match args.command {
+        FacesCommand::Train(a) => run_train(a),
+        FacesCommand::Verify(a) => run_verify(a),
+        FacesCommand::Enroll(a) => run_enroll(a),
+        FacesCommand::Identify(a) => run_identify(a),
+    }
+}
+
+/// An output path must not be a folder (checked before any long work).
+fn check_output(flag: &str, path: &Option<PathBuf>) -> anyhow::Result<()> {
+    if let Some(p) = path {
+        anyhow::ensure!(!p.is_dir(), "{flag} {}: is a folder, expected a file path", p.display());
+    }
+    Ok(())
+}
+
+fn parse_pk(s: &str) -> anyhow::Result<(usize, usize)> {
+    let parsed = s
+        .split_once(['x', 'X'])
+        .and_then(|(p, k)| Some((p.trim().parse().ok()?, k.trim().parse().ok()?)));
+    match parsed {
+        Some((p, k)) if p >= 2 && k >= 2 => Ok((p, k)),
+        _ => anyhow::bail!("--pk {s}: expected PxK with P, K >= 2 (subjects per batch x images each), e.g. 8x4"),
+    }
+}
+
+/// Loads the faces and splits them; errors name --data or --test-subjects.
+fn load_split(d: &DataArgs, need_train: bool) -> anyhow::Result<Split> {
+    let subjects = parse_subjects(&d.test_subjects)?;
+    let set = load_orl(&d.data).with_context(|| format!("--data {}", d.data.display()))?;
+    if !set.warnings.is_empty() {
+        eprintln!("warning: {}", set.warnings);
+    }
+    Ok(split(&set, &subjects, &d.data.display().to_string(), need_train)?)
+}
+
+fn expand_home(p: &str) -> PathBuf {
+    match (p.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) => Path::new(&home).join(rest),
+        _ => PathBuf::from(p),
+    }
+}
+
+/// The embedder the model arguments name.
+fn embedder(m: &ModelArgs) -> anyhow::Result<Embedder> {
+    match (&m.weights, m.pretrained.as_deref()) {
+        (Some(w), None) => {
+            Embedder::trained(w, &EmbeddingConfig::default()).with_context(|| format!("--weights {}", w.display()))
+        }
+        (None, Some("face-api")) => Ok(Embedder::face_api(&expand_home(&m.pretrained_dir))?),
+        (None, Some("pixels")) => Ok(Embedder::raw_pixels(112, 92)?),
+        (None, Some(other)) => anyhow::bail!("--pretrained {other}: expected face-api or pixels"),
+        _ => anyhow::bail!(
+            "give --weights W.safetensors (from fovea faces train --save) or --pretrained face-api|pixels"
+        ),
+    }
+}
+
+fn sidecar(weights: &Path) -> PathBuf {
+    weights.with_extension("json")
+}
+
+fn run_train(a: TrainArgs) -> anyhow::Result<()> {
+    let (p, k) = parse_pk(&a.pk)?;
+    anyhow::ensure!(a.epochs > 0, "--epochs must be at least 1");
+    anyhow::ensure!(a.gallery_size > 0, "--gallery-size must be at least 1");
+    anyhow::ensure!(
+        a.learning_rate.is_finite() && a.learning_rate > 0.0,
+        "--learning-rate must be a positive number"
+    );
+    let loss = FaceLoss::parse(&a.loss, a.margin, 0)
+        .map_err(|e| anyhow::anyhow!("--loss {} / --margin {}: {e}", a.loss, a.margin))?;
+    for (flag, path) in [
+        ("--save", &a.save),
+        ("--metrics-json", &a.metrics_json),
+        ("--plot", &a.plot),
+        ("--roc", &a.roc),
+    ] {
+        check_output(flag, path)?;
+    }
+    let split = load_split(&a.data, true)?;
+    let device = Arc::new(Device::new()?);
+    let cfg = TrainConfig {
+        loss,
+        epochs: a.epochs,
+        p,
+        k,
+        learning_rate: a.learning_rate,
+        seed: a.seed,
+        eval_every: a.eval_every,
+        ..TrainConfig::default()
+    };
+    eprintln!(
+        "training the face embedding ({}, {p}x{k} batches, {} epochs) on {} faces of {} subjects; held out {} faces of {} subjects; device {}",
+        a.loss,
+        a.epochs,
+        split.train.images.len(),
+        split.train.subject_list().len(),
+        split.test.images.len(),
+        split.test.subject_list().len(),
+        device.describe()
+    );
+    let started = std::time::Instant::now();
+    let mut collapses = Vec::new();
+    let trained = train(&device, &split.train, &split.test, &cfg, |r| {
+        if let Some(w) = &r.collapse {
+            eprintln!("warning: epoch {}: {w}", r.epoch);
+            collapses.push(serde_json::json!({"epoch": r.epoch, "warning": w}));
+        }
+        if !a.quiet {
+            let elapsed = started.elapsed().as_secs_f64();
+            let eta = elapsed / r.epoch as f64 * (cfg.epochs - r.epoch) as f64;
+            let val = match (r.val_auc, r.val_eer) {
+                (Some(auc), Some(eer)) => format!("  held-out AUC {auc:.4} EER {:.2}%", 100.0 * eer),
+                _ => String::new(),
+            };
+            eprintln!(
+                "epoch {}/{}  loss {:.4}  mean distance {:.3}{val}  {:.1} s  ETA {:.0} s",
+                r.epoch, cfg.epochs, r.loss, r.mean_distance, r.seconds, eta
+            );
+        }
+    })?;
+    let fovea_models::tasks::faces::train::Trained {
+        model,
+        history: records,
+        seconds: train_seconds,
+    } = trained;
+    let history = serde_json::to_value(&records)?;
+    let embedder = Embedder {
+        model,
+        prep: fovea_models::tasks::faces::embed::Preparation::for_config(&cfg.embedding),
+        kind: "trained".into(),
+    };
+    let eval = evaluate(&device, &embedder, &split, a.gallery_size)?;
+    println!("held-out subjects: {}", eval.summary());
+    println!("training took {train_seconds:.1} s");
+    if let Some(path) = &a.save {
+        checkpoint::save_params(path, &embedder.model.params).with_context(|| format!("--save {}", path.display()))?;
+        write_json(
+            &sidecar(path),
+            &serde_json::json!({"threshold": eval.verification.threshold, "test_subjects": a.data.test_subjects, "loss": a.loss}),
+        )?;
+        println!(
+            "weights saved to {} (threshold in {})",
+            path.display(),
+            sidecar(path).display()
+        );
+    }
+    if let Some(path) = &a.metrics_json {
+        let mut json = eval.to_json();
+        json["train_seconds"] = serde_json::json!(train_seconds);
+        json["loss"] = serde_json::json!(a.loss);
+        json["epochs"] = serde_json::json!(a.epochs);
+        json["pk"] = serde_json::json!(a.pk);
+        json["test_subjects"] = serde_json::json!(a.data.test_subjects);
+        json["device"] = serde_json::json!(device.describe());
+        json["collapse_warnings"] = serde_json::Value::Array(collapses);
+        json["history"] = history;
+        write_json(path, &json)?;
+    }
+    if let Some(path) = &a.plot {
+        write_training_plot(path, &records)?;
+    }
+    if let Some(path) = &a.roc {
+        write_atomic(path, &roc_png(&[("trained".into(), &eval.roc)])?)?;
+    }
+    Ok(())
+}
+
+fn write_training_plot(path: &Path, history: &[fovea_models::tasks::faces::train::EpochRecord]) -> anyhow::Result<()> {
+    use fovea_models::plot::{Series, training_curves};
+    let loss: Vec<f64> = history.iter().map(|r| r.loss).collect();
+    let dist: Vec<f64> = history.iter().map(|r| r.mean_distance).collect();
+    training_curves(
+        path,
+        &[
+            (
+                Series {
+                    name: "loss",
+                    values: &loss,
+                },
+                None,
+            ),
+            (
+                Series {
+                    name: "mean distance",
+                    values: &dist,
+                },
+                None,
+            ),
+        ],
+    )
+    .with_context(|| format!("--plot {}", path.display()))?;
+    Ok(())
+}
+
+fn run_verify(a: VerifyArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(a.gallery_size > 0, "--gallery-size must be at least 1");
+    anyhow::ensure!(
+        a.labels.is_none() || a.embeddings.is_some(),
+        "--labels needs --embeddings"
+    );
+    for (flag, path) in [
+        ("--metrics-json", &a.metrics_json),
+        ("--embeddings", &a.embeddings),
+        ("--labels", &a.labels),
+        ("--roc", &a.roc),
+    ] {
+        check_output(flag, path)?;
+    }
+    let embedder = embedder(&a.model)?;
+    let split = load_split(&a.data, false)?;
+    let device = Arc::new(Device::new()?);
+    let eval: Evaluation = evaluate(&device, &embedder, &split, a.gallery_size)?;
+    println!(
+        "{} on held-out subjects {}: {}",
+        embedder.kind,
+        a.data.test_subjects,
+        eval.summary()
+    );
+    if let Some(path) = &a.embeddings {
+        let d = eval.embeddings.first().map_or(0, Vec::len);
+        let t = Tensor {
+            shape: vec![eval.embeddings.len(), d],
+            data: eval.embeddings.concat(),
+        };
+        write_atomic(path, &npy::to_bytes(&t))?;
+    }
+    if let Some(path) = &a.labels {
+        write_atomic(path, &int32_npy(&eval.subjects))?;
+    }
+    if let Some(path) = &a.metrics_json {
+        let mut json = eval.to_json();
+        json["model"] = serde_json::json!(embedder.kind);
+        json["test_subjects"] = serde_json::json!(a.data.test_subjects);
+        json["device"] = serde_json::json!(device.describe());
+        write_json(path, &json)?;
+    }
+    if let Some(path) = &a.roc {
+        write_atomic(path, &roc_png(&[(embedder.kind.clone(), &eval.roc)])?)?;
+    }
+    Ok(())
+}
+
+/// A version-1 `<i4` `.npy` of `values`.
+fn int32_npy(values: &[u32]) -> Vec<u8> {
+    let mut header = format!(
+        "{{'descr': '<i4', 'fortran_order': False, 'shape': ({},), }}",
+        values.len()
+    );
+    while !(10 + header.len() + 1).is_multiple_of(64) {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
+    for v in values {
+        out.extend_from_slice(&(*v as i32).to_le_bytes());
+    }
+    out
+}
+
+fn run_enroll(a: EnrollArgs) -> anyhow::Result<()> {
+    check_output("--out", &Some(a.out.clone()))?;
+    let embedder = embedder(&a.model)?;
+    let threshold = match (a.threshold, &a.model.weights) {
+        (Some(t), _) => t,
+        (None, Some(w)) => {
+            let side = sidecar(w);
+            let text = std::fs::read_to_string(&side)
+                .with_context(|| format!("no --threshold and no {} (written by train --save)", side.display()))?;
+            let v: serde_json::Value =
+                serde_json::from_str(&text).with_context(|| format!("{}: not JSON", side.display()))?;
+            v["threshold"]
+                .as_f64()
+                .with_context(|| format!("{}: no numeric \"threshold\"", side.display()))?
+        }
+        (None, None) => anyhow::bail!("--threshold is needed with --pretrained"),
+    };
+    anyhow::ensure!(
+        threshold.is_finite() && threshold >= 0.0,
+        "--threshold must be a non-negative distance"
+    );
+    let people = read_gallery_folder(&a.gallery).with_context(|| format!("--gallery {}", a.gallery.display()))?;
+    let device = Arc::new(Device::new()?);
+    let mut enrolled = Vec::new();
+    for (name, images) in people {
+        let faces: Vec<_> = images.iter().map(|(_, i)| i.clone()).collect();
+        let embeddings = embedder.embed(&device, &faces)?;
+        println!("enrolled {name}: {} image(s)", faces.len());
+        enrolled.push(Person {
+            name,
+            images: images.into_iter().map(|(p, _)| p).collect(),
+            embeddings,
+        });
+    }
+    let model = match (&a.model.weights, a.model.pretrained.as_deref()) {
+        (Some(w), _) => GalleryModel::Trained {
+            weights: std::fs::canonicalize(w).unwrap_or_else(|_| w.clone()),
+        },
+        _ => GalleryModel::FaceApi {
+            dir: expand_home(&a.model.pretrained_dir),
+        },
+    };
+    let file = GalleryFile {
+        format: GALLERY_FORMAT.into(),
+        model,
+        threshold,
+        people: enrolled,
+    };
+    write_json(&a.out, &serde_json::to_value(&file)?)?;
+    println!("gallery of {} people written to {}", file.people.len(), a.out.display());
+    Ok(())
+}
+
+fn run_identify(a: IdentifyArgs) -> anyhow::Result<()> {
+    let gallery = GalleryFile::read(&a.gallery).with_context(|| format!("--gallery {}", a.gallery.display()))?;
+    let embedder = match &gallery.model {
+        GalleryModel::Trained { weights } => Embedder::trained(weights, &EmbeddingConfig::default())
+            .with_context(|| format!("the weights {} named by {}", weights.display(), a.gallery.display()))?,
+        GalleryModel::FaceApi { dir } => Embedder::face_api(dir)?,
+    };
+    let images = a
+        .images
+        .iter()
+        .map(|p| read_image(p).with_context(|| format!("image {}", p.display())))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let device = Arc::new(Device::new()?);
+    let embeddings = embedder.embed(&device, &images)?;
+    anyhow::ensure!(
+        embeddings.first().map(Vec::len) == gallery.people.first().and_then(|p| p.embeddings.first()).map(Vec::len),
+        "{}: its embeddings do not have this model's dimension",
+        a.gallery.display()
+    );
+    for (path, e) in a.images.iter().zip(&embeddings) {
+        match gallery.identify(e) {
+            Some(m) if m.accepted => println!("{}: {} (distance {:.4})", path.display(), m.nearest, m.distance),
+            Some(m) => println!(
+                "{}: unknown (nearest {} at distance {:.4} > threshold {:.4})",
+                path.display(),
+                m.nearest,
+                m.distance,
+                gallery.threshold
+            ),
+            None => println!("{}: unknown", path.display()),
+        }
+    }
+    Ok(())
 }

@@ -31,8 +31,8 @@ fn load_model(model: &Path, weights: Option<&Path>) -> anyhow::Result<Model> {
     Ok(m)
 }
 
-/// Checks that `path` can be written later: its folder exists.
-fn check_output(path: &Path, flag: &str) -> anyhow::Result<()> {
+/// Checks that `path` can be written later: its folder exists and it is not a folder.
+pub(super) fn check_output(path: &Path, flag: &str) -> anyhow::Result<()> {
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())

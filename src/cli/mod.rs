@@ -112,6 +112,10 @@ enum BenchCommand {
         /// Include 2048^3 matmul.
         #[arg(long)]
         large: bool,
+        /// Only the cases whose kernel family or shape contains one of these (comma-separated,
+        /// e.g. `--only depthwise,conv1`).
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
     },
     /// A model's training step: images/s, ms per step, first step, compile cold and warm.
     Step {
@@ -157,7 +161,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Info { model: Some(m), json } => tflite::info(&m, json),
         Command::Info { model: None, json } => info::run(json),
         Command::Bench { what } => match what {
-            BenchCommand::Kernels { json, large } => bench::kernels(json, large),
+            BenchCommand::Kernels { json, large, only } => bench::kernels(json, large, &only),
             BenchCommand::Step {
                 model,
                 batch_size,

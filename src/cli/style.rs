@@ -1,10 +1,349 @@
-//! `fovea style`: Style transfer (see fovea_models::tasks::style). Thin: parse, call the task, print.
+//! `fovea style`: style transfer (see `fovea_models::tasks::style`). Thin: parse, check every
+//! argument before any work, call the task, print, write results atomically.
+
+use super::keras::check_output;
+use anyhow::{Context, bail, ensure};
+use fovea::engine::Device;
+use fovea::models::tasks::output::{write_atomic, write_json};
+use fovea::models::tasks::style::data::{image_files, read_rgb};
+use fovea::models::tasks::style::features::LossNetwork;
+use fovea::models::tasks::style::feed_forward::{self, Stylizer, TrainOptions};
+use fovea::models::tasks::style::optimize::{Method, OptimizeOptions, Start, optimize};
+use fovea::models::vision::image_io::encode_png;
+use fovea::models::vision::{BitDepth, Image};
+use fovea::models::zoo::style::FeatureLayers;
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Arguments of `fovea style`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    #[command(subcommand)]
+    command: StyleCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum StyleCommand {
+    /// Optimise one image (Gatys): content of --content, style of --style.
+    Optimize(OptimizeArgs),
+    /// Train a feed-forward transform network for one style on a folder of photos (Johnson).
+    Train(TrainArgs),
+    /// Stylise an image (any size) with a trained transform network: one forward pass.
+    Apply(ApplyArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct OptimizeArgs {
+    /// The content photo.
+    #[arg(long)]
+    content: PathBuf,
+    /// The style painting.
+    #[arg(long)]
+    style: PathBuf,
+    /// Where to write the result (PNG).
+    #[arg(long)]
+    out: PathBuf,
+    /// The result's longer side in pixels.
+    #[arg(long, default_value_t = 256)]
+    size: usize,
+    /// Optimiser steps in all.
+    #[arg(long, default_value_t = 120)]
+    steps: usize,
+    /// lbfgs or adam.
+    #[arg(long, default_value = "lbfgs")]
+    optimizer: String,
+    /// Adam's learning rate (pixel units).
+    #[arg(long, default_value_t = 0.02)]
+    learning_rate: f32,
+    /// Start from the content image (content) or from noise (noise).
+    #[arg(long, default_value = "content")]
+    init: String,
+    /// Content, style and total-variation weights.
+    #[arg(long, default_value_t = 0.05)]
+    content_weight: f32,
+    /// The style loss's weight.
+    #[arg(long, default_value_t = 1.0)]
+    style_weight: f32,
+    /// The total-variation loss's weight.
+    #[arg(long, default_value_t = 2.0)]
+    tv_weight: f32,
+    /// Optimise at the final size only (no half-size pass first).
+    #[arg(long)]
+    no_coarse_to_fine: bool,
+    /// Print progress every N steps.
+    #[arg(long, default_value_t = 20)]
+    progress_every: usize,
+    /// Write the intermediate image every --progress-every steps to this folder.
+    #[arg(long)]
+    frames: Option<PathBuf>,
+    /// A Keras feature network (model.to_json() of a Functional model) instead of the random one.
+    #[arg(long)]
+    features: Option<PathBuf>,
+    /// The feature network's weights (safetensors, Keras names).
+    #[arg(long)]
+    feature_weights: Option<PathBuf>,
+    /// The feature network's content layer.
+    #[arg(long)]
+    content_layer: Option<String>,
+    /// The feature network's style layers, comma-separated.
+    #[arg(long)]
+    style_layers: Option<String>,
+    /// The random loss network's seed.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Write style_loss_start, style_loss_end, content_loss_end, seconds as JSON here.
+    #[arg(long)]
+    metrics_json: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+struct TrainArgs {
+    /// The style painting.
+    #[arg(long)]
+    style: PathBuf,
+    /// A folder of content photos.
+    #[arg(long)]
+    data: PathBuf,
+    /// Where to write the transform network's weights (safetensors).
+    #[arg(long)]
+    save: PathBuf,
+    /// Training crop side in pixels.
+    #[arg(long, default_value_t = 128)]
+    size: usize,
+    /// Passes over the photos.
+    #[arg(long, default_value_t = 4)]
+    epochs: usize,
+    /// Photos per step.
+    #[arg(long, default_value_t = 4)]
+    batch_size: usize,
+    /// Adam's learning rate.
+    #[arg(long, default_value_t = 2e-3)]
+    learning_rate: f32,
+    /// The content loss's weight.
+    #[arg(long, default_value_t = 0.5)]
+    content_weight: f32,
+    /// Stop after the epoch that passes this many minutes.
+    #[arg(long)]
+    max_minutes: Option<f64>,
+    /// Seed of the initial weights and the shuffling.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Write the per-epoch losses and seconds as JSON here.
+    #[arg(long)]
+    metrics_json: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+struct ApplyArgs {
+    /// The transform network's weights (from `fovea style train`).
+    #[arg(long)]
+    weights: PathBuf,
+    /// Where to write the result (PNG).
+    #[arg(long)]
+    out: PathBuf,
+    /// The image to stylise.
+    image: PathBuf,
+}
 
 /// Runs `fovea style`.
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("fovea style is not built yet")
+pub fn run(args: Args) -> anyhow::Result<()> {
+    match args.command {
+        StyleCommand::Optimize(a) => run_optimize(a),
+        StyleCommand::Train(a) => run_train(a),
+        StyleCommand::Apply(a) => run_apply(a),
+    }
+}
+
+fn read(path: &Path, flag: &str) -> anyhow::Result<Image> {
+    read_rgb(path).with_context(|| format!("{flag} {}", path.display()))
+}
+
+fn write_png(path: &Path, image: &Image) -> anyhow::Result<()> {
+    write_atomic(path, &encode_png(image, BitDepth::Eight)?).with_context(|| format!("writing {}", path.display()))
+}
+
+fn loss_network(a: &OptimizeArgs) -> anyhow::Result<LossNetwork> {
+    let Some(model) = &a.features else {
+        ensure!(
+            a.feature_weights.is_none() && a.content_layer.is_none() && a.style_layers.is_none(),
+            "--feature-weights, --content-layer and --style-layers go with --features"
+        );
+        return Ok(LossNetwork::Random {
+            seed: a.seed,
+            layers: fovea::models::zoo::style::random_feature_layers(),
+        });
+    };
+    let (Some(weights), Some(content), Some(style)) = (&a.feature_weights, &a.content_layer, &a.style_layers) else {
+        bail!(
+            "--features {} needs --feature-weights, --content-layer and --style-layers",
+            model.display()
+        );
+    };
+    let style: Vec<String> = style
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    ensure!(!style.is_empty(), "--style-layers: no layer names");
+    let layers = FeatureLayers {
+        content: content.clone(),
+        style,
+    };
+    LossNetwork::keras(model, weights, layers).with_context(|| format!("--features {}", model.display()))
+}
+
+fn run_optimize(a: OptimizeArgs) -> anyhow::Result<()> {
+    let method = match a.optimizer.as_str() {
+        "lbfgs" => Method::Lbfgs,
+        "adam" => Method::Adam {
+            learning_rate: a.learning_rate,
+        },
+        o => bail!("--optimizer {o}: expected lbfgs or adam"),
+    };
+    let start = match a.init.as_str() {
+        "content" => Start::Content,
+        "noise" => Start::Noise { seed: a.seed },
+        o => bail!("--init {o}: expected content or noise"),
+    };
+    let opts = OptimizeOptions {
+        size: a.size,
+        steps: a.steps,
+        method,
+        start,
+        content_weight: a.content_weight,
+        style_weight: a.style_weight,
+        tv_weight: a.tv_weight,
+        coarse_to_fine: !a.no_coarse_to_fine,
+        progress_every: a.progress_every,
+    };
+    opts.validate()?;
+    check_output(&a.out, "--out")?;
+    if let Some(m) = &a.metrics_json {
+        check_output(m, "--metrics-json")?;
+    }
+    if let Some(f) = &a.frames {
+        ensure!(f.is_dir(), "--frames {}: not a folder", f.display());
+    }
+    let net = loss_network(&a)?;
+    let content = read(&a.content, "--content")?;
+    let style = read(&a.style, "--style")?;
+    let device = Arc::new(Device::new()?);
+    let mut frame_error = None;
+    let result = optimize(&device, &net, &content, &style, &opts, |p| {
+        let every = a.progress_every.max(1);
+        if p.step % every == 0 || p.step == p.steps {
+            eprintln!(
+                "step {:>4}/{} at {}x{}: loss {:.4}  content {:.4}  style {:.5}  tv {:.5}",
+                p.step, p.steps, p.size.0, p.size.1, p.loss.total, p.loss.content, p.loss.style, p.loss.tv
+            );
+        }
+        if let (Some(dir), Some(img)) = (&a.frames, &p.image)
+            && let Err(e) = write_png(&dir.join(format!("step-{:04}.png", p.step)), img)
+        {
+            frame_error.get_or_insert(e);
+        }
+    })?;
+    if let Some(e) = frame_error {
+        return Err(e);
+    }
+    write_png(&a.out, &result.image)?;
+    println!(
+        "style loss {:.5} -> {:.5} ({:.1}x lower), content loss {:.4}, {} steps in {:.1} s; wrote {}",
+        result.start.style,
+        result.end.style,
+        result.start.style / result.end.style.max(1e-30),
+        result.end.content,
+        result.steps,
+        result.seconds,
+        a.out.display()
+    );
+    if let Some(m) = &a.metrics_json {
+        let v = json!({
+            "style_loss_start": result.start.style,
+            "style_loss_end": result.end.style,
+            "content_loss_start": result.start.content,
+            "content_loss_end": result.end.content,
+            "tv_loss_end": result.end.tv,
+            "seconds": result.seconds,
+            "steps": result.steps,
+            "size": [result.image.width, result.image.height],
+            "optimizer": a.optimizer,
+            "adapter": device.info().name,
+        });
+        write_json(m, &v)?;
+    }
+    Ok(())
+}
+
+fn run_train(a: TrainArgs) -> anyhow::Result<()> {
+    let opts = TrainOptions {
+        size: a.size,
+        epochs: a.epochs,
+        batch_size: a.batch_size,
+        learning_rate: a.learning_rate,
+        content_weight: a.content_weight,
+        seed: a.seed,
+        max_seconds: a.max_minutes.map(|m| m * 60.0),
+        ..TrainOptions::default()
+    };
+    opts.validate()?;
+    check_output(&a.save, "--save")?;
+    if let Some(m) = &a.metrics_json {
+        check_output(m, "--metrics-json")?;
+    }
+    let style = read(&a.style, "--style")?;
+    let photos = image_files(&a.data).with_context(|| format!("--data {}", a.data.display()))?;
+    let device = Arc::new(Device::new()?);
+    eprintln!("training on {} photos at {}x{}", photos.len(), a.size, a.size);
+    let trained = feed_forward::train(&device, &style, &photos, &opts, |e| {
+        eprintln!(
+            "epoch {}: loss {:.4}  content {:.4}  style {:.5}  ({:.0} s)",
+            e.epoch, e.loss, e.content, e.style, e.seconds
+        );
+    })?;
+    feed_forward::save(&a.save, &trained.weights)?;
+    println!(
+        "trained {} epochs on {} photos in {:.0} s; wrote {}",
+        trained.epochs.len(),
+        trained.photos,
+        trained.seconds,
+        a.save.display()
+    );
+    if let Some(m) = &a.metrics_json {
+        let epochs: Vec<_> = trained
+            .epochs
+            .iter()
+            .map(|e| json!({"epoch": e.epoch, "loss": e.loss, "content_loss": e.content, "style_loss": e.style, "seconds": e.seconds}))
+            .collect();
+        let v = json!({
+            "epochs": epochs,
+            "seconds": trained.seconds,
+            "photos": trained.photos,
+            "size": a.size,
+            "adapter": device.info().name,
+        });
+        write_json(m, &v)?;
+    }
+    Ok(())
+}
+
+fn run_apply(a: ApplyArgs) -> anyhow::Result<()> {
+    check_output(&a.out, "--out")?;
+    let net = Stylizer::load(&a.weights).with_context(|| format!("--weights {}", a.weights.display()))?;
+    let image = read(&a.image, "IMAGE")?;
+    let device = Arc::new(Device::new()?);
+    let t0 = std::time::Instant::now();
+    let out = net
+        .apply(&device, &image)
+        .with_context(|| format!("IMAGE {}", a.image.display()))?;
+    let ms = t0.elapsed().as_secs_f64() * 1e3;
+    write_png(&a.out, &out)?;
+    println!(
+        "stylised {}x{} in {ms:.0} ms (compilation included); wrote {}",
+        image.width,
+        image.height,
+        a.out.display()
+    );
+    Ok(())
 }

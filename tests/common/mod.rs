@@ -7,6 +7,7 @@ use fovea::engine::{Device, Program};
 use fovea::graph::init::Rng;
 use fovea::graph::interp::{self, Feeds};
 use fovea::graph::ir::{Graph, Op};
+use std::process::{Command, Output};
 use std::sync::{Arc, OnceLock};
 
 /// The device every test of this binary shares; prints which adapter and backend ran.
@@ -89,4 +90,21 @@ pub fn run_vs_reference(device: &Arc<Device>, graph: Graph, feeds: &[(String, Ve
     }
     let names: Vec<String> = program.kernels().iter().map(|k| k.name.clone()).collect();
     (worst.0, format!("{} (kernels: {})", worst.1, names.join(", ")), program)
+}
+
+/// Runs the `fovea` binary of this build with `args`.
+pub fn fovea(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_fovea"))
+        .args(args)
+        .output()
+        .expect("run fovea")
+}
+
+/// A finished command's stdout and stderr, together.
+pub fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }

@@ -243,3 +243,62 @@ impl Layer for LayerNormalization {
         Ok(y)
     }
 }
+
+/// Keras `UnitNormalization(axis=-1)`: each sample scaled to unit L2 norm over the last axis
+/// (`x / sqrt(max(sum(x^2), epsilon))`, [`crate::ops::l2_normalize`]); no parameters. The
+/// embedding head of FaceNet-style models.
+#[derive(Debug, Clone)]
+pub struct UnitNormalization {
+    epsilon: f32,
+    name: Option<String>,
+}
+
+impl Default for UnitNormalization {
+    fn default() -> Self {
+        UnitNormalization {
+            epsilon: 1e-12,
+            name: None,
+        }
+    }
+}
+
+impl UnitNormalization {
+    /// Unit normalisation over the last axis (epsilon 1e-12 on the squared norm, as Keras).
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Sets the floor of the squared norm (default 1e-12).
+    pub fn epsilon(mut self, e: f32) -> Self {
+        self.epsilon = e;
+        self
+    }
+    /// Sets the layer's name.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+}
+
+impl Layer for UnitNormalization {
+    fn class_name(&self) -> &'static str {
+        "UnitNormalization"
+    }
+    fn default_prefix(&self) -> &'static str {
+        "unit_normalization"
+    }
+    fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+    fn lower(&self, ctx: &mut LayerCtx<'_>, inputs: &[NodeId]) -> Result<NodeId> {
+        ctx.expect_inputs(inputs, 1)?;
+        let x = inputs[0];
+        let rank = ctx.shape(x).len();
+        if rank < 2 {
+            return Err(GraphError::shape(
+                ctx.name,
+                "expected an input with a feature axis besides the batch",
+            ));
+        }
+        crate::ops::l2_normalize(ctx.graph, x, &[rank - 1], self.epsilon, ctx.name)
+    }
+}

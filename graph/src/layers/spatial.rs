@@ -1,4 +1,4 @@
-//! Spatial layers: `UpSampling2D`, `ZeroPadding2D` and `Cropping2D`.
+//! Spatial layers: `UpSampling2D`, `ZeroPadding2D`, `ReflectionPadding2D` and `Cropping2D`.
 
 use super::{Layer, LayerCtx, Size2, positive2};
 use crate::error::{GraphError, Result};
@@ -123,6 +123,68 @@ impl Layer for ZeroPadding2D {
                 pads: vec![(0, 0), (t, b), (l, r), (0, 0)],
                 value: 0.0,
                 mode: crate::ir::PadMode::Constant,
+            },
+            &[inputs[0]],
+        )
+    }
+}
+
+/// Mirror padding of the height and width axes (`tf.pad(mode="REFLECT")`, the padding of
+/// feed-forward style-transfer networks): `padding` rows above and below and columns left and
+/// right, the edge pixel not repeated, so each amount must be below the axis length.
+#[derive(Debug, Clone)]
+pub struct ReflectionPadding2D {
+    padding: (usize, usize),
+    name: Option<String>,
+}
+
+impl ReflectionPadding2D {
+    /// `padding` on all four sides.
+    pub fn new(padding: usize) -> Self {
+        ReflectionPadding2D {
+            padding: (padding, padding),
+            name: None,
+        }
+    }
+    /// `rows` above and below, `cols` left and right.
+    pub fn symmetric(rows: usize, cols: usize) -> Self {
+        ReflectionPadding2D {
+            padding: (rows, cols),
+            name: None,
+        }
+    }
+    /// Sets the layer's name.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+}
+
+impl Layer for ReflectionPadding2D {
+    fn class_name(&self) -> &'static str {
+        "ReflectionPadding2D"
+    }
+    fn default_prefix(&self) -> &'static str {
+        "reflection_padding2d"
+    }
+    fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+    fn lower(&self, ctx: &mut LayerCtx<'_>, inputs: &[NodeId]) -> Result<NodeId> {
+        ctx.expect_inputs(inputs, 1)?;
+        let [_, h, w, _] = ctx.expect_image(inputs[0])?;
+        let (r, c) = self.padding;
+        if r >= h || c >= w {
+            return Err(GraphError::shape(
+                ctx.name,
+                format!("reflection padding of {r} rows and {c} columns needs an input larger than that, got {h}x{w}"),
+            ));
+        }
+        ctx.push(
+            Op::Pad {
+                pads: vec![(0, 0), (r, r), (c, c), (0, 0)],
+                value: 0.0,
+                mode: crate::ir::PadMode::Reflect,
             },
             &[inputs[0]],
         )

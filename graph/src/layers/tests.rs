@@ -427,3 +427,76 @@ fn layer_normalization_normalises_each_sample_over_the_last_axis() {
     let plain = one_layer(LayerNormalization::new().center(false).scale(false), &[&[4]]).unwrap();
     assert!(plain.params.is_empty());
 }
+
+#[test]
+fn instance_normalization_normalises_each_channel_of_each_sample_over_space() {
+    let (h, w, c) = (3, 5, 2);
+    let mut model = one_layer(InstanceNormalization::new().epsilon(0.01).name("in"), &[&[h, w, c]]).unwrap();
+    let (gamma, beta) = ([0.5f32, -1.5], [0.1f32, 0.3]);
+    model
+        .set_weight("in/gamma", crate::Tensor::new(vec![c], gamma.to_vec(), "g").unwrap())
+        .unwrap();
+    model
+        .set_weight("in/beta", crate::Tensor::new(vec![c], beta.to_vec(), "b").unwrap())
+        .unwrap();
+    let (ins, y) = run(&model, 2, &[], 12);
+    let mut want = vec![0.0; ins[0].len()];
+    for (s, sample) in ins[0].chunks(h * w * c).enumerate() {
+        for k in 0..c {
+            let vals: Vec<f64> = sample.iter().skip(k).step_by(c).copied().collect();
+            let mean = vals.iter().sum::<f64>() / vals.len() as f64;
+            let var = vals.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / vals.len() as f64;
+            for (p, v) in vals.iter().enumerate() {
+                want[s * h * w * c + p * c + k] = (v - mean) / (var + 0.01).sqrt() * gamma[k] as f64 + beta[k] as f64;
+            }
+        }
+    }
+    close(&y, &want, "InstanceNormalization");
+    check_gradients(&model, 2, &[]);
+    let e = one_layer(InstanceNormalization::new(), &[&[4]])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("4-D"), "{e}");
+    let e = one_layer(InstanceNormalization::new().epsilon(0.0), &[&[2, 2, 1]])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("epsilon"), "{e}");
+}
+
+#[test]
+fn reflection_padding_mirrors_without_repeating_the_edge() {
+    let model = one_layer(ReflectionPadding2D::symmetric(2, 1), &[&[3, 2, 1]]).unwrap();
+    let (ins, y) = run(&model, 1, &[], 13);
+    // Rows 0..3 padded by 2: -2 -> 2, -1 -> 1, 3 -> 1, 4 -> 0; columns 0..2 by 1: -1 -> 1, 2 -> 0.
+    let row = [2, 1, 0, 1, 2, 1, 0];
+    let col = [1, 0, 1, 0];
+    let want: Vec<f64> = row
+        .iter()
+        .flat_map(|r| col.iter().map(move |c| (*r, *c)))
+        .map(|(r, c)| ins[0][r * 2 + c])
+        .collect();
+    close(&y, &want, "ReflectionPadding2D");
+    check_gradients(&model, 2, &[]);
+    let e = one_layer(ReflectionPadding2D::new(3), &[&[3, 8, 1]])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("3 rows") && e.contains("3x8"), "{e}");
+}
+
+#[test]
+fn unit_normalization_gives_each_sample_unit_norm_over_the_last_axis() {
+    let model = one_layer(UnitNormalization::new().name("embedding"), &[&[3, 4]]).unwrap();
+    assert!(model.params.is_empty());
+    let (ins, y) = run(&model, 2, &[], 11);
+    let mut want = Vec::new();
+    for row in ins[0].chunks(4) {
+        let norm = row.iter().map(|v| v * v).sum::<f64>().sqrt();
+        want.extend(row.iter().map(|v| v / norm));
+    }
+    close(&y, &want, "UnitNormalization");
+    check_gradients(&model, 2, &[]);
+    let e = one_layer(UnitNormalization::new().name("u"), &[&[]])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains('u') && e.contains("feature axis"), "{e}");
+}

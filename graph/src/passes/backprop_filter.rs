@@ -35,6 +35,12 @@ use std::collections::HashMap;
 /// The smallest input-gradient GEMM (2 x M x N x K per group, summed) worth a transpose dispatch.
 pub const MIN_FLOPS: u64 = 4_000_000;
 
+/// Input gradients with at most this many input channels (one group, output channels a
+/// multiple of 4) are left reading the
+/// HWIO kernel: the kernels crate runs them on a direct kernel, not the GEMM core
+/// (`conv_input_grad_narrow`), which reads HWIO with `vec4` loads along the output channels.
+pub const NARROW_INPUT_GRAD_MAX_CHANNELS: usize = 4;
+
 /// The permutation from HWIO `(KH, KW, I, O)` to `(KH, KW, O, I)`.
 const HWIO_TO_HWOI: [usize; 4] = [0, 1, 3, 2];
 
@@ -54,7 +60,8 @@ fn transposed(g: &Graph, n: &Node, op: &Op, min_flops: u64) -> Option<Op> {
         } => {
             let w = g.shape(n.inputs[1]);
             let flops = 2 * numel(g.shape(n.inputs[0])) as u64 * (w[0] * w[1] * w[2]) as u64;
-            (w[2].is_multiple_of(4) && flops >= min_flops).then_some(Op::Conv2dBackpropInput {
+            let narrow = geom.groups == 1 && w[2] <= NARROW_INPUT_GRAD_MAX_CHANNELS && w[3].is_multiple_of(4);
+            (w[2].is_multiple_of(4) && !narrow && flops >= min_flops).then_some(Op::Conv2dBackpropInput {
                 geom: *geom,
                 input_hw: *input_hw,
                 filter: BackpropFilter::Hwoi,

@@ -30,13 +30,16 @@ use crate::ir::{ElemExpr, Graph, Node, NodeId, Op};
 pub const MAX_EPILOGUE_INPUTS: usize = 5;
 
 /// Whether node `id`'s kernel stores through an epilogue: the ops on the GEMM core
-/// (depthwise convolutions are not) and the pooling gradient.
+/// (depthwise convolutions and their gradients are not) and the pooling gradient.
 fn takes_epilogue(g: &Graph, id: NodeId) -> bool {
     let n = g.node(id);
     match &n.op {
         Op::Conv2d(geom) => !(geom.groups > 1 && geom.groups == g.shape(n.inputs[0])[3]),
         Op::ConvTranspose2d { geom, .. } => geom.groups == 1,
-        Op::MatMul { .. } | Op::Conv2dBackpropInput { .. } | Op::Conv2dBackpropFilter { .. } => true,
+        // The depthwise gradients run direct kernels too: dx has C channels, x has C channels.
+        Op::Conv2dBackpropInput { geom, .. } => !(geom.groups > 1 && geom.groups == n.ty.shape[3]),
+        Op::Conv2dBackpropFilter { geom, .. } => !(geom.groups > 1 && geom.groups == g.shape(n.inputs[0])[3]),
+        Op::MatMul { .. } => true,
         Op::Pool2dBackprop(_) => true,
         _ => false,
     }

@@ -18,7 +18,7 @@ mod simplify;
 #[cfg(test)]
 mod tests;
 
-pub use backprop_filter::transpose_backprop_filters;
+pub use backprop_filter::{NARROW_INPUT_GRAD_MAX_CHANNELS, transpose_backprop_filters};
 pub use batchnorm::fold_batchnorm;
 pub use cse::cse;
 pub use dce::dce;

@@ -208,6 +208,16 @@ pub fn write_png(path: &Path, image: &Image, depth: BitDepth) -> Result<()> {
         .map_err(|e| DataError::format(path, format!("cannot write PNG: {e}")))
 }
 
+/// Encodes a PNG (8- or 16-bit, the image's channels) in memory, for writing atomically.
+pub fn encode_png(image: &Image, depth: BitDepth) -> Result<Vec<u8>> {
+    let dynamic = to_dynamic(image, depth)?;
+    let mut bytes = Vec::new();
+    dynamic
+        .write_to(&mut Cursor::new(&mut bytes), ImageFormat::Png)
+        .map_err(|e| DataError::value("png", format!("cannot encode PNG: {e}")))?;
+    Ok(bytes)
+}
+
 /// Writes a baseline JPEG at `quality` (1-100); alpha is dropped, 16-bit is not possible.
 pub fn write_jpeg(path: &Path, image: &Image, quality: u8) -> Result<()> {
     let flat = match image.channels {

@@ -75,7 +75,7 @@ impl SsdLiteConfig {
     /// Checks the configuration; an error names the argument and what was expected.
     pub fn validate(&self) -> Result<()> {
         let bad = |what: &str, msg: String| Err(DataError::value(what, msg));
-        if self.input == 0 || self.input % 64 != 0 || self.input > 1024 {
+        if self.input == 0 || !self.input.is_multiple_of(64) || self.input > 1024 {
             return bad(
                 "input",
                 format!("{} must be a positive multiple of 64, at most 1024", self.input),

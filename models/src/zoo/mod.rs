@@ -2,6 +2,7 @@
 
 mod classification;
 pub mod detection;
+pub mod face_api;
 pub mod faces;
 pub mod segmentation;
 pub mod style;

@@ -142,12 +142,17 @@ fn evaluate_image(img: &ImageEval, class: u32, range: (f64, f64), max_dets: usiz
 
 /// Per threshold and class: the 101-point precision (`None` for a class without ground truth
 /// in range) and the recall.
+/// Per IoU threshold and class: the 101-point precision curve (None: no ground truth).
+type PrecisionTable = Vec<Vec<Option<Vec<f64>>>>;
+/// Per IoU threshold and class: the recall reached (None: no ground truth).
+type RecallTable = Vec<Vec<Option<f64>>>;
+
 fn accumulate(
     images: &[ImageEval],
     classes: usize,
     range: (f64, f64),
     max_dets: usize,
-) -> (Vec<Vec<Option<Vec<f64>>>>, Vec<Vec<Option<f64>>>) {
+) -> (PrecisionTable, RecallTable) {
     let thr = iou_thresholds();
     let mut precision = vec![vec![None; classes]; thr.len()];
     let mut recall = vec![vec![None; classes]; thr.len()];
@@ -313,18 +318,18 @@ mod tests {
             truth: vec![b(0.0, 0.0, 50.0, 50.0), b(100.0, 100.0, 200.0, 180.0)],
             detections: vec![(b(0.0, 0.0, 50.0, 50.0), 0.9), (b(100.0, 100.0, 200.0, 180.0), 0.8)],
         };
-        let m = coco_metrics(&[img.clone()], 1, 100);
+        let m = coco_metrics(std::slice::from_ref(&img), 1, 100);
         assert!((m.ap - 1.0).abs() < 1e-12 && (m.ap50 - 1.0).abs() < 1e-12 && (m.recall - 1.0).abs() < 1e-12);
         // 50x50 = 2500 is medium, 100x80 = 8000 medium too: no small or large ground truth.
         assert_eq!(m.ap_small, -1.0);
         assert!((m.ap_medium - 1.0).abs() < 1e-12);
         assert_eq!(m.ap_large, -1.0);
-        assert!((voc_ap50(&[img.clone()], 1) - 1.0).abs() < 1e-12);
+        assert!((voc_ap50(std::slice::from_ref(&img), 1) - 1.0).abs() < 1e-12);
         let empty = ImageEval {
             truth: img.truth.clone(),
             detections: vec![],
         };
-        let m = coco_metrics(&[empty.clone()], 1, 100);
+        let m = coco_metrics(std::slice::from_ref(&empty), 1, 100);
         assert_eq!((m.ap, m.recall), (0.0, 0.0));
         assert_eq!(voc_ap50(&[empty], 1), 0.0);
     }
@@ -343,11 +348,11 @@ mod tests {
                 (b(200.0, 0.0, 300.0, 100.0), 0.7),
             ],
         };
-        let m = coco_metrics(&[img.clone()], 1, 100);
+        let m = coco_metrics(std::slice::from_ref(&img), 1, 100);
         let want = (51.0 + 100.0 / 3.0) / 101.0;
         assert!((m.ap50 - want).abs() < 1e-12, "{} {want}", m.ap50);
         assert!((m.ap - want).abs() < 1e-12, "exact boxes match at every threshold");
-        assert!((voc_ap50(&[img.clone()], 1) - (0.5 + 1.0 / 3.0)).abs() < 1e-12);
+        assert!((voc_ap50(std::slice::from_ref(&img), 1) - (0.5 + 1.0 / 3.0)).abs() < 1e-12);
         // Cut to one detection per image: recall 0.5, AP50 = 51 / 101.
         let m1 = coco_metrics(&[img], 1, 1);
         assert!((m1.ap50 - 51.0 / 101.0).abs() < 1e-12 && (m1.recall - 0.5).abs() < 1e-12);

@@ -1,0 +1,188 @@
+//! Faces to embeddings: one path for every model. An [`Embedder`] is a model and the input
+//! preparation it expects; a trained zoo net and face-api's pretrained descriptor differ only
+//! in those two.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use fovea_engine::{CompiledModel, Device, NamedArrays, checkpoint};
+use fovea_graph::{Model, Tensor};
+
+use crate::error::{DataError, Result};
+use crate::vision::letterbox::letterbox;
+use crate::vision::{Filter, Image, Normalization, images_to_tensor, resize};
+use crate::zoo::faces::{EMBEDDING_OUTPUT, EmbeddingConfig, embedding_net};
+
+/// Images predicted per batch.
+const BATCH: usize = 50;
+
+/// How a face image becomes a model input.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Preparation {
+    /// Resized (area filter) to `height x width`, grey (1 channel) or RGB (3), `[0, 1]`.
+    Resize {
+        /// Rows.
+        height: usize,
+        /// Columns.
+        width: usize,
+        /// 1 or 3.
+        channels: usize,
+    },
+    /// Padded to a square (black), resized to `size x size`, RGB in `[0, 1]` (face-api's
+    /// descriptor; its mean subtraction happens inside its graph).
+    PadSquare {
+        /// The side.
+        size: usize,
+    },
+}
+
+impl Preparation {
+    /// The preparation of a zoo embedding net of `cfg`.
+    pub fn for_config(cfg: &EmbeddingConfig) -> Preparation {
+        Preparation::Resize {
+            height: cfg.input[0],
+            width: cfg.input[1],
+            channels: cfg.input[2],
+        }
+    }
+
+    /// Prepares one image.
+    pub fn apply(&self, image: &Image) -> Result<Image> {
+        match *self {
+            Preparation::Resize {
+                height,
+                width,
+                channels,
+            } => {
+                let img = if channels == 3 { image.to_rgb() } else { image.to_gray() };
+                if (img.width, img.height) == (width, height) {
+                    return Ok(img);
+                }
+                resize(&img, width, height, Filter::Area)
+            }
+            Preparation::PadSquare { size } => Ok(letterbox(&image.to_rgb(), size, size, 0.0)?.0),
+        }
+    }
+
+    /// Prepares `images` and stacks them into `(N, H, W, C)`.
+    pub fn tensor(&self, images: &[Image]) -> Result<Tensor> {
+        let prepared = images.iter().map(|i| self.apply(i)).collect::<Result<Vec<_>>>()?;
+        images_to_tensor(&prepared, &Normalization::UnitRange)
+    }
+}
+
+/// A model that maps prepared faces to embeddings.
+#[derive(Debug)]
+pub struct Embedder {
+    /// The network: input images, an output called `embedding` (or a single output).
+    pub model: Model,
+    /// What its input expects.
+    pub prep: Preparation,
+    /// What it is, for reports (`trained:W.safetensors`, `face-api`).
+    pub kind: String,
+}
+
+impl Embedder {
+    /// A zoo net of `cfg` with the weights of `path` (a file `fovea faces train --save` wrote).
+    /// Errors name the file and list every missing or mis-shaped weight.
+    pub fn trained(path: &Path, cfg: &EmbeddingConfig) -> Result<Embedder> {
+        let mut model = embedding_net(cfg, 0)?;
+        checkpoint::load_params(path, &mut model.params)?;
+        Ok(Embedder {
+            model,
+            prep: Preparation::for_config(cfg),
+            kind: format!("trained:{}", path.display()),
+        })
+    }
+
+    /// The raw-pixel floor: the face resized to `height x width` grey, its pixels the
+    /// "embedding" (Euclidean nearest neighbour on pixels), through the same path.
+    pub fn raw_pixels(height: usize, width: usize) -> Result<Embedder> {
+        let model = fovea_graph::Sequential::named("raw_pixels")
+            .add(fovea_graph::layers::Input::new(&[height, width, 1]).name("image"))
+            .add(fovea_graph::layers::Flatten::new().name(EMBEDDING_OUTPUT))
+            .build(0)?;
+        Ok(Embedder {
+            model,
+            prep: Preparation::Resize {
+                height,
+                width,
+                channels: 1,
+            },
+            kind: "raw-pixels".into(),
+        })
+    }
+
+    /// face-api's pretrained 128-d descriptor from the package folder `dir`.
+    pub fn face_api(dir: &Path) -> Result<Embedder> {
+        Ok(Embedder {
+            model: crate::zoo::face_api::descriptor(dir)?,
+            prep: Preparation::PadSquare { size: 150 },
+            kind: "face-api".into(),
+        })
+    }
+
+    /// Embeddings of `images`, one row each.
+    pub fn embed(&self, device: &Arc<Device>, images: &[Image]) -> Result<Vec<Vec<f32>>> {
+        let x = self.prep.tensor(images)?;
+        let inputs = NamedArrays::new().with(&self.model.input_names()[0], x);
+        let outs = fovea_engine::predict_arrays(device, &self.model, &inputs, BATCH.min(images.len().max(1)))?;
+        rows(pick_embedding(outs)?)
+    }
+}
+
+/// Embeddings of `images` from a model being trained (its current weights), prepared as `prep`.
+pub fn embed_compiled(cm: &mut CompiledModel, prep: &Preparation, images: &[Image]) -> Result<Vec<Vec<f32>>> {
+    let x = prep.tensor(images)?;
+    let name = cm.model()?.input_names()[0].clone();
+    let outs = cm.predict_arrays(&NamedArrays::new().with(&name, x), BATCH.min(images.len().max(1)))?;
+    rows(pick_embedding(outs)?)
+}
+
+fn pick_embedding(mut outs: Vec<(String, Tensor)>) -> Result<Tensor> {
+    let i = outs.iter().position(|(n, _)| n == EMBEDDING_OUTPUT).unwrap_or(0);
+    if outs.is_empty() {
+        return Err(DataError::value("embedding model", "has no outputs"));
+    }
+    Ok(outs.swap_remove(i).1)
+}
+
+fn rows(t: Tensor) -> Result<Vec<Vec<f32>>> {
+    let [_, d] = t.shape[..] else {
+        return Err(DataError::value(
+            "embedding model",
+            format!("its output must be (N, D), got {:?}", t.shape),
+        ));
+    };
+    Ok(t.data.chunks(d.max(1)).map(<[f32]>::to_vec).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn preparations_give_the_model_sizes() {
+        let img = Image::filled(92, 112, 1, 0.5);
+        let r = Preparation::for_config(&EmbeddingConfig::default())
+            .apply(&img)
+            .unwrap();
+        assert_eq!((r.width, r.height, r.channels), (46, 56, 1));
+        assert!(r.data.iter().all(|v| (v - 0.5).abs() < 1e-6));
+        let s = Preparation::PadSquare { size: 150 }.apply(&img).unwrap();
+        assert_eq!((s.width, s.height, s.channels), (150, 150, 3));
+        // 92 of 112 columns are face: the padded columns at the sides are black.
+        assert_eq!(s.pixel(0, 75), &[0.0, 0.0, 0.0]);
+        assert!((s.pixel(75, 75)[0] - 0.5).abs() < 1e-6);
+        let t = Preparation::PadSquare { size: 150 }
+            .tensor(&[img.clone(), img])
+            .unwrap();
+        assert_eq!(t.shape, vec![2, 150, 150, 3]);
+    }
+
+    #[test]
+    fn face_api_without_its_files_is_an_error_naming_the_folder() {
+        let e = Embedder::face_api(Path::new("/nowhere")).unwrap_err().to_string();
+        assert!(e.contains("/nowhere"), "{e}");
+    }
+}
