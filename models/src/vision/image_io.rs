@@ -189,17 +189,6 @@ pub fn to_dynamic(image: &Image, depth: BitDepth) -> Result<DynamicImage> {
     })
 }
 
-/// A PNG file's bytes (8- or 16-bit, the image's channels), for writing with
-/// `tasks::output::write_atomic`.
-pub fn encode_png(image: &Image, depth: BitDepth) -> Result<Vec<u8>> {
-    let dynamic = to_dynamic(image, depth)?;
-    let mut buf = std::io::Cursor::new(Vec::new());
-    dynamic
-        .write_to(&mut buf, ImageFormat::Png)
-        .map_err(|e| DataError::value("image", format!("cannot encode PNG: {e}")))?;
-    Ok(buf.into_inner())
-}
-
 /// Writes a PNG (8- or 16-bit, the image's channels).
 pub fn write_png(path: &Path, image: &Image, depth: BitDepth) -> Result<()> {
     let dynamic = to_dynamic(image, depth)?;
