@@ -12,11 +12,10 @@ const NMS_WGSL: &str = include_str!("../wgsl/nms.wgsl");
 /// Invocations per workgroup (fixed in the WGSL).
 pub const NMS_WORKGROUP_SIZE: u32 = 64;
 
-/// Workgroup memory the kernel needs for `classes` classes, `candidates` per class and
-/// `max_detections` rows: the suppression bit mask, the kept indices, the per-class counts and
-/// a flag.
-pub fn nms_workgroup_bytes(classes: usize, candidates: usize, max_detections: usize) -> u64 {
-    4 * (candidates.div_ceil(32) + classes * max_detections + classes + 1) as u64
+/// Workgroup memory the kernel needs for `classes` classes of `candidates` each: one
+/// suppression bit per candidate (whole 32-bit words per class), each class's end and a flag.
+pub fn nms_workgroup_bytes(classes: usize, candidates: usize) -> u64 {
+    4 * (classes * candidates.div_ceil(32) + classes + 1) as u64
 }
 
 /// Lowers `Nms { iou_threshold, score_threshold, max_detections }` (inputs scores `(B, C, K)`,
@@ -29,11 +28,11 @@ pub(crate) fn lower_nms(
 ) -> Result<KernelInstance, KernelError> {
     let s = cx.in_shape(0);
     let (b, c, k) = (s[0], s[1], s[2]);
-    let need = nms_workgroup_bytes(c, k, max_detections);
+    let need = nms_workgroup_bytes(c, k);
     if need > cx.target.max_workgroup_storage_bytes as u64 {
         return Err(cx.unsupported(format!(
-            "{c} classes x {max_detections} detections with {k} candidates per class need {need} bytes of \
-             workgroup memory, more than the adapter's {} (fewer candidates or detections)",
+            "{c} classes x {k} candidates per class need {need} bytes of workgroup memory, more than \
+             the adapter's {} (fewer classes or candidates)",
             cx.target.max_workgroup_storage_bytes
         )));
     }
@@ -45,7 +44,7 @@ pub(crate) fn lower_nms(
         .set("K", k)
         .set("M", max_detections)
         .set("WORDS", k.div_ceil(32))
-        .set("KEEP", c * max_detections)
+        .set("MASK_WORDS", c * k.div_ceil(32))
         .set("IOU", f32_lit(iou_threshold))
         .set("SCORE", f32_lit(score_threshold))
         .set("GRID_X", grid.row)
