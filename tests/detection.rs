@@ -1,8 +1,10 @@
 //! Detection across the crates: the loss in the step program against its host formula, a few
-//! training steps on synthetic shapes, and `fovea detect` on bad input.
+//! training steps on synthetic shapes, the device's NMS against the reference interpreter,
+//! `fovea detect train|eval|predict` end to end, and `fovea detect` on bad input.
 
 mod common;
 
+use common::{fovea, text};
 use fovea::engine::dataset::Dataset;
 use fovea::engine::{CompiledModel, FitOptions, NamedArrays, Verbosity};
 use fovea::graph::Tensor;
@@ -14,7 +16,6 @@ use fovea::models::tasks::detection::loss::{
 use fovea::models::tasks::detection::shapes::ShapesSet;
 use fovea::models::tasks::detection::train::{TrainSettings, target_stream};
 use fovea::models::zoo::detection::{IMAGE_INPUT, SsdLiteConfig, ssd_lite};
-use std::process::Command;
 use std::sync::Arc;
 
 /// A batch of `n` shape images at 64 px with their targets, stacked.
@@ -111,10 +112,6 @@ fn a_few_steps_on_shapes_lower_the_loss() {
     assert!(after < before, "evaluation loss {before} -> {after}");
 }
 
-fn fovea(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_fovea")).args(args).output().unwrap()
-}
-
 #[test]
 fn bad_detect_input_fails_fast_naming_it_and_writes_nothing() {
     let dir = std::env::temp_dir().join(format!("fovea-detect-cli-{}", std::process::id()));
@@ -134,7 +131,7 @@ fn bad_detect_input_fails_fast_naming_it_and_writes_nothing() {
         "--metrics-json",
         &s(&m),
     ]);
-    let err = String::from_utf8_lossy(&o.stderr);
+    let err = text(&o);
     assert!(!o.status.success() && err.contains("/nonexistent/voc"), "{err}");
     // An empty split: annotations without any usable box.
     let voc = dir.join("voc");
@@ -155,7 +152,7 @@ fn bad_detect_input_fails_fast_naming_it_and_writes_nothing() {
         "--metrics-json",
         &s(&m),
     ]);
-    let err = String::from_utf8_lossy(&o.stderr);
+    let err = text(&o);
     assert!(
         !o.status.success() && err.contains("annotations") && err.contains("no usable images"),
         "{err}"
@@ -165,7 +162,7 @@ fn bad_detect_input_fails_fast_naming_it_and_writes_nothing() {
     let img = dir.join("x.png");
     std::fs::write(&img, b"not a png").unwrap();
     let o = fovea(&["detect", "predict", &s(&img), "--weights", &s(&w), "--out", &s(&out)]);
-    let err = String::from_utf8_lossy(&o.stderr);
+    let err = text(&o);
     assert!(!o.status.success() && err.contains("w.json"), "{err}");
     std::fs::write(
         dir.join("w.json"),
@@ -173,7 +170,7 @@ fn bad_detect_input_fails_fast_naming_it_and_writes_nothing() {
     )
     .unwrap();
     let o = fovea(&["detect", "predict", &s(&img), "--weights", &s(&w), "--out", &s(&out)]);
-    let err = String::from_utf8_lossy(&o.stderr);
+    let err = text(&o);
     assert!(!o.status.success() && err.contains("w.safetensors"), "{err}");
     // A bad score.
     let o = fovea(&[
@@ -187,35 +184,58 @@ fn bad_detect_input_fails_fast_naming_it_and_writes_nothing() {
         "--score",
         "2",
     ]);
-    assert!(String::from_utf8_lossy(&o.stderr).contains("--score"));
+    assert!(text(&o).contains("--score"));
     assert!(!out.exists() && !m.exists(), "nothing written on error");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// Random candidates for `batched_nms`: boxes in a 100-pixel frame with exact copies, boxes of
-/// zero width and inverted corners, scores on a coarse grid (so ties happen) and, in the last
-/// image, no score above the threshold.
-fn nms_inputs(b: usize, n: usize, c: usize, seed: u64) -> (Vec<f32>, Vec<f32>) {
+/// The kinds of candidate sets the NMS tests draw.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Candidates {
+    /// Exact copies of the previous box, boxes of zero width and inverted corners among random
+    /// ones; the last image has no score above the threshold.
+    Mixed,
+    /// Jitters of one box: every pair overlaps with IoU above 0.9.
+    AllOverlapping,
+    /// Disjoint cells: nothing is suppressed.
+    Disjoint,
+    /// No score above the threshold anywhere.
+    BelowThreshold,
+}
+
+/// Random candidates for `batched_nms`: boxes `(b, n, 4)` in a 100-pixel frame and scores
+/// `(b, n, c)` on a coarse grid (so ties happen), of the given kind.
+fn nms_inputs(b: usize, n: usize, c: usize, kind: Candidates, seed: u64) -> (Vec<f32>, Vec<f32>) {
     let mut rng = Rng::new(seed);
-    let mut boxes = Vec::with_capacity(b * n * 4);
+    let mut boxes: Vec<f32> = Vec::with_capacity(b * n * 4);
     for i in 0..b * n {
-        let kind = rng.below(10);
-        if kind == 0 && i > 0 {
-            // An exact copy of the previous box.
-            let prev: Vec<f32> = boxes[boxes.len() - 4..].to_vec();
-            boxes.extend(prev);
-            continue;
-        }
         let (x, y) = (rng.uniform_in(0.0, 90.0) as f32, rng.uniform_in(0.0, 90.0) as f32);
         let (w, h) = (rng.uniform_in(2.0, 40.0) as f32, rng.uniform_in(2.0, 40.0) as f32);
-        match kind {
-            1 => boxes.extend([x, y, x, y + h]),     // zero width
-            2 => boxes.extend([x + w, y, x, y + h]), // inverted
-            _ => boxes.extend([x, y, x + w, y + h]),
-        }
+        let bx = match kind {
+            Candidates::AllOverlapping => [10.0 + x * 0.01, 10.0 + y * 0.01, 50.0 + w * 0.01, 50.0 + h * 0.01],
+            Candidates::Disjoint => {
+                let k = (i % n) as f32;
+                [k * 3.0, 0.0, k * 3.0 + 2.0, 2.0]
+            }
+            _ => match rng.below(10) {
+                0 if i % n > 0 => {
+                    let p = &boxes[boxes.len() - 4..];
+                    [p[0], p[1], p[2], p[3]]
+                }
+                1 => [x, y, x, y + h],
+                2 => [x + w, y, x, y + h],
+                _ => [x, y, x + w, y + h],
+            },
+        };
+        boxes.extend(bx);
     }
     let mut scores: Vec<f32> = (0..b * n * c).map(|_| (rng.below(20) as f32) * 0.05).collect();
-    for s in &mut scores[(b - 1) * n * c..] {
+    let low = match kind {
+        Candidates::Mixed => (b - 1) * n * c,
+        Candidates::BelowThreshold => 0,
+        _ => scores.len(),
+    };
+    for s in &mut scores[low..] {
         *s *= 0.1;
     }
     (boxes, scores)
@@ -223,13 +243,24 @@ fn nms_inputs(b: usize, n: usize, c: usize, seed: u64) -> (Vec<f32>, Vec<f32>) {
 
 #[test]
 fn nms_on_the_device_matches_the_reference() {
+    use Candidates::*;
     use fovea::graph::ops::{NmsParams, batched_nms};
-    for (b, n, c, candidates, m, seed) in [
-        (1, 1, 1, 1, 1, 0),
-        (3, 37, 2, 37, 5, 1),
-        (2, 300, 3, 100, 20, 2),
-        (4, 1344, 1, 400, 100, 3),
-    ] {
+    // (images, boxes, classes, candidates per class, max detections, kind): one box; odd and
+    // prime sizes; more boxes than candidates and candidates than detections; the detector's
+    // shape; every kind.
+    for (case, (b, n, c, candidates, m, kind)) in [
+        (1, 1, 1, 1, 1, Mixed),
+        (3, 37, 2, 37, 5, Mixed),
+        (2, 300, 3, 100, 20, Mixed),
+        (4, 1344, 1, 400, 100, Mixed),
+        (3, 53, 2, 53, 10, AllOverlapping),
+        (2, 61, 3, 61, 7, Disjoint),
+        (1, 5, 2, 5, 40, Disjoint),
+        (2, 41, 2, 41, 8, BelowThreshold),
+    ]
+    .into_iter()
+    .enumerate()
+    {
         let mut g = fovea::graph::Graph::new();
         let bx = g.input("boxes", fovea::graph::TensorType::f32(vec![b, n, 4])).unwrap();
         let sc = g.input("scores", fovea::graph::TensorType::f32(vec![b, n, c])).unwrap();
@@ -241,8 +272,8 @@ fn nms_on_the_device_matches_the_reference() {
         };
         let out = batched_nms(&mut g, bx, sc, p, "nms").unwrap();
         g.outputs.push(out);
-        let (boxes, scores) = nms_inputs(b, n, c, seed);
+        let (boxes, scores) = nms_inputs(b, n, c, kind, case as u64);
         let (err, at) = common::gpu_vs_reference(g, &[("boxes".into(), boxes), ("scores".into(), scores)]);
-        assert!(err <= 1e-6, "b {b} n {n} c {c}: {err:e} at {at}");
+        assert!(err <= 1e-6, "{kind:?} b {b} n {n} c {c}: {err:e} at {at}");
     }
 }
