@@ -229,8 +229,9 @@ mod tests {
     use crate::tasks::detection::metrics::ImageEval;
 
     /// Random ground truth over `classes` classes and detections near it (jittered copies,
-    /// duplicates, misses) plus noise boxes, all with random scores and some tied scores.
-    fn random_images(seed: u64, n: usize, classes: u32) -> Vec<Evaluated> {
+    /// duplicates, misses) plus up to `noise` noise boxes per image (exactly `noise` above 100), all with random scores and
+    /// some tied scores.
+    fn random_images(seed: u64, n: usize, classes: u32, noise: usize) -> Vec<Evaluated> {
         let mut rng = Rng::new(seed);
         let mut u = |lo: f64, hi: f64| rng.uniform_in(lo, hi) as f32;
         let mut images = Vec::new();
@@ -252,7 +253,12 @@ mod tests {
                     detections.push((d, score));
                 }
             }
-            for _ in 0..(u(0.0, 4.0) as usize) {
+            let noise_boxes = if noise > 100 {
+                noise
+            } else {
+                u(0.0, noise as f64 + 1.0) as usize
+            };
+            for _ in 0..noise_boxes {
                 let (bw, bh) = (u(4.0, 120.0), u(4.0, 120.0));
                 let (x, y) = (u(0.0, 200.0), u(0.0, 120.0));
                 let class = (u(0.0, classes as f64) as u32).min(classes - 1);
@@ -272,9 +278,14 @@ mod tests {
     fn the_coco_figures_match_hotcoco_on_random_detections() {
         let dir = std::env::temp_dir().join(format!("fovea-hotcoco-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        for seed in 0..6u64 {
+        // Few and many images; some with more than COCO's 100 detections per image and class.
+        // (Recalls are ratios of small integers: with enough cases some land on a recall point,
+        // where numpy's rounding of the grid decides.)
+        let mut nontrivial = 0;
+        for seed in 0..40u64 {
             let classes = 1 + (seed % 3) as u32;
-            let images = random_images(seed, 12, classes);
+            let (n, noise) = [(12, 3), (5, 3), (20, 3), (3, 400)][seed as usize % 4];
+            let images = random_images(seed, n, classes, noise);
             let names: Vec<String> = (0..classes).map(|c| format!("class{c}")).collect();
             let (gt, dt) = (dir.join(format!("gt{seed}.json")), dir.join(format!("dt{seed}.json")));
             std::fs::write(&gt, coco_ground_truth(&images, &names).to_string()).unwrap();
@@ -284,10 +295,8 @@ mod tests {
             let mut ev = hotcoco::COCOeval::new(coco_gt, coco_dt, hotcoco::params::IouType::Bbox);
             ev.evaluate().unwrap();
             ev.accumulate();
-            let stats = ev.stats().map(|s| s.to_vec()).unwrap_or_else(|| {
-                ev.summarize();
-                ev.stats().unwrap().to_vec()
-            });
+            ev.summarize_lines();
+            let stats = ev.stats().expect("hotcoco's summary").to_vec();
             let ours = report(&images, classes as usize, 100).coco;
             let pairs = [
                 ("ap", ours.ap, stats[0]),
@@ -301,18 +310,26 @@ mod tests {
             for (name, a, b) in pairs {
                 assert!((a - b).abs() < 1e-9, "seed {seed} {name}: ours {a}, hotcoco {b}");
             }
-            assert!(
-                ours.ap50 > 0.05 && ours.ap50 < 0.99,
-                "seed {seed}: a case that can fail ({})",
-                ours.ap50
-            );
+            if ours.ap50 > 0.0 && ours.ap50 < 0.99 {
+                nontrivial += 1;
+            }
+            if noise > 100 {
+                let most = (0..classes)
+                    .map(|c| images[0].eval.detections.iter().filter(|d| d.0.class == c).count())
+                    .max();
+                assert!(most > Some(100), "seed {seed}: more than 100 detections of a class");
+            }
         }
+        assert!(
+            nontrivial >= 30,
+            "cases that can fail: {nontrivial} of 40 strictly inside (0, 1)"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn coco_json_has_the_fields_coco_tools_read() {
-        let images = random_images(9, 3, 2);
+        let images = random_images(9, 3, 2, 3);
         let gt = coco_ground_truth(&images, &["a".into(), "b".into()]);
         assert_eq!(gt["images"][0]["file_name"], "img0.jpg");
         assert_eq!(gt["images"][0]["width"], 320);
