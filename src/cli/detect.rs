@@ -500,83 +500,53 @@ fn write_outputs(
 /// `--pretrained blazeface[-full]`: MediaPipe's face detector with its anchors, decoding and
 /// weighted NMS; the image is letterboxed into the square input as MediaPipe does.
 fn run_blazeface(a: &PredictArgs, name: &str) -> anyhow::Result<()> {
-    use fovea_models::tasks::detection::blazeface::{BlazeFaceSpec, decode, weighted_nms};
+    use fovea_models::tasks::detection::blazeface::{BlazeFaceSpec, detect_faces};
     let (mut spec, file) = match name {
         "blazeface" => (BlazeFaceSpec::short_range(), "face_detection_short_range.tflite"),
         "blazeface-full" => (BlazeFaceSpec::full_range(), "face_detection_full_range.tflite"),
-        "face-ssd" => anyhow::bail!("--pretrained face-ssd: face-api's SSD-MobileNetV1 is not wired in here yet"),
         other => anyhow::bail!("--pretrained {other}: expected blazeface or blazeface-full"),
     };
     if let Some(s) = a.score {
         spec.min_score = s;
     }
-    let embedded = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/pretrained").join(file);
-    let cache = std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache/fovea/pretrained").join(file));
-    let path = [Some(embedded), cache]
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/pretrained").join(file);
+    let cache = fovea_models::zoo::face_api::default_dir().join(file);
+    let path = [shipped, cache.clone()]
         .into_iter()
-        .flatten()
         .find(|p| p.is_file())
-        .with_context(|| format!("--pretrained {name}: {file} not found in data/pretrained or ~/.cache/fovea/pretrained (run tools/pretrained/fetch.sh)"))?;
+        .with_context(|| {
+            format!(
+                "--pretrained {name}: {file} is neither in data/pretrained nor in {} (run \
+                 tools/pretrained/fetch.sh, or set FOVEA_PRETRAINED_DIR)",
+                cache.parent().unwrap_or(&cache).display()
+            )
+        })?;
     let model = fovea::import::tflite::load(&path).with_context(|| format!("{}", path.display()))?;
-    let input_name = model.input_names()[0].clone();
     let device = Arc::new(Device::new()?);
+    // Decode every image before writing anything, so a bad file leaves no output.
     let mut pictures = Vec::new();
     let mut all = Vec::new();
     for img_path in &a.images {
         let image = read_image(img_path)?.to_rgb();
-        let (boxed, fit) = fovea_models::vision::letterbox::letterbox(&image, spec.input, spec.input, 0.0)?;
-        let x = image_to_tensor(&boxed, &fovea_models::vision::Normalization::SymmetricRange)?;
-        let x = fovea_graph::Tensor {
-            shape: vec![1, spec.input, spec.input, 3],
-            data: x.data,
-        };
         let start = Instant::now();
-        let outs = fovea_engine::predict_arrays(
-            &device,
-            &model,
-            &fovea_engine::NamedArrays::new().with(&input_name, x),
-            1,
-        )?;
+        let faces = detect_faces(&device, &model, &spec, &image).with_context(|| format!("{}", path.display()))?;
         let ms = start.elapsed().as_secs_f64() * 1e3;
-        let reg = outs.iter().find(|(_, t)| t.shape.last() == Some(&16));
-        let sc = outs.iter().find(|(_, t)| t.shape.last() == Some(&1));
-        let (Some(reg), Some(sc)) = (reg, sc) else {
-            anyhow::bail!(
-                "{}: expected outputs (1, anchors, 16) and (1, anchors, 1)",
-                path.display()
-            );
-        };
-        let faces = weighted_nms(decode(&spec, &reg.1.data, &sc.1.data), spec.min_suppression);
-        let side = spec.input as f32;
-        let to_image = |x: f32, y: f32| {
-            (
-                (x * side - fit.offset_x) / fit.scale,
-                (y * side - fit.offset_y) / fit.scale,
-            )
-        };
-        let mut dets = Vec::new();
-        let mut json = Vec::new();
-        for f in &faces {
-            let (x0, y0) = to_image(f.bbox[0], f.bbox[1]);
-            let (x1, y1) = to_image(f.bbox[2], f.bbox[3]);
-            let b = fovea_models::vision::BBox::new(x0, y0, x1, y1, 0).clip(image.width as f32, image.height as f32);
-            dets.push(Detection {
-                bbox: b,
+        let dets: Vec<Detection> = faces
+            .iter()
+            .map(|f| Detection {
+                bbox: fovea_models::vision::BBox::new(f.bbox[0], f.bbox[1], f.bbox[2], f.bbox[3], 0),
                 score: Some(f.score),
-            });
-            let kps: Vec<[f32; 2]> = f
-                .keypoints
-                .iter()
-                .map(|&(x, y)| {
-                    let (u, v) = to_image(x, y);
-                    [u, v]
+            })
+            .collect();
+        let json: Vec<serde_json::Value> = faces
+            .iter()
+            .map(|f| {
+                serde_json::json!({
+                    "class": "face", "class_id": 0, "score": f.score, "bbox": f.bbox,
+                    "keypoints": f.keypoints.iter().map(|&(x, y)| [x, y]).collect::<Vec<_>>(),
                 })
-                .collect();
-            json.push(serde_json::json!({
-                "class": "face", "class_id": 0, "score": f.score,
-                "bbox": [b.xmin, b.ymin, b.xmax, b.ymax], "keypoints": kps,
-            }));
-        }
+            })
+            .collect();
         let drawn = draw_detections(&image, &dets, &["face".to_string()])?;
         println!("{}: {} faces ({ms:.0} ms)", img_path.display(), faces.len());
         let stem = img_path

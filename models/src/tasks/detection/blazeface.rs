@@ -4,8 +4,19 @@
 //! keypoints) and the weighted non-maximum suppression of `NonMaxSuppressionCalculator`
 //! (`WEIGHTED`: each kept face is the score-weighted mean of the boxes it suppresses).
 //! Settings are those of MediaPipe's `face_detection_short_range` and `_full_range` graphs.
+//! [`detect_faces`] runs the whole pipeline on a photo: letterboxed into the square input (black
+//! bars, as MediaPipe's `ImageToTensorCalculator` with `keep_aspect_ratio`), RGB in `[-1, 1]`,
+//! the model, decoding, suppression, and the faces mapped back to the photo's pixels.
+
+use std::sync::Arc;
+
+use fovea_engine::{Device, NamedArrays, predict_arrays};
+use fovea_graph::{Model, Tensor};
 
 use super::targets::iou;
+use crate::vision::letterbox::letterbox;
+use crate::vision::{Image, Normalization, image_to_tensor};
+use crate::{DataError, Result};
 
 /// One variant's settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -59,7 +70,7 @@ impl BlazeFaceSpec {
 }
 
 /// A detected face: box corners and six keypoints (eyes, nose, mouth, ears), relative to the
-/// input, and the score.
+/// input ([`decode`], [`weighted_nms`]) or in photo pixels ([`detect_faces`]), and the score.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Face {
     /// `(xmin, ymin, xmax, ymax)`.
@@ -130,6 +141,60 @@ pub fn weighted_nms(mut faces: Vec<Face>, min_suppression: f32) -> Vec<Face> {
         out.push(merged);
     }
     out
+}
+
+/// The model's outputs `(regressors, scores)` for one letterboxed input, after checking that
+/// it is a BlazeFace of `spec`: one `(side, side, 3)` input, outputs `(anchors, 16)` and
+/// `(anchors, 1)`.
+fn run_model(device: &Arc<Device>, model: &Model, spec: &BlazeFaceSpec, x: Tensor) -> Result<(Vec<f32>, Vec<f32>)> {
+    let a = spec.anchors().len();
+    let (ins, outs) = (model.input_shapes(), model.output_shapes());
+    let reg = outs.iter().position(|s| *s == [a, 16]);
+    let sc = outs.iter().position(|s| *s == [a, 1]);
+    let (Some(reg), Some(sc), [input]) = (reg, sc, ins.as_slice()) else {
+        return Err(DataError::value(
+            "blazeface model",
+            format!("expected one input and outputs ({a}, 16) and ({a}, 1), the model has {ins:?} -> {outs:?}"),
+        ));
+    };
+    if *input != [spec.input, spec.input, 3] {
+        return Err(DataError::value(
+            "blazeface model",
+            format!("expected a {0}x{0}x3 input, the model's is {input:?}", spec.input),
+        ));
+    }
+    let name = &model.input_names()[0];
+    let mut y = predict_arrays(device, model, &NamedArrays::new().with(name, x), 1)?;
+    let scores = std::mem::take(&mut y[sc].1.data);
+    Ok((std::mem::take(&mut y[reg].1.data), scores))
+}
+
+/// The faces in `photo` (any size, grey or colour), best first, with boxes and keypoints in the
+/// photo's pixels. `model` is the TFLite model of `spec` (checked: an error names the model
+/// when its input or outputs are not BlazeFace's).
+pub fn detect_faces(device: &Arc<Device>, model: &Model, spec: &BlazeFaceSpec, photo: &Image) -> Result<Vec<Face>> {
+    let side = spec.input;
+    let (boxed, fit) = letterbox(&photo.to_rgb(), side, side, 0.0)?;
+    let mut x = image_to_tensor(&boxed, &Normalization::SymmetricRange)?;
+    x.shape.insert(0, 1);
+    let (regressors, scores) = run_model(device, model, spec, x)?;
+    let faces = weighted_nms(decode(spec, &regressors, &scores), spec.min_suppression);
+    // Relative input coordinates -> input pixels -> photo pixels.
+    let s = side as f32;
+    let back = |x: f32, y: f32| ((x * s - fit.offset_x) / fit.scale, (y * s - fit.offset_y) / fit.scale);
+    let (w, h) = (photo.width as f32, photo.height as f32);
+    Ok(faces
+        .into_iter()
+        .map(|f| {
+            let (x0, y0) = back(f.bbox[0], f.bbox[1]);
+            let (x1, y1) = back(f.bbox[2], f.bbox[3]);
+            Face {
+                bbox: [x0.clamp(0.0, w), y0.clamp(0.0, h), x1.clamp(0.0, w), y1.clamp(0.0, h)],
+                keypoints: f.keypoints.map(|(x, y)| back(x, y)),
+                score: f.score,
+            }
+        })
+        .collect())
 }
 
 #[cfg(test)]
