@@ -6,16 +6,20 @@ mod common;
 
 use common::{fovea, text};
 use fovea::engine::dataset::Dataset;
+use fovea::engine::npy;
 use fovea::engine::{CompiledModel, FitOptions, NamedArrays, Verbosity};
 use fovea::graph::Tensor;
 use fovea::graph::init::Rng;
 use fovea::graph::train::{CompileConfig, Optimizer};
+use fovea::models::tasks::detection::blazeface::{BlazeFaceSpec, detect_faces};
 use fovea::models::tasks::detection::loss::{
     BOX_TARGET, BOX_WEIGHT, CLS_TARGET, CLS_WEIGHT, DetectionLoss, reference_loss,
 };
 use fovea::models::tasks::detection::shapes::ShapesSet;
 use fovea::models::tasks::detection::train::{TrainSettings, target_stream};
+use fovea::models::vision::{BitDepth, Image, write_png};
 use fovea::models::zoo::detection::{IMAGE_INPUT, SsdLiteConfig, ssd_lite};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// A batch of `n` shape images at 64 px with their targets, stacked.
@@ -276,4 +280,175 @@ fn nms_on_the_device_matches_the_reference() {
         let (err, at) = common::gpu_vs_reference(g, &[("boxes".into(), boxes), ("scores".into(), scores)]);
         assert!(err <= 1e-6, "{kind:?} b {b} n {n} c {c}: {err:e} at {at}");
     }
+}
+
+fn tflite_fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/tflite")
+        .join(name)
+}
+
+/// An RGB image of a `(h, w, 3)` uint8 fixture (values / 255).
+fn u8_image(name: &str) -> Image {
+    let a = npy::read(&tflite_fixture(name)).unwrap();
+    let npy::NpyData::Int(px) = a.data else {
+        panic!("{name} is not uint8")
+    };
+    Image::new(
+        a.shape[1],
+        a.shape[0],
+        3,
+        px.iter().map(|&v| v as f32 / 255.0).collect(),
+    )
+    .unwrap()
+}
+
+/// The reference faces of tools/pretrained/make_blazeface_fixture.py (LiteRT's outputs decoded
+/// with MediaPipe's published anchors and options): `(score, box, keypoints)`.
+fn reference_faces(key: &str) -> Vec<(f32, Vec<f32>, Vec<f32>)> {
+    let text = std::fs::read_to_string(tflite_fixture("blazeface_faces.json")).unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let nums = |v: &serde_json::Value| -> Vec<f32> {
+        let flat: Vec<serde_json::Value> = match v.as_array().unwrap().first() {
+            Some(serde_json::Value::Array(_)) => v
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(|p| p.as_array().unwrap().clone())
+                .collect(),
+            _ => v.as_array().unwrap().clone(),
+        };
+        flat.iter().map(|x| x.as_f64().unwrap() as f32).collect()
+    };
+    doc[key]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["score"].as_f64().unwrap() as f32,
+                nums(&f["bbox"]),
+                nums(&f["keypoints"]),
+            )
+        })
+        .collect()
+}
+
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+/// The whole BlazeFace pipeline (letterbox, [-1, 1], the imported model, anchors, decoding,
+/// weighted NMS, back to pixels) on the very input the reference was computed on: the same
+/// faces, boxes and keypoints within 0.3 px of 128, scores within 2e-3.
+#[test]
+fn blazeface_finds_the_reference_faces_on_the_reference_input() {
+    let device = common::device();
+    let model = fovea::import::tflite::load(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("data/pretrained/face_detection_short_range.tflite"),
+    )
+    .unwrap();
+    let photo = u8_image("faces_row_lb128.u8.npy");
+    let spec = BlazeFaceSpec::short_range();
+    let got = detect_faces(&device, &model, &spec, &photo).unwrap();
+    let want = reference_faces("faces_relative");
+    assert_eq!(got.len(), want.len(), "{got:?}");
+    assert_eq!(want.len(), 3, "three faces in the fixture");
+    for (g, (score, bbox, kps)) in got.iter().zip(&want) {
+        let px = |v: &[f32]| v.iter().map(|x| x * 128.0).collect::<Vec<_>>();
+        let g_kps: Vec<f32> = g.keypoints.iter().flat_map(|&(x, y)| [x, y]).collect();
+        assert!((g.score - score).abs() < 2e-3, "score {} vs {score}", g.score);
+        assert!(max_diff(&g.bbox, &px(bbox)) < 0.3, "box {:?} vs {:?}", g.bbox, px(bbox));
+        assert!(max_diff(&g_kps, &px(kps)) < 0.3, "keypoints {g_kps:?} vs {:?}", px(kps));
+    }
+    // Another model than BlazeFace: an error naming the model, not a panic.
+    let other = fovea::import::tflite::load(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("data/pretrained/selfie_segmentation.tflite"),
+    )
+    .unwrap();
+    let e = detect_faces(&device, &other, &spec, &photo).unwrap_err().to_string();
+    assert!(e.contains("blazeface model"), "{e}");
+}
+
+/// `fovea detect predict --pretrained blazeface` on the fixture's picture (276x112, letterboxed
+/// by Fovea: its bilinear resize is not Pillow's, hence the looser bounds) and on the person
+/// photo, where LiteRT's own outputs score no anchor above 0.5: no face.
+#[test]
+fn detect_predict_blazeface_draws_the_reference_faces() {
+    let dir = std::env::temp_dir().join(format!("fovea-blazeface-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let person = dir.join("person128.png");
+    write_png(&person, &u8_image("photo128.u8.npy"), BitDepth::Eight).unwrap();
+    let logits = npy::read_f32(&tflite_fixture("blazeface_short.photo.y1.npy"))
+        .unwrap()
+        .data;
+    let best = logits.iter().fold(f32::MIN, |m, &v| m.max(v));
+    assert!(
+        1.0 / (1.0 + (-best).exp()) < 0.5,
+        "LiteRT scores no face on the person photo"
+    );
+    let row = tflite_fixture("faces_row.png");
+    let out = dir.join("out");
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let o = fovea(&[
+        "detect",
+        "predict",
+        "--pretrained",
+        "blazeface",
+        &s(&row),
+        &s(&person),
+        "--out",
+        &s(&out),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("detections.json")).unwrap()).unwrap();
+    let dets = json[0]["detections"].as_array().unwrap();
+    let want = reference_faces("faces_pixels");
+    assert_eq!(dets.len(), want.len(), "{json}");
+    for (d, (score, bbox, _)) in dets.iter().zip(&want) {
+        let b: Vec<f32> = d["bbox"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap() as f32)
+            .collect();
+        let got_score = d["score"].as_f64().unwrap() as f32;
+        assert!((got_score - score).abs() < 0.04, "score {got_score} vs {score}");
+        assert!(max_diff(&b, bbox) < 4.0, "box {b:?} vs {bbox:?}");
+    }
+    assert_eq!(json[1]["detections"].as_array().unwrap().len(), 0, "{json}");
+    assert!(out.join("faces_row.png").is_file() && out.join("person128.png").is_file());
+    // A corrupt image among good ones: an error naming it, nothing written.
+    let bad = dir.join("bad.png");
+    std::fs::write(&bad, b"not a png").unwrap();
+    let out2 = dir.join("out2");
+    let o = fovea(&[
+        "detect",
+        "predict",
+        "--pretrained",
+        "blazeface",
+        &s(&row),
+        &s(&bad),
+        "--out",
+        &s(&out2),
+    ]);
+    assert!(!o.status.success() && text(&o).contains("bad.png"), "{}", text(&o));
+    assert!(!out2.exists(), "nothing written on error");
+    let o = fovea(&[
+        "detect",
+        "predict",
+        "--pretrained",
+        "yolo",
+        &s(&row),
+        "--out",
+        &s(&out2),
+    ]);
+    assert!(
+        !o.status.success() && text(&o).contains("--pretrained yolo"),
+        "{}",
+        text(&o)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }
