@@ -452,3 +452,167 @@ fn detect_predict_blazeface_draws_the_reference_faces() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The device's inference program (sigmoid, anchor decoding and `Nms` as graph nodes) gives the
+/// detections of the host decoding (`decode_host`) of the same model's raw outputs, a short last
+/// batch included. The class biases are spread over [-3, 3] so that scores spread too (the
+/// prior 0.01 would put them all at the threshold).
+#[test]
+fn the_device_inference_program_gives_the_host_decoding() {
+    use fovea::models::tasks::detection::decode::{DecodeRule, decode_host};
+    use fovea::models::tasks::detection::evaluate::device_detector;
+    use fovea::models::tasks::detection::inference::InferenceProgram;
+    use fovea::models::tasks::detection::targets::{BoxCoder, anchors};
+    let device = common::device();
+    let cfg = SsdLiteConfig::new(3, 64);
+    let mut model = ssd_lite(&cfg, 4).unwrap();
+    let mut rng = Rng::new(11);
+    for k in 0..cfg.levels.len() {
+        let n = cfg.levels[k].per_cell() * cfg.classes;
+        let data = (0..n).map(|_| rng.uniform_in(-3.0, 3.0) as f32).collect();
+        model
+            .set_weight(&format!("cls{}_out/bias", k + 1), Tensor { shape: vec![n], data })
+            .unwrap();
+    }
+    let (anchors, coder) = (anchors(&cfg), BoxCoder::default());
+    let rule = DecodeRule {
+        score_threshold: 0.05,
+        iou_threshold: 0.45,
+        max_detections: 20,
+    };
+    let (arrays, _) = batch(&cfg, 3, 8);
+    let x = arrays.get(IMAGE_INPUT).unwrap().clone();
+    let raw =
+        fovea::engine::predict_arrays(&device, &model, &NamedArrays::new().with(IMAGE_INPUT, x.clone()), 3).unwrap();
+    let (a, c) = (anchors.len(), cfg.classes);
+    let program = InferenceProgram::new(&device, &model, &anchors, &coder, rule, 4).unwrap();
+    let got = device_detector(&program)(x).unwrap();
+    assert_eq!(got.len(), 3, "the padded fourth image is dropped");
+    let mut total = 0;
+    for (k, dets) in got.iter().enumerate() {
+        let want = decode_host(
+            &anchors,
+            &coder,
+            c,
+            &raw[0].1.data[k * a * c..(k + 1) * a * c],
+            &raw[1].1.data[k * a * 4..(k + 1) * a * 4],
+            &rule,
+        );
+        assert_eq!(dets.len(), want.len(), "image {k}");
+        for ((gb, gs), (wb, ws)) in dets.iter().zip(&want) {
+            assert_eq!(gb.class, wb.class, "image {k}");
+            assert!((gs - ws).abs() < 1e-5, "image {k}: score {gs} vs {ws}");
+            let d = [
+                gb.xmin - wb.xmin,
+                gb.ymin - wb.ymin,
+                gb.xmax - wb.xmax,
+                gb.ymax - wb.ymax,
+            ];
+            assert!(d.iter().all(|v| v.abs() < 1e-4), "image {k}: {gb:?} vs {wb:?}");
+        }
+        total += dets.len();
+    }
+    assert!(total > 10 && got.iter().all(|d| d.len() <= 20), "{total} detections");
+}
+
+/// `fovea detect train`, then `eval` and `predict` with the saved weights: eval's figures
+/// (decoding and NMS on the device) are train's own test figures (decoding on the host), the
+/// COCO files and the drawn pictures are written, and weights without their settings fail.
+#[test]
+fn detect_train_eval_predict_end_to_end_on_shapes() {
+    let dir = std::env::temp_dir().join(format!("fovea-detect-e2e-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = |name: &str| dir.join(name).to_str().unwrap().to_string();
+    let o = fovea(&[
+        "detect",
+        "train",
+        "--synthetic",
+        "16",
+        "--epochs",
+        "1",
+        "--input",
+        "64",
+        "--batch-size",
+        "8",
+        "--save",
+        &p("w.safetensors"),
+        "--metrics-json",
+        &p("train.json"),
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = fovea(&[
+        "detect",
+        "eval",
+        "--synthetic",
+        "16",
+        "--weights",
+        &p("w.safetensors"),
+        "--metrics-json",
+        &p("eval.json"),
+        "--coco-gt",
+        &p("gt.json"),
+        "--coco-results",
+        &p("dt.json"),
+        "--batch-size",
+        "3",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let read = |name: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(dir.join(name)).unwrap()).unwrap()
+    };
+    let (train, eval) = (read("train.json"), read("eval.json"));
+    for key in ["ap", "ap50", "ap75", "recall", "voc_ap50", "images"] {
+        let (t, e) = (train["test"][key].as_f64().unwrap(), eval[key].as_f64().unwrap());
+        assert!((t - e).abs() < 1e-6, "{key}: train's test {t}, eval {e}");
+    }
+    assert_eq!(read("gt.json")["images"].as_array().unwrap().len(), 4);
+    assert!(
+        read("dt.json")
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["bbox"].as_array().unwrap().len() == 4)
+    );
+    let img = tflite_fixture("faces_row.png");
+    let o = fovea(&[
+        "detect",
+        "predict",
+        img.to_str().unwrap(),
+        "--weights",
+        &p("w.safetensors"),
+        "--out",
+        &p("out"),
+        "--score",
+        "0.2",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(dir.join("out/faces_row.png").is_file());
+    let dets = read("out/detections.json");
+    assert!(
+        dets[0]["detections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["score"].as_f64().unwrap() > 0.2)
+    );
+    // The data's classes must be the weights'.
+    std::fs::write(
+        dir.join("w.json"),
+        r#"{"model": "ssd_lite", "input": 64, "classes": ["a", "b", "c"]}"#,
+    )
+    .unwrap();
+    let o = fovea(&[
+        "detect",
+        "eval",
+        "--synthetic",
+        "16",
+        "--weights",
+        &p("w.safetensors"),
+        "--metrics-json",
+        &p("e2.json"),
+    ]);
+    assert!(!o.status.success() && text(&o).contains("classes"), "{}", text(&o));
+    assert!(!dir.join("e2.json").exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
