@@ -34,7 +34,8 @@ pub(super) fn nms(
             let row = (img * c + class) * k;
             for i in 0..k {
                 let s = scores.1[row + i];
-                if !(s > score_t) || keep.len() == max_detections {
+                // Not above the threshold (a NaN score included): the end of the class.
+                if s.partial_cmp(&score_t) != Some(std::cmp::Ordering::Greater) || keep.len() == max_detections {
                     break;
                 }
                 let bi = &boxes.1[(row + i) * 4..(row + i) * 4 + 4];
