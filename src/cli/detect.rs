@@ -413,8 +413,19 @@ fn run_predict(a: PredictArgs) -> anyhow::Result<()> {
             "--score must be in [0, 1), got {s}"
         );
     }
+    let mut stems: Vec<(String, &Path)> = Vec::new();
     for p in &a.images {
         anyhow::ensure!(p.is_file(), "{}: no such image file", p.display());
+        let stem = picture_stem(p);
+        if let Some((_, first)) = stems.iter().find(|(s, _)| *s == stem) {
+            anyhow::bail!(
+                "{} and {} would both be drawn to {}: give images with different names",
+                first.display(),
+                p.display(),
+                a.out.join(format!("{stem}.png")).display()
+            );
+        }
+        stems.push((stem, p));
     }
     if let Some(name) = &a.pretrained {
         return run_blazeface(&a, name);
@@ -457,10 +468,7 @@ fn run_predict(a: PredictArgs) -> anyhow::Result<()> {
                 .collect::<Vec<_>>(),
             &classes,
         )?;
-        let stem = path
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let stem = picture_stem(path);
         println!("{}: {} detections ({ms:.0} ms)", path.display(), dets.len());
         all.push(serde_json::json!({
             "image": path.display().to_string(),
@@ -476,6 +484,14 @@ fn run_predict(a: PredictArgs) -> anyhow::Result<()> {
         pictures.push((a.out.join(format!("{stem}.png")), drawn));
     }
     write_outputs(&a, &pictures, all)
+}
+
+/// The name of an image's drawn picture in `--out`, without `.png`.
+fn picture_stem(image: &Path) -> String {
+    image
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "image".into())
 }
 
 /// Writes the drawn pictures and detections.json (after every image has been processed).
@@ -549,10 +565,7 @@ fn run_blazeface(a: &PredictArgs, name: &str) -> anyhow::Result<()> {
             .collect();
         let drawn = draw_detections(&image, &dets, &["face".to_string()])?;
         println!("{}: {} faces ({ms:.0} ms)", img_path.display(), faces.len());
-        let stem = img_path
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let stem = picture_stem(img_path);
         pictures.push((a.out.join(format!("{stem}.png")), drawn));
         all.push(serde_json::json!({
             "image": img_path.display().to_string(),
