@@ -714,6 +714,33 @@ proptest! {
         check(g.unwrap(), seed, -1.0, 1.0)?;
     }
 
+    // A layer with 1-4 output channels and CI % 4 == 0 (an image-producing last layer): the
+    // narrow forward and filter-gradient kernels (the filter gradient in slabs of rows).
+    #[test]
+    fn narrow_output_conv2d_and_filter_grad_match_reference(
+        n in batch(), h in 1usize..14, w in 1usize..20, ci in prop_oneof![Just(4usize), Just(8), Just(16)], co in 1usize..5,
+        kh in 1usize..6, kw in 1usize..6, sh in 1usize..4, sw in 1usize..4, dil in 1usize..3,
+        pads in (0usize..3, 0usize..3, 0usize..3, 0usize..3), grad in any::<bool>(), seed in any::<u64>(),
+    ) {
+        let geom = ConvGeometry {
+            stride: (sh, sw),
+            dilation: (dil, dil),
+            pad: Pad2d { top: pads.0, bottom: pads.1, left: pads.2, right: pads.3 },
+            groups: 1,
+        };
+        let g = if grad {
+            let oh = conv_out(h, kh, sh, dil, pads.0 + pads.1);
+            let ow = conv_out(w, kw, sw, dil, pads.2 + pads.3);
+            prop_assume!(oh.is_some() && ow.is_some());
+            let op = Op::Conv2dBackpropFilter { geom, kernel_hw: (kh, kw) };
+            single(op, &[vec![n, h, w, ci], vec![n, oh.unwrap(), ow.unwrap(), co]])
+        } else {
+            single(Op::Conv2d(geom), &[vec![n, h, w, ci], vec![kh, kw, ci, co]])
+        };
+        prop_assume!(g.is_some());
+        check(g.unwrap(), seed, -1.0, 1.0)?;
+    }
+
     // The input gradient reading the transposed kernel (KH, KW, CO, C / groups), as the
     // `transpose_backprop_filters` pass makes it: vec4 B when C / groups % 4 == 0 (cg 4 or 8),
     // scalar B otherwise, on the same geometries as above.
@@ -768,10 +795,11 @@ proptest! {
 
     // GEMM kernels with a fused epilogue (Op::GemmEpilogue, made by the epilogue-fusion pass):
     // bias, bias + relu, bias + residual + relu, and the relu gradient with x, on a forward
-    // convolution, a matmul (plain or transposed) and a convolution's input gradient.
+    // convolution, a matmul (plain or transposed), a convolution's input gradient and its
+    // filter gradient. Channel counts 4 and 8 reach the narrow kernels too (conv_narrow.rs).
     #[test]
     fn gemm_epilogue_matches_reference(
-        kind in 0usize..3, n in batch(), h in 1usize..9, w in 1usize..9, c in 1usize..6,
+        kind in 0usize..4, n in batch(), h in 1usize..9, w in 1usize..9, c in prop_oneof![1usize..6, Just(8usize)],
         o in prop_oneof![1usize..7, Just(8usize)], k in 1usize..4, s in 1usize..3, pad in 0usize..2,
         m in 1usize..40, ta in any::<bool>(), tb in any::<bool>(), epi in 0usize..4, seed in any::<u64>(),
     ) {
@@ -787,11 +815,17 @@ proptest! {
                 Op::MatMul { trans_a: ta, trans_b: tb },
                 vec![if ta { vec![c * 7, m] } else { vec![m, c * 7] }, if tb { vec![o * 3, c * 7] } else { vec![c * 7, o * 3] }],
             ),
-            _ => {
+            2 => {
                 let (oh, ow) = (conv_out(h, k, s, 1, 2 * pad), conv_out(w, k, s, 1, pad));
                 prop_assume!(oh.is_some() && ow.is_some());
                 let op = Op::Conv2dBackpropInput { geom, input_hw: (h, w), filter: BackpropFilter::Hwio };
                 (op, vec![vec![n, oh.unwrap(), ow.unwrap(), o], vec![k, k, c, o]])
+            }
+            _ => {
+                let (oh, ow) = (conv_out(h, k, s, 1, 2 * pad), conv_out(w, k, s, 1, pad));
+                prop_assume!(oh.is_some() && ow.is_some());
+                let op = Op::Conv2dBackpropFilter { geom, kernel_hw: (k, k) };
+                (op, vec![vec![n, h, w, c], vec![n, oh.unwrap(), ow.unwrap(), o]])
             }
         };
         let plain = single(base.clone(), &shapes);

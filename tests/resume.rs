@@ -157,3 +157,72 @@ fn a_checkpoint_of_another_run_is_refused_naming_the_file() {
     assert!(text(&o).contains("--checkpoint-dir"), "{}", text(&o));
     std::fs::remove_dir_all(&base).unwrap();
 }
+
+/// `fovea segment train` on the embedded slices, tiny: 3 epochs of 4 patches in steps of 2,
+/// a checkpoint after every step.
+fn segment_args(dir: &Path, save: &Path, extra: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = [
+        "segment",
+        "train",
+        "--epochs",
+        "3",
+        "--patches",
+        "4",
+        "--batch-size",
+        "2",
+        "--tile",
+        "32",
+        "--base-width",
+        "4",
+        "--seed",
+        "3",
+        "--quiet",
+        "--checkpoint-every",
+        "1",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    v.extend(["--checkpoint-dir".into(), dir.display().to_string()]);
+    v.extend(["--save".into(), save.display().to_string()]);
+    v.extend(extra.iter().map(|s| s.to_string()));
+    v
+}
+
+// The task trainers run one `fit` per epoch (`CompiledModel::fit_epochs`): killed inside an
+// epoch (after its mid-epoch checkpoint, in DIR/epoch-2/) and resumed, then killed after an
+// epoch-end checkpoint and resumed again, the run ends with the uninterrupted run's weights.
+#[test]
+fn a_killed_task_training_resumes_to_the_same_weights() {
+    let base = scratch("segment");
+    let (dir_a, dir_b) = (base.join("a"), base.join("b"));
+    let (save_a, save_b) = (base.join("a.safetensors"), base.join("b.safetensors"));
+    let o = run(&segment_args(&dir_a, &save_a, &[]));
+    assert!(o.status.success(), "{}", text(&o));
+    kill_after(
+        spawn(&segment_args(&dir_b, &save_b, &[])),
+        &dir_b.join("epoch-2").join("step-0000000003.safetensors"),
+    );
+    assert!(!save_b.exists(), "the killed run must not have saved");
+    kill_after(
+        spawn(&segment_args(&dir_b, &save_b, &["--resume"])),
+        &dir_b.join("step-0000000004.safetensors"),
+    );
+    let o = run(&segment_args(&dir_b, &save_b, &["--resume"]));
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("resuming from"), "{}", text(&o));
+    let (a, b) = (tensors(&save_a), tensors(&save_b));
+    assert_eq!(a.len(), b.len());
+    for ((na, va), (nb, vb)) in a.iter().zip(&b) {
+        assert_eq!(na, nb);
+        assert!(va == vb, "{na}: resumed weights differ from the uninterrupted run's");
+    }
+    // The finished epochs' mid-epoch folders are gone.
+    assert!(!dir_b.join("epoch-2").exists() && !dir_b.join("epoch-3").exists());
+    // Another run's settings in the same folder: refused, naming both.
+    let o = run(&segment_args(&dir_b, &save_b, &["--resume", "--learning-rate", "0.01"]));
+    assert!(!o.status.success());
+    let t = text(&o);
+    assert!(t.contains("another run") && t.contains("lr 0.01"), "{t}");
+    std::fs::remove_dir_all(&base).unwrap();
+}

@@ -315,6 +315,25 @@ pub fn bench_cases(large: bool) -> Result<Vec<(String, String, Graph)>> {
             )?,
         ));
     }
+    // The U-Net's up-sampling: a 2x2 stride-2 transposed convolution (32x32x64 -> 64x64x32 at
+    // batch 4, a 128-pixel tile's third level), beside the forward convolution it mirrors
+    // (2x2 stride 2, 64x64x32 -> 32x32x64), which does the same FLOPs.
+    v.push((
+        "conv_transpose2d (U-Net up)".into(),
+        "b4 32x32x64->64x64x32 2x2 s2".into(),
+        single(
+            Op::ConvTranspose2d {
+                geom: conv(2, 0, 1),
+                out_pad: (0, 0),
+            },
+            &[vec![4, 32, 32, 64], vec![2, 2, 32, 64]],
+        )?,
+    ));
+    v.push((
+        "conv2d (its mirror, equal FLOPs)".into(),
+        "b4 64x64x32->32x32x64 2x2 s2".into(),
+        single(Op::Conv2d(conv(2, 0, 1)), &[vec![4, 64, 64, 32], vec![2, 2, 32, 64]])?,
+    ));
     let pool = PoolGeometry {
         kind: PoolKind::Max,
         size: (2, 2),
@@ -458,6 +477,8 @@ pub struct StepBench {
     pub backend: String,
     /// The driver.
     pub driver: String,
+    /// With profiling: each kernel's time per step, largest first.
+    pub profile: Vec<KernelShare>,
 }
 
 fn step_program(device: &Arc<Device>, model: &Model, batch: usize, cfg: &CompileConfig) -> Result<(Program, Duration)> {
@@ -473,22 +494,24 @@ fn step_program(device: &Arc<Device>, model: &Model, batch: usize, cfg: &Compile
 /// Benchmarks the training step of `model` at `batch`: cold and warm compile (pipeline cache in
 /// a fresh temporary directory), first step, then `steps` timed steps on random data.
 pub fn bench_step(model: &Model, batch: usize, cfg: &CompileConfig, steps: usize) -> Result<StepBench> {
+    bench_step_with(model, batch, cfg, steps, false)
+}
+
+/// [`bench_step`], and with `profile` also each kernel's share of the step
+/// ([`StepBench::profile`], every dispatch timed on its own).
+pub fn bench_step_with(
+    model: &Model,
+    batch: usize,
+    cfg: &CompileConfig,
+    steps: usize,
+    profile: bool,
+) -> Result<StepBench> {
     let dir = std::env::temp_dir().join(format!("fovea-bench-cache-{}-{}", std::process::id(), batch));
     let _ = std::fs::remove_dir_all(&dir);
     let cold_device = Arc::new(Device::with_cache_dir(Some(dir.clone()))?);
     let start = Instant::now();
     let (program, cold) = step_program(&cold_device, model, batch, cfg)?;
-    let classes = *model.output_shapes()[0].last().unwrap_or(&1);
-    let per: usize = model.input_shapes()[0].iter().product();
-    let mut rng = fovea_graph::init::Rng::new(1);
-    let x: Vec<f32> = (0..batch * per).map(|_| rng.uniform() as f32).collect();
-    let mut y = vec![0f32; batch * classes];
-    for i in 0..batch {
-        y[i * classes + rng.below(classes)] = 1.0;
-    }
-    let input = model.layers()[0].name.clone();
-    program.set_input(&input, &x)?;
-    program.set_input(&target_input(&model.output_names()[0]), &y)?;
+    feed_random(&program, model)?;
     let (lr, alpha) = cfg.optimizer.hyper(0);
     program.set_input(LEARNING_RATE, &[lr])?;
     program.set_input(STEP_SIZE, &[alpha])?;
@@ -504,6 +527,7 @@ pub fn bench_step(model: &Model, batch: usize, cfg: &CompileConfig, steps: usize
     times.sort();
     let median = times[times.len() / 2];
     let dispatches = program.dispatch_count();
+    let profile = if profile { kernel_shares(&program)? } else { Vec::new() };
     drop(program);
     let warm_device = Arc::new(Device::with_cache_dir(Some(dir.clone()))?);
     let (_, warm) = step_program(&warm_device, model, batch, cfg)?;
@@ -524,5 +548,80 @@ pub fn bench_step(model: &Model, batch: usize, cfg: &CompileConfig, steps: usize
         adapter: info.name.clone(),
         backend: info.backend.clone(),
         driver: info.driver_info.clone(),
+        profile,
     })
+}
+
+/// Uniform random values in every input of a training step: the model's inputs and the loss
+/// targets (a one-hot class per sample for a single-output classifier), leaving the
+/// learning-rate, step-size and seed inputs to the caller.
+fn feed_random(program: &Program, model: &Model) -> Result<()> {
+    let mut rng = fovea_graph::init::Rng::new(1);
+    let outputs = model.output_names();
+    let classifier_target = (outputs.len() == 1).then(|| target_input(&outputs[0]));
+    let graph = program.graph();
+    for (&id, name) in graph.inputs.iter().zip(program.input_names()) {
+        if name == LEARNING_RATE || name == STEP_SIZE || name.ends_with("/seed") {
+            continue;
+        }
+        let shape = graph.shape(id);
+        let n: usize = shape.iter().product();
+        let data: Vec<f32> = if Some(&name) == classifier_target.as_ref() && shape.len() == 2 {
+            let classes = shape[1].max(1);
+            let mut y = vec![0f32; n];
+            for row in 0..shape[0] {
+                y[row * classes + rng.below(classes)] = 1.0;
+            }
+            y
+        } else {
+            (0..n).map(|_| rng.uniform() as f32).collect()
+        };
+        if graph.ty(id).dtype == fovea_graph::ir::DType::I32 {
+            let ints: Vec<f32> = data.iter().map(|v| (v * 2.0).floor()).collect();
+            program.set_input_i32(&name, &ints.iter().map(|v| *v as i32).collect::<Vec<_>>())?;
+        } else {
+            program.set_input(&name, &data)?;
+        }
+    }
+    Ok(())
+}
+
+/// One kernel's share of a step: its dispatches' total time.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct KernelShare {
+    /// The kernel's name and its node's layer and output shape (one row for each).
+    pub kernel: String,
+    /// Dispatches of it per step.
+    pub dispatches: usize,
+    /// Their total time per step, in milliseconds (each dispatch timed on its own).
+    pub ms: f64,
+    /// FLOPs of those dispatches.
+    pub flops: u64,
+}
+
+/// Every dispatch of `program` timed on its own (3 repetitions), summed per kernel and layer,
+/// largest first.
+fn kernel_shares(program: &Program) -> Result<Vec<KernelShare>> {
+    let times = program.profile(3)?;
+    let mut rows: Vec<KernelShare> = Vec::new();
+    for ((name, t), k) in times.iter().zip(program.kernels()) {
+        let layer = program.graph().node(k.node).layer.clone();
+        let shape = program.graph().shape(k.node).to_vec();
+        let name = &format!("{name} [{layer} {shape:?}]");
+        match rows.iter_mut().find(|r| &r.kernel == name) {
+            Some(r) => {
+                r.dispatches += 1;
+                r.ms += t.as_secs_f64() * 1e3;
+                r.flops += k.flops;
+            }
+            None => rows.push(KernelShare {
+                kernel: name.clone(),
+                dispatches: 1,
+                ms: t.as_secs_f64() * 1e3,
+                flops: k.flops,
+            }),
+        }
+    }
+    rows.sort_by(|a, b| b.ms.total_cmp(&a.ms));
+    Ok(rows)
 }

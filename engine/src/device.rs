@@ -257,12 +257,36 @@ impl Device {
         &self.target
     }
 
+    /// Destroys the device, as a lost GPU would be (a driver reset, an unplugged eGPU): every
+    /// later run, upload or readback fails with an error naming the loss. Tests use it to check
+    /// that a lost device ends a command with a clear error rather than a hang or a panic.
+    pub fn destroy(&self) {
+        self.device.destroy();
+    }
+
     /// Waits for all submitted work and returns the first device error since the last check.
     pub fn check(&self) -> Result<()> {
         self.device
             .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| EngineError::Device(e.to_string()))?;
+            .map_err(|e| self.failure("waiting for the device", e))?;
         self.take_error()
+    }
+
+    /// The error for an operation `what` that failed with `e`: when the device reported its
+    /// loss, that is the cause and the message says so (with what to do), else `what: e`.
+    pub(crate) fn failure(&self, what: &str, e: impl std::fmt::Display) -> EngineError {
+        let lost = self
+            .errors
+            .lock()
+            .ok()
+            .and_then(|v| v.iter().find(|m| m.starts_with("device lost")).cloned());
+        match lost {
+            Some(m) => EngineError::Device(format!(
+                "{m} ({what} failed). Work since the last checkpoint is lost; with --checkpoint-dir, rerun with \
+                 --resume once the adapter works again"
+            )),
+            None => EngineError::Device(format!("{what}: {e}")),
+        }
     }
 
     /// Returns (and clears) any error the device reported asynchronously.

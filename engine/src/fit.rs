@@ -714,18 +714,7 @@ impl CompiledModel {
                 ),
             });
         }
-        let held = self.state.names();
-        if tensors.len() != held.len() {
-            return Err(EngineError::Input {
-                what: path.display().to_string(),
-                message: format!("holds {} tensors, the run has {}", tensors.len(), held.len()),
-            });
-        }
-        for (name, t) in &tensors {
-            self.state.restore(name, &t.data)?;
-        }
-        self.steps_done = run.steps_done;
-        self.weights_on_host = false;
+        self.restore_tensors(&path, &tensors, run.steps_done)?;
         eprintln!(
             "resuming from {} (epoch {}, step {} of the run)",
             path.display(),
@@ -852,6 +841,7 @@ impl CompiledModel {
                         partial_seconds: done_seconds + start.elapsed().as_secs_f64(),
                         partial_wait: done_wait + waiting.as_secs_f64(),
                         history: history.epochs.clone(),
+                        task: serde_json::Value::Null,
                     };
                     self.write_checkpoint(opts, &run)?;
                 }
@@ -890,23 +880,56 @@ impl CompiledModel {
             });
             if opts.checkpoint.is_some() {
                 let run = RunState {
-                    fingerprint: fingerprint.clone(),
                     epochs_done: epoch,
-                    step_in_epoch: 0,
                     steps_done: self.steps_done,
                     shuffle_rng: shuffle_rng.state(),
                     dropout_rng: rng.state(),
-                    order: Vec::new(),
-                    partial: Vec::new(),
-                    partial_sizes: Vec::new(),
-                    partial_seconds: 0.0,
-                    partial_wait: 0.0,
                     history: history.epochs.clone(),
+                    ..RunState::at_epoch_end(fingerprint.clone())
                 };
                 self.write_checkpoint(opts, &run)?;
             }
         }
         Ok(history)
+    }
+
+    /// Puts a checkpoint's `tensors` (read from `path`) into the device state and continues the
+    /// step count (the learning-rate schedule, Adam's bias correction) at `steps_done`.
+    pub(crate) fn restore_tensors(
+        &mut self,
+        path: &std::path::Path,
+        tensors: &[(String, Tensor)],
+        steps_done: u64,
+    ) -> Result<()> {
+        let held = self.state.names();
+        if tensors.len() != held.len() {
+            return Err(EngineError::Input {
+                what: path.display().to_string(),
+                message: format!("holds {} tensors, the run has {}", tensors.len(), held.len()),
+            });
+        }
+        for (name, t) in tensors {
+            self.state.restore(name, &t.data)?;
+        }
+        self.steps_done = steps_done;
+        self.weights_on_host = false;
+        Ok(())
+    }
+
+    /// Builds the training step for `batch`, which places every state tensor (optimizer
+    /// slots) a checkpoint holds.
+    pub(crate) fn prepare_training(&mut self, batch: usize) -> Result<()> {
+        self.step_program(batch, &StepKind::Train).map(|_| ())
+    }
+
+    /// Every device tensor of the run (weights, statistics, optimizer slots), by state name.
+    pub(crate) fn state_snapshot(&self) -> Result<Vec<(String, Vec<f32>)>> {
+        self.state.snapshot()
+    }
+
+    /// The model's name.
+    pub(crate) fn model_name(&self) -> &str {
+        self.model.name()
     }
 
     /// Saves the device state at `run` into the run's checkpoint folder.

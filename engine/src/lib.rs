@@ -8,6 +8,7 @@ pub mod checkpoint;
 pub mod dataset;
 pub mod device;
 mod dump;
+pub mod epochs;
 pub mod error;
 pub mod fit;
 pub mod lbfgs;
@@ -22,6 +23,7 @@ pub mod resume;
 pub mod state;
 
 pub use device::{Device, DeviceInfo};
+pub use epochs::Flow;
 pub use error::{EngineError, Result};
 pub use fit::{CompiledModel, EpochLog, FitOptions, History, NamedArrays, Targets};
 pub use predict::{predict, predict_arrays};

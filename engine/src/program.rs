@@ -118,6 +118,71 @@ fn check_fits(device: &Device, graph: &Graph) -> Result<()> {
     Ok(())
 }
 
+/// The memory a program may take on `device`, in bytes, and where that limit comes from:
+/// `FOVEA_MEMORY_LIMIT_MB` if set; else, on a CPU adapter (lavapipe: device memory is host
+/// memory), the host's available memory (`MemAvailable`, Linux); else none (wgpu reports no
+/// device memory total for GPUs; their out-of-memory errors are caught when allocating).
+fn memory_limit(device: &Device) -> Option<(u64, String)> {
+    if let Ok(v) = std::env::var("FOVEA_MEMORY_LIMIT_MB") {
+        return v
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .map(|mb| (mb.saturating_mul(1 << 20), "FOVEA_MEMORY_LIMIT_MB".to_string()));
+    }
+    if device.info().device_type != "Cpu" {
+        return None;
+    }
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kb: u64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemAvailable:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some((
+        kb.saturating_mul(1024),
+        "the host's available memory (this adapter runs on the CPU)".to_string(),
+    ))
+}
+
+/// Checks, before anything is allocated, that the program's buffers together (arenas, inputs,
+/// constants, parameters and optimizer state, scratch) fit in [`memory_limit`]; the error
+/// names the total, the largest arena and the limit.
+fn check_total(device: &Device, graph: &Graph, arenas: &[u64], scratch: u64) -> Result<()> {
+    let Some((limit, source)) = memory_limit(device) else {
+        return Ok(());
+    };
+    let own: u64 = graph
+        .nodes
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| matches!(n.op, Op::Input { .. } | Op::Constant { .. } | Op::Param { .. }))
+        .map(|(i, _)| byte_len(graph, NodeId(i as u32)))
+        .sum();
+    let total = arenas.iter().sum::<u64>().saturating_add(own).saturating_add(scratch);
+    if total <= limit {
+        return Ok(());
+    }
+    let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
+    Err(EngineError::Input {
+        what: format!("the program on {}", device.describe()),
+        message: format!(
+            "needs {:.1} MiB in all (intermediates {:.1} MiB in {} arenas, the largest {:.1} MiB; \
+             inputs, constants and parameters {:.1} MiB), over the {:.1} MiB of {source}: use a smaller \
+             batch size or input size",
+            mib(total),
+            mib(arenas.iter().sum()),
+            arenas.len(),
+            mib(arenas.iter().copied().max().unwrap_or(0)),
+            mib(own),
+            mib(limit)
+        ),
+    })
+}
+
 fn byte_len(graph: &Graph, id: NodeId) -> u64 {
     (graph.ty(id).size_bytes().max(4) as u64).div_ceil(4) * 4
 }
@@ -183,9 +248,11 @@ impl Program {
     fn build(device: &Arc<Device>, graph: Graph, state: &Arc<DeviceState>, in_place: bool) -> Result<Program> {
         let dev = &device.device;
         check_fits(device, &graph)?;
-        let oom = dev.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let plan = plan_memory_with(&graph, &Self::plan_options(device, in_place));
         let kernels = fovea_kernels::lower_planned(&graph, device.target(), &plan)?;
+        let scratch = kernels.iter().map(|k| k.scratch_bytes).max().unwrap_or(0);
+        check_total(device, &graph, &plan.arenas, scratch)?;
+        let oom = dev.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC;
         let arenas: Vec<wgpu::Buffer> = plan
             .arenas

@@ -1,7 +1,7 @@
 //! Reading device buffers back to the host.
 
 use crate::device::Device;
-use crate::error::{EngineError, Result};
+use crate::error::Result;
 
 /// Waits for the device and maps `staging` (a `MAP_READ` buffer), returning its first `n` floats.
 pub(crate) fn map_read(device: &Device, staging: &wgpu::Buffer, n: usize) -> Result<Vec<f32>> {
@@ -13,14 +13,14 @@ pub(crate) fn map_read(device: &Device, staging: &wgpu::Buffer, n: usize) -> Res
     device
         .device
         .poll(wgpu::PollType::wait_indefinitely())
-        .map_err(|e| EngineError::Device(format!("waiting for results: {e}")))?;
+        .map_err(|e| device.failure("waiting for results", e))?;
     rx.recv()
-        .map_err(|_| EngineError::Device("readback was dropped".into()))?
-        .map_err(|e| EngineError::Device(format!("mapping results: {e}")))?;
+        .map_err(|e| device.failure("reading results back", e))?
+        .map_err(|e| device.failure("mapping results", e))?;
     let out = {
         let view = slice
             .get_mapped_range()
-            .map_err(|e| EngineError::Device(format!("mapping results: {e}")))?;
+            .map_err(|e| device.failure("mapping results", e))?;
         bytemuck::cast_slice::<u8, f32>(&view)[..n].to_vec()
     };
     staging.unmap();

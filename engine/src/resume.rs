@@ -75,6 +75,31 @@ pub struct RunState {
     pub partial_wait: f64,
     /// The finished epochs' logs.
     pub history: Vec<EpochLog>,
+    /// A task loop's own records of its finished epochs ([`crate::epochs`]); null for `fit`.
+    #[serde(default)]
+    pub task: serde_json::Value,
+}
+
+impl RunState {
+    /// The state of run `fingerprint` at an epoch end with nothing done yet: no partial epoch,
+    /// fresh random streams (the caller sets what it has).
+    pub fn at_epoch_end(fingerprint: String) -> RunState {
+        RunState {
+            fingerprint,
+            epochs_done: 0,
+            step_in_epoch: 0,
+            steps_done: 0,
+            shuffle_rng: 0,
+            dropout_rng: 0,
+            order: Vec::new(),
+            partial: Vec::new(),
+            partial_sizes: Vec::new(),
+            partial_seconds: 0.0,
+            partial_wait: 0.0,
+            history: Vec::new(),
+            task: serde_json::Value::Null,
+        }
+    }
 }
 
 fn bad(path: &Path, message: impl Into<String>) -> EngineError {
@@ -182,6 +207,7 @@ mod tests {
             partial_seconds: 1.5,
             partial_wait: 0.1,
             history: Vec::new(),
+            task: serde_json::json!([{"epoch": 1}]),
         }
     }
 

@@ -19,6 +19,9 @@ pub(crate) fn lower_conv2d(cx: &NodeCx, g: &ConvGeometry) -> Result<Vec<KernelIn
     if g.groups > 1 && g.groups == c {
         return Ok(vec![depthwise::lower_depthwise(cx, g)?]);
     }
+    if crate::conv_narrow::output_applies(g, c, co) {
+        return Ok(vec![crate::conv_narrow::lower_forward(cx, g)?]);
+    }
     let cg = c / g.groups;
     let cog = co / g.groups;
     let what = if g.groups == 1 {

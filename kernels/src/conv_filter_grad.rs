@@ -18,6 +18,9 @@ pub(crate) fn lower_conv2d_backprop_filter(cx: &NodeCx, g: &ConvGeometry) -> Res
     if crate::depthwise::is_depthwise(g, c, dw) {
         return crate::depthwise::lower_depthwise_filter_grad(cx, g);
     }
+    if crate::conv_narrow::output_applies(g, c, co) {
+        return crate::conv_narrow::lower_filter_grad(cx, g);
+    }
     let (cg, cog) = (c / g.groups, co / g.groups);
     let what = "conv2d_backprop_filter";
     let b_vec4 = b_vec4_allowed(cx.target) && co.is_multiple_of(4) && cog.is_multiple_of(4);

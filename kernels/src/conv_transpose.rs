@@ -67,8 +67,8 @@ pub(crate) fn lower_conv2d_backprop_input(
     if crate::depthwise::is_depthwise(g, cx.out_shape()[3], cx.in_shape(1)) {
         return Ok(vec![crate::depthwise::lower_depthwise_input_grad(cx, g)?]);
     }
-    if crate::conv_input_grad_narrow::applies(cx, g, filter) {
-        return Ok(vec![crate::conv_input_grad_narrow::lower(cx, g)?]);
+    if crate::conv_narrow::input_grad_applies(cx, g, filter) {
+        return Ok(vec![crate::conv_narrow::lower_input_grad(cx, g)?]);
     }
     let (what, layout, vec4) = match filter {
         BackpropFilter::Hwio => ("conv2d_backprop_input", B_BACKPROP_HWIO, false),

@@ -22,7 +22,7 @@ mod batchnorm;
 mod concat;
 mod conv;
 mod conv_filter_grad;
-mod conv_input_grad_narrow;
+mod conv_narrow;
 mod conv_transpose;
 mod copy;
 mod depthwise;

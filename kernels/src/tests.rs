@@ -145,7 +145,7 @@ pub(crate) fn lower(g: &Graph, id: NodeId, target: &Target) -> Vec<KernelInstanc
                 | "pool_grad"
                 | "instance_norm"
                 | "depthwise"
-                | "conv_input_grad_narrow"
+                | "conv_narrow"
                 | "nms"
         ) && k.entry_point != "bitonic_top"
         {
@@ -426,7 +426,7 @@ fn direct_conv_coverage() {
             };
             let dx = g.push(op, &[dy, k3], "conv_dx").unwrap();
             let kn = lower(&g, dx, &t).remove(0);
-            assert_eq!(kn.family, "conv_input_grad_narrow");
+            assert_eq!(kn.family, "conv_narrow");
             let (ixb, ixblk) = (wgsl_const(&kn, "IXB"), wgsl_const(&kn, "IXBLK"));
             assert!(ixb % s == 0 && ixb * ixblk >= w && ixb * (ixblk - 1) < w, "{}", kn.name);
             assert!(kn.invocations() >= (n * h * ixblk) as u64, "{}", kn.name);

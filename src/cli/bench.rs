@@ -2,7 +2,7 @@
 //! measured peaks, and training-step throughput with cold and warm compile times.
 
 use anyhow::Context;
-use fovea_engine::bench::{bench_cases, bench_step, measure_peak, time_program, timing_method};
+use fovea_engine::bench::{bench_cases, bench_step_with, measure_peak, time_program, timing_method};
 use fovea_engine::{Device, DeviceState, Program};
 use fovea_graph::train::{CompileConfig, Loss, Metric, Optimizer};
 use serde_json::json;
@@ -97,6 +97,7 @@ pub fn step(
     json_out: Option<PathBuf>,
     augment: Option<&str>,
     workers: usize,
+    profile: bool,
 ) -> anyhow::Result<()> {
     anyhow::ensure!(batch_size > 0, "--batch-size must be positive");
     if let Some(spec) = augment {
@@ -106,15 +107,23 @@ pub fn step(
             "--augment needs a seed model with embedded images (mnist, cifar10), not {model}"
         );
     }
-    let m = super::graph::load_model(model)?;
-    let cfg = CompileConfig::new(
-        Loss::SparseCategoricalCrossentropy { from_logits: true },
-        Optimizer::adam(0.001),
-        vec![Metric::Accuracy],
-    );
+    let (m, cfg) = match fovea_models::tasks::bench::task_model(model)? {
+        Some(task) => task,
+        None => (
+            super::graph::load_model(model)?,
+            CompileConfig::new(
+                Loss::SparseCategoricalCrossentropy { from_logits: true },
+                Optimizer::adam(0.001),
+                vec![Metric::Accuracy],
+            ),
+        ),
+    };
     eprintln!("benchmarking the {model} training step at batch {batch_size} ({steps} steps) ...");
-    let r = bench_step(&m, batch_size, &cfg, steps)?;
-    let m = super::graph::load_model(model)?;
+    let r = bench_step_with(&m, batch_size, &cfg, steps, profile)?;
+    let m = match fovea_models::tasks::bench::task_model(model)? {
+        Some((m, _)) => m,
+        None => super::graph::load_model(model)?,
+    };
     println!("adapter: {} ({}, {})", r.adapter, r.backend, r.driver);
     println!(
         "{model} training step, batch {batch_size}: {:.1} ms/step median, {:.0} images/s, {} dispatches",
@@ -124,6 +133,22 @@ pub fn step(
         "first step (compile + run): {:.2} s; compile cold {:.2} s, warm (disk pipeline cache) {:.2} s",
         r.first_step_seconds, r.compile_seconds_cold, r.compile_seconds_warm
     );
+    if profile {
+        let total: f64 = r.profile.iter().map(|k| k.ms).sum();
+        println!("kernels by their share of the step (each dispatch timed alone: {total:.1} ms in all):");
+        println!("{:>9} {:>6} {:>10} {:>5}  kernel", "ms", "share", "GFLOP/s", "runs");
+        for k in r.profile.iter().take(15) {
+            let gflops = if k.ms > 0.0 { k.flops as f64 / k.ms / 1e6 } else { 0.0 };
+            println!(
+                "{:>9.2} {:>5.1}% {:>10.2} {:>5}  {}",
+                k.ms,
+                100.0 * k.ms / total.max(1e-9),
+                gflops,
+                k.dispatches,
+                k.kernel
+            );
+        }
+    }
     let mut v = serde_json::to_value(&r)?;
     v["model"] = json!(model);
     if let Some(spec) = augment {

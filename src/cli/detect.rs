@@ -78,8 +78,8 @@ struct PredictArgs {
     #[arg(long, required_unless_present = "pretrained", conflicts_with = "pretrained")]
     weights: Option<PathBuf>,
     /// A pretrained detector instead: `blazeface` (MediaPipe's short-range face detector, in
-    /// data/pretrained/) or `blazeface-full` (full range, from ~/.cache/fovea/pretrained, see
-    /// tools/pretrained/fetch.sh).
+    /// data/pretrained/) or `blazeface-full` (full range, from $FOVEA_PRETRAINED_DIR or
+    /// ~/.cache/fovea/pretrained, see tools/pretrained/fetch.sh).
     #[arg(long)]
     pretrained: Option<String>,
     /// Folder for the drawn PNGs and detections.json.
@@ -110,6 +110,8 @@ struct DataArgs {
 struct TrainArgs {
     #[command(flatten)]
     data: DataArgs,
+    #[command(flatten)]
+    checkpoint: super::checkpointing::CheckpointArgs,
     /// Passes over the training images.
     #[arg(long, default_value_t = 60)]
     epochs: usize,
@@ -208,6 +210,7 @@ fn run_train(a: TrainArgs) -> anyhow::Result<()> {
         seed: a.seed,
         workers: a.workers,
         verbosity: Verbosity::Silent,
+        checkpoint: a.checkpoint.options()?,
         ..TrainSettings::default()
     };
     let device = Arc::new(Device::new()?);

@@ -54,6 +54,8 @@ struct DataArgs {
 struct TrainArgs {
     #[command(flatten)]
     data: DataArgs,
+    #[command(flatten)]
+    checkpoint: super::checkpointing::CheckpointArgs,
     /// Passes of P x K batches over the training subjects.
     #[arg(long, default_value_t = 60)]
     epochs: usize,
@@ -249,6 +251,7 @@ fn run_train(a: TrainArgs) -> anyhow::Result<()> {
         learning_rate: a.learning_rate,
         seed: a.seed,
         eval_every: a.eval_every,
+        checkpoint: a.checkpoint.options()?,
         ..TrainConfig::default()
     };
     eprintln!(

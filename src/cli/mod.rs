@@ -119,7 +119,8 @@ enum BenchCommand {
     },
     /// A model's training step: images/s, ms per step, first step, compile cold and warm.
     Step {
-        /// A zoo model (mnist, cifar10) or a Keras model file.
+        /// A zoo model (mnist, cifar10), a task model (ssd-lite, unet, deeplab, faces, style:
+        /// each task's default network and loss, fed random inputs) or a Keras model file.
         model: String,
         /// Samples per step.
         #[arg(long, default_value_t = 32)]
@@ -137,6 +138,9 @@ enum BenchCommand {
         /// Worker threads of the streaming pipeline (with --augment).
         #[arg(long, default_value_t = 2)]
         workers: usize,
+        /// Also time every dispatch on its own and list the kernels by their share of the step.
+        #[arg(long)]
+        profile: bool,
     },
     /// A TFLite model's inference time per batch size (upload, run, readback).
     Tflite {
@@ -169,7 +173,8 @@ pub fn run() -> anyhow::Result<()> {
                 json,
                 augment,
                 workers,
-            } => bench::step(&model, batch_size, steps, json, augment.as_deref(), workers),
+                profile,
+            } => bench::step(&model, batch_size, steps, json, augment.as_deref(), workers, profile),
             BenchCommand::Tflite {
                 model,
                 batch_sizes,

@@ -38,6 +38,8 @@ enum SegmentCommand {
 
 #[derive(Debug, clap::Args)]
 struct TrainArgs {
+    #[command(flatten)]
+    checkpoint: super::checkpointing::CheckpointArgs,
     /// Folder with image/*.png and label/*.png (or train/ holding them); default: the embedded slice.
     #[arg(long)]
     data: Option<PathBuf>,
@@ -254,6 +256,7 @@ fn run_train(a: TrainArgs) -> anyhow::Result<()> {
         eval_every: a.eval_every,
         time_budget_s: a.time_budget_min.map(|m| m * 60.0),
         verbosity: if a.quiet { Verbosity::Silent } else { Verbosity::Auto },
+        checkpoint: a.checkpoint.options()?,
         ..TrainOptions::new(net)
     };
     eprintln!(

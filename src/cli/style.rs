@@ -5,10 +5,10 @@ use super::keras::check_output;
 use anyhow::{Context, bail, ensure};
 use fovea::engine::Device;
 use fovea::models::tasks::output::{write_atomic, write_json};
-use fovea::models::tasks::style::data::{image_files, read_rgb};
+use fovea::models::tasks::style::data::{fit, image_files, read_rgb, working_size};
 use fovea::models::tasks::style::features::LossNetwork;
 use fovea::models::tasks::style::feed_forward::{self, Stylizer, TrainOptions};
-use fovea::models::tasks::style::optimize::{Method, OptimizeOptions, Start, optimize};
+use fovea::models::tasks::style::optimize::{Method, OptimizeOptions, Start, loss_parts, optimize};
 use fovea::models::vision::image_io::encode_png;
 use fovea::models::vision::{BitDepth, Image};
 use fovea::models::zoo::style::FeatureLayers;
@@ -99,6 +99,8 @@ struct OptimizeArgs {
 
 #[derive(Debug, clap::Args)]
 struct TrainArgs {
+    #[command(flatten)]
+    checkpoint: super::checkpointing::CheckpointArgs,
     /// The style painting.
     #[arg(long)]
     style: PathBuf,
@@ -144,6 +146,17 @@ struct ApplyArgs {
     out: PathBuf,
     /// The image to stylise.
     image: PathBuf,
+    /// Resize the image to this longer side first (a multiple of 8); default: its own size.
+    #[arg(long)]
+    size: Option<usize>,
+    /// Score the result as `fovea style optimize` scores its own (content = the input image,
+    /// style = this painting, the random loss network of seed 1, optimize's default weights),
+    /// to compare the two methods on the same photo.
+    #[arg(long)]
+    score_style: Option<PathBuf>,
+    /// Write the size, milliseconds and (with --score-style) the loss parts as JSON here.
+    #[arg(long)]
+    metrics_json: Option<PathBuf>,
 }
 
 /// Runs `fovea style`.
@@ -285,6 +298,7 @@ fn run_train(a: TrainArgs) -> anyhow::Result<()> {
         content_weight: a.content_weight,
         seed: a.seed,
         max_seconds: a.max_minutes.map(|m| m * 60.0),
+        checkpoint: a.checkpoint.options()?,
         ..TrainOptions::default()
     };
     opts.validate()?;
@@ -331,19 +345,54 @@ fn run_train(a: TrainArgs) -> anyhow::Result<()> {
 fn run_apply(a: ApplyArgs) -> anyhow::Result<()> {
     check_output(&a.out, "--out")?;
     let net = Stylizer::load(&a.weights).with_context(|| format!("--weights {}", a.weights.display()))?;
-    let image = read(&a.image, "IMAGE")?;
+    if let Some(m) = &a.metrics_json {
+        check_output(m, "--metrics-json")?;
+    }
+    let mut image = read(&a.image, "IMAGE")?;
+    if let Some(size) = a.size {
+        ensure!((16..=8192).contains(&size), "--size {size}: expected 16 to 8192 pixels");
+        let (w, h) = working_size(image.width, image.height, size, 16);
+        image = fit(&image, w, h).context("--size")?;
+    }
+    let style = match &a.score_style {
+        Some(p) => Some(read(p, "--score-style")?),
+        None => None,
+    };
     let device = Arc::new(Device::new()?);
     let t0 = std::time::Instant::now();
     let out = net
         .apply(&device, &image)
         .with_context(|| format!("IMAGE {}", a.image.display()))?;
     let ms = t0.elapsed().as_secs_f64() * 1e3;
+    // Once more with the program compiled: the time a user of a warm process sees.
+    let t1 = std::time::Instant::now();
+    net.apply(&device, &image)?;
+    let warm_ms = t1.elapsed().as_secs_f64() * 1e3;
     write_png(&a.out, &out)?;
     println!(
-        "stylised {}x{} in {ms:.0} ms (compilation included); wrote {}",
+        "stylised {}x{} in {ms:.0} ms with compilation, {warm_ms:.0} ms warm; wrote {}",
         image.width,
         image.height,
         a.out.display()
     );
+    let mut metrics = json!({"width": image.width, "height": image.height, "ms_first": ms, "ms_warm": warm_ms,
+        "adapter": device.info().name});
+    if let Some(style) = style {
+        let loss_net = LossNetwork::Random {
+            seed: 1,
+            layers: fovea::models::zoo::style::random_feature_layers(),
+        };
+        let parts = loss_parts(&device, &loss_net, &image, &style, &out, &OptimizeOptions::default())?;
+        println!(
+            "scored as optimize scores: style loss {:.5}, content loss {:.4}, tv {:.5}",
+            parts.style, parts.content, parts.tv
+        );
+        metrics["style_loss"] = json!(parts.style);
+        metrics["content_loss"] = json!(parts.content);
+        metrics["tv_loss"] = json!(parts.tv);
+    }
+    if let Some(m) = &a.metrics_json {
+        write_json(m, &metrics)?;
+    }
     Ok(())
 }

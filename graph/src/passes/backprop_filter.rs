@@ -38,7 +38,7 @@ pub const MIN_FLOPS: u64 = 4_000_000;
 /// Input gradients with at most this many input channels (one group, output channels a
 /// multiple of 4) are left reading the
 /// HWIO kernel: the kernels crate runs them on a direct kernel, not the GEMM core
-/// (`conv_input_grad_narrow`), which reads HWIO with `vec4` loads along the output channels.
+/// (`conv_narrow`), which reads HWIO with `vec4` loads along the output channels.
 pub const NARROW_INPUT_GRAD_MAX_CHANNELS: usize = 4;
 
 /// The permutation from HWIO `(KH, KW, I, O)` to `(KH, KW, O, I)`.

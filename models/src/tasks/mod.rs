@@ -3,6 +3,7 @@
 //! [`crate::vision`] and [`crate::data`] for images and loaders, [`crate::plot`] for plots);
 //! a task holds only what is its own.
 
+pub mod bench;
 pub mod detection;
 pub mod faces;
 pub mod output;

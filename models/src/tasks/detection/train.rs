@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use fovea_engine::fit::{CompiledModel, EpochLog, FitOptions, History};
-use fovea_engine::{Device, Verbosity};
+use fovea_engine::{CheckpointOptions, Device, Flow, Verbosity};
 use fovea_graph::train::{CompileConfig, Optimizer, Schedule};
 
 use super::data::{SampleSource, TargetStream};
@@ -38,6 +38,8 @@ pub struct TrainSettings {
     pub coder: BoxCoder,
     /// Progress output.
     pub verbosity: Verbosity,
+    /// Crash-safe checkpoints at every epoch end (and every N steps), and resuming.
+    pub checkpoint: Option<CheckpointOptions>,
 }
 
 impl Default for TrainSettings {
@@ -55,6 +57,7 @@ impl Default for TrainSettings {
             rule: MatchRule::default(),
             coder: BoxCoder::default(),
             verbosity: Verbosity::Auto,
+            checkpoint: None,
         }
     }
 }
@@ -135,22 +138,43 @@ pub fn train_with(
     let mut cm = compile(device, cfg, settings, steps)?;
     let stream = target_stream(cfg, source, settings);
     let stream: Arc<dyn fovea_engine::dataset::Dataset> = Arc::new(stream);
-    let mut history = History::default();
-    for epoch in 1..=settings.epochs {
-        let opts = FitOptions {
-            epochs: 1,
-            batch_size: batch,
-            seed: settings.seed.wrapping_add(epoch as u64 * 1_000_003),
-            workers: settings.workers,
-            verbosity: settings.verbosity,
-            ..FitOptions::default()
-        };
-        let h = cm.fit_dataset(stream.clone(), &opts)?;
-        for mut log in h.epochs {
-            log.epoch = epoch;
-            hook(&mut cm, &log, epoch)?;
-            history.epochs.push(log);
-        }
-    }
+    let task = format!(
+        "detect {cfg:?} | {n} images | batch {batch} | lr {} wd {} warm-up {} | {:?} {:?} {:?} | seed {}",
+        settings.learning_rate,
+        settings.weight_decay,
+        settings.warmup_steps,
+        settings.loss,
+        settings.rule,
+        settings.coder,
+        settings.seed
+    );
+    let logs = cm.fit_epochs(
+        settings.epochs,
+        batch,
+        settings.checkpoint.as_ref(),
+        &task,
+        |cm, epoch, inner| -> Result<(Vec<EpochLog>, Flow)> {
+            let opts = FitOptions {
+                epochs: 1,
+                batch_size: batch,
+                seed: settings.seed.wrapping_add(epoch as u64 * 1_000_003),
+                workers: settings.workers,
+                verbosity: settings.verbosity,
+                checkpoint: inner,
+                ..FitOptions::default()
+            };
+            let h = cm.fit_dataset(stream.clone(), &opts)?;
+            let mut logs = Vec::new();
+            for mut log in h.epochs {
+                log.epoch = epoch;
+                hook(cm, &log, epoch)?;
+                logs.push(log);
+            }
+            Ok((logs, Flow::Continue))
+        },
+    )?;
+    let history = History {
+        epochs: logs.into_iter().flatten().collect(),
+    };
     Ok((cm, history))
 }

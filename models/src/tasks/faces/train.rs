@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use fovea_engine::{CompiledModel, Device, FitOptions, Verbosity};
+use fovea_engine::{CheckpointOptions, CompiledModel, Device, FitOptions, Flow, Verbosity};
 use fovea_graph::Model;
 use fovea_graph::train::{CompileConfig, Optimizer};
 
@@ -43,6 +43,8 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Evaluate on the held-out faces every this many epochs (0: never during training).
     pub eval_every: usize,
+    /// Crash-safe checkpoints at every epoch end (and every N steps), and resuming.
+    pub checkpoint: Option<CheckpointOptions>,
 }
 
 impl Default for TrainConfig {
@@ -60,12 +62,13 @@ impl Default for TrainConfig {
             learning_rate: 1e-3,
             seed: 1,
             eval_every: 10,
+            checkpoint: None,
         }
     }
 }
 
 /// One epoch of training.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct EpochRecord {
     /// 1-based.
     pub epoch: usize,
@@ -157,60 +160,76 @@ pub fn train(
         vec![mean_distance_metric()],
     );
     let mut cm = CompiledModel::new(device, model, compile)?;
-    let mut history = Vec::new();
-    for epoch in 1..=cfg.epochs {
-        let t0 = Instant::now();
-        let ds = PkBatches::new(
-            images.clone(),
-            classes.clone(),
-            cfg.p,
-            cfg.k,
-            batches,
-            training_augmentation(),
-            IMAGE_INPUT,
-            cfg.seed.wrapping_mul(1_000_003).wrapping_add(epoch as u64),
-        )?;
-        let opts = FitOptions {
-            epochs: 1,
-            batch_size: batch,
-            shuffle: false,
-            seed: cfg.seed.wrapping_add(epoch as u64),
-            verbosity: Verbosity::Silent,
-            ..FitOptions::default()
-        };
-        let h = cm.fit_dataset(Arc::new(ds), &opts)?;
-        let log = h.epochs.first();
-        let value = |key: &str| {
-            log.and_then(|l| l.train.iter().find(|(k, _)| k == key).map(|(_, v)| *v))
-                .unwrap_or(f64::NAN)
-        };
-        let (epoch_loss, mean_distance) = (value("loss"), value("mean_distance"));
-        let mut record = EpochRecord {
-            epoch,
-            loss: epoch_loss,
-            mean_distance,
-            seconds: 0.0,
-            val_auc: None,
-            val_eer: None,
-            collapse: collapse_warning(&loss, mean_distance, epoch_loss),
-        };
-        if cfg.eval_every > 0 && (epoch % cfg.eval_every == 0 || epoch == cfg.epochs) && !test.images.is_empty() {
-            let e = embed_compiled(&mut cm, &prep, &test.images)?;
-            if let Some((v, _)) = verify(&e, &test.subjects, 1.0) {
-                record.val_auc = Some(v.auc);
-                record.val_eer = Some(v.eer);
+    let task = format!(
+        "faces {:?} | {loss:?} | {} images of {} subjects | P {} K {} x {batches} batches | lr {} | seed {}",
+        cfg.embedding,
+        train.images.len(),
+        subjects.len(),
+        cfg.p,
+        cfg.k,
+        cfg.learning_rate,
+        cfg.seed
+    );
+    let history = cm.fit_epochs(
+        cfg.epochs,
+        batch,
+        cfg.checkpoint.as_ref(),
+        &task,
+        |cm, epoch, inner| -> Result<(EpochRecord, Flow)> {
+            let t0 = Instant::now();
+            let ds = PkBatches::new(
+                images.clone(),
+                classes.clone(),
+                cfg.p,
+                cfg.k,
+                batches,
+                training_augmentation(),
+                IMAGE_INPUT,
+                cfg.seed.wrapping_mul(1_000_003).wrapping_add(epoch as u64),
+            )?;
+            let opts = FitOptions {
+                epochs: 1,
+                batch_size: batch,
+                shuffle: false,
+                seed: cfg.seed.wrapping_add(epoch as u64),
+                verbosity: Verbosity::Silent,
+                checkpoint: inner,
+                ..FitOptions::default()
+            };
+            let h = cm.fit_dataset(Arc::new(ds), &opts)?;
+            let log = h.epochs.first();
+            let value = |key: &str| {
+                log.and_then(|l| l.train.iter().find(|(k, _)| k == key).map(|(_, v)| *v))
+                    .unwrap_or(f64::NAN)
+            };
+            let (epoch_loss, mean_distance) = (value("loss"), value("mean_distance"));
+            let mut record = EpochRecord {
+                epoch,
+                loss: epoch_loss,
+                mean_distance,
+                seconds: 0.0,
+                val_auc: None,
+                val_eer: None,
+                collapse: collapse_warning(&loss, mean_distance, epoch_loss),
+            };
+            if cfg.eval_every > 0 && (epoch % cfg.eval_every == 0 || epoch == cfg.epochs) && !test.images.is_empty() {
+                let e = embed_compiled(cm, &prep, &test.images)?;
+                if let Some((v, _)) = verify(&e, &test.subjects, 1.0) {
+                    record.val_auc = Some(v.auc);
+                    record.val_eer = Some(v.eer);
+                }
             }
-        }
-        record.seconds = t0.elapsed().as_secs_f64();
-        progress(&record);
-        history.push(record);
-        if !epoch_loss.is_finite() {
-            return Err(DataError::value(
-                "training",
-                format!("the loss became {epoch_loss} at epoch {epoch}; try a smaller --learning-rate"),
-            ));
-        }
-    }
+            record.seconds = t0.elapsed().as_secs_f64();
+            progress(&record);
+            if !epoch_loss.is_finite() {
+                return Err(DataError::value(
+                    "training",
+                    format!("the loss became {epoch_loss} at epoch {epoch}; try a smaller --learning-rate"),
+                ));
+            }
+            Ok((record, Flow::Continue))
+        },
+    )?;
     let trained = cm.model()?;
     let mut model = embedding_net(&cfg.embedding, cfg.seed)?;
     let names: Vec<String> = model.params.iter().map(|p| p.name.clone()).collect();

@@ -29,7 +29,7 @@
 use std::collections::HashMap;
 
 /// The scores of one prediction against its truth (or of several, pooled: see [`Scores::mean`]).
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Scores {
     /// Fraction of pixels labelled right.
     pub pixel_accuracy: f64,

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use fovea_engine::{CompiledModel, Device, FitOptions, History, Verbosity};
+use fovea_engine::{CheckpointOptions, CompiledModel, Device, EpochLog, FitOptions, Flow, History, Verbosity};
 use fovea_graph::Model;
 use fovea_graph::train::{CompileConfig, Optimizer};
 
@@ -41,6 +41,8 @@ pub struct TrainOptions {
     pub time_budget_s: Option<f64>,
     /// Progress output.
     pub verbosity: Verbosity,
+    /// Crash-safe checkpoints at every epoch end (and every N steps), and resuming.
+    pub checkpoint: Option<CheckpointOptions>,
 }
 
 impl TrainOptions {
@@ -59,6 +61,7 @@ impl TrainOptions {
             eval_every: 0,
             time_budget_s: None,
             verbosity: Verbosity::Auto,
+            checkpoint: None,
         }
     }
 }
@@ -70,7 +73,7 @@ pub fn compile(device: &Arc<Device>, model: Model, learning_rate: f32, loss: Los
 }
 
 /// One line of the training log.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct EpochRecord {
     /// 1-based epoch.
     pub epoch: usize,
@@ -110,58 +113,76 @@ pub fn train(
             "epochs, batch size and patches per epoch must be positive",
         ));
     }
+    let slices = train.pairs.len();
     let model = opts.net.build(opts.seed)?;
     let mut cm = compile(device, model, opts.learning_rate, opts.loss)?;
     let stream: Arc<TrainStream> = Arc::new(TrainStream::new(train, opts.net.tile, opts.patches_per_epoch));
     let inference = Inference::new(opts.net.tile);
     let start = Instant::now();
     let mut eval_seconds = 0.0;
+    // A resumed run's clock goes on from its last record.
+    let mut offset: Option<f64> = None;
+    let task = format!(
+        "segment {:?} | {} slices | {} patches x {} epochs | batch {} | lr {} | loss {:?} | seed {}",
+        opts.net,
+        slices,
+        opts.patches_per_epoch,
+        opts.epochs,
+        opts.batch_size,
+        opts.learning_rate,
+        opts.loss,
+        opts.seed
+    );
+    let done = cm.fit_epochs(
+        opts.epochs,
+        opts.batch_size,
+        opts.checkpoint.as_ref(),
+        &task,
+        |cm, epoch, inner| -> Result<((EpochRecord, Vec<EpochLog>), Flow)> {
+            let fit = FitOptions {
+                epochs: 1,
+                batch_size: opts.batch_size,
+                shuffle: true,
+                seed: opts.seed.wrapping_add(epoch as u64 * 7919),
+                workers: opts.workers,
+                verbosity: opts.verbosity,
+                checkpoint: inner,
+                ..FitOptions::default()
+            };
+            let h = cm.fit_dataset(stream.clone(), &fit)?;
+            let loss = h.series("loss").first().copied().unwrap_or(f64::NAN);
+            let logs: Vec<EpochLog> = h.epochs.into_iter().map(|e| EpochLog { epoch, ..e }).collect();
+            let elapsed = *offset.get_or_insert(0.0) + start.elapsed().as_secs_f64() - eval_seconds;
+            let last = epoch == opts.epochs || opts.time_budget_s.is_some_and(|b| elapsed >= b);
+            let held = if !held_out.is_empty() && opts.eval_every > 0 && epoch % opts.eval_every == 0 {
+                let t = Instant::now();
+                let e = evaluate(cm, &inference, held_out)?;
+                eval_seconds += t.elapsed().as_secs_f64();
+                Some(e.mean)
+            } else {
+                None
+            };
+            let record = EpochRecord {
+                epoch,
+                loss,
+                elapsed_s: elapsed,
+                held_out: held,
+            };
+            on_epoch(&record);
+            Ok(((record, logs), if last { Flow::Stop } else { Flow::Continue }))
+        },
+    )?;
     let mut history = History::default();
     let mut epochs = Vec::new();
-    for epoch in 1..=opts.epochs {
-        let fit = FitOptions {
-            epochs: 1,
-            batch_size: opts.batch_size,
-            shuffle: true,
-            seed: opts.seed.wrapping_add(epoch as u64 * 7919),
-            workers: opts.workers,
-            verbosity: opts.verbosity,
-            ..FitOptions::default()
-        };
-        let h = cm.fit_dataset(stream.clone(), &fit)?;
-        let loss = h.series("loss").first().copied().unwrap_or(f64::NAN);
-        for mut e in h.epochs {
-            e.epoch = epoch;
-            history.epochs.push(e);
-        }
-        let last = epoch == opts.epochs
-            || opts
-                .time_budget_s
-                .is_some_and(|b| start.elapsed().as_secs_f64() - eval_seconds >= b);
-        let held = if !held_out.is_empty() && opts.eval_every > 0 && epoch % opts.eval_every == 0 {
-            let t = Instant::now();
-            let e = evaluate(&mut cm, &inference, held_out)?;
-            eval_seconds += t.elapsed().as_secs_f64();
-            Some(e.mean)
-        } else {
-            None
-        };
-        let record = EpochRecord {
-            epoch,
-            loss,
-            elapsed_s: start.elapsed().as_secs_f64() - eval_seconds,
-            held_out: held,
-        };
-        on_epoch(&record);
+    for (record, logs) in done {
+        history.epochs.extend(logs);
         epochs.push(record);
-        if last {
-            break;
-        }
     }
+    let train_seconds = epochs.last().map_or(0.0, |r| r.elapsed_s);
     Ok(Trained {
         model: cm,
         history,
         epochs,
-        train_seconds: start.elapsed().as_secs_f64() - eval_seconds,
+        train_seconds,
     })
 }

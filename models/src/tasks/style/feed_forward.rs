@@ -14,7 +14,7 @@ use crate::zoo::style::{
 };
 use fovea_engine::predict::predict_arrays;
 use fovea_engine::progress::Verbosity;
-use fovea_engine::{CompiledModel, Device, FitOptions, NamedArrays, checkpoint};
+use fovea_engine::{CheckpointOptions, CompiledModel, Device, FitOptions, Flow, NamedArrays, checkpoint};
 use fovea_graph::model::ParamStore;
 use fovea_graph::train::{CompileConfig, Optimizer};
 use fovea_graph::{Model, Tensor};
@@ -47,6 +47,8 @@ pub struct TrainOptions {
     pub feature_seed: u64,
     /// Stop after the epoch that passes this many seconds.
     pub max_seconds: Option<f64>,
+    /// Crash-safe checkpoints at every epoch end (and every N steps), and resuming.
+    pub checkpoint: Option<CheckpointOptions>,
 }
 
 impl Default for TrainOptions {
@@ -63,6 +65,7 @@ impl Default for TrainOptions {
             seed: 1,
             feature_seed: 1,
             max_seconds: None,
+            checkpoint: None,
         }
     }
 }
@@ -85,7 +88,7 @@ impl TrainOptions {
 }
 
 /// One epoch's mean losses.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct EpochLosses {
     /// The epoch (from 1).
     pub epoch: usize,
@@ -201,36 +204,57 @@ pub fn train(
     }
     let x = Tensor::new(vec![crops.len(), opts.size, opts.size, 3], data, "photos")?;
     let arrays = NamedArrays::new().with(IMAGE, x);
-    let mut epochs = Vec::new();
-    for e in 0..opts.epochs {
-        let fo = FitOptions {
-            epochs: 1,
-            batch_size: opts.batch_size.min(crops.len()),
-            shuffle: true,
-            seed: opts.seed.wrapping_add(e as u64),
-            verbosity: Verbosity::Silent,
-            ..FitOptions::default()
-        };
-        let h = cm.fit_arrays(&arrays, &fo)?;
-        let log = h.epochs.last().cloned();
-        let get = |k: &str| {
-            log.as_ref()
-                .and_then(|l| l.train.iter().find(|(n, _)| n == k).map(|(_, v)| *v))
-                .unwrap_or(f64::NAN)
-        };
-        let el = EpochLosses {
-            epoch: e + 1,
-            loss: get("loss"),
-            content: get("content_loss"),
-            style: get("style_loss"),
-            seconds: log.map(|l| l.seconds).unwrap_or(0.0),
-        };
-        on_epoch(&el);
-        epochs.push(el);
-        if opts.max_seconds.is_some_and(|m| t0.elapsed().as_secs_f64() > m) {
-            break;
-        }
-    }
+    let batch = opts.batch_size.min(crops.len());
+    let task = format!(
+        "style {}x{} | {} photos | {:?} | batch {batch} | lr {} | weights {} {} {} | seeds {} {}",
+        opts.size,
+        opts.size,
+        crops.len(),
+        opts.transform,
+        opts.learning_rate,
+        opts.content_weight,
+        opts.style_weight,
+        opts.tv_weight,
+        opts.seed,
+        opts.feature_seed
+    );
+    // A resumed run's clock goes on from its last epoch.
+    let mut offset: Option<f64> = None;
+    let epochs = cm.fit_epochs(
+        opts.epochs,
+        batch,
+        opts.checkpoint.as_ref(),
+        &task,
+        |cm, epoch, inner| -> Result<(EpochLosses, Flow)> {
+            let fo = FitOptions {
+                epochs: 1,
+                batch_size: batch,
+                shuffle: true,
+                seed: opts.seed.wrapping_add(epoch as u64 - 1),
+                verbosity: Verbosity::Silent,
+                checkpoint: inner,
+                ..FitOptions::default()
+            };
+            let h = cm.fit_arrays(&arrays, &fo)?;
+            let log = h.epochs.last().cloned();
+            let get = |k: &str| {
+                log.as_ref()
+                    .and_then(|l| l.train.iter().find(|(n, _)| n == k).map(|(_, v)| *v))
+                    .unwrap_or(f64::NAN)
+            };
+            let el = EpochLosses {
+                epoch,
+                loss: get("loss"),
+                content: get("content_loss"),
+                style: get("style_loss"),
+                seconds: log.map(|l| l.seconds).unwrap_or(0.0),
+            };
+            on_epoch(&el);
+            let elapsed = *offset.get_or_insert(0.0) + t0.elapsed().as_secs_f64();
+            let stop = opts.max_seconds.is_some_and(|m| elapsed > m);
+            Ok((el, if stop { Flow::Stop } else { Flow::Continue }))
+        },
+    )?;
     let trained = cm.model()?;
     let mut weights = ParamStore::new(0);
     for p in trained.params.iter().filter(|p| p.name.starts_with("t_")) {

@@ -1,4 +1,4 @@
-// conv_input_grad_narrow.wgsl: the input gradient of a convolution with few input channels
+// conv_narrow_input_grad.wgsl: the input gradient of a convolution with few input channels
 // (groups == 1, C <= 4: an image's first layer, whose input gradient style transfer needs every
 // step), where the GEMM core's N = C would leave most of a tile's columns empty.
 //
