@@ -210,6 +210,20 @@ pub fn bench_cases(large: bool) -> Result<Vec<(String, String, Graph)>> {
     let picked = g.push(Op::Gather { axis: 1, batch_dims: 1 }, &[x, idx], "bench")?;
     g.outputs = vec![picked];
     v.push(("top_k + gather".into(), "32x8732 k=200".into(), g));
+    // Detection's final step: 10,000 candidate boxes of one class, the best 1,000 by TopK, their
+    // boxes gathered, then NMS to 100.
+    let mut g = Graph::new();
+    let boxes = g.input("boxes", TensorType::f32(vec![1, 10_000, 4]))?;
+    let scores = g.input("scores", TensorType::f32(vec![1, 10_000, 1]))?;
+    let params = fovea_graph::ops::NmsParams {
+        iou_threshold: 0.5,
+        score_threshold: 0.05,
+        max_detections: 100,
+        candidates: 1000,
+    };
+    let out = fovea_graph::ops::batched_nms(&mut g, boxes, scores, params, "bench")?;
+    g.outputs.push(out);
+    v.push(("top_k + nms".into(), "10000 boxes, top 1000 -> 100".into(), g));
     v.push((
         "instance_norm".into(),
         "b4 64x64x32".into(),

@@ -40,6 +40,7 @@ mod lower;
 mod matmul;
 pub mod multi_tensor;
 pub mod multi_update;
+pub mod nms;
 mod pad;
 mod pad_grad;
 pub mod peak;

@@ -7,7 +7,7 @@ use crate::{
     batchnorm, concat, conv, conv_filter_grad, conv_transpose, copy, dropout, elementwise, matmul, pad, pad_grad, pool,
     pool_grad, reduce, resize, resize_grad, softmax, softmax_ce,
 };
-use crate::{gather, instance_norm, sort, sort::OrderOp};
+use crate::{gather, instance_norm, nms, sort, sort::OrderOp};
 use fovea_graph::plan::MemoryPlan;
 use fovea_graph::{DType, Graph, Node, NodeId, Op};
 
@@ -125,6 +125,11 @@ fn lower_node_in_place(
         )?),
         Op::ArgMax { axis } => one(sort::lower_order(&cx, OrderOp::ArgMax { axis: *axis })?),
         Op::InstanceNorm { epsilon } => one(instance_norm::lower_instance_norm(&cx, *epsilon)?),
+        Op::Nms {
+            iou_threshold,
+            score_threshold,
+            max_detections,
+        } => one(nms::lower_nms(&cx, *iou_threshold, *score_threshold, *max_detections)?),
     })
 }
 

@@ -133,7 +133,8 @@ pub(crate) fn lower(g: &Graph, id: NodeId, target: &Target) -> Vec<KernelInstanc
         // gradient of non-overlapping windows one invocation per stride cell: their coverage is
         // checked by `pool_window_and_vec4_variants`. Instance norm and the bitonic sort stride a
         // workgroup over each plane or line (`tests_structural`). The direct convolutions take
-        // a block of columns (and 4 channels) per invocation: `direct_conv_coverage`.
+        // a block of columns (and 4 channels) per invocation: `direct_conv_coverage`. NMS runs
+        // one workgroup per image (`nms_variants_fit_workgroup_memory_or_say_why`).
         if !matches!(
             k.family,
             "gemm"
@@ -145,6 +146,7 @@ pub(crate) fn lower(g: &Graph, id: NodeId, target: &Target) -> Vec<KernelInstanc
                 | "instance_norm"
                 | "depthwise"
                 | "conv_narrow"
+                | "nms"
         ) && k.entry_point != "bitonic_top"
         {
             assert!(

@@ -179,3 +179,52 @@ fn integer_outputs_are_accepted_only_for_the_order_ops() {
         one(&g, v, &t);
     }
 }
+
+#[test]
+fn nms_variants_fit_workgroup_memory_or_say_why() {
+    use crate::nms::nms_workgroup_bytes;
+    let nms = |b: usize, c: usize, k: usize, m: usize| {
+        let mut g = Graph::new();
+        let s = input(&mut g, "scores", &[b, c, k]);
+        let bx = input(&mut g, "boxes", &[b, c, k, 4]);
+        let op = Op::Nms {
+            iou_threshold: 0.5,
+            score_threshold: 0.05,
+            max_detections: m,
+        };
+        let y = g.push(op, &[s, bx], "nms").unwrap();
+        assert_eq!(g.shape(y), [b, m, 6]);
+        (g, y)
+    };
+    let mut lowered = 0;
+    for t in targets() {
+        // One candidate, odd and prime sizes, 10,000 candidates of one class, several images,
+        // more detections than candidates, 80 classes, and one too large for any target.
+        for (b, c, k, m) in [
+            (1, 1, 1, 1),
+            (3, 2, 37, 5),
+            (1, 1, 10_000, 100),
+            (7, 3, 1344, 100),
+            (2, 20, 200, 100),
+            (1, 3, 5, 40),
+            (1, 80, 100, 100),
+            (1, 90, 3000, 100),
+        ] {
+            let (g, y) = nms(b, c, k, m);
+            let need = nms_workgroup_bytes(c, k);
+            if need <= t.max_workgroup_storage_bytes as u64 {
+                let kern = one(&g, y, &t);
+                assert_eq!(kern.bindings.len(), 3);
+                assert_eq!(kern.workgroup_size, [64, 1, 1]);
+                let wgs = kern.workgroups.iter().map(|&w| w as usize).product::<usize>();
+                assert!(wgs >= b, "{:?}", kern.workgroups);
+                lowered += 1;
+            } else {
+                // Too many classes x candidates for the adapter: an error naming the node.
+                let e = crate::lower::lower_node(&g, y, &t).unwrap_err().to_string();
+                assert!(e.contains("nms") && e.contains("workgroup memory"), "{e}");
+            }
+        }
+    }
+    assert!(lowered > 20, "most variants fit most targets ({lowered})");
+}

@@ -58,6 +58,11 @@ fn op_flops(g: &Graph, id: NodeId, op: &Op) -> u64 {
         Op::ArgMax { .. } => numel(shape(0)) as u64,
         // Mean, variance, then normalise, scale and shift.
         Op::InstanceNorm { .. } => 7 * out,
+        // At most `max_detections` kept boxes per class, each tested against its class's rest.
+        Op::Nms { max_detections, .. } => {
+            let s = shape(0);
+            20 * (numel(s) * (*max_detections).min(*s.last().unwrap_or(&1))) as u64
+        }
         _ => 0,
     }
 }

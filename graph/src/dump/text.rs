@@ -59,6 +59,11 @@ fn attrs(op: &Op) -> String {
         Op::ArgSort { axis, descending } => format!("axis={axis} descending={descending}"),
         Op::ArgMax { axis } => format!("axis={axis}"),
         Op::InstanceNorm { epsilon } => format!("epsilon={epsilon}"),
+        Op::Nms {
+            iou_threshold,
+            score_threshold,
+            max_detections,
+        } => format!("iou={iou_threshold} score={score_threshold} max_detections={max_detections}"),
         _ => String::new(),
     }
 }

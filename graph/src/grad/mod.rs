@@ -174,6 +174,8 @@ fn vjp(v: &mut Vjp) -> Result<Grads> {
         Op::InstanceNorm { epsilon } => structural::instance_norm(v, epsilon),
         // Integer outputs carry no gradient (the driver never differentiates them).
         Op::TopK { .. } | Op::ArgSort { .. } | Op::ArgMax { .. } => Ok(vec![None]),
+        // The final detections: a selection, not differentiated.
+        Op::Nms { .. } => Ok(vec![None, None]),
         // No inputs: nothing to propagate to (the driver never gets here).
         Op::Input { .. } | Op::Param { .. } | Op::Fill { .. } | Op::Constant { .. } => Ok(Vec::new()),
         op @ (Op::UnaryGrad(_)

@@ -9,6 +9,7 @@
 mod conv;
 mod conv_grad;
 mod layout;
+pub mod nms;
 mod norm;
 mod pointwise;
 mod pool;
@@ -144,6 +145,11 @@ fn compute(op: &Op, inputs: &[Arg], out_shape: &[usize]) -> Vec<f64> {
         Op::ArgSort { axis, descending } => structural::argsort(*axis, *descending, inputs[0]),
         Op::ArgMax { axis } => structural::argmax(*axis, inputs[0]),
         Op::InstanceNorm { epsilon } => structural::instance_norm(*epsilon, inputs),
+        Op::Nms {
+            iou_threshold,
+            score_threshold,
+            max_detections,
+        } => nms::nms(*iou_threshold, *score_threshold, *max_detections, inputs[0], inputs[1]),
         // Reshape is a copy; inference-mode dropout is the identity. `Input` and `Param` never
         // get here (`eval_op` rejects them) and have no inputs, so they copy nothing.
         Op::Reshape | Op::Dropout { training: false, .. } | Op::Input { .. } | Op::Param { .. } => {

@@ -633,7 +633,8 @@ pub(crate) fn infer(op: &Op, inputs: &[&TensorType], layer: &str) -> Result<Tens
         | Op::TopK { .. }
         | Op::ArgSort { .. }
         | Op::ArgMax { .. }
-        | Op::InstanceNorm { .. } => unreachable!("inferred by infer_structural above"),
+        | Op::InstanceNorm { .. }
+        | Op::Nms { .. } => unreachable!("inferred by infer_structural above"),
         Op::Transpose { perm } => {
             arity(op, inputs, 1, layer)?;
             let x = inputs[0];

@@ -712,6 +712,24 @@ pub enum Op {
         /// Added to the variance.
         epsilon: f32,
     },
+    /// Non-maximum suppression of detection candidates, per class, batched. Inputs: `scores`
+    /// `(B, C, K)`, each class's `K` candidates sorted best first (as `TopK` and `Gather` give
+    /// them), and their `boxes` `(B, C, K, 4)`, corners `(xmin, ymin, xmax, ymax)` (a box with
+    /// `xmax < xmin` or `ymax < ymin` has zero area; IoU is 0 when the union is empty). Per image
+    /// and class, the candidates are visited in order until the first whose score is not above
+    /// `score_threshold` (or until `max_detections` are kept); one is kept unless a kept box
+    /// overlaps it with IoU above `iou_threshold`. The classes' kept boxes are then merged, best
+    /// score first (the lower class on ties, a class's own order within it). Output
+    /// `(B, max_detections, 6)`: rows `(xmin, ymin, xmax, ymax, score, class)`, unused rows all
+    /// -1. No gradient. See `ops::batched_nms` for the whole decode-side pipeline.
+    Nms {
+        /// Suppress a candidate overlapping a kept box of its class by more than this.
+        iou_threshold: f32,
+        /// Stop at the first candidate scoring at or below this.
+        score_threshold: f32,
+        /// Rows per image (and most boxes kept per class).
+        max_detections: usize,
+    },
 }
 
 /// The layout of the forward kernel `Conv2dBackpropInput` reads. Both hold the same numbers;
@@ -802,6 +820,7 @@ impl Op {
             Op::ArgSort { descending: true, .. } => "argsort_descending".into(),
             Op::ArgMax { .. } => "argmax".into(),
             Op::InstanceNorm { .. } => "instance_norm".into(),
+            Op::Nms { .. } => "nms".into(),
         }
     }
 

@@ -230,6 +230,38 @@ pub(crate) fn infer_structural(op: &Op, inputs: &[&TensorType], layer: &str) -> 
                 }
                 Ok(x.clone())
             }
+            Op::Nms {
+                iou_threshold,
+                score_threshold,
+                max_detections,
+            } => {
+                arity(op, inputs, 2, layer)?;
+                if !(0.0..=1.0).contains(iou_threshold) {
+                    return Err(GraphError::arg(
+                        layer,
+                        "iou_threshold",
+                        format!("must be in [0, 1], got {iou_threshold}"),
+                    ));
+                }
+                if !score_threshold.is_finite() {
+                    return Err(GraphError::arg(layer, "score_threshold", "must be a finite number"));
+                }
+                if *max_detections == 0 {
+                    return Err(GraphError::arg(layer, "max_detections", "must be at least 1"));
+                }
+                let (s, b) = (&inputs[0].shape, &inputs[1].shape);
+                if s.len() != 3 || s.contains(&0) || b.len() != 4 || b[..3] != s[..] || b[3] != 4 {
+                    return Err(GraphError::shape(
+                        layer,
+                        format!(
+                            "nms: expected scores (B, C, K) and boxes (B, C, K, 4), got {} and {}",
+                            fmt_shape(s),
+                            fmt_shape(b)
+                        ),
+                    ));
+                }
+                Ok(TensorType::f32(vec![s[0], *max_detections, 6]))
+            }
             _ => unreachable!("only structural ops get here"),
         }
     };
@@ -241,6 +273,7 @@ pub(crate) fn infer_structural(op: &Op, inputs: &[&TensorType], layer: &str) -> 
             | Op::ArgSort { .. }
             | Op::ArgMax { .. }
             | Op::InstanceNorm { .. }
+            | Op::Nms { .. }
     )
     .then(run)
 }

@@ -46,13 +46,31 @@ pub struct CocoMetrics {
 /// COCO's area ranges: all, small, medium, large.
 pub const AREA_RANGES: [(f64, f64); 4] = [(0.0, 1e10), (0.0, 1024.0), (1024.0, 9216.0), (9216.0, 1e10)];
 
-/// COCO's IoU thresholds 0.50:0.05:0.95, computed as numpy's `linspace` does.
-pub fn iou_thresholds() -> [f64; 10] {
-    let mut t = [0.0; 10];
+/// `N` points from `start` to `stop` as numpy's `linspace` computes them (pycocotools builds its
+/// grids with it): one `step = (stop - start) / (N - 1)`, point `i` is `i * step + start`, and
+/// the last is `stop` exactly. The rounding matters: recalls are ratios of small integers and
+/// often land on a grid point (`70 * 0.01` is just above `0.7`, so a recall of 7/10 does not
+/// reach it).
+fn linspace<const N: usize>(start: f64, stop: f64) -> [f64; N] {
+    let step = (stop - start) / (N.max(2) - 1) as f64;
+    let mut t = [0.0; N];
     for (i, v) in t.iter_mut().enumerate() {
-        *v = 0.5 + i as f64 * (0.95 - 0.5) / 9.0;
+        *v = i as f64 * step + start;
+    }
+    if let Some(last) = t.last_mut() {
+        *last = stop;
     }
     t
+}
+
+/// COCO's IoU thresholds 0.50:0.05:0.95, computed as numpy's `linspace` does.
+pub fn iou_thresholds() -> [f64; 10] {
+    linspace(0.5, 0.95)
+}
+
+/// COCO's 101 recall points 0:0.01:1, computed as numpy's `linspace` does.
+pub fn recall_points() -> [f64; 101] {
+    linspace(0.0, 1.0)
 }
 
 fn box_iou(a: &BBox, b: &BBox) -> f64 {
@@ -194,9 +212,9 @@ fn accumulate(
                     pr[i - 1] = pr[i];
                 }
             }
-            let q: Vec<f64> = (0..101)
-                .map(|r| {
-                    let target = r as f64 / 100.0;
+            let q: Vec<f64> = recall_points()
+                .iter()
+                .map(|&target| {
                     let i = rc.partition_point(|&v| v < target);
                     pr.get(i).copied().unwrap_or(0.0)
                 })
