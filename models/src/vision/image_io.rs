@@ -102,7 +102,11 @@ pub fn decode_image(bytes: &[u8], name: &Path, limits: &DecodeLimits) -> Result<
     decoder_limits.max_image_height = Some(limits.max_height);
     decoder_limits.max_alloc = Some(pixels * 8 + (1 << 20));
     reader.limits(decoder_limits);
-    let image = reader.decode().map_err(|e| bad(format!("cannot decode: {e}")))?;
+    // A decoder that panics on a crafted file (zune-jpeg 0.5.15 did, found by fuzzing: see
+    // fuzz/regressions/image/) is an error naming the file, not an abort of the command.
+    let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reader.decode()))
+        .map_err(|_| bad("the decoder failed on this file (corrupt or crafted data)".to_string()))?;
+    let image = decoded.map_err(|e| bad(format!("cannot decode: {e}")))?;
     Ok(from_dynamic(image))
 }
 
