@@ -83,26 +83,11 @@ pub(crate) fn lower_input_grad(cx: &NodeCx, g: &ConvGeometry) -> Result<KernelIn
         }
         store.push_str("    }\n");
     }
-    let epilogue = epilogue_of(cx);
-    let EpilogueSource {
-        code,
-        bindings: extras,
-        ops,
-    } = epilogue_source(epilogue.as_ref(), 2);
-    let name = epilogue_name("conv2d_backprop_input_narrow", &ops);
-    let mut bindings = vec![BindingRef::read(cx.input(0)), BindingRef::read(cx.input(1))];
-    let out_binding = bindings.len() + extras.len();
-    bindings.extend(extras);
-    bindings.push(BindingRef::write(cx.id));
-    if bindings.len() > MAX_STORAGE_BUFFERS {
-        return Err(KernelError::invalid(
-            &name,
-            format!(
-                "{} bindings exceed the {MAX_STORAGE_BUFFERS} storage buffers a kernel may bind",
-                bindings.len()
-            ),
-        ));
-    }
+    let (code, bindings, out_binding, name, epilogue_flops) = with_epilogue(
+        cx,
+        vec![BindingRef::read(cx.input(0)), BindingRef::read(cx.input(1))],
+        "conv2d_backprop_input_narrow",
+    )?;
     let grid = cx.linear_grid(total)?;
     let source = Template::new(NARROW_WGSL)
         .set("TOTAL", total)
@@ -128,7 +113,6 @@ pub(crate) fn lower_input_grad(cx: &NodeCx, g: &ConvGeometry) -> Result<KernelIn
         .set("WG", grid.workgroup_size)
         .set("INDEX", grid.index_expr("gid"))
         .render(&name)?;
-    let epilogue_flops = epilogue.as_ref().map_or(0, |e| e.expr.op_count() as u64) * cx.out_numel();
     let flops = 2 * (dy.iter().product::<usize>() * kh * kw * c) as u64 + epilogue_flops;
     Ok(cx.linear_instance(name, "conv_narrow", source, bindings, &grid, flops))
 }
