@@ -1028,6 +1028,9 @@ proptest! {
         n in 3usize..6, h in 12usize..18, w in 12usize..18, c in 1usize..6, k in 1usize..4,
         epi in any::<bool>(), seed in any::<u64>(),
     ) {
+        // A filter gradient with at most NARROW_OUTPUT_MAX_CHANNELS output channels and a
+        // multiple of 4 input channels takes the narrow kernel (its own test covers it).
+        prop_assume!(kind == 0 || o > fovea::kernels::NARROW_OUTPUT_MAX_CHANNELS || c % 4 != 0);
         let (base, shapes) = if kind == 0 {
             (
                 Op::MatMul { trans_a: ta, trans_b: tb },

@@ -62,6 +62,7 @@ mod tests;
 #[cfg(test)]
 mod tests_structural;
 
+pub use conv_narrow::NARROW_OUTPUT_MAX_CHANNELS;
 pub use error::KernelError;
 pub use instance::{BindingRef, BufferRef, KernelInstance};
 pub use lower::{lower_graph, lower_node, lower_planned, storage_root};
