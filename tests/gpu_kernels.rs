@@ -219,10 +219,19 @@ proptest! {
 
     #[test]
     fn resize_matches_reference(
-        n in batch(), h in 1usize..8, w in 1usize..8, c in 1usize..5, oh in 1usize..17, ow in 1usize..17, bilinear in any::<bool>(), seed in any::<u64>(),
+        n in batch(), h in 1usize..8, w in 1usize..8, c in 1usize..5, oh in 1usize..17, ow in 1usize..17, mode in 0usize..ResizeMode::ALL.len(), seed in any::<u64>(),
     ) {
-        let mode = if bilinear { ResizeMode::Bilinear } else { ResizeMode::Nearest };
+        let mode = ResizeMode::ALL[mode];
         check(single(Op::Resize { mode, height: oh, width: ow }, &[vec![n, h, w, c]]).unwrap(), seed, -1.0, 1.0)?;
+    }
+
+    // The gradient gathers over a window of outputs per input pixel: every mode, up and down.
+    #[test]
+    fn resize_backprop_matches_reference(
+        n in batch(), h in 1usize..12, w in 1usize..12, c in 1usize..4, oh in 1usize..17, ow in 1usize..17, mode in 0usize..ResizeMode::ALL.len(), seed in any::<u64>(),
+    ) {
+        let op = Op::ResizeBackprop { mode: ResizeMode::ALL[mode], input_hw: (h, w) };
+        check(single(op, &[vec![n, oh, ow, c]]).unwrap(), seed, -1.0, 1.0)?;
     }
 
     #[test]

@@ -940,7 +940,7 @@ fn batchnorm_resize_pad_transpose() {
         );
         let bn = bn.unwrap();
         assert_eq!(lower(&g, bn, &t)[0].bindings.len(), 6);
-        for mode in [ResizeMode::Nearest, ResizeMode::Bilinear] {
+        for mode in ResizeMode::ALL {
             for (h, w) in [(10, 12), (3, 4), (5, 6), (1, 1)] {
                 let y = g
                     .push(
@@ -1512,7 +1512,7 @@ fn pool_and_resize_gradient_variants() {
                 assert_eq!(lower(&g, dx, &t)[0].family, "pool_grad");
             }
         }
-        for mode in [ResizeMode::Nearest, ResizeMode::Bilinear] {
+        for mode in ResizeMode::ALL {
             for (oh, ow) in [(10, 12), (3, 4), (5, 6), (1, 1), (13, 7)] {
                 let mut g = Graph::new();
                 let dy = input(&mut g, "dy", &[2, oh, ow, 3]);

@@ -1,8 +1,10 @@
 // resize.wgsl: spatial resize of an NHWC tensor from IH x IW to OH x OW.
 //
-//   nearest:   src = floor(dst * in / out)                  (integer arithmetic)
-//   bilinear:  src = max((dst + 0.5) * in / out - 0.5, 0)   (half-pixel centres, as TensorFlow)
-//              y0 = floor(src), y1 = min(y0 + 1, in - 1), weights 1 - frac and frac; same for x.
+//   nearest (Keras, TFLite without flags):  src = floor(dst * in / out)   (integer arithmetic)
+//   every other mode (ResizeMode::source):  src = max((dst + a) * scale - b, 0) in f32, with the
+//       mode's offsets a, b and scale (in / out, or (in - 1) / (out - 1) aligning corners)
+//       substituted bit for bit (SRC_Y, SRC_X); the nearest modes floor it, the bilinear ones
+//       read y0 = floor(src), y1 = min(y0 + 1, in - 1) with weights 1 - frac and frac (same for x).
 // SAMPLE is the substituted body for the mode; it sets v from rs_x and (n, oy, ox, c).
 // Bindings: 0 rs_x (N, IH, IW, C) (read), 1 rs_y (N, OH, OW, C) (read_write).
 // Threading: one invocation per output element, linear index ((n*OH + oy)*OW + ox)*C + c folded
@@ -20,6 +22,14 @@ const C: u32 = {{C}}u;
 
 fn pixel(n: u32, y: u32, x: u32, c: u32) -> f32 {
     return rs_x[((n * IH + y) * IW + x) * C + c];
+}
+
+fn src_y(dst: u32) -> f32 {
+    {{SRC_Y}}
+}
+
+fn src_x(dst: u32) -> f32 {
+    {{SRC_X}}
 }
 
 @compute @workgroup_size({{WG}}, 1, 1)

@@ -3,12 +3,13 @@
 //
 //   dx[n, iy, ix, c] = sum over outputs (oy, ox) of wy(oy) * wx(ox) * dy[n, oy, ox, c]
 // where wy(oy) is the weight the forward gave input row iy when computing output row oy:
-//   nearest:   1 if min(oy*IH/OH, IH - 1) == iy, else 0
+//   nearest:   1 if the row the forward read (integer or f32 source position) is iy, else 0
 //   bilinear:  (1 - f) if lo == iy, plus f if hi == iy, with src, lo, hi and f computed exactly
-//              as resize.wgsl does (half-pixel centres, clamped)
-// (likewise wx). Only a conservative window of outputs around the pixel is visited (ROWS_FIRST,
-// ROWS_END and COLS_FIRST, COLS_END, substituted per mode); WEIGHT_Y, WEIGHT_X are the
-// substituted weight functions.
+//              as resize.wgsl does
+// (likewise wx). SRC_Y and SRC_X are the forward's f32 source positions per axis (unused by the
+// integer nearest mode). Only a conservative window of outputs around the pixel is visited
+// (FIRST_Y, END_Y and FIRST_X, END_X, substituted per mode and axis); WEIGHT is the substituted
+// weight function.
 // Bindings: 0 rg_dy (N, OH, OW, C) (read), 1 rg_dx (N, IH, IW, C) (read_write).
 // Threading: one invocation per input element, linear index ((n*IH + iy)*IW + ix)*C + c folded
 // into a 2-D grid of WG-wide workgroups (INDEX), guarded by i < TOTAL.
@@ -23,18 +24,35 @@ const C: u32 = {{C}}u;
 @group(0) @binding(0) var<storage, read> rg_dy: array<f32>;
 @group(0) @binding(1) var<storage, read_write> rg_dx: array<f32>;
 
-// The weight input position `i` (of `len_in`) gets in output position `o` (of `len_out`).
-fn weight(o: u32, i: u32, len_in: u32, len_out: u32) -> f32 {
+// The forward's f32 source position of output `dst` along `axis` (0 rows, 1 columns).
+fn src(axis: u32, dst: u32) -> f32 {
+    if (axis == 0u) {
+        {{SRC_Y}}
+    }
+    {{SRC_X}}
+}
+
+// The weight input position `i` (of `len_in`) gets in output position `o` (of `len_out`)
+// along `axis`.
+fn weight(axis: u32, o: u32, i: u32, len_in: u32, len_out: u32) -> f32 {
     {{WEIGHT}}
 }
 
-// The first and one-past-last output positions that can read input position `i`.
-fn first_output(i: u32, len_in: u32, len_out: u32) -> u32 {
-    {{FIRST}}
+// The first and one-past-last output rows (columns) that can read input row (column) `i`.
+fn first_y(i: u32, len_in: u32, len_out: u32) -> u32 {
+    {{FIRST_Y}}
 }
 
-fn end_output(i: u32, len_in: u32, len_out: u32) -> u32 {
-    {{END}}
+fn end_y(i: u32, len_in: u32, len_out: u32) -> u32 {
+    {{END_Y}}
+}
+
+fn first_x(i: u32, len_in: u32, len_out: u32) -> u32 {
+    {{FIRST_X}}
+}
+
+fn end_x(i: u32, len_in: u32, len_out: u32) -> u32 {
+    {{END_X}}
 }
 
 @compute @workgroup_size({{WG}}, 1, 1)
@@ -47,17 +65,17 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let ix = (i / C) % IW;
     let iy = (i / (C * IW)) % IH;
     let n = i / (C * IW * IH);
-    let oy_end = end_output(iy, IH, OH);
-    let ox_first = first_output(ix, IW, OW);
-    let ox_end = end_output(ix, IW, OW);
+    let oy_end = end_y(iy, IH, OH);
+    let ox_first = first_x(ix, IW, OW);
+    let ox_end = end_x(ix, IW, OW);
     var acc = 0.0;
-    for (var oy = first_output(iy, IH, OH); oy < oy_end; oy++) {
-        let wy = weight(oy, iy, IH, OH);
+    for (var oy = first_y(iy, IH, OH); oy < oy_end; oy++) {
+        let wy = weight(0u, oy, iy, IH, OH);
         if (wy == 0.0) {
             continue;
         }
         for (var ox = ox_first; ox < ox_end; ox++) {
-            let wx = weight(ox, ix, IW, OW);
+            let wx = weight(1u, ox, ix, IW, OW);
             acc = acc + wy * wx * rg_dy[((n * OH + oy) * OW + ox) * C + c];
         }
     }

@@ -31,7 +31,7 @@ OUT = os.path.join(ROOT, "tests", "fixtures", "tflite")
 
 
 # Synthetic models Fovea must refuse with an error containing this text.
-UNSUPPORTED = {"resize_align_corners": "align_corners=true"}
+UNSUPPORTED = {"strided_reverse": "only positive strides"}
 
 
 def hash_input(shape, seed, lo, hi):
@@ -195,6 +195,35 @@ def synthetic_models():
         keras.layers.Dense(7, activation="tanh"),
     ])
     models.append(("prelu_dense", prelu, (1, 4, 6, 3)))
+
+    # TFLite's other resize conventions (TensorFlow 1's legacy mapping, half-pixel and
+    # aligned-corner nearest), up and down, to sizes that are not multiples of the input.
+    @tf.function(input_signature=[spec(1, 5, 7, 2)])
+    def resize_modes(x):
+        a = tf.compat.v1.image.resize_bilinear(x, [9, 4])
+        b = tf.compat.v1.image.resize_nearest_neighbor(x, [11, 5], half_pixel_centers=True)
+        c = tf.compat.v1.image.resize_nearest_neighbor(x, [3, 13], align_corners=True)
+        d = tf.compat.v1.image.resize_bilinear(x, [2, 3], align_corners=True)
+        return (tf.identity(a, name="asymmetric_out"), tf.identity(b, name="nearest_half_out"),
+                tf.identity(c, name="nearest_align_out"), tf.identity(d, name="align_down_out"))
+
+    models.append(("resize_modes", resize_modes, (1, 5, 7, 2)))
+
+    @tf.function(input_signature=[spec(1, 9, 8, 6)])
+    def strided(x):
+        a = tf.strided_slice(x, [0, 1, 0, 1], [1, 8, 8, 6], [1, 2, 3, 2])
+        b = x[:, ::4, 1:, 2]
+        c = x[:, 2:3, ::3, ::5]
+        return (tf.identity(a * 2.0, name="steps_out"), tf.identity(b + 1.0, name="shrink_steps_out"),
+                tf.identity(c, name="short_out"))
+
+    models.append(("strided", strided, (1, 9, 8, 6)))
+
+    @tf.function(input_signature=[spec(1, 4, 5, 3)])
+    def strided_reverse(x):
+        return tf.identity(tf.strided_slice(x, [0, 3, 0, 0], [1, -5, 5, 3], [1, -1, 1, 1]), name="reverse_out")
+
+    models.append(("strided_reverse", strided_reverse, (1, 4, 5, 3)))
     return models
 
 

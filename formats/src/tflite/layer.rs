@@ -113,13 +113,15 @@ pub enum Kind {
         /// The fill value.
         value: f32,
     },
-    /// STRIDED_SLICE with unit strides, then a reshape to the file's output shape (dropping
-    /// shrunk axes).
+    /// SLICE / STRIDED_SLICE (positive strides), then a reshape to the file's output shape
+    /// (dropping shrunk axes).
     Slice {
         /// First element per axis.
         starts: Vec<usize>,
-        /// Length per axis (axis 0: the whole batch).
+        /// Elements kept per axis (axis 0: the whole batch).
         sizes: Vec<usize>,
+        /// Stride per axis (1 on axis 0).
+        steps: Vec<usize>,
     },
     /// RESIZE_BILINEAR / RESIZE_NEAREST_NEIGHBOR to a constant size.
     Resize {
@@ -201,6 +203,74 @@ fn clip(ctx: &mut LayerCtx<'_>, x: NodeId, lo: f32, hi: f32) -> Result<NodeId> {
     let hi = ctx.graph.fill(&[1], hi, ctx.name)?;
     let y = ctx.push(Op::Binary(BinaryOp::Max), &[x, lo])?;
     ctx.push(Op::Binary(BinaryOp::Min), &[y, hi])
+}
+
+/// `sizes[i]` elements of `x`, every `steps[i]`-th from `starts[i]`, along each axis (the batch
+/// axis, of length `n`, whole). With unit steps it is one `Slice`. Otherwise, out of ops that
+/// all have gradients: a `Slice` of whole strides (zero-padded at the end where the input is
+/// short), a reshape splitting each strided axis of `m * s` into `(m, s)`, a `Slice` keeping
+/// index 0 of every `s`, and a reshape merging the axes back.
+fn strided_slice(
+    ctx: &mut LayerCtx<'_>,
+    x: NodeId,
+    n: usize,
+    starts: &[usize],
+    sizes: &[usize],
+    steps: &[usize],
+) -> Result<NodeId> {
+    let dims = ctx.shape(x);
+    let mut whole = sizes.to_vec();
+    whole[0] = n;
+    if steps.iter().all(|&s| s == 1) {
+        return ctx.push(
+            Op::Slice {
+                starts: starts.to_vec(),
+                sizes: whole,
+            },
+            &[x],
+        );
+    }
+    // Whole strides: m * s elements from the start, as many as the input has.
+    let (mut span, mut pads, mut split, mut keep) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (i, (&m, &s)) in whole.iter().zip(steps).enumerate() {
+        let wanted = m * s;
+        let have = wanted.min(dims[i] - starts[i]);
+        span.push(have);
+        pads.push((0, wanted - have));
+        if s == 1 {
+            split.push(m);
+            keep.push(m);
+        } else {
+            split.extend([m, s]);
+            keep.extend([m, 1]);
+        }
+    }
+    let mut y = ctx.push(
+        Op::Slice {
+            starts: starts.to_vec(),
+            sizes: span,
+        },
+        &[x],
+    )?;
+    if pads.iter().any(|&(_, after)| after > 0) {
+        y = ctx.push(
+            Op::Pad {
+                pads,
+                value: 0.0,
+                mode: PadMode::Constant,
+            },
+            &[y],
+        )?;
+    }
+    let y = ctx.graph.reshape(y, &split, ctx.name)?;
+    let y = ctx.push(
+        Op::Slice {
+            starts: vec![0; keep.len()],
+            sizes: keep,
+        },
+        &[y],
+    )?;
+    ctx.graph.reshape(y, &whole, ctx.name)
 }
 
 impl Layer for ImportedOp {
@@ -337,16 +407,8 @@ impl Layer for ImportedOp {
                 },
                 &ops[..1],
             )?,
-            Kind::Slice { starts, sizes } => {
-                let mut sizes = sizes.clone();
-                sizes[0] = n;
-                let y = ctx.push(
-                    Op::Slice {
-                        starts: starts.clone(),
-                        sizes,
-                    },
-                    &ops[..1],
-                )?;
+            Kind::Slice { starts, sizes, steps } => {
+                let y = strided_slice(ctx, ops[0], n, starts, sizes, steps)?;
                 if ctx.shape(y) == want {
                     y
                 } else {

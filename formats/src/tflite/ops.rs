@@ -866,14 +866,15 @@ fn resize(c: &OpCtx<'_>, bilinear: bool) -> Result<Mapped> {
         return Err(c.bad_options("ResizeBilinearOptions/ResizeNearestNeighborOptions"));
     };
     let mode = match (bilinear, align_corners, half_pixel_centers) {
-        (true, false, true) => ResizeMode::Bilinear,
-        (false, false, false) => ResizeMode::Nearest,
-        _ => {
-            return Err(c.err(format!(
-                "align_corners={align_corners}, half_pixel_centers={half_pixel_centers} is not supported yet \
-                 (Fovea resizes bilinear with half-pixel centres and nearest without either)"
-            )));
+        (_, true, true) => {
+            return Err(c.err("align_corners and half_pixel_centers are both set (TensorFlow refuses that too)"));
         }
+        (true, false, true) => ResizeMode::Bilinear,
+        (true, true, false) => ResizeMode::BilinearAlignCorners,
+        (true, false, false) => ResizeMode::BilinearAsymmetric,
+        (false, false, false) => ResizeMode::Nearest,
+        (false, false, true) => ResizeMode::NearestHalfPixel,
+        (false, true, false) => ResizeMode::NearestAlignCorners,
     };
     let out = c.out_shape()?;
     if out.len() != 4 {
@@ -911,7 +912,8 @@ fn slice(c: &OpCtx<'_>) -> Result<Mapped> {
     if starts[0] != 0 || sizes[0] != dims[0] {
         return Err(c.err("slicing the batch axis is not supported"));
     }
-    Ok(Mapped::Layer(Kind::Slice { starts, sizes }, vec![c.arg(0)?]))
+    let steps = vec![1; starts.len()];
+    Ok(Mapped::Layer(Kind::Slice { starts, sizes, steps }, vec![c.arg(0)?]))
 }
 
 fn strided_slice(c: &OpCtx<'_>) -> Result<Mapped> {
@@ -939,18 +941,19 @@ fn strided_slice(c: &OpCtx<'_>) -> Result<Mapped> {
             dims.len()
         )));
     }
-    let (mut starts, mut sizes) = (Vec::new(), Vec::new());
+    let (mut starts, mut sizes, mut steps) = (Vec::new(), Vec::new(), Vec::new());
     for (i, &d) in dims.iter().enumerate() {
         let di = d as i64;
         let bit = |m: i32| i < 32 && (m >> i) & 1 == 1;
         if i >= begin.len() {
             starts.push(0);
             sizes.push(d);
+            steps.push(1);
             continue;
         }
-        if strides[i] != 1 {
+        if strides[i] <= 0 {
             return Err(c.err(format!(
-                "stride {} on axis {i}: only unit strides are supported",
+                "stride {} on axis {i}: only positive strides are supported (not reversal)",
                 strides[i]
             )));
         }
@@ -968,11 +971,14 @@ fn strided_slice(c: &OpCtx<'_>) -> Result<Mapped> {
         if e <= b || e > di {
             return Err(c.err(format!("axis {i}: the slice [{b}, {e}) of {d} elements is empty")));
         }
+        // A shrunk axis keeps one element whatever its stride.
+        let step = if bit(shrink_axis_mask) { 1 } else { strides[i] };
         starts.push(b as usize);
-        sizes.push((e - b) as usize);
+        sizes.push(((e - b) as u64).div_ceil(step as u64) as usize);
+        steps.push(step as usize);
     }
-    if starts[0] != 0 || sizes[0] != dims[0] {
+    if starts[0] != 0 || sizes[0] != dims[0] || steps[0] != 1 {
         return Err(c.err("slicing the batch axis is not supported"));
     }
-    Ok(Mapped::Layer(Kind::Slice { starts, sizes }, vec![c.arg(0)?]))
+    Ok(Mapped::Layer(Kind::Slice { starts, sizes, steps }, vec![c.arg(0)?]))
 }

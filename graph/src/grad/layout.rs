@@ -225,7 +225,7 @@ mod tests {
             n in 1usize..3, h in 1usize..5, w in 1usize..5, ch in 1usize..3, oh in 1usize..8, ow in 1usize..8,
             seed in any::<u64>(),
         ) {
-            for mode in [ResizeMode::Nearest, ResizeMode::Bilinear] {
+            for mode in ResizeMode::ALL {
                 let mut c = Check::new(Rng::new(seed));
                 let x = c.input("x", &[n, h, w, ch], -1.0, 1.0);
                 let y = c.push(Op::Resize { mode, height: oh, width: ow }, &[x]);

@@ -1,5 +1,5 @@
-//! Spatial resize of NHWC tensors, nearest neighbour and bilinear with half-pixel centres, and
-//! its gradient.
+//! Spatial resize of NHWC tensors in every [`ResizeMode`] (nearest or bilinear, with TFLite's
+//! corner conventions), and its gradient.
 
 use super::Arg;
 use crate::ir::ResizeMode;
@@ -12,16 +12,10 @@ struct Lerp {
     frac: f64,
 }
 
-/// Nearest source position: `floor(dst * in / out)`, clamped to `in - 1`.
-fn nearest(dst: usize, len_in: usize, len_out: usize) -> usize {
-    (dst * len_in / len_out).min(len_in - 1)
-}
-
-/// Bilinear source positions with half-pixel centres (TensorFlow's `resize`):
-/// `src = (dst + 0.5) * in / out - 0.5`, clamped below at 0; `lo = floor(src)`,
-/// `hi = min(lo + 1, in - 1)`, `frac = src - lo`.
-fn bilinear(dst: usize, len_in: usize, len_out: usize) -> Lerp {
-    let src = ((dst as f64 + 0.5) * len_in as f64 / len_out as f64 - 0.5).max(0.0);
+/// Bilinear source positions: `src` as [`ResizeMode::source`] computes it (clamped below at 0);
+/// `lo = min(floor(src), in - 1)`, `hi = min(lo + 1, in - 1)`, `frac = src - lo`.
+fn bilinear(mode: ResizeMode, dst: usize, len_in: usize, len_out: usize) -> Lerp {
+    let src = f64::from(mode.source(dst, mode.scale(len_in, len_out)));
     let lo = (src.floor() as usize).min(len_in - 1);
     Lerp {
         lo,
@@ -37,31 +31,20 @@ pub(super) fn resize(mode: ResizeMode, x: Arg, out_shape: &[usize]) -> Vec<f64> 
     let (oh, ow) = (out_shape[1], out_shape[2]);
     let at = |b: usize, y: usize, x: usize, ch: usize| xd[((b * h + y) * w + x) * c + ch];
     let mut out = Vec::with_capacity(n * oh * ow * c);
-    match mode {
-        ResizeMode::Nearest => {
-            for b in 0..n {
-                for oy in 0..oh {
-                    let y = nearest(oy, h, oh);
-                    for ox in 0..ow {
-                        let x = nearest(ox, w, ow);
-                        out.extend((0..c).map(|ch| at(b, y, x, ch)));
-                    }
-                }
-            }
-        }
-        ResizeMode::Bilinear => {
-            let lerp = |a: f64, b: f64, t: f64| a + (b - a) * t;
-            for b in 0..n {
-                for oy in 0..oh {
-                    let y = bilinear(oy, h, oh);
-                    for ox in 0..ow {
-                        let x = bilinear(ox, w, ow);
-                        out.extend((0..c).map(|ch| {
-                            let top = lerp(at(b, y.lo, x.lo, ch), at(b, y.lo, x.hi, ch), x.frac);
-                            let bottom = lerp(at(b, y.hi, x.lo, ch), at(b, y.hi, x.hi, ch), x.frac);
-                            lerp(top, bottom, y.frac)
-                        }));
-                    }
+    let lerp = |a: f64, b: f64, t: f64| a + (b - a) * t;
+    for b in 0..n {
+        for oy in 0..oh {
+            for ox in 0..ow {
+                if mode.is_bilinear() {
+                    let (y, x) = (bilinear(mode, oy, h, oh), bilinear(mode, ox, w, ow));
+                    out.extend((0..c).map(|ch| {
+                        let top = lerp(at(b, y.lo, x.lo, ch), at(b, y.lo, x.hi, ch), x.frac);
+                        let bottom = lerp(at(b, y.hi, x.lo, ch), at(b, y.hi, x.hi, ch), x.frac);
+                        lerp(top, bottom, y.frac)
+                    }));
+                } else {
+                    let (y, x) = (mode.nearest_index(oy, h, oh), mode.nearest_index(ox, w, ow));
+                    out.extend((0..c).map(|ch| at(b, y, x, ch)));
                 }
             }
         }
@@ -89,15 +72,14 @@ pub(super) fn resize_backprop(mode: ResizeMode, dy: Arg, out_shape: &[usize]) ->
                         dx[base + ch] += weight * v;
                     }
                 };
-                match mode {
-                    ResizeMode::Nearest => send(nearest(oy, h, oh), nearest(ox, w, ow), 1.0),
-                    ResizeMode::Bilinear => {
-                        let (y, x) = (bilinear(oy, h, oh), bilinear(ox, w, ow));
-                        send(y.lo, x.lo, (1.0 - y.frac) * (1.0 - x.frac));
-                        send(y.lo, x.hi, (1.0 - y.frac) * x.frac);
-                        send(y.hi, x.lo, y.frac * (1.0 - x.frac));
-                        send(y.hi, x.hi, y.frac * x.frac);
-                    }
+                if mode.is_bilinear() {
+                    let (y, x) = (bilinear(mode, oy, h, oh), bilinear(mode, ox, w, ow));
+                    send(y.lo, x.lo, (1.0 - y.frac) * (1.0 - x.frac));
+                    send(y.lo, x.hi, (1.0 - y.frac) * x.frac);
+                    send(y.hi, x.lo, y.frac * (1.0 - x.frac));
+                    send(y.hi, x.hi, y.frac * x.frac);
+                } else {
+                    send(mode.nearest_index(oy, h, oh), mode.nearest_index(ox, w, ow), 1.0);
                 }
             }
         }
@@ -192,10 +174,59 @@ mod tests {
     }
 
     #[test]
+    fn the_tflite_conventions_by_hand() {
+        // On the linear image 8y + 4x of [[0,4],[8,12]], bilinear modes give 8 sy + 4 sx with
+        // the clamped source positions. 2 -> 4 aligning corners: s = d / 3.
+        let x = [0.0, 4.0, 8.0, 12.0];
+        let linear = |s: [f64; 4]| -> Vec<f64> {
+            s.iter()
+                .flat_map(|&sy| s.iter().map(move |&sx| 8.0 * sy + 4.0 * sx))
+                .collect()
+        };
+        let (_, y) = run_op(resize(ResizeMode::BilinearAlignCorners, 4, 4), &[(&[1, 2, 2, 1], &x)]);
+        assert_close(&y, &linear([0.0, 1.0 / 3.0, 2.0 / 3.0, 1.0]), 1e-6);
+        // Asymmetric: s = d / 2 = [0, 0.5, 1, 1.5], the last past the edge reading pixel 1.
+        let (_, y) = run_op(resize(ResizeMode::BilinearAsymmetric, 4, 4), &[(&[1, 2, 2, 1], &x)]);
+        assert_close(&y, &linear([0.0, 0.5, 1.0, 1.0]), 1e-15);
+        // Nearest, half-pixel, 2 -> 5 along x: floor((d + 0.5) * 0.4) = floor([0.2, 0.6, 1.0,
+        // 1.4, 1.8]) = [0, 0, 1, 1, 1] (1.0 in f32 too: 2.5 * 0.4f32 rounds to 1).
+        let (_, y) = run_op(
+            resize(ResizeMode::NearestHalfPixel, 1, 5),
+            &[(&[1, 1, 2, 1], &[3.0, 7.0])],
+        );
+        assert_eq!(y, [3.0, 3.0, 7.0, 7.0, 7.0]);
+        // ... and 3 -> 2: floor([0.75, 2.25]) = [0, 2], where plain nearest takes [0, 1].
+        let (_, y) = run_op(
+            resize(ResizeMode::NearestHalfPixel, 1, 2),
+            &[(&[1, 1, 3, 1], &[3.0, 5.0, 7.0])],
+        );
+        assert_eq!(y, [3.0, 7.0]);
+        let (_, y) = run_op(resize(ResizeMode::Nearest, 1, 2), &[(&[1, 1, 3, 1], &[3.0, 5.0, 7.0])]);
+        assert_eq!(y, [3.0, 5.0]);
+        // Nearest aligning corners, 3 -> 5: round(d * 0.5) half away from zero = [0, 1, 1, 2, 2].
+        let (_, y) = run_op(
+            resize(ResizeMode::NearestAlignCorners, 1, 5),
+            &[(&[1, 1, 3, 1], &[3.0, 5.0, 7.0])],
+        );
+        assert_eq!(y, [3.0, 5.0, 5.0, 7.0, 7.0]);
+        // Aligning corners from one pixel (scale 0) and to one (scale in / out, s = 0).
+        let (_, y) = run_op(
+            resize(ResizeMode::BilinearAlignCorners, 1, 3),
+            &[(&[1, 1, 1, 1], &[2.0])],
+        );
+        assert_eq!(y, [2.0; 3]);
+        let (_, y) = run_op(
+            resize(ResizeMode::NearestAlignCorners, 1, 1),
+            &[(&[1, 1, 3, 1], &[3.0, 5.0, 7.0])],
+        );
+        assert_eq!(y, [3.0]);
+    }
+
+    #[test]
     fn resizing_to_the_same_size_is_the_identity() {
         let mut rng = Rng::new(7);
         let x = random(&mut rng, 2 * 3 * 5 * 2);
-        for mode in [ResizeMode::Nearest, ResizeMode::Bilinear] {
+        for mode in ResizeMode::ALL {
             let (_, y) = run_op(resize(mode, 3, 5), &[(&[2, 3, 5, 2], &x)]);
             assert_close(&y, &x, 1e-15);
         }
@@ -248,7 +279,7 @@ mod tests {
     #[test]
     fn resize_backprop_is_the_adjoint_of_resize() {
         let mut rng = Rng::new(31);
-        for mode in [ResizeMode::Nearest, ResizeMode::Bilinear] {
+        for mode in ResizeMode::ALL {
             for (x_shape, oh, ow) in [
                 ([2, 3, 4, 2], 6, 8),
                 ([1, 5, 7, 3], 3, 2),

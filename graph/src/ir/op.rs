@@ -445,13 +445,104 @@ impl PadMode {
     }
 }
 
-/// Interpolation of a resize.
+/// Interpolation of a resize: how an output position `dst` (of `out`) maps to a source
+/// position (of `in`). Beside the two modes Keras uses, TFLite's flag combinations
+/// (`align_corners`, `half_pixel_centers`) each have one. Except for [`ResizeMode::Nearest`]
+/// (integer arithmetic), the source position is computed in f32 with the scale
+/// [`ResizeMode::scale`] rounded once, as TFLite does, so the reference interpreter and the
+/// kernels pick the same pixels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ResizeMode {
-    /// Nearest neighbour (`floor(dst * in / out)`).
+    /// Nearest neighbour, `floor(dst * in / out)` (Keras's `UpSampling2D`, TFLite without flags).
     Nearest,
-    /// Bilinear with half-pixel centres (TensorFlow's `resize` and Keras's `UpSampling2D`).
+    /// Bilinear with half-pixel centres, `src = (dst + 0.5) * in / out - 0.5` (TensorFlow 2's
+    /// `resize` and Keras's `UpSampling2D`).
     Bilinear,
+    /// Bilinear with aligned corners, `src = dst * (in - 1) / (out - 1)` (TFLite
+    /// `align_corners`).
+    BilinearAlignCorners,
+    /// Bilinear, TensorFlow 1's legacy mapping `src = dst * in / out` (TFLite with neither flag).
+    BilinearAsymmetric,
+    /// Nearest with half-pixel centres, `floor((dst + 0.5) * in / out)` (TFLite
+    /// `half_pixel_centers`).
+    NearestHalfPixel,
+    /// Nearest with aligned corners, `floor(dst * (in - 1) / (out - 1) + 0.5)` (TFLite
+    /// `align_corners`).
+    NearestAlignCorners,
+}
+
+impl ResizeMode {
+    /// Every mode.
+    pub const ALL: [ResizeMode; 6] = [
+        ResizeMode::Nearest,
+        ResizeMode::Bilinear,
+        ResizeMode::BilinearAlignCorners,
+        ResizeMode::BilinearAsymmetric,
+        ResizeMode::NearestHalfPixel,
+        ResizeMode::NearestAlignCorners,
+    ];
+
+    /// The mode's name in kernel and op names (`nearest`, `bilinear_align_corners`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            ResizeMode::Nearest => "nearest",
+            ResizeMode::Bilinear => "bilinear",
+            ResizeMode::BilinearAlignCorners => "bilinear_align_corners",
+            ResizeMode::BilinearAsymmetric => "bilinear_asymmetric",
+            ResizeMode::NearestHalfPixel => "nearest_half_pixel",
+            ResizeMode::NearestAlignCorners => "nearest_align_corners",
+        }
+    }
+
+    /// Whether the mode interpolates between two source positions per axis.
+    pub fn is_bilinear(self) -> bool {
+        matches!(
+            self,
+            ResizeMode::Bilinear | ResizeMode::BilinearAlignCorners | ResizeMode::BilinearAsymmetric
+        )
+    }
+
+    /// Whether the mode aligns the corner pixels (scale `(in - 1) / (out - 1)`).
+    pub fn aligns_corners(self) -> bool {
+        matches!(self, ResizeMode::BilinearAlignCorners | ResizeMode::NearestAlignCorners)
+    }
+
+    /// The f32 scale from output to source positions along an axis of `len_in` resized to
+    /// `len_out`: `(in - 1) / (out - 1)` when aligning corners (and `out > 1`), else `in / out`.
+    pub fn scale(self, len_in: usize, len_out: usize) -> f32 {
+        if self.aligns_corners() && len_out > 1 {
+            (len_in - 1) as f32 / (len_out - 1) as f32
+        } else {
+            len_in as f32 / len_out as f32
+        }
+    }
+
+    /// The offset of the half-pixel mappings, `src = (dst + offset_in) * scale - offset_out`:
+    /// `(offset_in, offset_out)`.
+    pub fn offsets(self) -> (f32, f32) {
+        match self {
+            ResizeMode::Bilinear => (0.5, 0.5),
+            ResizeMode::NearestHalfPixel => (0.5, 0.0),
+            ResizeMode::NearestAlignCorners => (0.0, -0.5),
+            _ => (0.0, 0.0),
+        }
+    }
+
+    /// The source position of output position `dst`, in f32 as the kernels compute it:
+    /// `(dst + offset_in) * scale - offset_out`, clamped below at 0 (the nearest modes floor
+    /// it; the bilinear ones interpolate at it).
+    pub fn source(self, dst: usize, scale: f32) -> f32 {
+        let (a, b) = self.offsets();
+        ((dst as f32 + a) * scale - b).max(0.0)
+    }
+
+    /// The source pixel a nearest mode reads for output position `dst`.
+    pub fn nearest_index(self, dst: usize, len_in: usize, len_out: usize) -> usize {
+        match self {
+            ResizeMode::Nearest => (dst * len_in / len_out).min(len_in - 1),
+            _ => (self.source(dst, self.scale(len_in, len_out)).floor() as usize).min(len_in - 1),
+        }
+    }
 }
 
 /// What a node computes. Inputs are given by the node, in the order each variant documents.
@@ -782,10 +873,7 @@ impl Op {
             Op::SoftmaxCrossEntropy => "softmax_cross_entropy".into(),
             Op::SoftmaxCrossEntropyGrad => "softmax_cross_entropy_grad".into(),
             Op::BatchNormInference { .. } => "batch_norm".into(),
-            Op::Resize { mode, .. } => match mode {
-                ResizeMode::Nearest => "resize_nearest".into(),
-                ResizeMode::Bilinear => "resize_bilinear".into(),
-            },
+            Op::Resize { mode, .. } => format!("resize_{}", mode.name()),
             Op::Concat { .. } => "concat".into(),
             Op::Pad { mode, .. } => match mode {
                 PadMode::Constant => "pad".into(),

@@ -222,7 +222,7 @@ fn other_op(g: &mut Graph, rng: &mut Rng, x: NodeId, nodes: &[NodeId], layer: &s
         10 => {
             let x4 = as4(g)?;
             let (h, w) = (g.shape(x4)[1], g.shape(x4)[2]);
-            let mode = [ResizeMode::Nearest, ResizeMode::Bilinear][rng.below(2)];
+            let mode = ResizeMode::ALL[rng.below(ResizeMode::ALL.len())];
             g.push(
                 Op::Resize {
                     mode,

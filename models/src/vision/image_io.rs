@@ -104,10 +104,34 @@ pub fn decode_image(bytes: &[u8], name: &Path, limits: &DecodeLimits) -> Result<
     reader.limits(decoder_limits);
     // A decoder that panics on a crafted file (zune-jpeg 0.5.15 did, found by fuzzing: see
     // fuzz/regressions/image/) is an error naming the file, not an abort of the command.
-    let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reader.decode()))
+    let decoded = quietly(|| reader.decode())
         .map_err(|_| bad("the decoder failed on this file (corrupt or crafted data)".to_string()))?;
     let image = decoded.map_err(|e| bad(format!("cannot decode: {e}")))?;
     Ok(from_dynamic(image))
+}
+
+thread_local! {
+    /// Set while this thread runs a decoder under [`quietly`].
+    static DECODING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f`, catching a panic, without the panic hook's "thread panicked at ..." line on stderr
+/// (the caller turns the panic into an error naming the file). Panics elsewhere, on other threads
+/// or outside `f`, still reach the hook that was installed before.
+fn quietly<T>(f: impl FnOnce() -> T) -> std::thread::Result<T> {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !DECODING.with(std::cell::Cell::get) {
+                previous(info);
+            }
+        }));
+    });
+    DECODING.with(|d| d.set(true));
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    DECODING.with(|d| d.set(false));
+    outcome
 }
 
 /// Converts a decoded `image` crate picture, keeping its channels (grey, grey + alpha, RGB, RGBA).
