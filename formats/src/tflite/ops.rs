@@ -297,7 +297,7 @@ impl OpCtx<'_> {
             self.err_tensor(
                 t as i32,
                 format!(
-                    "shape {:?} has an unknown or zero dimension; Fovea needs static shapes",
+                    "shape {:?} has an unknown or zero dimension or more than 2^31 elements; Fovea needs static shapes",
                     self.file.tensors[t].shape
                 ),
             )
@@ -471,9 +471,18 @@ impl OpCtx<'_> {
     }
 }
 
-/// A shape whose dimensions are all positive.
+/// The most elements a tensor of a file may have (2^31): a shape claiming more is refused
+/// before anything is sized by it.
+pub const MAX_ELEMENTS: usize = 1 << 31;
+
+/// A shape whose dimensions are all positive, with at most [`MAX_ELEMENTS`] elements.
 pub fn static_shape(s: &[i32]) -> Option<Vec<usize>> {
-    s.iter().map(|&d| usize::try_from(d).ok().filter(|&d| d > 0)).collect()
+    let shape: Vec<usize> = s
+        .iter()
+        .map(|&d| usize::try_from(d).ok().filter(|&d| d > 0))
+        .collect::<Option<_>>()?;
+    let n = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d))?;
+    (n <= MAX_ELEMENTS).then_some(shape)
 }
 
 fn unary(c: &OpCtx<'_>, u: UnaryOp) -> Result<Mapped> {
