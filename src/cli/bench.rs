@@ -221,6 +221,17 @@ fn streaming(
 /// `fovea bench tflite M.tflite`: inference time of an imported model at each batch size, a
 /// whole `run` (upload, every dispatch, readback) as the median of `runs`, after one warm-up.
 /// `tools/pretrained/bench_litert.py` times LiteRT on the same inputs for comparison.
+/// The model `fovea bench tflite` times: a `.tflite` file, or one of face-api's two models
+/// (`face-api-descriptor`, `face-api-detector`) from the cache of `tools/pretrained/fetch.sh`.
+fn pretrained_model(model: &std::path::Path) -> anyhow::Result<fovea_graph::Model> {
+    use fovea_models::zoo::face_api;
+    Ok(match model.to_str() {
+        Some("face-api-descriptor") => face_api::descriptor(&face_api::default_dir())?,
+        Some("face-api-detector") => face_api::ssd_detector(&face_api::default_dir())?.model,
+        _ => fovea_formats::tflite::load(model)?,
+    })
+}
+
 pub fn tflite(
     model: &std::path::Path,
     batch_sizes: &[usize],
@@ -232,7 +243,7 @@ pub fn tflite(
         !batch_sizes.is_empty() && batch_sizes.iter().all(|&b| b > 0),
         "--batch-sizes must list positive batch sizes, got {batch_sizes:?}"
     );
-    let m = fovea_formats::tflite::load(model)?;
+    let m = pretrained_model(model)?;
     let device = Arc::new(Device::new()?);
     println!(
         "adapter: {} ({}, {})",

@@ -95,6 +95,9 @@ struct TrainArgs {
     /// No per-epoch lines.
     #[arg(long)]
     quiet: bool,
+    /// Evaluate each face as it is, without averaging in its mirror image's embedding.
+    #[arg(long)]
+    no_mirror: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -109,6 +112,9 @@ struct ModelArgs {
     /// With `--pretrained face-api`: the package folder.
     #[arg(long, default_value = "~/.cache/fovea/pretrained")]
     pretrained_dir: String,
+    /// Embed each face as it is, without averaging in its mirror image.
+    #[arg(long)]
+    no_mirror: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -206,17 +212,21 @@ fn expand_home(p: &str) -> PathBuf {
 
 /// The embedder the model arguments name.
 fn embedder(m: &ModelArgs) -> anyhow::Result<Embedder> {
-    match (&m.weights, m.pretrained.as_deref()) {
+    let mut e = match (&m.weights, m.pretrained.as_deref()) {
         (Some(w), None) => {
-            Embedder::trained(w, &EmbeddingConfig::default()).with_context(|| format!("--weights {}", w.display()))
+            Embedder::trained(w, &EmbeddingConfig::default()).with_context(|| format!("--weights {}", w.display()))?
         }
-        (None, Some("face-api")) => Ok(Embedder::face_api(&expand_home(&m.pretrained_dir))?),
-        (None, Some("pixels")) => Ok(Embedder::raw_pixels(112, 92)?),
+        (None, Some("face-api")) => Embedder::face_api(&expand_home(&m.pretrained_dir))?,
+        (None, Some("pixels")) => Embedder::raw_pixels(112, 92)?,
         (None, Some(other)) => anyhow::bail!("--pretrained {other}: expected face-api or pixels"),
         _ => anyhow::bail!(
             "give --weights W.safetensors (from fovea faces train --save) or --pretrained face-api|pixels"
         ),
+    };
+    if m.no_mirror {
+        e.mirror_average = false;
     }
+    Ok(e)
 }
 
 fn sidecar(weights: &Path) -> PathBuf {
@@ -252,6 +262,7 @@ fn run_train(a: TrainArgs) -> anyhow::Result<()> {
         seed: a.seed,
         eval_every: a.eval_every,
         checkpoint: a.checkpoint.options()?,
+        mirror_average: !a.no_mirror,
         ..TrainConfig::default()
     };
     eprintln!(
@@ -294,6 +305,7 @@ fn run_train(a: TrainArgs) -> anyhow::Result<()> {
         model,
         prep: fovea_models::tasks::faces::embed::Preparation::for_config(&cfg.embedding),
         kind: "trained".into(),
+        mirror_average: cfg.mirror_average,
     };
     let eval = evaluate(&device, &embedder, &split, a.gallery_size)?;
     println!("held-out subjects: {}", eval.summary());

@@ -142,9 +142,10 @@ enum BenchCommand {
         #[arg(long)]
         profile: bool,
     },
-    /// A TFLite model's inference time per batch size (upload, run, readback).
+    /// A pretrained model's inference time per batch size (upload, run, readback).
     Tflite {
-        /// The .tflite file.
+        /// A .tflite file, or `face-api-descriptor` / `face-api-detector` (face-api's models
+        /// from the cache of tools/pretrained/fetch.sh).
         model: PathBuf,
         /// Batch sizes to time, comma-separated.
         #[arg(long, value_delimiter = ',', default_value = "1,32")]

@@ -17,51 +17,21 @@
 // - manifest.json: every case's input, output files and shapes.
 // Inputs are 0-255 pixel values, as face-api takes them; Fovea's models take value / 255.
 //
-// Why the patch below: the package's ESM bundle includes tfjs with Node's `util` module
-// replaced by an empty stub (it targets browsers), so tfjs's Node platform fails to construct
-// (`this.util.TextEncoder is not a constructor`). The script writes a copy of the bundle whose
-// stub returns Node's real `util`; nothing else changes. The weights are decoded by tfjs's own
-// `tf.io.decodeWeights`, independently of Fovea's reader.
+// The package's runtime is loaded by face_api_node.mjs (which explains the one patch it needs);
+// the weights are decoded by tfjs's own `tf.io.decodeWeights`, independently of Fovea's reader.
 
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import util from 'node:util';
 import zlib from 'node:zlib';
 import { fileURLToPath } from 'node:url';
+import { loadFaceApi, defaultCache } from './face_api_node.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..', '..');
 const out = path.join(root, 'tests', 'fixtures', 'tfjs');
-const cache = process.argv[2] || process.env.FOVEA_PRETRAINED_DIR || path.join(os.homedir(), '.cache', 'fovea', 'pretrained');
+const cache = process.argv[2] || defaultCache();
 const orlTar = process.argv[3] || path.resolve(root, '..', 'shared', 'data', 'faces', 'att_faces.tar.gz');
-
-// ---- load the package's runtime ----
-const shim = 'AR=Vt(()=>{})';
-let bundle = fs.readFileSync(path.join(cache, 'face-api.esm.js'), 'utf8');
-if (!bundle.includes(shim)) throw new Error(`face-api.esm.js: the util stub '${shim}' was not found`);
-bundle = bundle.replace(shim, 'AR=Vt((e,t)=>{t.exports=globalThis.__foveaNodeUtil})');
-globalThis.__foveaNodeUtil = util;
-const patched = path.join(os.tmpdir(), `fovea-face-api-${process.pid}.mjs`);
-fs.writeFileSync(patched, bundle);
-const faceapi = await import(patched);
-fs.unlinkSync(patched);
-const tf = faceapi.tf;
-await tf.setBackend('cpu');
-await tf.ready();
-console.log(`face-api ${faceapi.version}, tfjs ${tf.version_core}, backend ${tf.getBackend()}`);
-
-function weightMap(manifest) {
-  const m = JSON.parse(fs.readFileSync(path.join(cache, manifest), 'utf8'));
-  const map = {};
-  for (const group of m) {
-    const bufs = group.paths.map((p) => fs.readFileSync(path.join(cache, p)));
-    const all = Buffer.concat(bufs);
-    const ab = all.buffer.slice(all.byteOffset, all.byteOffset + all.length);
-    Object.assign(map, tf.io.decodeWeights(ab, group.weights));
-  }
-  return map;
-}
+const { faceapi, tf, weightMap } = await loadFaceApi(cache);
 
 // ---- npy in and out ----
 function writeNpy(file, data, shape, descr) {

@@ -9,6 +9,7 @@ use fovea_engine::{CompiledModel, Device, NamedArrays, checkpoint};
 use fovea_graph::{Model, Tensor};
 
 use crate::error::{DataError, Result};
+use crate::vision::augment::mirror_x;
 use crate::vision::letterbox::letterbox;
 use crate::vision::{Filter, Image, Normalization, images_to_tensor, resize};
 use crate::zoo::faces::{EMBEDDING_OUTPUT, EmbeddingConfig, embedding_net};
@@ -80,6 +81,9 @@ pub struct Embedder {
     pub prep: Preparation,
     /// What it is, for reports (`trained:W.safetensors`, `face-api`).
     pub kind: String,
+    /// Embed each face and its mirror image and use their normalised mean (the usual test-time
+    /// flip of face verification; on by default for learnt embeddings, off for raw pixels).
+    pub mirror_average: bool,
 }
 
 impl Embedder {
@@ -92,6 +96,7 @@ impl Embedder {
             model,
             prep: Preparation::for_config(cfg),
             kind: format!("trained:{}", path.display()),
+            mirror_average: true,
         })
     }
 
@@ -110,6 +115,7 @@ impl Embedder {
                 channels: 1,
             },
             kind: "raw-pixels".into(),
+            mirror_average: false,
         })
     }
 
@@ -119,24 +125,67 @@ impl Embedder {
             model: crate::zoo::face_api::descriptor(dir)?,
             prep: Preparation::PadSquare { size: 150 },
             kind: "face-api".into(),
+            mirror_average: true,
         })
     }
 
-    /// Embeddings of `images`, one row each.
+    /// Embeddings of `images`, one row each (mirror-averaged when [`Embedder::mirror_average`]).
     pub fn embed(&self, device: &Arc<Device>, images: &[Image]) -> Result<Vec<Vec<f32>>> {
-        let x = self.prep.tensor(images)?;
-        let inputs = NamedArrays::new().with(&self.model.input_names()[0], x);
-        let outs = fovea_engine::predict_arrays(device, &self.model, &inputs, BATCH.min(images.len().max(1)))?;
-        rows(pick_embedding(outs)?)
+        let once = |images: &[Image]| -> Result<Vec<Vec<f32>>> {
+            let x = self.prep.tensor(images)?;
+            let inputs = NamedArrays::new().with(&self.model.input_names()[0], x);
+            let outs = fovea_engine::predict_arrays(device, &self.model, &inputs, BATCH.min(images.len().max(1)))?;
+            rows(pick_embedding(outs)?)
+        };
+        with_mirrors(self.mirror_average, images, once)
     }
 }
 
-/// Embeddings of `images` from a model being trained (its current weights), prepared as `prep`.
-pub fn embed_compiled(cm: &mut CompiledModel, prep: &Preparation, images: &[Image]) -> Result<Vec<Vec<f32>>> {
-    let x = prep.tensor(images)?;
+/// Embeddings of `images` from a model being trained (its current weights), prepared as `prep`,
+/// mirror-averaged when `mirror_average`.
+pub fn embed_compiled(
+    cm: &mut CompiledModel,
+    prep: &Preparation,
+    images: &[Image],
+    mirror_average: bool,
+) -> Result<Vec<Vec<f32>>> {
     let name = cm.model()?.input_names()[0].clone();
-    let outs = cm.predict_arrays(&NamedArrays::new().with(&name, x), BATCH.min(images.len().max(1)))?;
-    rows(pick_embedding(outs)?)
+    with_mirrors(mirror_average, images, |images| {
+        let x = prep.tensor(images)?;
+        let outs = cm.predict_arrays(&NamedArrays::new().with(&name, x), BATCH.min(images.len().max(1)))?;
+        rows(pick_embedding(outs)?)
+    })
+}
+
+/// `embed(images)`, or with `mirror`, the normalised sums of the rows of `embed(images)` and
+/// `embed(mirrored images)`.
+fn with_mirrors(
+    mirror: bool,
+    images: &[Image],
+    mut embed: impl FnMut(&[Image]) -> Result<Vec<Vec<f32>>>,
+) -> Result<Vec<Vec<f32>>> {
+    let plain = embed(images)?;
+    if !mirror {
+        return Ok(plain);
+    }
+    let mirrored: Vec<Image> = images.iter().map(mirror_x).collect();
+    Ok(mirror_averaged(plain, embed(&mirrored)?))
+}
+
+/// Row-wise `(a + b) / |a + b|` (a zero sum stays zero).
+pub fn mirror_averaged(a: Vec<Vec<f32>>, b: Vec<Vec<f32>>) -> Vec<Vec<f32>> {
+    a.into_iter()
+        .zip(b)
+        .map(|(a, b)| {
+            let sum: Vec<f32> = a.iter().zip(&b).map(|(x, y)| x + y).collect();
+            let norm = sum.iter().map(|v| v * v).sum::<f32>().sqrt();
+            if norm > 0.0 {
+                sum.iter().map(|v| v / norm).collect()
+            } else {
+                sum
+            }
+        })
+        .collect()
 }
 
 fn pick_embedding(mut outs: Vec<(String, Tensor)>) -> Result<Tensor> {
@@ -178,6 +227,17 @@ mod tests {
             .tensor(&[img.clone(), img])
             .unwrap();
         assert_eq!(t.shape, vec![2, 150, 150, 3]);
+    }
+
+    #[test]
+    fn mirror_averaging_normalises_the_sum() {
+        let got = mirror_averaged(
+            vec![vec![1.0, 0.0], vec![0.0, 0.0]],
+            vec![vec![0.0, 1.0], vec![0.0, 0.0]],
+        );
+        let h = std::f32::consts::FRAC_1_SQRT_2;
+        assert!((got[0][0] - h).abs() < 1e-7 && (got[0][1] - h).abs() < 1e-7, "{got:?}");
+        assert_eq!(got[1], [0.0, 0.0]);
     }
 
     #[test]

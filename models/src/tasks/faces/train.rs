@@ -45,6 +45,8 @@ pub struct TrainConfig {
     pub eval_every: usize,
     /// Crash-safe checkpoints at every epoch end (and every N steps), and resuming.
     pub checkpoint: Option<CheckpointOptions>,
+    /// Evaluate with mirror-averaged embeddings ([`super::embed::Embedder::mirror_average`]).
+    pub mirror_average: bool,
 }
 
 impl Default for TrainConfig {
@@ -63,6 +65,7 @@ impl Default for TrainConfig {
             seed: 1,
             eval_every: 10,
             checkpoint: None,
+            mirror_average: true,
         }
     }
 }
@@ -213,7 +216,7 @@ pub fn train(
                 collapse: collapse_warning(&loss, mean_distance, epoch_loss),
             };
             if cfg.eval_every > 0 && (epoch % cfg.eval_every == 0 || epoch == cfg.epochs) && !test.images.is_empty() {
-                let e = embed_compiled(cm, &prep, &test.images)?;
+                let e = embed_compiled(cm, &prep, &test.images, cfg.mirror_average)?;
                 if let Some((v, _)) = verify(&e, &test.subjects, 1.0) {
                     record.val_auc = Some(v.auc);
                     record.val_eer = Some(v.eer);

@@ -6,7 +6,7 @@ use super::{Sample, keep_boxes};
 use crate::vision::{BBox, Image};
 
 /// Mirrors one image left-right.
-fn mirror_x(img: &Image) -> Image {
+pub fn mirror_x(img: &Image) -> Image {
     let (w, c) = (img.width, img.channels);
     let mut out = img.clone();
     for y in 0..img.height {
