@@ -240,3 +240,62 @@ fn blazeface_batches_like_single_samples() {
         }
     }
 }
+
+/// An imported model fine-tunes like any other: with its first layer frozen, that layer's
+/// weights stay bit-identical while the rest train and the loss falls; unfrozen, it trains too.
+#[test]
+fn an_imported_model_fine_tunes_with_a_frozen_layer() {
+    use fovea::engine::{CompiledModel, FitOptions, Targets, Verbosity};
+    use fovea::graph::Tensor;
+    use fovea::graph::train::{CompileConfig, Loss, Optimizer};
+
+    let model = tflite::load(fixture("synthetic/prelu_dense.tflite")).unwrap();
+    let first = model.params.iter().next().expect("parameters").name.clone();
+    let layer = first.rsplit_once('/').expect("<layer>/<variable>").0.to_string();
+    let per: usize = model.input_shapes()[0].iter().product();
+    let out: usize = model.output_shapes()[0].iter().product();
+    let n = 8;
+    let xs = Tensor::new(
+        [vec![n], model.input_shapes()[0].clone()].concat(),
+        hash_input(n * per, 9, -1.0, 1.0),
+        "x",
+    )
+    .unwrap();
+    // Targets in tanh's range, a fixed pattern the random-weight model does not produce.
+    let ys = hash_input(n * out, 10, -0.8, 0.8);
+    let ys = Targets::Dense(Tensor::new([vec![n], model.output_shapes()[0].clone()].concat(), ys, "y").unwrap());
+    let cfg = CompileConfig::new(Loss::MeanSquaredError, Optimizer::adam(1e-2), vec![]);
+    let mut cm = CompiledModel::new(&common::device(), model, cfg).unwrap();
+    let value = |cm: &mut CompiledModel, name: &str| cm.model().unwrap().params.get(name).unwrap().value.clone();
+    let others: Vec<String> = cm
+        .model()
+        .unwrap()
+        .params
+        .iter()
+        .map(|p| p.name.clone())
+        .filter(|p| !p.starts_with(&format!("{layer}/")))
+        .collect();
+    assert!(!others.is_empty(), "the model has parameters beyond {layer}");
+    let before: Vec<_> = others.iter().map(|p| value(&mut cm, p)).collect();
+    let frozen = value(&mut cm, &first);
+    cm.set_trainable(&layer, false).unwrap();
+    let opts = FitOptions {
+        epochs: 30,
+        batch_size: n,
+        shuffle: false,
+        verbosity: Verbosity::Silent,
+        ..FitOptions::default()
+    };
+    let h = cm.fit(&xs, &ys, &opts).unwrap();
+    let loss = h.series("loss");
+    assert!(loss[loss.len() - 1] < 0.5 * loss[0], "the loss did not fall: {loss:?}");
+    assert_eq!(value(&mut cm, &first), frozen, "{first} is frozen");
+    let after: Vec<_> = others.iter().map(|p| value(&mut cm, p)).collect();
+    assert!(
+        before.iter().zip(&after).any(|(b, a)| b != a),
+        "the unfrozen layers trained"
+    );
+    cm.set_all_trainable(true).unwrap();
+    cm.fit(&xs, &ys, &FitOptions { epochs: 1, ..opts }).unwrap();
+    assert_ne!(value(&mut cm, &first), frozen, "unfrozen, {first} trains");
+}
