@@ -12,7 +12,7 @@ use fovea_models::data::membrane::{MembraneSet, load_membrane};
 use fovea_models::plot::{Series, training_curves};
 use fovea_models::tasks::output::write_json;
 use fovea_models::tasks::segmentation::data::{DEFAULT_TEST_SLICES, Slice, parse_test_slices, read_slices, split};
-use fovea_models::tasks::segmentation::infer::{Inference, evaluate};
+use fovea_models::tasks::segmentation::infer::{Inference, choose_threshold, evaluate};
 use fovea_models::tasks::segmentation::model::{Arch, NetSpec};
 use fovea_models::tasks::segmentation::pictures::{mask_image, overlay, write_png_atomic};
 use fovea_models::tasks::segmentation::train::{TrainOptions, compile, train};
@@ -114,6 +114,13 @@ struct EvalArgs {
     /// Write each held-out slice's predicted mask here, named like its image (0 membrane, 255 cell).
     #[arg(long)]
     masks: Option<PathBuf>,
+    /// A pixel is cell when its cell probability is at least this.
+    #[arg(long, default_value_t = 0.5, conflicts_with = "choose_threshold")]
+    threshold: f32,
+    /// Choose the threshold (0.10-0.90 in steps of 0.05) by the best mean V_rand on the slices
+    /// that are not scored (the training slices), then score the held-out slices with it.
+    #[arg(long)]
+    choose_threshold: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -376,18 +383,59 @@ fn run_eval(a: EvalArgs) -> anyhow::Result<()> {
     if let Some(d) = &a.masks {
         anyhow::ensure!(!d.is_file(), "--masks {}: is a file, expected a folder", d.display());
     }
-    let (_, held) = load_split(&a.data, &a.test_slices, true)?;
+    anyhow::ensure!(
+        a.threshold > 0.0 && a.threshold < 1.0,
+        "--threshold must be in (0, 1), got {}",
+        a.threshold
+    );
+    let (train, held) = load_split(&a.data, &a.test_slices, true)?;
+    // The slices to choose a threshold on: those not scored (read only when asked).
+    let others: Vec<Slice> = if a.choose_threshold {
+        read_slices(&train)?
+            .into_iter()
+            .filter(|s| !held.iter().any(|h| h.path == s.path))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    anyhow::ensure!(
+        !a.choose_threshold || !others.is_empty(),
+        "--choose-threshold: every slice is held out, so none is left to choose the threshold on"
+    );
     let (spec, model) =
         NetSpec::load(&a.weights, a.tile).with_context(|| format!("--weights {}", a.weights.display()))?;
     let device = Arc::new(Device::new()?);
     let mut cm = compile(&device, model, 1e-3, Default::default())?;
-    let eval = evaluate(&mut cm, &Inference::new(spec.tile), &held)?;
+    let mut inference = Inference::new(spec.tile);
+    inference.threshold = a.threshold;
+    let mut chosen = serde_json::Value::Null;
+    if a.choose_threshold {
+        let (t, table) = choose_threshold(&mut cm, &inference, &others)?;
+        for (c, m) in &table {
+            println!(
+                "threshold {c:.2} on the {} other slices: pixel accuracy {:.4}, Dice {:.4}, V_rand {:.4}, V_info {:.4}",
+                others.len(),
+                m.pixel_accuracy,
+                m.dice,
+                m.v_rand,
+                m.v_info
+            );
+        }
+        println!(
+            "chosen threshold: {t:.2} (best mean V_rand on the {} other slices)",
+            others.len()
+        );
+        inference.threshold = t;
+        chosen = serde_json::to_value(table.iter().map(|(c, m)| (c, m.v_rand)).collect::<Vec<_>>())?;
+    }
+    let eval = evaluate(&mut cm, &inference, &held)?;
     let m = eval.mean;
     println!(
-        "{} (width {}) on {} slices: pixel accuracy {:.4}, membrane Dice {:.4}, IoU {:.4}, mIoU {:.4}, V_rand {:.4}, V_info {:.4}; {:.0} ms per slice",
+        "{} (width {}) on {} slices at threshold {:.2}: pixel accuracy {:.4}, membrane Dice {:.4}, IoU {:.4}, mIoU {:.4}, V_rand {:.4}, V_info {:.4}; {:.0} ms per slice",
         spec.arch.name(),
         spec.base_width,
         held.len(),
+        inference.threshold,
         m.pixel_accuracy,
         m.dice,
         m.iou,
@@ -406,6 +454,8 @@ fn run_eval(a: EvalArgs) -> anyhow::Result<()> {
     if let Some(path) = &a.metrics_json {
         let mut json = scores_json(&eval);
         json["model"] = spec.arch.name().into();
+        json["threshold"] = (inference.threshold as f64).into();
+        json["threshold_choice_v_rand"] = chosen;
         json["adapter"] = device.describe().into();
         write_json(path, &json)?;
         println!("metrics written to {}", path.display());
