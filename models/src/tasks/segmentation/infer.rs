@@ -154,7 +154,7 @@ mod tests {
         let truth = [true, true, false, true, true];
         let (t, table) = best_threshold(&p, &[&truth], &[5], &[0.3, 0.5, 0.85]).unwrap();
         assert_eq!(t, 0.5);
-        let at = |t: f32| table.iter().find(|(c, _)| *c == t).unwrap().1.clone();
+        let at = |t: f32| table.iter().find(|(c, _)| *c == t).unwrap().1;
         assert_eq!(at(0.5).pixel_accuracy, 1.0);
         // At 0.3 one region covers the truth's two (2 pixels each): sum p^2 = 2 (1/2)^2 = 1/2,
         // sum s^2 = 1, sum t^2 = 1/2, V_rand = (1/2) / (1/2 + 1/4) = 2/3.
