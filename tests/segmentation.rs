@@ -116,6 +116,7 @@ fn overlap_tiles_on_the_device_match_whole_image_prediction_inside() {
     let inference = infer::Inference {
         tiles: TileSpec { tile: 32, margin: 12 },
         batch: 5,
+        threshold: 0.5,
     };
     let p = inference.probabilities(&mut cm, &img).unwrap();
     let mut compared = 0;
