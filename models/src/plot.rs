@@ -8,7 +8,7 @@ use std::path::Path;
 pub struct Series<'a> {
     /// Shown in the panel title (`loss`, `val_loss`, ...).
     pub name: &'a str,
-    /// Values, one per epoch.
+    /// Values, one per epoch (NaN: none that epoch).
     pub values: &'a [f64],
 }
 
@@ -204,12 +204,21 @@ pub fn training_curves(path: &Path, panels: &[(Series<'_>, Option<Series<'_>>)])
         if let Some(v) = val {
             c.text(l as i64 + (train.name.len() as i64 + 1) * 12, 10, v.name, 3, ORANGE);
         }
+        // A non-finite value is an epoch without a figure (a held-out score taken every few
+        // epochs): the line joins the finite points across it.
         for (s, color) in std::iter::once((train, BLUE)).chain(val.iter().map(|v| (v, ORANGE))) {
-            for i in 1..s.values.len() {
-                c.line((px(i - 1), py(s.values[i - 1])), (px(i), py(s.values[i])), color, 2);
+            let points: Vec<(f64, f64)> = s
+                .values
+                .iter()
+                .enumerate()
+                .filter(|(_, v)| v.is_finite())
+                .map(|(i, &v)| (px(i), py(v)))
+                .collect();
+            for w in points.windows(2) {
+                c.line(w[0], w[1], color, 2);
             }
-            for (i, &v) in s.values.iter().enumerate() {
-                c.line((px(i) - 2.0, py(v)), (px(i) + 2.0, py(v)), color, 3);
+            for &(x, y) in &points {
+                c.line((x - 2.0, y), (x + 2.0, y), color, 3);
             }
         }
     }
@@ -385,6 +394,28 @@ mod tests {
         let blue = buf.chunks(3).filter(|p| p == &BLUE).count();
         let orange = buf.chunks(3).filter(|p| p == &ORANGE).count();
         assert!(blue > 200 && orange > 200, "both curves drawn: {blue} {orange}");
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn a_series_with_gaps_joins_its_finite_points() {
+        // Scored at epochs 1 and 5 of 5: one orange segment across the whole panel, nothing
+        // drawn from the NaNs.
+        let path = std::env::temp_dir().join(format!("fovea-plot-gaps-{}.png", std::process::id()));
+        let loss = [2.3, 1.1, 0.7, 0.6, 0.5];
+        let held = [0.5, f64::NAN, f64::NAN, f64::NAN, 0.9];
+        let panel = |values| Series { name: "x", values };
+        training_curves(&path, &[(panel(&loss), Some(panel(&held)))]).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        let mut reader = png::Decoder::new(std::io::Cursor::new(bytes)).read_info().unwrap();
+        let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+        let info = reader.next_frame(&mut buf).unwrap();
+        let w = info.width as usize;
+        let orange_columns = (0..w)
+            .filter(|&x| (0..info.height as usize).any(|y| buf[(y * w + x) * 3..][..3] == ORANGE))
+            .count();
+        // The plot spans x = 60..400: a joined segment colours nearly all of those columns.
+        assert!(orange_columns > 300, "orange in {orange_columns} columns");
         std::fs::remove_file(&path).unwrap();
     }
 }

@@ -316,15 +316,16 @@ fn run_train(a: TrainArgs) -> anyhow::Result<()> {
     }
     if let Some(path) = &a.plot {
         let loss = trained.history.series("loss");
+        // One value per epoch, NaN where the held-out slices were not scored.
         let dice: Vec<f64> = trained
             .epochs
             .iter()
-            .filter_map(|e| e.held_out.map(|s| s.dice))
+            .map(|e| e.held_out.map_or(f64::NAN, |s| s.dice))
             .collect();
         let v_rand: Vec<f64> = trained
             .epochs
             .iter()
-            .filter_map(|e| e.held_out.map(|s| s.v_rand))
+            .map(|e| e.held_out.map_or(f64::NAN, |s| s.v_rand))
             .collect();
         let mut panels = vec![(
             Series {
@@ -333,7 +334,7 @@ fn run_train(a: TrainArgs) -> anyhow::Result<()> {
             },
             None,
         )];
-        if dice.len() > 1 {
+        if dice.iter().filter(|v| v.is_finite()).count() > 1 {
             panels.push((
                 Series {
                     name: "held-out Dice",
