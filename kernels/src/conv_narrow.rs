@@ -34,6 +34,29 @@ pub(crate) fn input_grad_applies(cx: &NodeCx, g: &ConvGeometry, filter: Backprop
     g.groups == 1 && filter == BackpropFilter::Hwio && c <= NARROW_INPUT_GRAD_MAX_CHANNELS && co.is_multiple_of(4)
 }
 
+/// The generated accumulators of a block of `block` pixels x `channels` channels
+/// (`acc{t}_{ch}`, declared 0) and their guarded store through the epilogue into `buffer` at
+/// `out + t * channels + ch`, skipping pixels with `first + t >= limit`.
+fn accumulators(block: usize, channels: usize, first: &str, limit: &str, buffer: &str) -> (String, String) {
+    let mut acc = String::new();
+    let mut store = String::new();
+    for t in 0..block {
+        for ch in 0..channels {
+            let _ = writeln!(acc, "    var acc{t}_{ch} = 0.0;");
+        }
+        let _ = writeln!(store, "    if ({first} + {t}u < {limit}) {{");
+        for ch in 0..channels {
+            let at = t * channels + ch;
+            let _ = writeln!(
+                store,
+                "        {buffer}[out + {at}u] = epilogue(out + {at}u, acc{t}_{ch});"
+            );
+        }
+        store.push_str("    }\n");
+    }
+    (acc, store)
+}
+
 /// Lowers a narrow `Conv2dBackpropInput` (or an epilogue over it): bindings dy, w, the
 /// epilogue's extra inputs, dx.
 pub(crate) fn lower_input_grad(cx: &NodeCx, g: &ConvGeometry) -> Result<KernelInstance, KernelError> {
@@ -67,22 +90,7 @@ pub(crate) fn lower_input_grad(cx: &NodeCx, g: &ConvGeometry) -> Result<KernelIn
             );
         }
     }
-    let mut acc = String::new();
-    let mut store = String::new();
-    for t in 0..ixb {
-        for ch in 0..c {
-            let _ = writeln!(acc, "    var acc{t}_{ch} = 0.0;");
-        }
-        let _ = writeln!(store, "    if (ix0 + {t}u < W) {{");
-        for ch in 0..c {
-            let at = t * c + ch;
-            let _ = writeln!(
-                store,
-                "        cin_dx[out + {at}u] = epilogue(out + {at}u, acc{t}_{ch});"
-            );
-        }
-        store.push_str("    }\n");
-    }
+    let (acc, store) = accumulators(ixb, c, "ix0", "W", "cin_dx");
     let (code, bindings, out_binding, name, epilogue_flops) = with_epilogue(
         cx,
         vec![BindingRef::read(cx.input(0)), BindingRef::read(cx.input(1))],
@@ -194,22 +202,7 @@ pub(crate) fn lower_forward(cx: &NodeCx, g: &ConvGeometry) -> Result<KernelInsta
             );
         }
     }
-    let mut acc = String::new();
-    let mut store = String::new();
-    for t in 0..oxb {
-        for ch in 0..co {
-            let _ = writeln!(acc, "    var acc{t}_{ch} = 0.0;");
-        }
-        let _ = writeln!(store, "    if (ox0 + {t}u < OW) {{");
-        for ch in 0..co {
-            let at = t * co + ch;
-            let _ = writeln!(
-                store,
-                "        cnf_y[out + {at}u] = epilogue(out + {at}u, acc{t}_{ch});"
-            );
-        }
-        store.push_str("    }\n");
-    }
+    let (acc, store) = accumulators(oxb, co, "ox0", "OW", "cnf_y");
     let (code, bindings, out_binding, name, epilogue_flops) = with_epilogue(
         cx,
         vec![BindingRef::read(cx.input(0)), BindingRef::read(cx.input(1))],

@@ -80,13 +80,8 @@ pub fn best_threshold(
             Scores::mean(&per).map(|m| (t, m))
         })
         .collect();
-    let best = table
-        .iter()
-        .fold(None::<&(f32, Scores)>, |b, c| match b {
-            Some(b) if b.1.v_rand >= c.1.v_rand => Some(b),
-            _ => Some(c),
-        })?
-        .0;
+    // `max_by` keeps the last of equal maxima; reversed, that is the first candidate.
+    let best = table.iter().rev().max_by(|a, b| a.1.v_rand.total_cmp(&b.1.v_rand))?.0;
     Some((best, table))
 }
 
