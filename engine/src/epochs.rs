@@ -82,6 +82,13 @@ impl CompiledModel {
                 }
             }
         }
+        if let Some(ck) = checkpoint.filter(|c| c.resume) {
+            // A crash between an epoch-end checkpoint and the removal of that epoch's
+            // mid-epoch folder leaves the folder behind: the finished epochs' folders go now.
+            for e in 1..first {
+                let _ = std::fs::remove_dir_all(ck.dir.join(format!("epoch-{e}")));
+            }
+        }
         for e in first..=epochs {
             let inner = checkpoint.filter(|c| c.every_steps > 0).map(|c| CheckpointOptions {
                 dir: c.dir.join(format!("epoch-{e}")),
