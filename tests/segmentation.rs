@@ -220,7 +220,16 @@ fn the_command_trains_evaluates_and_predicts() {
     ]);
     assert!(o.status.success(), "{}", text(&o));
     let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&m).unwrap()).unwrap();
-    for k in ["pixel_accuracy", "dice", "iou", "miou", "v_rand", "v_info"] {
+    for k in [
+        "pixel_accuracy",
+        "dice",
+        "iou",
+        "miou",
+        "v_rand",
+        "v_info",
+        "v_rand_thinned",
+        "v_info_thinned",
+    ] {
         assert!(
             json[k].as_f64().is_some_and(|v| (0.0..=1.0).contains(&v)),
             "{k}: {json}"

@@ -224,6 +224,17 @@ pub fn bench_cases(large: bool) -> Result<Vec<(String, String, Graph)>> {
     let out = fovea_graph::ops::batched_nms(&mut g, boxes, scores, params, "bench")?;
     g.outputs.push(out);
     v.push(("top_k + nms".into(), "10000 boxes, top 1000 -> 100".into(), g));
+    // The same without the preselection: all 10,000 candidates sorted and suppressed.
+    let mut g = Graph::new();
+    let boxes = g.input("boxes", TensorType::f32(vec![1, 10_000, 4]))?;
+    let scores = g.input("scores", TensorType::f32(vec![1, 10_000, 1]))?;
+    let all = fovea_graph::ops::NmsParams {
+        candidates: 10_000,
+        ..params
+    };
+    let out = fovea_graph::ops::batched_nms(&mut g, boxes, scores, all, "bench")?;
+    g.outputs.push(out);
+    v.push(("top_k + nms".into(), "10000 boxes, all -> 100".into(), g));
     v.push((
         "instance_norm".into(),
         "b4 64x64x32".into(),
@@ -418,6 +429,53 @@ pub fn bench_cases(large: bool) -> Result<Vec<(String, String, Graph)>> {
         fovea_graph::passes::optimize(g)?.0,
     ));
     Ok(v)
+}
+
+/// Seeded inputs for a bench graph, by input name: `boxes` (the NMS cases) as boxes
+/// `(xmin, ymin, xmax, ymax)` of 2-30% of a unit image's side, so that neighbours overlap and
+/// suppress each other as a detector's candidates do; every other input uniform in [0, 1)
+/// (scores spread across the NMS score threshold).
+pub fn bench_inputs(graph: &Graph, seed: u64) -> Vec<(String, Vec<f32>)> {
+    let mut rng = fovea_graph::init::Rng::new(seed);
+    graph
+        .inputs
+        .iter()
+        .filter_map(|&i| match &graph.node(i).op {
+            Op::Input { name } => Some((name.clone(), graph.shape(i).iter().product::<usize>())),
+            _ => None,
+        })
+        .map(|(name, n)| {
+            let data: Vec<f32> = if name == "boxes" {
+                (0..n / 4)
+                    .flat_map(|_| {
+                        let (w, h) = (rng.uniform_in(0.02, 0.3), rng.uniform_in(0.02, 0.3));
+                        let (x, y) = (rng.uniform_in(0.0, 1.0 - w), rng.uniform_in(0.0, 1.0 - h));
+                        [x, y, x + w, y + h].map(|v| v as f32)
+                    })
+                    .collect()
+            } else {
+                (0..n).map(|_| rng.uniform() as f32).collect()
+            };
+            (name, data)
+        })
+        .collect()
+}
+
+/// Wall time of the CPU reference interpreter (f64) on `graph` with `inputs`: the median of
+/// `samples` runs.
+pub fn reference_time(graph: &Graph, inputs: &[(String, Vec<f32>)], samples: usize) -> Result<Duration> {
+    let feeds: fovea_graph::interp::Feeds = inputs
+        .iter()
+        .map(|(n, d)| (n.clone(), d.iter().map(|&v| v as f64).collect()))
+        .collect();
+    let mut times = Vec::new();
+    for _ in 0..samples.max(1) {
+        let t = Instant::now();
+        fovea_graph::interp::evaluate(graph, &feeds).map_err(EngineError::from)?;
+        times.push(t.elapsed());
+    }
+    times.sort();
+    Ok(times[times.len() / 2])
 }
 
 /// Median time of one run of `program`, recording `per` runs per submit, over `samples` submits

@@ -684,10 +684,11 @@ impl CompiledModel {
             }
         }
         format!(
-            "model {} | {n} samples | batch {batch} | seed {} | shuffle {} | state {h:016x}",
+            "model {} | {n} samples | batch {batch} | seed {} | shuffle {} | lr {:?} | state {h:016x}",
             self.model.name(),
             opts.seed,
-            opts.shuffle
+            opts.shuffle,
+            self.cfg.optimizer.learning_rate
         )
     }
 

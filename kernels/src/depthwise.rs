@@ -26,6 +26,20 @@ const FILTER_GRAD_WGSL: &str = include_str!("../wgsl/depthwise_filter_grad.wgsl"
 /// a 3-wide kernel row then serve 12 taps with 6 loads.
 const BLOCK: usize = 8;
 
+/// The forward kernel's block of output columns and rows for `lanes` channels per element:
+/// `FOVEA_DW_BLOCK=COLSxROWS` overrides it (for measuring).
+fn forward_block(lanes: usize, ow: usize, oh: usize, sh: usize) -> (usize, usize) {
+    let (bx, by) = std::env::var("FOVEA_DW_BLOCK")
+        .ok()
+        .and_then(|v| {
+            let (a, b) = v.split_once('x')?;
+            Some((a.parse().ok()?, b.parse().ok()?))
+        })
+        .unwrap_or((BLOCK, if lanes == 4 { 1 } else { 1 }));
+    let _ = sh;
+    (usize::min(bx, ow).max(1), usize::min(by, oh).max(1))
+}
+
 /// The filter gradient aims at about this many invocations (slabs x channel slots): enough to
 /// fill a GPU's compute units, and on lavapipe every thread, while the partial sums stay small
 /// (slabs x KH x KW x CO floats).
@@ -40,7 +54,7 @@ pub(crate) fn is_depthwise(g: &ConvGeometry, c: usize, w: &[usize]) -> bool {
 /// The element type and channel width: `vec4<f32>` and 4 when the multiplier is 1 and the
 /// channels come in fours, else `f32` and 1.
 fn lanes(c: usize, mult: usize) -> (&'static str, usize) {
-    if mult == 1 && c.is_multiple_of(4) {
+    if mult == 1 && c.is_multiple_of(4) && std::env::var("FOVEA_DW_SCALAR").is_err() {
         ("vec4<f32>", 4)
     } else {
         ("f32", 1)
@@ -59,24 +73,56 @@ pub(crate) fn lower_depthwise(cx: &NodeCx, g: &ConvGeometry) -> Result<KernelIns
     let mult = co / c;
     let (ty, lanes) = lanes(c, mult);
     let (kh, kw) = (w[0], w[1]);
-    let oxb = BLOCK.min(y[2]).max(1);
+    let (oxb, oyb) = forward_block(lanes, y[2], y[1], g.stride.0);
     let oxblk = y[2].div_ceil(oxb);
+    let oyblk = y[1].div_ceil(oyb);
     let ys = co / lanes;
-    let total = (y[0] * y[1] * oxblk * ys) as u64;
+    let total = (y[0] * oyblk * oxblk * ys) as u64;
     let taps = forward_taps(oxb, kw, g.stride.1, g.dilation.1);
     let cols = columns(&taps);
-    let mut row = String::new();
-    load_columns(&mut row, &cols, "dw_x", "ixb", "W", "XS", "xc");
-    for kx in 0..kw {
-        let _ = writeln!(row, "            let w{kx} = dw_w[wrow + {kx}u * YS];");
+    let mut weights = String::new();
+    for ky in 0..kh {
+        for kx in 0..kw {
+            let _ = writeln!(weights, "    let w{ky}_{kx} = dw_w[{}u * YS + co];", ky * kw + kx);
+        }
     }
-    for tap in &taps {
-        let (a, j, kx) = (tap.t, col_index(&cols, tap.col), tap.kx);
-        let _ = writeln!(row, "            acc{a} = fma(v{j}, w{kx}, acc{a});");
+    // Input row `rr` (from the block's first) serves output row `r` through kernel row `ky`
+    // where `r * SH + ky * DH == rr`.
+    let (sh, dh) = (g.stride.0, g.dilation.0);
+    let mut body = String::new();
+    for rr in 0..(oyb - 1) * sh + (kh - 1) * dh + 1 {
+        let pairs: Vec<(usize, usize)> = (0..oyb)
+            .flat_map(|r| (0..kh).map(move |ky| (r, ky)))
+            .filter(|&(r, ky)| r * sh + ky * dh == rr)
+            .collect();
+        if pairs.is_empty() {
+            continue;
+        }
+        let _ = writeln!(
+            body,
+            "    {{\n        let iy = iyb + {rr};\n        if (iy >= 0 && iy < H) {{\n            let row = (n * u32(H) + u32(iy)) * u32(W);"
+        );
+        load_columns(&mut body, &cols, "dw_x", "ixb", "W", "XS", "xc");
+        for (r, ky) in pairs {
+            for tap in &taps {
+                let (a, j, kx) = (r * oxb + tap.t, col_index(&cols, tap.col), tap.kx);
+                let _ = writeln!(body, "            acc{a} = fma(v{j}, w{ky}_{kx}, acc{a});");
+            }
+        }
+        body.push_str("        }\n    }\n");
     }
-    let store: String = (0..oxb)
-        .map(|t| format!("    if (ox0 + {t}u < OW) {{ dw_y[out + {t}u * YS] = acc{t}; }}\n"))
-        .collect();
+    let mut store = String::new();
+    for r in 0..oyb {
+        let _ = writeln!(store, "    if (oy0 + {r}u < OH) {{");
+        for t in 0..oxb {
+            let _ = writeln!(
+                store,
+                "        if (ox0 + {t}u < OW) {{ dw_y[out + ({r}u * OW + {t}u) * YS] = acc{}; }}",
+                r * oxb + t
+            );
+        }
+        store.push_str("    }\n");
+    }
     let name = if lanes == 4 {
         "depthwise_conv2d_vec4"
     } else {
@@ -93,17 +139,17 @@ pub(crate) fn lower_depthwise(cx: &NodeCx, g: &ConvGeometry) -> Result<KernelIns
         .set("XS", c / lanes)
         .set("YS", ys)
         .set("MULT", mult)
-        .set("KH", kh)
-        .set("KW", kw)
         .set("SH", g.stride.0)
         .set("SW", g.stride.1)
-        .set("DH", g.dilation.0)
         .set("PT", g.pad.top)
         .set("PL", g.pad.left)
         .set("OXB", oxb)
         .set("OXBLK", oxblk)
-        .set("ACC", acc_decl(oxb))
-        .set("ROW", row)
+        .set("OYB", oyb)
+        .set("OYBLK", oyblk)
+        .set("WEIGHTS", weights)
+        .set("ACC", acc_decl(oxb * oyb))
+        .set("BODY", body)
         .set("STORE", store)
         .set("WG", grid.workgroup_size)
         .set("INDEX", grid.index_expr("gid"))

@@ -12,14 +12,14 @@
 // Bindings: 0 nms_scores, 1 nms_boxes (read), 2 nms_out (read_write).
 // Threading: one 64-invocation workgroup per image (workgroup (x, y) handles image
 // x + y * GRID_X; surplus workgroups of the 2-D grid redo the last image without storing, so
-// every barrier stays in uniform control flow). Invocation 0 decides candidate i (kept,
-// suppressed, or the end of the class) and publishes it through workgroupUniformLoad; when i is
-// kept, all 64 invocations test the later candidates against it and set their bits in the
-// class's suppression mask (one bit per candidate, WORDS words per class, atomicOr). A class's
-// kept candidates are then exactly the unsuppressed ones before its end (nms_end), so no list
-// of kept indices is stored; invocation 0 merges the classes at the end. The loop over
-// candidates is sequential by nature (each decision depends on the previous ones): two
-// barriers per candidate visited.
+// every barrier stays in uniform control flow). Invocation 0 walks past the suppressed
+// candidates to the next kept one (or the end of the class) and publishes it through
+// workgroupUniformLoad; all 64 invocations then test the later candidates against it and set
+// their bits in the class's suppression mask (one bit per candidate, WORDS words per class,
+// atomicOr). A class's kept candidates are then exactly the unsuppressed ones before its end
+// (nms_end), so no list of kept indices is stored; invocation 0 merges the classes at the end.
+// The walk is sequential by nature (each decision depends on the previous ones): two barriers
+// per kept candidate, none for a suppressed one.
 
 const B: u32 = {{B}}u;
 const C: u32 = {{C}}u;
@@ -74,32 +74,36 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
         if (t == 0u) {
             nms_end[c] = K;
         }
-        for (var i = 0u; i < K; i++) {
+        var i = 0u;
+        loop {
             if (t == 0u) {
-                let s = nms_scores[row + i];
-                var f = 0u;
-                if (!(s > SCORE) || kept >= M) {
-                    f = 2u;
+                // Skip the suppressed candidates: only a kept one needs the workgroup.
+                while (i < K && nms_scores[row + i] > SCORE && kept < M && suppressed(c, i)) {
+                    i = i + 1u;
+                }
+                var next = i;
+                if (i >= K || !(nms_scores[row + i] > SCORE) || kept >= M) {
                     nms_end[c] = i;
-                } else if (!suppressed(c, i)) {
-                    f = 1u;
+                    next = K;
+                } else {
                     kept = kept + 1u;
                 }
-                nms_flag = f;
+                nms_flag = next;
             }
-            let f = workgroupUniformLoad(&nms_flag);
-            if (f == 2u) {
+            let k = workgroupUniformLoad(&nms_flag);
+            if (k >= K) {
                 break;
             }
-            if (f == 1u) {
-                let bi = box_at(row + i);
-                for (var j = i + 1u + t; j < K; j += 64u) {
-                    if (box_iou(bi, box_at(row + j)) > IOU) {
-                        atomicOr(&nms_suppressed[c * WORDS + j / 32u], 1u << (j % 32u));
-                    }
+            let bk = box_at(row + k);
+            for (var j = k + 1u + t; j < K; j += 64u) {
+                if (box_iou(bk, box_at(row + j)) > IOU) {
+                    atomicOr(&nms_suppressed[c * WORDS + j / 32u], 1u << (j % 32u));
                 }
             }
             workgroupBarrier();
+            if (t == 0u) {
+                i = k + 1u;
+            }
         }
         workgroupBarrier();
     }

@@ -2,7 +2,9 @@
 //! measured peaks, and training-step throughput with cold and warm compile times.
 
 use anyhow::Context;
-use fovea_engine::bench::{bench_cases, bench_step_with, measure_peak, time_program, timing_method};
+use fovea_engine::bench::{
+    bench_cases, bench_inputs, bench_step_with, measure_peak, reference_time, time_program, timing_method,
+};
 use fovea_engine::{Device, DeviceState, Program};
 use fovea_graph::train::{CompileConfig, Loss, Metric, Optimizer};
 use serde_json::json;
@@ -10,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 /// `fovea bench kernels`.
-pub fn kernels(json_out: Option<PathBuf>, large: bool, only: &[String]) -> anyhow::Result<()> {
+pub fn kernels(json_out: Option<PathBuf>, large: bool, only: &[String], profile: bool) -> anyhow::Result<()> {
     let device = Arc::new(Device::new()?);
     eprintln!("measuring peaks on {} ...", device.describe());
     let peak = measure_peak(&device)?;
@@ -48,7 +50,11 @@ pub fn kernels(json_out: Option<PathBuf>, large: bool, only: &[String]) -> anyho
     }
     for (name, shape, g) in cases {
         let state = DeviceState::new(&device);
-        let p = Program::compile_exact(&device, g, &state)?;
+        let p = Program::compile_exact(&device, g.clone(), &state)?;
+        let inputs = bench_inputs(&g, 1);
+        for (n, d) in &inputs {
+            p.set_input(n, d)?;
+        }
         let flops: u64 = p.kernels().iter().map(|k| k.flops).sum();
         let bytes: u64 = p.kernels().iter().map(|k| k.bytes).sum();
         let t = time_program(&p, 3, 5)?;
@@ -73,7 +79,20 @@ pub fn kernels(json_out: Option<PathBuf>, large: bool, only: &[String]) -> anyho
             secs * 1e3,
             names.join(",")
         );
-        rows.push(json!({"kernel": name, "shape": shape, "ms": secs * 1e3, "throughput": tp, "unit": unit, "percent_of_peak": pct, "flops": flops, "bytes": bytes, "instances": names}));
+        if profile && p.kernels().len() > 1 {
+            for (k, t) in p.profile(3)? {
+                println!("{:<36} {:<22} {:>8.3}ms  {k}", "", "", t.as_secs_f64() * 1e3);
+            }
+        }
+        // NMS beside the CPU reference it is tested against (the interpreter, f64).
+        let reference_ms = if name.contains("nms") {
+            let r = reference_time(&g, &inputs, 3)?.as_secs_f64() * 1e3;
+            println!("{:<36} {shape:<22} {r:>8.3}ms  (CPU reference interpreter, f64)", "");
+            Some(r)
+        } else {
+            None
+        };
+        rows.push(json!({"kernel": name, "shape": shape, "ms": secs * 1e3, "throughput": tp, "unit": unit, "percent_of_peak": pct, "flops": flops, "bytes": bytes, "instances": names, "reference_ms": reference_ms}));
     }
     if let Some(path) = json_out {
         let j = json!({"adapter": device.info().name, "backend": device.info().backend, "driver": device.info().driver_info,

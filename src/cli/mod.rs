@@ -116,6 +116,9 @@ enum BenchCommand {
         /// e.g. `--only depthwise,conv1`).
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
+        /// Also time each dispatch of a multi-kernel case on its own.
+        #[arg(long)]
+        profile: bool,
     },
     /// A model's training step: images/s, ms per step, first step, compile cold and warm.
     Step {
@@ -166,7 +169,12 @@ pub fn run() -> anyhow::Result<()> {
         Command::Info { model: Some(m), json } => tflite::info(&m, json),
         Command::Info { model: None, json } => info::run(json),
         Command::Bench { what } => match what {
-            BenchCommand::Kernels { json, large, only } => bench::kernels(json, large, &only),
+            BenchCommand::Kernels {
+                json,
+                large,
+                only,
+                profile,
+            } => bench::kernels(json, large, &only, profile),
             BenchCommand::Step {
                 model,
                 batch_size,

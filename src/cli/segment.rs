@@ -108,7 +108,8 @@ struct EvalArgs {
     /// Inference tile side (the training patch side).
     #[arg(long, default_value_t = 128)]
     tile: usize,
-    /// Write the scores as JSON (pixel_accuracy, dice, iou, miou, v_rand, v_info, per slice).
+    /// Write the scores as JSON (pixel_accuracy, dice, iou, miou, v_rand, v_info, v_rand_thinned,
+    /// v_info_thinned, per slice).
     #[arg(long)]
     metrics_json: Option<PathBuf>,
     /// Write each held-out slice's predicted mask here, named like its image (0 membrane, 255 cell).
@@ -299,8 +300,9 @@ fn run_train(a: TrainArgs) -> anyhow::Result<()> {
     let eval = evaluate(&mut trained.model, &inference, &held)?;
     let m = eval.mean;
     println!(
-        "held-out slices: pixel accuracy {:.4}, membrane Dice {:.4}, IoU {:.4}, mIoU {:.4}, V_rand {:.4}, V_info {:.4}",
-        m.pixel_accuracy, m.dice, m.iou, m.miou, m.v_rand, m.v_info
+        "held-out slices: pixel accuracy {:.4}, membrane Dice {:.4}, IoU {:.4}, mIoU {:.4}, V_rand {:.4}, V_info {:.4} \
+         (after border thinning: V_rand {:.4}, V_info {:.4})",
+        m.pixel_accuracy, m.dice, m.iou, m.miou, m.v_rand, m.v_info, m.v_rand_thinned, m.v_info_thinned
     );
     println!(
         "training {:.1} s ({} epochs), total {:.1} s; overlap-tile inference {:.0} ms per slice",
@@ -414,12 +416,14 @@ fn run_eval(a: EvalArgs) -> anyhow::Result<()> {
         let (t, table) = choose_threshold(&mut cm, &inference, &others)?;
         for (c, m) in &table {
             println!(
-                "threshold {c:.2} on the {} other slices: pixel accuracy {:.4}, Dice {:.4}, V_rand {:.4}, V_info {:.4}",
+                "threshold {c:.2} on the {} other slices: pixel accuracy {:.4}, Dice {:.4}, V_rand {:.4}, V_info {:.4}, \
+                 thinned V_rand {:.4}",
                 others.len(),
                 m.pixel_accuracy,
                 m.dice,
                 m.v_rand,
-                m.v_info
+                m.v_info,
+                m.v_rand_thinned
             );
         }
         println!(
@@ -432,7 +436,8 @@ fn run_eval(a: EvalArgs) -> anyhow::Result<()> {
     let eval = evaluate(&mut cm, &inference, &held)?;
     let m = eval.mean;
     println!(
-        "{} (width {}) on {} slices at threshold {:.2}: pixel accuracy {:.4}, membrane Dice {:.4}, IoU {:.4}, mIoU {:.4}, V_rand {:.4}, V_info {:.4}; {:.0} ms per slice",
+        "{} (width {}) on {} slices at threshold {:.2}: pixel accuracy {:.4}, membrane Dice {:.4}, IoU {:.4}, mIoU {:.4}, V_rand {:.4}, V_info {:.4} \
+         (after border thinning: V_rand {:.4}, V_info {:.4}); {:.0} ms per slice",
         spec.arch.name(),
         spec.base_width,
         held.len(),
@@ -443,6 +448,8 @@ fn run_eval(a: EvalArgs) -> anyhow::Result<()> {
         m.miou,
         m.v_rand,
         m.v_info,
+        m.v_rand_thinned,
+        m.v_info_thinned,
         eval.ms_per_slice
     );
     if let Some(dir) = &a.masks {

@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 use fovea_engine::{CompiledModel, Device, FitOptions, Targets, Verbosity, checkpoint};
-use fovea_graph::train::{CompileConfig, Loss, Metric, Optimizer};
+use fovea_graph::train::{CompileConfig, Loss, Metric, Optimizer, Schedule};
 use fovea_models::data::{Dataset, cifar, mnist};
 use fovea_models::plot::{Series, training_curves};
 use std::path::PathBuf;
@@ -27,9 +27,13 @@ pub struct Args {
     /// Seed of the initial weights, shuffling and dropout.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// Adam's learning rate.
+    /// Adam's learning rate (the peak, with `--lr-schedule cosine`).
     #[arg(long, default_value_t = 0.001)]
     pub learning_rate: f32,
+    /// The learning rate over the run: `constant` (the seed programs) or `cosine` (a linear
+    /// warm-up over the first epoch, then a cosine decay to 1% at the last step).
+    #[arg(long, default_value = "constant")]
+    pub lr_schedule: String,
     /// Write final test loss/accuracy, per-epoch history, wall time, images/s and adapter as JSON.
     #[arg(long)]
     pub metrics_json: Option<PathBuf>,
@@ -85,6 +89,11 @@ fn load(model: &str, dir: &Option<PathBuf>) -> anyhow::Result<(Dataset, Dataset)
 /// Trains a seed model and reports test loss and accuracy.
 pub fn run(a: Args) -> anyhow::Result<()> {
     anyhow::ensure!(a.batch_size > 0, "--batch-size must be positive");
+    anyhow::ensure!(
+        matches!(a.lr_schedule.as_str(), "constant" | "cosine"),
+        "--lr-schedule \"{}\": expected constant or cosine",
+        a.lr_schedule
+    );
     let (mut train, mut test) = load(&a.model, &a.data)?;
     if let Some(n) = a.limit {
         anyhow::ensure!(n > 0, "--limit must be positive");
@@ -124,9 +133,18 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         a.batch_size,
         device.describe()
     );
+    let mut optimizer = Optimizer::adam(a.learning_rate);
+    optimizer.learning_rate = match a.lr_schedule.as_str() {
+        "constant" => Schedule::Constant(a.learning_rate),
+        "cosine" => {
+            let per_epoch = train.len().div_ceil(a.batch_size) as u64;
+            Schedule::warmup_cosine(a.learning_rate, per_epoch * epochs as u64, per_epoch, 0.01)
+        }
+        other => anyhow::bail!("--lr-schedule \"{other}\": expected constant or cosine"),
+    };
     let cfg = CompileConfig::new(
         Loss::SparseCategoricalCrossentropy { from_logits: true },
-        Optimizer::adam(a.learning_rate),
+        optimizer,
         vec![Metric::Accuracy],
     );
     let mut cm = CompiledModel::new(&device, model, cfg)?;
@@ -213,6 +231,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             "batch_size": a.batch_size,
             "seed": a.seed,
             "learning_rate": a.learning_rate,
+            "lr_schedule": a.lr_schedule,
             "augment": a.augment,
             "workers": a.workers,
             "test_loss": get("loss"),

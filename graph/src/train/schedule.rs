@@ -38,6 +38,20 @@ pub enum Schedule {
 }
 
 impl Schedule {
+    /// A linear warm-up over `warmup` steps (at most a quarter of the run) to `peak`, then a
+    /// cosine decay to `peak * alpha` at step `steps`: the usual schedule of a fixed-length run.
+    pub fn warmup_cosine(peak: f32, steps: u64, warmup: u64, alpha: f32) -> Schedule {
+        let warmup = warmup.min(steps / 4);
+        Schedule::Warmup {
+            steps: warmup,
+            after: Box::new(Schedule::CosineDecay {
+                initial: peak,
+                decay_steps: steps.saturating_sub(warmup).max(1),
+                alpha,
+            }),
+        }
+    }
+
     /// The learning rate at `step`.
     pub fn at(&self, step: u64) -> f32 {
         match self {
@@ -109,5 +123,9 @@ mod tests {
             after: Box::new(Schedule::Constant(1.0)),
         };
         assert_eq!([warm.at(0), warm.at(1), warm.at(3), warm.at(4)], [0.25, 0.5, 1.0, 1.0]);
+        // 10 warm-up steps (a quarter of 40 at most), then half a cosine period over 30 steps.
+        let wc = Schedule::warmup_cosine(1.0, 40, 100, 0.0);
+        assert!((wc.at(0) - 0.1).abs() < 1e-6 && (wc.at(9) - 1.0).abs() < 1e-6);
+        assert!((wc.at(10) - 1.0).abs() < 1e-6 && (wc.at(25) - 0.5).abs() < 1e-6 && wc.at(40).abs() < 1e-6);
     }
 }

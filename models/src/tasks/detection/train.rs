@@ -67,15 +67,7 @@ impl TrainSettings {
     /// gradients clipped to global norm 10.
     pub fn optimizer(&self, steps: u64) -> Optimizer {
         let mut opt = Optimizer::adamw(self.learning_rate, self.weight_decay);
-        let warmup = self.warmup_steps.min(steps / 4);
-        opt.learning_rate = Schedule::Warmup {
-            steps: warmup,
-            after: Box::new(Schedule::CosineDecay {
-                initial: self.learning_rate,
-                decay_steps: steps.saturating_sub(warmup).max(1),
-                alpha: 0.01,
-            }),
-        };
+        opt.learning_rate = Schedule::warmup_cosine(self.learning_rate, steps, self.warmup_steps, 0.01);
         opt.global_clipnorm = Some(10.0);
         opt
     }

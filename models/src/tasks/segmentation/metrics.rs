@@ -21,10 +21,16 @@
 //!   `I(S;T) = sum p_ij log(p_ij / (s_i t_j))`: information split score `I / H(S)`, merge score
 //!   `I / H(T)`, and V_info = their harmonic mean `I / (0.5 H(S) + 0.5 H(T))`.
 //!
-//! Both are 1 for a perfect segmentation. The challenge reports the best score over thresholds
-//! of a probability map after thinning borders to one pixel; here the mask is the network's 0.5
-//! threshold, unthinned, which is stricter. A score whose denominator is 0 (e.g. one region
-//! everywhere in both) is 1.
+//! Both are 1 for a perfect segmentation. The challenge's final ranking scores the proposal
+//! "after border thinning": its membranes thinned to one pixel, so that borders drawn wider
+//! than the truth's do not count as singletons. [`thin_borders`] does that by growing every
+//! cell region of the proposal into the membrane around it, one pixel ring per round, until
+//! regions meet; a pixel stays membrane only where two regions would touch, so thinning never
+//! merges or splits regions, it only moves border pixels into regions. `v_rand` / `v_info` are
+//! the scores of the mask as predicted (stricter); `v_rand_thinned` / `v_info_thinned` those
+//! after thinning, the challenge's figure. (The challenge also takes the best threshold on the
+//! test slices; `fovea segment eval --choose-threshold` picks it on the training slices.) A
+//! score whose denominator is 0 (e.g. one region everywhere in both) is 1.
 
 use std::collections::HashMap;
 
@@ -43,6 +49,10 @@ pub struct Scores {
     pub v_rand: f64,
     /// Foreground-restricted information-theoretic score (ISBI 2012).
     pub v_info: f64,
+    /// `v_rand` after thinning the prediction's borders to one pixel (the challenge's ranking).
+    pub v_rand_thinned: f64,
+    /// `v_info` after thinning the prediction's borders to one pixel.
+    pub v_info_thinned: f64,
 }
 
 impl Scores {
@@ -60,11 +70,13 @@ impl Scores {
             miou: m(|s| s.miou),
             v_rand: m(|s| s.v_rand),
             v_info: m(|s| s.v_info),
+            v_rand_thinned: m(|s| s.v_rand_thinned),
+            v_info_thinned: m(|s| s.v_info_thinned),
         })
     }
 
     /// The scores as `(key, value)` pairs with the keys of `fovea segment eval`'s JSON.
-    pub fn pairs(&self) -> [(&'static str, f64); 6] {
+    pub fn pairs(&self) -> [(&'static str, f64); 8] {
         [
             ("pixel_accuracy", self.pixel_accuracy),
             ("dice", self.dice),
@@ -72,6 +84,8 @@ impl Scores {
             ("miou", self.miou),
             ("v_rand", self.v_rand),
             ("v_info", self.v_info),
+            ("v_rand_thinned", self.v_rand_thinned),
+            ("v_info_thinned", self.v_info_thinned),
         ]
     }
 }
@@ -99,6 +113,7 @@ pub fn score(pred: &[bool], truth: &[bool], width: usize) -> Scores {
     let iou = ratio(tp, tp + fp + fn_);
     let cell_iou = ratio(tn, tn + fn_ + fp);
     let (v_rand, v_info) = region_scores(pred, truth, width);
+    let (v_rand_thinned, v_info_thinned) = region_scores(&thin_borders(pred, width), truth, width);
     Scores {
         pixel_accuracy: ratio(tp + tn, n as f64),
         dice: ratio(2.0 * tp, 2.0 * tp + fp + fn_),
@@ -106,7 +121,63 @@ pub fn score(pred: &[bool], truth: &[bool], width: usize) -> Scores {
         miou: (iou + cell_iou) / 2.0,
         v_rand,
         v_info,
+        v_rand_thinned,
+        v_info_thinned,
     }
+}
+
+/// `mask` (`true` = cell) with its membranes thinned to one pixel (see the module docs): the
+/// cell regions (4-connected) grow into the membrane in rounds; in each round a membrane pixel
+/// joins the one region among its 4 neighbours (as they stood before the round), unless its 4
+/// neighbours, counting those that joined earlier in the same round in scan order, touch two
+/// regions. Such a pixel stays membrane for good, so no two regions ever become 4-adjacent.
+/// Membrane that no region reaches (a mask without cells) stays membrane.
+pub fn thin_borders(mask: &[bool], width: usize) -> Vec<bool> {
+    if width == 0 {
+        return mask.to_vec();
+    }
+    let height = mask.len() / width;
+    let n = width * height;
+    let mut labels = connected_components(&mask[..n], width);
+    let mut fixed = vec![false; n];
+    let neighbours = |i: usize| {
+        let (x, y) = (i % width, i / width);
+        [
+            (x > 0).then(|| i - 1),
+            (x + 1 < width).then(|| i + 1),
+            (y > 0).then(|| i - width),
+            (y + 1 < height).then(|| i + width),
+        ]
+    };
+    loop {
+        let before = labels.clone();
+        let mut changed = false;
+        for i in 0..n {
+            if labels[i] != 0 || fixed[i] {
+                continue;
+            }
+            // The region reaching this pixel from the last round's front.
+            let Some(l) = neighbours(i).into_iter().flatten().map(|j| before[j]).find(|&l| l != 0) else {
+                continue;
+            };
+            let touches_two = neighbours(i)
+                .into_iter()
+                .flatten()
+                .any(|j| (before[j] != 0 && before[j] != l) || (labels[j] != 0 && labels[j] != l));
+            if touches_two {
+                fixed[i] = true;
+            } else {
+                labels[i] = l;
+            }
+            changed = true;
+        }
+        if !changed {
+            break;
+        }
+    }
+    let mut out: Vec<bool> = labels.iter().map(|&l| l != 0).collect();
+    out.extend_from_slice(&mask[n..]);
+    out
 }
 
 /// Labels the 4-connected components of the `true` pixels 1, 2, ... in scan order; `false`
@@ -301,6 +372,45 @@ mod tests {
     }
 
     #[test]
+    fn thinning_leaves_one_pixel_between_regions_by_hand() {
+        // Two cells split by a 3-pixel membrane: the regions grow one column each way and meet
+        // at the middle column, which stays membrane.
+        let (m, w) = mask(&["##...##", "##...##"]);
+        let (want, _) = mask(&["###.###", "###.###"]);
+        assert_eq!(thin_borders(&m, w), want);
+        // An even width (4): columns 1 and 4 join in the first round; in the second, column 2
+        // joins the left region, and column 3 would then touch both, so it stays membrane.
+        let (m, w) = mask(&["#....#"]);
+        let (want, _) = mask(&["###.##"]);
+        assert_eq!(thin_borders(&m, w), want);
+        // A membrane blob inside one cell disappears; a mask without cells is left as it is.
+        let (m, w) = mask(&["#####", "##..#", "#####"]);
+        assert_eq!(thin_borders(&m, w), vec![true; 15]);
+        let (m, w) = mask(&["...", "..."]);
+        assert_eq!(thin_borders(&m, w), m);
+        // Thinning never merges: the thinned mask has as many regions as the original.
+        let (m, w) = mask(&["#..#..#", "#..#..#", ".......", "#..#..#"]);
+        let count = |m: &[bool]| connected_components(m, w).into_iter().max().unwrap_or(0);
+        assert_eq!(count(&thin_borders(&m, w)), count(&m));
+    }
+
+    #[test]
+    fn thinned_scores_forgive_wide_borders_by_hand() {
+        // truth: two cells split by a one-pixel membrane; pred: the same cells with a 3-pixel
+        // membrane (columns 2-4). Unthinned, columns 2 and 4 of the truth's foreground are
+        // singletons: n = 12, regions A = cols 0-2 and B = cols 4-6 of the truth (6 pixels
+        // each); pred X = cols 0-1 (4 pixels, in A), Y = cols 5-6 (in B), and 4 singletons.
+        //   sum p^2 = 2 * (4/12)^2 + 4/144 = 36/144 = sum s^2; sum t^2 = 2 * (6/12)^2 = 72/144.
+        //   V_rand = 36 / (0.5 * 36 + 0.5 * 72) = 2/3.
+        // Thinned, the pred's border is column 3 alone: the same as the truth, V_rand = 1.
+        let (t, w) = mask(&["###.###", "###.###"]);
+        let (p, _) = mask(&["##...##", "##...##"]);
+        let s = score(&p, &t, w);
+        assert!((s.v_rand - 2.0 / 3.0).abs() < 1e-12, "{}", s.v_rand);
+        assert!((s.v_rand_thinned - 1.0).abs() < 1e-12 && (s.v_info_thinned - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
     fn the_mean_averages_each_score() {
         let a = Scores {
             pixel_accuracy: 1.0,
@@ -309,6 +419,8 @@ mod tests {
             miou: 0.2,
             v_rand: 0.4,
             v_info: 0.6,
+            v_rand_thinned: 0.5,
+            v_info_thinned: 0.7,
         };
         let b = Scores {
             pixel_accuracy: 0.0,
@@ -317,10 +429,13 @@ mod tests {
             miou: 0.4,
             v_rand: 0.6,
             v_info: 0.8,
+            v_rand_thinned: 0.9,
+            v_info_thinned: 0.9,
         };
         let m = Scores::mean(&[a, b]).unwrap();
         assert_eq!(m.pixel_accuracy, 0.5);
         assert!((m.miou - 0.3).abs() < 1e-12 && (m.v_info - 0.7).abs() < 1e-12);
+        assert!((m.v_rand_thinned - 0.7).abs() < 1e-12 && (m.v_info_thinned - 0.8).abs() < 1e-12);
         assert!(Scores::mean(&[]).is_none());
     }
 }
