@@ -4,7 +4,8 @@
 //!
 //! All three kernels slide a kernel row along x: an invocation owns a block of neighbouring
 //! output (or, for the input gradient, input) columns, loads every column of the other tensor
-//! those need once per kernel row, and accumulates the taps with `fma`. Which tap of which
+//! those need once per kernel row, and accumulates the taps with `fma`; the forward kernel's
+//! block also spans two output rows, which share the input rows between them. Which tap of which
 //! output reads which loaded column is fixed by the geometry, so the row body is generated here,
 //! unrolled ([`crate::row_taps`]). Channels are read four at a time (`vec4`) when the multiplier is 1 and
 //! `C % 4 == 0`. The filter gradient splits its long reduction (every pixel of the batch) into
@@ -22,22 +23,20 @@ const DEPTHWISE_WGSL: &str = include_str!("../wgsl/depthwise.wgsl");
 const INPUT_GRAD_WGSL: &str = include_str!("../wgsl/depthwise_input_grad.wgsl");
 const FILTER_GRAD_WGSL: &str = include_str!("../wgsl/depthwise_filter_grad.wgsl");
 
-/// Output columns an invocation computes (the forward pass and the filter gradient): 4 loads of
-/// a 3-wide kernel row then serve 12 taps with 6 loads.
+/// Output columns an invocation computes (the forward pass and the filter gradient): 8 outputs
+/// of a 3-wide kernel row then take 10 loads for 24 taps.
 const BLOCK: usize = 8;
 
-/// The forward kernel's block of output columns and rows for `lanes` channels per element:
-/// `FOVEA_DW_BLOCK=COLSxROWS` overrides it (for measuring).
-fn forward_block(lanes: usize, ow: usize, oh: usize, sh: usize) -> (usize, usize) {
-    let (bx, by) = std::env::var("FOVEA_DW_BLOCK")
-        .ok()
-        .and_then(|v| {
-            let (a, b) = v.split_once('x')?;
-            Some((a.parse().ok()?, b.parse().ok()?))
-        })
-        .unwrap_or((BLOCK, if lanes == 4 { 1 } else { 1 }));
-    let _ = sh;
-    (usize::min(bx, ow).max(1), usize::min(by, oh).max(1))
+/// Output rows an invocation of the forward kernel computes: with a 3x3 kernel at stride 1, two
+/// output rows read four input rows instead of six. (Measured on lavapipe at the detector's
+/// shapes against 1 row, 4 columns x 2 rows and 8-16 columns x 2-4 rows of scalar lanes:
+/// 8 x 2 of `vec4` had the best median at b32 32x32x64, 13.4 ms against 15.5 for 8 x 1,
+/// BENCHMARKS.md; all stay bound by lavapipe's per-lane gathers, not by FMAs.)
+const ROWS: usize = 2;
+
+/// The forward kernel's block of output columns and rows for an output of `ow x oh`.
+fn forward_block(ow: usize, oh: usize) -> (usize, usize) {
+    (BLOCK.min(ow).max(1), ROWS.min(oh).max(1))
 }
 
 /// The filter gradient aims at about this many invocations (slabs x channel slots): enough to
@@ -54,7 +53,7 @@ pub(crate) fn is_depthwise(g: &ConvGeometry, c: usize, w: &[usize]) -> bool {
 /// The element type and channel width: `vec4<f32>` and 4 when the multiplier is 1 and the
 /// channels come in fours, else `f32` and 1.
 fn lanes(c: usize, mult: usize) -> (&'static str, usize) {
-    if mult == 1 && c.is_multiple_of(4) && std::env::var("FOVEA_DW_SCALAR").is_err() {
+    if mult == 1 && c.is_multiple_of(4) {
         ("vec4<f32>", 4)
     } else {
         ("f32", 1)
@@ -73,7 +72,7 @@ pub(crate) fn lower_depthwise(cx: &NodeCx, g: &ConvGeometry) -> Result<KernelIns
     let mult = co / c;
     let (ty, lanes) = lanes(c, mult);
     let (kh, kw) = (w[0], w[1]);
-    let (oxb, oyb) = forward_block(lanes, y[2], y[1], g.stride.0);
+    let (oxb, oyb) = forward_block(y[2], y[1]);
     let oxblk = y[2].div_ceil(oxb);
     let oyblk = y[1].div_ceil(oyb);
     let ys = co / lanes;

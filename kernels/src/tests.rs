@@ -372,8 +372,10 @@ fn direct_conv_coverage() {
             let lanes = if mult == 1 && c % 4 == 0 { 4 } else { 1 };
             let fwd = lower(&g, y, &t).remove(0);
             let (oxb, oxblk) = (wgsl_const(&fwd, "OXB"), wgsl_const(&fwd, "OXBLK"));
+            let (oyb, oyblk) = (wgsl_const(&fwd, "OYB"), wgsl_const(&fwd, "OYBLK"));
             assert!(oxb * oxblk >= ys[2] && oxb * (oxblk - 1) < ys[2], "{}", fwd.name);
-            assert_eq!(wgsl_const(&fwd, "TOTAL"), ys[0] * ys[1] * oxblk * c * mult / lanes);
+            assert!(oyb * oyblk >= ys[1] && oyb * (oyblk - 1) < ys[1], "{}", fwd.name);
+            assert_eq!(wgsl_const(&fwd, "TOTAL"), ys[0] * oyblk * oxblk * c * mult / lanes);
             assert!(fwd.invocations() >= wgsl_const(&fwd, "TOTAL") as u64, "{}", fwd.name);
             let dy = input(&mut g, "dy", &ys);
             let op = Op::Conv2dBackpropInput {
