@@ -117,6 +117,7 @@ fn overlap_tiles_on_the_device_match_whole_image_prediction_inside() {
         tiles: TileSpec { tile: 32, margin: 12 },
         batch: 5,
         threshold: 0.5,
+        flips: false,
     };
     let p = inference.probabilities(&mut cm, &img).unwrap();
     let mut compared = 0;
@@ -133,6 +134,45 @@ fn overlap_tiles_on_the_device_match_whole_image_prediction_inside() {
         }
     }
     assert_eq!(compared, 24 * 24);
+    // With test-time flips: the mean of the whole-image predictions of the four mirrored
+    // slices, each mirrored back (the net is not mirror-symmetric, so a wrong mapping shows).
+    let flipped = infer::Inference {
+        flips: true,
+        ..inference
+    };
+    let pf = flipped.probabilities(&mut cm, &img).unwrap();
+    let at = |y: usize, x: usize, fy: bool, fx: bool| {
+        let (sy, sx) = (if fy { 47 - y } else { y }, if fx { 47 - x } else { x });
+        img.data[sy * 48 + sx]
+    };
+    let mut mean = vec![0.0f32; 48 * 48];
+    for (fy, fx) in [(false, false), (false, true), (true, false), (true, true)] {
+        let data = (0..48 * 48).map(|i| at(i / 48, i % 48, fy, fx)).collect();
+        let z =
+            fovea::engine::predict(&device, &whole, &Tensor::new(vec![1, 48, 48, 1], data, "x").unwrap(), 1).unwrap();
+        for (i, m) in mean.iter_mut().enumerate() {
+            let (y, x) = (i / 48, i % 48);
+            let (sy, sx) = (if fy { 47 - y } else { y }, if fx { 47 - x } else { x });
+            *m += 0.25 / (1.0 + (-z.data[sy * 48 + sx]).exp());
+        }
+    }
+    let mut differs = false;
+    for y in 12..36 {
+        for xx in 12..36 {
+            let i = y * 48 + xx;
+            assert!(
+                (pf[i] - mean[i]).abs() < 1e-4,
+                "flips ({xx},{y}): {} vs {}",
+                pf[i],
+                mean[i]
+            );
+            differs |= (pf[i] - p[i]).abs() > 1e-3;
+        }
+    }
+    assert!(
+        differs,
+        "the flipped views changed nothing: the test would not see a wrong mapping"
+    );
 }
 
 #[test]

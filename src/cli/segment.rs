@@ -122,6 +122,10 @@ struct EvalArgs {
     /// that are not scored (the training slices), then score the held-out slices with it.
     #[arg(long)]
     choose_threshold: bool,
+    /// Test-time flips: average the predictions of the slice and of its three mirror images
+    /// (four times the inference time).
+    #[arg(long)]
+    flips: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -411,6 +415,7 @@ fn run_eval(a: EvalArgs) -> anyhow::Result<()> {
     let mut cm = compile(&device, model, 1e-3, Default::default())?;
     let mut inference = Inference::new(spec.tile);
     inference.threshold = a.threshold;
+    inference.flips = a.flips;
     let mut chosen = serde_json::Value::Null;
     if a.choose_threshold {
         let (t, table) = choose_threshold(&mut cm, &inference, &others)?;
@@ -463,6 +468,7 @@ fn run_eval(a: EvalArgs) -> anyhow::Result<()> {
         let mut json = scores_json(&eval);
         json["model"] = spec.arch.name().into();
         json["threshold"] = (inference.threshold as f64).into();
+        json["flips"] = inference.flips.into();
         json["threshold_choice_v_rand"] = chosen;
         json["adapter"] = device.describe().into();
         write_json(path, &json)?;

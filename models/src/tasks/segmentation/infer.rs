@@ -11,6 +11,7 @@ use super::metrics::{Scores, score};
 use super::tiles::{TileSpec, overlap_tile};
 use crate::Result;
 use crate::vision::Image;
+use crate::vision::augment::{mirror_x, mirror_y};
 
 /// How whole images are predicted.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -21,6 +22,10 @@ pub struct Inference {
     pub batch: usize,
     /// A pixel is cell when its cell probability is at least this (0.5 by default).
     pub threshold: f32,
+    /// Test-time flips: predict the slice as it is, mirrored left-right, top-bottom and both,
+    /// and average the four probability maps (mapped back) — four times the work; off by
+    /// default.
+    pub flips: bool,
 }
 
 impl Inference {
@@ -33,14 +38,32 @@ impl Inference {
             },
             batch: 12,
             threshold: 0.5,
+            flips: false,
         }
     }
 
     /// The cell probability of every pixel of the one-channel `image` (`sigmoid` of the logit).
+    /// With [`Inference::flips`], the mean of the four mirrored predictions.
     pub fn probabilities(&self, model: &mut CompiledModel, image: &Image) -> Result<Vec<f32>> {
         let batch = self.batch;
-        let logits = overlap_tile(image, self.tiles, batch, |x| Ok(model.predict(x, batch)?))?;
-        Ok(logits.iter().map(|&z| 1.0 / (1.0 + (-z).exp())).collect())
+        let mut once = |img: &Image| -> Result<Image> {
+            let logits = overlap_tile(img, self.tiles, batch, |x| Ok(model.predict(x, batch)?))?;
+            let p = logits.iter().map(|&z| 1.0 / (1.0 + (-z).exp())).collect();
+            Image::new(img.width, img.height, 1, p)
+        };
+        if !self.flips {
+            return Ok(once(image)?.data);
+        }
+        // Each mirror is its own inverse: predict the mirrored slice, mirror the map back.
+        let views: [fn(&Image) -> Image; 4] = [|i| i.clone(), mirror_x, mirror_y, |i| mirror_y(&mirror_x(i))];
+        let mut sum = vec![0.0f32; image.width * image.height];
+        for view in views {
+            let p = view(&once(&view(image))?);
+            for (s, v) in sum.iter_mut().zip(&p.data) {
+                *s += v;
+            }
+        }
+        Ok(sum.iter().map(|s| s / 4.0).collect())
     }
 
     /// The predicted mask of `image`, `true` = cell.

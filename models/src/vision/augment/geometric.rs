@@ -19,7 +19,7 @@ pub fn mirror_x(img: &Image) -> Image {
 }
 
 /// Mirrors one image top-bottom.
-fn mirror_y(img: &Image) -> Image {
+pub fn mirror_y(img: &Image) -> Image {
     let row = img.width * img.channels;
     let mut out = img.clone();
     for y in 0..img.height {
