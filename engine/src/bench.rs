@@ -329,16 +329,18 @@ pub fn bench_cases(large: bool) -> Result<Vec<(String, String, Graph)>> {
     // The U-Net's up-sampling: a 2x2 stride-2 transposed convolution (32x32x64 -> 64x64x32 at
     // batch 4, a 128-pixel tile's third level), beside the forward convolution it mirrors
     // (2x2 stride 2, 64x64x32 -> 32x32x64), which does the same FLOPs.
+    // As every program runs it: a matmul and a pixel shuffle (`passes::subpixel`).
     v.push((
         "conv_transpose2d (U-Net up)".into(),
         "b4 32x32x64->64x64x32 2x2 s2".into(),
-        single(
+        fovea_graph::passes::subpixel_transposed_convs(single(
             Op::ConvTranspose2d {
                 geom: conv(2, 0, 1),
                 out_pad: (0, 0),
             },
             &[vec![4, 32, 32, 64], vec![2, 2, 32, 64]],
-        )?,
+        )?)?
+        .0,
     ));
     v.push((
         "conv2d (its mirror, equal FLOPs)".into(),

@@ -2,9 +2,9 @@
 //! reference interpreter's results unchanged (the tests check it on random graphs).
 //!
 //! [`optimize`] runs them in order: algebraic simplification, batch-norm folding, constant
-//! folding, common subexpression elimination, elementwise fusion, the transposed-kernel layout
-//! for convolution input gradients, epilogue fusion into GEMM-based ops, and dead-code
-//! elimination.
+//! folding, common subexpression elimination, transposed convolutions with kernel == stride as
+//! matrix products, elementwise fusion, the transposed-kernel layout for convolution input
+//! gradients, epilogue fusion into GEMM-based ops, and dead-code elimination.
 
 mod backprop_filter;
 mod batchnorm;
@@ -15,6 +15,7 @@ mod fold;
 mod fuse;
 mod rebuild;
 mod simplify;
+mod subpixel;
 #[cfg(test)]
 mod tests;
 
@@ -26,6 +27,7 @@ pub use epilogue::{MAX_EPILOGUE_INPUTS, fuse_epilogues};
 pub use fold::fold_constants;
 pub use fuse::{MAX_FUSED_INPUTS, fuse_elementwise, fusion_groups};
 pub use simplify::simplify;
+pub use subpixel::subpixel_transposed_convs;
 
 use crate::error::Result;
 use crate::ir::Graph;
@@ -66,6 +68,7 @@ pub fn optimize(graph: Graph) -> Result<(Graph, Vec<PassReport>)> {
         fold_constants,
         cse,
         dce,
+        subpixel_transposed_convs,
         fuse_elementwise,
         dce,
         // Before epilogue fusion, which then fuses into the rewritten op.

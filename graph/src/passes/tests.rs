@@ -1142,3 +1142,41 @@ fn new_elementwise_ops_fuse_into_chains_and_epilogues() {
     assert!(ops[0].contains("hard_swish") && ops[0].contains("prelu"), "{ops:?}");
     assert!(ops[1].starts_with("select(") && ops[1].contains("clip"), "{ops:?}");
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// Transposed convolutions with kernel == stride become a matmul and a pixel shuffle with
+    /// the interpreter's results unchanged (alone and through `optimize`, with a bias and relu
+    /// after them); the others are left alone.
+    #[test]
+    fn subpixel_transposed_convs_preserve_results(
+        n in 1usize..3, h in 1usize..6, w in 1usize..6, c in 1usize..6, o in 1usize..6,
+        kh in 1usize..4, kw in 1usize..4, off in any::<bool>(), seed in any::<u64>(),
+    ) {
+        let mut g = Graph::new();
+        let x = g.input("x", TensorType::f32(vec![n, h, w, c])).unwrap();
+        let k = g.param("k", &[kh, kw, o, c], true, "up").unwrap();
+        // `off`: a stride other than the kernel's (or padding), which the rewrite must skip.
+        let geom = ConvGeometry {
+            stride: if off { (kh + 1, kw) } else { (kh, kw) },
+            dilation: (1, 1),
+            pad: Pad2d::default(),
+            groups: 1,
+        };
+        let y = g.push(Op::ConvTranspose2d { geom, out_pad: (0, 0) }, &[x, k], "up").unwrap();
+        let b = g.param("b", &[o], true, "up").unwrap();
+        let yb = g.push(Op::Binary(BinaryOp::Add), &[y, b], "up").unwrap();
+        let r = g.push(Op::Unary(UnaryOp::Relu), &[yb], "up").unwrap();
+        g.outputs.push(r);
+        let f = feeds(&g, seed);
+        let want = evaluate(&g, &f).unwrap();
+        let (s, report) = subpixel_transposed_convs(g.clone()).unwrap();
+        prop_assert_eq!(report.changes.len(), usize::from(!off));
+        let convts = s.nodes.iter().filter(|nd| matches!(nd.op, Op::ConvTranspose2d { .. })).count();
+        prop_assert_eq!(convts, usize::from(off));
+        assert_same(&want, &evaluate(&s, &f).unwrap(), "subpixel_transposed_convs");
+        let (opt, _) = optimize(g).unwrap();
+        assert_same(&want, &evaluate(&opt, &f).unwrap(), "optimize");
+    }
+}
