@@ -10,6 +10,25 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
+/// The learning rate over a `fovea train` run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LrSchedule {
+    /// The same rate every step, as the seed programs.
+    Constant,
+    /// A linear warm-up over the first epoch, then a cosine decay to 1% at the last step.
+    Cosine,
+}
+
+impl LrSchedule {
+    /// The name on the command line and in the metrics JSON.
+    fn name(self) -> &'static str {
+        match self {
+            LrSchedule::Constant => "constant",
+            LrSchedule::Cosine => "cosine",
+        }
+    }
+}
+
 /// Arguments of `fovea train`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -32,8 +51,8 @@ pub struct Args {
     pub learning_rate: f32,
     /// The learning rate over the run: `constant` (the seed programs) or `cosine` (a linear
     /// warm-up over the first epoch, then a cosine decay to 1% at the last step).
-    #[arg(long, default_value = "constant")]
-    pub lr_schedule: String,
+    #[arg(long, value_enum, default_value_t = LrSchedule::Constant)]
+    pub lr_schedule: LrSchedule,
     /// Write final test loss/accuracy, per-epoch history, wall time, images/s and adapter as JSON.
     #[arg(long)]
     pub metrics_json: Option<PathBuf>,
@@ -89,11 +108,6 @@ fn load(model: &str, dir: &Option<PathBuf>) -> anyhow::Result<(Dataset, Dataset)
 /// Trains a seed model and reports test loss and accuracy.
 pub fn run(a: Args) -> anyhow::Result<()> {
     anyhow::ensure!(a.batch_size > 0, "--batch-size must be positive");
-    anyhow::ensure!(
-        matches!(a.lr_schedule.as_str(), "constant" | "cosine"),
-        "--lr-schedule \"{}\": expected constant or cosine",
-        a.lr_schedule
-    );
     let (mut train, mut test) = load(&a.model, &a.data)?;
     if let Some(n) = a.limit {
         anyhow::ensure!(n > 0, "--limit must be positive");
@@ -134,13 +148,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         device.describe()
     );
     let mut optimizer = Optimizer::adam(a.learning_rate);
-    optimizer.learning_rate = match a.lr_schedule.as_str() {
-        "constant" => Schedule::Constant(a.learning_rate),
-        "cosine" => {
+    optimizer.learning_rate = match a.lr_schedule {
+        LrSchedule::Constant => Schedule::Constant(a.learning_rate),
+        LrSchedule::Cosine => {
             let per_epoch = train.len().div_ceil(a.batch_size) as u64;
             Schedule::warmup_cosine(a.learning_rate, per_epoch * epochs as u64, per_epoch, 0.01)
         }
-        other => anyhow::bail!("--lr-schedule \"{other}\": expected constant or cosine"),
     };
     let cfg = CompileConfig::new(
         Loss::SparseCategoricalCrossentropy { from_logits: true },
@@ -231,7 +244,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             "batch_size": a.batch_size,
             "seed": a.seed,
             "learning_rate": a.learning_rate,
-            "lr_schedule": a.lr_schedule,
+            "lr_schedule": a.lr_schedule.name(),
             "augment": a.augment,
             "workers": a.workers,
             "test_loss": get("loss"),
