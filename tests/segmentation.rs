@@ -117,7 +117,7 @@ fn overlap_tiles_on_the_device_match_whole_image_prediction_inside() {
         tiles: TileSpec { tile: 32, margin: 12 },
         batch: 5,
         threshold: 0.5,
-        flips: false,
+        views: infer::Views::One,
     };
     let p = inference.probabilities(&mut cm, &img).unwrap();
     let mut compared = 0;
@@ -134,45 +134,51 @@ fn overlap_tiles_on_the_device_match_whole_image_prediction_inside() {
         }
     }
     assert_eq!(compared, 24 * 24);
-    // With test-time flips: the mean of the whole-image predictions of the four mirrored
-    // slices, each mirrored back (the net is not mirror-symmetric, so a wrong mapping shows).
-    let flipped = infer::Inference {
-        flips: true,
-        ..inference
+    // With test-time views: the mean of the whole-image predictions of the mirrored (and for
+    // the dihedral views, transposed) slices, each mapped back (the net is not symmetric, so a
+    // wrong mapping shows). View k transposes if bit 2 is set, then mirrors x (bit 0), then y
+    // (bit 1); `forward` is where slice pixel (x, y) lands in view k.
+    let forward = |x: usize, y: usize, k: usize| {
+        let (x, y) = if k & 4 != 0 { (y, x) } else { (x, y) };
+        let x = if k & 1 != 0 { 47 - x } else { x };
+        let y = if k & 2 != 0 { 47 - y } else { y };
+        (x, y)
     };
-    let pf = flipped.probabilities(&mut cm, &img).unwrap();
-    let at = |y: usize, x: usize, fy: bool, fx: bool| {
-        let (sy, sx) = (if fy { 47 - y } else { y }, if fx { 47 - x } else { x });
-        img.data[sy * 48 + sx]
-    };
-    let mut mean = vec![0.0f32; 48 * 48];
-    for (fy, fx) in [(false, false), (false, true), (true, false), (true, true)] {
-        let data = (0..48 * 48).map(|i| at(i / 48, i % 48, fy, fx)).collect();
-        let z =
-            fovea::engine::predict(&device, &whole, &Tensor::new(vec![1, 48, 48, 1], data, "x").unwrap(), 1).unwrap();
-        for (i, m) in mean.iter_mut().enumerate() {
-            let (y, x) = (i / 48, i % 48);
-            let (sy, sx) = (if fy { 47 - y } else { y }, if fx { 47 - x } else { x });
-            *m += 0.25 / (1.0 + (-z.data[sy * 48 + sx]).exp());
+    for (views, n) in [(infer::Views::Flips, 4), (infer::Views::Dihedral, 8)] {
+        let viewed = infer::Inference { views, ..inference };
+        let pv = viewed.probabilities(&mut cm, &img).unwrap();
+        let mut mean = vec![0.0f32; 48 * 48];
+        for k in 0..n {
+            let mut data = vec![0.0; 48 * 48];
+            for i in 0..48 * 48 {
+                let (vx, vy) = forward(i % 48, i / 48, k);
+                data[vy * 48 + vx] = img.data[i];
+            }
+            let z = fovea::engine::predict(&device, &whole, &Tensor::new(vec![1, 48, 48, 1], data, "x").unwrap(), 1)
+                .unwrap();
+            for (i, m) in mean.iter_mut().enumerate() {
+                let (vx, vy) = forward(i % 48, i / 48, k);
+                *m += 1.0 / (1.0 + (-z.data[vy * 48 + vx]).exp()) / n as f32;
+            }
         }
-    }
-    let mut differs = false;
-    for y in 12..36 {
-        for xx in 12..36 {
-            let i = y * 48 + xx;
-            assert!(
-                (pf[i] - mean[i]).abs() < 1e-4,
-                "flips ({xx},{y}): {} vs {}",
-                pf[i],
-                mean[i]
-            );
-            differs |= (pf[i] - p[i]).abs() > 1e-3;
+        let mut differs = false;
+        for y in 12..36 {
+            for xx in 12..36 {
+                let i = y * 48 + xx;
+                assert!(
+                    (pv[i] - mean[i]).abs() < 1e-4,
+                    "{views:?} ({xx},{y}): {} vs {}",
+                    pv[i],
+                    mean[i]
+                );
+                differs |= (pv[i] - p[i]).abs() > 1e-3;
+            }
         }
+        assert!(
+            differs,
+            "{views:?} changed nothing: the test would not see a wrong mapping"
+        );
     }
-    assert!(
-        differs,
-        "the flipped views changed nothing: the test would not see a wrong mapping"
-    );
 }
 
 #[test]

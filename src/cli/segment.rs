@@ -12,7 +12,7 @@ use fovea_models::data::membrane::{MembraneSet, load_membrane};
 use fovea_models::plot::{Series, training_curves};
 use fovea_models::tasks::output::write_json;
 use fovea_models::tasks::segmentation::data::{DEFAULT_TEST_SLICES, Slice, parse_test_slices, read_slices, split};
-use fovea_models::tasks::segmentation::infer::{Inference, choose_threshold, evaluate};
+use fovea_models::tasks::segmentation::infer::{Inference, Views, choose_threshold, evaluate};
 use fovea_models::tasks::segmentation::model::{Arch, NetSpec};
 use fovea_models::tasks::segmentation::pictures::{mask_image, overlay, write_png_atomic};
 use fovea_models::tasks::segmentation::train::{TrainOptions, compile, train};
@@ -122,10 +122,32 @@ struct EvalArgs {
     /// that are not scored (the training slices), then score the held-out slices with it.
     #[arg(long)]
     choose_threshold: bool,
-    /// Test-time flips: average the predictions of the slice and of its three mirror images
-    /// (four times the inference time).
-    #[arg(long)]
-    flips: bool,
+    /// Test-time augmentation: average the predictions of the slice and of its mirror images,
+    /// mapped back: `none`, `flips` (left-right, top-bottom and both: 4x the inference time)
+    /// or `dihedral` (those and the transposed slice's four: every flip and quarter turn, 8x).
+    #[arg(long, value_enum, default_value = "none")]
+    tta: Tta,
+}
+
+/// The choices of `segment eval --tta`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Tta {
+    /// The slice alone.
+    None,
+    /// The four mirror images.
+    Flips,
+    /// The eight flips and quarter turns.
+    Dihedral,
+}
+
+impl From<Tta> for Views {
+    fn from(t: Tta) -> Views {
+        match t {
+            Tta::None => Views::One,
+            Tta::Flips => Views::Flips,
+            Tta::Dihedral => Views::Dihedral,
+        }
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -415,7 +437,7 @@ fn run_eval(a: EvalArgs) -> anyhow::Result<()> {
     let mut cm = compile(&device, model, 1e-3, Default::default())?;
     let mut inference = Inference::new(spec.tile);
     inference.threshold = a.threshold;
-    inference.flips = a.flips;
+    inference.views = a.tta.into();
     let mut chosen = serde_json::Value::Null;
     if a.choose_threshold {
         let (t, table) = choose_threshold(&mut cm, &inference, &others)?;
@@ -468,7 +490,7 @@ fn run_eval(a: EvalArgs) -> anyhow::Result<()> {
         let mut json = scores_json(&eval);
         json["model"] = spec.arch.name().into();
         json["threshold"] = (inference.threshold as f64).into();
-        json["flips"] = inference.flips.into();
+        json["tta"] = inference.views.name().into();
         json["threshold_choice_v_rand"] = chosen;
         json["adapter"] = device.describe().into();
         write_json(path, &json)?;

@@ -11,7 +11,7 @@ use super::metrics::{Scores, score};
 use super::tiles::{TileSpec, overlap_tile};
 use crate::Result;
 use crate::vision::Image;
-use crate::vision::augment::{mirror_x, mirror_y};
+use crate::vision::augment::{mirror_x, mirror_y, transpose};
 
 /// How whole images are predicted.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -22,10 +22,68 @@ pub struct Inference {
     pub batch: usize,
     /// A pixel is cell when its cell probability is at least this (0.5 by default).
     pub threshold: f32,
-    /// Test-time flips: predict the slice as it is, mirrored left-right, top-bottom and both,
-    /// and average the four probability maps (mapped back) — four times the work; off by
-    /// default.
-    pub flips: bool,
+    /// Test-time views: which mirror images of the slice are predicted and averaged
+    /// ([`Views::One`], the slice alone, by default).
+    pub views: Views,
+}
+
+/// The views of a slice that test-time augmentation predicts; each prediction is mapped back
+/// to the slice and the probability maps are averaged. Membranes have no preferred side or
+/// orientation and the training augmentation flips and turns patches, so every view is as
+/// likely as the slice itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Views {
+    /// The slice alone.
+    #[default]
+    One,
+    /// The slice mirrored left-right, top-bottom, both, and as it is (4x the work).
+    Flips,
+    /// Those four and the same four of the transposed slice: the 8 symmetries of a square
+    /// (every flip and quarter turn; 8x the work).
+    Dihedral,
+}
+
+impl Views {
+    /// How many predictions a slice costs.
+    pub fn count(&self) -> usize {
+        match self {
+            Views::One => 1,
+            Views::Flips => 4,
+            Views::Dihedral => 8,
+        }
+    }
+
+    /// The command-line name: `none`, `flips` or `dihedral`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Views::One => "none",
+            Views::Flips => "flips",
+            Views::Dihedral => "dihedral",
+        }
+    }
+}
+
+/// View `k` of [`Views::Dihedral`] (`k` < 8): bit 0 mirrors left-right, bit 1 top-bottom, bit 2
+/// transposes first.
+fn view(image: &Image, k: usize) -> Image {
+    let mut v = if k & 4 != 0 { transpose(image) } else { image.clone() };
+    if k & 1 != 0 {
+        v = mirror_x(&v);
+    }
+    if k & 2 != 0 {
+        v = mirror_y(&v);
+    }
+    v
+}
+
+/// Maps a prediction of [`view`] `k` back onto the slice (each step is its own inverse, undone
+/// in the reverse order).
+fn unview(p: &Image, k: usize) -> Image {
+    let mut v = if k & 2 != 0 { mirror_y(p) } else { p.clone() };
+    if k & 1 != 0 {
+        v = mirror_x(&v);
+    }
+    if k & 4 != 0 { transpose(&v) } else { v }
 }
 
 impl Inference {
@@ -38,12 +96,12 @@ impl Inference {
             },
             batch: 12,
             threshold: 0.5,
-            flips: false,
+            views: Views::One,
         }
     }
 
     /// The cell probability of every pixel of the one-channel `image` (`sigmoid` of the logit).
-    /// With [`Inference::flips`], the mean of the four mirrored predictions.
+    /// With [`Inference::views`], the mean of the views' predictions mapped back.
     pub fn probabilities(&self, model: &mut CompiledModel, image: &Image) -> Result<Vec<f32>> {
         let batch = self.batch;
         let mut once = |img: &Image| -> Result<Image> {
@@ -51,19 +109,18 @@ impl Inference {
             let p = logits.iter().map(|&z| 1.0 / (1.0 + (-z).exp())).collect();
             Image::new(img.width, img.height, 1, p)
         };
-        if !self.flips {
+        let n = self.views.count();
+        if n == 1 {
             return Ok(once(image)?.data);
         }
-        // Each mirror is its own inverse: predict the mirrored slice, mirror the map back.
-        let views: [fn(&Image) -> Image; 4] = [|i| i.clone(), mirror_x, mirror_y, |i| mirror_y(&mirror_x(i))];
         let mut sum = vec![0.0f32; image.width * image.height];
-        for view in views {
-            let p = view(&once(&view(image))?);
+        for k in 0..n {
+            let p = unview(&once(&view(image, k))?, k);
             for (s, v) in sum.iter_mut().zip(&p.data) {
                 *s += v;
             }
         }
-        Ok(sum.iter().map(|s| s / 4.0).collect())
+        Ok(sum.iter().map(|s| s / n as f32).collect())
     }
 
     /// The predicted mask of `image`, `true` = cell.
@@ -162,6 +219,31 @@ pub fn evaluate(model: &mut CompiledModel, inference: &Inference, slices: &[Slic
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_view_maps_back_onto_the_slice() {
+        // A 3x2 ramp: pixel (x, y) holds 3 y + x.
+        let img = Image::new(3, 2, 1, (0..6).map(|i| i as f32).collect()).unwrap();
+        let mut seen = Vec::new();
+        for k in 0..8 {
+            let v = view(&img, k);
+            assert_eq!(unview(&v, k), img, "view {k}");
+            seen.push(v);
+        }
+        // By hand: mirrored left-right, the first row reads 2 1 0; transposed (2 wide, 3 high),
+        // 0 3 / 1 4 / 2 5; transposed then mirrored top-bottom, 2 5 / 1 4 / 0 3.
+        assert_eq!(seen[1].data, vec![2.0, 1.0, 0.0, 5.0, 4.0, 3.0]);
+        assert_eq!((seen[4].width, seen[4].height), (2, 3));
+        assert_eq!(seen[4].data, vec![0.0, 3.0, 1.0, 4.0, 2.0, 5.0]);
+        assert_eq!(seen[6].data, vec![2.0, 5.0, 1.0, 4.0, 0.0, 3.0]);
+        // The eight views are the eight different symmetries.
+        for a in 0..8 {
+            for b in a + 1..8 {
+                assert_ne!(seen[a], seen[b], "views {a} and {b}");
+            }
+        }
+        assert_eq!((Views::One.count(), Views::Flips.count(), Views::Dihedral.count()), (1, 4, 8));
+    }
 
     #[test]
     fn the_best_threshold_keeps_a_faint_membrane_by_hand() {

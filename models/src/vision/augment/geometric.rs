@@ -29,6 +29,25 @@ pub fn mirror_y(img: &Image) -> Image {
     out
 }
 
+/// Swaps the axes of one image (pixel `(x, y)` moves to `(y, x)`; `W x H` becomes `H x W`): the
+/// mirror about the main diagonal, its own inverse.
+pub fn transpose(img: &Image) -> Image {
+    let (w, h, c) = (img.width, img.height, img.channels);
+    let mut data = vec![0.0; img.data.len()];
+    for y in 0..h {
+        for x in 0..w {
+            let d = (x * h + y) * c;
+            data[d..d + c].copy_from_slice(&img.data[(y * w + x) * c..(y * w + x + 1) * c]);
+        }
+    }
+    Image {
+        width: h,
+        height: w,
+        channels: c,
+        data,
+    }
+}
+
 /// Mirrors left-right: a box `(x0, y0, x1, y1)` becomes `(W - x1, y0, W - x0, y1)`.
 pub fn hflip(s: &Sample) -> Sample {
     let w = s.image.width as f32;
@@ -270,6 +289,20 @@ mod tests {
         assert_eq!(v.mask.unwrap(), one_hot(5, 3, 1, 2));
         assert_eq!(v.boxes, vec![BBox::new(1.0, 1.0, 2.0, 2.5, 7)]);
         assert_eq!(hflip(&hflip(&sample())), sample());
+    }
+
+    #[test]
+    fn transpose_swaps_the_axes_of_a_one_hot_pixel() {
+        let t = transpose(&one_hot(5, 3, 4, 1));
+        assert_eq!(t, one_hot(3, 5, 1, 4));
+        // Pixel (x, y) of the 5x3 ramp holds 5 y + x; at (y, x) of the 3x5 result.
+        let img = sample().image;
+        let t = transpose(&img);
+        assert_eq!(&t.data[..6], &[0.0, 5.0, 10.0, 1.0, 6.0, 11.0]);
+        assert_eq!(transpose(&t), img);
+        // Two-channel pixels move whole.
+        let two = Image::new(2, 1, 2, vec![1.0, 2.0, 3.0, 4.0]).unwrap();
+        assert_eq!(transpose(&two), Image::new(1, 2, 2, vec![1.0, 2.0, 3.0, 4.0]).unwrap());
     }
 
     #[test]
