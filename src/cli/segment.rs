@@ -127,6 +127,11 @@ struct EvalArgs {
     /// or `dihedral` (those and the transposed slice's four: every flip and quarter turn, 8x).
     #[arg(long, value_enum, default_value = "none")]
     tta: Tta,
+    /// Overlap-tile margin: each tile's border of this many pixels is context only, and the
+    /// `tile - 2*margin` core is kept (default: an eighth of the tile, at most 16). Wider
+    /// margins give the border pixels more real context and cost more tiles. A multiple of 16.
+    #[arg(long)]
+    margin: Option<usize>,
 }
 
 /// The choices of `segment eval --tta`.
@@ -438,6 +443,14 @@ fn run_eval(a: EvalArgs) -> anyhow::Result<()> {
     let mut inference = Inference::new(spec.tile);
     inference.threshold = a.threshold;
     inference.views = a.tta.into();
+    if let Some(m) = a.margin {
+        anyhow::ensure!(
+            m % 16 == 0,
+            "--margin {m}: must be a multiple of 16, so that tile origins keep the pooling grid of the whole slice"
+        );
+        inference.tiles.margin = m;
+        inference.tiles.core().context("--margin")?;
+    }
     let mut chosen = serde_json::Value::Null;
     if a.choose_threshold {
         let (t, table) = choose_threshold(&mut cm, &inference, &others)?;
@@ -491,6 +504,7 @@ fn run_eval(a: EvalArgs) -> anyhow::Result<()> {
         json["model"] = spec.arch.name().into();
         json["threshold"] = (inference.threshold as f64).into();
         json["tta"] = inference.views.name().into();
+        json["margin"] = inference.tiles.margin.into();
         json["threshold_choice_v_rand"] = chosen;
         json["adapter"] = device.describe().into();
         write_json(path, &json)?;

@@ -71,8 +71,9 @@ pub struct Args {
     /// Stop at the first kernel that writes a NaN or an infinity, naming its node and layer (slow).
     #[arg(long)]
     pub check_numerics: bool,
-    /// Augment the training images as they stream: comma-separated `flip` (horizontal, p 0.5)
-    /// and `crop` (pad 4 with zeros, random crop back); `flip,crop` is the standard CIFAR recipe.
+    /// Augment the training images as they stream: comma-separated `flip` (horizontal, p 0.5),
+    /// `crop` (pad 4 with zeros, random crop back) and `reflect-crop` (the same shifts, the
+    /// border filled by reflection); `flip,crop` is the standard CIFAR recipe.
     #[arg(long)]
     pub augment: Option<String>,
     /// Worker threads decoding and augmenting batches with --augment.

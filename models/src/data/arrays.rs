@@ -11,18 +11,20 @@ use crate::vision::augment::{Augmentation, Pipeline, Sample};
 use crate::{DataError, Result};
 
 /// Parses a comma-separated augmentation list for 32x32-style classification images:
-/// `flip` (horizontal, p = 0.5) and `crop` (pad 4 with zeros, random crop back to size); so
-/// `flip,crop` is the standard CIFAR recipe. The empty string is no augmentation.
+/// `flip` (horizontal, p = 0.5), `crop` (pad 4 with zeros, random crop back to size) and
+/// `reflect-crop` (the same shifts with the border filled by reflection); so `flip,crop` is the
+/// standard CIFAR recipe. The empty string is no augmentation.
 pub fn parse_array_augment(spec: &str) -> Result<Pipeline> {
     let mut steps = Vec::new();
     for word in spec.split(',').map(str::trim).filter(|w| !w.is_empty()) {
         steps.push(match word {
             "flip" => Augmentation::HorizontalFlip(0.5),
             "crop" => Augmentation::PadCrop(4),
+            "reflect-crop" => Augmentation::ReflectPadCrop(4),
             other => {
                 return Err(DataError::value(
                     "--augment",
-                    format!("unknown augmentation '{other}' (expected flip, crop)"),
+                    format!("unknown augmentation '{other}' (expected flip, crop, reflect-crop)"),
                 ));
             }
         });

@@ -83,6 +83,38 @@ pub fn random_rect(image: &Image, width: usize, height: usize, rng: &mut Rng) ->
     })
 }
 
+/// Index `i` of a row or column of length `n`, reflected at the borders without repeating the
+/// edge (`-1 -> 1`, `n -> n - 2`, numpy's `reflect`), repeatedly for offsets beyond one length.
+pub fn reflect_index(i: isize, n: usize) -> usize {
+    if n <= 1 {
+        return 0;
+    }
+    let period = 2 * (n as isize - 1);
+    let m = i.rem_euclid(period);
+    (if m < n as isize { m } else { period - m }) as usize
+}
+
+/// The image moved by `(dx, dy)` at the same size: output pixel `(x, y)` is input pixel
+/// `(x - dx, y - dy)`, the borders filled by reflection ([`reflect_index`]). The same as padding
+/// by reflection and cropping, without the padded copy.
+pub fn reflect_shift(image: &Image, dx: isize, dy: isize) -> Image {
+    let (w, h, c) = (image.width, image.height, image.channels);
+    let mut data = Vec::with_capacity(image.data.len());
+    for y in 0..h {
+        let sy = reflect_index(y as isize - dy, h);
+        for x in 0..w {
+            let s = (sy * w + reflect_index(x as isize - dx, w)) * c;
+            data.extend_from_slice(&image.data[s..s + c]);
+        }
+    }
+    Image {
+        width: w,
+        height: h,
+        channels: c,
+        data,
+    }
+}
+
 /// The centred `width` x `height` crop.
 pub fn centre_crop(image: &Image, width: usize, height: usize) -> Result<Image> {
     crop(image, centre_rect(image, width, height)?)
@@ -133,6 +165,25 @@ mod tests {
 
     fn ramp(w: usize, h: usize) -> Image {
         Image::new(w, h, 1, (0..w * h).map(|i| i as f32).collect()).unwrap()
+    }
+
+    #[test]
+    fn reflection_does_not_repeat_the_edge() {
+        let got: Vec<usize> = (-4..8).map(|i| reflect_index(i, 4)).collect();
+        assert_eq!(got, vec![2, 3, 2, 1, 0, 1, 2, 3, 2, 1, 0, 1]);
+        assert_eq!(reflect_index(-3, 1), 0);
+    }
+
+    #[test]
+    fn a_reflected_shift_moves_the_pixels_and_mirrors_the_border_in() {
+        // Row 0 1 2 3 moved right by 2: the two new left pixels reflect 1 and 2 (no repeated 0).
+        let img = ramp(4, 2);
+        let s = reflect_shift(&img, 2, 0);
+        assert_eq!(&s.data[..4], &[2.0, 1.0, 0.0, 1.0]);
+        // Moved up by 1 in a 2-row image: row 1 comes to row 0 and row 0 reflects in below.
+        let up = reflect_shift(&img, 0, -1);
+        assert_eq!(up.data, vec![4.0, 5.0, 6.0, 7.0, 0.0, 1.0, 2.0, 3.0]);
+        assert_eq!(reflect_shift(&img, 0, 0), img);
     }
 
     #[test]

@@ -9,6 +9,7 @@
 use fovea_graph::Tensor;
 
 use crate::vision::Image;
+use crate::vision::crop::reflect_index;
 use crate::{DataError, Result};
 
 /// The tile geometry.
@@ -36,17 +37,6 @@ impl TileSpec {
     }
 }
 
-/// Index `i` of a row or column of length `n`, mirrored at the borders (`-1 -> 1`, `n -> n - 2`),
-/// repeatedly for offsets beyond one length.
-pub fn mirror(i: isize, n: usize) -> usize {
-    if n <= 1 {
-        return 0;
-    }
-    let period = 2 * (n as isize - 1);
-    let m = i.rem_euclid(period);
-    (if m < n as isize { m } else { period - m }) as usize
-}
-
 /// The tile origins (top-left corners in image coordinates, possibly negative) covering
 /// `width x height`, row by row.
 pub fn tile_origins(width: usize, height: usize, spec: TileSpec) -> Result<Vec<(isize, isize)>> {
@@ -61,9 +51,9 @@ pub fn tile_origins(width: usize, height: usize, spec: TileSpec) -> Result<Vec<(
 /// Cuts the `tile x tile` patch at `origin` from the one-channel `image`, mirrored at its borders.
 fn cut(image: &Image, origin: (isize, isize), tile: usize, out: &mut Vec<f32>) {
     for y in 0..tile {
-        let sy = mirror(origin.1 + y as isize, image.height);
+        let sy = reflect_index(origin.1 + y as isize, image.height);
         for x in 0..tile {
-            let sx = mirror(origin.0 + x as isize, image.width);
+            let sx = reflect_index(origin.0 + x as isize, image.width);
             out.push(image.data[sy * image.width + sx]);
         }
     }
@@ -138,13 +128,6 @@ mod tests {
     }
 
     #[test]
-    fn mirror_reflects_without_repeating_the_edge() {
-        let got: Vec<usize> = (-4..8).map(|i| mirror(i, 4)).collect();
-        assert_eq!(got, vec![2, 3, 2, 1, 0, 1, 2, 3, 2, 1, 0, 1]);
-        assert_eq!(mirror(-3, 1), 0);
-    }
-
-    #[test]
     fn the_identity_network_gives_back_any_image() {
         for (w, h) in [(1, 1), (5, 3), (16, 16), (17, 29), (40, 7)] {
             let img = ramp(w, h);
@@ -173,7 +156,7 @@ mod tests {
                 let mut s = 0.0;
                 for dy in -2..=2 {
                     for dx in -2..=2 {
-                        s += img.data[mirror(y + dy, img.height) * img.width + mirror(x + dx, img.width)];
+                        s += img.data[reflect_index(y + dy, img.height) * img.width + reflect_index(x + dx, img.width)];
                     }
                 }
                 out.push(s / 25.0);

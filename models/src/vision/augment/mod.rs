@@ -16,6 +16,7 @@ pub use ssd_crop::{SsdCrop, crop_sample, expand};
 
 use fovea_graph::init::Rng;
 
+use super::crop::reflect_shift;
 use super::{BBox, Image};
 use crate::Result;
 
@@ -72,6 +73,23 @@ pub(crate) fn keep_boxes(boxes: impl IntoIterator<Item = BBox>, width: f32, heig
         .collect()
 }
 
+/// [`Augmentation::ReflectPadCrop`]: the crop origin in the reflected `pad`-pixel border is
+/// drawn as [`ssd_crop::pad_crop`] draws it, so both shift by the same amounts.
+fn reflect_pad_crop(s: Sample, pad: usize, rng: &mut Rng) -> Sample {
+    let mut draw = || {
+        let k = ((rng.uniform() * (2 * pad + 1) as f64) as usize).min(2 * pad);
+        pad as isize - k as isize
+    };
+    let (dx, dy) = (draw(), draw());
+    let (w, h) = (s.image.width as f32, s.image.height as f32);
+    Sample {
+        image: reflect_shift(&s.image, dx, dy),
+        mask: s.mask.as_ref().map(|m| reflect_shift(m, dx, dy)),
+        boxes: keep_boxes(s.boxes.iter().map(|b| b.shifted(dx as f32, dy as f32)), w, h),
+        ..s
+    }
+}
+
 /// One step of a pipeline, with the probability or range it draws from.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Augmentation {
@@ -84,6 +102,11 @@ pub enum Augmentation {
     /// Pad with `Sample::fill` by `pad` pixels on every side, then take a random crop of the
     /// original size (the standard CIFAR recipe with `pad = 4`).
     PadCrop(usize),
+    /// The same random shift of up to `pad` pixels each way, with the border filled by
+    /// reflection instead (no black bars; the fast CIFAR-10 recipes' padding). Masks move alike;
+    /// boxes are shifted and clipped, but the reflected copies of objects get no boxes, so
+    /// detection should use [`Augmentation::PadCrop`].
+    ReflectPadCrop(usize),
     /// Zoom out (SSD's expansion) with probability `p` onto a canvas up to `max_ratio` times larger.
     Expand {
         /// Probability.
@@ -117,6 +140,7 @@ impl Augmentation {
                 Ok(rot90(&sample, k))
             }
             Augmentation::PadCrop(pad) => ssd_crop::pad_crop(&sample, *pad, rng),
+            Augmentation::ReflectPadCrop(pad) => Ok(reflect_pad_crop(sample, *pad, rng)),
             Augmentation::Expand { p, max_ratio } => {
                 if rng.uniform() >= *p || *max_ratio <= 1.0 {
                     return Ok(sample);
@@ -172,6 +196,30 @@ mod tests {
             10.0,
         );
         assert_eq!(kept, vec![BBox::new(0.0, 0.0, 5.0, 2.0, 1)]);
+    }
+
+    #[test]
+    fn a_reflected_crop_shifts_image_mask_and_boxes_alike_within_the_pad() {
+        // A 7x7 ramp (pixel (x, y) holds 7 y + x) with a mask equal to it and a box around (3, 3).
+        let img = Image::new(7, 7, 1, (0..49).map(|i| i as f32).collect()).unwrap();
+        let s = Sample::new(img.clone())
+            .with_mask(img.clone())
+            .with_boxes(vec![BBox::new(2.0, 2.0, 5.0, 5.0, 1)]);
+        let mut rng = Rng::new(3);
+        let mut shifts = std::collections::HashSet::new();
+        for _ in 0..300 {
+            let out = Augmentation::ReflectPadCrop(2).apply(s.clone(), &mut rng).unwrap();
+            assert_eq!(out.mask.as_ref(), Some(&out.image));
+            // The centre pixel (3, 3) = 24 reads the source at (3 - dx, 3 - dy).
+            let c = out.image.pixel(3, 3)[0] as isize;
+            let (dx, dy) = (3 - c % 7, 3 - c / 7);
+            assert!(dx.abs() <= 2 && dy.abs() <= 2, "shift ({dx}, {dy})");
+            assert_eq!(out.image, reflect_shift(&img, dx, dy));
+            let b = BBox::new(2.0 + dx as f32, 2.0 + dy as f32, 5.0 + dx as f32, 5.0 + dy as f32, 1);
+            assert_eq!(out.boxes, vec![b]);
+            shifts.insert((dx, dy));
+        }
+        assert_eq!(shifts.len(), 25, "every shift in -2..=2 appears");
     }
 
     #[test]
