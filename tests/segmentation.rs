@@ -308,6 +308,33 @@ fn the_command_trains_evaluates_and_predicts() {
         "mask values other than 0/255"
     );
     assert!(masks.join("0.png").is_file());
+    // Bad margins: not a multiple of 16, or leaving no centre of the 64 tile; nothing written.
+    let bad_json = out.join("bad-margin.json");
+    for (margin, want) in [("8", "multiple of 16"), ("32", "must leave a centre")] {
+        let o = fovea(&[
+            "segment",
+            "eval",
+            "--data",
+            data.to_str().unwrap(),
+            "--test-slices",
+            "0",
+            "--tile",
+            "64",
+            "--weights",
+            w.to_str().unwrap(),
+            "--margin",
+            margin,
+            "--metrics-json",
+            bad_json.to_str().unwrap(),
+        ]);
+        assert!(!o.status.success());
+        assert!(
+            text(&o).contains("--margin") && text(&o).contains(want),
+            "{margin}: {}",
+            text(&o)
+        );
+    }
+    assert!(!bad_json.exists());
     let pred = out.join("pred");
     let o = fovea(&[
         "segment",
