@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use fovea::engine::NamedArrays;
 use fovea::graph::Tensor;
 use fovea::graph::layers::{Conv2D, Input};
+use fovea::graph::train::Schedule;
 use fovea::graph::{Functional, Model};
 use fovea::models::data::membrane::load_membrane;
 use fovea::models::tasks::segmentation::loss::LossWeights;
@@ -208,6 +209,35 @@ fn a_short_unet_run_lowers_the_loss_and_scores_the_slice() {
     let s = trained.epochs[5].held_out.expect("every third epoch is scored");
     for (k, v) in s.pairs() {
         assert!((0.0..=1.0).contains(&v), "{k} = {v}");
+    }
+}
+
+#[test]
+fn the_learning_rate_schedule_drives_the_updates() {
+    // Without batch norm every parameter is trained, so a zero learning rate leaves the weights
+    // exactly as built and a non-zero one moves them.
+    let mut net = NetSpec::new(Arch::UNet);
+    net.tile = 64;
+    net.base_width = 4;
+    net.depth = 2;
+    net.batch_norm = false;
+    let initial = net.build(5).unwrap().params;
+    for (rate, moves) in [(0.0, false), (3e-3, true)] {
+        let set = load_membrane(&embedded()).unwrap();
+        let opts = TrainOptions {
+            epochs: 1,
+            patches_per_epoch: 4,
+            batch_size: 2,
+            learning_rate: 3e-3,
+            schedule: Some(Schedule::Constant(rate)),
+            seed: 5,
+            verbosity: fovea::engine::Verbosity::Silent,
+            ..TrainOptions::new(net)
+        };
+        assert_eq!(opts.steps_per_epoch(), 2);
+        let mut trained = train(&common::device(), set, &[], &opts, |_| {}).unwrap();
+        let after = trained.model.model().unwrap().params.clone();
+        assert_eq!(after != initial, moves, "rate {rate}");
     }
 }
 

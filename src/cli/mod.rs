@@ -8,6 +8,7 @@ mod graph;
 mod info;
 pub mod keras;
 mod predict;
+mod schedule;
 mod segment;
 mod style;
 mod summary;

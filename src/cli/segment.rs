@@ -19,6 +19,8 @@ use fovea_models::tasks::segmentation::train::{TrainOptions, compile, train};
 use fovea_models::tasks::segmentation::{selfie, train as recipe};
 use fovea_models::vision::read_image;
 
+use super::schedule::LrSchedule;
+
 /// Arguments of `fovea segment`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -65,9 +67,13 @@ struct TrainArgs {
     /// Filters of the network's first level.
     #[arg(long, default_value_t = 16)]
     base_width: usize,
-    /// Adam's learning rate.
+    /// Adam's learning rate (the peak, with `--lr-schedule cosine`).
     #[arg(long, default_value_t = 0.001)]
     learning_rate: f32,
+    /// The learning rate over the run: `constant`, or `cosine` (a warm-up over the first epoch,
+    /// then a decay to 1% at the last of --epochs; a --time-budget-min stop comes before it).
+    #[arg(long, value_enum, default_value_t = LrSchedule::Constant)]
+    lr_schedule: LrSchedule,
     /// Seed of the weights, patches and augmentation.
     #[arg(long, default_value_t = 42)]
     seed: u64,
@@ -285,7 +291,7 @@ fn run_train(a: TrainArgs) -> anyhow::Result<()> {
     net.base_width = a.base_width;
     net.build(a.seed)?;
     let device = Arc::new(Device::new()?);
-    let opts = TrainOptions {
+    let mut opts = TrainOptions {
         epochs: a.epochs,
         patches_per_epoch: a.patches,
         batch_size: a.batch_size,
@@ -298,6 +304,12 @@ fn run_train(a: TrainArgs) -> anyhow::Result<()> {
         checkpoint: a.checkpoint.options()?,
         ..TrainOptions::new(net)
     };
+    if a.lr_schedule != LrSchedule::Constant {
+        opts.schedule = Some(
+            a.lr_schedule
+                .schedule(a.learning_rate, opts.steps_per_epoch(), a.epochs as u64),
+        );
+    }
     eprintln!(
         "training {} (width {}, {}x{} patches, batch {}) for {} epochs of {} patches on {}",
         arch.name(),
@@ -390,6 +402,7 @@ fn run_train(a: TrainArgs) -> anyhow::Result<()> {
         json["batch_size"] = opts.batch_size.into();
         json["patches_per_epoch"] = opts.patches_per_epoch.into();
         json["learning_rate"] = (opts.learning_rate as f64).into();
+        json["lr_schedule"] = a.lr_schedule.name().into();
         json["seed"] = opts.seed.into();
         json["train_seconds"] = trained.train_seconds.into();
         json["wall_seconds"] = wall.into();

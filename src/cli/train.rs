@@ -3,31 +3,14 @@
 
 use anyhow::Context;
 use fovea_engine::{CompiledModel, Device, FitOptions, Targets, Verbosity, checkpoint};
-use fovea_graph::train::{CompileConfig, Loss, Metric, Optimizer, Schedule};
+use fovea_graph::train::{CompileConfig, Loss, Metric, Optimizer};
+
+use super::schedule::LrSchedule;
 use fovea_models::data::{Dataset, cifar, mnist};
 use fovea_models::plot::{Series, training_curves};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
-
-/// The learning rate over a `fovea train` run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum LrSchedule {
-    /// The same rate every step, as the seed programs.
-    Constant,
-    /// A linear warm-up over the first epoch, then a cosine decay to 1% at the last step.
-    Cosine,
-}
-
-impl LrSchedule {
-    /// The name on the command line and in the metrics JSON.
-    fn name(self) -> &'static str {
-        match self {
-            LrSchedule::Constant => "constant",
-            LrSchedule::Cosine => "cosine",
-        }
-    }
-}
 
 /// Arguments of `fovea train`.
 #[derive(Debug, clap::Args)]
@@ -149,13 +132,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         device.describe()
     );
     let mut optimizer = Optimizer::adam(a.learning_rate);
-    optimizer.learning_rate = match a.lr_schedule {
-        LrSchedule::Constant => Schedule::Constant(a.learning_rate),
-        LrSchedule::Cosine => {
-            let per_epoch = train.len().div_ceil(a.batch_size) as u64;
-            Schedule::warmup_cosine(a.learning_rate, per_epoch * epochs as u64, per_epoch, 0.01)
-        }
-    };
+    let per_epoch = train.len().div_ceil(a.batch_size) as u64;
+    optimizer.learning_rate = a.lr_schedule.schedule(a.learning_rate, per_epoch, epochs as u64);
     let cfg = CompileConfig::new(
         Loss::SparseCategoricalCrossentropy { from_logits: true },
         optimizer,

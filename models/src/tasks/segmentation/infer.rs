@@ -242,7 +242,10 @@ mod tests {
                 assert_ne!(seen[a], seen[b], "views {a} and {b}");
             }
         }
-        assert_eq!((Views::One.count(), Views::Flips.count(), Views::Dihedral.count()), (1, 4, 8));
+        assert_eq!(
+            (Views::One.count(), Views::Flips.count(), Views::Dihedral.count()),
+            (1, 4, 8)
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use fovea_engine::{CheckpointOptions, CompiledModel, Device, EpochLog, FitOptions, Flow, History, Verbosity};
 use fovea_graph::Model;
-use fovea_graph::train::{CompileConfig, Optimizer};
+use fovea_graph::train::{CompileConfig, Optimizer, Schedule};
 
 use super::data::{Slice, TrainStream};
 use super::infer::{Inference, evaluate};
@@ -29,6 +29,9 @@ pub struct TrainOptions {
     pub batch_size: usize,
     /// Adam's learning rate.
     pub learning_rate: f32,
+    /// The learning rate over the run when it is not constant (a step counts one batch; see
+    /// [`TrainOptions::steps_per_epoch`]); it replaces `learning_rate`.
+    pub schedule: Option<Schedule>,
     /// The loss.
     pub loss: LossWeights,
     /// Seed of the weights, the patches and the augmentation.
@@ -55,6 +58,7 @@ impl TrainOptions {
             patches_per_epoch: 48,
             batch_size: 4,
             learning_rate: 1e-3,
+            schedule: None,
             loss: LossWeights::default(),
             seed: 0,
             workers: 2,
@@ -66,9 +70,26 @@ impl TrainOptions {
     }
 }
 
+impl TrainOptions {
+    /// Adam steps per epoch (the last batch of an epoch may be short).
+    pub fn steps_per_epoch(&self) -> u64 {
+        self.patches_per_epoch.div_ceil(self.batch_size.max(1)) as u64
+    }
+}
+
 /// Compiles `model` with the membrane loss and Adam.
 pub fn compile(device: &Arc<Device>, model: Model, learning_rate: f32, loss: LossWeights) -> Result<CompiledModel> {
-    let cfg = CompileConfig::with_terms(loss_terms(loss), Optimizer::adam(learning_rate), Vec::new());
+    compile_with(device, model, Optimizer::adam(learning_rate), loss)
+}
+
+/// Compiles `model` with the membrane loss and `optimizer`.
+pub fn compile_with(
+    device: &Arc<Device>,
+    model: Model,
+    optimizer: Optimizer,
+    loss: LossWeights,
+) -> Result<CompiledModel> {
+    let cfg = CompileConfig::with_terms(loss_terms(loss), optimizer, Vec::new());
     Ok(CompiledModel::new(device, model, cfg)?)
 }
 
@@ -115,7 +136,11 @@ pub fn train(
     }
     let slices = train.pairs.len();
     let model = opts.net.build(opts.seed)?;
-    let mut cm = compile(device, model, opts.learning_rate, opts.loss)?;
+    let mut optimizer = Optimizer::adam(opts.learning_rate);
+    if let Some(schedule) = &opts.schedule {
+        optimizer.learning_rate = schedule.clone();
+    }
+    let mut cm = compile_with(device, model, optimizer, opts.loss)?;
     let stream: Arc<TrainStream> = Arc::new(TrainStream::new(train, opts.net.tile, opts.patches_per_epoch));
     let inference = Inference::new(opts.net.tile);
     let start = Instant::now();
@@ -123,13 +148,14 @@ pub fn train(
     // A resumed run's clock goes on from its last record.
     let mut offset: Option<f64> = None;
     let task = format!(
-        "segment {:?} | {} slices | {} patches x {} epochs | batch {} | lr {} | loss {:?} | seed {}",
+        "segment {:?} | {} slices | {} patches x {} epochs | batch {} | lr {} {:?} | loss {:?} | seed {}",
         opts.net,
         slices,
         opts.patches_per_epoch,
         opts.epochs,
         opts.batch_size,
         opts.learning_rate,
+        opts.schedule,
         opts.loss,
         opts.seed
     );
