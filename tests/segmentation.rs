@@ -314,22 +314,31 @@ fn the_command_trains_evaluates_and_predicts() {
     assert!(plot.is_file());
     let masks = out.join("masks");
     let em = out.join("eval.json");
-    let o = fovea(&[
-        "segment",
-        "eval",
-        "--data",
-        data.to_str().unwrap(),
-        "--test-slices",
+    let eval = |slices: &str, extra: &[&str]| {
+        let mut args = vec![
+            "segment",
+            "eval",
+            "--data",
+            data.to_str().unwrap(),
+            "--test-slices",
+            slices,
+            "--tile",
+            "64",
+            "--weights",
+            w.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        fovea(&args)
+    };
+    let o = eval(
         "0,2",
-        "--tile",
-        "64",
-        "--weights",
-        w.to_str().unwrap(),
-        "--metrics-json",
-        em.to_str().unwrap(),
-        "--masks",
-        masks.to_str().unwrap(),
-    ]);
+        &[
+            "--metrics-json",
+            em.to_str().unwrap(),
+            "--masks",
+            masks.to_str().unwrap(),
+        ],
+    );
     assert!(o.status.success(), "{}", text(&o));
     let mask = read_image(&masks.join("2.png")).unwrap();
     assert_eq!((mask.width, mask.height, mask.channels), (128, 128, 1));
@@ -341,22 +350,7 @@ fn the_command_trains_evaluates_and_predicts() {
     // Bad margins: not a multiple of 16, or leaving no centre of the 64 tile; nothing written.
     let bad_json = out.join("bad-margin.json");
     for (margin, want) in [("8", "multiple of 16"), ("32", "must leave a centre")] {
-        let o = fovea(&[
-            "segment",
-            "eval",
-            "--data",
-            data.to_str().unwrap(),
-            "--test-slices",
-            "0",
-            "--tile",
-            "64",
-            "--weights",
-            w.to_str().unwrap(),
-            "--margin",
-            margin,
-            "--metrics-json",
-            bad_json.to_str().unwrap(),
-        ]);
+        let o = eval("0", &["--margin", margin, "--metrics-json", bad_json.to_str().unwrap()]);
         assert!(!o.status.success());
         assert!(
             text(&o).contains("--margin") && text(&o).contains(want),

@@ -32,11 +32,18 @@ pub fn mirror_y(img: &Image) -> Image {
 /// Swaps the axes of one image (pixel `(x, y)` moves to `(y, x)`; `W x H` becomes `H x W`): the
 /// mirror about the main diagonal, its own inverse.
 pub fn transpose(img: &Image) -> Image {
+    swapped(img, |x, y| (y, x))
+}
+
+/// The `H x W` image whose pixel `to(x, y)` is pixel `(x, y)` of the `W x H` `img` (`to` must
+/// be a bijection onto the swapped frame).
+fn swapped(img: &Image, to: impl Fn(usize, usize) -> (usize, usize)) -> Image {
     let (w, h, c) = (img.width, img.height, img.channels);
     let mut data = vec![0.0; img.data.len()];
     for y in 0..h {
         for x in 0..w {
-            let d = (x * h + y) * c;
+            let (nx, ny) = to(x, y);
+            let d = (ny * h + nx) * c;
             data[d..d + c].copy_from_slice(&img.data[(y * w + x) * c..(y * w + x + 1) * c]);
         }
     }
@@ -80,21 +87,8 @@ pub fn vflip(s: &Sample) -> Sample {
 
 /// One clockwise quarter turn of one image: pixel `(x, y)` moves to `(H - 1 - y, x)`.
 fn turn(img: &Image) -> Image {
-    let (w, h, c) = (img.width, img.height, img.channels);
-    let mut data = vec![0.0; img.data.len()];
-    for y in 0..h {
-        for x in 0..w {
-            let (nx, ny) = (h - 1 - y, x);
-            let d = (ny * h + nx) * c;
-            data[d..d + c].copy_from_slice(&img.data[(y * w + x) * c..(y * w + x + 1) * c]);
-        }
-    }
-    Image {
-        width: h,
-        height: w,
-        channels: c,
-        data,
-    }
+    let h = img.height;
+    swapped(img, |x, y| (h - 1 - y, x))
 }
 
 /// `k` clockwise quarter turns. Each turn maps a point `(x, y)` to `(H - y, x)` and the size
