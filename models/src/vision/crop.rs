@@ -73,14 +73,14 @@ pub fn random_rect(image: &Image, width: usize, height: usize, rng: &mut Rng) ->
             ),
         ));
     }
-    let x = (rng.uniform() * (image.width - width + 1) as f64) as usize;
-    let y = (rng.uniform() * (image.height - height + 1) as f64) as usize;
-    Ok(Rect {
-        x: x.min(image.width - width),
-        y: y.min(image.height - height),
-        width,
-        height,
-    })
+    let x = random_offset(image.width - width, rng);
+    let y = random_offset(image.height - height, rng);
+    Ok(Rect { x, y, width, height })
+}
+
+/// A uniformly random offset in `0..=span` (one draw from `rng`).
+pub fn random_offset(span: usize, rng: &mut Rng) -> usize {
+    ((rng.uniform() * (span + 1) as f64) as usize).min(span)
 }
 
 /// Index `i` of a row or column of length `n`, reflected at the borders without repeating the

@@ -68,9 +68,7 @@ impl TrainOptions {
             checkpoint: None,
         }
     }
-}
 
-impl TrainOptions {
     /// Adam steps per epoch (the last batch of an epoch may be short).
     pub fn steps_per_epoch(&self) -> u64 {
         self.patches_per_epoch.div_ceil(self.batch_size.max(1)) as u64

@@ -16,7 +16,7 @@ pub use ssd_crop::{SsdCrop, crop_sample, expand};
 
 use fovea_graph::init::Rng;
 
-use super::crop::reflect_shift;
+use super::crop::{random_offset, reflect_shift};
 use super::{BBox, Image};
 use crate::Result;
 
@@ -74,13 +74,11 @@ pub(crate) fn keep_boxes(boxes: impl IntoIterator<Item = BBox>, width: f32, heig
 }
 
 /// [`Augmentation::ReflectPadCrop`]: the crop origin in the reflected `pad`-pixel border is
-/// drawn as [`ssd_crop::pad_crop`] draws it, so both shift by the same amounts.
+/// drawn as [`ssd_crop::pad_crop`] draws it (by [`random_offset`]), so both shift by the same
+/// amounts.
 fn reflect_pad_crop(s: Sample, pad: usize, rng: &mut Rng) -> Sample {
-    let mut draw = || {
-        let k = ((rng.uniform() * (2 * pad + 1) as f64) as usize).min(2 * pad);
-        pad as isize - k as isize
-    };
-    let (dx, dy) = (draw(), draw());
+    let dx = pad as isize - random_offset(2 * pad, rng) as isize;
+    let dy = pad as isize - random_offset(2 * pad, rng) as isize;
     let (w, h) = (s.image.width as f32, s.image.height as f32);
     Sample {
         image: reflect_shift(&s.image, dx, dy),
