@@ -1076,6 +1076,66 @@ proptest! {
     }
 }
 
+/// A device running the kernels lavapipe gets (register-blocked `gemm_global` tiles, the
+/// narrow tiles), whatever adapter runs the tests.
+fn cpu_class_device() -> std::sync::Arc<fovea::engine::Device> {
+    static DEVICE: std::sync::OnceLock<std::sync::Arc<fovea::engine::Device>> = std::sync::OnceLock::new();
+    DEVICE
+        .get_or_init(|| {
+            std::sync::Arc::new(
+                fovea::engine::Device::with_kernel_class(fovea::kernels::AdapterClass::Cpu)
+                    .unwrap_or_else(|e| panic!("GPU tests need an adapter: {e}")),
+            )
+        })
+        .clone()
+}
+
+proptest! {
+    #![proptest_config(cfg(12))]
+
+    // The CPU class's narrow tiles (N <= 8: 32x8, N <= 16: 32x16, 8 or 16 invocations owning 4
+    // rows each): matmuls and "same" 3x3 convolutions with 4..16 output columns, every
+    // row count (tiles cut anywhere), forward and both gradients.
+    #[test]
+    fn cpu_class_narrow_tiles_match_reference(
+        kind in 0usize..4, m in 1usize..75, kk in 1usize..40, n4 in 1usize..5,
+        b in 1usize..3, h in 2usize..12, c in 1usize..7, seed in any::<u64>(),
+    ) {
+        let o = 4 * n4;
+        let geom = ConvGeometry {
+            stride: (1, 1),
+            dilation: (1, 1),
+            pad: Pad2d { top: 1, bottom: 1, left: 1, right: 1 },
+            groups: 1,
+        };
+        let g = match kind {
+            0 => single(Op::MatMul { trans_a: false, trans_b: false }, &[vec![m, kk], vec![kk, o]]),
+            1 => single(Op::Conv2d(geom), &[vec![b, h, h + 1, c], vec![3, 3, c, o]]),
+            2 => single(
+                Op::Conv2dBackpropInput { geom, input_hw: (h, h + 1), filter: BackpropFilter::Hwio },
+                &[vec![b, h, h + 1, c], vec![3, 3, o, c]],
+            ),
+            _ => single(
+                Op::Conv2dBackpropFilter { geom, kernel_hw: (3, 3) },
+                &[vec![b, h, h + 1, c], vec![b, h, h + 1, o]],
+            ),
+        }
+        .unwrap();
+        let feeds = random_feeds(&g, seed, -1.0, 1.0);
+        let (err, at, program) = run_vs_reference(&cpu_class_device(), g, &feeds);
+        prop_assert!(err <= TOL, "relative error {err:e} at {at}");
+        let names: Vec<String> = program.kernels().iter().map(|k| k.name.clone()).collect();
+        // The forward and the filter gradient have N = o; the data gradient N = c (any tile).
+        // At most NARROW_OUTPUT_MAX_CHANNELS outputs from a multiple of 4 inputs take the
+        // narrow convolution kernels instead.
+        let narrow_conv = o <= fovea::kernels::NARROW_OUTPUT_MAX_CHANNELS && c % 4 == 0;
+        if kind == 0 || (kind != 2 && !narrow_conv) {
+            let tile = if o <= 8 { "_cpu_32x8" } else { "_cpu_32x16" };
+            prop_assert!(names.iter().any(|n| n.contains(tile)), "{tile} not used: {names:?}");
+        }
+    }
+}
+
 // ---- the structural ops: batched matmul, gather and scatter-add, the order-based ops (exact
 // indices), instance norm ----
 

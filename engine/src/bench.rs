@@ -136,6 +136,53 @@ fn single(op: Op, shapes: &[Vec<usize>]) -> Result<Graph> {
     Ok(g)
 }
 
+/// The three convolution cases of one 3x3 stride-1 layer (`h x h x c -> o`, padding `pad`, at
+/// `batch`) as a training step runs them: the forward, the data gradient (with the filter
+/// transposed once for vec4 loads when that pays; the transpose is one more, small, dispatch)
+/// and the filter gradient.
+fn conv3x3_cases(
+    v: &mut Vec<(String, String, Graph)>,
+    name: &str,
+    batch: usize,
+    h: usize,
+    c: usize,
+    o: usize,
+    pad: usize,
+) -> Result<()> {
+    let oh = h + 2 * pad - 2;
+    let shape = format!("b{batch} {h}x{h}x{c}->{o}");
+    v.push((
+        format!("conv2d {name}"),
+        shape.clone(),
+        single(Op::Conv2d(conv(1, pad, 1)), &[vec![batch, h, h, c], vec![3, 3, c, o]])?,
+    ));
+    let backprop = single(
+        Op::Conv2dBackpropInput {
+            geom: conv(1, pad, 1),
+            input_hw: (h, h),
+            filter: BackpropFilter::Hwio,
+        },
+        &[vec![batch, oh, oh, o], vec![3, 3, c, o]],
+    )?;
+    v.push((
+        format!("conv2d_backprop_input {name}"),
+        shape.clone(),
+        fovea_graph::passes::transpose_backprop_filters(backprop)?.0,
+    ));
+    v.push((
+        format!("conv2d_backprop_filter {name}"),
+        shape,
+        single(
+            Op::Conv2dBackpropFilter {
+                geom: conv(1, pad, 1),
+                kernel_hw: (3, 3),
+            },
+            &[vec![batch, h, h, c], vec![batch, oh, oh, o]],
+        )?,
+    ));
+    Ok(())
+}
+
 fn conv(stride: usize, pad: usize, groups: usize) -> ConvGeometry {
     ConvGeometry {
         stride: (stride, stride),
@@ -250,40 +297,18 @@ pub fn bench_cases(large: bool) -> Result<Vec<(String, String, Graph)>> {
             ("conv2", 15, 32, 64),
             ("conv3", 6, 64, 64),
         ] {
-            let oh = h - 2;
-            let shape = format!("b{batch} {h}x{h}x{c}->{o}");
-            v.push((
-                format!("conv2d {name}"),
-                shape.clone(),
-                single(Op::Conv2d(conv(1, 0, 1)), &[vec![batch, h, h, c], vec![3, 3, c, o]])?,
-            ));
-            // As a training step runs it: with the filter transposed once for vec4 loads when
-            // that pays (the transpose is one more, small, dispatch).
-            let backprop = single(
-                Op::Conv2dBackpropInput {
-                    geom: conv(1, 0, 1),
-                    input_hw: (h, h),
-                    filter: BackpropFilter::Hwio,
-                },
-                &[vec![batch, oh, oh, o], vec![3, 3, c, o]],
-            )?;
-            v.push((
-                format!("conv2d_backprop_input {name}"),
-                shape.clone(),
-                fovea_graph::passes::transpose_backprop_filters(backprop)?.0,
-            ));
-            v.push((
-                format!("conv2d_backprop_filter {name}"),
-                shape,
-                single(
-                    Op::Conv2dBackpropFilter {
-                        geom: conv(1, 0, 1),
-                        kernel_hw: (3, 3),
-                    },
-                    &[vec![batch, h, h, c], vec![batch, oh, oh, o]],
-                )?,
-            ));
+            conv3x3_cases(&mut v, name, batch, h, c, o, 0)?;
         }
+    }
+    // The U-Net's narrow full-resolution convolutions (`fovea segment train`: 128-pixel tiles,
+    // batch 4, base width 8 or 16, "same" padding): few output channels per GEMM column tile.
+    for (name, h, c, o) in [
+        ("unet w8 l1", 128usize, 8usize, 8usize),
+        ("unet w8 l1 decoder", 128, 16, 8),
+        ("unet w16 l1", 128, 16, 16),
+        ("unet w8 l2 decoder", 64, 32, 16),
+    ] {
+        conv3x3_cases(&mut v, name, 4, h, c, o, 1)?;
     }
     v.push((
         "depthwise conv2d".into(),

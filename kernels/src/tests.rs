@@ -511,7 +511,7 @@ fn gemm_table_variants_validate() {
         };
         let vec4 = e.tile.bv == 4;
         let ns: Vec<usize> = match (e.class, e.max_n) {
-            (AdapterClass::Cpu, Some(max)) if vec4 => vec![max - 4, 4],
+            (AdapterClass::Cpu, Some(max)) if vec4 => vec![max - 4, max],
             (AdapterClass::Cpu, None) if vec4 => vec![68, 36],
             (AdapterClass::Cpu, _) => vec![71, 1],
             (_, Some(max)) => vec![max - 3, 1],

@@ -2,17 +2,20 @@
 //
 // Bindings: none of its own; the loaders substituted into gemm.wgsl declare them.
 //
-// Workgroup (x, y, g) computes the TM x BN tile of C at rows y*TM, columns x*BN of group g (row
-// tiles past the grid limit fold into z: gemm.wgsl) with
-// TX x 1 invocations (BN = TX*TN). Invocation lx accumulates all TM rows and TN columns of the
-// tile in registers: columns x*BN + lx*BV + j*TX*BV + c (j < TN/BV, c < BV), where BV is 4 when
-// B is read as vec4 (its columns contiguous and N % 4 == 0) and 1 otherwise.
+// Workgroup (x, y, g) computes the BM x BN tile of C at rows y*BM, columns x*BN of group g (row
+// tiles past the grid limit fold into z: gemm.wgsl) with TX x TY invocations (BN = TX*TN,
+// BM = TY*TM). Invocation (lx, ly) accumulates TM rows (ly*TM + i) and TN columns of the tile in
+// registers: columns x*BN + lx*BV + j*TX*BV + c (j < TN/BV, c < BV), where BV is 4 when B is
+// read as vec4 (its columns contiguous and N % 4 == 0) and 1 otherwise. The wide tiles have
+// TY = 1 (every invocation owns all TM rows); the narrow ones (N <= 16) TY > 1, so that no lane
+// computes clamped duplicates of a few columns.
 // Why (lavapipe, Mesa 25.0, PLATFORM.md): a workgroup runs on one CPU thread as SIMD lanes over
 // consecutive invocations, and every storage-buffer load costs a loop over the lanes, whatever
 // its addresses, while arithmetic is one vector instruction. So the kernel minimises loads per
 // FMA: one load (vec4 where it can) of B feeds TM FMAs, and A is loaded cooperatively when the
-// adapter has subgroups of TX lanes: lane l loads row r*TX + l of A and subgroupBroadcast hands
-// row i to every lane (A_REGS), one load per TX rows instead of one per row. No barriers, no
+// adapter has subgroups of TX lanes and TY = 1: lane l loads row r*TX + l of A and
+// subgroupBroadcast hands row i to every lane (A_REGS), one load per TX rows instead of one per
+// row. No barriers, no
 // workgroup memory (both are expensive there). Out-of-range rows and columns are clamped and
 // compute duplicates that are never stored. An outer step (a convolution tap) that no row of the
 // tile reads (A_CHECKED loaders, every row's [lo, hi) empty: the tap lies in the padding, as at
@@ -33,12 +36,14 @@ fn bvec_get(v: BVec, c: u32) -> f32 {
     return {{BVEC_GET}};
 }
 
-@compute @workgroup_size(TX, 1, 1)
+@compute @workgroup_size(TX, TY, 1)
 fn gemm_global(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let m0 = row_tile(wid) * BM;
-    if (m0 >= M) {
+    let tile_m0 = row_tile(wid) * BM;
+    if (tile_m0 >= M) {
         return;
     }
+    // This invocation's first row: the tile's TY rows of invocations own TM rows each.
+    let m0 = tile_m0 + lid.y * TM;
     let g = wid.z % ZG;
     let n_first = wid.x * BN + lid.x * BV;
     var cols: array<u32, TNV>;
