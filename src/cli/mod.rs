@@ -123,8 +123,8 @@ enum BenchCommand {
     },
     /// A model's training step: images/s, ms per step, first step, compile cold and warm.
     Step {
-        /// A zoo model (mnist, cifar10), a task model (ssd-lite, unet, deeplab, faces, style:
-        /// each task's default network and loss, fed random inputs) or a Keras model file.
+        /// A zoo model (mnist, cifar10), a task model (ssd-lite, unet, unet-w8, deeplab, faces,
+        /// style: each task's default network and loss, fed random inputs) or a Keras model file.
         model: String,
         /// Samples per step.
         #[arg(long, default_value_t = 32)]

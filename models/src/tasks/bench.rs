@@ -18,9 +18,13 @@ use fovea_graph::train::{CompileConfig, Optimizer};
 use fovea_graph::{Model, Tensor};
 
 /// The task models `fovea bench step` knows, with what each is.
-pub const TASK_MODELS: [(&str, &str); 5] = [
+pub const TASK_MODELS: [(&str, &str); 6] = [
     ("ssd-lite", "the detector at 256x256, one class (fovea detect train)"),
     ("unet", "the U-Net on 128x128 membrane patches (fovea segment train)"),
+    (
+        "unet-w8",
+        "the same at base width 8, the width BENCHMARKS.md trains for the targets",
+    ),
     (
         "deeplab",
         "the DeepLab-style net on 128x128 patches (fovea segment --model deeplab)",
@@ -45,10 +49,14 @@ pub fn task_model(name: &str) -> Result<Option<(Model, CompileConfig)>> {
             let cc = CompileConfig::with_terms(settings.loss.terms(), settings.optimizer(1000), vec![]);
             (ssd_lite(&cfg, 0)?, cc)
         }
-        "unet" | "deeplab" => {
-            let arch = if name == "unet" { Arch::UNet } else { Arch::DeepLab };
+        "unet" | "unet-w8" | "deeplab" => {
+            let arch = if name == "deeplab" { Arch::DeepLab } else { Arch::UNet };
+            let mut spec = NetSpec::new(arch);
+            if name == "unet-w8" {
+                spec.base_width = 8;
+            }
             let cc = CompileConfig::with_terms(loss_terms(LossWeights::default()), Optimizer::adam(1e-3), vec![]);
-            (NetSpec::new(arch).build(0)?, cc)
+            (spec.build(0)?, cc)
         }
         "faces" => {
             let cfg = TrainConfig::default();
@@ -99,4 +107,22 @@ pub fn task_model(name: &str) -> Result<Option<(Model, CompileConfig)>> {
         }
         _ => return Ok(None),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_listed_task_model_builds_and_the_w8_unet_is_narrower() {
+        for (name, _) in TASK_MODELS {
+            assert!(task_model(name).unwrap().is_some(), "{name}");
+        }
+        assert!(task_model("vgg").unwrap().is_none());
+        let count = |name| task_model(name).unwrap().unwrap().0.params.count(None);
+        let (w16, w8) = (count("unet"), count("unet-w8"));
+        // Halving every width quarters the 3x3 kernels' weights (the 1-channel stem and the
+        // 1-logit head scale linearly), so a little over a quarter.
+        assert!(w8 * 4 >= w16 && w8 * 3 < w16, "{w8} against {w16}");
+    }
 }
