@@ -1010,18 +1010,30 @@ proptest! {
     }
 }
 
-/// A device running the kernels a real GPU gets (workgroup-memory tiles, split-K), on this
-/// adapter.
+/// A device on this adapter running the kernels of `class`, whatever adapter runs the tests:
+/// `Gpu` the kernels a real GPU gets (workgroup-memory tiles, split-K), `Cpu` those lavapipe
+/// gets (register-blocked `gemm_global` tiles, the narrow tiles). One per class per binary.
+fn class_device(class: fovea::kernels::AdapterClass) -> std::sync::Arc<fovea::engine::Device> {
+    type Shared = std::sync::OnceLock<std::sync::Arc<fovea::engine::Device>>;
+    static GPU: Shared = std::sync::OnceLock::new();
+    static CPU: Shared = std::sync::OnceLock::new();
+    let cell = if class == fovea::kernels::AdapterClass::Gpu {
+        &GPU
+    } else {
+        &CPU
+    };
+    cell.get_or_init(|| {
+        std::sync::Arc::new(
+            fovea::engine::Device::with_kernel_class(class)
+                .unwrap_or_else(|e| panic!("GPU tests need an adapter: {e}")),
+        )
+    })
+    .clone()
+}
+
+/// [`class_device`] for the GPU class.
 fn gpu_class_device() -> std::sync::Arc<fovea::engine::Device> {
-    static DEVICE: std::sync::OnceLock<std::sync::Arc<fovea::engine::Device>> = std::sync::OnceLock::new();
-    DEVICE
-        .get_or_init(|| {
-            std::sync::Arc::new(
-                fovea::engine::Device::with_kernel_class(fovea::kernels::AdapterClass::Gpu)
-                    .unwrap_or_else(|e| panic!("GPU tests need an adapter: {e}")),
-            )
-        })
-        .clone()
+    class_device(fovea::kernels::AdapterClass::Gpu)
 }
 
 proptest! {
@@ -1076,20 +1088,6 @@ proptest! {
     }
 }
 
-/// A device running the kernels lavapipe gets (register-blocked `gemm_global` tiles, the
-/// narrow tiles), whatever adapter runs the tests.
-fn cpu_class_device() -> std::sync::Arc<fovea::engine::Device> {
-    static DEVICE: std::sync::OnceLock<std::sync::Arc<fovea::engine::Device>> = std::sync::OnceLock::new();
-    DEVICE
-        .get_or_init(|| {
-            std::sync::Arc::new(
-                fovea::engine::Device::with_kernel_class(fovea::kernels::AdapterClass::Cpu)
-                    .unwrap_or_else(|e| panic!("GPU tests need an adapter: {e}")),
-            )
-        })
-        .clone()
-}
-
 proptest! {
     #![proptest_config(cfg(12))]
 
@@ -1122,7 +1120,7 @@ proptest! {
         }
         .unwrap();
         let feeds = random_feeds(&g, seed, -1.0, 1.0);
-        let (err, at, program) = run_vs_reference(&cpu_class_device(), g, &feeds);
+        let (err, at, program) = run_vs_reference(&class_device(fovea::kernels::AdapterClass::Cpu), g, &feeds);
         prop_assert!(err <= TOL, "relative error {err:e} at {at}");
         let names: Vec<String> = program.kernels().iter().map(|k| k.name.clone()).collect();
         // The forward and the filter gradient have N = o; the data gradient N = c (any tile).
