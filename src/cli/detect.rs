@@ -168,7 +168,7 @@ fn sources(d: &DataArgs, input: usize, seed: u64) -> anyhow::Result<Sources> {
         train.pipeline = fovea_models::vision::augment::Pipeline {
             steps: vec![fovea_models::vision::augment::Augmentation::HorizontalFlip(0.5)],
         };
-        let test = ShapesSet::new(n.div_ceil(4), input, seed ^ 0x7e57);
+        let test = ShapesSet::test_set(n, input, seed);
         let classes = train.classes();
         return Ok((Arc::new(train), Arc::new(test), classes));
     }

@@ -42,6 +42,12 @@ impl ShapesSet {
         }
     }
 
+    /// The held-out companion of a training set of `train_len` images drawn with `seed`:
+    /// `train_len / 4` (rounded up) other images (the test split of `--synthetic`).
+    pub fn test_set(train_len: usize, side: usize, seed: u64) -> ShapesSet {
+        ShapesSet::new(train_len.div_ceil(4), side, seed ^ 0x7e57)
+    }
+
     /// Image `index` with its boxes, before augmentation.
     pub fn draw(&self, index: usize) -> Sample {
         let mut rng = Rng::new(
