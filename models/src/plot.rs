@@ -22,53 +22,6 @@ pub struct Canvas {
     pub rgb: Vec<u8>,
 }
 
-// 3x5 glyphs, one row of 3 bits per entry (MSB left).
-fn glyph(c: char) -> [u8; 5] {
-    match c {
-        '0' => [7, 5, 5, 5, 7],
-        '1' => [2, 6, 2, 2, 7],
-        '2' => [7, 1, 7, 4, 7],
-        '3' => [7, 1, 7, 1, 7],
-        '4' => [5, 5, 7, 1, 1],
-        '5' => [7, 4, 7, 1, 7],
-        '6' => [7, 4, 7, 5, 7],
-        '7' => [7, 1, 1, 1, 1],
-        '8' => [7, 5, 7, 5, 7],
-        '9' => [7, 5, 7, 1, 7],
-        '.' => [0, 0, 0, 0, 2],
-        '-' => [0, 0, 7, 0, 0],
-        '_' => [0, 0, 0, 0, 7],
-        ':' => [0, 2, 0, 2, 0],
-        'a' => [0, 7, 1, 7, 7],
-        'c' => [0, 7, 4, 4, 7],
-        'e' => [7, 5, 7, 4, 7],
-        'h' => [4, 4, 7, 5, 5],
-        'i' => [2, 0, 2, 2, 2],
-        'l' => [6, 2, 2, 2, 7],
-        'n' => [0, 6, 5, 5, 5],
-        'o' => [0, 7, 5, 5, 7],
-        'p' => [7, 5, 7, 4, 4],
-        'r' => [0, 7, 4, 4, 4],
-        's' => [0, 7, 6, 1, 7],
-        't' => [2, 7, 2, 2, 3],
-        'u' => [0, 5, 5, 5, 7],
-        'v' => [0, 5, 5, 5, 2],
-        'y' => [5, 5, 7, 1, 7],
-        'k' => [4, 5, 6, 5, 5],
-        'm' => [0, 7, 7, 5, 5],
-        'x' => [0, 5, 2, 5, 5],
-        'b' => [4, 4, 7, 5, 7],
-        'd' => [1, 1, 7, 5, 7],
-        'f' => [3, 4, 7, 4, 4],
-        'g' => [0, 7, 5, 7, 1],
-        'w' => [0, 5, 5, 7, 7],
-        '=' => [0, 7, 0, 7, 0],
-        '/' => [1, 1, 2, 4, 4],
-        '+' => [0, 2, 7, 2, 0],
-        _ => [0, 0, 0, 0, 0],
-    }
-}
-
 impl Canvas {
     /// A white canvas.
     pub fn new(width: usize, height: usize) -> Self {
@@ -101,18 +54,22 @@ impl Canvas {
         }
     }
 
-    /// Text in the 3x5 font scaled by `scale`, top-left at `(x, y)`.
+    /// Text in the `font8x8` bitmap font, top-left at `(x, y)`: each character is a square of
+    /// `4 * scale` pixels (the glyph resampled to it, nearest pixel), so `scale` 2 is the font's
+    /// own 8x8 size. Characters outside its basic Latin set are drawn as `?`.
     pub fn text(&mut self, x: i64, y: i64, s: &str, scale: i64, c: [u8; 3]) {
+        use font8x8::UnicodeFonts;
+        let side = 4 * scale.max(1);
         for (k, ch) in s.chars().enumerate() {
-            let g = glyph(ch.to_ascii_lowercase());
-            for (row, bits) in g.iter().enumerate() {
-                for col in 0..3 {
-                    if bits & (4 >> col) != 0 {
-                        for a in 0..scale {
-                            for b in 0..scale {
-                                self.set(x + (k as i64 * 4 + col) * scale + a, y + row as i64 * scale + b, c);
-                            }
-                        }
+            let g = font8x8::BASIC_FONTS
+                .get(ch)
+                .or_else(|| font8x8::BASIC_FONTS.get('?'))
+                .unwrap_or([0; 8]);
+            for v in 0..side {
+                let bits = g[(v * 8 / side) as usize];
+                for u in 0..side {
+                    if bits >> (u * 8 / side) & 1 == 1 {
+                        self.set(x + k as i64 * side + u, y + v, c);
                     }
                 }
             }

@@ -57,10 +57,10 @@ struct TrainArgs {
     #[command(flatten)]
     checkpoint: super::checkpointing::CheckpointArgs,
     /// Passes of P x K batches over the training subjects.
-    #[arg(long, default_value_t = 60)]
+    #[arg(long, default_value_t = 30)]
     epochs: usize,
     /// The loss: batch-hard or batch-all triplet mining, or softmax over the training subjects.
-    #[arg(long, default_value = "batch-hard")]
+    #[arg(long, default_value = "batch-all")]
     loss: String,
     /// The triplet margin, on squared distances of unit embeddings.
     #[arg(long, default_value_t = 0.2)]
@@ -309,6 +309,9 @@ fn run_train(a: TrainArgs) -> anyhow::Result<()> {
     };
     let eval = evaluate(&device, &embedder, &split, a.gallery_size)?;
     println!("held-out subjects: {}", eval.summary());
+    // The trivial floor beside it: raw 112x92 grey pixels, nearest neighbour.
+    let floor = evaluate(&device, &Embedder::raw_pixels(112, 92)?, &split, a.gallery_size)?;
+    println!("raw-pixel floor:   {}", floor.summary());
     println!("training took {train_seconds:.1} s");
     if let Some(path) = &a.save {
         checkpoint::save_params(path, &embedder.model.params).with_context(|| format!("--save {}", path.display()))?;
@@ -331,6 +334,7 @@ fn run_train(a: TrainArgs) -> anyhow::Result<()> {
         json["test_subjects"] = serde_json::json!(a.data.test_subjects);
         json["device"] = serde_json::json!(device.describe());
         json["collapse_warnings"] = serde_json::Value::Array(collapses);
+        json["raw_pixel_floor"] = floor.to_json();
         json["history"] = history;
         write_json(path, &json)?;
     }
@@ -338,7 +342,10 @@ fn run_train(a: TrainArgs) -> anyhow::Result<()> {
         write_training_plot(path, &records)?;
     }
     if let Some(path) = &a.roc {
-        write_atomic(path, &roc_png(&[("trained".into(), &eval.roc)])?)?;
+        write_atomic(
+            path,
+            &roc_png(&[("trained".into(), &eval.roc), ("raw pixels".into(), &floor.roc)])?,
+        )?;
     }
     Ok(())
 }
@@ -413,7 +420,9 @@ fn run_verify(a: VerifyArgs) -> anyhow::Result<()> {
         write_json(path, &json)?;
     }
     if let Some(path) = &a.roc {
-        write_atomic(path, &roc_png(&[(embedder.kind.clone(), &eval.roc)])?)?;
+        // The legend names the kind of model (`trained`, `face-api`, `raw-pixels`), not its path.
+        let label = embedder.kind.split(':').next().unwrap_or("model").to_string();
+        write_atomic(path, &roc_png(&[(label, &eval.roc)])?)?;
     }
     Ok(())
 }

@@ -43,10 +43,10 @@ pub struct TrainSettings {
 }
 
 impl Default for TrainSettings {
-    /// 60 epochs of batch 16 at AdamW 2e-3 (weight decay 1e-4), 50 warm-up steps, seed 0.
+    /// 200 epochs of batch 16 at AdamW 2e-3 (weight decay 1e-4), 50 warm-up steps, seed 0.
     fn default() -> Self {
         TrainSettings {
-            epochs: 60,
+            epochs: 200,
             batch_size: 16,
             learning_rate: 2e-3,
             weight_decay: 1e-4,

@@ -9,7 +9,7 @@ use fovea_graph::init::Rng;
 
 use crate::data::orl::FaceSet;
 use crate::error::{DataError, Result};
-use crate::vision::augment::{AffineRange, Augmentation, Pipeline, Sample};
+use crate::vision::augment::{AffineRange, Augmentation, ColorJitter, Pipeline, Sample};
 use crate::vision::{Image, Normalization, image_to_tensor};
 
 use super::loss::LABEL_TARGET;
@@ -133,7 +133,9 @@ pub fn split(set: &FaceSet, test_subjects: &[u32], source: &str, need_train: boo
     Ok(Split { train, test })
 }
 
-/// The training augmentation: a mirror and a small random shift, rotation and scale.
+/// The training augmentation: a mirror, a small random shift, rotation and scale, and a
+/// brightness and contrast jitter (ORL's lighting varies between sessions; with batch-all
+/// mining the jitter took the held-out EER from 15% to 9%, BENCHMARKS.md).
 pub fn training_augmentation() -> Pipeline {
     Pipeline {
         steps: vec![
@@ -142,6 +144,11 @@ pub fn training_augmentation() -> Pipeline {
                 max_shift: 0.05,
                 max_rotation_deg: 8.0,
                 scale: (0.93, 1.07),
+            }),
+            Augmentation::Color(ColorJitter {
+                brightness: 0.2,
+                contrast: 0.3,
+                saturation: 0.0,
             }),
         ],
     }

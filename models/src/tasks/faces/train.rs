@@ -54,10 +54,10 @@ impl Default for TrainConfig {
         TrainConfig {
             embedding: EmbeddingConfig::default(),
             loss: FaceLoss::Triplet {
-                mining: super::loss::Mining::BatchHard,
+                mining: super::loss::Mining::BatchAll,
                 margin: 0.2,
             },
-            epochs: 60,
+            epochs: 30,
             p: 8,
             k: 4,
             batches: 0,
