@@ -125,6 +125,29 @@ fn train_verify_enroll_identify_round_trip() {
     assert_eq!(json["history"].as_array().map(Vec::len), Some(2));
     assert_eq!(json["genuine_pairs"], 2 * 45);
     assert!(w.with_extension("json").is_file());
+    // The raw-pixel floor beside the result is what `verify --pretrained pixels` gives alone.
+    let pm = dir.join("pixels.json");
+    let o = fovea(&[
+        "faces",
+        "verify",
+        "--data",
+        d,
+        "--test-subjects",
+        "3,4",
+        "--pretrained",
+        "pixels",
+        "--metrics-json",
+        pm.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let pixels: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&pm).unwrap()).unwrap();
+    for key in ["auc", "eer", "tar_at_far_1e-2", "rank1"] {
+        let (a, b) = (json["raw_pixel_floor"][key].as_f64(), pixels[key].as_f64());
+        assert!(
+            a.is_some() && a == b,
+            "raw_pixel_floor.{key}: {a:?} in train, {b:?} from verify"
+        );
+    }
     // verify with the saved weights writes the embeddings (20 held-out faces x 128) and labels.
     let (e, l, roc) = (dir.join("e.npy"), dir.join("l.npy"), dir.join("roc.png"));
     let o = fovea(&[
