@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{fovea, text};
+use common::{fovea, read_json, text};
 
 use std::path::{Path, PathBuf};
 
@@ -117,7 +117,7 @@ fn train_verify_enroll_identify_round_trip() {
         m.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", text(&o));
-    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&m).unwrap()).unwrap();
+    let json = read_json(&m);
     for key in ["auc", "eer", "tar_at_far_1e-2", "tar_at_far_1e-3", "accuracy", "rank1"] {
         let v = json[key].as_f64().unwrap_or(f64::NAN);
         assert!((0.0..=1.0).contains(&v), "{key} = {v}");
@@ -140,7 +140,7 @@ fn train_verify_enroll_identify_round_trip() {
         pm.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", text(&o));
-    let pixels: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&pm).unwrap()).unwrap();
+    let pixels = read_json(&pm);
     for key in ["auc", "eer", "tar_at_far_1e-2", "rank1"] {
         let (a, b) = (json["raw_pixel_floor"][key].as_f64(), pixels[key].as_f64());
         assert!(
@@ -328,7 +328,7 @@ fn bad_input_names_the_argument_and_writes_nothing() {
         ms,
     ]);
     assert!(o.status.success(), "{}", text(&o));
-    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&m).unwrap()).unwrap();
+    let json = read_json(&m);
     assert!(json["auc"].as_f64().unwrap() > 0.5, "{json}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

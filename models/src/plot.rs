@@ -58,13 +58,9 @@ impl Canvas {
     /// `4 * scale` pixels (the glyph resampled to it, nearest pixel), so `scale` 2 is the font's
     /// own 8x8 size. Characters outside its basic Latin set are drawn as `?`.
     pub fn text(&mut self, x: i64, y: i64, s: &str, scale: i64, c: [u8; 3]) {
-        use font8x8::UnicodeFonts;
         let side = 4 * scale.max(1);
         for (k, ch) in s.chars().enumerate() {
-            let g = font8x8::BASIC_FONTS
-                .get(ch)
-                .or_else(|| font8x8::BASIC_FONTS.get('?'))
-                .unwrap_or([0; 8]);
+            let g = crate::vision::draw::glyph(ch);
             for v in 0..side {
                 let bits = g[(v * 8 / side) as usize];
                 for u in 0..side {

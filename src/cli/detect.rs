@@ -113,7 +113,7 @@ struct TrainArgs {
     #[command(flatten)]
     checkpoint: super::checkpointing::CheckpointArgs,
     /// Passes over the training images (200: about 25-45 minutes for the raccoon set on 2 cores).
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = fovea_models::tasks::detection::train::TrainSettings::default().epochs)]
     epochs: usize,
     /// Seed of the weights, shuffling and augmentation.
     #[arg(long, default_value_t = 0)]

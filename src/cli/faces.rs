@@ -57,7 +57,7 @@ struct TrainArgs {
     #[command(flatten)]
     checkpoint: super::checkpointing::CheckpointArgs,
     /// Passes of P x K batches over the training subjects.
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = fovea_models::tasks::faces::train::TrainConfig::default().epochs)]
     epochs: usize,
     /// The loss: batch-hard or batch-all triplet mining, or softmax over the training subjects.
     #[arg(long, default_value = "batch-all")]
@@ -217,7 +217,7 @@ fn embedder(m: &ModelArgs) -> anyhow::Result<Embedder> {
             Embedder::trained(w, &EmbeddingConfig::default()).with_context(|| format!("--weights {}", w.display()))?
         }
         (None, Some("face-api")) => Embedder::face_api(&expand_home(&m.pretrained_dir))?,
-        (None, Some("pixels")) => Embedder::raw_pixels(112, 92)?,
+        (None, Some("pixels")) => Embedder::pixel_floor()?,
         (None, Some(other)) => anyhow::bail!("--pretrained {other}: expected face-api or pixels"),
         _ => anyhow::bail!(
             "give --weights W.safetensors (from fovea faces train --save) or --pretrained face-api|pixels"
@@ -309,8 +309,8 @@ fn run_train(a: TrainArgs) -> anyhow::Result<()> {
     };
     let eval = evaluate(&device, &embedder, &split, a.gallery_size)?;
     println!("held-out subjects: {}", eval.summary());
-    // The trivial floor beside it: raw 112x92 grey pixels, nearest neighbour.
-    let floor = evaluate(&device, &Embedder::raw_pixels(112, 92)?, &split, a.gallery_size)?;
+    // The trivial floor beside it: raw grey pixels, nearest neighbour.
+    let floor = evaluate(&device, &Embedder::pixel_floor()?, &split, a.gallery_size)?;
     println!("raw-pixel floor:   {}", floor.summary());
     println!("training took {train_seconds:.1} s");
     if let Some(path) = &a.save {

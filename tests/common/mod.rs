@@ -100,6 +100,11 @@ pub fn fovea(args: &[&str]) -> Output {
         .expect("run fovea")
 }
 
+/// The JSON file a command wrote (a metrics file).
+pub fn read_json(path: &std::path::Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
 /// A finished command's stdout and stderr, together.
 pub fn text(o: &Output) -> String {
     format!(

@@ -53,17 +53,22 @@ fn from_rgb8(img: &RgbImage) -> Image {
     }
 }
 
+/// The `font8x8` glyph of `ch` (rows top to bottom, bit 0 the leftmost pixel); `?` for a
+/// character outside the font's basic Latin set.
+pub fn glyph(ch: char) -> [u8; 8] {
+    font8x8::BASIC_FONTS
+        .get(ch)
+        .or_else(|| font8x8::BASIC_FONTS.get('?'))
+        .unwrap_or([0; 8])
+}
+
 /// Writes `text` with its top-left corner at `(x, y)`, each font pixel a `scale` x `scale` block.
 /// Characters outside the font's basic Latin set are drawn as `?`.
 pub fn draw_text(img: &mut RgbImage, x: i32, y: i32, text: &str, scale: u32, colour: [u8; 3]) {
     let scale = scale.max(1) as i32;
     for (i, ch) in text.chars().enumerate() {
-        let glyph = font8x8::BASIC_FONTS
-            .get(ch)
-            .or_else(|| font8x8::BASIC_FONTS.get('?'))
-            .unwrap_or([0; 8]);
         let gx = x + i as i32 * 8 * scale;
-        for (row, bits) in glyph.iter().enumerate() {
+        for (row, bits) in glyph(ch).iter().enumerate() {
             for col in 0..8 {
                 if bits >> col & 1 == 1 {
                     let r = PixelRect::at(gx + col * scale, y + row as i32 * scale).of_size(scale as u32, scale as u32);

@@ -119,6 +119,12 @@ impl Embedder {
         })
     }
 
+    /// The floor every trained result is reported beside: [`Embedder::raw_pixels`] at ORL's
+    /// full 112x92.
+    pub fn pixel_floor() -> Result<Embedder> {
+        Embedder::raw_pixels(112, 92)
+    }
+
     /// face-api's pretrained 128-d descriptor from the package folder `dir`.
     pub fn face_api(dir: &Path) -> Result<Embedder> {
         Ok(Embedder {
