@@ -351,6 +351,14 @@ fn bad_input_is_an_error_naming_it_and_writes_nothing() {
         assert!(!r.status.success(), "{args:?} succeeded");
         assert!(text(&r).contains(needle), "{args:?}: {}", text(&r));
         assert!(!out.exists() && !metrics.exists(), "{args:?} wrote a file");
+        // The OS's reason is given once, not once per level of the error chain.
+        let t = text(&r);
+        if let Some(reason) = ["No such file or directory", "cannot find"]
+            .into_iter()
+            .find(|k| t.contains(k))
+        {
+            assert_eq!(t.matches(reason).count(), 1, "{args:?}: {t}");
+        }
     }
     // A Keras feature network without the named layer.
     let json = r#"{"class_name": "Functional", "config": {"name": "f", "layers": [

@@ -7,12 +7,13 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum DataError {
     /// A file could not be read.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         /// The file.
         path: PathBuf,
-        /// The OS error.
-        source: std::io::Error,
+        /// The OS error (in the message, not chained as a source, so that a report of the
+        /// chain does not print it twice).
+        error: std::io::Error,
     },
     /// A file's content is not what its format requires.
     #[error("{path}: {message}")]
@@ -75,7 +76,7 @@ impl DataError {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         DataError::Io {
             path: path.into(),
-            source,
+            error: source,
         }
     }
 }

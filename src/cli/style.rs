@@ -111,20 +111,26 @@ struct TrainArgs {
     #[arg(long)]
     save: PathBuf,
     /// Training crop side in pixels.
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = TrainOptions::default().size)]
     size: usize,
     /// Passes over the photos.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = TrainOptions::default().epochs)]
     epochs: usize,
     /// Photos per step.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = TrainOptions::default().batch_size)]
     batch_size: usize,
     /// Adam's learning rate.
-    #[arg(long, default_value_t = 2e-3)]
+    #[arg(long, default_value_t = TrainOptions::default().learning_rate)]
     learning_rate: f32,
     /// The content loss's weight.
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = TrainOptions::default().content_weight)]
     content_weight: f32,
+    /// The style loss's weight.
+    #[arg(long, default_value_t = TrainOptions::default().style_weight)]
+    style_weight: f32,
+    /// The total-variation loss's weight.
+    #[arg(long, default_value_t = TrainOptions::default().tv_weight)]
+    tv_weight: f32,
     /// Stop after the epoch that passes this many minutes.
     #[arg(long)]
     max_minutes: Option<f64>,
@@ -296,6 +302,8 @@ fn run_train(a: TrainArgs) -> anyhow::Result<()> {
         batch_size: a.batch_size,
         learning_rate: a.learning_rate,
         content_weight: a.content_weight,
+        style_weight: a.style_weight,
+        tv_weight: a.tv_weight,
         seed: a.seed,
         max_seconds: a.max_minutes.map(|m| m * 60.0),
         checkpoint: a.checkpoint.options()?,

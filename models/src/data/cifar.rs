@@ -98,10 +98,7 @@ pub fn load(dir: &Path, split: Split) -> Result<Dataset> {
     let mut found = false;
     for stem in &stems {
         if let Some(path) = file(dir, stem) {
-            let bytes = std::fs::read(&path).map_err(|source| DataError::Io {
-                path: path.clone(),
-                source,
-            })?;
+            let bytes = std::fs::read(&path).map_err(|e| DataError::io(&path, e))?;
             parse_records(bytes, &path, &mut images, &mut labels)?;
             found = true;
         }

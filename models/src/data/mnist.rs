@@ -60,10 +60,7 @@ fn find(dir: &Path, stem: &str) -> Result<PathBuf> {
 }
 
 fn read(path: &Path) -> Result<IdxArray> {
-    let bytes = std::fs::read(path).map_err(|source| DataError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
     parse_idx(bytes, path)
 }
 

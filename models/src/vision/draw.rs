@@ -159,6 +159,27 @@ pub fn overlay_mask(image: &Image, mask: &Image, alpha: f32, transparent: Option
     Ok(out)
 }
 
+/// Breaks a caption into lines of at most `width` characters, after a space, `_` or `-` where
+/// it can (a longer word is cut), so that it stays within its cell.
+fn wrap_caption(text: &str, width: usize) -> Vec<String> {
+    let width = width.max(1);
+    let mut lines = Vec::new();
+    let mut rest: Vec<char> = text.chars().collect();
+    while rest.len() > width {
+        // Before a space (dropped) or after a `_` / `-` (kept), as late as fits.
+        let cut = (1..=width)
+            .rev()
+            .find(|&k| rest[k] == ' ' || matches!(rest[k - 1], '_' | '-'))
+            .unwrap_or(width);
+        lines.push(rest[..cut].iter().collect::<String>().trim_end().to_string());
+        rest = rest[cut..].iter().copied().skip_while(|c| *c == ' ').collect();
+    }
+    if !rest.is_empty() || lines.is_empty() {
+        lines.push(rest.into_iter().collect());
+    }
+    lines
+}
+
 /// Lays images out in rows (e.g. input | target | prediction per sample), each in a cell the size
 /// of the largest, `gap` pixels apart on a dark grey background, with optional column captions
 /// above the first row. Grey images are shown as RGB; values are clamped to `[0, 1]`.
@@ -167,17 +188,23 @@ pub fn image_grid(rows: &[Vec<Image>], captions: &[&str], gap: usize) -> Result<
     let cell_w = rows.iter().flatten().map(|i| i.width).max().unwrap_or(1);
     let cell_h = rows.iter().flatten().map(|i| i.height).max().unwrap_or(1);
     let scale = 1 + (cell_w.min(cell_h) / 400) as u32;
+    let per_line = (cell_w / (8 * scale as usize)).max(1);
+    let lines: Vec<Vec<String>> = captions.iter().map(|t| wrap_caption(t, per_line)).collect();
+    let max_lines = lines.iter().map(Vec::len).max().unwrap_or(0);
     let caption_h = if captions.is_empty() {
         0
     } else {
-        8 * scale as usize + 2 * gap.max(2)
+        max_lines * 9 * scale as usize + 2 * gap.max(2)
     };
     let width = cols * cell_w + (cols + 1) * gap;
     let height = caption_h + rows.len() * cell_h + (rows.len() + 1) * gap;
     let mut img = RgbImage::from_pixel(width.max(1) as u32, height.max(1) as u32, Rgb([40, 40, 40]));
-    for (c, text) in captions.iter().enumerate().take(cols) {
+    for (c, text) in lines.iter().enumerate().take(cols) {
         let x = gap + c * (cell_w + gap);
-        draw_text(&mut img, x as i32, gap.max(2) as i32, text, scale, [235, 235, 235]);
+        for (l, line) in text.iter().enumerate() {
+            let y = gap.max(2) + l * 9 * scale as usize;
+            draw_text(&mut img, x as i32, y as i32, line, scale, [235, 235, 235]);
+        }
     }
     for (r, row) in rows.iter().enumerate() {
         for (c, cell) in row.iter().enumerate() {
@@ -213,6 +240,26 @@ mod tests {
             .filter(|&(x, y)| out.pixel(x, y) == [1.0, 1.0, 1.0] || out.pixel(x, y) == [0.0, 0.0, 0.0])
             .count();
         assert!(ink > 40, "text was drawn: {ink}");
+    }
+
+    #[test]
+    fn captions_wrap_at_word_breaks_within_their_cell() {
+        assert_eq!(wrap_caption("photo", 16), vec!["photo"]);
+        assert_eq!(
+            wrap_caption("shipwreck_of_the_minotaur", 16),
+            vec!["shipwreck_of_", "the_minotaur"]
+        );
+        assert_eq!(wrap_caption("the scream", 6), vec!["the", "scream"]);
+        assert_eq!(wrap_caption("abcdefghij", 4), vec!["abcd", "efgh", "ij"]);
+        assert_eq!(wrap_caption("", 4), vec![""]);
+        for t in ["composition_vii", "a-b c_d efghijklmnop", "x y"] {
+            for w in 1..8 {
+                let l = wrap_caption(t, w);
+                assert!(l.iter().all(|s| s.chars().count() <= w), "{t} {w}: {l:?}");
+                let joined: String = l.concat();
+                assert_eq!(joined.replace(' ', ""), t.replace(' ', ""), "{t} {w}");
+            }
+        }
     }
 
     #[test]
