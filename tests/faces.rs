@@ -217,6 +217,10 @@ fn bad_input_names_the_argument_and_writes_nothing() {
     let dir = temp("bad");
     let m = dir.join("m.json");
     let ms = m.to_str().unwrap();
+    let beside = m.with_extension("safetensors").to_string_lossy().into_owned();
+    let tiny = dir.join("tiny");
+    tiny_faces(&tiny);
+    let t = tiny.to_str().unwrap();
     let embedded = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/faces");
     let d = embedded.to_str().unwrap();
     let cases: Vec<(Vec<&str>, &str)> = vec![
@@ -307,6 +311,48 @@ fn bad_input_names_the_argument_and_writes_nothing() {
             vec!["faces", "identify", "--gallery", "/nonexistent.json", "x.pgm"],
             "nonexistent.json",
         ),
+        (
+            vec!["faces", "train", "--data", d, "--init", "vgg", "--metrics-json", ms],
+            "--init vgg",
+        ),
+        (
+            vec![
+                "faces",
+                "train",
+                "--data",
+                t,
+                "--test-subjects",
+                "3,4",
+                "--init",
+                "face-api",
+                "--pretrained-dir",
+                "/nonexistent-face-api",
+                "--metrics-json",
+                ms,
+            ],
+            "nonexistent-face-api",
+        ),
+        (
+            vec![
+                "faces",
+                "train",
+                "--data",
+                t,
+                "--test-subjects",
+                "3,4",
+                "--init",
+                "face-api",
+                "--loss",
+                "softmax",
+                "--metrics-json",
+                ms,
+            ],
+            "--loss softmax",
+        ),
+        (
+            vec!["faces", "train", "--data", d, "--save", &beside, "--metrics-json", ms],
+            "threshold",
+        ),
     ];
     for (args, want) in cases {
         let o = fovea(&args);
@@ -330,5 +376,132 @@ fn bad_input_names_the_argument_and_writes_nothing() {
     assert!(o.status.success(), "{}", text(&o));
     let json = read_json(&m);
     assert!(json["auc"].as_f64().unwrap() > 0.5, "{json}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A weights file marked as a fine-tuned face-api descriptor loads as that architecture (150x150
+/// RGB, padded to a square) and embeds as the model does; an unknown mark is an error naming
+/// the file. Needs no package: the architecture comes from the code, the weights from the file.
+#[test]
+fn weights_files_name_their_architecture() {
+    use fovea::models::tasks::faces::embed::{
+        Embedder, FACE_API_ARCHITECTURE, MODEL_METADATA, Preparation, save_weights,
+    };
+    use fovea::models::zoo::face_api::descriptor_embedding_architecture;
+    use fovea::models::zoo::faces::EmbeddingConfig;
+    let dir = temp("arch");
+    let model = descriptor_embedding_architecture().unwrap();
+    let w = dir.join("tuned.safetensors");
+    save_weights(&w, &model, FACE_API_ARCHITECTURE).unwrap();
+    let e = Embedder::trained(&w, &EmbeddingConfig::default()).unwrap();
+    assert_eq!(e.prep, Preparation::PadSquare { size: 150 });
+    assert_eq!(e.model.params.len(), model.params.len());
+    let face = fovea::models::vision::Image::filled(92, 112, 1, 0.4);
+    let device = common::device();
+    let got = Embedder {
+        mirror_average: false,
+        ..e
+    }
+    .embed(&device, std::slice::from_ref(&face))
+    .unwrap();
+    let x = Preparation::PadSquare { size: 150 }.tensor(&[face]).unwrap();
+    let want =
+        fovea::engine::predict_arrays(&device, &model, &fovea::engine::NamedArrays::new().with("image", x), 1).unwrap();
+    assert_eq!(got[0], want[0].1.data);
+    let n: f32 = got[0].iter().map(|v| v * v).sum();
+    assert!((n - 1.0).abs() < 1e-4, "unit norm: {n}");
+    // A zoo file and an unknown mark.
+    let zoo = fovea::models::zoo::faces::embedding_net(&EmbeddingConfig::default(), 3).unwrap();
+    let z = dir.join("zoo.safetensors");
+    save_weights(&z, &zoo, "zoo-embedding").unwrap();
+    let e = Embedder::trained(&z, &EmbeddingConfig::default()).unwrap();
+    assert_eq!(e.prep, Preparation::for_config(&EmbeddingConfig::default()));
+    let odd = dir.join("odd.safetensors");
+    save_weights(&odd, &zoo, "resnet-9000").unwrap();
+    let err = Embedder::trained(&odd, &EmbeddingConfig::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("odd.safetensors") && err.contains("resnet-9000") && err.contains(MODEL_METADATA),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `--init face-api` fine-tunes the package's descriptor and `verify --weights` reads the
+/// result back as that architecture (skipped, with a note, when the package is not cached).
+#[test]
+fn fine_tuning_face_api_round_trips() {
+    let cache = fovea::models::zoo::face_api::default_dir();
+    if !cache.join(fovea::models::zoo::face_api::DESCRIPTOR_MANIFEST).is_file() {
+        eprintln!(
+            "note: face-api is not cached in {}; run tools/pretrained/fetch.sh",
+            cache.display()
+        );
+        return;
+    }
+    let dir = temp("tune");
+    let data = dir.join("faces");
+    tiny_faces(&data);
+    let (w, m) = (dir.join("w.safetensors"), dir.join("m.json"));
+    let d = data.to_str().unwrap();
+    let o = fovea(&[
+        "faces",
+        "train",
+        "--data",
+        d,
+        "--test-subjects",
+        "3,4",
+        "--init",
+        "face-api",
+        "--pretrained-dir",
+        cache.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--pk",
+        "2x2",
+        "--save",
+        w.to_str().unwrap(),
+        "--metrics-json",
+        m.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let json = read_json(&m);
+    assert_eq!(json["init"], "face-api");
+    assert_eq!(json["loss"], "batch-hard");
+    assert_eq!(json["history"].as_array().map(Vec::len), Some(1));
+    let meta = fovea::engine::checkpoint::read_safetensors_metadata(&w).unwrap();
+    assert_eq!(meta.get("faces_model").map(String::as_str), Some("face-api"));
+    let e = dir.join("e.npy");
+    let o = fovea(&[
+        "faces",
+        "verify",
+        "--data",
+        d,
+        "--test-subjects",
+        "3,4",
+        "--weights",
+        w.to_str().unwrap(),
+        "--embeddings",
+        e.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(fovea::engine::npy::read_f32(&e).unwrap().shape, vec![20, 128]);
+    // verify's figures are train's: the same weights and preparation.
+    let v = dir.join("v.json");
+    let o = fovea(&[
+        "faces",
+        "verify",
+        "--data",
+        d,
+        "--test-subjects",
+        "3,4",
+        "--weights",
+        w.to_str().unwrap(),
+        "--metrics-json",
+        v.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(read_json(&v)["auc"], json["auc"]);
     std::fs::remove_dir_all(&dir).unwrap();
 }

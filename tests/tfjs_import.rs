@@ -124,6 +124,20 @@ fn descriptor_agrees_with_face_api() {
             case["name"]
         );
         assert!(err <= 1e-3, "descriptor {}: differs by {err:e}", case["name"]);
+        // The fine-tuning form is face-api's descriptor divided by its length.
+        let unit = compile(&face_api::descriptor_embedding(&dir).unwrap(), batch)
+            .run(&[&x])
+            .unwrap()
+            .remove(0);
+        let normalised: Vec<f32> = want
+            .chunks(128)
+            .flat_map(|row| {
+                let n = row.iter().map(|v| v * v).sum::<f32>().sqrt();
+                row.iter().map(move |v| v / n)
+            })
+            .collect();
+        let err = max_diff(&unit, &normalised);
+        assert!(err <= 1e-4, "unit descriptor {}: differs by {err:e}", case["name"]);
     }
 }
 

@@ -5,11 +5,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
-use fovea_engine::{Device, checkpoint, npy};
+use fovea_engine::{Device, npy};
 use fovea_graph::Tensor;
 use fovea_models::data::orl::load_orl;
 use fovea_models::tasks::faces::data::{DEFAULT_TEST_SUBJECTS, Split, parse_subjects, split};
-use fovea_models::tasks::faces::embed::Embedder;
+use fovea_models::tasks::faces::embed::{Embedder, save_weights};
 use fovea_models::tasks::faces::evaluate::{DEFAULT_GALLERY_PER_SUBJECT, Evaluation, evaluate};
 use fovea_models::tasks::faces::gallery::{GALLERY_FORMAT, GalleryFile, GalleryModel, Person, read_gallery_folder};
 use fovea_models::tasks::faces::loss::FaceLoss;
@@ -56,27 +56,38 @@ struct TrainArgs {
     data: DataArgs,
     #[command(flatten)]
     checkpoint: super::checkpointing::CheckpointArgs,
-    /// Passes of P x K batches over the training subjects.
-    #[arg(long, default_value_t = fovea_models::tasks::faces::train::TrainConfig::default().epochs)]
-    epochs: usize,
-    /// The loss: batch-hard or batch-all triplet mining, or softmax over the training subjects.
-    #[arg(long, default_value = "batch-all")]
-    loss: String,
-    /// The triplet margin, on squared distances of unit embeddings.
-    #[arg(long, default_value_t = 0.2)]
-    margin: f32,
+    /// Where training starts: `scratch` (the zoo's embedding net, random weights) or
+    /// `face-api` (fine-tune face-api's pretrained descriptor from --pretrained-dir). The
+    /// defaults of --epochs, --loss, --margin, --learning-rate and --eval-every follow it.
+    #[arg(long, default_value = "scratch")]
+    init: String,
+    /// With `--init face-api`: the package folder (tools/pretrained/fetch.sh).
+    #[arg(long, default_value = "~/.cache/fovea/pretrained")]
+    pretrained_dir: String,
+    /// Passes of P x K batches over the training subjects [default: 30 from scratch, 8 fine-tuning].
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// The loss: batch-hard or batch-all triplet mining, or softmax over the training subjects
+    /// [default: batch-all from scratch, batch-hard fine-tuning].
+    #[arg(long)]
+    loss: Option<String>,
+    /// The triplet margin, on squared distances of unit embeddings [default: 0.2 from scratch,
+    /// 0.02 fine-tuning].
+    #[arg(long)]
+    margin: Option<f32>,
     /// Batches of P subjects with K images each, `PxK`.
     #[arg(long, default_value = "8x4")]
     pk: String,
-    /// Adam's learning rate.
-    #[arg(long, default_value_t = 1e-3)]
-    learning_rate: f32,
+    /// Adam's learning rate [default: 1e-3 from scratch, 2e-5 fine-tuning].
+    #[arg(long)]
+    learning_rate: Option<f32>,
     /// Seed of the weights, batches and augmentation.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Held-out evaluation every N epochs during training (0: only at the end).
-    #[arg(long, default_value_t = 10)]
-    eval_every: usize,
+    /// Held-out evaluation every N epochs during training (0: only at the end) [default: 10
+    /// from scratch, 2 fine-tuning].
+    #[arg(long)]
+    eval_every: Option<usize>,
     /// Gallery images per held-out subject for identification.
     #[arg(long, default_value_t = DEFAULT_GALLERY_PER_SUBJECT)]
     gallery_size: usize,
@@ -234,15 +245,28 @@ fn sidecar(weights: &Path) -> PathBuf {
 }
 
 fn run_train(a: TrainArgs) -> anyhow::Result<()> {
+    let base = match a.init.as_str() {
+        "scratch" => TrainConfig::default(),
+        "face-api" => TrainConfig::fine_tune_face_api(expand_home(&a.pretrained_dir)),
+        other => anyhow::bail!("--init {other}: expected scratch or face-api"),
+    };
     let (p, k) = parse_pk(&a.pk)?;
-    anyhow::ensure!(a.epochs > 0, "--epochs must be at least 1");
+    let epochs = a.epochs.unwrap_or(base.epochs);
+    let learning_rate = a.learning_rate.unwrap_or(base.learning_rate);
+    anyhow::ensure!(epochs > 0, "--epochs must be at least 1");
     anyhow::ensure!(a.gallery_size > 0, "--gallery-size must be at least 1");
     anyhow::ensure!(
-        a.learning_rate.is_finite() && a.learning_rate > 0.0,
+        learning_rate.is_finite() && learning_rate > 0.0,
         "--learning-rate must be a positive number"
     );
-    let loss = FaceLoss::parse(&a.loss, a.margin, 0)
-        .map_err(|e| anyhow::anyhow!("--loss {} / --margin {}: {e}", a.loss, a.margin))?;
+    let (base_name, base_margin) = match base.loss {
+        FaceLoss::Triplet { mining, margin } => (mining.name(), margin),
+        FaceLoss::Softmax { .. } => ("softmax", 0.2),
+    };
+    let loss_name = a.loss.clone().unwrap_or_else(|| base_name.to_string());
+    let margin = a.margin.unwrap_or(base_margin);
+    let loss = FaceLoss::parse(&loss_name, margin, 0)
+        .map_err(|e| anyhow::anyhow!("--loss {loss_name} / --margin {margin}: {e}"))?;
     for (flag, path) in [
         ("--save", &a.save),
         ("--metrics-json", &a.metrics_json),
@@ -251,24 +275,31 @@ fn run_train(a: TrainArgs) -> anyhow::Result<()> {
     ] {
         check_output(flag, path)?;
     }
+    if let (Some(w), Some(m)) = (&a.save, &a.metrics_json) {
+        anyhow::ensure!(
+            sidecar(w) != *m,
+            "--metrics-json {}: --save {} writes its threshold file there; choose another name",
+            m.display(),
+            w.display()
+        );
+    }
     let split = load_split(&a.data, true)?;
     let device = Arc::new(Device::new()?);
     let cfg = TrainConfig {
         loss,
-        epochs: a.epochs,
+        epochs,
         p,
         k,
-        learning_rate: a.learning_rate,
+        learning_rate,
         seed: a.seed,
-        eval_every: a.eval_every,
+        eval_every: a.eval_every.unwrap_or(base.eval_every),
         checkpoint: a.checkpoint.options()?,
         mirror_average: !a.no_mirror,
-        ..TrainConfig::default()
+        ..base
     };
     eprintln!(
-        "training the face embedding ({}, {p}x{k} batches, {} epochs) on {} faces of {} subjects; held out {} faces of {} subjects; device {}",
-        a.loss,
-        a.epochs,
+        "training the face embedding (from {}, {loss_name}, {p}x{k} batches, {epochs} epochs, lr {learning_rate}) on {} faces of {} subjects; held out {} faces of {} subjects; device {}",
+        a.init,
         split.train.images.len(),
         split.train.subject_list().len(),
         split.test.images.len(),
@@ -297,13 +328,14 @@ fn run_train(a: TrainArgs) -> anyhow::Result<()> {
     })?;
     let fovea_models::tasks::faces::train::Trained {
         model,
+        prep,
         history: records,
         seconds: train_seconds,
     } = trained;
     let history = serde_json::to_value(&records)?;
     let embedder = Embedder {
         model,
-        prep: fovea_models::tasks::faces::embed::Preparation::for_config(&cfg.embedding),
+        prep,
         kind: "trained".into(),
         mirror_average: cfg.mirror_average,
     };
@@ -314,10 +346,11 @@ fn run_train(a: TrainArgs) -> anyhow::Result<()> {
     println!("raw-pixel floor:   {}", floor.summary());
     println!("training took {train_seconds:.1} s");
     if let Some(path) = &a.save {
-        checkpoint::save_params(path, &embedder.model.params).with_context(|| format!("--save {}", path.display()))?;
+        save_weights(path, &embedder.model, cfg.init.architecture())
+            .with_context(|| format!("--save {}", path.display()))?;
         write_json(
             &sidecar(path),
-            &serde_json::json!({"threshold": eval.verification.threshold, "test_subjects": a.data.test_subjects, "loss": a.loss}),
+            &serde_json::json!({"threshold": eval.verification.threshold, "test_subjects": a.data.test_subjects, "loss": loss_name, "init": a.init}),
         )?;
         println!(
             "weights saved to {} (threshold in {})",
@@ -328,8 +361,11 @@ fn run_train(a: TrainArgs) -> anyhow::Result<()> {
     if let Some(path) = &a.metrics_json {
         let mut json = eval.to_json();
         json["train_seconds"] = serde_json::json!(train_seconds);
-        json["loss"] = serde_json::json!(a.loss);
-        json["epochs"] = serde_json::json!(a.epochs);
+        json["loss"] = serde_json::json!(loss_name);
+        json["init"] = serde_json::json!(a.init);
+        json["learning_rate"] = serde_json::json!(learning_rate);
+        json["margin"] = serde_json::json!(margin);
+        json["epochs"] = serde_json::json!(epochs);
         json["pk"] = serde_json::json!(a.pk);
         json["test_subjects"] = serde_json::json!(a.data.test_subjects);
         json["device"] = serde_json::json!(device.describe());

@@ -54,9 +54,26 @@ pub fn default_dir() -> PathBuf {
 pub fn descriptor(dir: &Path) -> Result<Model> {
     let weights = read_manifest(dir, DESCRIPTOR_MANIFEST)?;
     let mut b = Binder::default();
-    let mut model = descriptor::build(&mut b)?;
+    let mut model = descriptor::build(&mut b, false)?;
     b.apply(&mut model, &weights)?;
     Ok(model)
+}
+
+/// The descriptor with its output L2-normalised (a `UnitNormalization` named `embedding`
+/// after `fc`) and the package's weights from `dir`: the starting point of fine-tuning
+/// (`fovea faces train --init face-api`). Same parameters as [`descriptor`].
+pub fn descriptor_embedding(dir: &Path) -> Result<Model> {
+    let weights = read_manifest(dir, DESCRIPTOR_MANIFEST)?;
+    let mut b = Binder::default();
+    let mut model = descriptor::build(&mut b, true)?;
+    b.apply(&mut model, &weights)?;
+    Ok(model)
+}
+
+/// [`descriptor_embedding`]'s architecture with placeholder weights, for loading a
+/// fine-tuned descriptor's weights file (which holds every parameter) without the package.
+pub fn descriptor_embedding_architecture() -> Result<Model> {
+    descriptor::build(&mut Binder::default(), true)
 }
 
 /// The SSD face detector: its model and the anchors its outputs are decoded against.
@@ -196,12 +213,23 @@ mod tests {
     #[test]
     fn the_architectures_build_with_the_package_shapes() {
         let mut b = Binder::default();
-        let m = descriptor::build(&mut b).unwrap();
+        let m = descriptor::build(&mut b, false).unwrap();
         assert_eq!(m.input_shapes(), vec![vec![150, 150, 3]]);
         assert_eq!(m.output_shapes(), vec![vec![128]]);
         // 117 manifest tensors, one parameter each
         assert_eq!(b.pairs.len(), 117);
         assert_eq!(m.params.len(), 117);
+        // The fine-tuning form: the same parameters, a unit-normalised `embedding` output.
+        let e = descriptor_embedding_architecture().unwrap();
+        assert_eq!(e.output_names(), vec![crate::zoo::faces::EMBEDDING_OUTPUT.to_string()]);
+        assert_eq!(e.output_shapes(), vec![vec![128]]);
+        for p in m.params.iter() {
+            assert_eq!(
+                e.params.get(&p.name).map(|q| q.value.shape.clone()),
+                Some(p.value.shape.clone())
+            );
+        }
+        assert_eq!(e.params.len(), 117);
         let mut b = Binder::default();
         let m = ssd::build(&mut b).unwrap();
         assert_eq!(m.output_shapes(), vec![vec![ANCHORS, 4], vec![ANCHORS]]);

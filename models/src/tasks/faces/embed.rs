@@ -17,6 +17,22 @@ use crate::zoo::faces::{EMBEDDING_OUTPUT, EmbeddingConfig, embedding_net};
 /// Images predicted per batch.
 const BATCH: usize = 50;
 
+/// The safetensors metadata key that names a faces weights file's architecture.
+pub const MODEL_METADATA: &str = "faces_model";
+/// [`MODEL_METADATA`] of the zoo's embedding net (also what a file without the key is).
+pub const ZOO_ARCHITECTURE: &str = "zoo-embedding";
+/// [`MODEL_METADATA`] of a fine-tuned face-api descriptor.
+pub const FACE_API_ARCHITECTURE: &str = "face-api";
+
+/// Saves a trained embedding net's weights to `path` with its architecture's name
+/// (`architecture`: [`ZOO_ARCHITECTURE`] or [`FACE_API_ARCHITECTURE`]) in the file's metadata,
+/// which [`Embedder::trained`] reads back.
+pub fn save_weights(path: &Path, model: &Model, architecture: &str) -> Result<()> {
+    let list: Vec<(String, &Tensor)> = model.params.iter().map(|p| (p.name.clone(), &p.value)).collect();
+    let meta = std::collections::BTreeMap::from([(MODEL_METADATA.to_string(), architecture.to_string())]);
+    Ok(checkpoint::write_safetensors_with(path, &list, &meta)?)
+}
+
 /// How a face image becomes a model input.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Preparation {
@@ -87,14 +103,32 @@ pub struct Embedder {
 }
 
 impl Embedder {
-    /// A zoo net of `cfg` with the weights of `path` (a file `fovea faces train --save` wrote).
-    /// Errors name the file and list every missing or mis-shaped weight.
+    /// The net `fovea faces train --save` wrote to `path`, with its weights: the zoo net of
+    /// `cfg`, or a fine-tuned face-api descriptor when the file's metadata says so
+    /// ([`MODEL_METADATA`]). Errors name the file and list every missing or mis-shaped weight.
     pub fn trained(path: &Path, cfg: &EmbeddingConfig) -> Result<Embedder> {
-        let mut model = embedding_net(cfg, 0)?;
+        let meta = checkpoint::read_safetensors_metadata(path)?;
+        let (mut model, prep) = match meta.get(MODEL_METADATA).map(String::as_str) {
+            None | Some(ZOO_ARCHITECTURE) => (embedding_net(cfg, 0)?, Preparation::for_config(cfg)),
+            Some(FACE_API_ARCHITECTURE) => (
+                crate::zoo::face_api::descriptor_embedding_architecture()?,
+                Preparation::PadSquare {
+                    size: crate::zoo::face_api::DESCRIPTOR_INPUT,
+                },
+            ),
+            Some(other) => {
+                return Err(DataError::format(
+                    path,
+                    format!(
+                        "its {MODEL_METADATA} metadata is '{other}'; expected {ZOO_ARCHITECTURE} or {FACE_API_ARCHITECTURE}"
+                    ),
+                ));
+            }
+        };
         checkpoint::load_params(path, &mut model.params)?;
         Ok(Embedder {
             model,
-            prep: Preparation::for_config(cfg),
+            prep,
             kind: format!("trained:{}", path.display()),
             mirror_average: true,
         })

@@ -33,6 +33,16 @@ pub enum Mining {
     BatchAll,
 }
 
+impl Mining {
+    /// The name `--loss` takes ([`FaceLoss::parse`]).
+    pub fn name(self) -> &'static str {
+        match self {
+            Mining::BatchHard => "batch-hard",
+            Mining::BatchAll => "batch-all",
+        }
+    }
+}
+
 /// The loss a faces model trains with.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum FaceLoss {

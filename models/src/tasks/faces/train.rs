@@ -2,6 +2,7 @@
 //! head for the classification loss), compile it with the chosen loss and the collapse
 //! monitor, fit one P x K epoch at a time, watch for collapse, and hand back the embedding net.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -11,6 +12,7 @@ use fovea_graph::train::{CompileConfig, Optimizer};
 
 use crate::error::{DataError, Result};
 use crate::vision::Image;
+use crate::zoo::face_api;
 use crate::zoo::faces::{EmbeddingConfig, IMAGE_INPUT, embedding_classifier, embedding_net};
 
 use super::data::{Faces, PkBatches, training_augmentation};
@@ -22,10 +24,41 @@ use super::metrics::{choose_threshold, verify};
 /// at random average 2).
 pub const COLLAPSE_DISTANCE: f64 = 1e-2;
 
+/// Where training starts.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Init {
+    /// The zoo's embedding net of [`TrainConfig::embedding`], from random weights.
+    Scratch,
+    /// face-api's pretrained descriptor (unit-normalised) from the package folder: fine-tuning.
+    FaceApi(PathBuf),
+}
+
+impl Init {
+    /// The input preparation of the net this start trains.
+    pub fn preparation(&self, cfg: &EmbeddingConfig) -> Preparation {
+        match self {
+            Init::Scratch => Preparation::for_config(cfg),
+            Init::FaceApi(_) => Preparation::PadSquare {
+                size: face_api::DESCRIPTOR_INPUT,
+            },
+        }
+    }
+
+    /// The name a weights file records for the architecture ([`super::embed::MODEL_METADATA`]).
+    pub fn architecture(&self) -> &'static str {
+        match self {
+            Init::Scratch => super::embed::ZOO_ARCHITECTURE,
+            Init::FaceApi(_) => super::embed::FACE_API_ARCHITECTURE,
+        }
+    }
+}
+
 /// How to train.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrainConfig {
-    /// The net.
+    /// Where training starts: a fresh zoo net or face-api's descriptor.
+    pub init: Init,
+    /// The net (of [`Init::Scratch`]).
     pub embedding: EmbeddingConfig,
     /// The loss.
     pub loss: FaceLoss,
@@ -52,6 +85,7 @@ pub struct TrainConfig {
 impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
+            init: Init::Scratch,
             embedding: EmbeddingConfig::default(),
             loss: FaceLoss::Triplet {
                 mining: super::loss::Mining::BatchAll,
@@ -66,6 +100,25 @@ impl Default for TrainConfig {
             eval_every: 10,
             checkpoint: None,
             mirror_average: true,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// The defaults of fine-tuning face-api's descriptor from the package folder `dir`: its
+    /// unit vectors already separate most faces, so the margin is small, the learning rate low
+    /// and a few epochs do.
+    pub fn fine_tune_face_api(dir: PathBuf) -> TrainConfig {
+        TrainConfig {
+            init: Init::FaceApi(dir),
+            loss: FaceLoss::Triplet {
+                mining: super::loss::Mining::BatchHard,
+                margin: 0.02,
+            },
+            epochs: 8,
+            learning_rate: 2e-5,
+            eval_every: 2,
+            ..TrainConfig::default()
         }
     }
 }
@@ -94,6 +147,8 @@ pub struct EpochRecord {
 pub struct Trained {
     /// The embedding net with the trained weights (no classification head).
     pub model: Model,
+    /// What its input expects.
+    pub prep: Preparation,
     /// The epochs.
     pub history: Vec<EpochRecord>,
     /// Wall time of the whole training, seconds.
@@ -135,7 +190,7 @@ pub fn train(
         .iter()
         .map(|s| subjects.iter().position(|t| t == s).unwrap_or(0))
         .collect();
-    let prep = Preparation::for_config(&cfg.embedding);
+    let prep = cfg.init.preparation(&cfg.embedding);
     let images: Vec<Image> = train.images.iter().map(|i| prep.apply(i)).collect::<Result<_>>()?;
     let (images, classes) = (Arc::new(images), Arc::new(classes));
     let batch = cfg.p * cfg.k;
@@ -153,9 +208,16 @@ pub fn train(
         },
         other => other,
     };
-    let model = match loss {
-        FaceLoss::Softmax { classes } => embedding_classifier(&cfg.embedding, classes, cfg.seed)?,
-        FaceLoss::Triplet { .. } => embedding_net(&cfg.embedding, cfg.seed)?,
+    let model = match (&cfg.init, loss) {
+        (Init::Scratch, FaceLoss::Softmax { classes }) => embedding_classifier(&cfg.embedding, classes, cfg.seed)?,
+        (Init::Scratch, FaceLoss::Triplet { .. }) => embedding_net(&cfg.embedding, cfg.seed)?,
+        (Init::FaceApi(_), FaceLoss::Softmax { .. }) => {
+            return Err(DataError::value(
+                "--loss softmax",
+                "needs a classification head, which face-api's descriptor lacks: fine-tune it with batch-hard or batch-all",
+            ));
+        }
+        (Init::FaceApi(dir), FaceLoss::Triplet { .. }) => face_api::descriptor_embedding(dir)?,
     };
     let compile = CompileConfig::with_terms(
         vec![loss.term()],
@@ -164,7 +226,8 @@ pub fn train(
     );
     let mut cm = CompiledModel::new(device, model, compile)?;
     let task = format!(
-        "faces {:?} | {loss:?} | {} images of {} subjects | P {} K {} x {batches} batches | lr {} | seed {}",
+        "faces {:?} {:?} | {loss:?} | {} images of {} subjects | P {} K {} x {batches} batches | lr {} | seed {}",
+        cfg.init,
         cfg.embedding,
         train.images.len(),
         subjects.len(),
@@ -234,7 +297,11 @@ pub fn train(
         },
     )?;
     let trained = cm.model()?;
-    let mut model = embedding_net(&cfg.embedding, cfg.seed)?;
+    // The embedding alone (a softmax run leaves its head behind).
+    let mut model = match cfg.init {
+        Init::Scratch => embedding_net(&cfg.embedding, cfg.seed)?,
+        Init::FaceApi(_) => face_api::descriptor_embedding_architecture()?,
+    };
     let names: Vec<String> = model.params.iter().map(|p| p.name.clone()).collect();
     for name in names {
         let value = trained
@@ -246,6 +313,7 @@ pub fn train(
     }
     Ok(Trained {
         model,
+        prep,
         history,
         seconds: started.elapsed().as_secs_f64(),
     })

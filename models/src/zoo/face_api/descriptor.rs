@@ -14,8 +14,10 @@
 use super::Binder;
 use super::layers::{ChannelScale, Normalize, PadChannels};
 use crate::error::Result;
+use crate::zoo::faces::EMBEDDING_OUTPUT;
 use fovea_graph::layers::{
-    Activation, Add, AveragePooling2D, Conv2D, Dense, GlobalAveragePooling2D, Input, MaxPooling2D, ZeroPadding2D,
+    Activation, Add, AveragePooling2D, Conv2D, Dense, GlobalAveragePooling2D, Input, MaxPooling2D, UnitNormalization,
+    ZeroPadding2D,
 };
 use fovea_graph::model::{Functional, SymbolicTensor};
 
@@ -26,8 +28,10 @@ pub const DESCRIPTOR_LEN: usize = 128;
 /// face-api's mean RGB, in 0-255 pixel units.
 pub const MEAN_RGB: [f32; 3] = [122.782, 117.001, 104.298];
 
-/// Builds the architecture; `b` records which manifest tensor feeds each parameter.
-pub(super) fn build(b: &mut Binder) -> Result<fovea_graph::Model> {
+/// Builds the architecture; `b` records which manifest tensor feeds each parameter. With
+/// `unit`, a `UnitNormalization` named `embedding` follows `fc` (the form fine-tuning trains
+/// and `fovea faces` compares); without, the output is `fc`'s, as the package gives it.
+pub(super) fn build(b: &mut Binder, unit: bool) -> Result<fovea_graph::Model> {
     let mut f = Functional::new("face_api_descriptor");
     let x = f.input(Input::new(&[INPUT_SIZE, INPUT_SIZE, 3]).name("image"));
     // Input in [0, 1]: (255 x - mean) / 255 = x - mean / 255.
@@ -72,7 +76,12 @@ pub(super) fn build(b: &mut Binder) -> Result<fovea_graph::Model> {
     let fc =
         d.f.call(Dense::new(DESCRIPTOR_LEN).use_bias(false).name("fc"), &[pooled]);
     d.b.bind("fc/kernel", "fc");
-    let model = d.f.build(&[fc], 0)?;
+    let out = if unit {
+        d.f.call(UnitNormalization::new().name(EMBEDDING_OUTPUT), &[fc])
+    } else {
+        fc
+    };
+    let model = d.f.build(&[out], 0)?;
     Ok(model)
 }
 
