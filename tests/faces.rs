@@ -392,7 +392,7 @@ fn weights_files_name_their_architecture() {
     let dir = temp("arch");
     let model = descriptor_embedding_architecture().unwrap();
     let w = dir.join("tuned.safetensors");
-    save_weights(&w, &model, FACE_API_ARCHITECTURE).unwrap();
+    save_weights(&w, &model, FACE_API_ARCHITECTURE, false).unwrap();
     let e = Embedder::trained(&w, &EmbeddingConfig::default()).unwrap();
     assert_eq!(e.prep, Preparation::PadSquare { size: 150 });
     assert_eq!(e.model.params.len(), model.params.len());
@@ -413,11 +413,11 @@ fn weights_files_name_their_architecture() {
     // A zoo file and an unknown mark.
     let zoo = fovea::models::zoo::faces::embedding_net(&EmbeddingConfig::default(), 3).unwrap();
     let z = dir.join("zoo.safetensors");
-    save_weights(&z, &zoo, "zoo-embedding").unwrap();
+    save_weights(&z, &zoo, "zoo-embedding", false).unwrap();
     let e = Embedder::trained(&z, &EmbeddingConfig::default()).unwrap();
     assert_eq!(e.prep, Preparation::for_config(&EmbeddingConfig::default()));
     let odd = dir.join("odd.safetensors");
-    save_weights(&odd, &zoo, "resnet-9000").unwrap();
+    save_weights(&odd, &zoo, "resnet-9000", false).unwrap();
     let err = Embedder::trained(&odd, &EmbeddingConfig::default())
         .unwrap_err()
         .to_string();
@@ -504,4 +504,48 @@ fn fine_tuning_face_api_round_trips() {
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(read_json(&v)["auc"], json["auc"]);
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The aligner finds every embedded ORL face with the shipped BlazeFace, and in each chip it
+/// cuts, BlazeFace finds the eyes again where the chip geometry put them (within 4 px of 150).
+#[test]
+fn aligned_chips_have_the_eyes_where_the_geometry_says() {
+    use fovea::models::tasks::detection::blazeface::{BlazeFaceSpec, detect_faces};
+    use fovea::models::tasks::faces::align::{Aligner, ChipGeometry, DETECTOR_FILE};
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/pretrained");
+    let geometry = ChipGeometry::face_api();
+    let aligner = Aligner::find(&[&shipped], geometry).unwrap();
+    let set = fovea::models::data::orl::load_orl(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("data/faces/att_faces_s1_s2.tar.gz"),
+    )
+    .unwrap();
+    let faces: Vec<_> = set.images.iter().step_by(3).cloned().collect();
+    let device = common::device();
+    let (chips, stats) = aligner.align(&device, &faces).unwrap();
+    assert_eq!((stats.aligned, stats.missed), (faces.len(), 0));
+    let detector = fovea::import::tflite::load(shipped.join(DETECTOR_FILE)).unwrap();
+    let s = geometry.size as f32;
+    let want_right = (s * (0.5 - geometry.eye_distance / 2.0), s * geometry.eye_y);
+    let want_left = (s * (0.5 + geometry.eye_distance / 2.0), s * geometry.eye_y);
+    let mut errors = Vec::new();
+    for (i, chip) in chips.iter().enumerate() {
+        assert_eq!((chip.width, chip.height, chip.channels), (150, 150, 3));
+        let found = detect_faces(&device, &detector, &BlazeFaceSpec::short_range(), chip).unwrap();
+        let f = found.first().unwrap_or_else(|| panic!("chip {i}: no face"));
+        for (got, want) in [(f.keypoints[0], want_right), (f.keypoints[1], want_left)] {
+            errors.push(((got.0 - want.0).powi(2) + (got.1 - want.1).powi(2)).sqrt());
+        }
+    }
+    // BlazeFace's keypoints move by a few pixels between a photo and its chip (its input is
+    // 128 px): on average the eyes land within 10% of their distance (49.5 px), none beyond 20%.
+    let mean = errors.iter().sum::<f32>() / errors.len() as f32;
+    let max = errors.iter().fold(0f32, |m, &e| m.max(e));
+    eprintln!(
+        "eye placement error over {} eyes: mean {mean:.2} px, max {max:.2} px",
+        errors.len()
+    );
+    assert!(
+        mean < 5.0 && max < 10.0,
+        "eyes misplaced: mean {mean} px, max {max} px ({errors:?})"
+    );
 }

@@ -8,8 +8,9 @@ use anyhow::Context;
 use fovea_engine::{Device, npy};
 use fovea_graph::Tensor;
 use fovea_models::data::orl::load_orl;
+use fovea_models::tasks::faces::align::{Aligner, ChipGeometry};
 use fovea_models::tasks::faces::data::{DEFAULT_TEST_SUBJECTS, Split, parse_subjects, split};
-use fovea_models::tasks::faces::embed::{Embedder, save_weights};
+use fovea_models::tasks::faces::embed::{Embedder, save_weights, weights_aligned};
 use fovea_models::tasks::faces::evaluate::{DEFAULT_GALLERY_PER_SUBJECT, Evaluation, evaluate};
 use fovea_models::tasks::faces::gallery::{GALLERY_FORMAT, GalleryFile, GalleryModel, Person, read_gallery_folder};
 use fovea_models::tasks::faces::loss::FaceLoss;
@@ -109,6 +110,9 @@ struct TrainArgs {
     /// Evaluate each face as it is, without averaging in its mirror image's embedding.
     #[arg(long)]
     no_mirror: bool,
+    /// Train and evaluate on aligned faces (as `verify --align`); the weights file records it.
+    #[arg(long)]
+    align: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -126,6 +130,11 @@ struct ModelArgs {
     /// Embed each face as it is, without averaging in its mirror image.
     #[arg(long)]
     no_mirror: bool,
+    /// Align each face first: BlazeFace finds the eyes, and a similarity transform puts them
+    /// level at fixed places in a 150x150 chip (face-api's descriptor was trained on aligned
+    /// crops). Weights trained with --align are aligned for without the flag.
+    #[arg(long)]
+    align: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -237,7 +246,41 @@ fn embedder(m: &ModelArgs) -> anyhow::Result<Embedder> {
     if m.no_mirror {
         e.mirror_average = false;
     }
+    let trained_aligned = match &m.weights {
+        Some(w) => weights_aligned(w).with_context(|| format!("--weights {}", w.display()))?,
+        None => false,
+    };
+    if m.align || trained_aligned {
+        e.align = Some(aligner()?);
+    }
     Ok(e)
+}
+
+/// The face aligner, with BlazeFace from the repo's data/pretrained or the pretrained cache.
+fn aligner() -> anyhow::Result<Aligner> {
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/pretrained");
+    let cache = fovea_models::zoo::face_api::default_dir();
+    Aligner::find(&[&shipped, &cache], ChipGeometry::face_api()).context("--align")
+}
+
+/// `faces` with every image replaced by its aligned chip; prints how many were aligned.
+fn align_faces(
+    device: &Arc<Device>,
+    aligner: &Aligner,
+    faces: &fovea_models::tasks::faces::data::Faces,
+    what: &str,
+) -> anyhow::Result<fovea_models::tasks::faces::data::Faces> {
+    let (images, stats) = aligner.align(device, &faces.images)?;
+    eprintln!(
+        "aligned {} of {} {what} faces ({} without a detected face, padded instead)",
+        stats.aligned,
+        faces.images.len(),
+        stats.missed
+    );
+    Ok(fovea_models::tasks::faces::data::Faces {
+        images,
+        subjects: faces.subjects.clone(),
+    })
 }
 
 fn sidecar(weights: &Path) -> PathBuf {
@@ -306,9 +349,21 @@ fn run_train(a: TrainArgs) -> anyhow::Result<()> {
         split.test.subject_list().len(),
         device.describe()
     );
+    // With --align, training and evaluation see aligned chips; the raw-pixel floor the faces
+    // as they are.
+    let aligned = if a.align {
+        let al = aligner()?;
+        Some(Split {
+            train: align_faces(&device, &al, &split.train, "training")?,
+            test: align_faces(&device, &al, &split.test, "held-out")?,
+        })
+    } else {
+        None
+    };
+    let data = aligned.as_ref().unwrap_or(&split);
     let started = std::time::Instant::now();
     let mut collapses = Vec::new();
-    let trained = train(&device, &split.train, &split.test, &cfg, |r| {
+    let trained = train(&device, &data.train, &data.test, &cfg, |r| {
         if let Some(w) = &r.collapse {
             eprintln!("warning: epoch {}: {w}", r.epoch);
             collapses.push(serde_json::json!({"epoch": r.epoch, "warning": w}));
@@ -338,15 +393,16 @@ fn run_train(a: TrainArgs) -> anyhow::Result<()> {
         prep,
         kind: "trained".into(),
         mirror_average: cfg.mirror_average,
+        align: None,
     };
-    let eval = evaluate(&device, &embedder, &split, a.gallery_size)?;
+    let eval = evaluate(&device, &embedder, data, a.gallery_size)?;
     println!("held-out subjects: {}", eval.summary());
     // The trivial floor beside it: raw grey pixels, nearest neighbour.
     let floor = evaluate(&device, &Embedder::pixel_floor()?, &split, a.gallery_size)?;
     println!("raw-pixel floor:   {}", floor.summary());
     println!("training took {train_seconds:.1} s");
     if let Some(path) = &a.save {
-        save_weights(path, &embedder.model, cfg.init.architecture())
+        save_weights(path, &embedder.model, cfg.init.architecture(), a.align)
             .with_context(|| format!("--save {}", path.display()))?;
         write_json(
             &sidecar(path),
@@ -363,6 +419,7 @@ fn run_train(a: TrainArgs) -> anyhow::Result<()> {
         json["train_seconds"] = serde_json::json!(train_seconds);
         json["loss"] = serde_json::json!(loss_name);
         json["init"] = serde_json::json!(a.init);
+        json["align"] = serde_json::json!(a.align);
         json["learning_rate"] = serde_json::json!(learning_rate);
         json["margin"] = serde_json::json!(margin);
         json["epochs"] = serde_json::json!(epochs);
@@ -522,6 +579,7 @@ fn run_enroll(a: EnrollArgs) -> anyhow::Result<()> {
         },
         _ => GalleryModel::FaceApi {
             dir: expand_home(&a.model.pretrained_dir),
+            align: a.model.align,
         },
     };
     let file = GalleryFile {
@@ -537,11 +595,23 @@ fn run_enroll(a: EnrollArgs) -> anyhow::Result<()> {
 
 fn run_identify(a: IdentifyArgs) -> anyhow::Result<()> {
     let gallery = GalleryFile::read(&a.gallery).with_context(|| format!("--gallery {}", a.gallery.display()))?;
-    let embedder = match &gallery.model {
-        GalleryModel::Trained { weights } => Embedder::trained(weights, &EmbeddingConfig::default())
-            .with_context(|| format!("the weights {} named by {}", weights.display(), a.gallery.display()))?,
-        GalleryModel::FaceApi { dir } => Embedder::face_api(dir)?,
+    let model_args = match &gallery.model {
+        GalleryModel::Trained { weights } => ModelArgs {
+            weights: Some(weights.clone()),
+            pretrained: None,
+            pretrained_dir: String::new(),
+            no_mirror: false,
+            align: false,
+        },
+        GalleryModel::FaceApi { dir, align } => ModelArgs {
+            weights: None,
+            pretrained: Some("face-api".into()),
+            pretrained_dir: dir.display().to_string(),
+            no_mirror: false,
+            align: *align,
+        },
     };
+    let embedder = embedder(&model_args).with_context(|| format!("the model named by {}", a.gallery.display()))?;
     let images = a
         .images
         .iter()

@@ -317,11 +317,30 @@ fn run_train(a: TrainArgs) -> anyhow::Result<()> {
     let style = read(&a.style, "--style")?;
     let photos = image_files(&a.data).with_context(|| format!("--data {}", a.data.display()))?;
     let device = Arc::new(Device::new()?);
-    eprintln!("training on {} photos at {}x{}", photos.len(), a.size, a.size);
+    eprintln!(
+        "training on {} photos at {}x{}, {} epochs of {} steps{}",
+        photos.len(),
+        a.size,
+        a.size,
+        a.epochs,
+        photos.len().div_ceil(a.batch_size.max(1)),
+        a.max_minutes
+            .map(|m| format!(", at most about {m} minutes"))
+            .unwrap_or_default()
+    );
+    let mut elapsed = 0.0;
     let trained = feed_forward::train(&device, &style, &photos, &opts, |e| {
+        elapsed += e.seconds;
+        let eta = elapsed / e.epoch as f64 * a.epochs.saturating_sub(e.epoch) as f64;
         eprintln!(
-            "epoch {}: loss {:.4}  content {:.4}  style {:.5}  ({:.0} s)",
-            e.epoch, e.loss, e.content, e.style, e.seconds
+            "epoch {}/{}: loss {:.4}  content {:.4}  style {:.5}  ({:.0} s, ETA {:.0} min)",
+            e.epoch,
+            a.epochs,
+            e.loss,
+            e.content,
+            e.style,
+            e.seconds,
+            eta / 60.0
         );
     })?;
     feed_forward::save(&a.save, &trained.weights)?;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use fovea_engine::{CompiledModel, Device, NamedArrays, checkpoint};
 use fovea_graph::{Model, Tensor};
 
+use super::align::Aligner;
 use crate::error::{DataError, Result};
 use crate::vision::augment::mirror_x;
 use crate::vision::letterbox::letterbox;
@@ -24,13 +25,31 @@ pub const ZOO_ARCHITECTURE: &str = "zoo-embedding";
 /// [`MODEL_METADATA`] of a fine-tuned face-api descriptor.
 pub const FACE_API_ARCHITECTURE: &str = "face-api";
 
+/// The safetensors metadata key saying a net was trained on aligned faces ([`Aligner`]).
+pub const ALIGN_METADATA: &str = "faces_align";
+/// [`ALIGN_METADATA`]'s value: BlazeFace's eyes to fixed places.
+pub const ALIGN_EYES: &str = "blazeface-eyes";
+
 /// Saves a trained embedding net's weights to `path` with its architecture's name
-/// (`architecture`: [`ZOO_ARCHITECTURE`] or [`FACE_API_ARCHITECTURE`]) in the file's metadata,
-/// which [`Embedder::trained`] reads back.
-pub fn save_weights(path: &Path, model: &Model, architecture: &str) -> Result<()> {
+/// (`architecture`: [`ZOO_ARCHITECTURE`] or [`FACE_API_ARCHITECTURE`]) and, when `aligned`, the
+/// mark that it was trained on aligned faces in the file's metadata, which
+/// [`Embedder::trained`] and [`weights_aligned`] read back.
+pub fn save_weights(path: &Path, model: &Model, architecture: &str, aligned: bool) -> Result<()> {
     let list: Vec<(String, &Tensor)> = model.params.iter().map(|p| (p.name.clone(), &p.value)).collect();
-    let meta = std::collections::BTreeMap::from([(MODEL_METADATA.to_string(), architecture.to_string())]);
+    let mut meta = std::collections::BTreeMap::from([(MODEL_METADATA.to_string(), architecture.to_string())]);
+    if aligned {
+        meta.insert(ALIGN_METADATA.to_string(), ALIGN_EYES.to_string());
+    }
     Ok(checkpoint::write_safetensors_with(path, &list, &meta)?)
+}
+
+/// Whether the weights file at `path` was trained on aligned faces (so its faces must be
+/// aligned the same way before embedding).
+pub fn weights_aligned(path: &Path) -> Result<bool> {
+    Ok(checkpoint::read_safetensors_metadata(path)?
+        .get(ALIGN_METADATA)
+        .map(String::as_str)
+        == Some(ALIGN_EYES))
 }
 
 /// How a face image becomes a model input.
@@ -100,6 +119,9 @@ pub struct Embedder {
     /// Embed each face and its mirror image and use their normalised mean (the usual test-time
     /// flip of face verification; on by default for learnt embeddings, off for raw pixels).
     pub mirror_average: bool,
+    /// Align each face first ([`Aligner`]: BlazeFace's eyes to fixed places in a chip), before
+    /// the preparation; `None` takes the images as they are.
+    pub align: Option<Aligner>,
 }
 
 impl Embedder {
@@ -131,6 +153,7 @@ impl Embedder {
             prep,
             kind: format!("trained:{}", path.display()),
             mirror_average: true,
+            align: None,
         })
     }
 
@@ -150,6 +173,7 @@ impl Embedder {
             },
             kind: "raw-pixels".into(),
             mirror_average: false,
+            align: None,
         })
     }
 
@@ -166,11 +190,21 @@ impl Embedder {
             prep: Preparation::PadSquare { size: 150 },
             kind: "face-api".into(),
             mirror_average: true,
+            align: None,
         })
     }
 
-    /// Embeddings of `images`, one row each (mirror-averaged when [`Embedder::mirror_average`]).
+    /// Embeddings of `images`, one row each (aligned first with [`Embedder::align`],
+    /// mirror-averaged when [`Embedder::mirror_average`]).
     pub fn embed(&self, device: &Arc<Device>, images: &[Image]) -> Result<Vec<Vec<f32>>> {
+        let aligned;
+        let images = match &self.align {
+            Some(a) => {
+                aligned = a.align(device, images)?.0;
+                &aligned[..]
+            }
+            None => images,
+        };
         let once = |images: &[Image]| -> Result<Vec<Vec<f32>>> {
             let x = self.prep.tensor(images)?;
             let inputs = NamedArrays::new().with(&self.model.input_names()[0], x);

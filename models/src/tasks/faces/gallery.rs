@@ -30,6 +30,9 @@ pub enum GalleryModel {
     FaceApi {
         /// The package folder.
         dir: PathBuf,
+        /// Whether faces are aligned first (`--align`); absent in older files: not aligned.
+        #[serde(default)]
+        align: bool,
     },
 }
 

@@ -127,6 +127,26 @@ impl Affine {
         }
     }
 
+    /// The similarity (rotation, uniform scale, shift) taking `from.0` to `to.0` and
+    /// `from.1` to `to.1`, or `None` when the two `from` points coincide.
+    pub fn similarity(from: [(f32, f32); 2], to: [(f32, f32); 2]) -> Option<Affine> {
+        let (u, v) = (
+            (from[1].0 - from[0].0, from[1].1 - from[0].1),
+            (to[1].0 - to[0].0, to[1].1 - to[0].1),
+        );
+        let n = u.0 * u.0 + u.1 * u.1;
+        if n < 1e-12 {
+            return None;
+        }
+        // The complex ratio v / u = a + i b is the rotation and scale.
+        let a = (v.0 * u.0 + v.1 * u.1) / n;
+        let b = (v.1 * u.0 - v.0 * u.1) / n;
+        Some(Affine {
+            row_x: [a, -b, to[0].0 - (a * from[0].0 - b * from[0].1)],
+            row_y: [b, a, to[0].1 - (b * from[0].0 + a * from[0].1)],
+        })
+    }
+
     /// Where a source point lands.
     pub fn apply(&self, x: f32, y: f32) -> (f32, f32) {
         let [a, b, tx] = self.row_x;
@@ -183,8 +203,20 @@ impl AffineRange {
 /// Samples `img` through the inverse map: bilinear (`nearest == false`) or nearest; taps
 /// outside the picture read `fill`.
 pub(crate) fn warp(img: &Image, inv: &Affine, nearest: bool, fill: f32) -> Image {
+    warp_into(img, inv, img.width, img.height, nearest, fill)
+}
+
+/// `img` mapped by `map` into a new `width x height` picture (bilinear; what falls outside
+/// the source reads `fill`), or `None` when `map` is singular. The face aligner cuts its chips
+/// with this.
+pub fn warp_affine(img: &Image, map: &Affine, width: usize, height: usize, fill: f32) -> Option<Image> {
+    Some(warp_into(img, &map.inverse()?, width, height, false, fill))
+}
+
+/// [`warp`] into an output of its own size.
+fn warp_into(img: &Image, inv: &Affine, out_w: usize, out_h: usize, nearest: bool, fill: f32) -> Image {
     let (w, h, c) = (img.width, img.height, img.channels);
-    let mut out = Image::filled(w, h, c, fill);
+    let mut out = Image::filled(out_w, out_h, c, fill);
     let tap = |x: i64, y: i64, k: usize| -> f32 {
         if x < 0 || y < 0 || x >= w as i64 || y >= h as i64 {
             fill
@@ -192,8 +224,8 @@ pub(crate) fn warp(img: &Image, inv: &Affine, nearest: bool, fill: f32) -> Image
             img.data[(y as usize * w + x as usize) * c + k]
         }
     };
-    for j in 0..h {
-        for i in 0..w {
+    for j in 0..out_h {
+        for i in 0..out_w {
             let (sx, sy) = inv.apply(i as f32 + 0.5, j as f32 + 0.5);
             let px = out.pixel_mut(i, j);
             if nearest {
@@ -257,6 +289,33 @@ pub fn affine(s: &Sample, map: &Affine) -> Sample {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn similarity_maps_both_points_and_keeps_angles() {
+        // (10, 10) -> (0, 0) and (20, 10) -> (0, 20): a quarter turn, doubled, then a shift.
+        let m = Affine::similarity([(10.0, 10.0), (20.0, 10.0)], [(0.0, 0.0), (0.0, 20.0)]).unwrap();
+        let close = |p: (f32, f32), q: (f32, f32)| (p.0 - q.0).abs() < 1e-4 && (p.1 - q.1).abs() < 1e-4;
+        assert!(close(m.apply(10.0, 10.0), (0.0, 0.0)));
+        assert!(close(m.apply(20.0, 10.0), (0.0, 20.0)));
+        // A third point one unit "up" of the first goes two units along the turned axis.
+        assert!(close(m.apply(10.0, 11.0), (-2.0, 0.0)), "{:?}", m.apply(10.0, 11.0));
+        assert!(Affine::similarity([(1.0, 1.0), (1.0, 1.0)], [(0.0, 0.0), (1.0, 0.0)]).is_none());
+    }
+
+    #[test]
+    fn warp_affine_cuts_a_shifted_window_of_its_own_size() {
+        let mut img = Image::filled(6, 5, 1, 0.0);
+        for (i, v) in img.data.iter_mut().enumerate() {
+            *v = i as f32;
+        }
+        // Source (2, 1) -> output (0, 0): a 3 x 2 window starting at column 2, row 1.
+        let out = warp_affine(&img, &Affine::shift(-2.0, -1.0), 3, 2, -1.0).unwrap();
+        assert_eq!((out.width, out.height), (3, 2));
+        assert_eq!(out.data, vec![8.0, 9.0, 10.0, 14.0, 15.0, 16.0]);
+        // Outside the source: the fill.
+        let out = warp_affine(&img, &Affine::shift(-5.0, 0.0), 2, 1, -1.0).unwrap();
+        assert_eq!(out.data, vec![5.0, -1.0]);
+    }
 
     /// A `w` x `h` one-channel mask with a single 1 at `(x, y)`.
     fn one_hot(w: usize, h: usize, x: usize, y: usize) -> Image {

@@ -11,7 +11,7 @@ mod ssd_crop;
 
 pub use color::{ColorJitter, adjust_brightness, adjust_contrast, adjust_saturation};
 pub use elastic::{Elastic, displacement_field, elastic_with_grid};
-pub use geometric::{Affine, AffineRange, affine, hflip, mirror_x, mirror_y, rot90, transpose, vflip};
+pub use geometric::{Affine, AffineRange, affine, hflip, mirror_x, mirror_y, rot90, transpose, vflip, warp_affine};
 pub use ssd_crop::{SsdCrop, crop_sample, expand};
 
 use fovea_graph::init::Rng;
