@@ -468,10 +468,17 @@ fn fine_tuning_face_api_round_trips() {
     assert!(o.status.success(), "{}", text(&o));
     let json = read_json(&m);
     assert_eq!(json["init"], "face-api");
+    assert_eq!(json["align"], true, "fine-tuning face-api aligns by default");
+    let untuned = json["untuned"]["auc"].as_f64().unwrap_or(f64::NAN);
+    assert!(
+        (0.0..=1.0).contains(&untuned),
+        "the untuned descriptor's AUC: {untuned}"
+    );
     assert_eq!(json["loss"], "batch-hard");
     assert_eq!(json["history"].as_array().map(Vec::len), Some(1));
     let meta = fovea::engine::checkpoint::read_safetensors_metadata(&w).unwrap();
     assert_eq!(meta.get("faces_model").map(String::as_str), Some("face-api"));
+    assert_eq!(meta.get("faces_align").map(String::as_str), Some("blazeface-eyes"));
     let e = dir.join("e.npy");
     let o = fovea(&[
         "faces",

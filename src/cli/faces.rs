@@ -15,7 +15,7 @@ use fovea_models::tasks::faces::evaluate::{DEFAULT_GALLERY_PER_SUBJECT, Evaluati
 use fovea_models::tasks::faces::gallery::{GALLERY_FORMAT, GalleryFile, GalleryModel, Person, read_gallery_folder};
 use fovea_models::tasks::faces::loss::FaceLoss;
 use fovea_models::tasks::faces::pictures::roc_png;
-use fovea_models::tasks::faces::train::{TrainConfig, train};
+use fovea_models::tasks::faces::train::{Init, TrainConfig, train};
 use fovea_models::tasks::output::{write_atomic, write_json};
 use fovea_models::vision::read_image;
 use fovea_models::zoo::faces::EmbeddingConfig;
@@ -110,9 +110,13 @@ struct TrainArgs {
     /// Evaluate each face as it is, without averaging in its mirror image's embedding.
     #[arg(long)]
     no_mirror: bool,
-    /// Train and evaluate on aligned faces (as `verify --align`); the weights file records it.
-    #[arg(long)]
+    /// Train and evaluate on aligned faces (as `verify --align`; the default with `--init
+    /// face-api`); the weights file records it.
+    #[arg(long, conflicts_with = "no_align")]
     align: bool,
+    /// Train on the faces as they are, even with `--init face-api`.
+    #[arg(long)]
+    no_align: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -131,10 +135,13 @@ struct ModelArgs {
     #[arg(long)]
     no_mirror: bool,
     /// Align each face first: BlazeFace finds the eyes, and a similarity transform puts them
-    /// level at fixed places in a 150x150 chip (face-api's descriptor was trained on aligned
-    /// crops). Weights trained with --align are aligned for without the flag.
-    #[arg(long)]
+    /// level at fixed places in a 150x150 chip. The default for `--pretrained face-api` (its
+    /// descriptor was trained on aligned crops) and for weights trained aligned.
+    #[arg(long, conflicts_with = "no_align")]
     align: bool,
+    /// Embed the faces as they are (padded to a square for face-api), without aligning.
+    #[arg(long)]
+    no_align: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -246,14 +253,20 @@ fn embedder(m: &ModelArgs) -> anyhow::Result<Embedder> {
     if m.no_mirror {
         e.mirror_average = false;
     }
-    let trained_aligned = match &m.weights {
-        Some(w) => weights_aligned(w).with_context(|| format!("--weights {}", w.display()))?,
-        None => false,
-    };
-    if m.align || trained_aligned {
+    if m.align || (align_by_default(m)? && !m.no_align) {
         e.align = Some(aligner()?);
     }
     Ok(e)
+}
+
+/// Whether the model the arguments name aligns its faces unless told otherwise: face-api's
+/// descriptor, and weights trained on aligned faces.
+fn align_by_default(m: &ModelArgs) -> anyhow::Result<bool> {
+    Ok(match (&m.weights, m.pretrained.as_deref()) {
+        (Some(w), _) => weights_aligned(w).with_context(|| format!("--weights {}", w.display()))?,
+        (None, Some("face-api")) => true,
+        _ => false,
+    })
 }
 
 /// The face aligner, with BlazeFace from the repo's data/pretrained or the pretrained cache.
@@ -351,7 +364,8 @@ fn run_train(a: TrainArgs) -> anyhow::Result<()> {
     );
     // With --align, training and evaluation see aligned chips; the raw-pixel floor the faces
     // as they are.
-    let aligned = if a.align {
+    let align = a.align || (a.init == "face-api" && !a.no_align);
+    let aligned = if align {
         let al = aligner()?;
         Some(Split {
             train: align_faces(&device, &al, &split.train, "training")?,
@@ -400,9 +414,19 @@ fn run_train(a: TrainArgs) -> anyhow::Result<()> {
     // The trivial floor beside it: raw grey pixels, nearest neighbour.
     let floor = evaluate(&device, &Embedder::pixel_floor()?, &split, a.gallery_size)?;
     println!("raw-pixel floor:   {}", floor.summary());
+    // A fine-tuning run also reports where it started: the untouched descriptor, on the same
+    // (aligned or not) faces.
+    let start = match &cfg.init {
+        Init::FaceApi(dir) => {
+            let e = evaluate(&device, &Embedder::face_api(dir)?, data, a.gallery_size)?;
+            println!("face-api, untuned: {}", e.summary());
+            Some(e)
+        }
+        Init::Scratch => None,
+    };
     println!("training took {train_seconds:.1} s");
     if let Some(path) = &a.save {
-        save_weights(path, &embedder.model, cfg.init.architecture(), a.align)
+        save_weights(path, &embedder.model, cfg.init.architecture(), align)
             .with_context(|| format!("--save {}", path.display()))?;
         write_json(
             &sidecar(path),
@@ -419,7 +443,7 @@ fn run_train(a: TrainArgs) -> anyhow::Result<()> {
         json["train_seconds"] = serde_json::json!(train_seconds);
         json["loss"] = serde_json::json!(loss_name);
         json["init"] = serde_json::json!(a.init);
-        json["align"] = serde_json::json!(a.align);
+        json["align"] = serde_json::json!(align);
         json["learning_rate"] = serde_json::json!(learning_rate);
         json["margin"] = serde_json::json!(margin);
         json["epochs"] = serde_json::json!(epochs);
@@ -428,6 +452,9 @@ fn run_train(a: TrainArgs) -> anyhow::Result<()> {
         json["device"] = serde_json::json!(device.describe());
         json["collapse_warnings"] = serde_json::Value::Array(collapses);
         json["raw_pixel_floor"] = floor.to_json();
+        if let Some(e) = &start {
+            json["untuned"] = e.to_json();
+        }
         json["history"] = history;
         write_json(path, &json)?;
     }
@@ -435,10 +462,12 @@ fn run_train(a: TrainArgs) -> anyhow::Result<()> {
         write_training_plot(path, &records)?;
     }
     if let Some(path) = &a.roc {
-        write_atomic(
-            path,
-            &roc_png(&[("trained".into(), &eval.roc), ("raw pixels".into(), &floor.roc)])?,
-        )?;
+        let mut curves = vec![("trained".to_string(), &eval.roc)];
+        if let Some(e) = &start {
+            curves.push(("face-api, untuned".into(), &e.roc));
+        }
+        curves.push(("raw pixels".into(), &floor.roc));
+        write_atomic(path, &roc_png(&curves)?)?;
     }
     Ok(())
 }
@@ -579,7 +608,7 @@ fn run_enroll(a: EnrollArgs) -> anyhow::Result<()> {
         },
         _ => GalleryModel::FaceApi {
             dir: expand_home(&a.model.pretrained_dir),
-            align: a.model.align,
+            align: a.model.align || (align_by_default(&a.model)? && !a.model.no_align),
         },
     };
     let file = GalleryFile {
@@ -602,6 +631,7 @@ fn run_identify(a: IdentifyArgs) -> anyhow::Result<()> {
             pretrained_dir: String::new(),
             no_mirror: false,
             align: false,
+            no_align: false,
         },
         GalleryModel::FaceApi { dir, align } => ModelArgs {
             weights: None,
@@ -609,6 +639,7 @@ fn run_identify(a: IdentifyArgs) -> anyhow::Result<()> {
             pretrained_dir: dir.display().to_string(),
             no_mirror: false,
             align: *align,
+            no_align: !*align,
         },
     };
     let embedder = embedder(&model_args).with_context(|| format!("the model named by {}", a.gallery.display()))?;
