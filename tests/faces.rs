@@ -323,6 +323,21 @@ fn bad_input_names_the_argument_and_writes_nothing() {
                 t,
                 "--test-subjects",
                 "3,4",
+                "--tune-layers",
+                "projection,nosuch",
+                "--metrics-json",
+                ms,
+            ],
+            "--tune-layers nosuch",
+        ),
+        (
+            vec![
+                "faces",
+                "train",
+                "--data",
+                t,
+                "--test-subjects",
+                "3,4",
                 "--init",
                 "face-api",
                 "--pretrained-dir",
@@ -469,6 +484,11 @@ fn fine_tuning_face_api_round_trips() {
     let json = read_json(&m);
     assert_eq!(json["init"], "face-api");
     assert_eq!(json["align"], true, "fine-tuning face-api aligns by default");
+    assert_eq!(
+        json["tune_layers"],
+        serde_json::json!(["fc"]),
+        "and trains only its projection"
+    );
     let untuned = json["untuned"]["auc"].as_f64().unwrap_or(f64::NAN);
     assert!(
         (0.0..=1.0).contains(&untuned),

@@ -65,7 +65,7 @@ struct TrainArgs {
     /// With `--init face-api`: the package folder (tools/pretrained/fetch.sh).
     #[arg(long, default_value = "~/.cache/fovea/pretrained")]
     pretrained_dir: String,
-    /// Passes of P x K batches over the training subjects [default: 30 from scratch, 8 fine-tuning].
+    /// Passes of P x K batches over the training subjects [default: 30 from scratch, 4 fine-tuning].
     #[arg(long)]
     epochs: Option<usize>,
     /// The loss: batch-hard or batch-all triplet mining, or softmax over the training subjects
@@ -79,14 +79,14 @@ struct TrainArgs {
     /// Batches of P subjects with K images each, `PxK`.
     #[arg(long, default_value = "8x4")]
     pk: String,
-    /// Adam's learning rate [default: 1e-3 from scratch, 2e-5 fine-tuning].
+    /// Adam's learning rate [default: 1e-3 from scratch, 1e-4 fine-tuning].
     #[arg(long)]
     learning_rate: Option<f32>,
     /// Seed of the weights, batches and augmentation.
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Held-out evaluation every N epochs during training (0: only at the end) [default: 10
-    /// from scratch, 2 fine-tuning].
+    /// from scratch, 1 fine-tuning].
     #[arg(long)]
     eval_every: Option<usize>,
     /// Gallery images per held-out subject for identification.
@@ -117,6 +117,11 @@ struct TrainArgs {
     /// Train on the faces as they are, even with `--init face-api`.
     #[arg(long)]
     no_align: bool,
+    /// Train only these layers (comma-separated names, as `fovea graph` lists them), every
+    /// other one frozen; `all` trains every layer [default: all from scratch, `fc` (the last
+    /// projection) fine-tuning].
+    #[arg(long, value_delimiter = ',')]
+    tune_layers: Option<Vec<String>>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -351,6 +356,11 @@ fn run_train(a: TrainArgs) -> anyhow::Result<()> {
         eval_every: a.eval_every.unwrap_or(base.eval_every),
         checkpoint: a.checkpoint.options()?,
         mirror_average: !a.no_mirror,
+        tune_layers: match &a.tune_layers {
+            Some(l) if l.iter().any(|n| n == "all") => Vec::new(),
+            Some(l) => l.clone(),
+            None => base.tune_layers.clone(),
+        },
         ..base
     };
     eprintln!(
@@ -444,6 +454,7 @@ fn run_train(a: TrainArgs) -> anyhow::Result<()> {
         json["loss"] = serde_json::json!(loss_name);
         json["init"] = serde_json::json!(a.init);
         json["align"] = serde_json::json!(align);
+        json["tune_layers"] = serde_json::json!(cfg.tune_layers);
         json["learning_rate"] = serde_json::json!(learning_rate);
         json["margin"] = serde_json::json!(margin);
         json["epochs"] = serde_json::json!(epochs);
