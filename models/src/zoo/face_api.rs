@@ -52,20 +52,21 @@ pub fn default_dir() -> PathBuf {
 
 /// The face descriptor with the package's weights from `dir`.
 pub fn descriptor(dir: &Path) -> Result<Model> {
-    let weights = read_manifest(dir, DESCRIPTOR_MANIFEST)?;
-    let mut b = Binder::default();
-    let mut model = descriptor::build(&mut b, false)?;
-    b.apply(&mut model, &weights)?;
-    Ok(model)
+    descriptor_with_weights(dir, false)
 }
 
 /// The descriptor with its output L2-normalised (a `UnitNormalization` named `embedding`
 /// after `fc`) and the package's weights from `dir`: the starting point of fine-tuning
 /// (`fovea faces train --init face-api`). Same parameters as [`descriptor`].
 pub fn descriptor_embedding(dir: &Path) -> Result<Model> {
+    descriptor_with_weights(dir, true)
+}
+
+/// The descriptor (its output unit-normalised when `unit`) with the package's weights.
+fn descriptor_with_weights(dir: &Path, unit: bool) -> Result<Model> {
     let weights = read_manifest(dir, DESCRIPTOR_MANIFEST)?;
     let mut b = Binder::default();
-    let mut model = descriptor::build(&mut b, true)?;
+    let mut model = descriptor::build(&mut b, unit)?;
     b.apply(&mut model, &weights)?;
     Ok(model)
 }
