@@ -9,7 +9,7 @@ use fovea_engine::{Device, npy};
 use fovea_graph::Tensor;
 use fovea_models::data::orl::load_orl;
 use fovea_models::tasks::faces::align::{Aligner, ChipGeometry};
-use fovea_models::tasks::faces::data::{DEFAULT_TEST_SUBJECTS, Split, parse_subjects, split};
+use fovea_models::tasks::faces::data::{DEFAULT_TEST_SUBJECTS, Faces, Split, parse_subjects, split};
 use fovea_models::tasks::faces::embed::{Embedder, save_weights, weights_aligned};
 use fovea_models::tasks::faces::evaluate::{DEFAULT_GALLERY_PER_SUBJECT, Evaluation, evaluate};
 use fovea_models::tasks::faces::gallery::{GALLERY_FORMAT, GalleryFile, GalleryModel, Person, read_gallery_folder};
@@ -258,20 +258,21 @@ fn embedder(m: &ModelArgs) -> anyhow::Result<Embedder> {
     if m.no_mirror {
         e.mirror_average = false;
     }
-    if m.align || (align_by_default(m)? && !m.no_align) {
+    if wants_align(m)? {
         e.align = Some(aligner()?);
     }
     Ok(e)
 }
 
-/// Whether the model the arguments name aligns its faces unless told otherwise: face-api's
-/// descriptor, and weights trained on aligned faces.
-fn align_by_default(m: &ModelArgs) -> anyhow::Result<bool> {
-    Ok(match (&m.weights, m.pretrained.as_deref()) {
+/// Whether faces are aligned for the model the arguments name: `--align`, or by default (unless
+/// `--no-align`) for face-api's descriptor and for weights trained on aligned faces.
+fn wants_align(m: &ModelArgs) -> anyhow::Result<bool> {
+    let by_default = match (&m.weights, m.pretrained.as_deref()) {
         (Some(w), _) => weights_aligned(w).with_context(|| format!("--weights {}", w.display()))?,
         (None, Some("face-api")) => true,
         _ => false,
-    })
+    };
+    Ok(m.align || (by_default && !m.no_align))
 }
 
 /// The face aligner, with BlazeFace from the repo's data/pretrained or the pretrained cache.
@@ -282,12 +283,7 @@ fn aligner() -> anyhow::Result<Aligner> {
 }
 
 /// `faces` with every image replaced by its aligned chip; prints how many were aligned.
-fn align_faces(
-    device: &Arc<Device>,
-    aligner: &Aligner,
-    faces: &fovea_models::tasks::faces::data::Faces,
-    what: &str,
-) -> anyhow::Result<fovea_models::tasks::faces::data::Faces> {
+fn align_faces(device: &Arc<Device>, aligner: &Aligner, faces: &Faces, what: &str) -> anyhow::Result<Faces> {
     let (images, stats) = aligner.align(device, &faces.images)?;
     eprintln!(
         "aligned {} of {} {what} faces ({} without a detected face, padded instead)",
@@ -295,7 +291,7 @@ fn align_faces(
         faces.images.len(),
         stats.missed
     );
-    Ok(fovea_models::tasks::faces::data::Faces {
+    Ok(Faces {
         images,
         subjects: faces.subjects.clone(),
     })
@@ -374,7 +370,7 @@ fn run_train(a: TrainArgs) -> anyhow::Result<()> {
     );
     // With --align, training and evaluation see aligned chips; the raw-pixel floor the faces
     // as they are.
-    let align = a.align || (a.init == "face-api" && !a.no_align);
+    let align = a.align || (matches!(cfg.init, Init::FaceApi(_)) && !a.no_align);
     let aligned = if align {
         let al = aligner()?;
         Some(Split {
@@ -619,7 +615,7 @@ fn run_enroll(a: EnrollArgs) -> anyhow::Result<()> {
         },
         _ => GalleryModel::FaceApi {
             dir: expand_home(&a.model.pretrained_dir),
-            align: a.model.align || (align_by_default(&a.model)? && !a.model.no_align),
+            align: wants_align(&a.model)?,
         },
     };
     let file = GalleryFile {

@@ -15,7 +15,7 @@ use fovea_graph::{Model, Tensor};
 
 use super::targets::iou;
 use crate::vision::letterbox::letterbox;
-use crate::vision::{Image, Normalization, image_to_tensor};
+use crate::vision::{Image, Normalization, images_to_tensor};
 use crate::{DataError, Result};
 
 /// One variant's settings.
@@ -143,9 +143,12 @@ pub fn weighted_nms(mut faces: Vec<Face>, min_suppression: f32) -> Vec<Face> {
     out
 }
 
-/// The model's outputs `(regressors, scores)` for one letterboxed input, after checking that
-/// it is a BlazeFace of `spec`: one `(side, side, 3)` input, outputs `(anchors, 16)` and
-/// `(anchors, 1)`.
+/// Photos predicted per batch by [`detect_faces_in`].
+const BATCH: usize = 32;
+
+/// The model's outputs `(regressors, scores)` for letterboxed inputs `(N, side, side, 3)`, all
+/// samples' rows one after another, after checking that it is a BlazeFace of `spec`: one
+/// `(side, side, 3)` input, outputs `(anchors, 16)` and `(anchors, 1)`.
 fn run_model(device: &Arc<Device>, model: &Model, spec: &BlazeFaceSpec, x: Tensor) -> Result<(Vec<f32>, Vec<f32>)> {
     let a = spec.anchors().len();
     let (ins, outs) = (model.input_shapes(), model.output_shapes());
@@ -164,7 +167,8 @@ fn run_model(device: &Arc<Device>, model: &Model, spec: &BlazeFaceSpec, x: Tenso
         ));
     }
     let name = &model.input_names()[0];
-    let mut y = predict_arrays(device, model, &NamedArrays::new().with(name, x), 1)?;
+    let batch = x.shape.first().copied().unwrap_or(1).clamp(1, BATCH);
+    let mut y = predict_arrays(device, model, &NamedArrays::new().with(name, x), batch)?;
     let scores = std::mem::take(&mut y[sc].1.data);
     Ok((std::mem::take(&mut y[reg].1.data), scores))
 }
@@ -173,26 +177,56 @@ fn run_model(device: &Arc<Device>, model: &Model, spec: &BlazeFaceSpec, x: Tenso
 /// photo's pixels. `model` is the TFLite model of `spec` (checked: an error names the model
 /// when its input or outputs are not BlazeFace's).
 pub fn detect_faces(device: &Arc<Device>, model: &Model, spec: &BlazeFaceSpec, photo: &Image) -> Result<Vec<Face>> {
+    Ok(detect_faces_in(device, model, spec, std::slice::from_ref(photo))?.remove(0))
+}
+
+/// [`detect_faces`] for many photos in one program (batches of 32): one list of faces per photo.
+pub fn detect_faces_in(
+    device: &Arc<Device>,
+    model: &Model,
+    spec: &BlazeFaceSpec,
+    photos: &[Image],
+) -> Result<Vec<Vec<Face>>> {
+    if photos.is_empty() {
+        return Ok(Vec::new());
+    }
     let side = spec.input;
-    let (boxed, fit) = letterbox(&photo.to_rgb(), side, side, 0.0)?;
-    let mut x = image_to_tensor(&boxed, &Normalization::SymmetricRange)?;
-    x.shape.insert(0, 1);
+    let mut boxed = Vec::with_capacity(photos.len());
+    let mut fits = Vec::with_capacity(photos.len());
+    for photo in photos {
+        let (b, fit) = letterbox(&photo.to_rgb(), side, side, 0.0)?;
+        boxed.push(b);
+        fits.push(fit);
+    }
+    let x = images_to_tensor(&boxed, &Normalization::SymmetricRange)?;
     let (regressors, scores) = run_model(device, model, spec, x)?;
-    let faces = weighted_nms(decode(spec, &regressors, &scores), spec.min_suppression);
-    // Relative input coordinates -> input pixels -> photo pixels.
+    let a = spec.anchors().len();
     let s = side as f32;
-    let back = |x: f32, y: f32| ((x * s - fit.offset_x) / fit.scale, (y * s - fit.offset_y) / fit.scale);
-    let (w, h) = (photo.width as f32, photo.height as f32);
-    Ok(faces
-        .into_iter()
-        .map(|f| {
-            let (x0, y0) = back(f.bbox[0], f.bbox[1]);
-            let (x1, y1) = back(f.bbox[2], f.bbox[3]);
-            Face {
-                bbox: [x0.clamp(0.0, w), y0.clamp(0.0, h), x1.clamp(0.0, w), y1.clamp(0.0, h)],
-                keypoints: f.keypoints.map(|(x, y)| back(x, y)),
-                score: f.score,
-            }
+    Ok(photos
+        .iter()
+        .zip(&fits)
+        .enumerate()
+        .map(|(i, (photo, fit))| {
+            let faces = decode(
+                spec,
+                &regressors[i * a * 16..(i + 1) * a * 16],
+                &scores[i * a..(i + 1) * a],
+            );
+            // Relative input coordinates -> input pixels -> photo pixels.
+            let back = |x: f32, y: f32| ((x * s - fit.offset_x) / fit.scale, (y * s - fit.offset_y) / fit.scale);
+            let (w, h) = (photo.width as f32, photo.height as f32);
+            weighted_nms(faces, spec.min_suppression)
+                .into_iter()
+                .map(|f| {
+                    let (x0, y0) = back(f.bbox[0], f.bbox[1]);
+                    let (x1, y1) = back(f.bbox[2], f.bbox[3]);
+                    Face {
+                        bbox: [x0.clamp(0.0, w), y0.clamp(0.0, h), x1.clamp(0.0, w), y1.clamp(0.0, h)],
+                        keypoints: f.keypoints.map(|(x, y)| back(x, y)),
+                        score: f.score,
+                    }
+                })
+                .collect()
         })
         .collect())
 }

@@ -11,7 +11,7 @@ use fovea_engine::Device;
 use fovea_graph::Model;
 
 use crate::error::{DataError, Result};
-use crate::tasks::detection::blazeface::{BlazeFaceSpec, detect_faces};
+use crate::tasks::detection::blazeface::{BlazeFaceSpec, detect_faces_in};
 use crate::vision::Image;
 use crate::vision::augment::{Affine, warp_affine};
 use crate::vision::letterbox::letterbox;
@@ -104,21 +104,21 @@ impl Aligner {
     pub fn align(&self, device: &Arc<Device>, images: &[Image]) -> Result<(Vec<Image>, AlignStats)> {
         let mut stats = AlignStats::default();
         let mut chips = Vec::with_capacity(images.len());
-        for image in images {
-            let rgb = image.to_rgb();
-            let faces = detect_faces(device, &self.model, &self.spec, &rgb)?;
+        let rgb: Vec<Image> = images.iter().map(Image::to_rgb).collect();
+        let found = detect_faces_in(device, &self.model, &self.spec, &rgb)?;
+        for (rgb, faces) in rgb.iter().zip(found) {
             let map = faces
                 .first()
                 .and_then(|f| self.chip.map(f.keypoints[0], f.keypoints[1]));
             let size = self.chip.size;
-            match map.and_then(|m| warp_affine(&rgb, &m, size, size, 0.0)) {
+            match map.and_then(|m| warp_affine(rgb, &m, size, size, 0.0)) {
                 Some(chip) => {
                     stats.aligned += 1;
                     chips.push(chip);
                 }
                 None => {
                     stats.missed += 1;
-                    chips.push(letterbox(&rgb, size, size, 0.0)?.0);
+                    chips.push(letterbox(rgb, size, size, 0.0)?.0);
                 }
             }
         }
