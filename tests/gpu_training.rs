@@ -317,6 +317,7 @@ fn optimised_and_plain_programs_train_alike() {
             CompileOptions {
                 optimize: false,
                 in_place: false,
+                tune: false,
             },
             CompileOptions::default(),
         ] {

@@ -32,6 +32,7 @@ pub struct Device {
     pub(crate) device: wgpu::Device,
     pub(crate) queue: wgpu::Queue,
     pub(crate) pipelines: PipelineCache,
+    pub(crate) tuner: crate::tuning::Tuner,
     info: DeviceInfo,
     target: Target,
     errors: Arc<Mutex<Vec<String>>>,
@@ -41,6 +42,26 @@ impl std::fmt::Debug for Device {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Device").field("info", &self.info).finish()
     }
+}
+
+/// A file-name-safe key of the adapter (name and backend) for its tuning cache; the file
+/// itself records the driver and Fovea version it was written by.
+fn file_key(info: &DeviceInfo) -> String {
+    let raw = format!("{}-{}", info.name, info.backend);
+    let mut key: String = raw
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    while key.contains("--") {
+        key = key.replace("--", "-");
+    }
+    key.trim_matches('-').chars().take(80).collect()
 }
 
 fn class_from_env() -> Result<Option<AdapterClass>> {
@@ -97,17 +118,27 @@ impl Device {
 
     /// Like [`Device::new`], with the on-disk pipeline cache in `cache_dir` (`None`: none).
     pub fn with_cache_dir(cache_dir: Option<std::path::PathBuf>) -> Result<Device> {
-        Self::choose(cache_dir, class_from_env()?)
+        Self::choose(cache_dir, class_from_env()?, None)
+    }
+
+    /// Like [`Device::with_cache_dir`], with a GEMM tuning budget of `tune_budget` for this
+    /// device instead of `FOVEA_TUNE_BUDGET_MS` (zero: no tuning; cached choices still apply).
+    pub fn with_tuning(cache_dir: Option<std::path::PathBuf>, tune_budget: std::time::Duration) -> Result<Device> {
+        Self::choose(cache_dir, class_from_env()?, Some(tune_budget))
     }
 
     /// Like [`Device::new`], choosing kernels for `class` whatever the adapter is: GPU-class
     /// kernels (workgroup-memory tiles) run on lavapipe in tests, CPU-class ones on a GPU for
     /// comparison. `FOVEA_KERNELS=cpu|gpu` does the same for any run.
     pub fn with_kernel_class(class: AdapterClass) -> Result<Device> {
-        Self::choose(crate::pipelines::default_cache_dir(), Some(class))
+        Self::choose(crate::pipelines::default_cache_dir(), Some(class), None)
     }
 
-    fn choose(cache_dir: Option<std::path::PathBuf>, class: Option<AdapterClass>) -> Result<Device> {
+    fn choose(
+        cache_dir: Option<std::path::PathBuf>,
+        class: Option<AdapterClass>,
+        tune_budget: Option<std::time::Duration>,
+    ) -> Result<Device> {
         let choice = backend_from_env()?;
         let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
         desc.backends = wgpu::Backends::all();
@@ -126,7 +157,7 @@ impl Device {
             None => "Vulkan, Metal, DX12, then GL".to_string(),
         };
         let adapter = adapter.ok_or(EngineError::NoAdapter { tried })?;
-        Self::open(adapter, fell_back, cache_dir, class)
+        Self::open(adapter, fell_back, cache_dir, class, tune_budget)
     }
 
     fn open(
@@ -134,6 +165,7 @@ impl Device {
         fell_back_to_gl: bool,
         cache_dir: Option<std::path::PathBuf>,
         class_override: Option<AdapterClass>,
+        tune_budget: Option<std::time::Duration>,
     ) -> Result<Device> {
         let ainfo = adapter.get_info();
         let wanted = wgpu::Features::TIMESTAMP_QUERY
@@ -227,6 +259,15 @@ impl Device {
             ],
             features: features.iter_names().map(|(n, _)| n.to_string()).collect(),
         };
+        let tuner = crate::tuning::Tuner::new(
+            cache_dir.as_deref().filter(|_| crate::tuning::enabled_from_env()),
+            &file_key(&info),
+            crate::tuning::identity(&info, &target),
+            match crate::tuning::enabled_from_env() {
+                true => tune_budget.unwrap_or_else(crate::tuning::budget_from_env),
+                false => std::time::Duration::ZERO,
+            },
+        );
         let disk = if features.contains(wgpu::Features::PIPELINE_CACHE) {
             cache_dir.zip(wgpu::util::pipeline_cache_key(&ainfo))
         } else {
@@ -234,6 +275,7 @@ impl Device {
         };
         Ok(Device {
             pipelines: PipelineCache::new(device.clone(), disk),
+            tuner,
             device,
             queue,
             info,
@@ -250,6 +292,11 @@ impl Device {
     /// What adapter this is.
     pub fn info(&self) -> &DeviceInfo {
         &self.info
+    }
+
+    /// The GEMM tile tuner and its cache ([`crate::tuning`]).
+    pub fn tuner(&self) -> &crate::tuning::Tuner {
+        &self.tuner
     }
 
     /// The kernel target (adapter class and limits) lowering uses.

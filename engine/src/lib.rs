@@ -21,6 +21,7 @@ pub mod progress;
 mod readback;
 pub mod resume;
 pub mod state;
+pub mod tuning;
 
 pub use device::{Device, DeviceInfo};
 pub use epochs::Flow;

@@ -37,6 +37,9 @@ pub struct CompileOptions {
     /// Let the memory plan compute elementwise nodes in place, write parameter updates
     /// straight into the state and fuse them into one multi-tensor dispatch.
     pub in_place: bool,
+    /// Use the device's tuned GEMM tiles and tune the problems it has none for, within its
+    /// budget ([`crate::tuning`]); off: the static tile table.
+    pub tune: bool,
 }
 
 impl Default for CompileOptions {
@@ -44,20 +47,33 @@ impl Default for CompileOptions {
         CompileOptions {
             optimize: true,
             in_place: true,
+            tune: true,
         }
     }
 }
 
 impl CompileOptions {
-    /// The defaults, with `FOVEA_OPT=0` turning the passes off and `FOVEA_IN_PLACE=0`
-    /// in-place reuse.
+    /// The defaults, with `FOVEA_OPT=0` turning the passes off, `FOVEA_IN_PLACE=0`
+    /// in-place reuse and `FOVEA_TUNE=0` tuning.
     pub fn from_env() -> Self {
         let off = |var: &str| std::env::var(var).is_ok_and(|v| v == "0");
         CompileOptions {
             optimize: !off("FOVEA_OPT"),
             in_place: !off("FOVEA_IN_PLACE"),
+            tune: crate::tuning::enabled_from_env(),
         }
     }
+}
+
+/// Where a build takes its GEMM tiles from.
+#[derive(Clone, Copy)]
+enum Tiles<'a> {
+    /// The static table.
+    Static,
+    /// The device's tuner (tuning what it has no choice for).
+    Tuned,
+    /// Given choices, no tuning.
+    Given(&'a fovea_kernels::tiles::TileChoices),
 }
 
 /// A graph compiled for one device: buffers allocated, pipelines built, bind groups made.
@@ -213,7 +229,8 @@ impl Program {
         } else {
             (graph.clone(), vec![])
         };
-        let program = Self::build(device, optimized, state, options.in_place)?;
+        let tiles = if options.tune { Tiles::Tuned } else { Tiles::Static };
+        let program = Self::build(device, optimized, state, options.in_place, tiles)?;
         device.pipelines.save();
         if let Some(dir) = crate::dump::dump_dir() {
             crate::dump::write_program(&dir, &graph, &program.graph, &reports, &program.kernels, &program.plan);
@@ -233,7 +250,22 @@ impl Program {
 
     /// Lowers `graph` exactly as given (no passes; in-place reuse unless `FOVEA_IN_PLACE=0`).
     pub fn compile_exact(device: &Arc<Device>, graph: Graph, state: &Arc<DeviceState>) -> Result<Program> {
-        Self::build(device, graph, state, CompileOptions::from_env().in_place)
+        let options = CompileOptions::from_env();
+        let tiles = if options.tune { Tiles::Tuned } else { Tiles::Static };
+        Self::build(device, graph, state, options.in_place, tiles)
+    }
+
+    /// Like [`Program::compile_with_state`] (passes, in-place reuse), with GEMM tiles from
+    /// `tiles` and no tuning: to run a chosen tile (tests run every tuning candidate against the
+    /// reference this way). `tiles` records the GEMMs the lowering met.
+    pub fn compile_with_tiles(
+        device: &Arc<Device>,
+        graph: Graph,
+        state: &Arc<DeviceState>,
+        tiles: &fovea_kernels::tiles::TileChoices,
+    ) -> Result<Program> {
+        let (optimized, _) = fovea_graph::passes::optimize(graph)?;
+        Self::build(device, optimized, state, true, Tiles::Given(tiles))
     }
 
     /// Lowers `graph` as given. Intermediate tensors live in the arenas of the memory plan
@@ -245,11 +277,35 @@ impl Program {
     /// buffer, sized for the largest [`KernelInstance::scratch_bytes`] of the program (none if
     /// every kernel needs 0; see [`Program::scratch_bytes`]): dispatches run in order with
     /// barriers between them, so no two nodes' temporaries are ever live at once.
-    fn build(device: &Arc<Device>, graph: Graph, state: &Arc<DeviceState>, in_place: bool) -> Result<Program> {
+    ///
+    /// GEMM tiles come from `tiles`: with [`Tiles::Tuned`] the device's tuned tiles, after
+    /// tuning those it has none for within its budget ([`crate::tuning`]).
+    fn build(
+        device: &Arc<Device>,
+        graph: Graph,
+        state: &Arc<DeviceState>,
+        in_place: bool,
+        tiles: Tiles,
+    ) -> Result<Program> {
         let dev = &device.device;
         check_fits(device, &graph)?;
         let plan = plan_memory_with(&graph, &Self::plan_options(device, in_place));
-        let kernels = fovea_kernels::lower_planned(&graph, device.target(), &plan)?;
+        let lower = |t: &fovea_kernels::tiles::TileChoices| {
+            fovea_kernels::lower_planned_with(&graph, device.target(), &plan, t)
+        };
+        let kernels = match tiles {
+            Tiles::Static => fovea_kernels::lower_planned(&graph, device.target(), &plan)?,
+            Tiles::Given(t) => lower(t)?,
+            Tiles::Tuned => {
+                let cached = device.tuner.choices();
+                let kernels = lower(&cached)?;
+                if device.tuner.tune(device, &graph, &cached.requests()) {
+                    lower(&device.tuner.choices())?
+                } else {
+                    kernels
+                }
+            }
+        };
         let scratch = kernels.iter().map(|k| k.scratch_bytes).max().unwrap_or(0);
         check_total(device, &graph, &plan.arenas, scratch)?;
         let oom = dev.push_error_scope(wgpu::ErrorFilter::OutOfMemory);

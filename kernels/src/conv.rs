@@ -52,7 +52,7 @@ pub(crate) fn lower_conv2d(cx: &NodeCx, g: &ConvGeometry) -> Result<Vec<KernelIn
         bytes: cx.io_bytes(),
         epilogue: epilogue_of(cx),
     };
-    gemm_kernel(&what, cx.id, problem, cx.target)?.ok_or_else(|| cx.too_large("convolution"))
+    gemm_kernel(&what, cx.id, problem, cx.target, cx.tiles)?.ok_or_else(|| cx.too_large("convolution"))
 }
 
 /// Sets the constants the implicit-GEMM conv loaders share (`conv.wgsl`,

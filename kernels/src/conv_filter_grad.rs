@@ -48,5 +48,5 @@ pub(crate) fn lower_conv2d_backprop_filter(cx: &NodeCx, g: &ConvGeometry) -> Res
         bytes: cx.io_bytes(),
         epilogue: epilogue_of(cx),
     };
-    gemm_kernel(what, cx.id, problem, cx.target)?.ok_or_else(|| cx.too_large(what))
+    gemm_kernel(what, cx.id, problem, cx.target, cx.tiles)?.ok_or_else(|| cx.too_large(what))
 }

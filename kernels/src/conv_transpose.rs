@@ -127,5 +127,5 @@ fn transposed_gemm(
         bytes: cx.io_bytes(),
         epilogue: epilogue_of(cx),
     };
-    gemm_kernel(what, cx.id, problem, cx.target)?.ok_or_else(|| cx.too_large(what))
+    gemm_kernel(what, cx.id, problem, cx.target, cx.tiles)?.ok_or_else(|| cx.too_large(what))
 }

@@ -195,6 +195,7 @@ pub fn elementwise_kernel_in_place(
         node: graph.node(node),
         target,
         in_place,
+        tiles: None,
     };
     let out = cx.out_shape();
     // Deduplicate inputs (same buffer, same shape) and check that every one is read: an unused

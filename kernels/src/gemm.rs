@@ -6,6 +6,7 @@ use crate::dispatch::LinearGrid;
 use crate::elementwise::{ElemExpr, MAX_STORAGE_BUFFERS};
 use crate::fused::{EpilogueSource, epilogue_name, epilogue_source};
 use crate::lower::NodeCx;
+use crate::tiles::{GemmRequest, TileChoices, candidates, gemm_key};
 use crate::{AdapterClass, BindingRef, BufferRef, KernelError, KernelInstance, Target, template::Template};
 use fovea_graph::{NodeId, Op};
 
@@ -341,7 +342,8 @@ fn split_len(k: usize, splits: usize, bk: usize) -> usize {
     k.div_ceil(splits).div_ceil(bk) * bk
 }
 
-/// Builds the kernel instances of `problem` on the GEMM core; `what` names the loaders
+/// Builds the kernel instances of `problem` on the GEMM core, with the tile `tiles` chooses
+/// for it (the static table's without choices, or when the choice cannot run it); `what` names the loaders
 /// (`matmul_nn`, `conv2d`, ...) and becomes part of the kernel name
 /// `gemm_<what>_<class>_<bm>x<bn>`. `None` if the grid exceeds the target's limits.
 ///
@@ -355,8 +357,27 @@ pub fn gemm_kernel(
     node: NodeId,
     problem: GemmProblem,
     target: &Target,
+    tiles: Option<&TileChoices>,
 ) -> Result<Option<Vec<KernelInstance>>, KernelError> {
-    let tile = choose_gemm_tile(target, problem.n, problem.b_vec4);
+    let default = choose_gemm_tile(target, problem.n, problem.b_vec4);
+    let tile = match tiles {
+        None => default,
+        Some(tiles) => tiles.tile_for(GemmRequest {
+            node,
+            key: gemm_key(
+                what,
+                problem.m,
+                problem.n,
+                problem.k,
+                problem.groups,
+                problem.b_vec4,
+                &problem.loaders,
+            ),
+            default,
+            candidates: candidates(target, problem.n, problem.b_vec4),
+            flops: 2 * (problem.m * problem.n * problem.k * problem.groups) as u64,
+        }),
+    };
     let splits = split_k_splits(target, &tile, problem.m, problem.n, problem.k, problem.groups);
     let mut problem = problem;
     let out_binding = problem.bindings.len() - 1;

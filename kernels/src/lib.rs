@@ -55,6 +55,7 @@ mod softmax_ce;
 mod sort;
 mod target;
 pub mod template;
+pub mod tiles;
 mod validate;
 
 #[cfg(test)]
@@ -65,7 +66,7 @@ mod tests_structural;
 pub use conv_narrow::NARROW_OUTPUT_MAX_CHANNELS;
 pub use error::KernelError;
 pub use instance::{BindingRef, BufferRef, KernelInstance};
-pub use lower::{lower_graph, lower_node, lower_planned, storage_root};
+pub use lower::{lower_graph, lower_node, lower_node_with, lower_planned, lower_planned_with, storage_root};
 pub use multi_tensor::{MultiTensorSpec, multi_tensor_kernel};
 pub use multi_update::{Location, fuse_updates};
 pub use target::{AdapterClass, Target};

@@ -2,7 +2,7 @@
 //! context the op modules share.
 
 use crate::dispatch::LinearGrid;
-use crate::{BindingRef, KernelError, KernelInstance, Target};
+use crate::{BindingRef, KernelError, KernelInstance, Target, tiles::TileChoices};
 use crate::{
     batchnorm, concat, conv, conv_filter_grad, conv_transpose, copy, dropout, elementwise, matmul, pad, pad_grad, pool,
     pool_grad, reduce, resize, resize_grad, softmax, softmax_ce,
@@ -21,7 +21,17 @@ pub fn storage_root(graph: &Graph, id: NodeId) -> NodeId {
 /// input for a concatenation, two for a split-K GEMM (GPU class, see
 /// [`crate::gemm::split_k_splits`]), one otherwise.
 pub fn lower_node(graph: &Graph, id: NodeId, target: &Target) -> Result<Vec<KernelInstance>, KernelError> {
-    lower_node_in_place(graph, id, target, None)
+    lower_node_in_place(graph, id, target, None, None)
+}
+
+/// [`lower_node`] with GEMM tiles from `tiles` (which records the GEMMs it met).
+pub fn lower_node_with(
+    graph: &Graph,
+    id: NodeId,
+    target: &Target,
+    tiles: &TileChoices,
+) -> Result<Vec<KernelInstance>, KernelError> {
+    lower_node_in_place(graph, id, target, None, Some(tiles))
 }
 
 /// [`lower_node`] for a node the memory plan computes in place over `in_place` (elementwise
@@ -31,6 +41,7 @@ fn lower_node_in_place(
     id: NodeId,
     target: &Target,
     in_place: Option<NodeId>,
+    tiles: Option<&TileChoices>,
 ) -> Result<Vec<KernelInstance>, KernelError> {
     let cx = NodeCx {
         graph,
@@ -38,6 +49,7 @@ fn lower_node_in_place(
         node: graph.node(id),
         target,
         in_place,
+        tiles,
     };
     if in_place.is_some() && !cx.node.op.is_elementwise() {
         return Err(cx.unsupported("only elementwise kernels run in place"));
@@ -147,9 +159,19 @@ pub fn lower_graph(graph: &Graph, target: &Target) -> Result<Vec<KernelInstance>
 /// ([`KernelInstance::into_shared`]) because tensors share arena buffers, and WebGPU lets no
 /// buffer be bound both read-only and writable in one dispatch.
 pub fn lower_planned(graph: &Graph, target: &Target, plan: &MemoryPlan) -> Result<Vec<KernelInstance>, KernelError> {
+    lower_planned_with(graph, target, plan, &TileChoices::none())
+}
+
+/// [`lower_planned`] with GEMM tiles from `tiles` (which records the GEMMs it met).
+pub fn lower_planned_with(
+    graph: &Graph,
+    target: &Target,
+    plan: &MemoryPlan,
+    tiles: &TileChoices,
+) -> Result<Vec<KernelInstance>, KernelError> {
     let mut out = Vec::new();
     for i in 0..graph.nodes.len() {
-        let ks = lower_node_in_place(graph, NodeId(i as u32), target, plan.in_place[i])?;
+        let ks = lower_node_in_place(graph, NodeId(i as u32), target, plan.in_place[i], Some(tiles))?;
         out.extend(ks.into_iter().map(KernelInstance::into_shared));
     }
     Ok(out)
@@ -163,6 +185,8 @@ pub(crate) struct NodeCx<'a> {
     pub target: &'a Target,
     /// The input whose bytes the output overwrites, when the memory plan runs it in place.
     pub in_place: Option<NodeId>,
+    /// Per-problem GEMM tiles (`None`: the static table).
+    pub tiles: Option<&'a TileChoices>,
 }
 
 impl NodeCx<'_> {

@@ -58,5 +58,5 @@ pub(crate) fn lower_matmul(cx: &NodeCx, trans_a: bool, trans_b: bool) -> Result<
         bytes: cx.io_bytes(),
         epilogue: epilogue_of(cx),
     };
-    gemm_kernel(&what, cx.id, problem, cx.target)?.ok_or_else(|| cx.too_large("matmul"))
+    gemm_kernel(&what, cx.id, problem, cx.target, cx.tiles)?.ok_or_else(|| cx.too_large("matmul"))
 }

@@ -822,6 +822,7 @@ fn softmax_variants() {
                     node: g.node(y),
                     target: &t,
                     in_place: None,
+                    tiles: None,
                 };
                 for workgroup in [false, true] {
                     let k = softmax_kernel(&cx, 21, len, log, workgroup).unwrap();
@@ -899,6 +900,7 @@ fn softmax_cross_entropy_variants() {
                     node: g.node(y),
                     target: &t,
                     in_place: None,
+                    tiles: None,
                 };
                 // Both variants, whichever the lowering picks: every row gets an invocation or a
                 // workgroup.
@@ -2168,5 +2170,75 @@ fn split_k_only_on_gpus_for_few_tiles_and_long_k() {
         };
         let y = g.push(mm, &[a, b], "mm").unwrap();
         assert_eq!(lower(&g, y, &t).len(), 1, "a large square matmul never splits");
+    }
+}
+
+/// Every tile the tuner may pick ([`crate::tiles::candidates`]) lowers every GEMM-core op to
+/// valid WGSL with a grid that covers the output's columns, on every target: the tuner may choose any of
+/// them (the GPU tests check that they all compute the same values).
+#[test]
+fn every_tuning_candidate_lowers_and_validates() {
+    use crate::tiles::TileChoices;
+    for t in targets() {
+        let mut g = Graph::new();
+        let a = input(&mut g, "a", &[37, 20]);
+        let b = input(&mut g, "b", &[20, 68]);
+        let mm = g
+            .push(
+                Op::MatMul {
+                    trans_a: false,
+                    trans_b: false,
+                },
+                &[a, b],
+                "mm",
+            )
+            .unwrap();
+        let x = input(&mut g, "x", &[2, 9, 7, 8]);
+        let k = param(&mut g, "conv/kernel", &[3, 3, 8, 16]);
+        let cg = geom(1, 1, (1, 1, 1, 1), 1);
+        let y = g.push(Op::Conv2d(cg), &[x, k], "conv").unwrap();
+        let dy = input(&mut g, "dy", &[2, 9, 7, 16]);
+        let dx = g
+            .push(
+                Op::Conv2dBackpropInput {
+                    geom: cg,
+                    input_hw: (9, 7),
+                    filter: BackpropFilter::Hwio,
+                },
+                &[dy, k],
+                "conv_dx",
+            )
+            .unwrap();
+        let dw = g
+            .push(
+                Op::Conv2dBackpropFilter {
+                    geom: cg,
+                    kernel_hw: (3, 3),
+                },
+                &[x, dy],
+                "conv_dw",
+            )
+            .unwrap();
+        for node in [mm, y, dx, dw] {
+            let probe = TileChoices::none();
+            crate::lower_node_with(&g, node, &t, &probe).unwrap();
+            let requests = probe.requests();
+            assert_eq!(requests.len(), 1, "{node}: one GEMM");
+            let req = &requests[0];
+            if node == mm && t.class == AdapterClass::Cpu {
+                assert!(req.candidates.len() >= 4, "{}: {:?}", req.key, req.candidates);
+            }
+            for &tile in &req.candidates {
+                let forced = TileChoices::one(&req.key, tile);
+                let ks = crate::lower_node_with(&g, node, &t, &forced).unwrap();
+                let gemm = &ks[0];
+                assert!(gemm.name.contains(&format!("{}x{}", tile.bm, tile.bn)), "{}", gemm.name);
+                for k in &ks {
+                    check(k, &t);
+                }
+                let n = g.shape(node).last().copied().unwrap_or(1);
+                assert!(gemm.workgroups[0] as usize * tile.bn as usize >= n, "{}", gemm.name);
+            }
+        }
     }
 }

@@ -12,8 +12,21 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 /// `fovea bench kernels`.
-pub fn kernels(json_out: Option<PathBuf>, large: bool, only: &[String], profile: bool) -> anyhow::Result<()> {
-    let device = Arc::new(Device::new()?);
+pub fn kernels(
+    json_out: Option<PathBuf>,
+    large: bool,
+    only: &[String],
+    profile: bool,
+    tuning: bool,
+) -> anyhow::Result<()> {
+    let device = Arc::new(if tuning && std::env::var_os("FOVEA_TUNE_BUDGET_MS").is_none() {
+        Device::with_tuning(
+            fovea_engine::pipelines::default_cache_dir(),
+            std::time::Duration::from_secs(120),
+        )?
+    } else {
+        Device::new()?
+    });
     eprintln!("measuring peaks on {} ...", device.describe());
     let peak = measure_peak(&device)?;
     println!(
@@ -94,12 +107,50 @@ pub fn kernels(json_out: Option<PathBuf>, large: bool, only: &[String], profile:
         };
         rows.push(json!({"kernel": name, "shape": shape, "ms": secs * 1e3, "throughput": tp, "unit": unit, "percent_of_peak": pct, "flops": flops, "bytes": bytes, "instances": names, "reference_ms": reference_ms}));
     }
+    if tuning {
+        print_tuning(device.tuner());
+    }
     if let Some(path) = json_out {
         let j = json!({"adapter": device.info().name, "backend": device.info().backend, "driver": device.info().driver_info,
-            "peak_gflops": peak.gflops, "peak_gbytes_per_second": peak.gbytes_per_second, "timing": timing_method(&device), "kernels": rows});
+            "peak_gflops": peak.gflops, "peak_gbytes_per_second": peak.gbytes_per_second, "timing": timing_method(&device), "kernels": rows,
+            "tuning": tuning.then(|| device.tuner().entries())});
         write_json(&path, &j)?;
     }
     Ok(())
+}
+
+/// The tuning cache as a table: per GEMM, the static tile, the winner, the speedup and every
+/// candidate's best time.
+fn print_tuning(tuner: &fovea_engine::tuning::Tuner) {
+    let entries = tuner.entries();
+    println!();
+    match tuner.path() {
+        Some(p) => println!(
+            "tuning cache {} ({} problems; {:.1} s tuned in this run)",
+            p.display(),
+            entries.len(),
+            tuner.spent().as_secs_f64()
+        ),
+        None => println!("tuning cache: none (FOVEA_TUNE=0 or no cache directory)"),
+    }
+    if entries.is_empty() {
+        return;
+    }
+    println!(
+        "{:<58} {:>8} {:<16} {:<16} {:>7}  candidates (best ms)",
+        "GEMM", "MFLOP", "static tile", "chosen", "speedup"
+    );
+    for (key, e) in &entries {
+        let all: Vec<String> = e.timings.iter().map(|(l, ms)| format!("{l}: {ms:.3}")).collect();
+        println!(
+            "{key:<58} {:>8.1} {:<16} {:<16} {:>6.2}x  {}",
+            e.flops as f64 / 1e6,
+            e.default,
+            e.chosen,
+            e.speedup(),
+            all.join(" | ")
+        );
+    }
 }
 
 fn write_json(path: &std::path::Path, v: &serde_json::Value) -> anyhow::Result<()> {

@@ -120,6 +120,11 @@ enum BenchCommand {
         /// Also time each dispatch of a multi-kernel case on its own.
         #[arg(long)]
         profile: bool,
+        /// Tune every GEMM of the cases (a budget of 120 s unless FOVEA_TUNE_BUDGET_MS says
+        /// otherwise) and print the tuning cache: per problem, every candidate tile's time, the
+        /// winner and the static table's tile. FOVEA_TUNE=0 runs the static table only.
+        #[arg(long)]
+        tuning: bool,
     },
     /// A model's training step: images/s, ms per step, first step, compile cold and warm.
     Step {
@@ -175,7 +180,8 @@ pub fn run() -> anyhow::Result<()> {
                 large,
                 only,
                 profile,
-            } => bench::kernels(json, large, &only, profile),
+                tuning,
+            } => bench::kernels(json, large, &only, profile, tuning),
             BenchCommand::Step {
                 model,
                 batch_size,

@@ -50,14 +50,19 @@ pub fn gpu_vs_reference(graph: Graph, feeds: &[(String, Vec<f32>)]) -> (f64, Str
 /// [`gpu_vs_reference`] on `device`, also returning the compiled program (its kernels, its
 /// scratch buffer).
 pub fn run_vs_reference(device: &Arc<Device>, graph: Graph, feeds: &[(String, Vec<f32>)]) -> (f64, String, Program) {
+    let program = Program::compile(device, graph.clone()).unwrap_or_else(|e| panic!("compile: {e}"));
+    program_vs_reference(program, &graph, feeds)
+}
+
+/// [`run_vs_reference`] for a `program` already compiled from `graph`.
+pub fn program_vs_reference(program: Program, graph: &Graph, feeds: &[(String, Vec<f32>)]) -> (f64, String, Program) {
     let reference = {
         let f: Feeds = feeds
             .iter()
             .map(|(n, v)| (n.clone(), v.iter().map(|&x| x as f64).collect()))
             .collect();
-        interp::evaluate(&graph, &f).expect("reference interpreter")
+        interp::evaluate(graph, &f).expect("reference interpreter")
     };
-    let program = Program::compile(device, graph.clone()).unwrap_or_else(|e| panic!("compile: {e}"));
     let mut inputs = Vec::new();
     for &i in &graph.inputs {
         let Op::Input { name } = &graph.node(i).op else {
