@@ -179,6 +179,27 @@ proptest! {
         check(single(Op::Reduce { op, axes, keep_dims: keep }, &[shape]).unwrap(), seed, -1.0, 1.0)?;
     }
 
+    // Long sums and means into few outputs run split (partials in the scratch buffer, then the
+    // split-K reduction): batch-norm statistics over N, H and W, and other axis sets, with
+    // reduction lengths that leave a short last split.
+    #[test]
+    fn split_reduce_matches_reference(
+        n in 1usize..4, h in 9usize..30, w in 9usize..30, c in 1usize..70, which in 0usize..3,
+        mean in any::<bool>(), keep in any::<bool>(), seed in any::<u64>(),
+    ) {
+        let axes = [vec![0, 1, 2], vec![1, 2], vec![0, 2]][which].clone();
+        let op = if mean { ReduceOp::Mean } else { ReduceOp::Sum };
+        let shape = vec![n, h, w, c];
+        let count: usize = axes.iter().map(|&a| shape[a]).product();
+        let total: usize = shape.iter().product::<usize>() / count;
+        let g = single(Op::Reduce { op, axes, keep_dims: keep }, &[shape]).unwrap();
+        let feeds = random_feeds(&g, seed, -1.0, 1.0);
+        let (err, at, program) = run_vs_reference(&common::device(), g, &feeds);
+        prop_assert!(err <= TOL, "relative error {err:e} at {at}");
+        let split = program.kernels().iter().any(|k| k.name.starts_with("reduce_split"));
+        prop_assert_eq!(split, fovea::kernels::reduce_splits(total, count) > 1, "{}", at);
+    }
+
     #[test]
     fn unary_matches_reference(shape in prop::collection::vec(1usize..9, 1..5), which in 0usize..18, seed in any::<u64>()) {
         let ops = [

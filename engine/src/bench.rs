@@ -406,6 +406,22 @@ pub fn bench_cases(large: bool) -> Result<Vec<(String, String, Graph)>> {
             &[vec![32, 16, 16, 64], vec![64], vec![64], vec![64], vec![64]],
         )?,
     ));
+    // Batch-norm training statistics: a channel mean over N, H and W at the SSD-lite
+    // detector's shapes (batch 16, 256 px): 24 channels at 64x64, 48 at 32x32.
+    for (h, c) in [(64usize, 24usize), (32, 48)] {
+        v.push((
+            "reduce_mean (batch-norm statistics)".into(),
+            format!("b16 {h}x{h}x{c} -> {c}"),
+            single(
+                Op::Reduce {
+                    op: fovea_graph::ir::ReduceOp::Mean,
+                    axes: vec![0, 1, 2],
+                    keep_dims: false,
+                },
+                &[vec![16, h, h, c]],
+            )?,
+        ));
+    }
     v.push((
         "relu".into(),
         "4M".into(),

@@ -393,9 +393,15 @@ fn time_candidates(device: &Device, graph: &Graph, req: &GemmRequest, deadline: 
     };
     // Warm-up: one run each, which also sizes the repetitions of the timed rounds (at least
     // about 5 ms per timed submit, so the submit's own cost stays small).
+    // The static tile's run (the first) prices the whole tuning: a problem that cannot finish
+    // its rounds before the deadline is left to the table.
     let mut reps = Vec::new();
-    for (_, d) in &prepared {
+    for (i, (_, d)) in prepared.iter().enumerate() {
         let t = run(d, 1)?;
+        let cost = t.mul_f64(((prepared.len() - 1) + prepared.len() * ROUNDS) as f64);
+        if i == 0 && Instant::now() + cost > deadline {
+            return Ok(None);
+        }
         reps.push(
             (Duration::from_millis(5).as_secs_f64() / t.as_secs_f64().max(1e-6))
                 .ceil()

@@ -87,7 +87,7 @@ fn lower_node_in_place(
         Op::ConvTranspose2d { geom, .. } => conv_transpose::lower_conv_transpose2d(&cx, geom)?,
         Op::MatMul { trans_a, trans_b } => matmul::lower_matmul(&cx, *trans_a, *trans_b)?,
         Op::Pool2d(p) => one(pool::lower_pool2d(&cx, p)?),
-        Op::Reduce { op, axes, .. } => one(reduce::lower_reduce(&cx, *op, axes)?),
+        Op::Reduce { op, axes, .. } => reduce::lower_reduce(&cx, *op, axes)?,
         Op::Unary(_) | Op::Binary(_) | Op::UnaryGrad(_) | Op::Elementwise { .. } | Op::Select => {
             one(elementwise::lower_elementwise_node(&cx)?)
         }

@@ -1,12 +1,39 @@
-//! Reductions over axes (`wgsl/reduce.wgsl`): one invocation per output element.
+//! Reductions over axes (`wgsl/reduce.wgsl`): one invocation per output element; sums and
+//! means with few outputs over long reductions in two dispatches (`wgsl/reduce_split.wgsl`
+//! partials, then the split-K reduction), so that they fill the adapter.
 
 use crate::index::{Axis, merge_axes, offset_expr, strides};
 use crate::lower::NodeCx;
 use crate::template::{Template, f32_lit};
-use crate::{BindingRef, KernelError, KernelInstance};
+use crate::{BindingRef, BufferRef, KernelError, KernelInstance};
 use fovea_graph::ir::ReduceOp;
 
 const REDUCE_WGSL: &str = include_str!("../wgsl/reduce.wgsl");
+const REDUCE_SPLIT_WGSL: &str = include_str!("../wgsl/reduce_split.wgsl");
+
+/// A sum or mean is split when each output reduces at least this many elements...
+pub const REDUCE_SPLIT_MIN_COUNT: usize = 512;
+
+/// ... and there are fewer outputs than this: enough invocations to fill a GPU's compute units
+/// or lavapipe's cores (batch-norm statistics of 24-96 channels otherwise run as one or two
+/// workgroups, one thread on lavapipe, a sliver of a GPU).
+pub const REDUCE_SPLIT_INVOCATIONS: usize = 4096;
+
+/// Each split reduces at least this many elements (its partial costs a store and a load).
+const REDUCE_SPLIT_MIN_CHUNK: usize = 64;
+
+/// The number of splits of a sum or mean of `count` elements into each of `total` outputs: 1
+/// (one dispatch) unless the reduction is long and the outputs few; never an empty split.
+pub fn reduce_splits(total: usize, count: usize) -> usize {
+    if count < REDUCE_SPLIT_MIN_COUNT || total >= REDUCE_SPLIT_INVOCATIONS {
+        return 1;
+    }
+    let splits = REDUCE_SPLIT_INVOCATIONS
+        .div_ceil(total.max(1))
+        .min(count / REDUCE_SPLIT_MIN_CHUNK)
+        .clamp(1, 1024);
+    count.div_ceil(count.div_ceil(splits))
+}
 
 /// The kept and reduced axes of `shape` as merged `(length, stride)` lists, outermost first.
 pub(crate) fn split_axes(shape: &[usize], axes: &[usize]) -> (Vec<Axis>, Vec<Axis>) {
@@ -22,11 +49,17 @@ pub(crate) fn split_axes(shape: &[usize], axes: &[usize]) -> (Vec<Axis>, Vec<Axi
     (merge_axes(&kept), merge_axes(&reduced))
 }
 
-/// Lowers `Reduce { op, axes, keep_dims }`.
-pub(crate) fn lower_reduce(cx: &NodeCx, op: ReduceOp, axes: &[usize]) -> Result<KernelInstance, KernelError> {
+/// Lowers `Reduce { op, axes, keep_dims }`: one kernel, or for a long sum or mean into few
+/// outputs ([`reduce_splits`] > 1) the partials and their reduction.
+pub(crate) fn lower_reduce(cx: &NodeCx, op: ReduceOp, axes: &[usize]) -> Result<Vec<KernelInstance>, KernelError> {
     let x = cx.in_shape(0);
     let (kept, reduced) = split_axes(x, axes);
     let count: usize = reduced.iter().map(|a| a.0).product();
+    let total = cx.out_numel() as usize;
+    let splits = reduce_splits(total, count);
+    if splits > 1 && matches!(op, ReduceOp::Sum | ReduceOp::Mean) {
+        return lower_split(cx, op, &kept, &reduced, count, splits);
+    }
     let (init, combine, finish) = match op {
         ReduceOp::Sum => (f32_lit(0.0), "acc + v", "acc"),
         ReduceOp::Mean => (f32_lit(0.0), "acc + v", "acc / f32(COUNT)"),
@@ -47,14 +80,63 @@ pub(crate) fn lower_reduce(cx: &NodeCx, op: ReduceOp, axes: &[usize]) -> Result<
         .set("WG", grid.workgroup_size)
         .set("INDEX", grid.index_expr("gid"))
         .render(&name)?;
-    Ok(cx.linear_instance(
+    Ok(vec![cx.linear_instance(
         name,
         "reduce",
         source,
         vec![BindingRef::read(cx.input(0)), BindingRef::write(cx.id)],
         &grid,
         cx.graph.ty(cx.node.inputs[0]).numel() as u64,
-    ))
+    )])
+}
+
+/// The two dispatches of a split sum or mean: `reduce_split_<op>_<splits>` writes
+/// `splits x total` partials into the scratch buffer, the split-K reduction adds them up.
+fn lower_split(
+    cx: &NodeCx,
+    op: ReduceOp,
+    kept: &[crate::index::Axis],
+    reduced: &[crate::index::Axis],
+    count: usize,
+    splits: usize,
+) -> Result<Vec<KernelInstance>, KernelError> {
+    let total = cx.out_numel() as usize;
+    let chunk = count.div_ceil(splits);
+    let parts = splits * total;
+    let scale = if op == ReduceOp::Mean { 1.0 / count as f32 } else { 1.0 };
+    let name = format!("reduce_split_{}_{splits}", op.name());
+    let grid = cx.linear_grid(parts as u64)?;
+    let source = Template::new(REDUCE_SPLIT_WGSL)
+        .set("TOTAL", total)
+        .set("COUNT", count)
+        .set("CHUNK", chunk)
+        .set("PARTS", parts)
+        .set("BASE", offset_expr("o", kept))
+        .set("OFFSET", offset_expr("r", reduced))
+        .set("SCALE", f32_lit(scale))
+        .set("WG", grid.workgroup_size)
+        .set("INDEX", grid.index_expr("gid"))
+        .render(&name)?;
+    let mut partials = cx.linear_instance(
+        name,
+        "reduce_split",
+        source,
+        vec![
+            BindingRef::read(cx.input(0)),
+            BindingRef {
+                buffer: BufferRef::Scratch(cx.id),
+                writable: true,
+            },
+        ],
+        &grid,
+        cx.graph.ty(cx.node.inputs[0]).numel() as u64,
+    );
+    partials.scratch_bytes = (parts * 4) as u64;
+    partials.bytes = cx.graph.ty(cx.node.inputs[0]).size_bytes() as u64 + partials.scratch_bytes;
+    let what = format!("reduce_{}", op.name());
+    let reduce = crate::gemm::split_k_reduce(&what, cx.id, None, total, splits, cx.target)?
+        .ok_or_else(|| cx.too_large("reduction"))?;
+    Ok(vec![partials, reduce])
 }
 
 #[cfg(test)]
@@ -64,6 +146,18 @@ mod tests {
 
     /// The kernel's index arithmetic, mirrored on the CPU, visits every input element exactly
     /// once and groups them as a direct loop over the kept and reduced coordinates does.
+    #[test]
+    fn splits_only_long_reductions_into_few_outputs_and_never_leave_one_empty() {
+        assert_eq!(reduce_splits(48, 100), 1);
+        assert_eq!(reduce_splits(REDUCE_SPLIT_INVOCATIONS, 1 << 20), 1);
+        for (total, count) in [(48usize, 16384usize), (1, 512), (3, 1000), (96, 4096), (7, 100_003), (4000, 600)] {
+            let s = reduce_splits(total, count);
+            assert!(s > 1, "{total} x {count}");
+            let chunk = count.div_ceil(s);
+            assert!(chunk >= REDUCE_SPLIT_MIN_CHUNK / 2 && (s - 1) * chunk < count, "{total} x {count}: {s}");
+        }
+    }
+
     #[test]
     fn split_axes_partitions_the_input() {
         let shape = [2, 3, 4, 5];
