@@ -580,6 +580,10 @@ pub struct StepBench {
     pub driver: String,
     /// With profiling: each kernel's time per step, largest first.
     pub profile: Vec<KernelShare>,
+    /// Seconds the cold compile spent tuning GEMM tiles (within the device's budget).
+    pub tuning_seconds: f64,
+    /// What the cold compile tuned: per problem, the table's tile, the winner and all timings.
+    pub tuned: std::collections::BTreeMap<String, crate::tuning::TunedGemm>,
 }
 
 fn step_program(device: &Arc<Device>, model: &Model, batch: usize, cfg: &CompileConfig) -> Result<(Program, Duration)> {
@@ -629,6 +633,8 @@ pub fn bench_step_with(
     let median = times[times.len() / 2];
     let dispatches = program.dispatch_count();
     let profile = if profile { kernel_shares(&program)? } else { Vec::new() };
+    let tuning_seconds = cold_device.tuner().spent().as_secs_f64();
+    let tuned = cold_device.tuner().entries();
     drop(program);
     let warm_device = Arc::new(Device::with_cache_dir(Some(dir.clone()))?);
     let (_, warm) = step_program(&warm_device, model, batch, cfg)?;
@@ -650,6 +656,8 @@ pub fn bench_step_with(
         backend: info.backend.clone(),
         driver: info.driver_info.clone(),
         profile,
+        tuning_seconds,
+        tuned,
     })
 }
 

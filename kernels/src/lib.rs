@@ -64,11 +64,11 @@ mod tests;
 mod tests_structural;
 
 pub use conv_narrow::NARROW_OUTPUT_MAX_CHANNELS;
-pub use reduce::{REDUCE_SPLIT_INVOCATIONS, REDUCE_SPLIT_MIN_COUNT, reduce_splits};
 pub use error::KernelError;
 pub use instance::{BindingRef, BufferRef, KernelInstance};
 pub use lower::{lower_graph, lower_node, lower_node_with, lower_planned, lower_planned_with, storage_root};
 pub use multi_tensor::{MultiTensorSpec, multi_tensor_kernel};
 pub use multi_update::{Location, fuse_updates};
+pub use reduce::{REDUCE_SPLIT_INVOCATIONS, REDUCE_SPLIT_MIN_COUNT, reduce_splits};
 pub use target::{AdapterClass, Target};
 pub use validate::{validate_wgsl, validate_with_info};

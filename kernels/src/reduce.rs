@@ -150,11 +150,21 @@ mod tests {
     fn splits_only_long_reductions_into_few_outputs_and_never_leave_one_empty() {
         assert_eq!(reduce_splits(48, 100), 1);
         assert_eq!(reduce_splits(REDUCE_SPLIT_INVOCATIONS, 1 << 20), 1);
-        for (total, count) in [(48usize, 16384usize), (1, 512), (3, 1000), (96, 4096), (7, 100_003), (4000, 600)] {
+        for (total, count) in [
+            (48usize, 16384usize),
+            (1, 512),
+            (3, 1000),
+            (96, 4096),
+            (7, 100_003),
+            (4000, 600),
+        ] {
             let s = reduce_splits(total, count);
             assert!(s > 1, "{total} x {count}");
             let chunk = count.div_ceil(s);
-            assert!(chunk >= REDUCE_SPLIT_MIN_CHUNK / 2 && (s - 1) * chunk < count, "{total} x {count}: {s}");
+            assert!(
+                chunk >= REDUCE_SPLIT_MIN_CHUNK / 2 && (s - 1) * chunk < count,
+                "{total} x {count}: {s}"
+            );
         }
     }
 

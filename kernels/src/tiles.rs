@@ -7,8 +7,8 @@
 //! static table ([`crate::gemm::GEMM_TILES`]) decides, so results never depend on tuning: every
 //! candidate computes the same GEMM (the reference tests run each one).
 
+use crate::Target;
 use crate::gemm::{GemmTile, choose_gemm_tile};
-use crate::{AdapterClass, Target};
 use fovea_graph::NodeId;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -82,37 +82,25 @@ impl TileChoices {
     }
 }
 
-/// Extra tiles the tuner tries on the CPU class beside the table's,
-/// `[bm, bn, bk, tm, tn, bv]`: two rows of 8 lanes sharing B's loads.
-const CPU_EXTRA: &[[u32; 6]] = &[[16, 32, 1, 8, 4, 4], [16, 64, 1, 8, 8, 4]];
-
 /// Every tile that can run a GEMM with `n` columns on `target`: the static table's choice
-/// first, then the other table entries of the target's class and the class's extra tiles, each
-/// once, when they fit the target's limits and the problem's B (`bv = 4` needs `b_vec4`) and
-/// are no wider than the problem needs (a tile more than twice as wide as `n` only computes
-/// clamped duplicates).
+/// first, then the other table entries of the target's class, each once, when they fit the target's limits and the problem's B (`bv = 4` needs `b_vec4`) and
+/// suit its width: no more than twice as wide as `n` (the rest would compute clamped
+/// duplicates) and at least half as wide (up to 32 columns; narrower tiles load A once per few
+/// columns and lost by about 2x wherever they were timed against the wide ones). Each candidate
+/// costs a pipeline compile at tuning time, so the list stays short.
 pub fn candidates(target: &Target, n: usize, b_vec4: bool) -> Vec<GemmTile> {
+    // Two rows of 8 lanes (16x32 and 16x64 tiles, B shared by both rows) were candidates too;
+    // on the Intel host they lost to the table's 8-row tiles by 1.3-2x on every problem timed
+    // (BENCHMARKS.md, 2026-12-03), so they are not compiled at every first start.
     let default = choose_gemm_tile(target, n, b_vec4);
-    let extra = match target.class {
-        AdapterClass::Cpu => CPU_EXTRA,
-        AdapterClass::Gpu => &[],
-    };
     let table = crate::gemm::GEMM_TILES
         .iter()
         .filter(|e| e.class == target.class)
         .map(|e| e.tile);
-    let extra = extra.iter().map(|&[bm, bn, bk, tm, tn, bv]| GemmTile {
-        bm,
-        bn,
-        bk,
-        tm,
-        tn,
-        staged: false,
-        bv,
-    });
     let mut out = vec![default];
-    for t in table.chain(extra) {
-        let usable = t.fits(target) && (t.bv == 1 || b_vec4) && (t.bn as usize) <= (2 * n).max(8);
+    for t in table {
+        let width = t.bn as usize;
+        let usable = t.fits(target) && (t.bv == 1 || b_vec4) && width <= (2 * n).max(8) && 2 * width >= n.min(64);
         if usable && !out.contains(&t) {
             out.push(t);
         }
@@ -211,11 +199,12 @@ mod tests {
             assert_eq!(c[0], choose_gemm_tile(&cpu, n, b4));
             assert!(c.iter().all(|t| t.bv == 1 || b4), "{n} {b4}: {c:?}");
             assert!(c.iter().skip(1).all(|t| t.bn as usize <= (2 * n).max(8)), "{n}: {c:?}");
+            assert!(c.iter().skip(1).all(|t| 2 * t.bn as usize >= n.min(64)), "{n}: {c:?}");
             let mut d = c.clone();
             d.dedup();
             assert_eq!(d.len(), c.len());
         }
-        assert!(candidates(&cpu, 64, true).len() >= 4);
+        assert!(candidates(&cpu, 64, true).len() >= 3);
         let gpu = candidates(&Target::gpu(), 256, false);
         assert!(gpu.len() >= 2 && gpu.iter().all(|t| t.staged));
     }

@@ -203,6 +203,23 @@ pub fn step(
         "first step (compile + run): {:.2} s; compile cold {:.2} s, warm (disk pipeline cache) {:.2} s",
         r.first_step_seconds, r.compile_seconds_cold, r.compile_seconds_warm
     );
+    let changed: Vec<String> = r
+        .tuned
+        .iter()
+        .filter(|(_, e)| e.chosen != e.default)
+        .map(|(k, e)| format!("{k}: {} -> {} ({:.2}x)", e.default, e.chosen, e.speedup()))
+        .collect();
+    println!(
+        "tuning (cold compile): {:.2} s, {} GEMMs timed, {} moved off the static table{}",
+        r.tuning_seconds,
+        r.tuned.len(),
+        changed.len(),
+        if changed.is_empty() {
+            String::new()
+        } else {
+            format!(":\n  {}", changed.join("\n  "))
+        }
+    );
     if profile {
         let total: f64 = r.profile.iter().map(|k| k.ms).sum();
         println!("kernels by their share of the step (each dispatch timed alone: {total:.1} ms in all):");
