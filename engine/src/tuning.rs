@@ -41,6 +41,9 @@ pub const MIN_TUNE_FLOPS: u64 = 4_000_000;
 /// Timed runs per candidate after the warm-up (fewer when the budget runs out).
 pub const ROUNDS: usize = 3;
 
+/// A candidate replaces the static tile only when it is at least this much faster (5%).
+pub const MIN_GAIN: f64 = 0.05;
+
 /// The version of the cache file's layout.
 const FORMAT: u32 = 1;
 
@@ -51,7 +54,8 @@ pub struct TunedGemm {
     pub flops: u64,
     /// The static table's tile ([`GemmTile::label`]).
     pub default: String,
-    /// The fastest candidate.
+    /// The tile chosen: the fastest candidate if it beats the static tile by [`MIN_GAIN`],
+    /// else the static tile.
     pub chosen: String,
     /// Each candidate's best time in milliseconds, in the order they were tried.
     pub timings: Vec<(String, f64)>,
@@ -452,12 +456,20 @@ fn time_candidates(
             break;
         }
     }
-    let winner = best
+    let fastest = best
         .iter()
         .enumerate()
         .min_by(|a, b| a.1.total_cmp(b.1))
         .map(|(i, _)| i)
         .unwrap_or(0);
+    // The static tile (index 0) keeps the problem unless another is clearly faster: on shared
+    // machines single timings move by several percent, and a choice made on noise would only
+    // make runs differ.
+    let winner = if best[fastest] * (1.0 + MIN_GAIN) < best[0] {
+        fastest
+    } else {
+        0
+    };
     Ok(Some(TunedGemm {
         flops: req.flops,
         default: req.default.label(),
