@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{gpu_vs_reference, random_feeds, run_vs_reference};
+use common::{class_device, gpu_vs_reference, random_feeds, run_vs_reference};
 use fovea::graph::ir::*;
 use proptest::prelude::*;
 
@@ -1029,27 +1029,6 @@ proptest! {
         let kernel = format!("pool_grad_{}", if max { "max" } else { "avg" });
         prop_assert!(at.contains(&kernel), "{at}");
     }
-}
-
-/// A device on this adapter running the kernels of `class`, whatever adapter runs the tests:
-/// `Gpu` the kernels a real GPU gets (workgroup-memory tiles, split-K), `Cpu` those lavapipe
-/// gets (register-blocked `gemm_global` tiles, the narrow tiles). One per class per binary.
-fn class_device(class: fovea::kernels::AdapterClass) -> std::sync::Arc<fovea::engine::Device> {
-    type Shared = std::sync::OnceLock<std::sync::Arc<fovea::engine::Device>>;
-    static GPU: Shared = std::sync::OnceLock::new();
-    static CPU: Shared = std::sync::OnceLock::new();
-    let cell = if class == fovea::kernels::AdapterClass::Gpu {
-        &GPU
-    } else {
-        &CPU
-    };
-    cell.get_or_init(|| {
-        std::sync::Arc::new(
-            fovea::engine::Device::with_kernel_class(class)
-                .unwrap_or_else(|e| panic!("GPU tests need an adapter: {e}")),
-        )
-    })
-    .clone()
 }
 
 /// [`class_device`] for the GPU class.

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{program_vs_reference, random_feeds};
+use common::{class_device, program_vs_reference, random_feeds};
 use fovea::engine::tuning::{MIN_GAIN, MIN_TUNE_FLOPS, TunedGemm};
 use fovea::engine::{Device, DeviceState, Program};
 use fovea::graph::ir::*;
@@ -77,19 +77,6 @@ fn gemm_graph(kind: usize, m: usize, k: usize, n: usize, b: usize, h: usize, c: 
             &[vec![b, h, h + 2, c], vec![b, h, h + 2, n]],
         ),
     }
-}
-
-fn class_device(class: fovea::kernels::AdapterClass) -> Arc<Device> {
-    type Shared = std::sync::OnceLock<Arc<Device>>;
-    static GPU: Shared = std::sync::OnceLock::new();
-    static CPU: Shared = std::sync::OnceLock::new();
-    let cell = if class == fovea::kernels::AdapterClass::Gpu {
-        &GPU
-    } else {
-        &CPU
-    };
-    cell.get_or_init(|| Arc::new(Device::with_kernel_class(class).expect("an adapter")))
-        .clone()
 }
 
 proptest! {

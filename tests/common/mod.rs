@@ -22,6 +22,27 @@ pub fn device() -> Arc<Device> {
         .clone()
 }
 
+/// A device on this adapter running the kernels of `class`, whatever adapter runs the tests:
+/// `Gpu` the kernels a real GPU gets (workgroup-memory tiles, split-K), `Cpu` those lavapipe
+/// gets (register-blocked `gemm_global` tiles, the narrow tiles). One per class per binary.
+pub fn class_device(class: fovea::kernels::AdapterClass) -> std::sync::Arc<fovea::engine::Device> {
+    type Shared = std::sync::OnceLock<std::sync::Arc<fovea::engine::Device>>;
+    static GPU: Shared = std::sync::OnceLock::new();
+    static CPU: Shared = std::sync::OnceLock::new();
+    let cell = if class == fovea::kernels::AdapterClass::Gpu {
+        &GPU
+    } else {
+        &CPU
+    };
+    cell.get_or_init(|| {
+        std::sync::Arc::new(
+            fovea::engine::Device::with_kernel_class(class)
+                .unwrap_or_else(|e| panic!("GPU tests need an adapter: {e}")),
+        )
+    })
+    .clone()
+}
+
 /// Uniform values in `[lo, hi)`.
 pub fn random(rng: &mut Rng, n: usize, lo: f64, hi: f64) -> Vec<f32> {
     (0..n).map(|_| rng.uniform_in(lo, hi) as f32).collect()
