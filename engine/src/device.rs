@@ -356,3 +356,45 @@ impl Device {
         format!("{} [{}, {}]", self.info.name, self.info.backend, self.info.device_type)
     }
 }
+
+/// Records what `record` encodes between two GPU timestamps, submits it, waits and returns the
+/// device time between them; `None` (nothing recorded or submitted) when the adapter has no
+/// timestamp queries inside encoders.
+pub(crate) fn gpu_time(
+    device: &Device,
+    record: impl FnOnce(&mut wgpu::CommandEncoder),
+) -> Result<Option<std::time::Duration>> {
+    let dev = &device.device;
+    let needed = wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS;
+    if !dev.features().contains(needed) {
+        return Ok(None);
+    }
+    let queries = dev.create_query_set(&wgpu::QuerySetDescriptor {
+        label: Some("timestamps"),
+        ty: wgpu::QueryType::Timestamp,
+        count: 2,
+    });
+    let resolve = dev.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("timestamps"),
+        size: 16,
+        usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+        mapped_at_creation: false,
+    });
+    let staging = dev.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("timestamps readback"),
+        size: 16,
+        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    let mut enc = dev.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("timed") });
+    enc.write_timestamp(&queries, 0);
+    record(&mut enc);
+    enc.write_timestamp(&queries, 1);
+    enc.resolve_query_set(&queries, 0..2, &resolve, 0);
+    enc.copy_buffer_to_buffer(&resolve, 0, &staging, 0, 16);
+    device.queue.submit([enc.finish()]);
+    let words = crate::readback::map_read(device, &staging, 4)?;
+    let ticks = |i: usize| u64::from(words[2 * i].to_bits()) | (u64::from(words[2 * i + 1].to_bits()) << 32);
+    let ns = ticks(1).saturating_sub(ticks(0)) as f64 * f64::from(device.queue.get_timestamp_period());
+    Ok(Some(std::time::Duration::from_nanos(ns as u64)))
+}

@@ -735,41 +735,11 @@ impl Program {
     /// returns the device time between them, or `None` when the adapter has no timestamp
     /// queries inside encoders (then time with [`Program::time_runs`]).
     pub fn gpu_time_runs(&self, iters: usize) -> Result<Option<std::time::Duration>> {
-        let dev = &self.device.device;
-        let needed = wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS;
-        if !dev.features().contains(needed) {
-            return Ok(None);
-        }
-        let queries = dev.create_query_set(&wgpu::QuerySetDescriptor {
-            label: Some("bench timestamps"),
-            ty: wgpu::QueryType::Timestamp,
-            count: 2,
-        });
-        let resolve = dev.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("timestamps"),
-            size: 16,
-            usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
-            mapped_at_creation: false,
-        });
-        let staging = dev.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("timestamps readback"),
-            size: 16,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        let mut enc = dev.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("bench") });
-        enc.write_timestamp(&queries, 0);
-        for _ in 0..iters {
-            self.encode(&mut enc);
-        }
-        enc.write_timestamp(&queries, 1);
-        enc.resolve_query_set(&queries, 0..2, &resolve, 0);
-        enc.copy_buffer_to_buffer(&resolve, 0, &staging, 0, 16);
-        self.device.queue.submit([enc.finish()]);
-        let words = map_read(&self.device, &staging, 4)?;
-        let ticks = |i: usize| u64::from(words[2 * i].to_bits()) | (u64::from(words[2 * i + 1].to_bits()) << 32);
-        let ns = ticks(1).saturating_sub(ticks(0)) as f64 * f64::from(self.device.queue.get_timestamp_period());
-        Ok(Some(std::time::Duration::from_nanos(ns as u64)))
+        crate::device::gpu_time(&self.device, |enc| {
+            for _ in 0..iters {
+                self.encode(enc);
+            }
+        })
     }
 
     /// Times every dispatch on its own (`iters` repetitions in one submit, after one warm-up

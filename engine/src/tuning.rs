@@ -3,7 +3,8 @@
 //! When a program is built, every GEMM the lowering meets ([`fovea_kernels::tiles`]) that is
 //! large enough to matter ([`MIN_TUNE_FLOPS`]) and has no cached choice gets its candidate
 //! tiles timed: each candidate is compiled, bound to scratch buffers of the problem's sizes and
-//! run in alternating rounds (a warm-up, then up to [`ROUNDS`] timed runs each; the best run
+//! run (timed with GPU timestamps where the adapter has them, else by wall clock around a
+//! submit and a wait) in alternating rounds (a warm-up, then up to [`ROUNDS`] timed runs each; the best run
 //! counts). The largest problems go first; the first one a process meets is always tuned (so
 //! every start makes progress), the others only when they fit in what is left of the device's
 //! budget, and tuning stops for the rest of the process once it is spent (`FOVEA_TUNE_BUDGET_MS`, default [`DEFAULT_BUDGET_MS`]): those
@@ -391,8 +392,7 @@ fn time_candidates(
     )],
                reps: usize|
      -> Result<Duration> {
-        let mut enc = dev.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("tuning") });
-        {
+        let encode = |enc: &mut wgpu::CommandEncoder| {
             let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
                 label: Some("tuning"),
                 timestamp_writes: None,
@@ -404,7 +404,14 @@ fn time_candidates(
                     pass.dispatch_workgroups(wg[0], wg[1], wg[2]);
                 }
             }
+        };
+        // GPU timestamps where the adapter has them, else the wall time of a submit and a wait.
+        if let Some(t) = crate::device::gpu_time(device, encode)? {
+            device.check()?;
+            return Ok(t / reps as u32);
         }
+        let mut enc = dev.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("tuning") });
+        encode(&mut enc);
         let t = Instant::now();
         device.queue.submit([enc.finish()]);
         device.check()?;
