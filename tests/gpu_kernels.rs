@@ -5,23 +5,11 @@
 
 mod common;
 
-use common::{class_device, gpu_vs_reference, random_feeds, run_vs_reference};
+use common::{class_device, gpu_vs_reference, random_feeds, run_vs_reference, single};
 use fovea::graph::ir::*;
 use proptest::prelude::*;
 
 const TOL: f64 = 1e-4;
-
-/// A graph computing `op` of an input `x` (first shape) and parameters `p1, p2, ...`.
-fn single(op: Op, shapes: &[Vec<usize>]) -> Option<Graph> {
-    let mut g = Graph::new();
-    let mut ids = vec![g.input("x", TensorType::f32(shapes[0].clone())).ok()?];
-    for (i, s) in shapes[1..].iter().enumerate() {
-        ids.push(g.param(&format!("p{}", i + 1), s, true, "test").ok()?);
-    }
-    let y = g.push(op, &ids, "test").ok()?;
-    g.outputs.push(y);
-    Some(g)
-}
 
 fn check(g: Graph, seed: u64, lo: f64, hi: f64) -> Result<(), TestCaseError> {
     let feeds = random_feeds(&g, seed, lo, hi);

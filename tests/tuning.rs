@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{class_device, program_vs_reference, random_feeds};
+use common::{class_device, program_vs_reference, random_feeds, single};
 use fovea::engine::tuning::{MIN_GAIN, MIN_TUNE_FLOPS, TunedGemm};
 use fovea::engine::{Device, DeviceState, Program};
 use fovea::graph::ir::*;
@@ -14,18 +14,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 const TOL: f64 = 1e-4;
-
-/// A graph computing `op` of an input `x` (first shape) and parameters `p1, p2, ...`.
-fn single(op: Op, shapes: &[Vec<usize>]) -> Graph {
-    let mut g = Graph::new();
-    let mut ids = vec![g.input("x", TensorType::f32(shapes[0].clone())).unwrap()];
-    for (i, s) in shapes[1..].iter().enumerate() {
-        ids.push(g.param(&format!("p{}", i + 1), s, true, "test").unwrap());
-    }
-    let y = g.push(op, &ids, "test").unwrap();
-    g.outputs.push(y);
-    g
-}
 
 fn same3x3() -> ConvGeometry {
     ConvGeometry {
@@ -45,7 +33,7 @@ fn same3x3() -> ConvGeometry {
 /// B transposed) of the given sizes.
 fn gemm_graph(kind: usize, m: usize, k: usize, n: usize, b: usize, h: usize, c: usize) -> Graph {
     let geom = same3x3();
-    match kind {
+    let g = match kind {
         0 => single(
             Op::MatMul {
                 trans_a: false,
@@ -76,7 +64,8 @@ fn gemm_graph(kind: usize, m: usize, k: usize, n: usize, b: usize, h: usize, c: 
             },
             &[vec![b, h, h + 2, c], vec![b, h, h + 2, n]],
         ),
-    }
+    };
+    g.expect("valid shapes")
 }
 
 proptest! {

@@ -44,26 +44,6 @@ impl std::fmt::Debug for Device {
     }
 }
 
-/// A file-name-safe key of the adapter (name and backend) for its tuning cache; the file
-/// itself records the driver and Fovea version it was written by.
-fn file_key(info: &DeviceInfo) -> String {
-    let raw = format!("{}-{}", info.name, info.backend);
-    let mut key: String = raw
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    while key.contains("--") {
-        key = key.replace("--", "-");
-    }
-    key.trim_matches('-').chars().take(80).collect()
-}
-
 fn class_from_env() -> Result<Option<AdapterClass>> {
     match std::env::var("FOVEA_KERNELS") {
         Err(_) => Ok(None),
@@ -259,15 +239,7 @@ impl Device {
             ],
             features: features.iter_names().map(|(n, _)| n.to_string()).collect(),
         };
-        let tuner = crate::tuning::Tuner::new(
-            cache_dir.as_deref().filter(|_| crate::tuning::enabled_from_env()),
-            &file_key(&info),
-            crate::tuning::identity(&info, &target),
-            match crate::tuning::enabled_from_env() {
-                true => tune_budget.unwrap_or_else(crate::tuning::budget_from_env),
-                false => std::time::Duration::ZERO,
-            },
-        );
+        let tuner = crate::tuning::Tuner::new(cache_dir.as_deref(), &info, &target, tune_budget);
         let disk = if features.contains(wgpu::Features::PIPELINE_CACHE) {
             cache_dir.zip(wgpu::util::pipeline_cache_key(&ainfo))
         } else {

@@ -41,6 +41,20 @@ pub fn default_cache_dir() -> Option<PathBuf> {
     }
 }
 
+/// Replaces a cache file (this process's own temporary file, then a rename, so concurrent
+/// processes never interleave writes); creates its folder. Whether it worked: the caches are an
+/// optimisation, so callers ignore failures.
+pub(crate) fn replace_cache_file(path: &std::path::Path, bytes: &[u8]) -> bool {
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let ok = path.parent().is_some_and(|d| std::fs::create_dir_all(d).is_ok())
+        && std::fs::write(&tmp, bytes).is_ok()
+        && std::fs::rename(&tmp, path).is_ok();
+    if !ok {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    ok
+}
+
 fn key(k: &KernelInstance) -> u64 {
     let mut h = DefaultHasher::new();
     k.source.hash(&mut h);
@@ -86,15 +100,10 @@ impl PipelineCache {
         if *saved == created {
             return;
         }
-        if let Some(data) = cache.get_data() {
-            // A name of this process's own, so concurrent processes never interleave writes.
-            let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-            let ok = path.parent().is_some_and(|d| std::fs::create_dir_all(d).is_ok())
-                && std::fs::write(&tmp, data).is_ok()
-                && std::fs::rename(&tmp, path).is_ok();
-            if ok {
-                *saved = created;
-            }
+        if let Some(data) = cache.get_data()
+            && replace_cache_file(path, &data)
+        {
+            *saved = created;
         }
     }
 

@@ -63,6 +63,11 @@ impl CompileOptions {
             tune: crate::tuning::enabled_from_env(),
         }
     }
+
+    /// Where a build with these options takes its GEMM tiles from.
+    fn tiles(self) -> Tiles<'static> {
+        if self.tune { Tiles::Tuned } else { Tiles::Static }
+    }
 }
 
 /// Where a build takes its GEMM tiles from.
@@ -229,8 +234,7 @@ impl Program {
         } else {
             (graph.clone(), vec![])
         };
-        let tiles = if options.tune { Tiles::Tuned } else { Tiles::Static };
-        let program = Self::build(device, optimized, state, options.in_place, tiles)?;
+        let program = Self::build(device, optimized, state, options.in_place, options.tiles())?;
         device.pipelines.save();
         if let Some(dir) = crate::dump::dump_dir() {
             crate::dump::write_program(&dir, &graph, &program.graph, &reports, &program.kernels, &program.plan);
@@ -251,8 +255,7 @@ impl Program {
     /// Lowers `graph` exactly as given (no passes; in-place reuse unless `FOVEA_IN_PLACE=0`).
     pub fn compile_exact(device: &Arc<Device>, graph: Graph, state: &Arc<DeviceState>) -> Result<Program> {
         let options = CompileOptions::from_env();
-        let tiles = if options.tune { Tiles::Tuned } else { Tiles::Static };
-        Self::build(device, graph, state, options.in_place, tiles)
+        Self::build(device, graph, state, options.in_place, options.tiles())
     }
 
     /// Like [`Program::compile_with_state`] (passes, in-place reuse), with GEMM tiles from
@@ -294,7 +297,7 @@ impl Program {
             fovea_kernels::lower_planned_with(&graph, device.target(), &plan, t)
         };
         let kernels = match tiles {
-            Tiles::Static => fovea_kernels::lower_planned(&graph, device.target(), &plan)?,
+            Tiles::Static => lower(&fovea_kernels::tiles::TileChoices::none())?,
             Tiles::Given(t) => lower(t)?,
             Tiles::Tuned => {
                 let cached = device.tuner.choices();

@@ -99,7 +99,7 @@ struct TunerState {
 }
 
 /// What identifies an adapter's tuning: name, backend, driver and this Fovea version.
-pub fn identity(info: &DeviceInfo, target: &Target) -> String {
+fn identity(info: &DeviceInfo, target: &Target) -> String {
     format!(
         "{} | {} | {} {} | {} kernels | fovea {}",
         info.name,
@@ -111,11 +111,20 @@ pub fn identity(info: &DeviceInfo, target: &Target) -> String {
     )
 }
 
-/// The tuning budget from `FOVEA_TUNE` (`0` or `off`: none) and `FOVEA_TUNE_BUDGET_MS`.
+/// A file-name-safe key of the adapter (name and backend) for its cache file; the file itself
+/// records the driver and Fovea version it was written by ([`identity`]).
+fn file_key(info: &DeviceInfo) -> String {
+    let raw = format!("{}-{}", info.name, info.backend).to_ascii_lowercase();
+    let words: Vec<&str> = raw
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect();
+    words.join("-").chars().take(80).collect()
+}
+
+/// The tuning budget from `FOVEA_TUNE_BUDGET_MS` (whether tuning is on at all is
+/// [`enabled_from_env`]).
 pub fn budget_from_env() -> Duration {
-    if std::env::var("FOVEA_TUNE").is_ok_and(|v| matches!(v.trim(), "0" | "off")) {
-        return Duration::ZERO;
-    }
     let ms = std::env::var("FOVEA_TUNE_BUDGET_MS")
         .ok()
         .and_then(|v| v.trim().parse::<u64>().ok())
@@ -129,11 +138,21 @@ pub fn enabled_from_env() -> bool {
 }
 
 impl Tuner {
-    /// A tuner for an adapter `identity`, caching in `dir/tuning-<file_key>.json` (`None`: in
-    /// memory only). A file for another identity or format, or one that does not parse, is
+    /// A tuner for the adapter `info` running `target`'s kernels, caching in
+    /// `dir/tuning-<adapter>.json` (`None`: in memory only), with `budget` (`None`:
+    /// `FOVEA_TUNE_BUDGET_MS`). With `FOVEA_TUNE=0` it has neither cache nor budget. A file for
+    /// another adapter, driver, Fovea version or format, or one that does not parse, is
     /// ignored with a note and replaced at the next save.
-    pub fn new(dir: Option<&Path>, file_key: &str, identity: String, budget: Duration) -> Tuner {
-        let path = dir.map(|d| d.join(format!("tuning-{file_key}.json")));
+    pub fn new(dir: Option<&Path>, info: &DeviceInfo, target: &Target, budget: Option<Duration>) -> Tuner {
+        let enabled = enabled_from_env();
+        let budget = match enabled {
+            true => budget.unwrap_or_else(budget_from_env),
+            false => Duration::ZERO,
+        };
+        let identity = identity(info, target);
+        let path = dir
+            .filter(|_| enabled)
+            .map(|d| d.join(format!("tuning-{}.json", file_key(info))));
         let mut gemm = BTreeMap::new();
         if let Some(p) = &path {
             match load(p, &identity) {
@@ -197,37 +216,29 @@ impl Tuner {
             if state.spent >= self.budget {
                 return false;
             }
-            let mut seen = Vec::new();
             requests
                 .iter()
                 .filter(|r| r.flops >= MIN_TUNE_FLOPS && r.candidates.len() > 1)
                 .filter(|r| !state.gemm.contains_key(&r.key) && !state.skipped.contains(&r.key))
-                .filter(|r| {
-                    let new = !seen.contains(&&r.key);
-                    seen.push(&r.key);
-                    new
-                })
                 .collect()
         };
-        if todo.is_empty() {
-            return false;
-        }
-        todo.sort_by_key(|r| std::cmp::Reverse(r.flops));
+        // Largest first; a problem met at several nodes once.
+        todo.sort_by(|a, b| b.flops.cmp(&a.flops).then_with(|| a.key.cmp(&b.key)));
+        todo.dedup_by(|a, b| a.key == b.key);
         let mut changed = false;
         let mut tuned = 0;
         for req in todo {
-            let left = {
+            // The first problem a process tunes is tuned whatever its price (on lavapipe one
+            // problem's candidates can cost most of the budget in shader compiles), so every
+            // start makes progress; the budget bounds the rest.
+            let (left, first) = {
                 let Ok(state) = self.state.lock() else { break };
-                self.budget.saturating_sub(state.spent)
+                (self.budget.saturating_sub(state.spent), state.spent.is_zero())
             };
             if left.is_zero() {
                 break;
             }
             let start = Instant::now();
-            // The first problem a process tunes is tuned whatever its price (on lavapipe one
-            // problem's candidates can cost most of the budget in shader compiles), so every
-            // start makes progress; the budget bounds the rest.
-            let first = self.state.lock().map(|s| s.spent.is_zero()).unwrap_or(false);
             let outcome = time_candidates(device, graph, req, start + left, first);
             let Ok(mut state) = self.state.lock() else { break };
             state.spent += start.elapsed();
@@ -263,13 +274,7 @@ impl Tuner {
         let Ok(text) = serde_json::to_string_pretty(&file) else {
             return;
         };
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        let ok = path.parent().is_some_and(|d| std::fs::create_dir_all(d).is_ok())
-            && std::fs::write(&tmp, text).is_ok()
-            && std::fs::rename(&tmp, path).is_ok();
-        if !ok {
-            let _ = std::fs::remove_file(&tmp);
-        }
+        crate::pipelines::replace_cache_file(path, text.as_bytes());
     }
 }
 

@@ -58,7 +58,7 @@ pub(crate) fn lower_reduce(cx: &NodeCx, op: ReduceOp, axes: &[usize]) -> Result<
     let total = cx.out_numel() as usize;
     let splits = reduce_splits(total, count);
     if splits > 1 && matches!(op, ReduceOp::Sum | ReduceOp::Mean) {
-        return lower_split(cx, op, &kept, &reduced, count, splits);
+        return lower_split(cx, op, (&kept, &reduced), (total, count), splits);
     }
     let (init, combine, finish) = match op {
         ReduceOp::Sum => (f32_lit(0.0), "acc + v", "acc"),
@@ -90,17 +90,15 @@ pub(crate) fn lower_reduce(cx: &NodeCx, op: ReduceOp, axes: &[usize]) -> Result<
     )])
 }
 
-/// The two dispatches of a split sum or mean: `reduce_split_<op>_<splits>` writes
-/// `splits x total` partials into the scratch buffer, the split-K reduction adds them up.
+/// The two dispatches of a split sum or mean of `count` elements into each of `total`
+/// outputs: `reduce_split_<op>_<splits>` writes `splits x total` partials into the scratch buffer, the split-K reduction adds them up.
 fn lower_split(
     cx: &NodeCx,
     op: ReduceOp,
-    kept: &[crate::index::Axis],
-    reduced: &[crate::index::Axis],
-    count: usize,
+    (kept, reduced): (&[Axis], &[Axis]),
+    (total, count): (usize, usize),
     splits: usize,
 ) -> Result<Vec<KernelInstance>, KernelError> {
-    let total = cx.out_numel() as usize;
     let chunk = count.div_ceil(splits);
     let parts = splits * total;
     let scale = if op == ReduceOp::Mean { 1.0 / count as f32 } else { 1.0 };

@@ -6,7 +6,7 @@
 use fovea::engine::{Device, Program};
 use fovea::graph::init::Rng;
 use fovea::graph::interp::{self, Feeds};
-use fovea::graph::ir::{Graph, Op};
+use fovea::graph::ir::{Graph, Op, TensorType};
 use std::process::{Command, Output};
 use std::sync::{Arc, OnceLock};
 
@@ -41,6 +41,19 @@ pub fn class_device(class: fovea::kernels::AdapterClass) -> std::sync::Arc<fovea
         )
     })
     .clone()
+}
+
+/// A graph computing `op` of an input `x` (first shape) and parameters
+/// (`None` when the op refuses the shapes) `p1, p2, ...`.
+pub fn single(op: Op, shapes: &[Vec<usize>]) -> Option<Graph> {
+    let mut g = Graph::new();
+    let mut ids = vec![g.input("x", TensorType::f32(shapes[0].clone())).ok()?];
+    for (i, s) in shapes[1..].iter().enumerate() {
+        ids.push(g.param(&format!("p{}", i + 1), s, true, "test").ok()?);
+    }
+    let y = g.push(op, &ids, "test").ok()?;
+    g.outputs.push(y);
+    Some(g)
 }
 
 /// Uniform values in `[lo, hi)`.
