@@ -27,10 +27,8 @@ fn run_raw(
     reps: usize,
 ) -> Result<Duration> {
     let dev = &device.device;
-    let module = dev.create_shader_module(wgpu::ShaderModuleDescriptor {
-        label: Some("peak"),
-        source: wgpu::ShaderSource::Wgsl(source.into()),
-    });
+    // The same runtime checks as every kernel, so the peak is what a kernel could reach.
+    let module = crate::shader_module::create(dev, "peak", source);
     let pipeline = dev.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
         label: Some("peak"),
         layout: None,

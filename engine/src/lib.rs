@@ -20,6 +20,7 @@ pub mod program;
 pub mod progress;
 mod readback;
 pub mod resume;
+pub mod shader_module;
 pub mod state;
 pub mod tuning;
 

@@ -130,10 +130,7 @@ impl PipelineCache {
         // naga first: its message names the line, and no device error is raised.
         fovea_kernels::validate_wgsl(&k.name, &k.source)?;
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some(&k.name),
-            source: wgpu::ShaderSource::Wgsl(k.source.as_str().into()),
-        });
+        let module = crate::shader_module::create(&self.device, &k.name, &k.source);
         let entries: Vec<wgpu::BindGroupLayoutEntry> = k
             .bindings
             .iter()
