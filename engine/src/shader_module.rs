@@ -87,7 +87,9 @@ mod tests {
 
     #[test]
     fn loop_and_while_statements_are_found() {
-        assert!(!counted_loops_only("fn f() { var i = 0u; loop { if (i > 3u) { break; } i++; } }"));
+        assert!(!counted_loops_only(
+            "fn f() { var i = 0u; loop { if (i > 3u) { break; } i++; } }"
+        ));
         assert!(!counted_loops_only("fn f() { var i = 0u; while(i < 3u) { i++; } }"));
         assert!(!counted_loops_only("fn f() {\n// a comment\nwhile (true) {}\n}"));
     }
