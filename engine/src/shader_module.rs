@@ -54,8 +54,10 @@ fn strip_comments(source: &str) -> String {
     out
 }
 
+/// `FOVEA_LOOP_BOUNDING=1`, read once per process.
 fn loop_bounding_forced() -> bool {
-    std::env::var("FOVEA_LOOP_BOUNDING").is_ok_and(|v| v == "1")
+    static FORCED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *FORCED.get_or_init(|| std::env::var("FOVEA_LOOP_BOUNDING").is_ok_and(|v| v == "1"))
 }
 
 /// The shader module for a kernel's WGSL `source` (see the module docs for its checks).
