@@ -578,6 +578,9 @@ pub struct StepBench {
     pub driver: String,
     /// With profiling: each kernel's time per step, largest first.
     pub profile: Vec<KernelShare>,
+    /// With profiling: each kernel's share of the first step, run one dispatch at a time,
+    /// largest first (on lavapipe mostly the driver's compile at a pipeline's first dispatch).
+    pub first_run: Vec<KernelShare>,
     /// Seconds the cold compile spent tuning GEMM tiles (within the device's budget).
     pub tuning_seconds: f64,
     /// What the cold compile tuned: per problem, the table's tile, the winner and all timings.
@@ -621,7 +624,14 @@ pub fn bench_step_with(
     for name in program.input_names().iter().filter(|n| n.ends_with("/seed")) {
         program.set_input(name, &[1.0])?;
     }
-    program.time_runs(1)?;
+    // Profiling runs the first step one dispatch at a time, to see which kernels the driver's
+    // first-dispatch compile (lavapipe's LLVM JIT) spends the first step on.
+    let first_run = if profile {
+        shares(&program, &program.first_run_each()?)
+    } else {
+        program.time_runs(1)?;
+        Vec::new()
+    };
     let first = start.elapsed();
     let mut times = Vec::with_capacity(steps);
     for _ in 0..steps.max(1) {
@@ -630,7 +640,11 @@ pub fn bench_step_with(
     times.sort();
     let median = times[times.len() / 2];
     let dispatches = program.dispatch_count();
-    let profile = if profile { kernel_shares(&program)? } else { Vec::new() };
+    let profile = if profile {
+        shares(&program, &program.profile(3)?)
+    } else {
+        Vec::new()
+    };
     let tuning_seconds = cold_device.tuner().spent().as_secs_f64();
     let tuned = cold_device.tuner().entries();
     drop(program);
@@ -654,6 +668,7 @@ pub fn bench_step_with(
         backend: info.backend.clone(),
         driver: info.driver_info.clone(),
         profile,
+        first_run,
         tuning_seconds,
         tuned,
     })
@@ -706,10 +721,9 @@ pub struct KernelShare {
     pub flops: u64,
 }
 
-/// Every dispatch of `program` timed on its own (3 repetitions), summed per kernel and layer,
-/// largest first.
-fn kernel_shares(program: &Program) -> Result<Vec<KernelShare>> {
-    let times = program.profile(3)?;
+/// Per-dispatch `times` of `program` (in dispatch order) summed per kernel and layer, largest
+/// first.
+fn shares(program: &Program, times: &[(String, Duration)]) -> Vec<KernelShare> {
     let mut rows: Vec<KernelShare> = Vec::new();
     for ((name, t), k) in times.iter().zip(program.kernels()) {
         let layer = program.graph().node(k.node).layer.clone();
@@ -730,5 +744,5 @@ fn kernel_shares(program: &Program) -> Result<Vec<KernelShare>> {
         }
     }
     rows.sort_by(|a, b| b.ms.total_cmp(&a.ms));
-    Ok(rows)
+    rows
 }

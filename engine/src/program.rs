@@ -749,6 +749,19 @@ impl Program {
     /// run) and returns `(kernel name, mean time per dispatch)` in dispatch order.
     pub fn profile(&self, iters: usize) -> Result<Vec<(String, std::time::Duration)>> {
         self.time_runs(1)?;
+        self.time_each(iters)
+    }
+
+    /// Runs the whole program once as one submit per dispatch, in order, and returns each
+    /// dispatch's wall time (submit to device idle). Called before the program has ever run,
+    /// this is the first run: on drivers that compile a pipeline at its first dispatch
+    /// (lavapipe's LLVM JIT) each time includes that compile.
+    pub fn first_run_each(&self) -> Result<Vec<(String, std::time::Duration)>> {
+        self.time_each(1)
+    }
+
+    /// Every dispatch in order, `iters` times in one submit each: `(kernel name, mean time)`.
+    fn time_each(&self, iters: usize) -> Result<Vec<(String, std::time::Duration)>> {
         let mut out = Vec::with_capacity(self.dispatches.len());
         for (d, k) in self.dispatches.iter().zip(&self.kernels) {
             let mut enc = self

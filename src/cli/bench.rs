@@ -221,20 +221,15 @@ pub fn step(
         }
     );
     if profile {
+        let total: f64 = r.first_run.iter().map(|k| k.ms).sum();
+        println!(
+            "kernels by their share of the first step (one dispatch at a time, the driver's compile \
+             included: {total:.1} ms in all):"
+        );
+        print_shares(&r.first_run, total);
         let total: f64 = r.profile.iter().map(|k| k.ms).sum();
         println!("kernels by their share of the step (each dispatch timed alone: {total:.1} ms in all):");
-        println!("{:>9} {:>6} {:>10} {:>5}  kernel", "ms", "share", "GFLOP/s", "runs");
-        for k in r.profile.iter().take(15) {
-            let gflops = if k.ms > 0.0 { k.flops as f64 / k.ms / 1e6 } else { 0.0 };
-            println!(
-                "{:>9.2} {:>5.1}% {:>10.2} {:>5}  {}",
-                k.ms,
-                100.0 * k.ms / total.max(1e-9),
-                gflops,
-                k.dispatches,
-                k.kernel
-            );
-        }
+        print_shares(&r.profile, total);
     }
     let mut v = serde_json::to_value(&r)?;
     v["model"] = json!(model);
@@ -371,4 +366,20 @@ pub fn tflite(
         write_json(&path, &j)?;
     }
     Ok(())
+}
+
+/// The 15 largest of `rows` (out of `total` ms): ms, share, GFLOP/s, dispatches, kernel.
+fn print_shares(rows: &[fovea_engine::bench::KernelShare], total: f64) {
+    println!("{:>9} {:>6} {:>10} {:>5}  kernel", "ms", "share", "GFLOP/s", "runs");
+    for k in rows.iter().take(15) {
+        let gflops = if k.ms > 0.0 { k.flops as f64 / k.ms / 1e6 } else { 0.0 };
+        println!(
+            "{:>9.2} {:>5.1}% {:>10.2} {:>5}  {}",
+            k.ms,
+            100.0 * k.ms / total.max(1e-9),
+            gflops,
+            k.dispatches,
+            k.kernel
+        );
+    }
 }

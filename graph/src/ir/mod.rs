@@ -5,6 +5,7 @@ mod op;
 mod structural;
 
 pub use infer::broadcast_shapes;
+pub(crate) use infer::infer;
 pub use op::*;
 pub use structural::{GatherDims, input_dtype, sort_order};
 

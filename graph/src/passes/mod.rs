@@ -3,11 +3,12 @@
 //!
 //! [`optimize`] runs them in order: algebraic simplification, batch-norm folding, constant
 //! folding, common subexpression elimination, transposed convolutions with kernel == stride as
-//! matrix products, elementwise fusion, the transposed-kernel layout for convolution input
+//! matrix products, broadcasts read in place by elementwise nodes, elementwise fusion, the transposed-kernel layout for convolution input
 //! gradients, epilogue fusion into GEMM-based ops, and dead-code elimination.
 
 mod backprop_filter;
 mod batchnorm;
+mod broadcast;
 mod cse;
 mod dce;
 mod epilogue;
@@ -21,6 +22,7 @@ mod tests;
 
 pub use backprop_filter::{NARROW_INPUT_GRAD_MAX_CHANNELS, transpose_backprop_filters};
 pub use batchnorm::fold_batchnorm;
+pub use broadcast::bypass_broadcasts;
 pub use cse::cse;
 pub use dce::dce;
 pub use epilogue::{MAX_EPILOGUE_INPUTS, fuse_epilogues};
@@ -69,6 +71,7 @@ pub fn optimize(graph: Graph) -> Result<(Graph, Vec<PassReport>)> {
         cse,
         dce,
         subpixel_transposed_convs,
+        bypass_broadcasts,
         fuse_elementwise,
         dce,
         // Before epilogue fusion, which then fuses into the rewritten op.

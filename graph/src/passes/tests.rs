@@ -305,6 +305,7 @@ proptest! {
             ("cse", cse),
             ("dce", dce),
             ("fuse_elementwise", fuse_elementwise),
+            ("bypass_broadcasts", bypass_broadcasts),
             ("fold_batchnorm", fold_batchnorm),
             ("fuse_epilogues", fuse_epilogues),
             ("transpose_backprop_filters", transpose_backprop_filters),
@@ -1188,4 +1189,51 @@ proptest! {
         let (opt, _) = optimize(g).unwrap();
         assert_same(&want, &evaluate(&opt, &f).unwrap(), "optimize");
     }
+}
+
+#[test]
+fn batch_norm_gradients_read_their_statistics_unbroadcast() {
+    use crate::layers::{BatchNormalization, Conv2D, Flatten, Input};
+    use crate::train::{CompileConfig, Loss, Optimizer, train_step};
+    let model = crate::Sequential::new()
+        .add(Input::new(&[7, 5, 3]))
+        .add(Conv2D::new(6, 3).padding("same"))
+        .add(BatchNormalization::new())
+        .add(Conv2D::new(4, 3))
+        .add(BatchNormalization::new())
+        .add(Flatten::new())
+        .build(2)
+        .unwrap();
+    let cfg = CompileConfig::new(Loss::MeanSquaredError, Optimizer::sgd(0.1), vec![]);
+    let step = train_step(&model, 3, &cfg).unwrap();
+    let full = |g: &Graph| {
+        g.nodes
+            .iter()
+            .filter(|n| matches!(n.op, Op::Broadcast { .. }) && n.ty.shape.len() == 4)
+            .count()
+    };
+    // The means' gradients broadcast to the activations: before, at least one per statistic.
+    assert!(full(&step.graph) >= 4, "{}", full(&step.graph));
+    let (h, reports) = optimize(step.graph.clone()).unwrap();
+    let report = reports.iter().find(|r| r.pass == "bypass_broadcasts").unwrap();
+    assert!(report.changes.len() >= 4, "{report:?}");
+    assert_eq!(full(&h), 0, "{:?}", h.nodes);
+    let f = {
+        let mut rng = Rng::new(9);
+        step.graph
+            .nodes
+            .iter()
+            .filter_map(|n| match &n.op {
+                Op::Input { name } | Op::Param { name, .. } => Some((
+                    name.clone(),
+                    (0..n.ty.numel()).map(|_| rng.uniform_in(-1.0, 1.0)).collect(),
+                )),
+                _ => None,
+            })
+            .collect::<Feeds>()
+    };
+    let want = evaluate(&step.graph, &f).unwrap();
+    assert_same(&want, &evaluate(&h, &f).unwrap(), "batch-norm step");
+    let (b, _) = bypass_broadcasts(step.graph.clone()).unwrap();
+    assert_same(&want, &evaluate(&b, &f).unwrap(), "bypass_broadcasts alone");
 }
