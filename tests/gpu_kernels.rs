@@ -213,6 +213,21 @@ proptest! {
         check(single(Op::Binary(op), &shapes).unwrap(), seed, lo, hi)?;
     }
 
+    // Innermost axes of multiples of 4: the four-element invocations, the other input read as
+    // vec4 (full innermost axis) or as one value (broadcast along it), and both ways round.
+    #[test]
+    fn binary_broadcast_vec4_matches_reference(
+        outer in prop::collection::vec(1usize..6, 0..3), last in prop_oneof![Just(4usize), Just(8), Just(12), Just(20)], mask in any::<u32>(), which in 0usize..7, swap in any::<bool>(), seed in any::<u64>(),
+    ) {
+        let mut shape = outer.clone();
+        shape.push(last);
+        let b: Vec<usize> = shape.iter().enumerate().map(|(i, &d)| if mask & (1 << i) != 0 { 1 } else { d }).collect();
+        let op = [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div, BinaryOp::Max, BinaryOp::Min, BinaryOp::PRelu][which];
+        let shapes = if swap { vec![b, shape] } else { vec![shape, b] };
+        let (lo, hi) = if op == BinaryOp::Div { (0.5, 2.0) } else { (-2.0, 2.0) };
+        check(single(Op::Binary(op), &shapes).unwrap(), seed, lo, hi)?;
+    }
+
     #[test]
     fn softmax_matches_reference(rows in 1usize..9, len in prop_oneof![Just(1usize), 2usize..20, 60usize..300], log in any::<bool>(), seed in any::<u64>()) {
         let op = if log { Op::LogSoftmax } else { Op::Softmax };

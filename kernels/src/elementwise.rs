@@ -139,6 +139,30 @@ fn binary_wgsl(op: BinaryOp, a: &str, b: &str) -> String {
     }
 }
 
+/// How a four-output invocation reads an input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Read {
+    /// Its four elements are contiguous and 16-byte aligned: one `vec4` load.
+    Vec4,
+    /// All four are the same element (broadcast along the innermost axis): one load.
+    Splat,
+}
+
+/// How outputs `4j .. 4j + 3` read an input of broadcast `axes` (merged, outermost first), if
+/// one load serves them: the innermost axis's length is a multiple of 4, so the four lie in
+/// one run of it, either contiguous (stride 1; every outer stride of a dense tensor is a
+/// multiple of that run, so the offset of `4j` is a multiple of 4) or all at one place (stride
+/// 0).
+fn read_of(axes: &[(usize, usize)]) -> Option<Read> {
+    match axes.last() {
+        None => Some(Read::Splat),
+        Some(&(len, _)) if !len.is_multiple_of(4) => None,
+        Some(&(_, 0)) => Some(Read::Splat),
+        Some(&(_, 1)) => Some(Read::Vec4),
+        Some(_) => None,
+    }
+}
+
 /// The `(output length, input stride)` axes of `input` broadcast to `out` (numpy rules, aligned
 /// at the last axis; stride 0 on broadcast axes), merged; `None` if the shapes do not broadcast.
 pub fn broadcast_axes(input: &[usize], out: &[usize]) -> Option<Vec<(usize, usize)>> {
@@ -250,47 +274,85 @@ pub fn elementwise_kernel_in_place(
     {
         return Err(cx.unsupported("cannot run in place over an input also read broadcast"));
     }
-    let mut bindings_code = String::new();
-    let mut body = String::new();
-    let mut bindings = Vec::new();
-    for (k, &(root, shape)) in unique.iter().enumerate() {
-        let axes = broadcast_axes(shape, out).ok_or_else(|| {
+    let mut axes_of = Vec::with_capacity(unique.len());
+    for &(_, shape) in &unique {
+        axes_of.push(broadcast_axes(shape, out).ok_or_else(|| {
             cx.unsupported(format!(
                 "input shape {shape:?} does not broadcast to the output shape {out:?}"
             ))
-        })?;
+        })?);
+    }
+    let total = cx.out_numel();
+    // Four neighbouring outputs per invocation when every input reads them as one vec4 or as
+    // one value: a vec4 load costs lavapipe about what a scalar one does.
+    let reads: Option<Vec<Read>> = (total.is_multiple_of(4))
+        .then(|| {
+            unique
+                .iter()
+                .zip(&axes_of)
+                .map(|(&(root, _), axes)| (graph.ty(root).dtype == DType::F32).then(|| read_of(axes)).flatten())
+                .collect()
+        })
+        .flatten();
+    let mut bindings_code = String::new();
+    let mut body = String::new();
+    let mut bindings = Vec::new();
+    for (k, (&(root, _), axes)) in unique.iter().zip(&axes_of).enumerate() {
         let access = if over == Some(k) { "read_write" } else { "read" };
+        let offset = offset_expr(if reads.is_some() { "e" } else { "i" }, axes);
         // An i32 input (a select's condition) is read as its value in f32.
-        let (elem, load) = match graph.ty(root).dtype {
-            DType::I32 => ("i32", format!("f32(ew_in{k}[{}])", offset_expr("i", &axes))),
-            DType::F32 => ("f32", format!("ew_in{k}[{}]", offset_expr("i", &axes))),
+        let (elem, load) = match (graph.ty(root).dtype, reads.as_ref().map(|r| r[k])) {
+            (_, Some(Read::Vec4)) => ("vec4<f32>", format!("let v{k} = ew_in{k}[({offset}) / 4u];")),
+            (_, Some(Read::Splat)) => ("f32", format!("let x{k} = ew_in{k}[{offset}];")),
+            (DType::I32, None) => ("i32", format!("let x{k} = f32(ew_in{k}[{offset}]);")),
+            (DType::F32, None) => ("f32", format!("let x{k} = ew_in{k}[{offset}];")),
         };
         let _ = writeln!(
             bindings_code,
             "@group(0) @binding({k}) var<storage, {access}> ew_in{k}: array<{elem}>;"
         );
-        let _ = writeln!(body, "    let x{k} = {load};");
+        let _ = writeln!(body, "    {load}");
         bindings.push(if over == Some(k) {
             BindingRef::write(root)
         } else {
             BindingRef::read(root)
         });
     }
+    let out_elem = if reads.is_some() { "vec4<f32>" } else { "f32" };
     let store = match over {
         Some(k) => format!("ew_in{k}"),
         None => {
             let n = unique.len();
             let _ = writeln!(
                 bindings_code,
-                "@group(0) @binding({n}) var<storage, read_write> ew_out: array<f32>;"
+                "@group(0) @binding({n}) var<storage, read_write> ew_out: array<{out_elem}>;"
             );
             bindings.push(BindingRef::write(node));
             "ew_out".to_string()
         }
     };
     let mut next = 0;
-    let result = expr.emit(&mut body, &mut next);
-    let _ = write!(body, "    {store}[i] = {result};");
+    match &reads {
+        None => {
+            let result = expr.emit(&mut body, &mut next);
+            let _ = write!(body, "    {store}[i] = {result};");
+        }
+        Some(reads) => {
+            // The expression once per lane, over that lane's component of each vec4 input.
+            body = format!("    let e = 4u * i;\n{body}    var r: vec4<f32>;\n");
+            for c in 0..4 {
+                let mut lane = String::new();
+                for (k, read) in reads.iter().enumerate() {
+                    if *read == Read::Vec4 {
+                        let _ = writeln!(lane, "    let x{k} = v{k}[{c}];");
+                    }
+                }
+                let result = expr.emit(&mut lane, &mut next);
+                let _ = writeln!(body, "    {{\n{lane}    r[{c}] = {result};\n    }}");
+            }
+            let _ = write!(body, "    {store}[i] = r;");
+        }
+    }
 
     let mut ops = Vec::new();
     expr.op_names(&mut ops);
@@ -306,10 +368,10 @@ pub fn elementwise_kernel_in_place(
     if over.is_some() {
         name.push_str("_inplace");
     }
-    let total = cx.out_numel();
-    let grid = cx.linear_grid(total)?;
+    let invocations = if reads.is_some() { total / 4 } else { total };
+    let grid = cx.linear_grid(invocations)?;
     let source = Template::new(ELEMENTWISE_WGSL)
-        .set("TOTAL", total)
+        .set("TOTAL", invocations)
         .set("BINDINGS", bindings_code)
         .set("BODY", body)
         .set("WG", grid.workgroup_size)

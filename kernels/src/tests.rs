@@ -149,8 +149,14 @@ pub(crate) fn lower(g: &Graph, id: NodeId, target: &Target) -> Vec<KernelInstanc
                 | "nms"
         ) && k.entry_point != "bitonic_top"
         {
+            // Elementwise kernels of vec4 outputs take four elements per invocation.
+            let per = if k.family == "elementwise" && k.source.contains("ew_out: array<vec4<f32>>") {
+                4
+            } else {
+                1
+            };
             assert!(
-                k.invocations() >= g.ty(id).numel() as u64,
+                per * k.invocations() >= g.ty(id).numel() as u64,
                 "{}: grid {:?}",
                 k.name,
                 k.workgroups
@@ -797,7 +803,8 @@ fn fused_elementwise_chain() {
         assert_eq!(k.bindings.len(), 5);
         assert_eq!(k.name, "elementwise_mul_add_relu_sigmoid_mul_add");
         assert_eq!(k.flops, 6 * 256);
-        assert!(k.source.contains("ew_in1[(i % 8u)]"), "{}", k.source);
+        // The per-channel input read modulo its length, four channels at a time.
+        assert!(k.source.contains("ew_in1[((e % 8u)) / 4u]"), "{}", k.source);
     }
     // An input never read, or an index beyond the inputs, is an error naming the node.
     let err = elementwise_kernel(&g, out, &[x, s], &ElemExpr::Input(0), &Target::cpu()).unwrap_err();
@@ -1537,7 +1544,9 @@ fn dispatches_beyond_the_target_limits_are_unsupported_errors_naming_the_layer()
     };
     let mut g = Graph::new();
     let x = input(&mut g, "x", &[100, 100]);
-    let y = g.push(Op::Unary(UnaryOp::Relu), &[x], "big_relu").unwrap();
+    // An odd size: one element per invocation, 10,201 of them (vec4 kernels take four).
+    let odd = input(&mut g, "odd", &[101, 101]);
+    let y = g.push(Op::Unary(UnaryOp::Relu), &[odd], "big_relu").unwrap();
     let w = param(&mut g, "w", &[100, 1000]);
     let z = g
         .push(
