@@ -188,6 +188,39 @@ proptest! {
         prop_assert_eq!(split, fovea::kernels::reduce_splits(total, count) > 1, "{}", at);
     }
 
+    // A reduction of an elementwise expression runs as one kernel that evaluates it while
+    // loading (the reduce-prologue fusion): a squared deviation from a broadcast input, or a
+    // product, as batch norm's statistics and gradients have them; plain and split, every op.
+    #[test]
+    fn reduce_prologue_matches_reference(
+        shape in prop::collection::vec(1usize..7, 1..5), mask in 1u32..16, bmask in any::<u32>(), op in 0usize..4, keep in any::<bool>(),
+        product in any::<bool>(), long in any::<bool>(), seed in any::<u64>(),
+    ) {
+        // Long: batch-norm statistics over N, H and W, which run split.
+        let shape = if long { vec![shape[0], 23, 17, shape[shape.len() - 1]] } else { shape };
+        let axes: Vec<usize> = if long { vec![0, 1, 2] } else { (0..shape.len()).filter(|i| mask & (1 << i) != 0).collect() };
+        prop_assume!(!axes.is_empty());
+        let op = [ReduceOp::Sum, ReduceOp::Mean, ReduceOp::Max, ReduceOp::Min][op];
+        let b: Vec<usize> = shape.iter().enumerate().map(|(i, &d)| if bmask & (1 << i) != 0 { 1 } else { d }).collect();
+        let mut g = Graph::new();
+        let x = g.input("x", TensorType::f32(shape.clone())).unwrap();
+        let m = g.input("m", TensorType::f32(b)).unwrap();
+        let e = if product {
+            g.push(Op::Binary(BinaryOp::Mul), &[x, m], "e").unwrap()
+        } else {
+            let d = g.push(Op::Binary(BinaryOp::Sub), &[x, m], "d").unwrap();
+            g.push(Op::Unary(UnaryOp::Square), &[d], "e").unwrap()
+        };
+        let y = g.push(Op::Reduce { op, axes, keep_dims: keep }, &[e], "r").unwrap();
+        g.outputs.push(y);
+        let feeds = random_feeds(&g, seed, -1.0, 1.0);
+        let (err, at, program) = run_vs_reference(&common::device(), g, &feeds);
+        prop_assert!(err <= TOL, "relative error {err:e} at {at}");
+        let names: Vec<&str> = program.kernels().iter().map(|k| k.name.as_str()).collect();
+        prop_assert!(names.iter().any(|n| n.contains("_of_")), "{:?}", names);
+        prop_assert!(!names.iter().any(|n| n.starts_with("elementwise")), "{:?}", names);
+    }
+
     #[test]
     fn unary_matches_reference(shape in prop::collection::vec(1usize..9, 1..5), which in 0usize..18, seed in any::<u64>()) {
         let ops = [

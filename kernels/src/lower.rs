@@ -87,7 +87,8 @@ fn lower_node_in_place(
         Op::ConvTranspose2d { geom, .. } => conv_transpose::lower_conv_transpose2d(&cx, geom)?,
         Op::MatMul { trans_a, trans_b } => matmul::lower_matmul(&cx, *trans_a, *trans_b)?,
         Op::Pool2d(p) => one(pool::lower_pool2d(&cx, p)?),
-        Op::Reduce { op, axes, .. } => reduce::lower_reduce(&cx, *op, axes)?,
+        Op::Reduce { op, axes, .. } => reduce::lower_reduce(&cx, *op, axes, None)?,
+        Op::ReducePrologue { op, axes, expr, .. } => reduce::lower_reduce(&cx, *op, axes, Some(expr))?,
         Op::Unary(_) | Op::Binary(_) | Op::UnaryGrad(_) | Op::Elementwise { .. } | Op::Select => {
             one(elementwise::lower_elementwise_node(&cx)?)
         }

@@ -1,12 +1,71 @@
 //! Reductions over axes (`wgsl/reduce.wgsl`): one invocation per output element; sums and
 //! means with few outputs over long reductions in two dispatches (`wgsl/reduce_split.wgsl`
-//! partials, then the split-K reduction), so that they fill the adapter.
+//! partials, then the split-K reduction), so that they fill the adapter. A `ReducePrologue`
+//! reduces an elementwise expression of its inputs, evaluated as each element is loaded.
 
+use crate::elementwise::{EmitWgsl, broadcast_axes};
 use crate::index::{Axis, merge_axes, offset_expr, strides};
 use crate::lower::NodeCx;
 use crate::template::{Template, f32_lit};
 use crate::{BindingRef, BufferRef, KernelError, KernelInstance};
-use fovea_graph::ir::ReduceOp;
+use fovea_graph::ir::{ElemExpr, ReduceOp, broadcast_shapes};
+use std::fmt::Write;
+
+/// What a reduction reads: the reduced tensor's shape, the WGSL of its input bindings and of
+/// the load of element `q` as `v`, and the input bindings.
+struct Source {
+    shape: Vec<usize>,
+    decls: String,
+    load: String,
+    bindings: Vec<BindingRef>,
+    /// Its kernel's name after `reduce_<op>`: empty, or `_of_<ops>` for a prologue.
+    suffix: String,
+    /// Operations per reduced element: 1, plus the prologue's.
+    flops_per: u64,
+}
+
+/// The input of a plain reduction, or with `prologue` the expression over the node's inputs
+/// (each read at its broadcast offset of `q`).
+fn source(cx: &NodeCx, prologue: Option<&ElemExpr>) -> Result<Source, KernelError> {
+    let Some(expr) = prologue else {
+        return Ok(Source {
+            shape: cx.in_shape(0).to_vec(),
+            decls: "@group(0) @binding(0) var<storage, read> red_x: array<f32>;".into(),
+            load: "        let v = red_x[q];".into(),
+            bindings: vec![BindingRef::read(cx.input(0))],
+            suffix: String::new(),
+            flops_per: 1,
+        });
+    };
+    let n = cx.node.inputs.len();
+    let shape = (0..n)
+        .try_fold(Vec::new(), |acc: Vec<usize>, k| broadcast_shapes(&acc, cx.in_shape(k)))
+        .ok_or_else(|| cx.unsupported("the prologue's inputs do not broadcast"))?;
+    let (mut decls, mut load) = (String::new(), String::new());
+    for k in 0..n {
+        let axes = broadcast_axes(cx.in_shape(k), &shape)
+            .ok_or_else(|| cx.unsupported(format!("prologue input {k} does not broadcast")))?;
+        let _ = writeln!(decls, "@group(0) @binding({k}) var<storage, read> red_in{k}: array<f32>;");
+        let _ = writeln!(load, "    let x{k} = red_in{k}[{}];", offset_expr("q", &axes));
+    }
+    let mut next = 0;
+    let v = expr.emit(&mut load, &mut next);
+    let _ = write!(load, "    let v = {v};");
+    let mut ops = Vec::new();
+    expr.op_names(&mut ops);
+    let mut suffix = format!("_of_{}", ops.join("_"));
+    if suffix.len() > 40 {
+        suffix = format!("_of_{}ops", ops.len());
+    }
+    Ok(Source {
+        shape,
+        decls,
+        load,
+        bindings: (0..n).map(|k| BindingRef::read(cx.input(k))).collect(),
+        suffix,
+        flops_per: 1 + expr.op_count() as u64,
+    })
+}
 
 const REDUCE_WGSL: &str = include_str!("../wgsl/reduce.wgsl");
 const REDUCE_SPLIT_WGSL: &str = include_str!("../wgsl/reduce_split.wgsl");
@@ -49,16 +108,22 @@ pub(crate) fn split_axes(shape: &[usize], axes: &[usize]) -> (Vec<Axis>, Vec<Axi
     (merge_axes(&kept), merge_axes(&reduced))
 }
 
-/// Lowers `Reduce { op, axes, keep_dims }`: one kernel, or for a long sum or mean into few
-/// outputs ([`reduce_splits`] > 1) the partials and their reduction.
-pub(crate) fn lower_reduce(cx: &NodeCx, op: ReduceOp, axes: &[usize]) -> Result<Vec<KernelInstance>, KernelError> {
-    let x = cx.in_shape(0);
-    let (kept, reduced) = split_axes(x, axes);
+/// Lowers `Reduce { op, axes, keep_dims }`, or with `prologue` a `ReducePrologue` of that
+/// expression: one kernel, or for a long sum or mean into few outputs ([`reduce_splits`] > 1)
+/// the partials and their reduction.
+pub(crate) fn lower_reduce(
+    cx: &NodeCx,
+    op: ReduceOp,
+    axes: &[usize],
+    prologue: Option<&ElemExpr>,
+) -> Result<Vec<KernelInstance>, KernelError> {
+    let src = source(cx, prologue)?;
+    let (kept, reduced) = split_axes(&src.shape, axes);
     let count: usize = reduced.iter().map(|a| a.0).product();
     let total = cx.out_numel() as usize;
     let splits = reduce_splits(total, count);
     if splits > 1 && matches!(op, ReduceOp::Sum | ReduceOp::Mean) {
-        return lower_split(cx, op, (&kept, &reduced), (total, count), splits);
+        return lower_split(cx, op, src, (&kept, &reduced), (total, count), splits);
     }
     let (init, combine, finish) = match op {
         ReduceOp::Sum => (f32_lit(0.0), "acc + v", "acc"),
@@ -66,12 +131,22 @@ pub(crate) fn lower_reduce(cx: &NodeCx, op: ReduceOp, axes: &[usize]) -> Result<
         ReduceOp::Max => (f32_lit(f32::NEG_INFINITY), "max(acc, v)", "acc"),
         ReduceOp::Min => (f32_lit(f32::INFINITY), "min(acc, v)", "acc"),
     };
-    let name = format!("reduce_{}", op.name());
+    let name = format!("reduce_{}{}", op.name(), src.suffix);
     let total = cx.out_numel();
     let grid = cx.linear_grid(total)?;
+    let out = src.bindings.len();
+    let decls = format!(
+        "{}\n@group(0) @binding({out}) var<storage, read_write> red_y: array<f32>;",
+        src.decls.trim_end()
+    );
+    let flops = src.shape.iter().product::<usize>() as u64 * src.flops_per;
+    let mut bindings = src.bindings;
+    bindings.push(BindingRef::write(cx.id));
     let source = Template::new(REDUCE_WGSL)
         .set("TOTAL", total)
         .set("COUNT", count)
+        .set("BINDINGS", decls)
+        .set("LOAD", src.load)
         .set("BASE", offset_expr("o", &kept))
         .set("OFFSET", offset_expr("r", &reduced))
         .set("INIT", init)
@@ -80,14 +155,7 @@ pub(crate) fn lower_reduce(cx: &NodeCx, op: ReduceOp, axes: &[usize]) -> Result<
         .set("WG", grid.workgroup_size)
         .set("INDEX", grid.index_expr("gid"))
         .render(&name)?;
-    Ok(vec![cx.linear_instance(
-        name,
-        "reduce",
-        source,
-        vec![BindingRef::read(cx.input(0)), BindingRef::write(cx.id)],
-        &grid,
-        cx.graph.ty(cx.node.inputs[0]).numel() as u64,
-    )])
+    Ok(vec![cx.linear_instance(name, "reduce", source, bindings, &grid, flops)])
 }
 
 /// The two dispatches of a split sum or mean of `count` elements into each of `total`
@@ -95,6 +163,7 @@ pub(crate) fn lower_reduce(cx: &NodeCx, op: ReduceOp, axes: &[usize]) -> Result<
 fn lower_split(
     cx: &NodeCx,
     op: ReduceOp,
+    src: Source,
     (kept, reduced): (&[Axis], &[Axis]),
     (total, count): (usize, usize),
     splits: usize,
@@ -102,10 +171,23 @@ fn lower_split(
     let chunk = count.div_ceil(splits);
     let parts = splits * total;
     let scale = if op == ReduceOp::Mean { 1.0 / count as f32 } else { 1.0 };
-    let name = format!("reduce_split_{}_{splits}", op.name());
+    let name = format!("reduce_split_{}{}_{splits}", op.name(), src.suffix);
     let grid = cx.linear_grid(parts as u64)?;
+    let out = src.bindings.len();
+    let decls = format!(
+        "{}\n@group(0) @binding({out}) var<storage, read_write> red_partials: array<f32>;",
+        src.decls.trim_end()
+    );
+    let flops = src.shape.iter().product::<usize>() as u64 * src.flops_per;
+    let mut bindings = src.bindings;
+    bindings.push(BindingRef {
+        buffer: BufferRef::Scratch(cx.id),
+        writable: true,
+    });
     let source = Template::new(REDUCE_SPLIT_WGSL)
         .set("TOTAL", total)
+        .set("BINDINGS", decls)
+        .set("LOAD", src.load)
         .set("COUNT", count)
         .set("CHUNK", chunk)
         .set("PARTS", parts)
@@ -115,22 +197,10 @@ fn lower_split(
         .set("WG", grid.workgroup_size)
         .set("INDEX", grid.index_expr("gid"))
         .render(&name)?;
-    let mut partials = cx.linear_instance(
-        name,
-        "reduce_split",
-        source,
-        vec![
-            BindingRef::read(cx.input(0)),
-            BindingRef {
-                buffer: BufferRef::Scratch(cx.id),
-                writable: true,
-            },
-        ],
-        &grid,
-        cx.graph.ty(cx.node.inputs[0]).numel() as u64,
-    );
+    let mut partials = cx.linear_instance(name, "reduce_split", source, bindings, &grid, flops);
     partials.scratch_bytes = (parts * 4) as u64;
-    partials.bytes = cx.graph.ty(cx.node.inputs[0]).size_bytes() as u64 + partials.scratch_bytes;
+    let in_bytes: usize = cx.node.inputs.iter().map(|&i| cx.graph.ty(i).size_bytes()).sum();
+    partials.bytes = in_bytes as u64 + partials.scratch_bytes;
     let what = format!("reduce_{}", op.name());
     let reduce = crate::gemm::split_k_reduce(&what, cx.id, None, total, splits, cx.target)?
         .ok_or_else(|| cx.too_large("reduction"))?;

@@ -6,17 +6,16 @@
 // in split order. Neighbouring invocations are neighbouring outputs: with the channels innermost
 // they read neighbouring addresses.
 //
-// Bindings: 0 red_x (read), 1 red_partials (the scratch buffer, [SPLITS][TOTAL] f32, read_write).
-// BASE (of o) and OFFSET (of r) are the kept and reduced axes' index expressions, as in
-// reduce.wgsl; the linear index is folded into a 2-D grid (INDEX).
+// Bindings (generated, BINDINGS): the input(s) (read), then red_partials (the scratch buffer,
+// [SPLITS][TOTAL] f32, read_write). BASE (of o), OFFSET (of r) and LOAD (element q's value v)
+// are as in reduce.wgsl; the linear index is folded into a 2-D grid (INDEX).
 
 const TOTAL: u32 = {{TOTAL}}u;
 const COUNT: u32 = {{COUNT}}u;
 const CHUNK: u32 = {{CHUNK}}u;
 const PARTS: u32 = {{PARTS}}u;
 
-@group(0) @binding(0) var<storage, read> red_x: array<f32>;
-@group(0) @binding(1) var<storage, read_write> red_partials: array<f32>;
+{{BINDINGS}}
 
 @compute @workgroup_size({{WG}}, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -31,7 +30,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let r1 = min(r0 + CHUNK, COUNT);
     var acc = 0.0;
     for (var r = r0; r < r1; r++) {
-        acc += red_x[base + {{OFFSET}}];
+        let q = base + {{OFFSET}};
+{{LOAD}}
+        acc += v;
     }
     red_partials[i] = acc * {{SCALE}};
 }

@@ -40,6 +40,12 @@ fn op_flops(g: &Graph, id: NodeId, op: &Op) -> u64 {
         Op::SoftmaxCrossEntropy => 8 * numel(shape(0)) as u64,
         Op::SoftmaxCrossEntropyGrad => 15 * numel(shape(0)) as u64,
         Op::Elementwise { expr } => out * expr.op_count() as u64,
+        // The reduction's 4 per element (as a plain reduce) and the expression's ops, over the
+        // largest input (the reduced tensor, unless every input is broadcast).
+        Op::ReducePrologue { expr, .. } => {
+            let x = (0..n.inputs.len()).map(|k| numel(shape(k))).max().unwrap_or(0) as u64;
+            x * (4 + expr.op_count() as u64)
+        }
         Op::GemmEpilogue { base, expr } => op_flops(g, id, base) + out * expr.op_count() as u64,
         Op::Unary(_) | Op::Binary(_) | Op::UnaryGrad(_) | Op::Dropout { training: true, .. } => out,
         Op::BatchNormInference { .. } => 4 * out,

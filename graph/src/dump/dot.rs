@@ -21,7 +21,7 @@ pub fn to_dot(g: &Graph, notes: Option<&[NodeAnnotation]>) -> String {
             esc(&n.ty.to_string()),
             esc(&n.layer)
         );
-        if let Op::Elementwise { expr } | Op::GemmEpilogue { expr, .. } = &n.op {
+        if let Op::Elementwise { expr } | Op::GemmEpilogue { expr, .. } | Op::ReducePrologue { expr, .. } = &n.op {
             label.push_str(&format!("\\n{}", esc(&expr.describe())));
         }
         if let Some(note) = notes.and_then(|a| a.get(i)) {
@@ -32,7 +32,7 @@ pub fn to_dot(g: &Graph, notes: Option<&[NodeAnnotation]>) -> String {
         let style = match n.op {
             Op::Input { .. } => ", style=filled, fillcolor=\"#d9ead3\"",
             Op::Param { .. } => ", style=filled, fillcolor=\"#fff2cc\"",
-            Op::Elementwise { .. } | Op::GemmEpilogue { .. } => ", style=filled, fillcolor=\"#cfe2f3\"",
+            Op::Elementwise { .. } | Op::GemmEpilogue { .. } | Op::ReducePrologue { .. } => ", style=filled, fillcolor=\"#cfe2f3\"",
             _ => "",
         };
         format!("  n{i} [label=\"{label}\"{style}];\n")

@@ -40,6 +40,9 @@ fn attrs(op: &Op) -> String {
         Op::Reduce { axes, keep_dims, .. } => format!("axes={axes:?} keep_dims={keep_dims}"),
         Op::Elementwise { expr } => expr.describe(),
         Op::GemmEpilogue { base, expr } => format!("{} epilogue={}", attrs(base), expr.describe()),
+        Op::ReducePrologue {
+            axes, keep_dims, expr, ..
+        } => format!("axes={axes:?} keep_dims={keep_dims} prologue={}", expr.describe()),
         Op::Fill { value } => format!("value={value}"),
         Op::Constant { value } => value.describe(),
         Op::Concat { axis } => format!("axis={axis}"),

@@ -187,7 +187,8 @@ fn vjp(v: &mut Vjp) -> Result<Grads> {
         | Op::PadBackprop { .. }
         // Fusion runs after autodiff: fused nodes never need a gradient.
         | Op::Elementwise { .. }
-        | Op::GemmEpilogue { .. }) => Err(no_vjp(&op, &v.node.layer)),
+        | Op::GemmEpilogue { .. }
+        | Op::ReducePrologue { .. }) => Err(no_vjp(&op, &v.node.layer)),
     }
 }
 

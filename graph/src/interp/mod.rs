@@ -131,6 +131,14 @@ fn compute(op: &Op, inputs: &[Arg], out_shape: &[usize]) -> Vec<f64> {
             );
             pointwise::elementwise(&expr, inputs, out_shape)
         }
+        Op::ReducePrologue { op, axes, expr, .. } => {
+            let x_shape = inputs
+                .iter()
+                .try_fold(Vec::new(), |acc: Vec<usize>, a| crate::ir::broadcast_shapes(&acc, a.0))
+                .expect("inputs checked by shape inference");
+            let x = pointwise::elementwise(expr, inputs, &x_shape);
+            reduce::reduce(*op, axes, (&x_shape, &x))
+        }
         Op::GemmEpilogue { base, expr } => {
             let y = compute(base, &inputs[..2], out_shape);
             let mut args: Vec<Arg> = vec![(out_shape, &y)];

@@ -714,6 +714,20 @@ pub enum Op {
         /// The epilogue over the base result and the extra inputs.
         expr: ElemExpr,
     },
+    /// A reduction of an elementwise expression (made by the reduce-prologue fusion pass):
+    /// `Reduce { op, axes, keep_dims }` of `Elementwise { expr }` over the inputs, whose
+    /// shapes broadcast to the reduced tensor's shape, so that the expression's result (a
+    /// square, a product) is never stored. Output type: the reduction's.
+    ReducePrologue {
+        /// Sum, mean, max or min.
+        op: ReduceOp,
+        /// The axes to reduce (sorted, unique).
+        axes: Vec<usize>,
+        /// Keep reduced axes with length 1.
+        keep_dims: bool,
+        /// The expression over the inputs whose values are reduced.
+        expr: ElemExpr,
+    },
     /// A tensor of the node's type filled with `value` (no inputs; made by `Graph::fill`).
     Fill {
         /// Every element's value.
@@ -898,6 +912,7 @@ impl Op {
             Op::Fill { .. } => "fill".into(),
             Op::Elementwise { .. } => "fused_elementwise".into(),
             Op::GemmEpilogue { base, .. } => format!("{}_epilogue", base.name()),
+            Op::ReducePrologue { op, .. } => format!("reduce_{}_prologue", op.name()),
             Op::Select => "select".into(),
             Op::PadBackprop { mode, .. } => format!("pad_{}_backprop", mode.name()),
             Op::Constant { .. } => "constant".into(),

@@ -4,7 +4,8 @@
 //! [`optimize`] runs them in order: algebraic simplification, batch-norm folding, constant
 //! folding, common subexpression elimination, transposed convolutions with kernel == stride as
 //! matrix products, broadcasts read in place by elementwise nodes, elementwise fusion, the transposed-kernel layout for convolution input
-//! gradients, epilogue fusion into GEMM-based ops, and dead-code elimination.
+//! gradients, epilogue fusion into GEMM-based ops, elementwise prologues of reductions, and dead-code
+//! elimination.
 
 mod backprop_filter;
 mod batchnorm;
@@ -15,6 +16,7 @@ mod epilogue;
 mod fold;
 mod fuse;
 mod rebuild;
+mod reduce_prologue;
 mod simplify;
 mod subpixel;
 #[cfg(test)]
@@ -28,6 +30,7 @@ pub use dce::dce;
 pub use epilogue::{MAX_EPILOGUE_INPUTS, fuse_epilogues};
 pub use fold::fold_constants;
 pub use fuse::{MAX_FUSED_INPUTS, fuse_elementwise, fusion_groups};
+pub use reduce_prologue::{MAX_PROLOGUE_INPUTS, fuse_reduce_prologues};
 pub use simplify::simplify;
 pub use subpixel::subpixel_transposed_convs;
 
@@ -77,6 +80,7 @@ pub fn optimize(graph: Graph) -> Result<(Graph, Vec<PassReport>)> {
         // Before epilogue fusion, which then fuses into the rewritten op.
         transpose_backprop_filters,
         fuse_epilogues,
+        fuse_reduce_prologues,
         dce,
     ] {
         let (next, report) = pass(g)?;

@@ -85,9 +85,10 @@ fn random_graph(seed: u64, steps: usize) -> Graph {
                     continue;
                 }
                 let axis = rng.below(r);
+                let op = [ReduceOp::Sum, ReduceOp::Mean, ReduceOp::Max, ReduceOp::Min][rng.below(4)];
                 g.push(
                     Op::Reduce {
-                        op: ReduceOp::Sum,
+                        op,
                         axes: vec![axis],
                         keep_dims: true,
                     },
@@ -306,6 +307,7 @@ proptest! {
             ("dce", dce),
             ("fuse_elementwise", fuse_elementwise),
             ("bypass_broadcasts", bypass_broadcasts),
+            ("fuse_reduce_prologues", fuse_reduce_prologues),
             ("fold_batchnorm", fold_batchnorm),
             ("fuse_epilogues", fuse_epilogues),
             ("transpose_backprop_filters", transpose_backprop_filters),
@@ -1218,6 +1220,10 @@ fn batch_norm_gradients_read_their_statistics_unbroadcast() {
     let report = reports.iter().find(|r| r.pass == "bypass_broadcasts").unwrap();
     assert!(report.changes.len() >= 4, "{report:?}");
     assert_eq!(full(&h), 0, "{:?}", h.nodes);
+    // Each layer's variance (a mean of squares) and the gradient's sum of dy * xhat (a sum of
+    // products) reduce their elementwise input as they load it.
+    let prologues = h.nodes.iter().filter(|n| matches!(n.op, Op::ReducePrologue { .. })).count();
+    assert!(prologues >= 4, "{prologues}");
     let f = {
         let mut rng = Rng::new(9);
         step.graph
