@@ -45,7 +45,10 @@ fn source(cx: &NodeCx, prologue: Option<&ElemExpr>) -> Result<Source, KernelErro
     for k in 0..n {
         let axes = broadcast_axes(cx.in_shape(k), &shape)
             .ok_or_else(|| cx.unsupported(format!("prologue input {k} does not broadcast")))?;
-        let _ = writeln!(decls, "@group(0) @binding({k}) var<storage, read> red_in{k}: array<f32>;");
+        let _ = writeln!(
+            decls,
+            "@group(0) @binding({k}) var<storage, read> red_in{k}: array<f32>;"
+        );
         let _ = writeln!(load, "    let x{k} = red_in{k}[{}];", offset_expr("q", &axes));
     }
     let mut next = 0;

@@ -32,7 +32,9 @@ pub fn to_dot(g: &Graph, notes: Option<&[NodeAnnotation]>) -> String {
         let style = match n.op {
             Op::Input { .. } => ", style=filled, fillcolor=\"#d9ead3\"",
             Op::Param { .. } => ", style=filled, fillcolor=\"#fff2cc\"",
-            Op::Elementwise { .. } | Op::GemmEpilogue { .. } | Op::ReducePrologue { .. } => ", style=filled, fillcolor=\"#cfe2f3\"",
+            Op::Elementwise { .. } | Op::GemmEpilogue { .. } | Op::ReducePrologue { .. } => {
+                ", style=filled, fillcolor=\"#cfe2f3\""
+            }
             _ => "",
         };
         format!("  n{i} [label=\"{label}\"{style}];\n")

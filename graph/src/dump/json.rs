@@ -25,7 +25,9 @@ pub fn to_json(g: &Graph, notes: Option<&[NodeAnnotation]>) -> Value {
                 match &n.op {
                     Op::Input { name } | Op::Param { name, .. } => v["name"] = json!(name),
                     Op::Constant { value } => v["constant"] = json!(value.describe()),
-                    Op::Elementwise { expr } | Op::GemmEpilogue { expr, .. } | Op::ReducePrologue { expr, .. } => v["expr"] = json!(expr.describe()),
+                    Op::Elementwise { expr } | Op::GemmEpilogue { expr, .. } | Op::ReducePrologue { expr, .. } => {
+                        v["expr"] = json!(expr.describe())
+                    }
                     _ => {}
                 }
                 if let Some(note) = notes.and_then(|a| a.get(i)) {

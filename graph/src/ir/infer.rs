@@ -391,8 +391,16 @@ pub(crate) fn infer(op: &Op, inputs: &[&TensorType], layer: &str) -> Result<Tens
             }
             Ok(TensorType::f32(shape))
         }
-        Op::ReducePrologue { op: r, axes, keep_dims, .. } => {
-            let x = infer(&Op::Elementwise { expr: ElemExpr::Input(0) }, inputs, layer)?;
+        Op::ReducePrologue {
+            op: r, axes, keep_dims, ..
+        } => {
+            let x = infer(
+                &Op::Elementwise {
+                    expr: ElemExpr::Input(0),
+                },
+                inputs,
+                layer,
+            )?;
             let reduce = Op::Reduce {
                 op: *r,
                 axes: axes.clone(),

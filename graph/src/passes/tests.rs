@@ -1222,7 +1222,11 @@ fn batch_norm_gradients_read_their_statistics_unbroadcast() {
     assert_eq!(full(&h), 0, "{:?}", h.nodes);
     // Each layer's variance (a mean of squares) and the gradient's sum of dy * xhat (a sum of
     // products) reduce their elementwise input as they load it.
-    let prologues = h.nodes.iter().filter(|n| matches!(n.op, Op::ReducePrologue { .. })).count();
+    let prologues = h
+        .nodes
+        .iter()
+        .filter(|n| matches!(n.op, Op::ReducePrologue { .. }))
+        .count();
     assert!(prologues >= 4, "{prologues}");
     let f = {
         let mut rng = Rng::new(9);
