@@ -24,6 +24,22 @@ struct Source {
     flops_per: u64,
 }
 
+impl Source {
+    /// The input bindings' WGSL and, after them, the read-write f32 array `name`.
+    fn with_output(&self, name: &str) -> String {
+        let out = self.bindings.len();
+        format!(
+            "{}\n@group(0) @binding({out}) var<storage, read_write> {name}: array<f32>;",
+            self.decls.trim_end()
+        )
+    }
+
+    /// The kernel's operations: every reduced element's.
+    fn flops(&self) -> u64 {
+        self.shape.iter().product::<usize>() as u64 * self.flops_per
+    }
+}
+
 /// The input of a plain reduction, or with `prologue` the expression over the node's inputs
 /// (each read at its broadcast offset of `q`).
 fn source(cx: &NodeCx, prologue: Option<&ElemExpr>) -> Result<Source, KernelError> {
@@ -137,12 +153,7 @@ pub(crate) fn lower_reduce(
     let name = format!("reduce_{}{}", op.name(), src.suffix);
     let total = cx.out_numel();
     let grid = cx.linear_grid(total)?;
-    let out = src.bindings.len();
-    let decls = format!(
-        "{}\n@group(0) @binding({out}) var<storage, read_write> red_y: array<f32>;",
-        src.decls.trim_end()
-    );
-    let flops = src.shape.iter().product::<usize>() as u64 * src.flops_per;
+    let (decls, flops) = (src.with_output("red_y"), src.flops());
     let mut bindings = src.bindings;
     bindings.push(BindingRef::write(cx.id));
     let source = Template::new(REDUCE_WGSL)
@@ -176,12 +187,7 @@ fn lower_split(
     let scale = if op == ReduceOp::Mean { 1.0 / count as f32 } else { 1.0 };
     let name = format!("reduce_split_{}{}_{splits}", op.name(), src.suffix);
     let grid = cx.linear_grid(parts as u64)?;
-    let out = src.bindings.len();
-    let decls = format!(
-        "{}\n@group(0) @binding({out}) var<storage, read_write> red_partials: array<f32>;",
-        src.decls.trim_end()
-    );
-    let flops = src.shape.iter().product::<usize>() as u64 * src.flops_per;
+    let (decls, flops) = (src.with_output("red_partials"), src.flops());
     let mut bindings = src.bindings;
     bindings.push(BindingRef {
         buffer: BufferRef::Scratch(cx.id),

@@ -1228,20 +1228,7 @@ fn batch_norm_gradients_read_their_statistics_unbroadcast() {
         .filter(|n| matches!(n.op, Op::ReducePrologue { .. }))
         .count();
     assert!(prologues >= 4, "{prologues}");
-    let f = {
-        let mut rng = Rng::new(9);
-        step.graph
-            .nodes
-            .iter()
-            .filter_map(|n| match &n.op {
-                Op::Input { name } | Op::Param { name, .. } => Some((
-                    name.clone(),
-                    (0..n.ty.numel()).map(|_| rng.uniform_in(-1.0, 1.0)).collect(),
-                )),
-                _ => None,
-            })
-            .collect::<Feeds>()
-    };
+    let f = step_feeds(&step.graph, 9, 3);
     let want = evaluate(&step.graph, &f).unwrap();
     assert_same(&want, &evaluate(&h, &f).unwrap(), "batch-norm step");
     let (b, _) = bypass_broadcasts(step.graph.clone()).unwrap();
