@@ -113,13 +113,7 @@ pub(super) fn rewrite(graph: Graph, min_flops: u64) -> Result<(Graph, PassReport
             n.layer,
             n.inputs[1]
         ));
-        let new = rb.add(Node {
-            op,
-            inputs,
-            ty: n.ty.clone(),
-            layer: n.layer.clone(),
-        });
-        rb.alias(id, new);
+        rb.replace(id, op, inputs);
     }
     Ok(rb.report("transpose_backprop_filters", changes))
 }

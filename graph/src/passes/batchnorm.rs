@@ -9,7 +9,7 @@
 use super::PassReport;
 use super::rebuild::Rebuild;
 use crate::error::Result;
-use crate::ir::{BinaryOp, ElemExpr, Graph, Node, NodeId, Op, UnaryOp};
+use crate::ir::{BinaryOp, ElemExpr, Graph, NodeId, Op, UnaryOp};
 
 /// The elementwise expression of batch normalisation over inputs `x, gamma, beta, mean,
 /// variance`.
@@ -39,13 +39,8 @@ pub fn fold_batchnorm(graph: Graph) -> Result<(Graph, PassReport)> {
             "%{i} batch_norm ({}): per-channel affine elementwise node",
             n.layer
         ));
-        let new = rb.add(Node {
-            op: Op::Elementwise { expr: affine(epsilon) },
-            inputs: n.inputs.iter().map(|&x| rb.get(x)).collect(),
-            ty: n.ty.clone(),
-            layer: n.layer.clone(),
-        });
-        rb.alias(id, new);
+        let inputs: Vec<NodeId> = n.inputs.iter().map(|&x| rb.get(x)).collect();
+        rb.replace(id, Op::Elementwise { expr: affine(epsilon) }, inputs);
     }
     Ok(rb.report("fold_batchnorm", changes))
 }

@@ -9,7 +9,7 @@
 use super::PassReport;
 use super::rebuild::Rebuild;
 use crate::error::Result;
-use crate::ir::{DType, Graph, Node, NodeId, Op, TensorType, infer};
+use crate::ir::{DType, Graph, NodeId, Op, TensorType, infer};
 
 /// Rewires every elementwise reader of an f32 `Broadcast` to the broadcast's input where the
 /// reader's output shape stays the broadcast of its inputs' shapes.
@@ -49,13 +49,8 @@ pub fn bypass_broadcasts(graph: Graph) -> Result<(Graph, PassReport)> {
             n.layer,
             n.inputs.iter().zip(&bypassed).filter(|(a, b)| a != b).count()
         ));
-        let new = rb.add(Node {
-            op,
-            inputs: bypassed.iter().map(|&x| rb.get(x)).collect(),
-            ty: n.ty.clone(),
-            layer: n.layer.clone(),
-        });
-        rb.alias(id, new);
+        let inputs: Vec<NodeId> = bypassed.iter().map(|&x| rb.get(x)).collect();
+        rb.replace(id, op, inputs);
     }
     Ok(rb.report("bypass_broadcasts", changes))
 }

@@ -10,7 +10,7 @@
 use super::PassReport;
 use super::rebuild::Rebuild;
 use crate::error::Result;
-use crate::ir::{ElemExpr, Graph, Node, NodeId, Op, broadcast_shapes};
+use crate::ir::{ElemExpr, Graph, NodeId, Op, broadcast_shapes};
 
 /// Most distinct inputs of a fused node (one storage binding each, plus the output, within
 /// WebGPU's default of 8 storage buffers per stage).
@@ -172,14 +172,14 @@ pub fn fuse_elementwise(graph: Graph) -> Result<(Graph, PassReport)> {
     // Members freed above become roots of their own (single-op) groups.
     let mut rb = Rebuild::new(&graph);
     let mut changes = Vec::new();
-    for (i, n) in graph.nodes.iter().enumerate() {
+    for i in 0..graph.nodes.len() {
         let id = NodeId(i as u32);
         if absorbed[i] {
             continue;
         }
         match groups[i].take() {
             Some(gr) if gr.members.len() >= 2 => {
-                let inputs = gr.leaves.iter().map(|&l| rb.get(l)).collect();
+                let inputs: Vec<NodeId> = gr.leaves.iter().map(|&l| rb.get(l)).collect();
                 let names: Vec<String> = gr
                     .members
                     .iter()
@@ -187,13 +187,7 @@ pub fn fuse_elementwise(graph: Graph) -> Result<(Graph, PassReport)> {
                     .map(|m| format!("{m} {}", graph.node(*m).op.name()))
                     .collect();
                 changes.push(format!("fused {} into {}", names.join(", "), gr.expr.describe()));
-                let new = rb.add(Node {
-                    op: Op::Elementwise { expr: gr.expr },
-                    inputs,
-                    ty: n.ty.clone(),
-                    layer: n.layer.clone(),
-                });
-                rb.alias(id, new);
+                rb.replace(id, Op::Elementwise { expr: gr.expr }, inputs);
             }
             _ => {
                 rb.copy(id);

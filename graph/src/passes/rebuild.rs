@@ -1,6 +1,6 @@
 //! Rebuilding a graph node by node with some nodes replaced: the common core of the passes.
 
-use crate::ir::{Graph, Node, NodeId};
+use crate::ir::{Graph, Node, NodeId, Op};
 
 /// A graph under reconstruction: old node ids map to new ones.
 pub(crate) struct Rebuild<'a> {
@@ -41,6 +41,20 @@ impl<'a> Rebuild<'a> {
     /// Adds a new node (its type given) and returns its id.
     pub fn add(&mut self, node: Node) -> NodeId {
         self.new.push_node(node)
+    }
+
+    /// Replaces old node `id` by a new node running `op` over `inputs` (ids in the new graph),
+    /// with `id`'s type and layer, and returns it.
+    pub fn replace(&mut self, id: NodeId, op: Op, inputs: impl IntoIterator<Item = NodeId>) -> NodeId {
+        let old = self.old.node(id);
+        let new = self.new.push_node(Node {
+            op,
+            inputs: inputs.into_iter().collect(),
+            ty: old.ty.clone(),
+            layer: old.layer.clone(),
+        });
+        self.alias(id, new);
+        new
     }
 
     /// Makes old node `id` stand for new node `to`.

@@ -8,7 +8,7 @@
 use super::PassReport;
 use super::rebuild::Rebuild;
 use crate::error::Result;
-use crate::ir::{DType, Graph, Node, NodeId, Op, TensorType, infer};
+use crate::ir::{DType, Graph, NodeId, Op, TensorType, infer};
 
 /// Most inputs of a fused reduction (one storage binding each, plus the output, within
 /// WebGPU's default of 8 storage buffers per stage).
@@ -16,38 +16,32 @@ pub const MAX_PROLOGUE_INPUTS: usize = 7;
 
 /// Fuses every `Reduce` over a single-reader f32 elementwise node into a `ReducePrologue`.
 pub fn fuse_reduce_prologues(graph: Graph) -> Result<(Graph, PassReport)> {
-    let mut readers = vec![0usize; graph.nodes.len()];
-    for n in &graph.nodes {
-        for &x in &n.inputs {
-            readers[x.index()] += 1;
-        }
-    }
-    for &x in graph.outputs.iter().chain(graph.updates.iter().map(|(_, v)| v)) {
-        readers[x.index()] += 2;
-    }
+    let readers = graph.use_counts();
     let mut rb = Rebuild::new(&graph);
     let mut changes = Vec::new();
     for (i, n) in graph.nodes.iter().enumerate() {
         let id = NodeId(i as u32);
-        let Op::Reduce { op, axes, keep_dims } = &n.op else {
+        let p = n.inputs.first().copied();
+        let (Op::Reduce { op, axes, keep_dims }, Some(p)) = (&n.op, p) else {
             rb.copy(id);
             continue;
         };
-        let p = n.inputs[0];
         let producer = graph.node(p);
-        let expr = producer.op.elementwise_expr();
-        let f32_only = std::iter::once(p)
-            .chain(producer.inputs.iter().copied())
-            .all(|x| graph.ty(x).dtype == DType::F32);
+        let Some(expr) = producer.op.elementwise_expr() else {
+            rb.copy(id);
+            continue;
+        };
         let fused = Op::ReducePrologue {
             op: *op,
             axes: axes.clone(),
             keep_dims: *keep_dims,
-            expr: expr.clone().unwrap_or(crate::ir::ElemExpr::Input(0)),
+            expr,
         };
+        let f32_only = std::iter::once(p)
+            .chain(producer.inputs.iter().copied())
+            .all(|x| graph.ty(x).dtype == DType::F32);
         let types: Vec<&TensorType> = producer.inputs.iter().map(|&x| graph.ty(x)).collect();
-        let fits = expr.is_some()
-            && readers[p.index()] == 1
+        let fits = readers[p.index()] == 1
             && f32_only
             && (1..=MAX_PROLOGUE_INPUTS).contains(&producer.inputs.len())
             && infer(&fused, &types, &n.layer).is_ok_and(|t| t == n.ty);
@@ -62,13 +56,8 @@ pub fn fuse_reduce_prologues(graph: Graph) -> Result<(Graph, PassReport)> {
             p.index(),
             producer.op.name()
         ));
-        let new = rb.add(Node {
-            op: fused,
-            inputs: producer.inputs.iter().map(|&x| rb.get(x)).collect(),
-            ty: n.ty.clone(),
-            layer: n.layer.clone(),
-        });
-        rb.alias(id, new);
+        let inputs: Vec<NodeId> = producer.inputs.iter().map(|&x| rb.get(x)).collect();
+        rb.replace(id, fused, inputs);
     }
     Ok(rb.report("fuse_reduce_prologues", changes))
 }
