@@ -12,12 +12,13 @@ use fovea::graph::init::Rng;
 use fovea::graph::interp::{Feeds, evaluate};
 use fovea::graph::{Model, Tensor};
 use fovea::models::tasks::style::data::to_batch;
+use fovea::models::tasks::style::feature_training;
 use fovea::models::tasks::style::features::LossNetwork;
 use fovea::models::tasks::style::feed_forward::{self, Stylizer, TrainOptions};
 use fovea::models::tasks::style::loss::{GramTarget, host_content_loss, host_gram, host_style_loss, host_tv_loss};
 use fovea::models::tasks::style::optimize::{Method, OptimizeOptions, Start, loss_parts, optimize};
 use fovea::models::vision::Image;
-use fovea::models::zoo::style::{FeatureLayers, TransformConfig, random_feature_layers};
+use fovea::models::zoo::style::{FeatureLayers, TransformConfig, random_feature_layers, random_loss_network};
 
 /// A smooth random picture: a few sinusoids per channel plus noise, in `[0, 1]`.
 fn picture(w: usize, h: usize, seed: u64) -> Image {
@@ -345,6 +346,47 @@ fn bad_input_is_an_error_naming_it_and_writes_nothing() {
             "--size",
         ),
         (vec!["style", "apply", "--weights", g, "--out", o, g], "good.png"),
+        (
+            vec![
+                "style",
+                "optimize",
+                "--content",
+                g,
+                "--style",
+                g,
+                "--out",
+                o,
+                "--feature-weights",
+                g,
+                "--metrics-json",
+                m,
+            ],
+            "--feature-weights",
+        ),
+        (
+            vec![
+                "style",
+                "optimize",
+                "--content",
+                g,
+                "--style",
+                g,
+                "--out",
+                o,
+                "--content-layer",
+                "conv2",
+            ],
+            "--content-layer",
+        ),
+        (vec!["style", "features", "--save", o, "--epochs", "0"], "--epochs"),
+        (
+            vec!["style", "features", "--save", o, "--data", "/nonexistent"],
+            "/nonexistent",
+        ),
+        (
+            vec!["style", "features", "--save", "/nonexistent/dir/w.safetensors"],
+            "/nonexistent/dir",
+        ),
     ];
     for (args, needle) in cases {
         let r = fovea(&args);
@@ -394,6 +436,137 @@ fn bad_input_is_an_error_naming_it_and_writes_nothing() {
         text(&r)
     );
     assert!(!out.exists());
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn normalising_a_loss_network_gives_unit_channel_means_and_keeps_its_features() {
+    let dev = device();
+    let layers = random_feature_layers();
+    let build = || {
+        let mut net = random_loss_network(32, 32, &layers, 3).unwrap();
+        // Biases too, so that forgetting to scale them shows.
+        let mut rng = Rng::new(5);
+        for k in 1..=4 {
+            let name = format!("conv{k}/bias");
+            let n = net.params.get(&name).unwrap().value.shape[0];
+            let b: Vec<f32> = (0..n).map(|_| rng.uniform_in(-0.05, 0.2) as f32).collect();
+            net.set_weight(&name, Tensor::new(vec![n], b, "bias").unwrap()).unwrap();
+        }
+        net
+    };
+    let (before, mut after) = (build(), build());
+    let pictures: Vec<Image> = (0..3).map(|k| picture(32, 32, 40 + k)).collect();
+    let mut data = Vec::new();
+    for p in &pictures {
+        data.extend(to_batch(p).unwrap().data);
+    }
+    let images = Tensor::new(vec![3, 32, 32, 3], data, "images").unwrap();
+    let means = feature_training::normalise(&dev, &mut after, &images).unwrap();
+    assert_eq!(
+        means.iter().map(|(l, _)| l.as_str()).collect::<Vec<_>>(),
+        ["conv1", "conv2", "conv3", "conv4"]
+    );
+    let fb: Vec<_> = pictures.iter().map(|p| interp_features(&before, p)).collect();
+    let fa: Vec<_> = pictures.iter().map(|p| interp_features(&after, p)).collect();
+    let mut live = 0;
+    for (layer, m) in &means {
+        let c = m.len();
+        let (mut mean_before, mut mean_after) = (vec![0.0f64; c], vec![0.0f64; c]);
+        for (b, a) in fb.iter().zip(&fa) {
+            let (b, a) = (get(b, layer), get(a, layer));
+            let peak = b.data.iter().fold(0.0f32, |x, v| x.max(v.abs())) as f64;
+            for (i, (vb, va)) in b.data.iter().zip(&a.data).enumerate() {
+                mean_before[i % c] += *vb as f64;
+                mean_after[i % c] += *va as f64;
+                // The same feature, divided by its channel's mean (dead channels unchanged).
+                let scale = if m[i % c] > 1e-6 { m[i % c] } else { 1.0 };
+                let (va, vb) = (*va as f64 * scale, *vb as f64);
+                assert!((va - vb).abs() <= 1e-4 * peak.max(1e-6), "{layer} [{i}]: {va} vs {vb}");
+            }
+        }
+        let n = (fb.len() * get(&fb[0], layer).data.len() / c) as f64;
+        for k in 0..c {
+            // The device's means are the interpreter's.
+            assert!(
+                (mean_before[k] / n - m[k]).abs() <= 1e-4 + 1e-3 * m[k],
+                "{layer} channel {k}: mean {} vs {}",
+                mean_before[k] / n,
+                m[k]
+            );
+            if m[k] > 1e-6 {
+                live += 1;
+                assert!(
+                    rel(mean_after[k] / n, 1.0) < 2e-3,
+                    "{layer} channel {k}: mean after {}",
+                    mean_after[k] / n
+                );
+            }
+        }
+    }
+    assert!(live > 100, "only {live} live channels");
+}
+
+#[test]
+fn trained_features_from_the_command_drive_an_optimisation() {
+    let dir = std::env::temp_dir().join(format!("fovea-style-features-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let weights = dir.join("features.safetensors");
+    let metrics = dir.join("features.json");
+    let r = fovea(&[
+        "style",
+        "features",
+        "--limit",
+        "48",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "--quiet",
+        "--save",
+        weights.to_str().unwrap(),
+        "--metrics-json",
+        metrics.to_str().unwrap(),
+    ]);
+    assert!(r.status.success(), "{}", text(&r));
+    let m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&metrics).unwrap()).unwrap();
+    let acc = m["test_accuracy"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&acc), "{m}");
+    assert_eq!(m["channel_means"].as_array().unwrap().len(), 4);
+    // The file is the loss network's: it loads into every size's network.
+    let net = LossNetwork::trained(&weights).unwrap();
+    assert_eq!(net.build(48, 64).unwrap().params.len(), 8);
+    let photo = dir.join("photo.png");
+    std::fs::write(
+        &photo,
+        fovea::models::vision::image_io::encode_png(&picture(40, 32, 2), fovea::models::vision::BitDepth::Eight)
+            .unwrap(),
+    )
+    .unwrap();
+    let (p, out, om) = (photo.to_str().unwrap(), dir.join("out.png"), dir.join("opt.json"));
+    let r = fovea(&[
+        "style",
+        "optimize",
+        "--content",
+        p,
+        "--style",
+        p,
+        "--out",
+        out.to_str().unwrap(),
+        "--size",
+        "32",
+        "--steps",
+        "2",
+        "--no-coarse-to-fine",
+        "--feature-weights",
+        weights.to_str().unwrap(),
+        "--metrics-json",
+        om.to_str().unwrap(),
+    ]);
+    assert!(r.status.success(), "{}", text(&r));
+    assert!(out.exists());
+    let om: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&om).unwrap()).unwrap();
+    assert!(om["style_loss_end"].as_f64().unwrap().is_finite(), "{om}");
     std::fs::remove_dir_all(&dir).ok();
 }
 

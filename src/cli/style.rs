@@ -4,8 +4,10 @@
 use super::keras::check_output;
 use anyhow::{Context, bail, ensure};
 use fovea::engine::Device;
+use fovea::engine::Verbosity;
 use fovea::models::tasks::output::{write_atomic, write_json};
 use fovea::models::tasks::style::data::{fit, image_files, read_rgb, working_size};
+use fovea::models::tasks::style::feature_training::{self, FeatureTrainOptions};
 use fovea::models::tasks::style::features::LossNetwork;
 use fovea::models::tasks::style::feed_forward::{self, Stylizer, TrainOptions};
 use fovea::models::tasks::style::optimize::{Method, OptimizeOptions, Start, loss_parts, optimize};
@@ -31,6 +33,40 @@ enum StyleCommand {
     Train(TrainArgs),
     /// Stylise an image (any size) with a trained transform network: one forward pass.
     Apply(ApplyArgs),
+    /// Train the loss network's filters as a CIFAR-10 classifier instead of drawing them, for
+    /// `optimize --feature-weights`.
+    Features(FeaturesArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct FeaturesArgs {
+    /// CIFAR-10 directory (the binary batches; default: the embedded subset).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Where to write the normalised loss-network weights (safetensors).
+    #[arg(long)]
+    save: PathBuf,
+    /// Passes over the training images.
+    #[arg(long, default_value_t = FeatureTrainOptions::default().epochs)]
+    epochs: usize,
+    /// Images per step.
+    #[arg(long, default_value_t = FeatureTrainOptions::default().batch_size)]
+    batch_size: usize,
+    /// Adam's peak learning rate (warm-up over the first epoch, then cosine decay to 1%).
+    #[arg(long, default_value_t = FeatureTrainOptions::default().learning_rate)]
+    learning_rate: f32,
+    /// Seed of the initial weights and the shuffling.
+    #[arg(long, default_value_t = FeatureTrainOptions::default().seed)]
+    seed: u64,
+    /// Use only the first N training and test images.
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Write the test accuracy, per-epoch history, channel statistics and seconds as JSON here.
+    #[arg(long)]
+    metrics_json: Option<PathBuf>,
+    /// No progress output.
+    #[arg(long)]
+    quiet: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -80,7 +116,8 @@ struct OptimizeArgs {
     /// A Keras feature network (model.to_json() of a Functional model) instead of the random one.
     #[arg(long)]
     features: Option<PathBuf>,
-    /// The feature network's weights (safetensors, Keras names).
+    /// The feature network's weights (safetensors, Keras names). Without --features: the
+    /// random network's layers with weights from `fovea style features`.
     #[arg(long)]
     feature_weights: Option<PathBuf>,
     /// The feature network's content layer.
@@ -171,6 +208,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         StyleCommand::Optimize(a) => run_optimize(a),
         StyleCommand::Train(a) => run_train(a),
         StyleCommand::Apply(a) => run_apply(a),
+        StyleCommand::Features(a) => run_features(a),
     }
 }
 
@@ -185,9 +223,12 @@ fn write_png(path: &Path, image: &Image) -> anyhow::Result<()> {
 fn loss_network(a: &OptimizeArgs) -> anyhow::Result<LossNetwork> {
     let Some(model) = &a.features else {
         ensure!(
-            a.feature_weights.is_none() && a.content_layer.is_none() && a.style_layers.is_none(),
-            "--feature-weights, --content-layer and --style-layers go with --features"
+            a.content_layer.is_none() && a.style_layers.is_none(),
+            "--content-layer and --style-layers go with --features"
         );
+        if let Some(w) = &a.feature_weights {
+            return LossNetwork::trained(w).with_context(|| format!("--feature-weights {}", w.display()));
+        }
         return Ok(LossNetwork::Random {
             seed: a.seed,
             layers: fovea::models::zoo::style::random_feature_layers(),
@@ -210,6 +251,79 @@ fn loss_network(a: &OptimizeArgs) -> anyhow::Result<LossNetwork> {
         style,
     };
     LossNetwork::keras(model, weights, layers).with_context(|| format!("--features {}", model.display()))
+}
+
+fn run_features(a: FeaturesArgs) -> anyhow::Result<()> {
+    let opts = FeatureTrainOptions {
+        epochs: a.epochs,
+        batch_size: a.batch_size,
+        learning_rate: a.learning_rate,
+        seed: a.seed,
+        verbosity: if a.quiet { Verbosity::Silent } else { Verbosity::Auto },
+        ..FeatureTrainOptions::default()
+    };
+    opts.validate()?;
+    check_output(&a.save, "--save")?;
+    if let Some(m) = &a.metrics_json {
+        check_output(m, "--metrics-json")?;
+    }
+    let (mut train, mut test) = super::train::load("cifar10", &a.data)?;
+    if let Some(n) = a.limit {
+        ensure!(n > 0, "--limit must be positive");
+        train = train.take(n);
+        test = test.take(n);
+    }
+    let device = Arc::new(Device::new()?);
+    eprintln!(
+        "training the loss network's filters on CIFAR-10 ({} train / {} test images), {} epochs, batch {}, device {}",
+        train.len(),
+        test.len(),
+        opts.epochs,
+        opts.batch_size,
+        device.describe()
+    );
+    let t = feature_training::train(&device, &train, &test, &opts)?;
+    println!(
+        "classifier test accuracy {:.2}% (loss {:.4}); {} dead channels; {:.1} s",
+        100.0 * t.test_accuracy,
+        t.test_loss,
+        t.dead_channels(),
+        t.seconds
+    );
+    feature_training::save(&a.save, &t.weights).with_context(|| format!("--save {}", a.save.display()))?;
+    println!(
+        "loss network saved to {}; use it with: fovea style optimize --feature-weights {} ...",
+        a.save.display(),
+        a.save.display()
+    );
+    if let Some(path) = &a.metrics_json {
+        let means: Vec<_> = t
+            .channel_means
+            .iter()
+            .map(|(l, m)| json!({"layer": l, "mean_activation": m}))
+            .collect();
+        let info = device.info();
+        write_json(
+            path,
+            &json!({
+                "train_samples": train.len(),
+                "test_samples": test.len(),
+                "epochs": opts.epochs,
+                "batch_size": opts.batch_size,
+                "learning_rate": opts.learning_rate,
+                "seed": opts.seed,
+                "test_accuracy": t.test_accuracy,
+                "test_loss": t.test_loss,
+                "dead_channels": t.dead_channels(),
+                "channel_means": means,
+                "history": t.history.epochs,
+                "seconds": t.seconds,
+                "adapter": info.name,
+            }),
+        )?;
+        println!("metrics written to {}", path.display());
+    }
+    Ok(())
 }
 
 fn run_optimize(a: OptimizeArgs) -> anyhow::Result<()> {

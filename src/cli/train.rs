@@ -67,7 +67,8 @@ pub struct Args {
     pub checkpoints: super::checkpointing::CheckpointArgs,
 }
 
-fn load(model: &str, dir: &Option<PathBuf>) -> anyhow::Result<(Dataset, Dataset)> {
+/// The training and test sets of a seed model's data (`--data DIR`, or the embedded subset).
+pub(crate) fn load(model: &str, dir: &Option<PathBuf>) -> anyhow::Result<(Dataset, Dataset)> {
     Ok(match (model, dir) {
         ("mnist", None) => (
             mnist::embedded(mnist::Split::Train)?,

@@ -14,7 +14,8 @@
 use crate::error::{DataError, Result};
 use fovea_graph::init::Rng;
 use fovea_graph::layers::{
-    Activation, Add, AveragePooling2D, Conv2D, Input, InstanceNormalization, ReflectionPadding2D, UpSampling2D,
+    Activation, Add, AveragePooling2D, Conv2D, Dense, GlobalAveragePooling2D, Input, InstanceNormalization,
+    ReflectionPadding2D, UpSampling2D,
 };
 use fovea_graph::model::SymbolicTensor;
 use fovea_graph::{Functional, Model, Tensor};
@@ -138,6 +139,23 @@ pub fn random_loss_network(height: usize, width: usize, layers: &FeatureLayers, 
     set_random_weights(&mut m, "", seed)?;
     m.set_all_trainable(false)?;
     Ok(m)
+}
+
+/// Side of the images [`feature_classifier`] is trained on (CIFAR-10).
+pub const CLASSIFIER_SIDE: usize = 32;
+
+/// The loss network's four convolutions as a classifier, to train them instead of drawing
+/// them: the layers of [`add_random_features`] (`conv1..4`, `pool1..3`) on 32x32 RGB images
+/// in `[0, 1]` (input `image`), then global average pooling (`gap`) and `classes` logits
+/// (`logits`). Its `conv*` weights fit [`random_loss_network`] at any image size.
+pub fn feature_classifier(classes: usize, seed: u64) -> Result<Model> {
+    let mut f = Functional::new("feature_classifier");
+    let x = f.input(Input::new(&[CLASSIFIER_SIDE, CLASSIFIER_SIDE, 3]).name(IMAGE));
+    let feats = add_random_features(&mut f, x, "", RANDOM_WIDTHS.len());
+    let last = feats[feats.len() - 1].1;
+    let h = f.call(GlobalAveragePooling2D::new().name("gap"), &[last]);
+    let logits = f.call(Dense::new(classes).name("logits"), &[h]);
+    Ok(f.build(&[logits], seed)?)
 }
 
 /// Picks the named features (errors naming a layer the network lacks).

@@ -1,6 +1,7 @@
-//! The loss network: the random normalised filters of the zoo (the default), or any Keras
-//! feature network a user hands over (`--features M.json` with weights and named layers),
-//! rebuilt for each image size with the named layers as its outputs.
+//! The loss network: the random normalised filters of the zoo (the default), the same four
+//! layers trained as a classifier ([`super::feature_training`], `--feature-weights W` alone),
+//! or any Keras feature network a user hands over (`--features M.json` with weights and named
+//! layers), rebuilt for each image size with the named layers as its outputs.
 
 use crate::error::{DataError, Result};
 use crate::zoo::style::{self as zoo, FeatureLayers};
@@ -31,6 +32,13 @@ pub enum LossNetwork {
         /// The layers used.
         layers: FeatureLayers,
     },
+    /// The random network's layers with trained weights (`fovea style features`).
+    Trained {
+        /// The weights (safetensors: `conv1..4/kernel` and `/bias`).
+        weights: PathBuf,
+        /// The layers used.
+        layers: FeatureLayers,
+    },
     /// A Keras feature network.
     Keras(Box<KerasFeatures>),
 }
@@ -45,6 +53,18 @@ impl Default for LossNetwork {
 }
 
 impl LossNetwork {
+    /// The zoo's loss network with the trained weights in `weights` (as
+    /// [`super::feature_training::save`] writes them), checked now so a wrong file fails before
+    /// any work.
+    pub fn trained(weights: &Path) -> Result<Self> {
+        let net = LossNetwork::Trained {
+            weights: weights.to_path_buf(),
+            layers: zoo::random_feature_layers(),
+        };
+        net.build(zoo::MIN_FEATURE_SIDE, zoo::MIN_FEATURE_SIDE)?;
+        Ok(net)
+    }
+
     /// Reads a Keras feature network (`model.to_json()` of a Functional model, weights in
     /// safetensors) and checks now that it has the named layers, so a bad file or name fails
     /// before any work.
@@ -79,7 +99,7 @@ impl LossNetwork {
     /// The layers the losses read.
     pub fn layers(&self) -> &FeatureLayers {
         match self {
-            LossNetwork::Random { layers, .. } => layers,
+            LossNetwork::Random { layers, .. } | LossNetwork::Trained { layers, .. } => layers,
             LossNetwork::Keras(k) => &k.layers,
         }
     }
@@ -89,6 +109,12 @@ impl LossNetwork {
     pub fn build(&self, height: usize, width: usize) -> Result<Model> {
         match self {
             LossNetwork::Random { seed, layers } => zoo::random_loss_network(height, width, layers, *seed),
+            LossNetwork::Trained { weights, layers } => {
+                let mut m = zoo::random_loss_network(height, width, layers, 1)?;
+                fovea_engine::checkpoint::load_params(weights, &mut m.params)?;
+                m.set_all_trainable(false)?;
+                Ok(m)
+            }
             LossNetwork::Keras(k) => k.build(height, width),
         }
     }
@@ -96,7 +122,7 @@ impl LossNetwork {
     /// The name of the network's input.
     pub fn input_name(&self) -> Result<String> {
         match self {
-            LossNetwork::Random { .. } => Ok(zoo::IMAGE.to_string()),
+            LossNetwork::Random { .. } | LossNetwork::Trained { .. } => Ok(zoo::IMAGE.to_string()),
             LossNetwork::Keras(k) => {
                 let m = k.build(zoo::MIN_FEATURE_SIDE * 2, zoo::MIN_FEATURE_SIDE * 2)?;
                 Ok(m.input_names().remove(0))

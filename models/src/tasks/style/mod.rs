@@ -8,6 +8,7 @@
 //! image in one pass; [`pictures`] lays results out as a gallery.
 
 pub mod data;
+pub mod feature_training;
 pub mod features;
 pub mod feed_forward;
 pub mod loss;
