@@ -488,7 +488,7 @@ pub fn gemm_kernel(
         + &if tile.staged {
             GEMM_TILED_WGSL.to_string()
         } else {
-            global_entry(&name, &tile, target)?
+            global_entry(&name, &tile, target, problem.k)?
         };
     let epilogue_flops = problem.epilogue.as_ref().map_or(0, |e| e.expr.op_count()) * problem.m * problem.n;
     let gemm_flops = 2 * (problem.m * problem.n * problem.k * problem.groups) as u64;
@@ -613,10 +613,18 @@ pub(crate) fn split_k_reduce(
     }))
 }
 
+/// Up to this K, `gemm_global` hides its K loops' trip counts from the driver's compiler (adds
+/// `wid.z >> 31`, always 0). Measured on lavapipe with wgpu's loop bounding off (BENCHMARKS.md,
+/// 2026-12-04): LLVM unrolls the whole K loop of a GEMM whose K is small (the seed CIFAR-10
+/// model's first convolution, K = 27; its dense layers, K = 64 and 10), which made those
+/// kernels' first dispatch compile for 0.7-2.2 s instead of about 0.3 s; hiding the bound of
+/// every GEMM also slowed the large-K convolutions, so only small K is hidden.
+const HIDDEN_K_MAX: usize = 128;
+
 /// The `gemm_global` entry point (`gemm_cpu.wgsl`) for `tile`: with subgroup broadcasts of A
 /// when the target's subgroups are exactly one workgroup row of `tx` lanes and `tm` is a
 /// multiple of it, else with one load of A per row.
-fn global_entry(name: &str, tile: &GemmTile, target: &Target) -> Result<String, KernelError> {
+fn global_entry(name: &str, tile: &GemmTile, target: &Target, k: usize) -> Result<String, KernelError> {
     let [tx, ty] = tile.threads();
     let broadcast = ty == 1 && target.subgroup_size == Some(tx) && tile.tm.is_multiple_of(tx);
     // With broadcasts each lane holds the rows of A it loads: the tile skips an outer step only
@@ -651,6 +659,15 @@ fn global_entry(name: &str, tile: &GemmTile, target: &Target) -> Result<String, 
         .set("B_LOAD", if vec4 { "b_at4" } else { "b_at" })
         .set("A_REGS", a_regs)
         .set("LIVE_ANY", live_any)
+        .set("K_HIDDEN", if k <= HIDDEN_K_MAX { "wid.z >> 31u" } else { "0u" })
+        .set(
+            "K_BOUND_NOTE",
+            if k <= HIDDEN_K_MAX {
+                "K is small: its loops' bound is hidden from the compiler (a zero it cannot see), which would unroll them whole"
+            } else {
+                "K is large: the compiler sees its loops' bound"
+            },
+        )
         .render(name)
 }
 

@@ -51,7 +51,9 @@ fn gemm_global(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
         cols[j] = min(n_first + j * TX * BV, N - BV);
     }
     var acc: array<BVec, TM * TNV>;
-    for (var ko = 0u; ko < KO; ko++) {
+    // {{K_BOUND_NOTE}}
+    let k_hidden = {{K_HIDDEN}};
+    for (var ko = 0u; ko < KO + k_hidden; ko++) {
         var ar: array<ARow, AR>;
         // Whether some row of the tile reads A in this outer step. When none does (a
         // convolution tap that falls in the padding for the whole tile: the borders of an input
@@ -69,7 +71,7 @@ fn gemm_global(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
         for (var j = 0u; j < TNV; j++) {
             bc[j] = b_col(g, ko, cols[j]);
         }
-        for (var ki = 0u; ki < KI; ki++) {
+        for (var ki = 0u; ki < KI + k_hidden; ki++) {
             var b_reg: array<BVec, TNV>;
             for (var j = 0u; j < TNV; j++) {
                 b_reg[j] = {{B_LOAD}}(bc[j] + ki * B_KSTRIDE);
