@@ -132,6 +132,18 @@ proptest! {
         check(g.unwrap(), seed, -1.0, 1.0)?;
     }
 
+    // The matmul stored pixel-shuffled (`passes::subpixel`'s rewrite of a transposed convolution
+    // whose kernel equals its stride): blocks 1x1 to 3x3, square or not, and output channels
+    // that make the product's width a multiple of 4 (vec4 loads of k) or not.
+    #[test]
+    fn pixel_shuffle_matmul_matches_reference(
+        n in batch(), h in 1usize..9, w in 1usize..9, c in 1usize..10, o in 1usize..9,
+        bh in 1usize..4, bw in 1usize..4, seed in any::<u64>(),
+    ) {
+        let g = single(Op::PixelShuffleMatMul { block: (bh, bw) }, &[vec![n, h, w, c], vec![c, bh * bw * o]]);
+        check(g.unwrap(), seed, -1.0, 1.0)?;
+    }
+
     #[test]
     fn matmul_matches_reference(
         m in 1usize..70, k in 1usize..70, nn in 1usize..70, ta in any::<bool>(), tb in any::<bool>(), seed in any::<u64>(),
@@ -861,11 +873,12 @@ proptest! {
 
     // GEMM kernels with a fused epilogue (Op::GemmEpilogue, made by the epilogue-fusion pass):
     // bias, bias + relu, bias + residual + relu, and the relu gradient with x, on a forward
-    // convolution, a matmul (plain or transposed), a convolution's input gradient and its
-    // filter gradient. Channel counts 4 and 8 reach the narrow kernels too (conv_narrow.rs).
+    // convolution, a matmul (plain or transposed), a convolution's input gradient, its
+    // filter gradient and a pixel-shuffled matmul (whose epilogue reads the shuffled output).
+    // Channel counts 4 and 8 reach the narrow kernels too (conv_narrow.rs).
     #[test]
     fn gemm_epilogue_matches_reference(
-        kind in 0usize..4, n in batch(), h in 1usize..9, w in 1usize..9, c in prop_oneof![1usize..6, Just(8usize)],
+        kind in 0usize..5, n in batch(), h in 1usize..9, w in 1usize..9, c in prop_oneof![1usize..6, Just(8usize)],
         o in prop_oneof![1usize..7, Just(8usize)], k in 1usize..4, s in 1usize..3, pad in 0usize..2,
         m in 1usize..40, ta in any::<bool>(), tb in any::<bool>(), epi in 0usize..4, seed in any::<u64>(),
     ) {
@@ -887,12 +900,13 @@ proptest! {
                 let op = Op::Conv2dBackpropInput { geom, input_hw: (h, w), filter: BackpropFilter::Hwio };
                 (op, vec![vec![n, oh.unwrap(), ow.unwrap(), o], vec![k, k, c, o]])
             }
-            _ => {
+            3 => {
                 let (oh, ow) = (conv_out(h, k, s, 1, 2 * pad), conv_out(w, k, s, 1, pad));
                 prop_assume!(oh.is_some() && ow.is_some());
                 let op = Op::Conv2dBackpropFilter { geom, kernel_hw: (k, k) };
                 (op, vec![vec![n, h, w, c], vec![n, oh.unwrap(), ow.unwrap(), o]])
             }
+            _ => (Op::PixelShuffleMatMul { block: (k, s) }, vec![vec![n, h, w, c], vec![c, k * s * o]]),
         };
         let plain = single(base.clone(), &shapes);
         prop_assume!(plain.is_some());

@@ -86,6 +86,7 @@ fn lower_node_in_place(
         Op::Conv2d(g) => conv::lower_conv2d(&cx, g)?,
         Op::ConvTranspose2d { geom, .. } => conv_transpose::lower_conv_transpose2d(&cx, geom)?,
         Op::MatMul { trans_a, trans_b } => matmul::lower_matmul(&cx, *trans_a, *trans_b)?,
+        Op::PixelShuffleMatMul { block } => matmul::lower_pixel_shuffle_matmul(&cx, *block)?,
         Op::Pool2d(p) => one(pool::lower_pool2d(&cx, p)?),
         Op::Reduce { op, axes, .. } => reduce::lower_reduce(&cx, *op, axes, None)?,
         Op::ReducePrologue { op, axes, expr, .. } => reduce::lower_reduce(&cx, *op, axes, Some(expr))?,
@@ -112,6 +113,7 @@ fn lower_node_in_place(
             Op::Conv2d(g) => conv::lower_conv2d(&cx, g)?,
             Op::ConvTranspose2d { geom, .. } => conv_transpose::lower_conv_transpose2d(&cx, geom)?,
             Op::MatMul { trans_a, trans_b } => matmul::lower_matmul(&cx, *trans_a, *trans_b)?,
+            Op::PixelShuffleMatMul { block } => matmul::lower_pixel_shuffle_matmul(&cx, *block)?,
             Op::Conv2dBackpropInput { geom, filter, .. } => {
                 conv_transpose::lower_conv2d_backprop_input(&cx, geom, *filter)?
             }

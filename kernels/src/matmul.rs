@@ -1,5 +1,5 @@
-//! Matmul on the GEMM core: loaders for plain and transposed matrices, single or batched
-//! (`wgsl/matmul.wgsl`).
+//! Matmul on the GEMM core: loaders for plain and transposed matrices, single or batched, and
+//! the pixel-shuffled product of `passes::subpixel` (`wgsl/matmul.wgsl`).
 
 use crate::gemm::{GemmProblem, b_vec4_allowed, b_view, epilogue_of, gemm_kernel};
 use crate::lower::NodeCx;
@@ -41,6 +41,7 @@ pub(crate) fn lower_matmul(cx: &NodeCx, trans_a: bool, trans_b: bool) -> Result<
         .set("A_KSTRIDE", if trans_a { "M" } else { "1u" })
         .set("B_COL", format!("{b_base}{}", if trans_b { "n * K" } else { "n" }))
         .set("B_KSTRIDE", if trans_b { "1u" } else { "N" })
+        .set("C_INDEX", "(g * M + m) * N + n")
         .render(&what)?;
     let problem = GemmProblem {
         m,
@@ -59,4 +60,55 @@ pub(crate) fn lower_matmul(cx: &NodeCx, trans_a: bool, trans_b: bool) -> Result<
         epilogue: epilogue_of(cx),
     };
     gemm_kernel(&what, cx.id, problem, cx.target, cx.tiles)?.ok_or_else(|| cx.too_large("matmul"))
+}
+
+/// Lowers `PixelShuffleMatMul { block: (bh, bw) }` of `x` `(N, H, W, C)` and `k`
+/// `(C, bh*bw*O)`: the plain product of the pixels `(N*H*W, C)` with `k` (`vec4` loads of `k`
+/// when `bh*bw*O % 4 == 0`), whose element `(m, n)`, for input pixel `m = (b*H + i)*W + j` and
+/// column `n = (a*bw + c)*O + o`, is stored at output pixel `((b*H + i)*bh + a, j*bw + c)`,
+/// channel `o`. Row and column each give one part of that flat index: with `q = bw*O` (one
+/// output row of a block), it is `(m / W)*bh*W*q + (m % W)*q` plus `(n / q)*W*q + n % q`. The
+/// epilogue reads the output's flat index, so a bias per output channel fuses as for any GEMM.
+pub(crate) fn lower_pixel_shuffle_matmul(
+    cx: &NodeCx,
+    (bh, _bw): (usize, usize),
+) -> Result<Vec<KernelInstance>, KernelError> {
+    let x = cx.in_shape(0);
+    let (rows, w, k) = (x[0] * x[1] * x[2], x[2], x[3]);
+    let n = cx.in_shape(1)[1];
+    let out = cx.out_shape();
+    let q = out[2] / w * out[3];
+    let what = "pixel_shuffle_matmul";
+    let b_vec4 = b_vec4_allowed(cx.target) && n.is_multiple_of(4);
+    let loaders = b_view(Template::new(MATMUL_WGSL), "mat_b", b_vec4)
+        .set("A_ROW", "m * K")
+        .set("A_KSTRIDE", "1u")
+        .set("B_COL", "n")
+        .set("B_KSTRIDE", "N")
+        .set(
+            "C_INDEX",
+            format!(
+                "(m / {w}u) * {}u + (m % {w}u) * {q}u + (n / {q}u) * {}u + n % {q}u",
+                bh * w * q,
+                w * q
+            ),
+        )
+        .render(what)?;
+    let problem = GemmProblem {
+        m: rows,
+        n,
+        k,
+        k_outer: 1,
+        groups: 1,
+        b_vec4,
+        loaders,
+        bindings: vec![
+            BindingRef::read(cx.input(0)),
+            BindingRef::read(cx.input(1)),
+            BindingRef::write(cx.id),
+        ],
+        bytes: cx.io_bytes(),
+        epilogue: epilogue_of(cx),
+    };
+    gemm_kernel(what, cx.id, problem, cx.target, cx.tiles)?.ok_or_else(|| cx.too_large("pixel-shuffled matmul"))
 }

@@ -1693,6 +1693,10 @@ fn gemm_epilogue_variants() {
             };
             (op, [x, dy])
         }),
+        ("pixel_shuffle_matmul", |g| {
+            let (x, k) = (input(g, "x", &[2, 5, 6, 4]), param(g, "k", &[4, 2 * 2 * 6]));
+            (Op::PixelShuffleMatMul { block: (2, 2) }, [x, k])
+        }),
     ];
     for t in targets() {
         for (what, base) in &bases {

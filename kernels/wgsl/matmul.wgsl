@@ -8,7 +8,8 @@
 // steps B_KSTRIDE along k; mat_c is (G, M, N) (G = 1 for 2-D operands). A_ROW, A_KSTRIDE,
 // B_COL, B_KSTRIDE are substituted (A_ROW and B_COL add g * M * K and g * K * N when G > 1);
 // mat_b is read as vec4 (B_TYPE, B_AT, B_AT4, see gemm.rs b_view) when not transposed and
-// N % 4 == 0.
+// N % 4 == 0. Element (m, n) of group g is stored at C_INDEX: (g * M + m) * N + n, or for a
+// pixel-shuffled product (matmul.rs) at its place in the shuffled output.
 
 @group(0) @binding(0) var<storage, read> mat_a: array<f32>;
 @group(0) @binding(1) var<storage, read> mat_b: array<{{B_TYPE}}>;
@@ -45,6 +46,6 @@ fn b_at4(i: u32) -> vec4<f32> {
 }
 
 fn store_c(g: u32, m: u32, n: u32, v: f32) {
-    let i = (g * M + m) * N + n;
+    let i = {{C_INDEX}};
     mat_c[i] = epilogue(i, v);
 }

@@ -33,6 +33,8 @@ fn op_flops(g: &Graph, id: NodeId, op: &Op) -> u64 {
             let r = a.len();
             2 * out * if *trans_a { a[r - 2] } else { a[r - 1] } as u64
         }
+        // Every output element is one dot product over x's channels.
+        Op::PixelShuffleMatMul { .. } => 2 * out * shape(0)[3] as u64,
         Op::Pool2d(p) | Op::Pool2dBackprop(p) => out.max(numel(shape(0)) as u64) * (p.size.0 * p.size.1) as u64,
         Op::Reduce { .. } | Op::Softmax | Op::LogSoftmax => 4 * numel(shape(0)) as u64,
         // Max, exp and sum, the label sum and the label-weighted sum (as the kernel counts them);

@@ -37,6 +37,7 @@ fn attrs(op: &Op) -> String {
             p.size.0, p.size.1, p.stride.0, p.stride.1, p.pad.top, p.pad.bottom, p.pad.left, p.pad.right
         ),
         Op::MatMul { trans_a, trans_b } => format!("trans_a={trans_a} trans_b={trans_b}"),
+        Op::PixelShuffleMatMul { block } => format!("block={}x{}", block.0, block.1),
         Op::Reduce { axes, keep_dims, .. } => format!("axes={axes:?} keep_dims={keep_dims}"),
         Op::Elementwise { expr } => expr.describe(),
         Op::GemmEpilogue { base, expr } => format!("{} epilogue={}", attrs(base), expr.describe()),

@@ -188,7 +188,8 @@ fn vjp(v: &mut Vjp) -> Result<Grads> {
         // Fusion runs after autodiff: fused nodes never need a gradient.
         | Op::Elementwise { .. }
         | Op::GemmEpilogue { .. }
-        | Op::ReducePrologue { .. }) => Err(no_vjp(&op, &v.node.layer)),
+        | Op::ReducePrologue { .. }
+        | Op::PixelShuffleMatMul { .. }) => Err(no_vjp(&op, &v.node.layer)),
     }
 }
 

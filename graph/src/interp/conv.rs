@@ -117,6 +117,33 @@ pub(super) fn matmul(trans_a: bool, trans_b: bool, a: Arg, b: Arg, out_shape: &[
     out
 }
 
+/// `PixelShuffleMatMul { block }`: output pixel `(i*bh + a, j*bw + b)`, channel `o`, is the dot
+/// product of input pixel `(i, j)` with column `(a*bw + b)*O + o` of `k`.
+pub(super) fn pixel_shuffle_matmul((bh, bw): (usize, usize), x: Arg, k: Arg, out_shape: &[usize]) -> Vec<f64> {
+    let (n, h, w, c) = (x.0[0], x.0[1], x.0[2], x.0[3]);
+    let o = out_shape[3];
+    let cols = k.0[1];
+    let (oh, ow) = (h * bh, w * bw);
+    let mut out = vec![0.0; n * oh * ow * o];
+    for b in 0..n {
+        for i in 0..h {
+            for j in 0..w {
+                let px = &x.1[((b * h + i) * w + j) * c..][..c];
+                for a in 0..bh {
+                    for bb in 0..bw {
+                        for oc in 0..o {
+                            let col = (a * bw + bb) * o + oc;
+                            let at = ((b * oh + i * bh + a) * ow + j * bw + bb) * o + oc;
+                            out[at] = (0..c).map(|p| px[p] * k.1[p * cols + col]).sum();
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::testing::{assert_close, dot, random, run_op};

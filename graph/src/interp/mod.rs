@@ -96,6 +96,7 @@ fn compute(op: &Op, inputs: &[Arg], out_shape: &[usize]) -> Vec<f64> {
             conv::conv_transpose2d(geom, *out_pad, inputs[0], inputs[1], out_shape)
         }
         Op::MatMul { trans_a, trans_b } => conv::matmul(*trans_a, *trans_b, inputs[0], inputs[1], out_shape),
+        Op::PixelShuffleMatMul { block } => conv::pixel_shuffle_matmul(*block, inputs[0], inputs[1], out_shape),
         Op::Pool2d(geom) => pool::pool2d(geom, inputs[0], out_shape),
         Op::Reduce { op, axes, .. } => reduce::reduce(*op, axes, inputs[0]),
         Op::Unary(u) => pointwise::unary(*u, inputs[0].1),

@@ -215,6 +215,25 @@ pub(crate) fn infer(op: &Op, inputs: &[&TensorType], layer: &str) -> Result<Tens
             out.extend([m, n]);
             Ok(TensorType::f32(out))
         }
+        Op::PixelShuffleMatMul { block: (bh, bw) } => {
+            arity(op, inputs, 2, layer)?;
+            let (x, k) = (inputs[0], inputs[1]);
+            rank(x, 4, "NHWC input", layer)?;
+            rank(k, 2, "matrix (channels, block pixels x outputs)", layer)?;
+            let (n, h, w, c) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]);
+            let cells = bh * bw;
+            if cells == 0 || k.shape[0] != c || !k.shape[1].is_multiple_of(cells) || k.shape[1] == 0 {
+                return Err(GraphError::shape(
+                    layer,
+                    format!(
+                        "pixel-shuffled matmul of {} by {}: expected a ({c}, {bh} x {bw} x outputs) matrix",
+                        fmt_shape(&x.shape),
+                        fmt_shape(&k.shape)
+                    ),
+                ));
+            }
+            Ok(TensorType::f32(vec![n, h * bh, w * bw, k.shape[1] / cells]))
+        }
         Op::Pool2d(p) => {
             arity(op, inputs, 1, layer)?;
             let x = inputs[0];
@@ -413,6 +432,7 @@ pub(crate) fn infer(op: &Op, inputs: &[&TensorType], layer: &str) -> Result<Tens
                 **base,
                 Op::Conv2d(_)
                     | Op::MatMul { .. }
+                    | Op::PixelShuffleMatMul { .. }
                     | Op::ConvTranspose2d { .. }
                     | Op::Conv2dBackpropInput { .. }
                     | Op::Conv2dBackpropFilter { .. }

@@ -578,6 +578,17 @@ pub enum Op {
         /// Use `b` transposed.
         trans_b: bool,
     },
+    /// A matrix product stored pixel-shuffled (made by `passes::subpixel` from a transposed
+    /// convolution whose kernel equals its stride). Inputs: `x` NHWC `(N, H, W, C)` and `k`
+    /// `(C, bh * bw * O)`; output `(N, H * bh, W * bw, O)` with
+    /// `y[n, i*bh + a, j*bw + b, o] = sum_c x[n, i, j, c] * k[c, (a*bw + b)*O + o]`: the
+    /// matrix product of the pixels `(N*H*W, C)` with `k`, each row's `bh x bw x O` outputs
+    /// written to its block of output pixels (a depth-to-space of the product, done by the
+    /// store). Made after autodiff: it has no gradient rule.
+    PixelShuffleMatMul {
+        /// The block `(bh, bw)` of output pixels each input pixel fills.
+        block: (usize, usize),
+    },
     /// 2-D max or average pooling of an NHWC tensor.
     Pool2d(PoolGeometry),
     /// Reduce over `axes` (sorted, unique); the reduced axes are removed unless `keep_dims`.
@@ -701,7 +712,7 @@ pub enum Op {
     },
     /// A GEMM-based op or a pooling gradient with a fused elementwise epilogue (made by the
     /// epilogue-fusion pass; the name is historical). `base` is `Conv2d` (not depthwise),
-    /// `MatMul`, `ConvTranspose2d`, `Conv2dBackpropInput`, `Conv2dBackpropFilter` (run on the
+    /// `MatMul`, `PixelShuffleMatMul`, `ConvTranspose2d`, `Conv2dBackpropInput`, `Conv2dBackpropFilter` (run on the
     /// GEMM core) or `Pool2dBackprop` (max or average; its own kernel, which stores through the
     /// same epilogue). Inputs: the base op's two inputs, then the epilogue's extra
     /// inputs, each either of the output's full shape or a per-channel `(C,)` vector with `C` the
@@ -875,6 +886,7 @@ impl Op {
             Op::Conv2d(_) => "conv2d".into(),
             Op::ConvTranspose2d { .. } => "conv_transpose2d".into(),
             Op::MatMul { .. } => "matmul".into(),
+            Op::PixelShuffleMatMul { .. } => "pixel_shuffle_matmul".into(),
             Op::Pool2d(g) => match g.kind {
                 PoolKind::Max => "max_pool2d".into(),
                 PoolKind::Avg => "avg_pool2d".into(),

@@ -39,7 +39,7 @@ fn takes_epilogue(g: &Graph, id: NodeId) -> bool {
         // The depthwise gradients run direct kernels too: dx has C channels, x has C channels.
         Op::Conv2dBackpropInput { geom, .. } => !(geom.groups > 1 && geom.groups == n.ty.shape[3]),
         Op::Conv2dBackpropFilter { geom, .. } => !(geom.groups > 1 && geom.groups == g.shape(n.inputs[0])[3]),
-        Op::MatMul { .. } => true,
+        Op::MatMul { .. } | Op::PixelShuffleMatMul { .. } => true,
         Op::Pool2dBackprop(_) => true,
         _ => false,
     }

@@ -1,24 +1,26 @@
 //! Transposed convolutions whose kernel equals their stride (a U-Net's 2x2 stride-2 up-convs)
-//! as one matrix product and a pixel shuffle.
+//! as one matrix product stored pixel-shuffled.
 //!
 //! With `kh == sh`, `kw == sw`, no dilation, cropping or output padding, the kernel windows of
 //! neighbouring input pixels do not overlap: output pixel `(i*kh + a, j*kw + b)` is
 //! `sum_c x[i, j, c] * w[a, b, o, c]` of input pixel `(i, j)` alone. So
 //!
 //! ```text
-//! y = Reshape(N, H*kh, W*kw, O)(Transpose[0,1,3,2,4,5](Reshape(N, H, W, kh, kw, O)(
-//!         MatMul(Reshape(N*H*W, C)(x), Reshape(C, kh*kw*O)(Transpose[3,0,1,2](w))))))
+//! y = PixelShuffleMatMul { block: (kh, kw) }(x, Reshape(C, kh*kw*O)(Transpose[3,0,1,2](w)))
 //! ```
+//!
+//! that is, the matrix product of the pixels `(N*H*W, C)` with the kernel as a `(C, kh*kw*O)`
+//! matrix, whose row for input pixel `(i, j)` is stored to output pixels `(i*kh.., j*kw..)`.
 //!
 //! Why: the GEMM core runs `ConvTranspose2d` as the input gradient of a strided convolution,
 //! whose implicit GEMM walks every tap of every output pixel and multiplies the zeros between
-//! the strided input pixels: at stride 2 that is 4x the useful FLOPs. Measured on lavapipe,
-//! b4 32x32x64 -> 64x64x32: 57.9 ms, 34% of the forward convolution's GFLOP/s at equal
-//! useful FLOPs (BENCHMARKS.md). The matrix product does only the useful FLOPs, with
-//! contiguous `vec4` loads, and the shuffle is one copy of the output. The kernel's transpose is
-//! a dispatch over `kh*kw*O*C` numbers. Gradients are unaffected: the pass runs on graphs after
-//! differentiation, and the rewritten ops' own gradients are matrix products too when a graph
-//! is differentiated after it.
+//! the strided input pixels: at stride 2 that is 4x the useful FLOPs (b4 32x32x64 -> 64x64x32
+//! on lavapipe: 57.9 ms, 34% of the forward convolution's GFLOP/s at equal useful FLOPs,
+//! BENCHMARKS.md). The matrix product does only the useful FLOPs, with contiguous `vec4` loads;
+//! storing it shuffled (instead of a separate transpose of the product, 0.9 of 5.1 ms there)
+//! lets the layer's bias and activation fuse into the store as an epilogue. The kernel's
+//! transpose is a dispatch over `kh*kw*O*C` numbers. The pass runs on graphs after
+//! differentiation: `PixelShuffleMatMul` has no gradient rule.
 
 use super::PassReport;
 use super::rebuild::Rebuild;
@@ -63,7 +65,6 @@ pub fn subpixel_transposed_convs(graph: Graph) -> Result<(Graph, PassReport)> {
             })
         };
         let (x, k) = (rb.get(n.inputs[0]), rb.get(n.inputs[1]));
-        let x2 = push(&mut rb, Op::Reshape, vec![x], vec![b * h * w, c]);
         let kt = push(
             &mut rb,
             Op::Transpose { perm: vec![3, 0, 1, 2] },
@@ -71,27 +72,14 @@ pub fn subpixel_transposed_convs(graph: Graph) -> Result<(Graph, PassReport)> {
             vec![c, kh, kw, o],
         );
         let k2 = push(&mut rb, Op::Reshape, vec![kt], vec![c, kh * kw * o]);
-        let mm = push(
+        let y = push(
             &mut rb,
-            Op::MatMul {
-                trans_a: false,
-                trans_b: false,
-            },
-            vec![x2, k2],
-            vec![b * h * w, kh * kw * o],
+            Op::PixelShuffleMatMul { block: (kh, kw) },
+            vec![x, k2],
+            n.ty.shape.clone(),
         );
-        let y6 = push(&mut rb, Op::Reshape, vec![mm], vec![b, h, w, kh, kw, o]);
-        let shuffled = push(
-            &mut rb,
-            Op::Transpose {
-                perm: vec![0, 1, 3, 2, 4, 5],
-            },
-            vec![y6],
-            vec![b, h, kh, w, kw, o],
-        );
-        let y = push(&mut rb, Op::Reshape, vec![shuffled], n.ty.shape.clone());
         changes.push(format!(
-            "%{i} conv_transpose2d ({}): {kh}x{kw} stride {kh}x{kw} as a {}x{c}x{} matmul and a pixel shuffle",
+            "%{i} conv_transpose2d ({}): {kh}x{kw} stride {kh}x{kw} as a {}x{c}x{} matmul stored pixel-shuffled",
             n.layer,
             b * h * w,
             kh * kw * o
