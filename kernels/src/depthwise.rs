@@ -23,20 +23,28 @@ const DEPTHWISE_WGSL: &str = include_str!("../wgsl/depthwise.wgsl");
 const INPUT_GRAD_WGSL: &str = include_str!("../wgsl/depthwise_input_grad.wgsl");
 const FILTER_GRAD_WGSL: &str = include_str!("../wgsl/depthwise_filter_grad.wgsl");
 
-/// Output columns an invocation computes (the forward pass and the filter gradient): 8 outputs
-/// of a 3-wide kernel row then take 10 loads for 24 taps.
-const BLOCK: usize = 8;
+/// Input columns an invocation of the input gradient computes (8 of a 3-wide kernel row take
+/// 10 loads of dy for 24 taps).
+const INPUT_GRAD_COLS: usize = 8;
+
+/// Output columns an invocation of the forward kernel and of the filter gradient computes.
+/// Four, not eight: the kernel body is generated unrolled, and with eight columns (16 `vec4`
+/// accumulators for two rows, plus the loaded columns and nine weights) LLVM spends seconds on
+/// it at the first dispatch on lavapipe (register pressure far beyond the machine's registers:
+/// 1.8-7.1 s per forward kernel, 1.6-3.7 s per filter gradient at the detector's shapes, which
+/// made the SSD-lite's cold first step 69 s). Measured on a Zen 5 host (BENCHMARKS.md,
+/// 2026-12-04), 8 -> 4 columns: forward compile 1.8-7.1 s -> 0.8-1.6 s at the same speed
+/// (three rounds alternating, within noise); filter gradient compile 1.6-3.7 s -> 0.7-1.2 s
+/// and 3-4 -> 5-7 GFLOP/s. The input gradient keeps 8 (with 4 it ran 1.5-2x slower).
+const COLS: usize = 4;
 
 /// Output rows an invocation of the forward kernel computes: with a 3x3 kernel at stride 1, two
-/// output rows read four input rows instead of six. (Measured on lavapipe at the detector's
-/// shapes against 1 row, 4 columns x 2 rows and 8-16 columns x 2-4 rows of scalar lanes:
-/// 8 x 2 of `vec4` had the best median at b32 32x32x64, 13.4 ms against 15.5 for 8 x 1,
-/// BENCHMARKS.md; all stay bound by lavapipe's per-lane gathers, not by FMAs.)
+/// output rows read four input rows instead of six (4 x 1 ran 1.5-3x slower than 4 x 2).
 const ROWS: usize = 2;
 
 /// The forward kernel's block of output columns and rows for an output of `ow x oh`.
 fn forward_block(ow: usize, oh: usize) -> (usize, usize) {
-    (BLOCK.min(ow).max(1), ROWS.min(oh).max(1))
+    (COLS.min(ow).max(1), ROWS.min(oh).max(1))
 }
 
 /// The filter gradient aims at about this many invocations (slabs x channel slots): enough to
@@ -184,7 +192,7 @@ pub(crate) fn lower_depthwise_input_grad(cx: &NodeCx, g: &ConvGeometry) -> Resul
     let (ty, lanes) = lanes(c, mult);
     let (kh, kw) = (w[0], w[1]);
     let (sw, width) = (g.stride.1, dx[2]);
-    let ixb = crate::row_taps::block(BLOCK, sw, width);
+    let ixb = crate::row_taps::block(INPUT_GRAD_COLS, sw, width);
     let ixblk = width.div_ceil(ixb);
     let cs = c / lanes;
     let total = (dx[0] * dx[1] * ixblk * cs) as u64;
@@ -271,7 +279,7 @@ pub(crate) fn lower_depthwise_filter_grad(cx: &NodeCx, g: &ConvGeometry) -> Resu
     let slabs = FILTER_GRAD_INVOCATIONS.div_ceil(ys).clamp(1, rows.max(1));
     let rps = rows.div_ceil(slabs).max(1);
     let slabs = rows.div_ceil(rps).max(1);
-    let oxb = BLOCK.min(dy[2]).max(1);
+    let oxb = COLS.min(dy[2]).max(1);
     let oxblk = dy[2].div_ceil(oxb);
     let total = (slabs * ys) as u64;
     let taps = forward_taps(oxb, kw, g.stride.1, g.dilation.1);
