@@ -219,6 +219,19 @@ fn a_transform_network_trains_saves_and_applies_at_any_size() {
         first.loss.is_finite() && last.loss < first.loss,
         "{first:?} -> {last:?}"
     );
+    // The same run with a warm-up and cosine decay: the schedule reaches the optimiser (the
+    // weights differ from the constant rate's, every other setting and seed equal).
+    let cosine = TrainOptions {
+        cosine: true,
+        ..opts.clone()
+    };
+    let tc = feed_forward::train(&dev, &style, &photos, &cosine, |_| {}).unwrap();
+    assert!(tc.epochs.iter().all(|e| e.loss.is_finite()), "{:?}", tc.epochs);
+    let differs = t
+        .weights
+        .iter()
+        .any(|p| tc.weights.get(&p.name).map(|q| &q.value.data) != Some(&p.value.data));
+    assert!(differs, "the cosine schedule changed nothing");
     let path = dir.join("w.safetensors");
     feed_forward::save(&path, &t.weights).unwrap();
     let s = Stylizer::load(&path).unwrap();

@@ -2,6 +2,7 @@
 //! argument before any work, call the task, print, write results atomically.
 
 use super::keras::check_output;
+use super::schedule::LrSchedule;
 use anyhow::{Context, bail, ensure};
 use fovea::engine::Device;
 use fovea::engine::Verbosity;
@@ -156,9 +157,14 @@ struct TrainArgs {
     /// Photos per step.
     #[arg(long, default_value_t = TrainOptions::default().batch_size)]
     batch_size: usize,
-    /// Adam's learning rate.
+    /// Adam's learning rate (the peak, with `--lr-schedule cosine`).
     #[arg(long, default_value_t = TrainOptions::default().learning_rate)]
     learning_rate: f32,
+    /// The learning rate over the run: `cosine` warms up over the first epoch (at most a quarter
+    /// of the run), then decays to 1% at the end of `--epochs` (with `--max-minutes`, choose the
+    /// epochs that fit).
+    #[arg(long, value_enum, default_value_t = LrSchedule::Constant)]
+    lr_schedule: LrSchedule,
     /// The content loss's weight.
     #[arg(long, default_value_t = TrainOptions::default().content_weight)]
     content_weight: f32,
@@ -415,6 +421,7 @@ fn run_train(a: TrainArgs) -> anyhow::Result<()> {
         epochs: a.epochs,
         batch_size: a.batch_size,
         learning_rate: a.learning_rate,
+        cosine: a.lr_schedule == LrSchedule::Cosine,
         content_weight: a.content_weight,
         style_weight: a.style_weight,
         tv_weight: a.tv_weight,
@@ -476,6 +483,8 @@ fn run_train(a: TrainArgs) -> anyhow::Result<()> {
             "seconds": trained.seconds,
             "photos": trained.photos,
             "size": a.size,
+            "learning_rate": a.learning_rate,
+            "lr_schedule": a.lr_schedule.name(),
             "adapter": device.info().name,
         });
         write_json(m, &v)?;

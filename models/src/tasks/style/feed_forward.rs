@@ -16,7 +16,7 @@ use fovea_engine::predict::predict_arrays;
 use fovea_engine::progress::Verbosity;
 use fovea_engine::{CheckpointOptions, CompiledModel, Device, FitOptions, Flow, NamedArrays, checkpoint};
 use fovea_graph::model::ParamStore;
-use fovea_graph::train::{CompileConfig, Optimizer};
+use fovea_graph::train::{CompileConfig, Optimizer, Schedule};
 use fovea_graph::{Model, Tensor};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -31,8 +31,11 @@ pub struct TrainOptions {
     pub epochs: usize,
     /// Photos per step.
     pub batch_size: usize,
-    /// Adam's learning rate.
+    /// Adam's learning rate (the peak, with `cosine`).
     pub learning_rate: f32,
+    /// A linear warm-up over the first epoch (at most a quarter of the run), then a cosine decay
+    /// to 1% of the rate at the end of the last epoch (else the same rate throughout).
+    pub cosine: bool,
     /// Weight of the content loss.
     pub content_weight: f32,
     /// Weight of the style loss.
@@ -62,6 +65,7 @@ impl Default for TrainOptions {
             epochs: 20,
             batch_size: 4,
             learning_rate: 2e-3,
+            cosine: false,
             content_weight: 0.1,
             style_weight: 1.0,
             tv_weight: 2.0,
@@ -200,7 +204,14 @@ pub fn train(
         style_term(opts.style_weight, grams),
         tv_term(opts.tv_weight, TvSource::Output(STYLISED.into())),
     ];
-    let cfg = CompileConfig::with_terms(terms, Optimizer::adam(opts.learning_rate), vec![]);
+    let batch = opts.batch_size.min(crops.len());
+    let mut optimizer = Optimizer::adam(opts.learning_rate);
+    if opts.cosine {
+        let per_epoch = crops.len().div_ceil(batch) as u64;
+        optimizer.learning_rate =
+            Schedule::warmup_cosine(opts.learning_rate, per_epoch * opts.epochs as u64, per_epoch, 0.01);
+    }
+    let cfg = CompileConfig::with_terms(terms, optimizer, vec![]);
     let mut cm = CompiledModel::new(device, model, cfg)?;
     let mut data = Vec::with_capacity(crops.len() * opts.size * opts.size * 3);
     for c in &crops {
@@ -208,14 +219,18 @@ pub fn train(
     }
     let x = Tensor::new(vec![crops.len(), opts.size, opts.size, 3], data, "photos")?;
     let arrays = NamedArrays::new().with(IMAGE, x);
-    let batch = opts.batch_size.min(crops.len());
     let task = format!(
-        "style {}x{} | {} photos | {:?} | batch {batch} | lr {} | weights {} {} {} | seeds {} {}",
+        "style {}x{} | {} photos | {:?} | batch {batch} | lr {}{} | weights {} {} {} | seeds {} {}",
         opts.size,
         opts.size,
         crops.len(),
         opts.transform,
         opts.learning_rate,
+        if opts.cosine {
+            format!(" cosine over {} epochs", opts.epochs)
+        } else {
+            String::new()
+        },
         opts.content_weight,
         opts.style_weight,
         opts.tv_weight,
