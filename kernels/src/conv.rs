@@ -1,10 +1,10 @@
 //! Forward 2-D convolution: implicit GEMM on the GEMM core (`wgsl/conv.wgsl` loaders), or the
 //! direct depthwise kernel when every group has one input channel.
 
-use crate::gemm::{GemmProblem, b_vec4_allowed, b_view, epilogue_of, gemm_kernel};
+use crate::gemm::{GemmProblem, b_vec4_allowed, b_view, gemm_kernel};
 use crate::lower::NodeCx;
 use crate::template::Template;
-use crate::{BindingRef, KernelError, KernelInstance, depthwise};
+use crate::{KernelError, KernelInstance, depthwise};
 use fovea_graph::ir::ConvGeometry;
 
 const CONV_WGSL: &str = include_str!("../wgsl/conv.wgsl");
@@ -36,22 +36,14 @@ pub(crate) fn lower_conv2d(cx: &NodeCx, g: &ConvGeometry) -> Result<Vec<KernelIn
     let loaders = conv_constants(b_view(Template::new(CONV_WGSL), "conv_w", b_vec4), g, x, y, w[1])
         .set("ROWS", rows)
         .render(&what)?;
-    let problem = GemmProblem {
-        m: y[0] * y[1] * y[2],
-        n: cog,
-        k: w[0] * w[1] * cg,
-        k_outer: if rows { w[0] } else { w[0] * w[1] },
-        groups: g.groups,
+    let problem = GemmProblem::of_node(
+        cx,
+        [y[0] * y[1] * y[2], cog, w[0] * w[1] * cg],
+        if rows { w[0] } else { w[0] * w[1] },
+        g.groups,
         b_vec4,
         loaders,
-        bindings: vec![
-            BindingRef::read(cx.input(0)),
-            BindingRef::read(cx.input(1)),
-            BindingRef::write(cx.id),
-        ],
-        bytes: cx.io_bytes(),
-        epilogue: epilogue_of(cx),
-    };
+    );
     gemm_kernel(&what, cx.id, problem, cx.target, cx.tiles)?.ok_or_else(|| cx.too_large("convolution"))
 }
 

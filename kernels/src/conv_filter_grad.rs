@@ -1,10 +1,10 @@
 //! The kernel gradient of a 2-D convolution on the GEMM core (`wgsl/conv_filter_grad.wgsl`
 //! loaders): per group, `dw = im2col(x)^T @ dy`.
 
-use crate::gemm::{GemmProblem, b_vec4_allowed, b_view, epilogue_of, gemm_kernel};
+use crate::gemm::{GemmProblem, b_vec4_allowed, b_view, gemm_kernel};
 use crate::lower::NodeCx;
 use crate::template::Template;
-use crate::{BindingRef, KernelError, KernelInstance};
+use crate::{KernelError, KernelInstance};
 use fovea_graph::ir::ConvGeometry;
 
 const CONV_FILTER_GRAD_WGSL: &str = include_str!("../wgsl/conv_filter_grad.wgsl");
@@ -32,21 +32,13 @@ pub(crate) fn lower_conv2d_backprop_filter(cx: &NodeCx, g: &ConvGeometry) -> Res
         dw[1],
     )
     .render(what)?;
-    let problem = GemmProblem {
-        m: dw[0] * dw[1] * cg,
-        n: cog,
-        k: dy[0] * dy[1] * dy[2],
-        k_outer: dy[0] * dy[1],
-        groups: g.groups,
+    let problem = GemmProblem::of_node(
+        cx,
+        [dw[0] * dw[1] * cg, cog, dy[0] * dy[1] * dy[2]],
+        dy[0] * dy[1],
+        g.groups,
         b_vec4,
         loaders,
-        bindings: vec![
-            BindingRef::read(cx.input(0)),
-            BindingRef::read(cx.input(1)),
-            BindingRef::write(cx.id),
-        ],
-        bytes: cx.io_bytes(),
-        epilogue: epilogue_of(cx),
-    };
+    );
     gemm_kernel(what, cx.id, problem, cx.target, cx.tiles)?.ok_or_else(|| cx.too_large(what))
 }

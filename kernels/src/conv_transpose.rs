@@ -1,10 +1,10 @@
 //! Transposed 2-D convolution on the GEMM core (`wgsl/conv_transpose.wgsl` loaders): the
 //! `ConvTranspose2d` op and `Conv2dBackpropInput`, the input gradient of `Conv2d`.
 
-use crate::gemm::{GemmProblem, b_vec4_allowed, b_view, epilogue_of, gemm_kernel};
+use crate::gemm::{GemmProblem, b_vec4_allowed, b_view, gemm_kernel};
 use crate::lower::NodeCx;
 use crate::template::Template;
-use crate::{BindingRef, KernelError, KernelInstance};
+use crate::{KernelError, KernelInstance};
 use fovea_graph::ir::{BackpropFilter, ConvGeometry};
 
 const CONV_TRANSPOSE_WGSL: &str = include_str!("../wgsl/conv_transpose.wgsl");
@@ -111,21 +111,13 @@ fn transposed_gemm(
         .set("B_COL", b.col)
         .set("B_KSTRIDE", b.kstride)
         .render(what)?;
-    let problem = GemmProblem {
-        m: y[0] * y[1] * y[2],
-        n: cout / g.groups,
-        k: kh * kw * cin / g.groups,
-        k_outer: kh * kw,
-        groups: g.groups,
+    let problem = GemmProblem::of_node(
+        cx,
+        [y[0] * y[1] * y[2], cout / g.groups, kh * kw * cin / g.groups],
+        kh * kw,
+        g.groups,
         b_vec4,
         loaders,
-        bindings: vec![
-            BindingRef::read(cx.input(0)),
-            BindingRef::read(cx.input(1)),
-            BindingRef::write(cx.id),
-        ],
-        bytes: cx.io_bytes(),
-        epilogue: epilogue_of(cx),
-    };
+    );
     gemm_kernel(what, cx.id, problem, cx.target, cx.tiles)?.ok_or_else(|| cx.too_large(what))
 }

@@ -259,6 +259,37 @@ pub struct GemmProblem {
     pub epilogue: Option<GemmEpilogue>,
 }
 
+impl GemmProblem {
+    /// The problem of node `cx` on the GEMM core: its two inputs bound first (A's buffer, then
+    /// B's), its output last, its fused epilogue if it has one; `[m, n, k]`, `k_outer`, `groups`,
+    /// `b_vec4` and `loaders` as the fields.
+    pub(crate) fn of_node(
+        cx: &NodeCx,
+        [m, n, k]: [usize; 3],
+        k_outer: usize,
+        groups: usize,
+        b_vec4: bool,
+        loaders: String,
+    ) -> GemmProblem {
+        GemmProblem {
+            m,
+            n,
+            k,
+            k_outer,
+            groups,
+            b_vec4,
+            loaders,
+            bindings: vec![
+                BindingRef::read(cx.input(0)),
+                BindingRef::read(cx.input(1)),
+                BindingRef::write(cx.id),
+            ],
+            bytes: cx.io_bytes(),
+            epilogue: epilogue_of(cx),
+        }
+    }
+}
+
 /// An elementwise epilogue of a GEMM kernel: the stored value of output element `i` is `expr`,
 /// where `Input(0)` is the GEMM result and `Input(k)` reads `extras[k - 1]`, bound after the
 /// loaders' inputs and before the output.

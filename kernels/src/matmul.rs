@@ -1,10 +1,10 @@
 //! Matmul on the GEMM core: loaders for plain and transposed matrices, single or batched, and
 //! the pixel-shuffled product of `passes::subpixel` (`wgsl/matmul.wgsl`).
 
-use crate::gemm::{GemmProblem, b_vec4_allowed, b_view, epilogue_of, gemm_kernel};
+use crate::gemm::{GemmProblem, b_vec4_allowed, b_view, gemm_kernel};
 use crate::lower::NodeCx;
 use crate::template::Template;
-use crate::{BindingRef, KernelError, KernelInstance};
+use crate::{KernelError, KernelInstance};
 
 const MATMUL_WGSL: &str = include_str!("../wgsl/matmul.wgsl");
 
@@ -43,22 +43,7 @@ pub(crate) fn lower_matmul(cx: &NodeCx, trans_a: bool, trans_b: bool) -> Result<
         .set("B_KSTRIDE", if trans_b { "1u" } else { "N" })
         .set("C_INDEX", "(g * M + m) * N + n")
         .render(&what)?;
-    let problem = GemmProblem {
-        m,
-        n,
-        k,
-        k_outer: 1,
-        groups: batch,
-        b_vec4,
-        loaders,
-        bindings: vec![
-            BindingRef::read(cx.input(0)),
-            BindingRef::read(cx.input(1)),
-            BindingRef::write(cx.id),
-        ],
-        bytes: cx.io_bytes(),
-        epilogue: epilogue_of(cx),
-    };
+    let problem = GemmProblem::of_node(cx, [m, n, k], 1, batch, b_vec4, loaders);
     gemm_kernel(&what, cx.id, problem, cx.target, cx.tiles)?.ok_or_else(|| cx.too_large("matmul"))
 }
 
@@ -94,21 +79,6 @@ pub(crate) fn lower_pixel_shuffle_matmul(
             ),
         )
         .render(what)?;
-    let problem = GemmProblem {
-        m: rows,
-        n,
-        k,
-        k_outer: 1,
-        groups: 1,
-        b_vec4,
-        loaders,
-        bindings: vec![
-            BindingRef::read(cx.input(0)),
-            BindingRef::read(cx.input(1)),
-            BindingRef::write(cx.id),
-        ],
-        bytes: cx.io_bytes(),
-        epilogue: epilogue_of(cx),
-    };
+    let problem = GemmProblem::of_node(cx, [rows, n, k], 1, 1, b_vec4, loaders);
     gemm_kernel(what, cx.id, problem, cx.target, cx.tiles)?.ok_or_else(|| cx.too_large("pixel-shuffled matmul"))
 }
