@@ -681,6 +681,7 @@ fn global_entry(name: &str, tile: &GemmTile, target: &Target, k: usize) -> Resul
         (tile.tm, "m0 + r", regs)
     };
     let vec4 = tile.bv == 4;
+    let hide_k = k <= HIDDEN_K_MAX;
     Template::new(GEMM_CPU_WGSL)
         .set("BVEC", if vec4 { "vec4<f32>" } else { "f32" })
         .set("BV", tile.bv)
@@ -690,10 +691,10 @@ fn global_entry(name: &str, tile: &GemmTile, target: &Target, k: usize) -> Resul
         .set("B_LOAD", if vec4 { "b_at4" } else { "b_at" })
         .set("A_REGS", a_regs)
         .set("LIVE_ANY", live_any)
-        .set("K_HIDDEN", if k <= HIDDEN_K_MAX { "wid.z >> 31u" } else { "0u" })
+        .set("K_HIDDEN", if hide_k { "wid.z >> 31u" } else { "0u" })
         .set(
             "K_BOUND_NOTE",
-            if k <= HIDDEN_K_MAX {
+            if hide_k {
                 "K is small: its loops' bound is hidden from the compiler (a zero it cannot see), which would unroll them whole"
             } else {
                 "K is large: the compiler sees its loops' bound"

@@ -11,6 +11,25 @@ const MATMUL_WGSL: &str = include_str!("../wgsl/matmul.wgsl");
 /// Lowers `MatMul { trans_a, trans_b }` of two 2-D tensors, or of two batches of matrices
 /// (3-D, the flags applying to the last two axes): the batch is the GEMM core's group axis
 /// (workgroup_id.z), each group reading its own `M x K` and `K x N` matrices.
+/// The rendered `matmul.wgsl` loaders: A and B read plain or transposed (`trans`), matrix `g`
+/// of each starting at `bases` (empty for one matrix), B as `vec4` when `b_vec4`, element
+/// `(m, n)` of group `g` stored at flat index `c_index`.
+fn matmul_loaders(
+    what: &str,
+    [trans_a, trans_b]: [bool; 2],
+    [a_base, b_base]: [&str; 2],
+    b_vec4: bool,
+    c_index: &str,
+) -> Result<String, KernelError> {
+    b_view(Template::new(MATMUL_WGSL), "mat_b", b_vec4)
+        .set("A_ROW", format!("{a_base}{}", if trans_a { "m" } else { "m * K" }))
+        .set("A_KSTRIDE", if trans_a { "M" } else { "1u" })
+        .set("B_COL", format!("{b_base}{}", if trans_b { "n * K" } else { "n" }))
+        .set("B_KSTRIDE", if trans_b { "1u" } else { "N" })
+        .set("C_INDEX", c_index)
+        .render(what)
+}
+
 pub(crate) fn lower_matmul(cx: &NodeCx, trans_a: bool, trans_b: bool) -> Result<Vec<KernelInstance>, KernelError> {
     let a = cx.in_shape(0);
     let r = a.len();
@@ -36,13 +55,13 @@ pub(crate) fn lower_matmul(cx: &NodeCx, trans_a: bool, trans_b: bool) -> Result<
         (String::new(), String::new())
     };
     let b_vec4 = b_vec4_allowed(cx.target) && !trans_b && n.is_multiple_of(4);
-    let loaders = b_view(Template::new(MATMUL_WGSL), "mat_b", b_vec4)
-        .set("A_ROW", format!("{a_base}{}", if trans_a { "m" } else { "m * K" }))
-        .set("A_KSTRIDE", if trans_a { "M" } else { "1u" })
-        .set("B_COL", format!("{b_base}{}", if trans_b { "n * K" } else { "n" }))
-        .set("B_KSTRIDE", if trans_b { "1u" } else { "N" })
-        .set("C_INDEX", "(g * M + m) * N + n")
-        .render(&what)?;
+    let loaders = matmul_loaders(
+        &what,
+        [trans_a, trans_b],
+        [&a_base, &b_base],
+        b_vec4,
+        "(g * M + m) * N + n",
+    )?;
     let problem = GemmProblem::of_node(cx, [m, n, k], 1, batch, b_vec4, loaders);
     gemm_kernel(&what, cx.id, problem, cx.target, cx.tiles)?.ok_or_else(|| cx.too_large("matmul"))
 }
@@ -56,29 +75,20 @@ pub(crate) fn lower_matmul(cx: &NodeCx, trans_a: bool, trans_b: bool) -> Result<
 /// epilogue reads the output's flat index, so a bias per output channel fuses as for any GEMM.
 pub(crate) fn lower_pixel_shuffle_matmul(
     cx: &NodeCx,
-    (bh, _bw): (usize, usize),
+    (bh, bw): (usize, usize),
 ) -> Result<Vec<KernelInstance>, KernelError> {
     let x = cx.in_shape(0);
     let (rows, w, k) = (x[0] * x[1] * x[2], x[2], x[3]);
     let n = cx.in_shape(1)[1];
-    let out = cx.out_shape();
-    let q = out[2] / w * out[3];
+    let q = bw * cx.out_shape()[3];
     let what = "pixel_shuffle_matmul";
     let b_vec4 = b_vec4_allowed(cx.target) && n.is_multiple_of(4);
-    let loaders = b_view(Template::new(MATMUL_WGSL), "mat_b", b_vec4)
-        .set("A_ROW", "m * K")
-        .set("A_KSTRIDE", "1u")
-        .set("B_COL", "n")
-        .set("B_KSTRIDE", "N")
-        .set(
-            "C_INDEX",
-            format!(
-                "(m / {w}u) * {}u + (m % {w}u) * {q}u + (n / {q}u) * {}u + n % {q}u",
-                bh * w * q,
-                w * q
-            ),
-        )
-        .render(what)?;
+    let c_index = format!(
+        "(m / {w}u) * {}u + (m % {w}u) * {q}u + (n / {q}u) * {}u + n % {q}u",
+        bh * w * q,
+        w * q
+    );
+    let loaders = matmul_loaders(what, [false, false], ["", ""], b_vec4, &c_index)?;
     let problem = GemmProblem::of_node(cx, [rows, n, k], 1, 1, b_vec4, loaders);
     gemm_kernel(what, cx.id, problem, cx.target, cx.tiles)?.ok_or_else(|| cx.too_large("pixel-shuffled matmul"))
 }

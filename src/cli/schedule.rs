@@ -24,7 +24,7 @@ impl LrSchedule {
     pub fn schedule(self, peak: f32, steps_per_epoch: u64, epochs: u64) -> Schedule {
         match self {
             LrSchedule::Constant => Schedule::Constant(peak),
-            LrSchedule::Cosine => Schedule::warmup_cosine(peak, steps_per_epoch * epochs, steps_per_epoch, 0.01),
+            LrSchedule::Cosine => Schedule::epoch_cosine(peak, steps_per_epoch, epochs),
         }
     }
 }

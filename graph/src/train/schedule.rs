@@ -52,6 +52,13 @@ impl Schedule {
         }
     }
 
+    /// [`Schedule::warmup_cosine`] over `epochs` epochs of `steps_per_epoch` steps: a warm-up over
+    /// the first epoch (at most a quarter of the run), then a cosine decay to 1% of `peak` at the
+    /// end of the last epoch. The schedule of the training commands' `cosine` option.
+    pub fn epoch_cosine(peak: f32, steps_per_epoch: u64, epochs: u64) -> Schedule {
+        Schedule::warmup_cosine(peak, steps_per_epoch * epochs, steps_per_epoch, 0.01)
+    }
+
     /// The learning rate at `step`.
     pub fn at(&self, step: u64) -> f32 {
         match self {

@@ -144,8 +144,7 @@ pub fn train(
     let model = zoo::feature_classifier(train.classes, opts.seed)?;
     let per_epoch = train.len().div_ceil(opts.batch_size) as u64;
     let mut optimizer = Optimizer::adam(opts.learning_rate);
-    optimizer.learning_rate =
-        Schedule::warmup_cosine(opts.learning_rate, per_epoch * opts.epochs as u64, per_epoch, 0.01);
+    optimizer.learning_rate = Schedule::epoch_cosine(opts.learning_rate, per_epoch, opts.epochs as u64);
     let cfg = CompileConfig::new(
         Loss::SparseCategoricalCrossentropy { from_logits: true },
         optimizer,

@@ -208,8 +208,7 @@ pub fn train(
     let mut optimizer = Optimizer::adam(opts.learning_rate);
     if opts.cosine {
         let per_epoch = crops.len().div_ceil(batch) as u64;
-        optimizer.learning_rate =
-            Schedule::warmup_cosine(opts.learning_rate, per_epoch * opts.epochs as u64, per_epoch, 0.01);
+        optimizer.learning_rate = Schedule::epoch_cosine(opts.learning_rate, per_epoch, opts.epochs as u64);
     }
     let cfg = CompileConfig::with_terms(terms, optimizer, vec![]);
     let mut cm = CompiledModel::new(device, model, cfg)?;
