@@ -249,3 +249,47 @@ fn tuning_is_bounded_cached_and_survives_a_corrupt_or_stale_cache() {
     assert!(entries(&d).is_empty());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+// The tuner's k-unrolled CPU tiles (two steps of k per trip of the K loop, the rest one by one)
+// against the reference: K even and odd, small (its loop bound hidden from the driver) and
+// large, on a matmul and on a convolution's taps.
+#[test]
+fn k_unrolled_tiles_match_reference() {
+    let device = class_device(fovea::kernels::AdapterClass::Cpu);
+    let tiles: Vec<_> = fovea::kernels::gemm::GEMM_TILES
+        .iter()
+        .filter(|e| e.class == fovea::kernels::AdapterClass::Cpu && e.tile.bk > 1)
+        .map(|e| e.tile)
+        .collect();
+    assert!(!tiles.is_empty());
+    for tile in tiles {
+        for (kind, m, k, n) in [
+            (0, 37, 1, 68),
+            (0, 21, 7, 64),
+            (0, 9, 130, 36),
+            (0, 40, 257, 68),
+            (1, 0, 0, 64),
+            (3, 0, 0, 64),
+        ] {
+            let g = gemm_graph(kind, m, k, n, 2, 5, 7);
+            let feeds = random_feeds(&g, k as u64, -1.0, 1.0);
+            let state = DeviceState::new(&device);
+            let program = Program::compile_with_tiles(&device, g.clone(), &state, &TileChoices::forcing(tile)).unwrap();
+            let (err, at, program) = program_vs_reference(program, &g, &feeds);
+            assert!(
+                err <= TOL,
+                "tile {} kind {kind} k {k}: relative error {err:e} at {at}",
+                tile.label()
+            );
+            assert!(
+                program
+                    .kernels()
+                    .iter()
+                    .any(|kn| kn.name.contains(&format!("_{}x{}_k{}", tile.bm, tile.bn, tile.bk))),
+                "tile {} not used: {:?}",
+                tile.label(),
+                program.kernels().iter().map(|kn| &kn.name).collect::<Vec<_>>()
+            );
+        }
+    }
+}

@@ -35,6 +35,7 @@ pub struct GemmRequest {
 pub struct TileChoices {
     chosen: HashMap<String, GemmTile>,
     forced: Option<GemmTile>,
+    outside_table: bool,
     met: RefCell<Vec<GemmRequest>>,
 }
 
@@ -58,6 +59,21 @@ impl TileChoices {
             forced: Some(tile),
             ..Self::default()
         }
+    }
+
+    /// `tile` on every GEMM it can run at all (it fits the target and the problem's B), even where
+    /// the table does not offer it: for trying tiles out (`examples/tile_sweep.rs`).
+    pub fn forcing_any(tile: GemmTile) -> Self {
+        TileChoices {
+            forced: Some(tile),
+            outside_table: true,
+            ..Self::default()
+        }
+    }
+
+    /// The tile [`TileChoices::forcing_any`] adds to every problem's candidates.
+    pub(crate) fn outside_table(&self) -> Option<GemmTile> {
+        self.forced.filter(|_| self.outside_table)
     }
 
     /// `tile` for the problem `key` only.

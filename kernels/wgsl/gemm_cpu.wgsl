@@ -31,9 +31,40 @@ const BV: u32 = {{BV}}u;
 const TNV: u32 = TN / BV;
 // Rows of A each invocation loads per k step: TM / TX with subgroup broadcasts, else TM.
 const AR: u32 = {{AR}}u;
+// Steps of k per trip of the inner K loop (the tile's BK; KI_MAIN of the KI steps, the rest
+// one by one). lavapipe keeps the values a loop carries in registers it writes under the loop's
+// execution mask: every trip blends each accumulator (and the loads' lane loops dominate
+// anyway); the KU steps within a trip chain in plain values. Whether that pays depends on the
+// problem (BENCHMARKS.md, 2026-12-04), so the tuner decides.
+const KU: u32 = BK;
+const KI_MAIN: u32 = KI / KU * KU;
 
 fn bvec_get(v: BVec, c: u32) -> f32 {
     return {{BVEC_GET}};
+}
+
+// One step of k: B's TNV columns and A's rows at ki, TM x TNV fused multiply-adds.
+fn k_step(
+    acc: ptr<function, array<BVec, TM * TNV>>,
+    ar: ptr<function, array<ARow, AR>>,
+    bc: ptr<function, array<u32, TNV>>,
+    ki: u32,
+) {
+    var b_reg: array<BVec, TNV>;
+    for (var j = 0u; j < TNV; j++) {
+        b_reg[j] = {{B_LOAD}}((*bc)[j] + ki * B_KSTRIDE);
+    }
+    var a: array<f32, AR>;
+    for (var r = 0u; r < AR; r++) {
+        a[r] = a_elem((*ar)[r], ki);
+    }
+    var a_reg: array<f32, TM>;
+{{A_REGS}}
+    for (var i = 0u; i < TM; i++) {
+        for (var j = 0u; j < TNV; j++) {
+            (*acc)[i * TNV + j] = fma(BVec(a_reg[i]), b_reg[j], (*acc)[i * TNV + j]);
+        }
+    }
 }
 
 @compute @workgroup_size(TX, TY, 1)
@@ -71,22 +102,14 @@ fn gemm_global(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
         for (var j = 0u; j < TNV; j++) {
             bc[j] = b_col(g, ko, cols[j]);
         }
-        for (var ki = 0u; ki < KI + k_hidden; ki++) {
-            var b_reg: array<BVec, TNV>;
-            for (var j = 0u; j < TNV; j++) {
-                b_reg[j] = {{B_LOAD}}(bc[j] + ki * B_KSTRIDE);
+        // KU steps of k per trip of the loop, then the rest one by one (see KU).
+        for (var kq = 0u; kq < KI_MAIN + k_hidden; kq += KU) {
+            for (var u = 0u; u < KU; u++) {
+                k_step(&acc, &ar, &bc, kq + u);
             }
-            var a: array<f32, AR>;
-            for (var r = 0u; r < AR; r++) {
-                a[r] = a_elem(ar[r], ki);
-            }
-            var a_reg: array<f32, TM>;
-{{A_REGS}}
-            for (var i = 0u; i < TM; i++) {
-                for (var j = 0u; j < TNV; j++) {
-                    acc[i * TNV + j] = fma(BVec(a_reg[i]), b_reg[j], acc[i * TNV + j]);
-                }
-            }
+        }
+        for (var ki = KI_MAIN; ki < KI + k_hidden; ki++) {
+            k_step(&acc, &ar, &bc, ki);
         }
     }
     for (var i = 0u; i < TM; i++) {

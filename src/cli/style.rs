@@ -151,6 +151,10 @@ struct TrainArgs {
     /// Training crop side in pixels.
     #[arg(long, default_value_t = TrainOptions::default().size)]
     size: usize,
+    /// The painting's longer side when its style is measured (default: `--size`). Strokes keep
+    /// the scale the network learned, so give the size you will apply the network at.
+    #[arg(long)]
+    style_size: Option<usize>,
     /// Passes over the photos.
     #[arg(long, default_value_t = TrainOptions::default().epochs)]
     epochs: usize,
@@ -418,6 +422,7 @@ fn run_optimize(a: OptimizeArgs) -> anyhow::Result<()> {
 fn run_train(a: TrainArgs) -> anyhow::Result<()> {
     let opts = TrainOptions {
         size: a.size,
+        style_size: a.style_size,
         epochs: a.epochs,
         batch_size: a.batch_size,
         learning_rate: a.learning_rate,
@@ -483,6 +488,7 @@ fn run_train(a: TrainArgs) -> anyhow::Result<()> {
             "seconds": trained.seconds,
             "photos": trained.photos,
             "size": a.size,
+            "style_size": a.style_size.unwrap_or(a.size),
             "learning_rate": a.learning_rate,
             "lr_schedule": a.lr_schedule.name(),
             "adapter": device.info().name,

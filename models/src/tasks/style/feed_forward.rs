@@ -27,6 +27,10 @@ use std::time::Instant;
 pub struct TrainOptions {
     /// Training crops are `size x size` (the photo's shorter side scaled to it, centre crop).
     pub size: usize,
+    /// The painting's longer side, in pixels, when its Gram targets are measured (`None`: the
+    /// crops' `size`). The network paints strokes at the scale it learned, so a network meant to
+    /// be applied at 256 pixels learns the painting's strokes as they are at 256.
+    pub style_size: Option<usize>,
     /// Passes over the photos.
     pub epochs: usize,
     /// Photos per step.
@@ -62,6 +66,7 @@ impl Default for TrainOptions {
     fn default() -> Self {
         TrainOptions {
             size: 128,
+            style_size: None,
             epochs: 20,
             batch_size: 4,
             learning_rate: 2e-3,
@@ -84,6 +89,14 @@ impl TrainOptions {
         zoo::check_side("--size", self.size, self.size, MIN_TRANSFORM_SIDE.max(MIN_FEATURE_SIDE))?;
         if self.size > 1024 {
             return Err(DataError::value("--size", format!("{} is larger than 1024", self.size)));
+        }
+        if let Some(s) = self.style_size {
+            if !(MIN_FEATURE_SIDE..=2048).contains(&s) {
+                return Err(DataError::value(
+                    "--style-size",
+                    format!("{s}: expected {MIN_FEATURE_SIDE} to 2048 pixels"),
+                ));
+            }
         }
         if self.epochs == 0 || self.batch_size == 0 {
             return Err(DataError::value("--epochs / --batch-size", "must be at least 1"));
@@ -186,7 +199,8 @@ pub fn train(
     if crops.is_empty() {
         return Err(DataError::value("--data", "no content photos"));
     }
-    let grams = style_targets(device, style, opts.size, &layers, opts.feature_seed)?;
+    let style_size = opts.style_size.unwrap_or(opts.size);
+    let grams = style_targets(device, style, style_size, &layers, opts.feature_seed)?;
     let model = zoo::transform_training_network(
         opts.size,
         opts.size,
