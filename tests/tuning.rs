@@ -250,15 +250,15 @@ fn tuning_is_bounded_cached_and_survives_a_corrupt_or_stale_cache() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-// The tuner's k-unrolled CPU tiles (two steps of k per trip of the K loop, the rest one by one)
-// against the reference: K even and odd, small (its loop bound hidden from the driver) and
+// The tuner-only CPU tiles, among them the k-unrolled one (two steps of k per trip of the K
+// loop, the rest one by one), against the reference: K even and odd, small (its loop bound hidden from the driver) and
 // large, on a matmul and on a convolution's taps.
 #[test]
 fn k_unrolled_tiles_match_reference() {
     let device = class_device(fovea::kernels::AdapterClass::Cpu);
     let tiles: Vec<_> = fovea::kernels::gemm::GEMM_TILES
         .iter()
-        .filter(|e| e.class == fovea::kernels::AdapterClass::Cpu && e.tile.bk > 1)
+        .filter(|e| e.class == fovea::kernels::AdapterClass::Cpu && (e.tile.bk > 1 || e.tuner_only))
         .map(|e| e.tile)
         .collect();
     assert!(!tiles.is_empty());
@@ -282,14 +282,43 @@ fn k_unrolled_tiles_match_reference() {
                 tile.label()
             );
             assert!(
-                program
-                    .kernels()
-                    .iter()
-                    .any(|kn| kn.name.contains(&format!("_{}x{}_k{}", tile.bm, tile.bn, tile.bk))),
+                program.kernels().iter().any(|kn| kn.name.contains(&format!(
+                    "_{}x{}{}",
+                    tile.bm,
+                    tile.bn,
+                    if tile.bk > 1 {
+                        format!("_k{}", tile.bk)
+                    } else {
+                        String::new()
+                    }
+                ))),
                 "tile {} not used: {:?}",
                 tile.label(),
                 program.kernels().iter().map(|kn| &kn.name).collect::<Vec<_>>()
             );
         }
+    }
+}
+
+// `TileChoices::forcing_any` (examples/tile_sweep.rs) runs a tile the table does not have, and
+// only where the problem allows it: a vec4 tile on a B that is not vec4-readable gets the table's.
+#[test]
+fn a_tile_outside_the_table_can_be_forced() {
+    let device = class_device(fovea::kernels::AdapterClass::Cpu);
+    let tile = fovea::kernels::gemm::GemmTile::parse("16x16 t2x16 b4").unwrap();
+    assert!(fovea::kernels::gemm::GEMM_TILES.iter().all(|e| e.tile != tile));
+    for (kind, used) in [(0, true), (4, false)] {
+        let g = gemm_graph(kind, 37, 29, 68, 1, 1, 1);
+        let feeds = random_feeds(&g, 3, -1.0, 1.0);
+        let state = DeviceState::new(&device);
+        let program = Program::compile_with_tiles(&device, g.clone(), &state, &TileChoices::forcing_any(tile)).unwrap();
+        let (err, at, program) = program_vs_reference(program, &g, &feeds);
+        assert!(err <= TOL, "kind {kind}: relative error {err:e} at {at}");
+        let names: Vec<_> = program.kernels().iter().map(|k| k.name.clone()).collect();
+        assert_eq!(
+            names.iter().any(|n| n.contains("_16x16")),
+            used,
+            "kind {kind}: {names:?}"
+        );
     }
 }

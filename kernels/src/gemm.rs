@@ -76,6 +76,16 @@ pub struct GemmTileEntry {
     pub tile: GemmTile,
     /// Why this tile (the measurement or hardware fact behind it).
     pub reason: &'static str,
+    /// Only a candidate for the tuner ([`crate::tiles::candidates`]), never the table's choice.
+    pub tuner_only: bool,
+}
+
+/// A tuner-only entry ([`GemmTileEntry::tuner_only`]) of the CPU class.
+const fn candidate(dims: [u32; 6], reason: &'static str) -> GemmTileEntry {
+    GemmTileEntry {
+        tuner_only: true,
+        ..entry(AdapterClass::Cpu, None, dims, reason)
+    }
 }
 
 const fn entry(
@@ -98,6 +108,7 @@ const fn entry(
             bv,
         },
         reason,
+        tuner_only: false,
     }
 }
 
@@ -129,31 +140,32 @@ pub const GEMM_TILES: &[GemmTileEntry] = &[
     entry(
         AdapterClass::Cpu,
         Some(32),
-        [8, 32, 1, 8, 4, 4],
-        "lavapipe (Mesa 25.0): every storage load is a loop over the 8 SIMD lanes, FMAs are one \
-         vector op, so minimise loads per FMA: 8 lanes x 4 columns as one vec4 load of B feed 8 \
-         rows (32 FMAs per lane per k), A loaded once per 8 rows with subgroups (broadcast). 8x32 \
-         beat 8x16, 8x24 and 16x16 in profile_step (conv layers, mnist 32); for N <= 32 (the \
-         CIFAR-10 convs with 32 filters and their 32-channel input gradients) it also beat 8x64, \
-         which leaves half its columns idle (15x15x32 input gradient: 3.5 vs 2.2 GFLOP/s)",
+        [16, 32, 1, 16, 4, 4],
+        "lavapipe (Mesa 25.0) runs a workgroup row as 8 SIMD lanes, and a load whose address \
+         differs by lane as a loop over the lanes (a bounds check, a scalar load and an insert \
+         each), while an FMA is one vector op; an accumulator kept on the stack costs a load and \
+         a store. So loads of B per FMA matter most: each lane owns 4 columns (one vec4 load of \
+         B) for 16 rows (A loaded twice per 8 rows, broadcast), 64 FMAs per load of B. Quiet Zen \
+         5 host, against 8x32 t8x4 (8 rows): CIFAR-10 conv1 forward 24.9 vs 18.8 GFLOP/s, its \
+         filter gradient 43.5 vs 27.4, the conv2 input gradient 56.1 vs 37.6",
     ),
     entry(
         AdapterClass::Cpu,
         None,
-        [8, 64, 1, 8, 8, 4],
-        "lavapipe, N > 32: two vec4 loads of B and one (broadcast) load of A feed 64 FMAs per lane \
-         per k (3 loads per 64 FMAs against 4 for 8x32); interleaved on one run, 8x64 against \
-         8x32: matmul 512^3 4.39 vs 3.00 GFLOP/s, 1024^3 4.36 vs 3.27, CIFAR-10 conv \
-         15x15x32->64 4.17 vs 3.22, its 6x6x64 input gradient 4.77 vs 3.16. 16x32, 16x64 (spills), \
-         8x128 and 8x96 (no better at 1024, worse below) lost",
+        [16, 64, 1, 16, 8, 4],
+        "lavapipe, N > 32: two vec4 loads of B feed 16 rows (128 FMAs per lane per k; most \
+         accumulators live on the stack, which costs less than the loads it saves). Quiet Zen 5 \
+         host, against 8x64 t8x8: matmul 1024^3 60.1 vs 34.4 GFLOP/s, CIFAR-10 conv2 66.8 vs \
+         42.7, its filter gradient 67.5 vs 42.9, conv3 68.1 vs 43.0; 24x64 tied (61.5), 32x64 \
+         and 16x128 (7.5: the compiler gives up on their registers) and 32x32 (47.4) lost",
     ),
     entry(
         AdapterClass::Cpu,
         None,
-        [8, 32, 1, 8, 4, 1],
-        "lavapipe, B not vec4-readable (transposed B, N % 4 != 0): same 8x32 tile with 4 scalar \
-         loads of B per k; 4 columns per lane beat 2 and 3 (fewer loads per FMA than spills cost) \
-         and 8 (8x64: matmul_nt 512^3 0.81 vs 1.75 GFLOP/s, HWIO conv input gradient 0.90 vs 1.69)",
+        [16, 32, 1, 16, 4, 1],
+        "lavapipe, B not vec4-readable (transposed B, N % 4 != 0): 16 rows x 4 columns per lane, 4 \
+         scalar loads of B per k. Quiet Zen 5 host, forced on the CIFAR-10 convs (b128) against \
+         8x32 t8x4 b1: conv2 forward 17.3 vs 27.6 ms, its input gradient 20.9 vs 32.4",
     ),
     entry(
         AdapterClass::Gpu,
@@ -174,25 +186,25 @@ pub const GEMM_TILES: &[GemmTileEntry] = &[
         [32, 32, 8, 4, 4, 1],
         "GPU limited to fewer than 256 invocations or 8 KiB of workgroup memory: 64 invocations, 2 KiB",
     ),
-    // Last, after every CPU entry that could match first: the two k-unrolled tiles are never the
-    // table's choice, only the tuner's candidates.
-    entry(
-        AdapterClass::Cpu,
-        None,
-        [8, 64, 2, 8, 8, 4],
-        "lavapipe, tuner's candidate: 8x64 with two steps of k per trip of the K loop (one \
-         masked write of the accumulators per two steps). Quiet Zen 5 host, against the same tile \
-         with one step: matmul 1024^3 38.6 vs 34.3 GFLOP/s; but the CIFAR-10 conv2 forward 42.0 \
-         vs 43.8, its filter gradient 38.1 vs 42.7 and the transposed U-Net conv 35.6 vs 39.0: \
-         no rule by shape, so the tuner times both",
+    // Tiles that are never the table's choice, only the tuner's candidates.
+    candidate(
+        [16, 32, 2, 16, 4, 4],
+        "lavapipe, tuner's candidate: 16x32 with two steps of k per trip of the K loop (lavapipe \
+         writes the accumulators a loop carries under the loop's execution mask, a blend each, \
+         once per trip). Quiet Zen 5 host, against one step: CIFAR-10 conv2 input gradient 59.1 \
+         vs 53.5 GFLOP/s, but its filter gradient 19.1 vs 15.3 ms and the conv3 input gradient \
+         43.6 vs 53.6: no rule by shape, so the tuner times both",
     ),
-    entry(
-        AdapterClass::Cpu,
-        None,
-        [8, 32, 2, 8, 4, 4],
-        "lavapipe, tuner's candidate: 8x32 with two steps of k per trip (see 8x64 k2): the \
-         CIFAR-10 conv1 filter gradient 34.7 vs 27.2 GFLOP/s, the conv2 input gradient 49.4 vs \
-         39.3, conv1 forward 21.2 vs 20.3",
+    candidate(
+        [8, 64, 1, 8, 8, 4],
+        "lavapipe, tuner's candidate: the 8-row tile that was the table's for N > 32 until \
+         2026-12-04 (measured best on the Zen 3 and Intel hosts then; 16-row tiles were not \
+         tried there), kept so that a host where it still wins gets it",
+    ),
+    candidate(
+        [8, 32, 1, 8, 4, 4],
+        "lavapipe, tuner's candidate: the 8-row tile that was the table's for N <= 32 until \
+         2026-12-04 (see 8x64 t8x8)",
     ),
 ];
 
@@ -216,6 +228,7 @@ pub fn choose_gemm_tile(target: &Target, n: usize, b_vec4: bool) -> GemmTile {
         .iter()
         .find(|e| {
             e.class == target.class
+                && !e.tuner_only
                 && e.max_n.is_none_or(|max| n <= max)
                 && e.tile.fits(target)
                 && (e.tile.bv == 1 || b_vec4)
@@ -754,14 +767,16 @@ mod tests {
                 assert!(tx * ty <= 16 && t.bm == t.tm * ty, "{e:?}");
             }
         }
-        // The k-unrolled CPU tiles are only the tuner's: never the table's choice.
+        // The tuner-only tiles are never the table's choice.
         for n in 1..300 {
             for b4 in [false, true] {
-                assert_eq!(choose_gemm_tile(&Target::cpu(), n, b4).bk, 1, "n {n} b4 {b4}");
+                let t = choose_gemm_tile(&Target::cpu(), n, b4);
+                assert!(GEMM_TILES.iter().any(|e| e.tile == t && !e.tuner_only), "n {n} b4 {b4}");
+                assert_eq!(t.bk, 1, "n {n} b4 {b4}");
             }
         }
         let k2 = crate::tiles::candidates(&Target::cpu(), 64, true);
-        assert!(k2.iter().any(|t| t.bk == 2 && t.bn == 64), "{k2:?}");
+        assert!(k2.iter().any(|t| t.bk == 2 && t.bn == 32), "{k2:?}");
         let tiny = Target {
             max_invocations_per_workgroup: 64,
             max_workgroup_storage_bytes: 0,

@@ -503,9 +503,9 @@ fn gemm_table_variants_validate() {
     // Each table entry and the fallback, on problems that are not multiples of any tile: plain
     // and transposed B (vec4 or scalar B on CPUs), with and without subgroups.
     for e in GEMM_TILES {
-        if !e.tile.staged && e.tile.bk > 1 {
-            // The tuner's k-unrolled candidates: never the table's choice (tests/tuning.rs
-            // runs them against the reference).
+        if e.tuner_only {
+            // Never the table's choice: tests/tuning.rs runs every candidate against the
+            // reference.
             continue;
         }
         let t = Target {
