@@ -250,19 +250,25 @@ fn tuning_is_bounded_cached_and_survives_a_corrupt_or_stale_cache() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-// The tuner-only CPU tiles, among them the k-unrolled one (two steps of k per trip of the K
-// loop, the rest one by one), against the reference: K even and odd, small (its loop bound hidden from the driver) and
-// large, on a matmul and on a convolution's taps.
+// The tuner-only CPU tiles and k-unrolled tiles (two or three steps of k per trip of the K
+// loop, the rest one by one; only forced, as examples/tile_sweep.rs does) against the reference:
+// K even and odd, small (its loop bound hidden from the driver) and large, on a matmul and on a
+// convolution's taps and its filter gradient.
 #[test]
-fn k_unrolled_tiles_match_reference() {
+fn tuner_only_and_k_unrolled_tiles_match_reference() {
+    use fovea::kernels::gemm::{GEMM_TILES, GemmTile};
     let device = class_device(fovea::kernels::AdapterClass::Cpu);
-    let tiles: Vec<_> = fovea::kernels::gemm::GEMM_TILES
+    let mut tiles: Vec<(GemmTile, TileChoices)> = GEMM_TILES
         .iter()
-        .filter(|e| e.class == fovea::kernels::AdapterClass::Cpu && (e.tile.bk > 1 || e.tuner_only))
-        .map(|e| e.tile)
+        .filter(|e| e.tuner_only)
+        .map(|e| (e.tile, TileChoices::forcing(e.tile)))
         .collect();
     assert!(!tiles.is_empty());
-    for tile in tiles {
+    for label in ["16x64 t16x8 b4 k2", "32x32 t32x4 b4 k3"] {
+        let tile = GemmTile::parse(label).unwrap();
+        tiles.push((tile, TileChoices::forcing_any(tile)));
+    }
+    for (tile, choices) in &tiles {
         for (kind, m, k, n) in [
             (0, 37, 1, 68),
             (0, 21, 7, 64),
@@ -274,24 +280,25 @@ fn k_unrolled_tiles_match_reference() {
             let g = gemm_graph(kind, m, k, n, 2, 5, 7);
             let feeds = random_feeds(&g, k as u64, -1.0, 1.0);
             let state = DeviceState::new(&device);
-            let program = Program::compile_with_tiles(&device, g.clone(), &state, &TileChoices::forcing(tile)).unwrap();
+            let program = Program::compile_with_tiles(&device, g.clone(), &state, choices).unwrap();
             let (err, at, program) = program_vs_reference(program, &g, &feeds);
             assert!(
                 err <= TOL,
                 "tile {} kind {kind} k {k}: relative error {err:e} at {at}",
                 tile.label()
             );
+            let name = format!(
+                "_{}x{}{}",
+                tile.bm,
+                tile.bn,
+                if tile.bk > 1 {
+                    format!("_k{}", tile.bk)
+                } else {
+                    String::new()
+                }
+            );
             assert!(
-                program.kernels().iter().any(|kn| kn.name.contains(&format!(
-                    "_{}x{}{}",
-                    tile.bm,
-                    tile.bn,
-                    if tile.bk > 1 {
-                        format!("_k{}", tile.bk)
-                    } else {
-                        String::new()
-                    }
-                ))),
+                program.kernels().iter().any(|kn| kn.name.contains(&name)),
                 "tile {} not used: {:?}",
                 tile.label(),
                 program.kernels().iter().map(|kn| &kn.name).collect::<Vec<_>>()

@@ -140,14 +140,17 @@ pub const GEMM_TILES: &[GemmTileEntry] = &[
     entry(
         AdapterClass::Cpu,
         Some(32),
-        [16, 32, 1, 16, 4, 4],
+        [32, 32, 1, 32, 4, 4],
         "lavapipe (Mesa 25.0) runs a workgroup row as 8 SIMD lanes, and a load whose address \
          differs by lane as a loop over the lanes (a bounds check, a scalar load and an insert \
          each), while an FMA is one vector op; an accumulator kept on the stack costs a load and \
          a store. So loads of B per FMA matter most: each lane owns 4 columns (one vec4 load of \
-         B) for 16 rows (A loaded twice per 8 rows, broadcast), 64 FMAs per load of B. Quiet Zen \
-         5 host, against 8x32 t8x4 (8 rows): CIFAR-10 conv1 forward 24.9 vs 18.8 GFLOP/s, its \
-         filter gradient 43.5 vs 27.4, the conv2 input gradient 56.1 vs 37.6",
+         B per k) for 32 rows (A loaded 4 times per 8 rows, broadcast), 128 FMAs per load of B. \
+         Quiet Zen 5 host, b128 CIFAR-10 convs, against 16x32 t16x4 and (before) 8x32 t8x4: conv1 \
+         forward 38.8 / 22.6 / 18.8 GFLOP/s, the conv2 input gradient 70.0 / 54.8 / 37.6; but \
+         the conv1 filter gradient (M = 27: one workgroup) 30.3 / 43.7 / 27.4, so 16x32 stays a \
+         tuner's candidate. 32x32 with scalar B, 32x64 and 16x128 fall to 6-8 GFLOP/s (past about \
+         32 vector accumulators the driver's code collapses)",
     ),
     entry(
         AdapterClass::Cpu,
@@ -188,12 +191,10 @@ pub const GEMM_TILES: &[GemmTileEntry] = &[
     ),
     // Tiles that are never the table's choice, only the tuner's candidates.
     candidate(
-        [16, 32, 2, 16, 4, 4],
-        "lavapipe, tuner's candidate: 16x32 with two steps of k per trip of the K loop (lavapipe \
-         writes the accumulators a loop carries under the loop's execution mask, a blend each, \
-         once per trip). Quiet Zen 5 host, against one step: CIFAR-10 conv2 input gradient 59.1 \
-         vs 53.5 GFLOP/s, but its filter gradient 19.1 vs 15.3 ms and the conv3 input gradient \
-         43.6 vs 53.6: no rule by shape, so the tuner times both",
+        [16, 32, 1, 16, 4, 4],
+        "lavapipe, tuner's candidate for N <= 64: 16 rows x 4 columns per lane; twice the \
+         workgroups of 32x32 where M is small (the CIFAR-10 conv1 filter gradient, M = 27: 43.7 \
+         vs 30.3 GFLOP/s on the quiet Zen 5 host)",
     ),
     candidate(
         [8, 64, 1, 8, 8, 4],
@@ -775,8 +776,8 @@ mod tests {
                 assert_eq!(t.bk, 1, "n {n} b4 {b4}");
             }
         }
-        let k2 = crate::tiles::candidates(&Target::cpu(), 64, true);
-        assert!(k2.iter().any(|t| t.bk == 2 && t.bn == 32), "{k2:?}");
+        let c = crate::tiles::candidates(&Target::cpu(), 64, true);
+        assert!(c.iter().any(|t| t.bm == 8 && t.bn == 64), "{c:?}");
         let tiny = Target {
             max_invocations_per_workgroup: 64,
             max_workgroup_storage_bytes: 0,

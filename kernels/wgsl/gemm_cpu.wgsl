@@ -15,7 +15,9 @@
 // FMA: one load (vec4 where it can) of B feeds TM FMAs, and A is loaded cooperatively when the
 // adapter has subgroups of TX lanes and TY = 1: lane l loads row r*TX + l of A and
 // subgroupBroadcast hands row i to every lane (A_REGS), one load per TX rows instead of one per
-// row. No barriers, no
+// row. The wide tiles have TM = 16 or 32 rows, so most accumulators live on the stack: a
+// spilled accumulator costs a plain load and store, far less than a lane loop per load of B
+// (twice the speed of 8 rows on the quiet Zen 5 host, BENCHMARKS.md 2026-12-04). No barriers, no
 // workgroup memory (both are expensive there). Out-of-range rows and columns are clamped and
 // compute duplicates that are never stored. An outer step (a convolution tap) that no row of the
 // tile reads (A_CHECKED loaders, every row's [lo, hi) empty: the tap lies in the padding, as at
@@ -34,8 +36,9 @@ const AR: u32 = {{AR}}u;
 // Steps of k per trip of the inner K loop (the tile's BK; KI_MAIN of the KI steps, the rest
 // one by one). lavapipe keeps the values a loop carries in registers it writes under the loop's
 // execution mask: every trip blends each accumulator (and the loads' lane loops dominate
-// anyway); the KU steps within a trip chain in plain values. Whether that pays depends on the
-// problem (BENCHMARKS.md, 2026-12-04), so the tuner decides.
+// anyway); the KU steps within a trip chain in plain values. With 8-row tiles two steps paid
+// (matmul 1024^3 34 -> 39 GFLOP/s); with the 16- and 32-row tiles of the table it lost
+// (BENCHMARKS.md, 2026-12-04), so every table tile has BK = 1: tile_sweep can force more.
 const KU: u32 = BK;
 const KI_MAIN: u32 = KI / KU * KU;
 
