@@ -72,6 +72,8 @@ pub struct GemmTileEntry {
     pub class: AdapterClass,
     /// The entry applies only to GEMMs with at most this many columns (per group).
     pub max_n: Option<usize>,
+    /// ... and at least this many rows (0: any).
+    pub min_m: usize,
     /// The tile.
     pub tile: GemmTile,
     /// Why this tile (the measurement or hardware fact behind it).
@@ -108,6 +110,7 @@ const fn entry(
             bv,
         },
         reason,
+        min_m: 0,
         tuner_only: false,
     }
 }
@@ -137,20 +140,31 @@ pub const GEMM_TILES: &[GemmTileEntry] = &[
          filter gradient 98 -> 63; 16x16 (2 rows x 16, or 4 x 8), 32x16 (8 rows x 4) and 64x16 \
          lost or tied",
     ),
+    GemmTileEntry {
+        min_m: 33,
+        ..entry(
+            AdapterClass::Cpu,
+            Some(32),
+            [32, 32, 1, 32, 4, 4],
+            "lavapipe (Mesa 25.0) runs a workgroup row as 8 SIMD lanes, and a load whose address \
+             differs by lane as a loop over the lanes (a bounds check, a scalar load and an insert \
+             each), while an FMA is one vector op; an accumulator kept on the stack costs a load and \
+             a store. So loads of B per FMA matter most: each lane owns 4 columns (one vec4 load of \
+             B per k) for 32 rows (A loaded 4 times per 8 rows, broadcast), 128 FMAs per load of B. \
+             Quiet Zen 5 host, b128 CIFAR-10 convs, against 16x32 t16x4 and (before) 8x32 t8x4: conv1 \
+             forward 38.8 / 22.6 / 18.8 GFLOP/s, the conv2 input gradient 70.0 / 54.8 / 37.6; but \
+             the conv1 filter gradient (M = 27: one workgroup) 30.3 / 43.7 / 27.4, so 16x32 is the \
+             table's choice below 33 rows. 32x32 with scalar B, 32x64 and 16x128 fall to 6-8 \
+             GFLOP/s (past about 32 vector accumulators the driver's code collapses)",
+        )
+    },
     entry(
         AdapterClass::Cpu,
         Some(32),
-        [32, 32, 1, 32, 4, 4],
-        "lavapipe (Mesa 25.0) runs a workgroup row as 8 SIMD lanes, and a load whose address \
-         differs by lane as a loop over the lanes (a bounds check, a scalar load and an insert \
-         each), while an FMA is one vector op; an accumulator kept on the stack costs a load and \
-         a store. So loads of B per FMA matter most: each lane owns 4 columns (one vec4 load of \
-         B per k) for 32 rows (A loaded 4 times per 8 rows, broadcast), 128 FMAs per load of B. \
-         Quiet Zen 5 host, b128 CIFAR-10 convs, against 16x32 t16x4 and (before) 8x32 t8x4: conv1 \
-         forward 38.8 / 22.6 / 18.8 GFLOP/s, the conv2 input gradient 70.0 / 54.8 / 37.6; but \
-         the conv1 filter gradient (M = 27: one workgroup) 30.3 / 43.7 / 27.4, so 16x32 stays a \
-         tuner's candidate. 32x32 with scalar B, 32x64 and 16x128 fall to 6-8 GFLOP/s (past about \
-         32 vector accumulators the driver's code collapses)",
+        [16, 32, 1, 16, 4, 4],
+        "lavapipe, N <= 32 and M <= 32: 16 rows x 4 columns per lane, twice the workgroups of \
+         32x32 (the CIFAR-10 conv1 filter gradient, M = 27: 43.7 vs 30.3 GFLOP/s on the quiet Zen \
+         5 host); also a tuner's candidate up to N = 64",
     ),
     entry(
         AdapterClass::Cpu,
@@ -191,12 +205,6 @@ pub const GEMM_TILES: &[GemmTileEntry] = &[
     ),
     // Tiles that are never the table's choice, only the tuner's candidates.
     candidate(
-        [16, 32, 1, 16, 4, 4],
-        "lavapipe, tuner's candidate for N <= 64: 16 rows x 4 columns per lane; twice the \
-         workgroups of 32x32 where M is small (the CIFAR-10 conv1 filter gradient, M = 27: 43.7 \
-         vs 30.3 GFLOP/s on the quiet Zen 5 host)",
-    ),
-    candidate(
         [8, 64, 1, 8, 8, 4],
         "lavapipe, tuner's candidate: the 8-row tile that was the table's for N > 32 until \
          2026-12-04 (measured best on the Zen 3 and Intel hosts then; 16-row tiles were not \
@@ -221,16 +229,17 @@ const FALLBACK_TILE: GemmTile = GemmTile {
     bv: 1,
 };
 
-/// The tile for a GEMM with `n` columns on `target`: the first entry of [`GEMM_TILES`] for its
-/// class whose `max_n` admits `n`, that fits the target's limits, and whose `bv` the problem's B
-/// allows (`b_vec4`).
-pub fn choose_gemm_tile(target: &Target, n: usize, b_vec4: bool) -> GemmTile {
+/// The tile for a GEMM of `m` rows and `n` columns on `target`: the first entry of
+/// [`GEMM_TILES`] for its class that is not tuner-only, whose `max_n` and `min_m` admit the
+/// problem, that fits the target's limits, and whose `bv` the problem's B allows (`b_vec4`).
+pub fn choose_gemm_tile(target: &Target, m: usize, n: usize, b_vec4: bool) -> GemmTile {
     GEMM_TILES
         .iter()
         .find(|e| {
             e.class == target.class
                 && !e.tuner_only
                 && e.max_n.is_none_or(|max| n <= max)
+                && m >= e.min_m
                 && e.tile.fits(target)
                 && (e.tile.bv == 1 || b_vec4)
         })
@@ -425,7 +434,7 @@ pub fn gemm_kernel(
     target: &Target,
     tiles: Option<&TileChoices>,
 ) -> Result<Option<Vec<KernelInstance>>, KernelError> {
-    let default = choose_gemm_tile(target, problem.n, problem.b_vec4);
+    let default = choose_gemm_tile(target, problem.m, problem.n, problem.b_vec4);
     let tile = match tiles {
         None => default,
         Some(tiles) => tiles.tile_for(GemmRequest {
@@ -441,7 +450,7 @@ pub fn gemm_kernel(
             ),
             default,
             candidates: {
-                let mut c = candidates(target, problem.n, problem.b_vec4);
+                let mut c = candidates(target, problem.m, problem.n, problem.b_vec4);
                 let extra = tiles
                     .outside_table()
                     .filter(|t| t.fits(target) && (t.bv == 1 || problem.b_vec4));
@@ -771,12 +780,12 @@ mod tests {
         // The tuner-only tiles are never the table's choice.
         for n in 1..300 {
             for b4 in [false, true] {
-                let t = choose_gemm_tile(&Target::cpu(), n, b4);
+                let t = choose_gemm_tile(&Target::cpu(), 1000, n, b4);
                 assert!(GEMM_TILES.iter().any(|e| e.tile == t && !e.tuner_only), "n {n} b4 {b4}");
                 assert_eq!(t.bk, 1, "n {n} b4 {b4}");
             }
         }
-        let c = crate::tiles::candidates(&Target::cpu(), 64, true);
+        let c = crate::tiles::candidates(&Target::cpu(), 1000, 64, true);
         assert!(c.iter().any(|t| t.bm == 8 && t.bn == 64), "{c:?}");
         let tiny = Target {
             max_invocations_per_workgroup: 64,
@@ -789,32 +798,35 @@ mod tests {
     #[test]
     fn choice_follows_the_class_the_width_b_and_the_limits() {
         let cpu = Target::cpu();
-        assert_eq!(choose_gemm_tile(&cpu, 4, true), GEMM_TILES[0].tile);
-        assert_eq!(choose_gemm_tile(&cpu, 8, true), GEMM_TILES[0].tile);
-        assert_eq!(choose_gemm_tile(&cpu, 12, true), GEMM_TILES[1].tile);
-        assert_eq!(choose_gemm_tile(&cpu, 16, true), GEMM_TILES[1].tile);
-        assert_eq!(choose_gemm_tile(&cpu, 32, true), GEMM_TILES[2].tile);
-        assert_eq!(choose_gemm_tile(&cpu, 64, true), GEMM_TILES[3].tile);
-        assert_eq!(choose_gemm_tile(&cpu, 36, true), GEMM_TILES[3].tile);
-        assert_eq!(choose_gemm_tile(&cpu, 64, false), GEMM_TILES[4].tile);
-        assert_eq!(choose_gemm_tile(&cpu, 8, false), GEMM_TILES[4].tile);
-        assert_eq!(choose_gemm_tile(&Target::gpu(), 100, false), GEMM_TILES[6].tile);
-        assert_eq!(choose_gemm_tile(&Target::gpu(), 1, false), GEMM_TILES[5].tile);
+        assert_eq!(choose_gemm_tile(&cpu, 1000, 4, true), GEMM_TILES[0].tile);
+        assert_eq!(choose_gemm_tile(&cpu, 1000, 8, true), GEMM_TILES[0].tile);
+        assert_eq!(choose_gemm_tile(&cpu, 1000, 12, true), GEMM_TILES[1].tile);
+        assert_eq!(choose_gemm_tile(&cpu, 1000, 16, true), GEMM_TILES[1].tile);
+        assert_eq!(choose_gemm_tile(&cpu, 1000, 32, true), GEMM_TILES[2].tile);
+        assert_eq!(choose_gemm_tile(&cpu, 33, 32, true), GEMM_TILES[2].tile);
+        assert_eq!(choose_gemm_tile(&cpu, 32, 32, true), GEMM_TILES[3].tile);
+        assert_eq!(choose_gemm_tile(&cpu, 27, 20, true), GEMM_TILES[3].tile);
+        assert_eq!(choose_gemm_tile(&cpu, 1000, 64, true), GEMM_TILES[4].tile);
+        assert_eq!(choose_gemm_tile(&cpu, 1000, 36, true), GEMM_TILES[4].tile);
+        assert_eq!(choose_gemm_tile(&cpu, 1000, 64, false), GEMM_TILES[5].tile);
+        assert_eq!(choose_gemm_tile(&cpu, 1000, 8, false), GEMM_TILES[5].tile);
+        assert_eq!(choose_gemm_tile(&Target::gpu(), 1000, 100, false), GEMM_TILES[7].tile);
+        assert_eq!(choose_gemm_tile(&Target::gpu(), 1000, 1, false), GEMM_TILES[6].tile);
         let small = Target {
             max_invocations_per_workgroup: 128,
             ..Target::gpu()
         };
-        assert_eq!(choose_gemm_tile(&small, 10, false), GEMM_TILES[7].tile);
+        assert_eq!(choose_gemm_tile(&small, 1000, 10, false), GEMM_TILES[8].tile);
         let tiny = Target {
             max_invocations_per_workgroup: 64,
             max_workgroup_storage_bytes: 1024,
             ..Target::gpu()
         };
-        assert_eq!(choose_gemm_tile(&tiny, 64, false), FALLBACK_TILE);
+        assert_eq!(choose_gemm_tile(&tiny, 1000, 64, false), FALLBACK_TILE);
         let tiny_cpu = Target {
             max_invocations_per_workgroup: 4,
             ..Target::cpu()
         };
-        assert_eq!(choose_gemm_tile(&tiny_cpu, 64, true), FALLBACK_TILE);
+        assert_eq!(choose_gemm_tile(&tiny_cpu, 1000, 64, true), FALLBACK_TILE);
     }
 }

@@ -202,7 +202,7 @@ fn b_vec4(k: &KernelInstance) -> bool {
 
 /// Checks a GEMM kernel's grid covers `m x n` in `groups` groups.
 pub(crate) fn check_gemm_grid(k: &KernelInstance, m: usize, n: usize, groups: usize, target: &Target) {
-    let tile = choose_gemm_tile(target, n, b_vec4(k));
+    let tile = choose_gemm_tile(target, m, n, b_vec4(k));
     assert_eq!(k.family, "gemm");
     assert_eq!(k.entry_point, tile.entry_point());
     assert!(k.workgroups[0] as usize * tile.bn as usize >= n, "{}", k.name);
@@ -305,7 +305,7 @@ fn conv2d_variants() {
             let k = &ks[0];
             let ys = g.shape(y);
             check_gemm_grid(k, ys[0] * ys[1] * ys[2], c.co / c.g.groups, c.g.groups, &t);
-            let tile = choose_gemm_tile(&t, c.co / c.g.groups, b_vec4(k));
+            let tile = choose_gemm_tile(&t, ys[0] * ys[1] * ys[2], c.co / c.g.groups, b_vec4(k));
             assert_eq!(
                 b_vec4(k),
                 t.class == AdapterClass::Cpu && c.co % 4 == 0 && (c.co / c.g.groups) % 4 == 0
@@ -503,6 +503,15 @@ fn gemm_table_variants_validate() {
     // Each table entry and the fallback, on problems that are not multiples of any tile: plain
     // and transposed B (vec4 or scalar B on CPUs), with and without subgroups.
     for e in GEMM_TILES {
+        // Rows enough for the entry and too few for any earlier one of the same width.
+        let m = GEMM_TILES
+            .iter()
+            .take_while(|o| *o != e)
+            .filter(|o| o.class == e.class && o.max_n == e.max_n && o.min_m > 0)
+            .map(|o| o.min_m - 1)
+            .min()
+            .unwrap_or(37)
+            .max(e.min_m);
         if e.tuner_only {
             // Never the table's choice: tests/tuning.rs runs every candidate against the
             // reference.
@@ -540,9 +549,9 @@ fn gemm_table_variants_validate() {
                     if e.class == AdapterClass::Cpu && !vec4 && b_ok {
                         continue;
                     }
-                    assert_eq!(choose_gemm_tile(&t, n, b_ok), e.tile, "{e:?} n={n}");
+                    assert_eq!(choose_gemm_tile(&t, m, n, b_ok), e.tile, "{e:?} n={n}");
                     let mut g = Graph::new();
-                    let a = input(&mut g, "a", &[37, 29]);
+                    let a = input(&mut g, "a", &[m, 29]);
                     let b = param(&mut g, "b", &if trans_b { [n, 29] } else { [29, n] });
                     let y = g
                         .push(
@@ -556,7 +565,7 @@ fn gemm_table_variants_validate() {
                         .unwrap();
                     let k = &lower(&g, y, &t)[0];
                     assert_eq!(b_vec4(k), vec4);
-                    check_gemm_grid(k, 37, n, 1, &t);
+                    check_gemm_grid(k, m, n, 1, &t);
                 }
             }
         }
@@ -2151,15 +2160,18 @@ fn split_k_only_on_gpus_for_few_tiles_and_long_k() {
     let (m, n, k) = (288, 64, 5408);
     let cpu = Target::cpu();
     let gpu = Target::gpu();
-    assert_eq!(split_k_splits(&cpu, &choose_gemm_tile(&cpu, n, true), m, n, k, 1), 1);
-    assert_eq!(split_k_splits(&cpu, &choose_gemm_tile(&cpu, n, false), m, n, k, 1), 1);
-    let tile = choose_gemm_tile(&gpu, n, false);
+    assert_eq!(split_k_splits(&cpu, &choose_gemm_tile(&cpu, m, n, true), m, n, k, 1), 1);
+    assert_eq!(
+        split_k_splits(&cpu, &choose_gemm_tile(&cpu, m, n, false), m, n, k, 1),
+        1
+    );
+    let tile = choose_gemm_tile(&gpu, m, n, false);
     let s = split_k_splits(&gpu, &tile, m, n, k, 1);
     assert!(s > 1 && s <= crate::gemm::SPLIT_K_MAX_SPLITS, "{s}");
     assert!(5 * s >= crate::gemm::SPLIT_K_MIN_WORKGROUPS, "{s} splits fill the grid");
     // A large square matmul has tiles enough; a short K is not worth splitting.
     assert_eq!(
-        split_k_splits(&gpu, &choose_gemm_tile(&gpu, 1024, false), 1024, 1024, 1024, 1),
+        split_k_splits(&gpu, &choose_gemm_tile(&gpu, 1024, 1024, false), 1024, 1024, 1024, 1),
         1
     );
     assert_eq!(split_k_splits(&gpu, &tile, m, n, 100, 1), 1);

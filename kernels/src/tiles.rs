@@ -104,11 +104,12 @@ impl TileChoices {
 /// duplicates) and at least half as wide (up to 32 columns; narrower tiles load A once per few
 /// columns and lost by about 2x wherever they were timed against the wide ones). Each candidate
 /// costs a pipeline compile at tuning time, so the list stays short.
-pub fn candidates(target: &Target, n: usize, b_vec4: bool) -> Vec<GemmTile> {
-    // Two rows of 8 lanes (16x32 and 16x64 tiles, B shared by both rows) were candidates too;
+pub fn candidates(target: &Target, m: usize, n: usize, b_vec4: bool) -> Vec<GemmTile> {
+    // Two rows of 8 lanes (16x32 t8x4 and 16x64 t8x8: two rows of invocations sharing B) were
+    // candidates too;
     // on the Intel host they lost to the table's 8-row tiles by 1.3-2x on every problem timed
     // (BENCHMARKS.md, 2026-12-03), so they are not compiled at every first start.
-    let default = choose_gemm_tile(target, n, b_vec4);
+    let default = choose_gemm_tile(target, m, n, b_vec4);
     let table = crate::gemm::GEMM_TILES
         .iter()
         .filter(|e| e.class == target.class)
@@ -211,8 +212,8 @@ mod tests {
     fn candidates_start_with_the_table_and_respect_b_and_width() {
         let cpu = Target::cpu();
         for (n, b4) in [(8, true), (16, true), (32, true), (64, true), (64, false), (3, false)] {
-            let c = candidates(&cpu, n, b4);
-            assert_eq!(c[0], choose_gemm_tile(&cpu, n, b4));
+            let c = candidates(&cpu, 1000, n, b4);
+            assert_eq!(c[0], choose_gemm_tile(&cpu, 1000, n, b4));
             assert!(c.iter().all(|t| t.bv == 1 || b4), "{n} {b4}: {c:?}");
             assert!(c.iter().skip(1).all(|t| t.bn as usize <= (2 * n).max(8)), "{n}: {c:?}");
             assert!(c.iter().skip(1).all(|t| 2 * t.bn as usize >= n.min(64)), "{n}: {c:?}");
@@ -220,8 +221,8 @@ mod tests {
             d.dedup();
             assert_eq!(d.len(), c.len());
         }
-        assert!(candidates(&cpu, 64, true).len() >= 3);
-        let gpu = candidates(&Target::gpu(), 256, false);
+        assert!(candidates(&cpu, 1000, 64, true).len() >= 3);
+        let gpu = candidates(&Target::gpu(), 1000, 256, false);
         assert!(gpu.len() >= 2 && gpu.iter().all(|t| t.staged));
     }
 
@@ -231,11 +232,11 @@ mod tests {
         let req = |key: &str| GemmRequest {
             node: NodeId(0),
             key: key.into(),
-            default: choose_gemm_tile(&cpu, 64, true),
-            candidates: candidates(&cpu, 64, true),
+            default: choose_gemm_tile(&cpu, 1000, 64, true),
+            candidates: candidates(&cpu, 1000, 64, true),
             flops: 1,
         };
-        let other = candidates(&cpu, 64, true)[1];
+        let other = candidates(&cpu, 1000, 64, true)[1];
         let choices = TileChoices::one("a", other);
         assert_eq!(choices.tile_for(req("a")), other);
         assert_eq!(choices.tile_for(req("b")), req("b").default);
