@@ -232,6 +232,19 @@ fn a_transform_network_trains_saves_and_applies_at_any_size() {
         .iter()
         .any(|p| tc.weights.get(&p.name).map(|q| &q.value.data) != Some(&p.value.data));
     assert!(differs, "the cosine schedule changed nothing");
+    // `style_size` reaches the Gram targets: one epoch scores a different style loss.
+    let one = TrainOptions {
+        epochs: 1,
+        ..opts.clone()
+    };
+    let at_crop = feed_forward::train(&dev, &style, &photos, &one, |_| {}).unwrap();
+    let larger = TrainOptions {
+        style_size: Some(40),
+        ..one
+    };
+    let at_40 = feed_forward::train(&dev, &style, &photos, &larger, |_| {}).unwrap();
+    let (a, b) = (at_crop.epochs[0].style, at_40.epochs[0].style);
+    assert!(a.is_finite() && b.is_finite() && a != b, "style size 16 {a} vs 40 {b}");
     let path = dir.join("w.safetensors");
     feed_forward::save(&path, &t.weights).unwrap();
     let s = Stylizer::load(&path).unwrap();
@@ -357,6 +370,21 @@ fn bad_input_is_an_error_naming_it_and_writes_nothing() {
                 "10",
             ],
             "--size",
+        ),
+        (
+            vec![
+                "style",
+                "train",
+                "--style",
+                g,
+                "--data",
+                dir.to_str().unwrap(),
+                "--save",
+                o,
+                "--style-size",
+                "4",
+            ],
+            "--style-size",
         ),
         (vec!["style", "apply", "--weights", g, "--out", o, g], "good.png"),
         (
