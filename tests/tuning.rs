@@ -176,6 +176,13 @@ fn tuning_is_bounded_cached_and_survives_a_corrupt_or_stale_cache() {
     compile_and_check(&d1, &g);
     assert_eq!(d1.tuner().spent(), spent, "a second build tunes nothing");
     let path = d1.tuner().path().expect("a cache file").to_path_buf();
+    // One file per kernel class: a run of the other class keeps this one's choices.
+    let class = d1.target().class.name();
+    let file = path.file_name().unwrap().to_string_lossy().to_string();
+    assert!(
+        file.starts_with("tuning-") && file.ends_with(&format!("-{class}.json")),
+        "{file}"
+    );
     let saved: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     assert_eq!(saved["identity"], d1.tuner().identity());
 

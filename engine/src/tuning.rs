@@ -9,7 +9,7 @@
 //! every start makes progress), the others only when they fit in what is left of the device's
 //! budget, and tuning stops for the rest of the process once it is spent (`FOVEA_TUNE_BUDGET_MS`, default [`DEFAULT_BUDGET_MS`]): those
 //! keep the static table's tile. Choices and every candidate's timing are kept in
-//! `tuning-<adapter key>.json` beside the pipeline cache, so a second start tunes nothing and
+//! `tuning-<adapter key>-<kernel class>.json` beside the pipeline cache, so a second start tunes nothing and
 //! `fovea bench kernels --tuning` can show why a tile won. `FOVEA_TUNE=0` turns tuning and the
 //! cache off (the static table decides everything).
 //!
@@ -111,15 +111,18 @@ fn identity(info: &DeviceInfo, target: &Target) -> String {
     )
 }
 
-/// A file-name-safe key of the adapter (name and backend) for its cache file; the file itself
-/// records the driver and Fovea version it was written by ([`identity`]).
-fn file_key(info: &DeviceInfo) -> String {
+/// A file-name-safe key of the adapter (name and backend) and the kernel class it runs for its
+/// cache file (one file per class: the tests run both classes on lavapipe, and a run of one must
+/// not throw away the other's choices); the file itself records the driver and Fovea version it
+/// was written by ([`identity`]).
+fn file_key(info: &DeviceInfo, target: &Target) -> String {
     let raw = format!("{}-{}", info.name, info.backend).to_ascii_lowercase();
     let words: Vec<&str> = raw
         .split(|c: char| !c.is_ascii_alphanumeric())
         .filter(|w| !w.is_empty())
         .collect();
-    words.join("-").chars().take(80).collect()
+    let adapter: String = words.join("-").chars().take(80).collect();
+    format!("{adapter}-{}", target.class.name())
 }
 
 /// The tuning budget from `FOVEA_TUNE_BUDGET_MS` (whether tuning is on at all is
@@ -139,7 +142,7 @@ pub fn enabled_from_env() -> bool {
 
 impl Tuner {
     /// A tuner for the adapter `info` running `target`'s kernels, caching in
-    /// `dir/tuning-<adapter>.json` (`None`: in memory only), with `budget` (`None`:
+    /// `dir/tuning-<adapter>-<kernel class>.json` (`None`: in memory only), with `budget` (`None`:
     /// `FOVEA_TUNE_BUDGET_MS`). With `FOVEA_TUNE=0` it has neither cache nor budget. A file for
     /// another adapter, driver, Fovea version or format, or one that does not parse, is
     /// ignored with a note and replaced at the next save.
@@ -152,7 +155,7 @@ impl Tuner {
         let identity = identity(info, target);
         let path = dir
             .filter(|_| enabled)
-            .map(|d| d.join(format!("tuning-{}.json", file_key(info))));
+            .map(|d| d.join(format!("tuning-{}.json", file_key(info, target))));
         let mut gemm = BTreeMap::new();
         if let Some(p) = &path {
             match load(p, &identity) {
