@@ -386,6 +386,21 @@ fn bad_input_is_an_error_naming_it_and_writes_nothing() {
             ],
             "--style-size",
         ),
+        (
+            vec![
+                "style",
+                "train",
+                "--style",
+                g,
+                "--data",
+                dir.to_str().unwrap(),
+                "--save",
+                o,
+                "--widths",
+                "32,64",
+            ],
+            "--widths",
+        ),
         (vec!["style", "apply", "--weights", g, "--out", o, g], "good.png"),
         (
             vec![

@@ -15,6 +15,7 @@ use fovea::models::tasks::style::optimize::{Method, OptimizeOptions, Start, loss
 use fovea::models::vision::image_io::encode_png;
 use fovea::models::vision::{BitDepth, Image};
 use fovea::models::zoo::style::FeatureLayers;
+use fovea::models::zoo::style::TransformConfig;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -178,6 +179,13 @@ struct TrainArgs {
     /// The total-variation loss's weight.
     #[arg(long, default_value_t = TrainOptions::default().tv_weight)]
     tv_weight: f32,
+    /// The transform network's channels at full, 1/2 and 1/4 resolution (default 16,32,64;
+    /// Johnson et al.'s is 32,64,128).
+    #[arg(long, value_delimiter = ',')]
+    widths: Option<Vec<usize>>,
+    /// Residual blocks at 1/4 resolution (default 3; Johnson et al.'s 5).
+    #[arg(long)]
+    residual_blocks: Option<usize>,
     /// Stop after the epoch that passes this many minutes.
     #[arg(long)]
     max_minutes: Option<f64>,
@@ -419,6 +427,23 @@ fn run_optimize(a: OptimizeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `--widths` and `--residual-blocks` over the default transform network.
+fn transform_config(widths: Option<&[usize]>, blocks: Option<usize>) -> anyhow::Result<TransformConfig> {
+    let mut t = TransformConfig::default();
+    if let Some(w) = widths {
+        ensure!(
+            w.len() == 3 && w.iter().all(|&c| (1..=512).contains(&c)),
+            "--widths {w:?}: expected three channel counts of 1 to 512 (full, 1/2, 1/4 resolution), e.g. 32,64,128"
+        );
+        t.widths = [w[0], w[1], w[2]];
+    }
+    if let Some(b) = blocks {
+        ensure!(b <= 32, "--residual-blocks {b}: expected 0 to 32");
+        t.residual_blocks = b;
+    }
+    Ok(t)
+}
+
 fn run_train(a: TrainArgs) -> anyhow::Result<()> {
     let opts = TrainOptions {
         size: a.size,
@@ -433,6 +458,7 @@ fn run_train(a: TrainArgs) -> anyhow::Result<()> {
         seed: a.seed,
         max_seconds: a.max_minutes.map(|m| m * 60.0),
         checkpoint: a.checkpoint.options()?,
+        transform: transform_config(a.widths.as_deref(), a.residual_blocks)?,
         ..TrainOptions::default()
     };
     opts.validate()?;
@@ -491,6 +517,8 @@ fn run_train(a: TrainArgs) -> anyhow::Result<()> {
             "style_size": a.style_size.unwrap_or(a.size),
             "learning_rate": a.learning_rate,
             "lr_schedule": a.lr_schedule.name(),
+            "widths": opts.transform.widths,
+            "residual_blocks": opts.transform.residual_blocks,
             "adapter": device.info().name,
         });
         write_json(m, &v)?;
