@@ -464,14 +464,30 @@ fn random_gemm_graph(seed: u64) -> (Graph, bool) {
     let ch = *shape.last().unwrap();
     let mut y = gemm;
     let mut fusable = gemm_like;
+    let mut last_neg = false;
     for step in 0..1 + rng.below(4) {
         let layer = format!("e{step}");
-        y = match rng.below(7) {
+        let pick = rng.below(7);
+        // Two negations in a row cancel (`simplify`), and a chain of nothing but such pairs
+        // leaves no epilogue to fuse: a second negation becomes a relu.
+        let unary = |u: UnaryOp| {
+            if last_neg && u == UnaryOp::Neg {
+                UnaryOp::Relu
+            } else {
+                u
+            }
+        };
+        let mut this_neg = false;
+        y = match pick {
             0 | 1 => {
                 let bias = g.param(&format!("bias{step}"), &[ch], true, &layer).unwrap();
                 g.push(Op::Binary(BinaryOp::Add), &[y, bias], &layer).unwrap()
             }
-            2 => g.push(Op::Unary(UNARY[rng.below(UNARY.len())]), &[y], &layer).unwrap(),
+            2 => {
+                let u = unary(UNARY[rng.below(UNARY.len())]);
+                this_neg = u == UnaryOp::Neg;
+                g.push(Op::Unary(u), &[y], &layer).unwrap()
+            }
             3 => {
                 let r = g.input(&format!("res{step}"), TensorType::f32(shape.clone())).unwrap();
                 let op = BINARY[rng.below(BINARY.len())];
@@ -497,6 +513,7 @@ fn random_gemm_graph(seed: u64) -> (Graph, bool) {
                 g.push(Op::Binary(BinaryOp::Sub), &[y, p], &layer).unwrap()
             }
         };
+        last_neg = this_neg;
     }
     g.outputs.push(y);
     if rng.below(5) == 0 {
